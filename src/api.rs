@@ -1,0 +1,165 @@
+//! Wire types of the broker's JSON API under `/v1`, shared by the server and
+//! the client so the two cannot drift apart.
+//!
+//! Levels and durations travel as strings (`"write"`, `"1h30m"`) and are parsed
+//! by the server with the domain's parsers, so a bad value gets the same clear
+//! message from the API as from the command line.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::request::{GrantStatus, RequestStatus};
+use crate::domain::token::Secret;
+
+/// Every error response: `{"error": {"code": "...", "message": "...", "hint": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: see [`codes`].
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The error codes the API returns. Clients branch on these, never on messages.
+pub mod codes {
+    pub const INVALID_JSON: &str = "invalid_json";
+    pub const INVALID_INPUT: &str = "invalid_input";
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const UNKNOWN_REPO: &str = "unknown_repo";
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const POLICY_DENIED: &str = "policy_denied";
+    pub const SELF_APPROVAL: &str = "self_approval";
+    pub const NOT_APPROVER: &str = "not_approver";
+    pub const NOT_PENDING: &str = "not_pending";
+    pub const REQUEST_EXPIRED: &str = "request_expired";
+    pub const GRANT_ENDED: &str = "grant_ended";
+    pub const CONFLICT: &str = "conflict";
+    pub const INTERNAL: &str = "internal";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// A user with their freshly issued token: the only response that carries one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub user: User,
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repo {
+    pub name: String,
+    pub clone_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub repo: String,
+    pub level: String,
+    pub duration: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApproveBody {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DenyBody {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RevokeBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: Option<String>,
+}
+
+/// A request as the API shows it. Stable JSON: `jit request --json` prints this.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub id: i64,
+    pub status: RequestStatus,
+    pub requester: String,
+    pub repo: String,
+    pub level: String,
+    /// Canonical human form, e.g. `1h30m`.
+    pub duration: String,
+    pub duration_secs: u64,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When a still-pending request expires if nobody decides.
+    pub pending_until: DateTime<Utc>,
+    pub rule: String,
+    pub approvals_required: u32,
+    /// Who may approve, as the rule names them (users and `group:NAME`).
+    pub approvers: Vec<String>,
+    pub approvals: Vec<Approval>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    /// The deny reason or cancel note.
+    pub decision_note: Option<String>,
+    pub grant: Option<Grant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    pub id: i64,
+    pub request_id: i64,
+    pub user: String,
+    pub repo: String,
+    pub level: String,
+    pub clone_url: Option<String>,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub status: GrantStatus,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// The result of `GET /v1/audit/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub events: u64,
+    pub error: Option<String>,
+}

@@ -1,0 +1,14 @@
+//! Rules without I/O: levels, durations, repo names, policy, the request state
+//! machine, tokens and the audit chain. Everything here is deterministic and
+//! unit-tested in place; the broker and the CLI call it and never re-implement it.
+
+pub mod audit;
+pub mod duration;
+pub mod level;
+pub mod policy;
+pub mod repo;
+pub mod request;
+pub mod token;
+
+pub use duration::AccessDuration;
+pub use level::Level;

@@ -1,0 +1,380 @@
+//! Access policy: ordered rules that decide who may request what, who must
+//! approve it, and for how long.
+//!
+//! A request is evaluated against the rules in file order. The first rule whose
+//! repo patterns and levels match *and* that lets the requester ask is the one
+//! that applies; no such rule means the request is refused (default deny). The
+//! rule then fixes the approvers, the number of distinct approvals, whether the
+//! request is auto-approved, the longest duration and whether a reason is
+//! required. Nobody approves their own request, whatever a rule says; that
+//! check lives in [`super::request`].
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration::AccessDuration;
+use super::level::Level;
+
+/// Who a rule names: a user, a group (`group:NAME`) or anyone (`*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(String),
+    Group(String),
+    Anyone,
+}
+
+impl Principal {
+    fn parse(s: &str) -> Result<Self, String> {
+        let ok_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if s == "*" {
+            Ok(Principal::Anyone)
+        } else if let Some(group) = s.strip_prefix("group:") {
+            if ok_name(group) { Ok(Principal::Group(group.to_string())) } else { Err(format!("bad group name in `{s}`")) }
+        } else if ok_name(s) {
+            Ok(Principal::User(s.to_string()))
+        } else {
+            Err(format!("bad principal `{s}`: expected a user name, `group:NAME` or `*`"))
+        }
+    }
+
+    fn includes(&self, who: &Subject) -> bool {
+        match self {
+            Principal::Anyone => true,
+            Principal::User(name) => *name == who.name,
+            Principal::Group(group) => who.groups.iter().any(|g| g == group),
+        }
+    }
+}
+
+/// A user as policy sees them: a name and the groups they belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub name: &'a str,
+    pub groups: &'a [String],
+}
+
+/// One rule as written in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub repos: Vec<String>,
+    pub levels: Vec<String>,
+    pub requesters: Vec<String>,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    pub approvals: Option<u32>,
+    #[serde(default)]
+    pub auto_approve: bool,
+    pub max_duration: String,
+    #[serde(default)]
+    pub reason_required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    /// 1-based line of the rule in its file, for messages.
+    pub line: usize,
+    repos: Vec<glob::Pattern>,
+    levels: BTreeSet<Level>,
+    requesters: Vec<Principal>,
+    approvers: Vec<Principal>,
+    pub approvals_required: u32,
+    pub auto_approve: bool,
+    pub max_duration: AccessDuration,
+    pub reason_required: bool,
+}
+
+impl Rule {
+    fn covers(&self, repo: &str, level: Level) -> bool {
+        let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+        self.levels.contains(&level) && self.repos.iter().any(|p| p.matches_with(repo, opts))
+    }
+
+    pub fn may_request(&self, who: &Subject) -> bool {
+        self.requesters.iter().any(|p| p.includes(who))
+    }
+
+    /// Whether `who` is among this rule's approvers (self-approval is refused elsewhere).
+    pub fn may_approve(&self, who: &Subject) -> bool {
+        self.approvers.iter().any(|p| p.includes(who))
+    }
+
+    /// The approvers as written, for "who can approve" hints.
+    pub fn approvers_display(&self) -> Vec<String> {
+        self.approvers
+            .iter()
+            .map(|p| match p {
+                Principal::User(u) => u.clone(),
+                Principal::Group(g) => format!("group:{g}"),
+                Principal::Anyone => "*".to_string(),
+            })
+            .collect()
+    }
+}
+
+/// A rule in the file that cannot be used; start-up refuses the whole policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy rule at line {line}: {message}")]
+pub struct PolicyError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Why a request is refused by policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no policy rule allows {level} access to `{repo}` (default deny)")]
+    NoRule { repo: String, level: Level },
+    #[error("policy does not let {user} request {level} access to `{repo}`")]
+    NotRequester { user: String, repo: String, level: Level },
+    #[error("{asked} is longer than the {max} that rule `{rule}` allows for {level} on `{repo}`")]
+    TooLong { asked: AccessDuration, max: AccessDuration, rule: String, level: Level, repo: String },
+    #[error("rule `{rule}` requires a reason for {level} access to `{repo}`; pass --reason")]
+    ReasonRequired { rule: String, level: Level, repo: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+}
+
+/// 1-based line of a byte offset in `source`.
+pub fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+impl Policy {
+    /// Validates rules read from `source` (whose spans they carry), naming the
+    /// line of the first bad one.
+    pub fn from_raw(raw: Vec<Spanned<RawRule>>, source: &str) -> Result<Policy, PolicyError> {
+        let mut rules = Vec::with_capacity(raw.len());
+        let mut names = BTreeSet::new();
+        for (index, spanned) in raw.into_iter().enumerate() {
+            let line = line_of(source, spanned.span().start);
+            let rule = Self::validate(spanned.into_inner(), index, line).map_err(|message| PolicyError { line, message })?;
+            if !names.insert(rule.name.clone()) {
+                return Err(PolicyError { line, message: format!("duplicate rule name `{}`", rule.name) });
+            }
+            rules.push(rule);
+        }
+        Ok(Policy { rules })
+    }
+
+    fn validate(raw: RawRule, index: usize, line: usize) -> Result<Rule, String> {
+        let name = raw.name.unwrap_or_else(|| format!("rule-{}", index + 1));
+        if raw.repos.is_empty() {
+            return Err("`repos` must name at least one repo pattern".into());
+        }
+        let repos = raw
+            .repos
+            .iter()
+            .map(|p| glob::Pattern::new(p).map_err(|e| format!("bad repo pattern `{p}`: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.levels.is_empty() {
+            return Err("`levels` must name at least one of read, write, admin".into());
+        }
+        let levels = raw.levels.iter().map(|l| l.parse::<Level>().map_err(|e| e.to_string())).collect::<Result<BTreeSet<_>, _>>()?;
+        if raw.requesters.is_empty() {
+            return Err("`requesters` must name at least one user, `group:NAME` or `*`".into());
+        }
+        let requesters = raw.requesters.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let approvers = raw.approvers.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let max_duration = raw.max_duration.parse::<AccessDuration>().map_err(|e| format!("max_duration: {e}"))?;
+        let approvals_required = match (raw.auto_approve, raw.approvals) {
+            (true, Some(n)) if n > 0 => return Err("`auto_approve = true` cannot also require approvals".into()),
+            (true, _) => 0,
+            (false, Some(0)) => return Err("`approvals` must be at least 1 (or set `auto_approve = true`)".into()),
+            (false, n) => n.unwrap_or(1),
+        };
+        if !raw.auto_approve && approvers.is_empty() {
+            return Err("a rule that is not auto-approved needs `approvers`".into());
+        }
+        Ok(Rule {
+            name,
+            line,
+            repos,
+            levels,
+            requesters,
+            approvers,
+            approvals_required,
+            auto_approve: raw.auto_approve,
+            max_duration,
+            reason_required: raw.reason_required,
+        })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The rule that governs `who` asking for `level` on `repo`.
+    pub fn rule_for(&self, repo: &str, level: Level, who: &Subject) -> Result<&Rule, Refusal> {
+        let mut covered = false;
+        for rule in self.rules.iter().filter(|r| r.covers(repo, level)) {
+            covered = true;
+            if rule.may_request(who) {
+                return Ok(rule);
+            }
+        }
+        if covered {
+            Err(Refusal::NotRequester { user: who.name.to_string(), repo: repo.to_string(), level })
+        } else {
+            Err(Refusal::NoRule { repo: repo.to_string(), level })
+        }
+    }
+
+    /// Checks a whole request: rule, duration cap and reason.
+    pub fn check_request(&self, repo: &str, level: Level, duration: AccessDuration, reason: Option<&str>, who: &Subject) -> Result<&Rule, Refusal> {
+        let rule = self.rule_for(repo, level, who)?;
+        if duration > rule.max_duration {
+            return Err(Refusal::TooLong { asked: duration, max: rule.max_duration, rule: rule.name.clone(), level, repo: repo.to_string() });
+        }
+        if rule.reason_required && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(Refusal::ReasonRequired { rule: rule.name.clone(), level, repo: repo.to_string() });
+        }
+        Ok(rule)
+    }
+
+    /// Whether `who` may approve (or revoke) `level` on `repo` for someone under
+    /// any rule that covers it.
+    pub fn is_approver_for(&self, repo: &str, level: Level, who: &Subject) -> bool {
+        self.rules.iter().any(|r| r.covers(repo, level) && r.may_approve(who))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        rule: Vec<Spanned<RawRule>>,
+    }
+
+    fn policy(src: &str) -> Result<Policy, PolicyError> {
+        let file: File = toml::from_str(src).expect("test toml parses");
+        Policy::from_raw(file.rule, src)
+    }
+
+    const DEMO: &str = r#"
+[[rule]]
+name = "demo-read"
+repos = ["demo"]
+levels = ["read"]
+requesters = ["group:developers"]
+auto_approve = true
+max_duration = "8h"
+
+[[rule]]
+name = "demo-write"
+repos = ["demo"]
+levels = ["write"]
+requesters = ["group:developers"]
+approvers = ["group:reviewers"]
+approvals = 1
+reason_required = true
+max_duration = "8h"
+
+[[rule]]
+name = "acme"
+repos = ["acme/*"]
+levels = ["read", "write", "admin"]
+requesters = ["*"]
+approvers = ["carol", "group:reviewers"]
+approvals = 2
+max_duration = "1h"
+"#;
+
+    fn groups(g: &[&str]) -> Vec<String> {
+        g.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn first_matching_rule_applies() {
+        let p = policy(DEMO).unwrap();
+        let dev = groups(&["developers"]);
+        let alice = Subject { name: "alice", groups: &dev };
+        let r = p.rule_for("demo", Level::Read, &alice).unwrap();
+        assert_eq!(r.name, "demo-read");
+        assert!(r.auto_approve);
+        assert_eq!(r.approvals_required, 0);
+        assert_eq!(p.rule_for("acme/api", Level::Admin, &alice).unwrap().approvals_required, 2);
+    }
+
+    #[test]
+    fn default_deny_and_requester_checks() {
+        let p = policy(DEMO).unwrap();
+        let none: Vec<String> = vec![];
+        let mallory = Subject { name: "mallory", groups: &none };
+        assert_eq!(p.rule_for("demo", Level::Admin, &mallory).unwrap_err(), Refusal::NoRule { repo: "demo".into(), level: Level::Admin });
+        assert!(matches!(p.rule_for("demo", Level::Read, &mallory), Err(Refusal::NotRequester { .. })));
+        assert!(matches!(p.rule_for("other", Level::Read, &mallory), Err(Refusal::NoRule { .. })));
+        // `*` does not cross `/`.
+        assert!(matches!(p.rule_for("acme/api/sub", Level::Read, &mallory), Err(Refusal::NoRule { .. })));
+        assert!(p.rule_for("acme/api", Level::Read, &mallory).is_ok());
+    }
+
+    #[test]
+    fn duration_and_reason_are_enforced() {
+        let p = policy(DEMO).unwrap();
+        let dev = groups(&["developers"]);
+        let alice = Subject { name: "alice", groups: &dev };
+        let h = |s: &str| s.parse::<AccessDuration>().unwrap();
+        assert!(matches!(p.check_request("demo", Level::Write, h("9h"), Some("x"), &alice), Err(Refusal::TooLong { .. })));
+        assert!(matches!(p.check_request("demo", Level::Write, h("1h"), None, &alice), Err(Refusal::ReasonRequired { .. })));
+        assert!(matches!(p.check_request("demo", Level::Write, h("1h"), Some("  "), &alice), Err(Refusal::ReasonRequired { .. })));
+        assert!(p.check_request("demo", Level::Write, h("8h"), Some("hotfix"), &alice).is_ok());
+        let msg = p.check_request("demo", Level::Write, h("9h"), Some("x"), &alice).unwrap_err().to_string();
+        assert!(msg.contains("9h") && msg.contains("8h"), "{msg}");
+    }
+
+    #[test]
+    fn approvers_by_user_and_group() {
+        let p = policy(DEMO).unwrap();
+        let rule = p.rule("acme").unwrap();
+        let none: Vec<String> = vec![];
+        let rev = groups(&["reviewers"]);
+        assert!(rule.may_approve(&Subject { name: "carol", groups: &none }));
+        assert!(rule.may_approve(&Subject { name: "bob", groups: &rev }));
+        assert!(!rule.may_approve(&Subject { name: "alice", groups: &none }));
+        assert!(p.is_approver_for("demo", Level::Write, &Subject { name: "bob", groups: &rev }));
+        assert!(!p.is_approver_for("demo", Level::Read, &Subject { name: "bob", groups: &rev }));
+    }
+
+    #[test]
+    fn bad_rules_name_their_line() {
+        let cases = [
+            ("[[rule]]\nrepos = [\"x\"]\nlevels = [\"owner\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n", "unknown level `owner`"),
+            ("\n\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\n", "needs `approvers`"),
+            ("[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\napprovers = [\"bob\"]\napprovals = 0\nmax_duration = \"1h\"\n", "at least 1"),
+            ("[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"forever\"\n", "max_duration"),
+            ("[[rule]]\nrepos = [\"[\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n", "bad repo pattern"),
+            ("[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"bad name\"]\nauto_approve = true\nmax_duration = \"1h\"\n", "bad principal"),
+            ("[[rule]]\nrepos = []\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n", "at least one repo"),
+        ];
+        for (src, needle) in cases {
+            let err = policy(src).unwrap_err();
+            assert!(err.message.contains(needle), "{needle}: {err}");
+        }
+        let err = policy("\n\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.to_string().starts_with("policy rule at line 3:"));
+    }
+
+    #[test]
+    fn duplicate_rule_names_are_refused() {
+        let src = "[[rule]]\nname = \"a\"\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n[[rule]]\nname = \"a\"\nrepos = [\"y\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n";
+        let err = policy(src).unwrap_err();
+        assert_eq!(err.line, 8);
+        assert!(err.message.contains("duplicate"));
+    }
+}

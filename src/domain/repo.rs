@@ -1,0 +1,271 @@
+//! Repository names and clone URLs, and how one is resolved to the other.
+//!
+//! A repo is known to the broker by a short `name` (`demo`, `acme/api`) and,
+//! usually, a clone URL. People may type any of `acme/api`,
+//! `github.com/acme/api` or `https://github.com/acme/api.git`; all resolve to
+//! the same repo. Clone URLs are compared in a normalized form (lower-case
+//! host, default port dropped, no trailing `.git` or `/`) and nothing looser:
+//! the credential helper relies on [`CloneUrl`] equality being exact.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    #[error("invalid clone URL `{input}`: {reason}")]
+    BadUrl { input: String, reason: String },
+    #[error("invalid repo name `{0}`: use letters, digits, `-`, `_`, `.` and `/` between path parts")]
+    BadName(String),
+    #[error("unknown repo `{0}`")]
+    Unknown(String),
+    #[error("repo `{input}` is ambiguous: it could be {candidates}; use the full name")]
+    Ambiguous { input: String, candidates: String },
+}
+
+/// A normalized clone URL: the identity of a repo at a host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CloneUrl {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    path: String,
+}
+
+impl CloneUrl {
+    /// Parses an `http`/`https` clone URL. Userinfo, queries and fragments are
+    /// refused: a clone URL carrying them is a look-alike, not a repo.
+    pub fn parse(input: &str) -> Result<Self, RepoError> {
+        let bad = |reason: &str| RepoError::BadUrl { input: input.to_string(), reason: reason.to_string() };
+        let url = url::Url::parse(input).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("only http and https clone URLs are supported"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("a clone URL must not carry a user name or password"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("a clone URL must not have a query or fragment"));
+        }
+        let host = url.host_str().ok_or_else(|| bad("no host"))?;
+        Self::from_parts(url.scheme(), host, url.port(), url.path()).map_err(|_| bad("no repository path"))
+    }
+
+    /// Builds from the pieces git hands a credential helper (`protocol`,
+    /// `host` with an optional `:port`, `path`).
+    pub fn from_parts(scheme: &str, host: &str, port: Option<u16>, path: &str) -> Result<Self, RepoError> {
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        };
+        let port = port.filter(|p| Some(*p) != default_port);
+        let mut path = path.trim_matches('/');
+        path = path.strip_suffix(".git").unwrap_or(path);
+        path = path.trim_end_matches('/');
+        if path.is_empty() || host.is_empty() {
+            return Err(RepoError::BadUrl { input: format!("{scheme}://{host}/{path}"), reason: "empty host or path".into() });
+        }
+        Ok(CloneUrl { scheme, host: host.to_ascii_lowercase(), port, path: path.to_string() })
+    }
+
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `host` or `host:port` when the port is not the scheme's default.
+    pub fn host_with_port(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `host/path` (with `:port` when not default), the form people type.
+    pub fn host_path(&self) -> String {
+        format!("{}/{}", self.host_with_port(), self.path)
+    }
+
+    /// Whether the URL is on a loopback address, where plain http is acceptable.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).is_some_and(|h| h == "::1")
+    }
+}
+
+impl fmt::Display for CloneUrl {
+    /// The canonical clone URL, always with `.git`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}/{}.git", self.scheme, self.host_with_port(), self.path)
+    }
+}
+
+impl Serialize for CloneUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CloneUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CloneUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A repo the broker knows: its short name and, when it has one, its clone URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoSpec {
+    pub name: String,
+    pub url: Option<CloneUrl>,
+}
+
+/// Checks a short repo name: path parts of `[A-Za-z0-9._-]`, no `..`, no empty part.
+pub fn validate_name(name: &str) -> Result<(), RepoError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        });
+    if ok { Ok(()) } else { Err(RepoError::BadName(name.to_string())) }
+}
+
+/// Resolves what a person typed to one of the known repos.
+///
+/// Order: a full URL compares by [`CloneUrl`]; an exact short name wins; a
+/// `host/owner/name` form compares against each URL's host and path; and
+/// finally a short name matches a repo whose URL path ends with it, if only
+/// one does.
+pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, RepoError> {
+    let input = input.trim();
+    if input.contains("://") {
+        let url = CloneUrl::parse(input)?;
+        return repos.iter().find(|r| r.url.as_ref() == Some(&url)).ok_or_else(|| RepoError::Unknown(input.to_string()));
+    }
+    let trimmed = input.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
+    if let Some(r) = repos.iter().find(|r| r.name == trimmed) {
+        return Ok(r);
+    }
+    let lowered_host = match trimmed.split_once('/') {
+        Some((host, path)) => format!("{}/{path}", host.to_ascii_lowercase()),
+        None => trimmed.to_string(),
+    };
+    if let Some(r) = repos.iter().find(|r| r.url.as_ref().is_some_and(|u| u.host_path() == lowered_host)) {
+        return Ok(r);
+    }
+    let suffix = format!("/{trimmed}");
+    let matches: Vec<&RepoSpec> = repos
+        .iter()
+        .filter(|r| r.url.as_ref().is_some_and(|u| u.path() == trimmed || format!("/{}", u.path()).ends_with(&suffix)))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(RepoError::Unknown(input.to_string())),
+        many => Err(RepoError::Ambiguous {
+            input: input.to_string(),
+            candidates: many.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, url: &str) -> RepoSpec {
+        RepoSpec { name: name.into(), url: Some(CloneUrl::parse(url).unwrap()) }
+    }
+
+    #[test]
+    fn normalizes_clone_urls() {
+        let a = CloneUrl::parse("https://GitHub.com/acme/api.git").unwrap();
+        let b = CloneUrl::parse("https://github.com:443/acme/api/").unwrap();
+        let c = CloneUrl::parse("https://github.com/acme/api").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a.to_string(), "https://github.com/acme/api.git");
+        assert_eq!(a.host_path(), "github.com/acme/api");
+    }
+
+    #[test]
+    fn keeps_what_distinguishes_repos() {
+        let base = CloneUrl::parse("https://github.com/acme/api.git").unwrap();
+        for other in [
+            "http://github.com/acme/api.git",
+            "https://github.com:8443/acme/api.git",
+            "https://gitlab.com/acme/api.git",
+            "https://evilgithub.com/acme/api.git",
+            "https://github.com/acme/api-evil.git",
+            "https://github.com/acme/API.git",
+            "https://github.com/acme/api.git.evil",
+        ] {
+            assert_ne!(CloneUrl::parse(other).unwrap(), base, "{other}");
+        }
+    }
+
+    #[test]
+    fn refuses_look_alike_urls() {
+        for bad in [
+            "https://user:pw@github.com/acme/api.git",
+            "https://github.com@evil.com/acme/api.git",
+            "https://github.com/acme/api.git?x=1",
+            "ssh://github.com/acme/api.git",
+            "https://github.com/",
+            "not a url",
+        ] {
+            assert!(CloneUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(CloneUrl::parse("http://127.0.0.1:8420/git/demo.git").unwrap().is_loopback());
+        assert!(CloneUrl::parse("http://localhost/git/demo.git").unwrap().is_loopback());
+        assert!(CloneUrl::parse("http://[::1]:80/git/demo.git").unwrap().is_loopback());
+        assert!(!CloneUrl::parse("http://example.com/git/demo.git").unwrap().is_loopback());
+    }
+
+    #[test]
+    fn resolves_every_spelling_to_one_repo() {
+        let repos = vec![spec("acme/api", "https://github.com/acme/api.git"), spec("demo", "http://127.0.0.1:8420/git/demo.git")];
+        for input in ["acme/api", "github.com/acme/api", "GitHub.com/acme/api.git", "https://github.com/acme/api.git", "https://github.com/acme/api", "api"] {
+            assert_eq!(resolve(input, &repos).unwrap().name, "acme/api", "{input}");
+        }
+        assert_eq!(resolve("demo", &repos).unwrap().name, "demo");
+        assert_eq!(resolve("127.0.0.1:8420/git/demo", &repos).unwrap().name, "demo");
+        assert_eq!(resolve("http://127.0.0.1:8420/git/demo.git", &repos).unwrap().name, "demo");
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_names_are_errors() {
+        let repos = vec![spec("acme/api", "https://github.com/acme/api.git"), spec("other/api", "https://gitlab.com/other/api.git")];
+        assert_eq!(resolve("acme/web", &repos), Err(RepoError::Unknown("acme/web".into())));
+        assert!(matches!(resolve("api", &repos), Err(RepoError::Ambiguous { .. })));
+        assert!(resolve("https://github.com/acme/api-evil.git", &repos).is_err());
+        assert!(resolve("cme/api", &repos).is_err(), "a suffix must start at a path boundary");
+    }
+
+    #[test]
+    fn validates_short_names() {
+        for good in ["demo", "acme/api", "a.b-c_d/e"] {
+            validate_name(good).unwrap();
+        }
+        for bad in ["", "/demo", "demo/", "a//b", "../x", "a/../b", "sp ace", "a;b"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

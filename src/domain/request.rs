@@ -1,0 +1,307 @@
+//! The request state machine and the grant's lifetime.
+//!
+//! ```text
+//! pending ──approve (N distinct approvers)──▶ approved ──▶ grant
+//!    ├────deny (any one approver)──────────▶ denied
+//!    ├────cancel (the requester)───────────▶ canceled
+//!    └────nobody decided within the TTL────▶ expired
+//! ```
+//!
+//! Every function here is pure: it takes the current state and the actor and
+//! says what happens, and the broker applies that atomically. A decision is
+//! only ever taken from `pending`, so a race between two approvers ends in
+//! exactly one decision: the second one finds the request no longer pending.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Rule, Subject};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Denied,
+    Canceled,
+    Expired,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "pending",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Denied => "denied",
+            RequestStatus::Canceled => "canceled",
+            RequestStatus::Expired => "expired",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != RequestStatus::Pending
+    }
+}
+
+impl fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RequestStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(RequestStatus::Pending),
+            "approved" => Ok(RequestStatus::Approved),
+            "denied" => Ok(RequestStatus::Denied),
+            "canceled" => Ok(RequestStatus::Canceled),
+            "expired" => Ok(RequestStatus::Expired),
+            other => Err(format!("unknown status `{other}`: expected pending, approved, denied, canceled or expired")),
+        }
+    }
+}
+
+/// What a decision needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestState<'a> {
+    pub requester: &'a str,
+    pub status: RequestStatus,
+    pub created_at: DateTime<Utc>,
+    /// Distinct users who approved so far.
+    pub approvals: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    #[error("request is already {0}")]
+    NotPending(RequestStatus),
+    #[error("request expired: nobody decided within the pending time limit")]
+    PendingExpired,
+    #[error("you cannot approve or deny your own request")]
+    SelfDecision,
+    #[error("you are not an approver for this request (approvers: {0})")]
+    NotApprover(String),
+    #[error("only the requester can cancel a request")]
+    NotRequester,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalOutcome {
+    /// The approval is recorded; more are needed.
+    Recorded { have: u32, need: u32 },
+    /// This approver had already approved; nothing changes.
+    AlreadyCounted { have: u32, need: u32 },
+    /// The last needed approval: the request is approved and the grant is born.
+    Approved,
+}
+
+fn check_open(state: &RequestState, pending_ttl: chrono::Duration, now: DateTime<Utc>) -> Result<(), DecisionError> {
+    if state.status != RequestStatus::Pending {
+        return Err(DecisionError::NotPending(state.status));
+    }
+    if is_pending_expired(state.created_at, pending_ttl, now) {
+        return Err(DecisionError::PendingExpired);
+    }
+    Ok(())
+}
+
+fn check_decider(state: &RequestState, rule: &Rule, who: &Subject) -> Result<(), DecisionError> {
+    if who.name == state.requester {
+        return Err(DecisionError::SelfDecision);
+    }
+    if !rule.may_approve(who) {
+        return Err(DecisionError::NotApprover(rule.approvers_display().join(", ")));
+    }
+    Ok(())
+}
+
+/// Whether a request created at `created_at` has waited past the pending TTL.
+pub fn is_pending_expired(created_at: DateTime<Utc>, pending_ttl: chrono::Duration, now: DateTime<Utc>) -> bool {
+    now >= created_at + pending_ttl
+}
+
+/// An approval by `who` under `rule` (the rule that governs the request now).
+pub fn approve(state: &RequestState, rule: &Rule, who: &Subject, pending_ttl: chrono::Duration, now: DateTime<Utc>) -> Result<ApprovalOutcome, DecisionError> {
+    check_open(state, pending_ttl, now)?;
+    check_decider(state, rule, who)?;
+    let need = rule.approvals_required.max(1);
+    let distinct = |names: &[String]| {
+        let mut v: Vec<&String> = names.iter().filter(|n| n.as_str() != state.requester).collect();
+        v.sort();
+        v.dedup();
+        v.len() as u32
+    };
+    let have = distinct(state.approvals);
+    if state.approvals.iter().any(|a| a == who.name) {
+        return Ok(ApprovalOutcome::AlreadyCounted { have, need });
+    }
+    if have + 1 >= need { Ok(ApprovalOutcome::Approved) } else { Ok(ApprovalOutcome::Recorded { have: have + 1, need }) }
+}
+
+/// A denial by `who`: one approver's no ends the request.
+pub fn deny(state: &RequestState, rule: &Rule, who: &Subject, pending_ttl: chrono::Duration, now: DateTime<Utc>) -> Result<(), DecisionError> {
+    check_open(state, pending_ttl, now)?;
+    check_decider(state, rule, who)
+}
+
+/// A cancel: only the requester, only while pending.
+pub fn cancel(state: &RequestState, who: &str) -> Result<(), DecisionError> {
+    if state.status != RequestStatus::Pending {
+        return Err(DecisionError::NotPending(state.status));
+    }
+    if who != state.requester {
+        return Err(DecisionError::NotRequester);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl fmt::Display for GrantStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GrantStatus::Active => "active",
+            GrantStatus::Expired => "expired",
+            GrantStatus::Revoked => "revoked",
+        })
+    }
+}
+
+/// A grant is live while `now < expires_at` and nobody revoked it; the clock,
+/// not the reaper, decides, so expiry is exact.
+pub fn grant_status(expires_at: DateTime<Utc>, revoked_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> GrantStatus {
+    match revoked_at {
+        Some(r) if r < expires_at => GrantStatus::Revoked,
+        _ if now >= expires_at => GrantStatus::Expired,
+        Some(_) => GrantStatus::Revoked,
+        None => GrantStatus::Active,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::policy::{Policy, RawRule};
+
+    fn rule(approvals: u32) -> Rule {
+        let src = format!(
+            "[[rule]]\nname = \"r\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\napprovers = [\"group:reviewers\", \"alice\"]\napprovals = {approvals}\nmax_duration = \"8h\"\n"
+        );
+        #[derive(serde::Deserialize)]
+        struct F {
+            rule: Vec<toml::Spanned<RawRule>>,
+        }
+        let f: F = toml::from_str(&src).unwrap();
+        Policy::from_raw(f.rule, &src).unwrap().rules()[0].clone()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-25T12:00:00Z".parse().unwrap()
+    }
+
+    const TTL: chrono::Duration = chrono::Duration::hours(1);
+
+    fn pending<'a>(approvals: &'a [String]) -> RequestState<'a> {
+        RequestState { requester: "alice", status: RequestStatus::Pending, created_at: now() - chrono::Duration::minutes(5), approvals }
+    }
+
+    fn reviewer(name: &str) -> (String, Vec<String>) {
+        (name.to_string(), vec!["reviewers".to_string()])
+    }
+
+    #[test]
+    fn one_approval_approves_a_one_of_m_rule() {
+        let (bob, g) = reviewer("bob");
+        let who = Subject { name: &bob, groups: &g };
+        assert_eq!(approve(&pending(&[]), &rule(1), &who, TTL, now()), Ok(ApprovalOutcome::Approved));
+    }
+
+    #[test]
+    fn n_of_m_needs_distinct_approvers() {
+        let r = rule(2);
+        let (bob, g) = reviewer("bob");
+        let (carol, _) = reviewer("carol");
+        let bob_s = Subject { name: &bob, groups: &g };
+        let carol_s = Subject { name: &carol, groups: &g };
+        assert_eq!(approve(&pending(&[]), &r, &bob_s, TTL, now()), Ok(ApprovalOutcome::Recorded { have: 1, need: 2 }));
+        let after_bob = vec!["bob".to_string()];
+        assert_eq!(approve(&pending(&after_bob), &r, &bob_s, TTL, now()), Ok(ApprovalOutcome::AlreadyCounted { have: 1, need: 2 }));
+        assert_eq!(approve(&pending(&after_bob), &r, &carol_s, TTL, now()), Ok(ApprovalOutcome::Approved));
+    }
+
+    #[test]
+    fn nobody_decides_their_own_request() {
+        // alice is named as an approver in the rule, and still cannot approve her own request.
+        let g = vec!["reviewers".to_string()];
+        let alice = Subject { name: "alice", groups: &g };
+        assert_eq!(approve(&pending(&[]), &rule(1), &alice, TTL, now()), Err(DecisionError::SelfDecision));
+        assert_eq!(deny(&pending(&[]), &rule(1), &alice, TTL, now()), Err(DecisionError::SelfDecision));
+    }
+
+    #[test]
+    fn outsiders_cannot_decide() {
+        let g: Vec<String> = vec!["developers".into()];
+        let dave = Subject { name: "dave", groups: &g };
+        let err = approve(&pending(&[]), &rule(1), &dave, TTL, now()).unwrap_err();
+        assert!(matches!(err, DecisionError::NotApprover(ref who) if who.contains("group:reviewers")), "{err}");
+        assert!(deny(&pending(&[]), &rule(1), &dave, TTL, now()).is_err());
+    }
+
+    #[test]
+    fn decisions_only_from_pending() {
+        let (bob, g) = reviewer("bob");
+        let who = Subject { name: &bob, groups: &g };
+        for status in [RequestStatus::Approved, RequestStatus::Denied, RequestStatus::Canceled, RequestStatus::Expired] {
+            let state = RequestState { status, ..pending(&[]) };
+            assert_eq!(approve(&state, &rule(1), &who, TTL, now()), Err(DecisionError::NotPending(status)));
+            assert_eq!(deny(&state, &rule(1), &who, TTL, now()), Err(DecisionError::NotPending(status)));
+            assert_eq!(cancel(&state, "alice"), Err(DecisionError::NotPending(status)));
+        }
+    }
+
+    #[test]
+    fn pending_past_ttl_cannot_be_decided() {
+        let (bob, g) = reviewer("bob");
+        let who = Subject { name: &bob, groups: &g };
+        let old = RequestState { created_at: now() - chrono::Duration::minutes(61), ..pending(&[]) };
+        assert_eq!(approve(&old, &rule(1), &who, TTL, now()), Err(DecisionError::PendingExpired));
+        assert!(is_pending_expired(now() - TTL, TTL, now()));
+        assert!(!is_pending_expired(now() - TTL + chrono::Duration::seconds(1), TTL, now()));
+    }
+
+    #[test]
+    fn only_the_requester_cancels() {
+        assert_eq!(cancel(&pending(&[]), "alice"), Ok(()));
+        assert_eq!(cancel(&pending(&[]), "bob"), Err(DecisionError::NotRequester));
+    }
+
+    #[test]
+    fn grant_lifetime_is_exact() {
+        let exp = now() + chrono::Duration::hours(1);
+        assert_eq!(grant_status(exp, None, now()), GrantStatus::Active);
+        assert_eq!(grant_status(exp, None, exp - chrono::Duration::milliseconds(1)), GrantStatus::Active);
+        assert_eq!(grant_status(exp, None, exp), GrantStatus::Expired);
+        assert_eq!(grant_status(exp, Some(now()), now()), GrantStatus::Revoked);
+        assert_eq!(grant_status(exp, Some(now()), exp + chrono::Duration::hours(1)), GrantStatus::Revoked);
+    }
+
+    #[test]
+    fn statuses_parse_and_display() {
+        for s in ["pending", "approved", "denied", "canceled", "expired"] {
+            assert_eq!(s.parse::<RequestStatus>().unwrap().to_string(), s);
+        }
+        assert!("done".parse::<RequestStatus>().is_err());
+    }
+}

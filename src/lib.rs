@@ -1,0 +1,14 @@
+//! jit: just-in-time access to Git repositories. One crate, one binary; the
+//! library form exists so integration tests can embed the broker.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod domain;
+pub mod error;
+pub mod providers;
+pub mod server;
+pub mod store;

@@ -1,0 +1,212 @@
+//! The broker's configuration file (TOML) and its validation.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8420"          # --listen overrides
+//! public_url = "https://jit.example.com"  # what clients and clone URLs use
+//! data_dir = "/var/lib/jit"           # --data-dir overrides
+//! pending_ttl = "1h"                  # undecided requests expire after this
+//!
+//! [[repo]]
+//! name = "acme/api"
+//! url = "https://github.com/acme/api.git"
+//!
+//! [[rule]]                            # see domain::policy for the fields
+//! repos = ["acme/*"]
+//! levels = ["write"]
+//! requesters = ["group:developers"]
+//! approvers = ["group:reviewers"]
+//! max_duration = "4h"
+//! reason_required = true
+//! ```
+//!
+//! Unknown keys are errors, and every error names its line: a broker never
+//! starts on a policy it misread.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::AccessDuration;
+use crate::domain::policy::{Policy, PolicyError, RawRule, line_of};
+use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Policy { path: PathBuf, source: PolicyError },
+    #[error("no data directory: pass --data-dir (the user data directory could not be determined)")]
+    NoDataDir,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    repo: Vec<Spanned<RawRepo>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    pending_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    name: String,
+    url: Option<String>,
+}
+
+/// Everything the broker runs on, validated.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The URL clients reach the broker at; defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub pending_ttl: AccessDuration,
+    /// How long one long-poll may hold a request open.
+    pub max_wait: Duration,
+    /// How often the reaper looks for work when nothing is due sooner.
+    pub reaper_interval: Duration,
+    pub max_body_bytes: usize,
+    pub repos: Vec<RepoSpec>,
+    pub policy: Policy,
+}
+
+impl ServerConfig {
+    /// Defaults with no repos and no rules: a broker that refuses everything.
+    pub fn new(data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            public_url: None,
+            data_dir,
+            pending_ttl: AccessDuration::from_secs(3600).expect("valid default"),
+            max_wait: Duration::from_secs(60),
+            reaper_interval: Duration::from_secs(1),
+            max_body_bytes: 64 * 1024,
+            repos: Vec::new(),
+            policy: Policy::default(),
+        }
+    }
+
+    /// Parses and validates a config file's text; `path` is only for messages.
+    pub fn from_toml(source: &str, path: &Path, default_data_dir: Option<PathBuf>) -> Result<ServerConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let raw: RawFile = toml::from_str(source).map_err(|e| {
+            let line = e.span().map(|s| format!("line {}: ", line_of(source, s.start))).unwrap_or_default();
+            invalid(format!("{line}{}", e.message()))
+        })?;
+        let data_dir = raw.server.data_dir.or(default_data_dir).ok_or(ConfigError::NoDataDir)?;
+        let mut config = ServerConfig::new(data_dir);
+        if let Some(listen) = raw.server.listen {
+            config.listen = listen.parse().map_err(|e| invalid(format!("server.listen `{listen}`: {e}")))?;
+        }
+        if let Some(url) = raw.server.public_url {
+            let parsed = url::Url::parse(&url).map_err(|e| invalid(format!("server.public_url `{url}`: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(format!("server.public_url `{url}`: must be http or https")));
+            }
+            config.public_url = Some(url.trim_end_matches('/').to_string());
+        }
+        if let Some(ttl) = raw.server.pending_ttl {
+            config.pending_ttl = ttl.parse().map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;
+        }
+        for spanned in raw.repo {
+            let line = line_of(source, spanned.span().start);
+            let repo = spanned.into_inner();
+            validate_name(&repo.name).map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
+            let url = repo.url.map(|u| CloneUrl::parse(&u)).transpose().map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
+            if config.repos.iter().any(|r| r.name == repo.name) {
+                return Err(invalid(format!("repo at line {line}: duplicate repo name `{}`", repo.name)));
+            }
+            config.repos.push(RepoSpec { name: repo.name, url });
+        }
+        config.policy = Policy::from_raw(raw.rule, source).map_err(|source| ConfigError::Policy { path: path.to_path_buf(), source })?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path, default_data_dir: Option<PathBuf>) -> Result<ServerConfig, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(&source, path, default_data_dir)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("jit.db")
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/jit` (or the platform's equivalent).
+pub fn default_data_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("jit"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::from_toml(src, Path::new("jit.toml"), Some(PathBuf::from("/tmp/x")))
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse(
+            r#"
+[server]
+listen = "0.0.0.0:9000"
+public_url = "https://jit.example.com/"
+pending_ttl = "30m"
+
+[[repo]]
+name = "acme/api"
+url = "https://github.com/acme/api.git"
+
+[[rule]]
+repos = ["acme/*"]
+levels = ["write"]
+requesters = ["*"]
+approvers = ["bob"]
+max_duration = "2h"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.public_url.as_deref(), Some("https://jit.example.com"));
+        assert_eq!(c.pending_ttl.secs(), 1800);
+        assert_eq!(c.repos.len(), 1);
+        assert_eq!(c.policy.rules().len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse("[server]\nlisten = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("bogus"), "{err}");
+        let err = parse("\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"sudo\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("sudo"), "{err}");
+        let err = parse("[[repo]]\nname = \"a\"\nurl = \"ftp://x/y\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("http"), "{err}");
+        let err = parse("[[repo]]\nname = \"a\"\n[[repo]]\nname = \"a\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("duplicate"), "{err}");
+    }
+}

@@ -1,0 +1,153 @@
+//! `jit server --dev`: a complete broker to try on one machine.
+//!
+//! Demo users (`alice` a developer; `bob`, `carol` reviewers; `admin`), the
+//! demo repo `demo` and a demo policy, all through the same config parser a
+//! real deployment uses. Tokens go to `DATA_DIR/dev.json` (mode 0600); on a
+//! restart with the same data dir the tokens there stay valid.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{ConfigError, ServerConfig};
+use crate::domain::audit::{Action, NewEvent};
+use crate::domain::token::{Secret, TOKEN_PREFIX, TokenHash, generate};
+use crate::store::{Store, StoreError, UserRecord};
+
+/// The demo policy, exactly as an operator would write it.
+pub const DEV_POLICY: &str = r#"
+[[repo]]
+name = "demo"
+url = "{server_url}/git/demo.git"
+
+[[rule]]
+name = "demo-read"
+repos = ["demo"]
+levels = ["read"]
+requesters = ["group:developers"]
+auto_approve = true
+max_duration = "8h"
+
+[[rule]]
+name = "demo-write"
+repos = ["demo"]
+levels = ["write"]
+requesters = ["group:developers"]
+approvers = ["group:reviewers"]
+approvals = 1
+reason_required = true
+max_duration = "8h"
+
+[[rule]]
+name = "demo-admin"
+repos = ["demo"]
+levels = ["admin"]
+requesters = ["group:developers"]
+approvers = ["group:reviewers"]
+approvals = 2
+reason_required = true
+max_duration = "8h"
+"#;
+
+/// Demo users: name, groups, admin.
+pub const DEV_USERS: &[(&str, &[&str], bool)] =
+    &[("alice", &["developers"], false), ("bob", &["reviewers"], false), ("carol", &["reviewers"], false), ("admin", &[], true)];
+
+/// `dev.json`: what a person or a test needs to drive the dev broker.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DevFile {
+    pub server_url: String,
+    pub users: BTreeMap<String, Secret>,
+    pub repos: BTreeMap<String, Option<String>>,
+}
+
+/// The config for `--dev`: the demo policy with the server's own URL in it.
+pub fn dev_config(data_dir: PathBuf, server_url: &str) -> Result<ServerConfig, ConfigError> {
+    let source = DEV_POLICY.replace("{server_url}", server_url);
+    let mut config = ServerConfig::from_toml(&source, Path::new("<dev policy>"), Some(data_dir))?;
+    config.public_url = Some(server_url.to_string());
+    Ok(config)
+}
+
+/// Makes sure every demo user exists with a token recorded in `dev.json`,
+/// reusing the tokens already there when they still match.
+pub async fn seed(store: &dyn Store, config: &ServerConfig, server_url: &str) -> Result<PathBuf, StoreError> {
+    let path = config.data_dir.join("dev.json");
+    let previous: Option<DevFile> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let mut users = BTreeMap::new();
+    for (name, groups, admin) in DEV_USERS {
+        let known = previous.as_ref().and_then(|p| p.users.get(*name)).cloned();
+        let valid = match &known {
+            Some(token) => store.user_by_token(&TokenHash::of(token.expose())).await?.is_some_and(|(u, _)| u.name == *name),
+            None => false,
+        };
+        let token = match (valid, known) {
+            (true, Some(token)) => token,
+            _ => {
+                let token = generate(TOKEN_PREFIX);
+                let hash = TokenHash::of(token.expose());
+                if store.user(name).await?.is_some() {
+                    store.set_token(name, &hash, dev_event(Action::TokenRotated, name)).await?;
+                } else {
+                    let user = UserRecord { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin, created_at: chrono::Utc::now() };
+                    store.add_user(&user, &hash, dev_event(Action::UserAdded, name)).await?;
+                }
+                token
+            }
+        };
+        users.insert(name.to_string(), token);
+    }
+    let repos = config.repos.iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
+    let file = DevFile { server_url: server_url.to_string(), users, repos };
+    write_private(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes")).map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn dev_event(action: Action, name: &str) -> NewEvent {
+    let mut e = NewEvent::new(super::broker::BROKER_ACTOR, action);
+    e.detail = Some(format!("{name} (dev mode)"));
+    e
+}
+
+/// Writes a file readable by its owner only, created that way (never world-readable, even briefly).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut f = options.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = options.open(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+}
+
+/// The copy-paste next steps printed when the dev broker is up.
+pub fn next_steps(server_url: &str, dev_json: &Path) -> String {
+    let f = dev_json.display();
+    format!(
+        "jit dev broker listening on {server_url}
+Demo users alice (developer), bob and carol (reviewers) and admin; their tokens are in {f} (mode 0600).
+
+Next steps, in another terminal:
+  export JIT_SERVER={server_url}
+  # as alice, ask for write access (bob or carol must approve):
+  JIT_TOKEN=$(jq -r .users.alice {f}) jit request demo --level write --for 1h --reason 'trying jit'
+  # as bob, approve it:
+  JIT_TOKEN=$(jq -r .users.bob {f}) jit approve
+  # as admin, read the audit log and check its hash chain:
+  JIT_TOKEN=$(jq -r .users.admin {f}) jit audit
+  JIT_TOKEN=$(jq -r .users.admin {f}) jit audit verify
+"
+    )
+}

@@ -1,0 +1,96 @@
+//! The broker: `jit server`. An axum app over a [`Store`], with a reaper task.
+//!
+//! [`launch_with_listener`] is the embeddable entry point: tests bind
+//! `127.0.0.1:0`, launch the real server in-process and drive it over HTTP.
+
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod reaper;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use broker::Broker;
+pub use config::ServerConfig;
+
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// A running broker: its address, and how to stop it.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub broker: Arc<Broker>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    reaper: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the reaper.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let served = self.server.await.unwrap_or(Ok(()));
+        let _ = self.reaper.await;
+        served
+    }
+
+    /// Waits until the server stops on its own (or is told to elsewhere).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let served = self.server.await.unwrap_or(Ok(()));
+        let _ = self.shutdown.send(true);
+        let _ = self.reaper.await;
+        served
+    }
+
+    pub fn shutdown_sender(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Opens the store named by the config (SQLite under the data dir).
+pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StoreError> {
+    create_private_dir(&config.data_dir).map_err(|e| StoreError::Corrupt(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+    Ok(Arc::new(SqliteStore::open(&config.database_path()).await?))
+}
+
+/// Creates the data directory readable by its owner only (it holds the
+/// database and, in dev mode, demo tokens).
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Serves the broker on `listener` until the returned handle is shut down.
+pub async fn launch_with_listener(config: ServerConfig, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<ServerHandle> {
+    let addr = listener.local_addr()?;
+    let broker = Arc::new(Broker::new(store, config));
+    let (shutdown, rx) = watch::channel(false);
+    let reaper = tokio::spawn(reaper::run(broker.clone(), rx.clone()));
+    let app = routes::router(broker.clone());
+    let mut stop = rx;
+    let closer = broker.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+                closer.close();
+            })
+            .await
+    });
+    Ok(ServerHandle { addr, broker, shutdown, server, reaper })
+}
