@@ -9,7 +9,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "jit", version, about = "Just-in-time, approved, short-lived access to Git repositories", propagate_version = true)]
+#[command(
+    name = "jit",
+    version,
+    about = "Just-in-time, approved, short-lived access to Git repositories",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -46,7 +46,11 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
-        CommandError { kind, message: message.into(), hints: Vec::new() }
+        CommandError {
+            kind,
+            message: message.into(),
+            hints: Vec::new(),
+        }
     }
 
     pub fn bad_input(message: impl Into<String>) -> Self {
@@ -79,13 +83,26 @@ impl std::error::Error for CommandError {}
 impl From<ClientError> for CommandError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Api { status, code, message, hint } => {
+            ClientError::Api {
+                status,
+                code,
+                message,
+                hint,
+            } => {
                 let kind = match code.as_str() {
-                    codes::UNAUTHENTICATED | codes::FORBIDDEN | codes::POLICY_DENIED | codes::SELF_APPROVAL | codes::NOT_APPROVER => ExitKind::NotAllowed,
+                    codes::UNAUTHENTICATED
+                    | codes::FORBIDDEN
+                    | codes::POLICY_DENIED
+                    | codes::SELF_APPROVAL
+                    | codes::NOT_APPROVER => ExitKind::NotAllowed,
                     codes::REQUEST_EXPIRED | codes::GRANT_ENDED => ExitKind::TimedOut,
-                    codes::INVALID_INPUT | codes::INVALID_JSON | codes::NOT_FOUND | codes::UNKNOWN_REPO | codes::NOT_PENDING | codes::CONFLICT | codes::BODY_TOO_LARGE => {
-                        ExitKind::BadInput
-                    }
+                    codes::INVALID_INPUT
+                    | codes::INVALID_JSON
+                    | codes::NOT_FOUND
+                    | codes::UNKNOWN_REPO
+                    | codes::NOT_PENDING
+                    | codes::CONFLICT
+                    | codes::BODY_TOO_LARGE => ExitKind::BadInput,
                     _ if status == 401 || status == 403 => ExitKind::NotAllowed,
                     _ if (400..500).contains(&status) => ExitKind::BadInput,
                     _ => ExitKind::Unexpected,
@@ -97,12 +114,18 @@ impl From<ClientError> for CommandError {
                 err
             }
             ClientError::Unreachable { url, message } => {
-                CommandError::unexpected(format!("cannot reach the broker at {url}: {message}")).hint("check JIT_SERVER / `jit login --server`, and that the broker is running")
+                CommandError::unexpected(format!("cannot reach the broker at {url}: {message}"))
+                    .hint("check JIT_SERVER / `jit login --server`, and that the broker is running")
             }
-            ClientError::NotConfigured => CommandError::new(ExitKind::NotAllowed, "not logged in: no broker URL or token")
-                .hint("run `jit login --server URL`, or set JIT_SERVER and JIT_TOKEN"),
+            ClientError::NotConfigured => CommandError::new(
+                ExitKind::NotAllowed,
+                "not logged in: no broker URL or token",
+            )
+            .hint("run `jit login --server URL`, or set JIT_SERVER and JIT_TOKEN"),
             ClientError::BadUrl(msg) => CommandError::bad_input(msg),
-            ClientError::Protocol(msg) => CommandError::unexpected(format!("unexpected answer from the broker: {msg}")),
+            ClientError::Protocol(msg) => {
+                CommandError::unexpected(format!("unexpected answer from the broker: {msg}"))
+            }
         }
     }
 }
@@ -118,7 +141,13 @@ mod tests {
     use super::*;
 
     fn api(status: u16, code: &str) -> CommandError {
-        ClientError::Api { status, code: code.into(), message: "m".into(), hint: None }.into()
+        ClientError::Api {
+            status,
+            code: code.into(),
+            message: "m".into(),
+            hint: None,
+        }
+        .into()
     }
 
     #[test]

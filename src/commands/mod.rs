@@ -23,7 +23,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
 
 /// Runs a command's async body on a small runtime of its own. Client commands
 /// need one thread: they wait on the network, not on CPU.
-pub fn block_on<F: std::future::Future<Output = Result<(), CommandError>>>(f: F) -> Result<(), CommandError> {
+pub fn block_on<F: std::future::Future<Output = Result<(), CommandError>>>(
+    f: F,
+) -> Result<(), CommandError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,8 +35,13 @@ pub fn block_on<F: std::future::Future<Output = Result<(), CommandError>>>(f: F)
 
 /// The broker client for the current user: `JIT_SERVER` and `JIT_TOKEN`.
 pub fn client() -> Result<Client, CommandError> {
-    let server = std::env::var("JIT_SERVER").ok().filter(|s| !s.trim().is_empty());
-    let token = std::env::var("JIT_TOKEN").ok().filter(|s| !s.trim().is_empty()).map(|t| Secret::new(t.trim()));
+    let server = std::env::var("JIT_SERVER")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let token = std::env::var("JIT_TOKEN")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|t| Secret::new(t.trim()));
     match (server, token) {
         (Some(server), Some(token)) => Ok(Client::new(&server, Some(token))?),
         _ => Err(ClientError::NotConfigured.into()),
@@ -43,7 +50,8 @@ pub fn client() -> Result<Client, CommandError> {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CommandError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| CommandError::unexpected(e.to_string()))?;
     println!("{text}");
     Ok(())
 }
@@ -69,7 +77,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.trim_end().to_string()
     };
     let mut out = vec![line(header.to_vec())];
-    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
     out.join("\n")
 }
 
@@ -77,7 +88,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn table_aligns_columns() {
-        let t = super::table(&["ID", "NAME"], &[vec!["1".into(), "alice".into()], vec!["100".into(), "bob".into()]]);
+        let t = super::table(
+            &["ID", "NAME"],
+            &[
+                vec!["1".into(), "alice".into()],
+                vec!["100".into(), "bob".into()],
+            ],
+        );
         assert_eq!(t, "ID   NAME\n1    alice\n100  bob");
     }
 }

@@ -52,8 +52,12 @@ max_duration = "8h"
 "#;
 
 /// Demo users: name, groups, admin.
-pub const DEV_USERS: &[(&str, &[&str], bool)] =
-    &[("alice", &["developers"], false), ("bob", &["reviewers"], false), ("carol", &["reviewers"], false), ("admin", &[], true)];
+pub const DEV_USERS: &[(&str, &[&str], bool)] = &[
+    ("alice", &["developers"], false),
+    ("bob", &["reviewers"], false),
+    ("carol", &["reviewers"], false),
+    ("admin", &[], true),
+];
 
 /// `dev.json`: what a person or a test needs to drive the dev broker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,14 +77,23 @@ pub fn dev_config(data_dir: PathBuf, server_url: &str) -> Result<ServerConfig, C
 
 /// Makes sure every demo user exists with a token recorded in `dev.json`,
 /// reusing the tokens already there when they still match.
-pub async fn seed(store: &dyn Store, config: &ServerConfig, server_url: &str) -> Result<PathBuf, StoreError> {
+pub async fn seed(
+    store: &dyn Store,
+    config: &ServerConfig,
+    server_url: &str,
+) -> Result<PathBuf, StoreError> {
     let path = config.data_dir.join("dev.json");
-    let previous: Option<DevFile> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let previous: Option<DevFile> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let mut users = BTreeMap::new();
     for (name, groups, admin) in DEV_USERS {
         let known = previous.as_ref().and_then(|p| p.users.get(*name)).cloned();
         let valid = match &known {
-            Some(token) => store.user_by_token(&TokenHash::of(token.expose())).await?.is_some_and(|(u, _)| u.name == *name),
+            Some(token) => store
+                .user_by_token(&TokenHash::of(token.expose()))
+                .await?
+                .is_some_and(|(u, _)| u.name == *name),
             None => false,
         };
         let token = match (valid, known) {
@@ -89,19 +102,40 @@ pub async fn seed(store: &dyn Store, config: &ServerConfig, server_url: &str) ->
                 let token = generate(TOKEN_PREFIX);
                 let hash = TokenHash::of(token.expose());
                 if store.user(name).await?.is_some() {
-                    store.set_token(name, &hash, dev_event(Action::TokenRotated, name)).await?;
+                    store
+                        .set_token(name, &hash, dev_event(Action::TokenRotated, name))
+                        .await?;
                 } else {
-                    let user = UserRecord { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin, created_at: chrono::Utc::now() };
-                    store.add_user(&user, &hash, dev_event(Action::UserAdded, name)).await?;
+                    let user = UserRecord {
+                        name: name.to_string(),
+                        groups: groups.iter().map(|g| g.to_string()).collect(),
+                        admin: *admin,
+                        created_at: chrono::Utc::now(),
+                    };
+                    store
+                        .add_user(&user, &hash, dev_event(Action::UserAdded, name))
+                        .await?;
                 }
                 token
             }
         };
         users.insert(name.to_string(), token);
     }
-    let repos = config.repos.iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
-    let file = DevFile { server_url: server_url.to_string(), users, repos };
-    write_private(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes")).map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", path.display())))?;
+    let repos = config
+        .repos
+        .iter()
+        .map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string())))
+        .collect();
+    let file = DevFile {
+        server_url: server_url.to_string(),
+        users,
+        repos,
+    };
+    write_private(
+        &path,
+        &serde_json::to_vec_pretty(&file).expect("dev file serializes"),
+    )
+    .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
 

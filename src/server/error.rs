@@ -26,7 +26,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), hint: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -39,7 +44,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("{} not found", what.into()))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!("{} not found", what.into()),
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -51,15 +60,32 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error; the broker's log has the details")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal error; the broker's log has the details",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, hint: self.hint } })).into_response();
+        let mut response = (
+            self.status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code.to_string(),
+                    message: self.message,
+                    hint: self.hint,
+                },
+            }),
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"jit\""));
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"jit\""),
+            );
         }
         response
     }
@@ -69,8 +95,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::AlreadyExists(what) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, format!("{what} already exists")),
-            StoreError::Conflict => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the resource changed concurrently; try again"),
+            StoreError::AlreadyExists(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                codes::CONFLICT,
+                format!("{what} already exists"),
+            ),
+            StoreError::Conflict => ApiError::new(
+                StatusCode::CONFLICT,
+                codes::CONFLICT,
+                "the resource changed concurrently; try again",
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()
@@ -82,7 +116,9 @@ impl From<StoreError> for ApiError {
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         let hint = match &r {
-            Refusal::NoRule { .. } => Some("ask an operator to add a policy rule for this repo and level"),
+            Refusal::NoRule { .. } => {
+                Some("ask an operator to add a policy rule for this repo and level")
+            }
             Refusal::TooLong { .. } => Some("ask for a shorter duration with --for"),
             _ => None,
         };
@@ -100,7 +136,9 @@ impl From<DecisionError> for ApiError {
             DecisionError::NotPending(_) => (StatusCode::CONFLICT, codes::NOT_PENDING),
             DecisionError::PendingExpired => (StatusCode::CONFLICT, codes::REQUEST_EXPIRED),
             DecisionError::SelfDecision => (StatusCode::FORBIDDEN, codes::SELF_APPROVAL),
-            DecisionError::NotApprover(_) | DecisionError::NotRequester => (StatusCode::FORBIDDEN, codes::NOT_APPROVER),
+            DecisionError::NotApprover(_) | DecisionError::NotRequester => {
+                (StatusCode::FORBIDDEN, codes::NOT_APPROVER)
+            }
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -112,7 +150,8 @@ impl From<RepoError> for ApiError {
             RepoError::Unknown(_) | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
             _ => codes::INVALID_INPUT,
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()).with_hint("`jit repos` lists the repos this broker knows")
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+            .with_hint("`jit repos` lists the repos this broker knows")
     }
 }
 
@@ -145,30 +184,62 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, codes::BODY_TOO_LARGE, "request body is too large")
-            } else {
-                ApiError::new(rejection.status(), codes::INVALID_JSON, rejection.body_text())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        codes::BODY_TOO_LARGE,
+                        "request body is too large",
+                    )
+                } else {
+                    ApiError::new(
+                        rejection.status(),
+                        codes::INVALID_JSON,
+                        rejection.body_text(),
+                    )
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        serde_json::from_slice(&bytes).map(OptionalJson).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("malformed JSON: {e}")))
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::INVALID_JSON,
+                    format!("malformed JSON: {e}"),
+                )
+            })
     }
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::INVALID_JSON, "expected a JSON body with `Content-Type: application/json`")
-        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::INVALID_JSON,
+            "expected a JSON body with `Content-Type: application/json`",
+        ),
         JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, codes::BODY_TOO_LARGE, "request body is too large")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::BODY_TOO_LARGE,
+                "request body is too large",
+            )
         }
-        JsonRejection::JsonDataError(e) => ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("invalid request body: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_JSON,
+            format!("invalid request body: {}", e.body_text()),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_JSON,
+            format!("malformed JSON: {}", e.body_text()),
+        ),
         other => ApiError::new(other.status(), codes::INVALID_JSON, other.body_text()),
     }
 }

@@ -11,7 +11,14 @@ pub async fn cmd_user_list(client: &Client, json: bool) -> Result<(), CommandErr
     }
     let rows: Vec<Vec<String>> = users
         .iter()
-        .map(|u| vec![u.name.clone(), if u.admin { "yes".into() } else { "".into() }, u.groups.join(","), u.created_at.format("%Y-%m-%d %H:%M").to_string()])
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                if u.admin { "yes".into() } else { "".into() },
+                u.groups.join(","),
+                u.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            ]
+        })
         .collect();
     println!("{}", table(&["NAME", "ADMIN", "GROUPS", "CREATED"], &rows));
     Ok(())

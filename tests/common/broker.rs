@@ -1,0 +1,264 @@
+//! [`TestBroker`]: the real server, launched in-process, and an HTTP helper.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jit::domain::token::{TOKEN_PREFIX, TokenHash, generate};
+use jit::server::{ServerConfig, ServerHandle, launch_with_listener, open_store};
+use jit::store::{Store, UserRecord};
+use serde_json::Value;
+
+/// The policy most tests run under.
+pub const POLICY: &str = r#"
+[server]
+pending_ttl = "1h"
+
+[[repo]]
+name = "demo"
+url = "http://127.0.0.1:9/git/demo.git"
+
+[[repo]]
+name = "acme/api"
+url = "https://github.com/acme/api.git"
+
+[[repo]]
+name = "acme/secret"
+url = "https://github.com/acme/secret.git"
+
+[[rule]]
+name = "demo-read"
+repos = ["demo"]
+levels = ["read"]
+requesters = ["group:developers"]
+auto_approve = true
+max_duration = "8h"
+
+[[rule]]
+name = "demo-write"
+repos = ["demo"]
+levels = ["write"]
+requesters = ["group:developers"]
+approvers = ["group:reviewers", "alice"]
+approvals = 1
+reason_required = true
+max_duration = "8h"
+
+[[rule]]
+name = "demo-admin"
+repos = ["demo"]
+levels = ["admin"]
+requesters = ["group:developers"]
+approvers = ["group:reviewers"]
+approvals = 2
+max_duration = "8h"
+
+[[rule]]
+name = "acme"
+repos = ["acme/api"]
+levels = ["read", "write"]
+requesters = ["*"]
+approvers = ["carol"]
+max_duration = "1h"
+"#;
+
+/// name, groups, admin
+pub const USERS: &[(&str, &[&str], bool)] = &[
+    ("alice", &["developers"], false),
+    ("dave", &["developers"], false),
+    ("bob", &["reviewers"], false),
+    ("carol", &["reviewers"], false),
+    ("erin", &["reviewers"], false),
+    ("mallory", &[], false),
+    ("admin", &[], true),
+];
+
+pub struct TestBroker {
+    pub dir: tempfile::TempDir,
+    pub handle: Option<ServerHandle>,
+    pub url: String,
+    pub tokens: std::collections::BTreeMap<String, String>,
+    pub policy: String,
+    http: reqwest::Client,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+pub fn config_for(policy: &str, data_dir: &Path) -> ServerConfig {
+    let mut config =
+        ServerConfig::from_toml(policy, Path::new("test.toml"), Some(data_dir.to_path_buf()))
+            .expect("test policy is valid");
+    config.data_dir = data_dir.to_path_buf();
+    config.reaper_interval = std::time::Duration::from_millis(100);
+    config
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        Self::start_with(POLICY).await
+    }
+
+    pub async fn start_with(policy: &str) -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_for(policy, dir.path());
+        let store = open_store(&config).await.unwrap();
+        let mut tokens = std::collections::BTreeMap::new();
+        for (name, groups, admin) in USERS {
+            let token = generate(TOKEN_PREFIX);
+            let user = UserRecord {
+                name: name.to_string(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                admin: *admin,
+                created_at: chrono::Utc::now(),
+            };
+            store
+                .add_user(
+                    &user,
+                    &TokenHash::of(token.expose()),
+                    jit::domain::audit::NewEvent::new(
+                        "test",
+                        jit::domain::audit::Action::UserAdded,
+                    ),
+                )
+                .await
+                .unwrap();
+            tokens.insert(name.to_string(), token.expose().to_string());
+        }
+        let mut b = TestBroker {
+            dir,
+            handle: None,
+            url: String::new(),
+            tokens,
+            policy: policy.to_string(),
+            http: reqwest::Client::new(),
+        };
+        b.launch(store).await;
+        b
+    }
+
+    async fn launch(&mut self, store: Arc<dyn Store>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = config_for(&self.policy, self.dir.path());
+        let handle = launch_with_listener(config, store, listener).await.unwrap();
+        self.url = handle.url();
+        self.handle = Some(handle);
+    }
+
+    /// Stops the server and starts a new one on the same data dir (a restart).
+    pub async fn restart(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.unwrap();
+        }
+        let config = config_for(&self.policy, self.dir.path());
+        let store = open_store(&config).await.unwrap();
+        self.launch(store).await;
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("jit.db")
+    }
+
+    pub fn token(&self, user: &str) -> &str {
+        &self.tokens[user]
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("broker answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("JSON body expected, got: {text}"))
+        };
+        Resp { status, body }
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> Resp {
+        self.send(reqwest::Method::GET, path, Some(self.token(user)), None)
+            .await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> Resp {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(self.token(user)),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Creates a request as `user`; panics unless it was accepted.
+    pub async fn request(
+        &self,
+        user: &str,
+        repo: &str,
+        level: &str,
+        duration: &str,
+        reason: Option<&str>,
+    ) -> Value {
+        let r = self.post(user, "/v1/requests", serde_json::json!({"repo": repo, "level": level, "duration": duration, "reason": reason})).await;
+        assert_eq!(r.status, 201, "request refused: {}", r.body);
+        r.body
+    }
+
+    pub async fn approve(&self, user: &str, id: i64) -> Resp {
+        self.post(
+            user,
+            &format!("/v1/requests/{id}/approve"),
+            serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn deny(&self, user: &str, id: i64, reason: &str) -> Resp {
+        self.post(
+            user,
+            &format!("/v1/requests/{id}/deny"),
+            serde_json::json!({"reason": reason}),
+        )
+        .await
+    }
+
+    pub async fn audit(&self) -> Vec<Value> {
+        let r = self.get("admin", "/v1/audit").await;
+        assert_eq!(r.status, 200);
+        r.body.as_array().unwrap().clone()
+    }
+
+    /// The audit actions recorded for one request, in order.
+    pub async fn actions_for(&self, request_id: i64) -> Vec<String> {
+        self.audit()
+            .await
+            .iter()
+            .filter(|e| e["request_id"] == request_id)
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect()
+    }
+}

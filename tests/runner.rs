@@ -1,0 +1,26 @@
+//! The one integration-test binary. Every test module is declared here;
+//! `every_test_file_is_declared` fails when a file under `tests/` is not.
+
+mod common;
+
+mod test_broker_api;
+mod test_broker_bad_input;
+mod test_broker_durability;
+
+#[test]
+fn every_test_file_is_declared() {
+    let runner = include_str!("runner.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(module) = name.strip_suffix(".rs") {
+            if module == "runner" {
+                continue;
+            }
+            assert!(
+                runner.contains(&format!("mod {module};")),
+                "tests/{name} is not declared in tests/runner.rs"
+            );
+        }
+    }
+}
