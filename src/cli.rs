@@ -9,12 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "jit",
-    version,
-    about = "Just-in-time, approved, short-lived access to Git repositories",
-    propagate_version = true
-)]
+#[command(name = "jit", version, about = "Just-in-time, approved, short-lived access to Git repositories", propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,6 +17,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Store your broker token in the OS keychain
+    Login(LoginArgs),
+    /// Remove your stored token from the keychain
+    Logout(JsonFlag),
+    /// Show who the broker thinks you are
+    Whoami(JsonFlag),
+    /// Ask for access to a repo, and wait for the decision
+    Request(RequestArgs),
+    /// Wait for the decision on a request
+    Wait(WaitArgs),
+    /// Cancel your pending request
+    Cancel(IdArgs),
+    /// List requests you made or can review
+    Requests(RequestsArgs),
+    /// Approve a request (with no ID: pick from the pending ones)
+    Approve(ApproveArgs),
+    /// Deny a request
+    Deny(DenyArgs),
+    /// Your live grants and the time they have left
+    Status(JsonFlag),
+    /// End a grant now (by grant id, or every live grant of yours on a repo)
+    Revoke(RevokeArgs),
+    /// List the repos the broker knows
+    Repos(JsonFlag),
     /// Run the broker
     Server(ServerArgs),
     /// Manage users and tokens (admins)
@@ -29,6 +48,118 @@ pub enum Command {
     Admin(AdminCommand),
     /// Read and verify the audit log (admins)
     Audit(AuditArgs),
+    /// Generate shell completions and man pages
+    #[command(hide = true, subcommand)]
+    Util(UtilCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The broker's URL [default: JIT_SERVER]
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Repo: a short name, host/owner/name or a clone URL [default: this checkout's origin]
+    pub repo: Option<String>,
+    /// Access level: read, write or admin
+    #[arg(long, value_name = "LEVEL")]
+    pub level: String,
+    /// How long the access lasts once approved: 90s, 45m, 2h, 1h30m
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: String,
+    /// Why you need it (some policies require one)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print the request and return without waiting
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Stop waiting after this long (the request stays pending)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Print JSON for scripts instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The request id
+    pub id: String,
+    /// Stop waiting after this long (the request stays pending)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Print JSON for scripts instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The request id
+    pub id: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// Only pending requests
+    #[arg(long)]
+    pub pending: bool,
+    /// Only your own requests
+    #[arg(long)]
+    pub mine: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request id [default: pick from the pending requests you can review]
+    pub id: Option<String>,
+    /// A comment for the requester and the audit log
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The request id
+    pub id: String,
+    /// Why (the requester sees it)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// A grant id, or a repo (every live grant of yours on it)
+    pub target: String,
+    /// Why, for the audit log
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UtilCommand {
+    /// Write completions for every shell into DIR
+    Completions { dir: PathBuf },
+    /// Write one man page per command into DIR
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]

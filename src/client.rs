@@ -16,12 +16,7 @@ use crate::domain::token::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-        hint: Option<String>,
-    },
+    Api { status: u16, code: String, message: String, hint: Option<String> },
     #[error("cannot reach {url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("no broker configured")]
@@ -40,10 +35,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("base", &self.base)
-            .field("token", &self.token)
-            .finish()
+        f.debug_struct("Client").field("base", &self.base).field("token", &self.token).finish()
     }
 }
 
@@ -52,23 +44,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
     pub fn new(server: &str, token: Option<Secret>) -> Result<Client, ClientError> {
-        let url = url::Url::parse(server)
-            .map_err(|e| ClientError::BadUrl(format!("invalid broker URL `{server}`: {e}")))?;
+        let url = url::Url::parse(server).map_err(|e| ClientError::BadUrl(format!("invalid broker URL `{server}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ClientError::BadUrl(format!(
-                "invalid broker URL `{server}`: must be http or https"
-            )));
+            return Err(ClientError::BadUrl(format!("invalid broker URL `{server}`: must be http or https")));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(Client {
-            base: server.trim_end_matches('/').to_string(),
-            token,
-            http,
-        })
+        Ok(Client { base: server.trim_end_matches('/').to_string(), token, http })
     }
 
     pub fn base(&self) -> &str {
@@ -90,23 +75,14 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            message: describe(&e),
-        })?;
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), message: describe(&e) })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            message: describe(&e),
-        })?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), message: describe(&e) })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: body.error.code,
-                    message: body.error.message,
-                    hint: body.error.hint,
-                },
+                Ok(body) => {
+                    ClientError::Api { status: status.as_u16(), code: body.error.code, message: body.error.message, hint: body.error.hint }
+                }
                 Err(_) => ClientError::Api {
                     status: status.as_u16(),
                     code: String::new(),
@@ -115,26 +91,16 @@ impl Client {
                 },
             });
         }
-        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
-            &b"null"[..]
-        } else {
-            &bytes[..]
-        };
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
         serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(Method::GET, path, None::<&()>, CALL_TIMEOUT)
-            .await
+        self.call(Method::GET, path, None::<&()>, CALL_TIMEOUT).await
     }
 
-    async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &(impl Serialize + ?Sized),
-    ) -> Result<T, ClientError> {
-        self.call(Method::POST, path, Some(body), CALL_TIMEOUT)
-            .await
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &(impl Serialize + ?Sized)) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body), CALL_TIMEOUT).await
     }
 
     pub async fn health(&self) -> Result<api::Health, ClientError> {
@@ -158,27 +124,14 @@ impl Client {
     }
 
     pub async fn remove_user(&self, name: &str) -> Result<(), ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("/v1/users/{}", encode(name)),
-            None::<&()>,
-            CALL_TIMEOUT,
-        )
-        .await
+        self.call(Method::DELETE, &format!("/v1/users/{}", encode(name)), None::<&()>, CALL_TIMEOUT).await
     }
 
     pub async fn rotate_token(&self, name: &str) -> Result<api::IssuedToken, ClientError> {
-        self.post(
-            &format!("/v1/users/{}/token", encode(name)),
-            &serde_json::json!({}),
-        )
-        .await
+        self.post(&format!("/v1/users/{}/token", encode(name)), &serde_json::json!({})).await
     }
 
-    pub async fn create_request(
-        &self,
-        body: &api::CreateRequest,
-    ) -> Result<api::AccessRequest, ClientError> {
+    pub async fn create_request(&self, body: &api::CreateRequest) -> Result<api::AccessRequest, ClientError> {
         self.post("/v1/requests", body).await
     }
 
@@ -187,26 +140,12 @@ impl Client {
     }
 
     /// Long-poll: returns when the request's status is no longer `seen`, or after `wait`.
-    pub async fn wait_request(
-        &self,
-        id: i64,
-        seen: &str,
-        wait: Duration,
-    ) -> Result<api::AccessRequest, ClientError> {
-        let path = format!(
-            "/v1/requests/{id}?wait={}s&status={seen}",
-            wait.as_secs().max(1)
-        );
-        self.call(Method::GET, &path, None::<&()>, wait + CALL_TIMEOUT)
-            .await
+    pub async fn wait_request(&self, id: i64, seen: &str, wait: Duration) -> Result<api::AccessRequest, ClientError> {
+        let path = format!("/v1/requests/{id}?wait={}s&status={seen}", wait.as_secs().max(1));
+        self.call(Method::GET, &path, None::<&()>, wait + CALL_TIMEOUT).await
     }
 
-    pub async fn requests(
-        &self,
-        mine: bool,
-        reviewable: bool,
-        status: Option<&str>,
-    ) -> Result<Vec<api::AccessRequest>, ClientError> {
+    pub async fn requests(&self, mine: bool, reviewable: bool, status: Option<&str>) -> Result<Vec<api::AccessRequest>, ClientError> {
         let mut query = vec![format!("mine={mine}"), format!("reviewable={reviewable}")];
         if let Some(s) = status {
             query.push(format!("status={s}"));
@@ -214,33 +153,16 @@ impl Client {
         self.get(&format!("/v1/requests?{}", query.join("&"))).await
     }
 
-    pub async fn approve(
-        &self,
-        id: i64,
-        comment: Option<&str>,
-    ) -> Result<api::AccessRequest, ClientError> {
-        self.post(
-            &format!("/v1/requests/{id}/approve"),
-            &api::ApproveBody {
-                comment: comment.map(str::to_string),
-            },
-        )
-        .await
+    pub async fn approve(&self, id: i64, comment: Option<&str>) -> Result<api::AccessRequest, ClientError> {
+        self.post(&format!("/v1/requests/{id}/approve"), &api::ApproveBody { comment: comment.map(str::to_string) }).await
     }
 
     pub async fn deny(&self, id: i64, reason: &str) -> Result<api::AccessRequest, ClientError> {
-        self.post(
-            &format!("/v1/requests/{id}/deny"),
-            &api::DenyBody {
-                reason: reason.to_string(),
-            },
-        )
-        .await
+        self.post(&format!("/v1/requests/{id}/deny"), &api::DenyBody { reason: reason.to_string() }).await
     }
 
     pub async fn cancel(&self, id: i64) -> Result<api::AccessRequest, ClientError> {
-        self.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({}))
-            .await
+        self.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await
     }
 
     pub async fn grants(&self, all: bool, live: bool) -> Result<Vec<api::Grant>, ClientError> {
@@ -248,18 +170,11 @@ impl Client {
     }
 
     pub async fn revoke(&self, id: i64, reason: Option<&str>) -> Result<api::Grant, ClientError> {
-        self.post(
-            &format!("/v1/grants/{id}/revoke"),
-            &api::RevokeBody {
-                reason: reason.map(str::to_string),
-            },
-        )
-        .await
+        self.post(&format!("/v1/grants/{id}/revoke"), &api::RevokeBody { reason: reason.map(str::to_string) }).await
     }
 
     pub async fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
-        self.get(&format!("/v1/audit?after={after}&limit={limit}"))
-            .await
+        self.get(&format!("/v1/audit?after={after}&limit={limit}")).await
     }
 }
 

@@ -46,11 +46,7 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
-        CommandError {
-            kind,
-            message: message.into(),
-            hints: Vec::new(),
-        }
+        CommandError { kind, message: message.into(), hints: Vec::new() }
     }
 
     pub fn bad_input(message: impl Into<String>) -> Self {
@@ -83,18 +79,11 @@ impl std::error::Error for CommandError {}
 impl From<ClientError> for CommandError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Api {
-                status,
-                code,
-                message,
-                hint,
-            } => {
+            ClientError::Api { status, code, message, hint } => {
                 let kind = match code.as_str() {
-                    codes::UNAUTHENTICATED
-                    | codes::FORBIDDEN
-                    | codes::POLICY_DENIED
-                    | codes::SELF_APPROVAL
-                    | codes::NOT_APPROVER => ExitKind::NotAllowed,
+                    codes::UNAUTHENTICATED | codes::FORBIDDEN | codes::POLICY_DENIED | codes::SELF_APPROVAL | codes::NOT_APPROVER => {
+                        ExitKind::NotAllowed
+                    }
                     codes::REQUEST_EXPIRED | codes::GRANT_ENDED => ExitKind::TimedOut,
                     codes::INVALID_INPUT
                     | codes::INVALID_JSON
@@ -113,19 +102,12 @@ impl From<ClientError> for CommandError {
                 }
                 err
             }
-            ClientError::Unreachable { url, message } => {
-                CommandError::unexpected(format!("cannot reach the broker at {url}: {message}"))
-                    .hint("check JIT_SERVER / `jit login --server`, and that the broker is running")
-            }
-            ClientError::NotConfigured => CommandError::new(
-                ExitKind::NotAllowed,
-                "not logged in: no broker URL or token",
-            )
-            .hint("run `jit login --server URL`, or set JIT_SERVER and JIT_TOKEN"),
+            ClientError::Unreachable { url, message } => CommandError::unexpected(format!("cannot reach the broker at {url}: {message}"))
+                .hint("check JIT_SERVER / `jit login --server`, and that the broker is running"),
+            ClientError::NotConfigured => CommandError::new(ExitKind::NotAllowed, "not logged in: no broker URL or token")
+                .hint("run `jit login --server URL`, or set JIT_SERVER and JIT_TOKEN"),
             ClientError::BadUrl(msg) => CommandError::bad_input(msg),
-            ClientError::Protocol(msg) => {
-                CommandError::unexpected(format!("unexpected answer from the broker: {msg}"))
-            }
+            ClientError::Protocol(msg) => CommandError::unexpected(format!("unexpected answer from the broker: {msg}")),
         }
     }
 }
@@ -141,13 +123,7 @@ mod tests {
     use super::*;
 
     fn api(status: u16, code: &str) -> CommandError {
-        ClientError::Api {
-            status,
-            code: code.into(),
-            message: "m".into(),
-            hint: None,
-        }
-        .into()
+        ClientError::Api { status, code: code.into(), message: "m".into(), hint: None }.into()
     }
 
     #[test]

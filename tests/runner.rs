@@ -17,10 +17,7 @@ fn every_test_file_is_declared() {
             if module == "runner" {
                 continue;
             }
-            assert!(
-                runner.contains(&format!("mod {module};")),
-                "tests/{name} is not declared in tests/runner.rs"
-            );
+            assert!(runner.contains(&format!("mod {module};")), "tests/{name} is not declared in tests/runner.rs");
         }
     }
 }

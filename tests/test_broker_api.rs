@@ -14,64 +14,39 @@ fn id(v: &serde_json::Value) -> i64 {
 #[tokio::test]
 async fn whole_lifecycle_request_approve_grant_revoke() {
     let b = TestBroker::start().await;
-    let req = b
-        .request("dave", "demo", "write", "2h", Some("hotfix INC-42"))
-        .await;
+    let req = b.request("dave", "demo", "write", "2h", Some("hotfix INC-42")).await;
     assert_eq!(req["status"], "pending");
     assert_eq!(req["requester"], "dave");
     assert_eq!(req["duration"], "2h");
     assert_eq!(req["approvers"], json!(["group:reviewers", "alice"]));
     assert!(req["grant"].is_null());
 
-    let approved = b
-        .post(
-            "bob",
-            &format!("/v1/requests/{}/approve", id(&req)),
-            json!({"comment": "ok, go"}),
-        )
-        .await;
+    let approved = b.post("bob", &format!("/v1/requests/{}/approve", id(&req)), json!({"comment": "ok, go"})).await;
     assert_eq!(approved.status, 200, "{}", approved.body);
     assert_eq!(approved.body["status"], "approved");
     let grant = &approved.body["grant"];
     assert_eq!(grant["user"], "dave");
     assert_eq!(grant["status"], "active");
     // The grant's clock starts at approval.
-    let granted_at: chrono::DateTime<chrono::Utc> =
-        grant["granted_at"].as_str().unwrap().parse().unwrap();
-    let expires_at: chrono::DateTime<chrono::Utc> =
-        grant["expires_at"].as_str().unwrap().parse().unwrap();
+    let granted_at: chrono::DateTime<chrono::Utc> = grant["granted_at"].as_str().unwrap().parse().unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> = grant["expires_at"].as_str().unwrap().parse().unwrap();
     assert_eq!((expires_at - granted_at).num_seconds(), 7200);
-    let decided_at: chrono::DateTime<chrono::Utc> = approved.body["decided_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let decided_at: chrono::DateTime<chrono::Utc> = approved.body["decided_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(granted_at, decided_at);
 
     let mine = b.get("dave", "/v1/grants?live=true").await;
     assert_eq!(mine.body.as_array().unwrap().len(), 1);
     let gid = grant["id"].as_i64().unwrap();
-    let revoked = b
-        .post(
-            "dave",
-            &format!("/v1/grants/{gid}/revoke"),
-            json!({"reason": "done early"}),
-        )
-        .await;
+    let revoked = b.post("dave", &format!("/v1/grants/{gid}/revoke"), json!({"reason": "done early"})).await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert_eq!(revoked.body["status"], "revoked");
     assert_eq!(revoked.body["revoked_by"], "dave");
     assert_eq!(b.get("dave", "/v1/grants?live=true").await.body, json!([]));
     // Revoking again says it already ended.
-    let again = b
-        .post("dave", &format!("/v1/grants/{gid}/revoke"), json!({}))
-        .await;
+    let again = b.post("dave", &format!("/v1/grants/{gid}/revoke"), json!({})).await;
     assert_eq!((again.status, again.code()), (409, "grant_ended"));
 
-    assert_eq!(
-        b.actions_for(id(&req)).await,
-        ["requested", "approved", "granted", "revoked"]
-    );
+    assert_eq!(b.actions_for(id(&req)).await, ["requested", "approved", "granted", "revoked"]);
 }
 
 #[tokio::test]
@@ -88,12 +63,7 @@ async fn auto_approve_grants_at_once() {
 #[tokio::test]
 async fn every_spelling_of_a_repo_is_one_repo() {
     let b = TestBroker::start().await;
-    for spelling in [
-        "acme/api",
-        "github.com/acme/api",
-        "https://github.com/acme/api.git",
-        "https://GitHub.com/acme/api/",
-    ] {
+    for spelling in ["acme/api", "github.com/acme/api", "https://github.com/acme/api.git", "https://GitHub.com/acme/api/"] {
         let req = b.request("mallory", spelling, "read", "30m", None).await;
         assert_eq!(req["repo"], "acme/api", "{spelling}");
     }
@@ -115,17 +85,9 @@ async fn n_of_m_needs_distinct_approvers_and_counts_a_repeat_once() {
     assert_eq!(repeat.body["approvals"].as_array().unwrap().len(), 1);
     let second = b.approve("carol", rid).await;
     assert_eq!(second.body["status"], "approved", "{}", second.body);
-    let by: Vec<&str> = second.body["approvals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["by"].as_str().unwrap())
-        .collect();
+    let by: Vec<&str> = second.body["approvals"].as_array().unwrap().iter().map(|a| a["by"].as_str().unwrap()).collect();
     assert_eq!(by, ["bob", "carol"]);
-    assert_eq!(
-        b.actions_for(rid).await,
-        ["requested", "approved", "approved", "granted"]
-    );
+    assert_eq!(b.actions_for(rid).await, ["requested", "approved", "approved", "granted"]);
 }
 
 #[tokio::test]
@@ -137,12 +99,7 @@ async fn nobody_approves_their_own_request() {
     assert_eq!((r.status, r.code()), (403, "self_approval"));
     let r = b.deny("alice", id(&req), "changed my mind").await;
     assert_eq!((r.status, r.code()), (403, "self_approval"));
-    assert_eq!(
-        b.get("alice", &format!("/v1/requests/{}", id(&req)))
-            .await
-            .body["status"],
-        "pending"
-    );
+    assert_eq!(b.get("alice", &format!("/v1/requests/{}", id(&req))).await.body["status"], "pending");
 }
 
 #[tokio::test]
@@ -151,46 +108,26 @@ async fn approvers_outside_the_rule_are_refused() {
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
     for outsider in ["dave", "mallory", "admin"] {
         let r = b.approve(outsider, id(&req)).await;
-        assert_eq!(
-            (r.status, r.code()),
-            (403, "not_approver"),
-            "{outsider}: {}",
-            r.body
-        );
+        assert_eq!((r.status, r.code()), (403, "not_approver"), "{outsider}: {}", r.body);
         assert!(r.message().contains("group:reviewers"), "{}", r.message());
     }
     // acme/api is approved by carol only: bob, a reviewer elsewhere, may not.
     let req = b.request("dave", "acme/api", "write", "1h", None).await;
     let r = b.approve("bob", id(&req)).await;
     assert_eq!((r.status, r.code()), (403, "not_approver"));
-    assert_eq!(
-        b.approve("carol", id(&req)).await.body["status"],
-        "approved"
-    );
+    assert_eq!(b.approve("carol", id(&req)).await.body["status"], "approved");
 }
 
 #[tokio::test]
 async fn policy_refusals_say_why() {
     let b = TestBroker::start().await;
-    let ask = |user: &'static str,
-               repo: &'static str,
-               level: &'static str,
-               dur: &'static str,
-               reason: Option<&'static str>| {
-        b.post(
-            user,
-            "/v1/requests",
-            json!({"repo": repo, "level": level, "duration": dur, "reason": reason}),
-        )
+    let ask = |user: &'static str, repo: &'static str, level: &'static str, dur: &'static str, reason: Option<&'static str>| {
+        b.post(user, "/v1/requests", json!({"repo": repo, "level": level, "duration": dur, "reason": reason}))
     };
     // Default deny: no rule for acme/secret at all.
     let r = ask("alice", "acme/secret", "read", "1h", None).await;
     assert_eq!((r.status, r.code()), (403, "policy_denied"));
-    assert!(
-        r.message().contains("no policy rule") && r.message().contains("acme/secret"),
-        "{}",
-        r.message()
-    );
+    assert!(r.message().contains("no policy rule") && r.message().contains("acme/secret"), "{}", r.message());
     // A rule covers demo read, but not for mallory.
     let r = ask("mallory", "demo", "read", "1h", None).await;
     assert_eq!((r.status, r.code()), (403, "policy_denied"));
@@ -198,11 +135,7 @@ async fn policy_refusals_say_why() {
     // Over the rule's max duration.
     let r = ask("alice", "demo", "write", "9h", Some("x")).await;
     assert_eq!((r.status, r.code()), (403, "policy_denied"));
-    assert!(
-        r.message().contains("9h") && r.message().contains("8h"),
-        "{}",
-        r.message()
-    );
+    assert!(r.message().contains("9h") && r.message().contains("8h"), "{}", r.message());
     // Reason required.
     let r = ask("alice", "demo", "write", "1h", None).await;
     assert_eq!((r.status, r.code()), (403, "policy_denied"));
@@ -228,21 +161,14 @@ async fn a_denied_request_cannot_be_approved() {
 async fn racing_approve_and_deny_end_in_exactly_one_decision() {
     let b = TestBroker::start().await;
     for _ in 0..15 {
-        let req = b
-            .request("alice", "demo", "write", "1h", Some("race"))
-            .await;
+        let req = b.request("alice", "demo", "write", "1h", Some("race")).await;
         let rid = id(&req);
         let (a, d) = tokio::join!(b.approve("bob", rid), b.deny("carol", rid, "no"));
         let winners = [a.status, d.status].iter().filter(|s| **s == 200).count();
-        assert_eq!(
-            winners, 1,
-            "approve {} {} / deny {} {}",
-            a.status, a.body, d.status, d.body
-        );
+        assert_eq!(winners, 1, "approve {} {} / deny {} {}", a.status, a.body, d.status, d.body);
         let loser = if a.status == 200 { &d } else { &a };
         assert_eq!((loser.status, loser.code()), (409, "not_pending"));
-        let final_status =
-            b.get("alice", &format!("/v1/requests/{rid}")).await.body["status"].clone();
+        let final_status = b.get("alice", &format!("/v1/requests/{rid}")).await.body["status"].clone();
         let actions = b.actions_for(rid).await;
         if final_status == "approved" {
             assert_eq!(actions, ["requested", "approved", "granted"]);
@@ -253,18 +179,11 @@ async fn racing_approve_and_deny_end_in_exactly_one_decision() {
     }
     // Two approvers racing on a 1-of-M rule: one grant, never two.
     for _ in 0..10 {
-        let req = b
-            .request("alice", "demo", "write", "1h", Some("race"))
-            .await;
+        let req = b.request("alice", "demo", "write", "1h", Some("race")).await;
         let rid = id(&req);
         let (x, y) = tokio::join!(b.approve("bob", rid), b.approve("carol", rid));
         assert!(x.status == 200 || y.status == 200);
-        let grants = b
-            .audit()
-            .await
-            .iter()
-            .filter(|e| e["request_id"] == rid && e["action"] == "granted")
-            .count();
+        let grants = b.audit().await.iter().filter(|e| e["request_id"] == rid && e["action"] == "granted").count();
         assert_eq!(grants, 1);
     }
 }
@@ -273,21 +192,9 @@ async fn racing_approve_and_deny_end_in_exactly_one_decision() {
 async fn cancel_is_for_the_requester_only() {
     let b = TestBroker::start().await;
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
-    let r = b
-        .post(
-            "bob",
-            &format!("/v1/requests/{}/cancel", id(&req)),
-            json!({}),
-        )
-        .await;
+    let r = b.post("bob", &format!("/v1/requests/{}/cancel", id(&req)), json!({})).await;
     assert_eq!((r.status, r.code()), (403, "not_approver"));
-    let r = b
-        .post(
-            "alice",
-            &format!("/v1/requests/{}/cancel", id(&req)),
-            json!({}),
-        )
-        .await;
+    let r = b.post("alice", &format!("/v1/requests/{}/cancel", id(&req)), json!({})).await;
     assert_eq!(r.body["status"], "canceled");
     let r = b.approve("bob", id(&req)).await;
     assert_eq!((r.status, r.code()), (409, "not_pending"));
@@ -321,12 +228,7 @@ async fn long_poll_does_not_miss_a_decision_made_before_it_started() {
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
     b.deny("bob", id(&req), "no").await;
     // The client last saw `pending`; the call returns at once with the decision.
-    let r = b
-        .get(
-            "alice",
-            &format!("/v1/requests/{}?wait=30s&status=pending", id(&req)),
-        )
-        .await;
+    let r = b.get("alice", &format!("/v1/requests/{}?wait=30s&status=pending", id(&req))).await;
     assert_eq!(r.body["status"], "denied");
 }
 
@@ -335,9 +237,7 @@ async fn long_poll_times_out_with_the_current_state() {
     let b = TestBroker::start().await;
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
     let started = Instant::now();
-    let r = b
-        .get("alice", &format!("/v1/requests/{}?wait=1s", id(&req)))
-        .await;
+    let r = b.get("alice", &format!("/v1/requests/{}?wait=1s", id(&req))).await;
     assert_eq!(r.body["status"], "pending");
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
@@ -349,9 +249,7 @@ async fn pending_requests_expire_after_the_ttl() {
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
     let rid = id(&req);
     // A waiter learns of the expiry without anyone deciding.
-    let r = b
-        .get("alice", &format!("/v1/requests/{rid}?wait=20s"))
-        .await;
+    let r = b.get("alice", &format!("/v1/requests/{rid}?wait=20s")).await;
     assert_eq!(r.body["status"], "expired", "{}", r.body);
     let r = b.approve("bob", rid).await;
     assert_eq!((r.status, r.code()), (409, "not_pending"));
@@ -368,16 +266,11 @@ async fn grants_end_on_time_and_the_expiry_is_logged_once() {
     let req = b.request("alice", "demo", "read", "1s", None).await;
     assert_eq!(req["grant"]["status"], "active");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let g = b
-        .get("alice", &format!("/v1/grants/{}", req["grant"]["id"]))
-        .await;
+    let g = b.get("alice", &format!("/v1/grants/{}", req["grant"]["id"])).await;
     assert_eq!(g.body["status"], "expired");
     assert_eq!(b.get("alice", "/v1/grants?live=true").await.body, json!([]));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        b.actions_for(id(&req)).await,
-        ["requested", "granted", "grant_expired"]
-    );
+    assert_eq!(b.actions_for(id(&req)).await, ["requested", "granted", "grant_expired"]);
 }
 
 #[tokio::test]
@@ -390,46 +283,16 @@ async fn revoke_by_grantee_approver_or_admin_only() {
     }
     // Not the grantee, not an approver for demo read (an auto-approve rule has none), not an admin.
     for outsider in ["mallory", "alice", "bob"] {
-        let r = b
-            .post(
-                outsider,
-                &format!("/v1/grants/{}/revoke", grant_ids[0]),
-                json!({}),
-            )
-            .await;
+        let r = b.post(outsider, &format!("/v1/grants/{}/revoke", grant_ids[0]), json!({})).await;
         assert_eq!((r.status, r.code()), (404, "not_found"), "{outsider}");
     }
-    assert_eq!(
-        b.post(
-            "dave",
-            &format!("/v1/grants/{}/revoke", grant_ids[0]),
-            json!({})
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        b.post(
-            "admin",
-            &format!("/v1/grants/{}/revoke", grant_ids[1]),
-            json!({})
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(b.post("dave", &format!("/v1/grants/{}/revoke", grant_ids[0]), json!({})).await.status, 200);
+    assert_eq!(b.post("admin", &format!("/v1/grants/{}/revoke", grant_ids[1]), json!({})).await.status, 200);
     // An approver of the repo and level may revoke a write grant.
     let req = b.request("dave", "demo", "write", "1h", Some("x")).await;
     let approved = b.approve("bob", id(&req)).await;
     let gid = approved.body["grant"]["id"].as_i64().unwrap();
-    let r = b
-        .post(
-            "carol",
-            &format!("/v1/grants/{gid}/revoke"),
-            json!({"reason": "incident over"}),
-        )
-        .await;
+    let r = b.post("carol", &format!("/v1/grants/{gid}/revoke"), json!({"reason": "incident over"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["revoked_by"], "carol");
 }
@@ -439,57 +302,25 @@ async fn listing_mine_reviewable_and_by_status() {
     let b = TestBroker::start().await;
     let w = b.request("alice", "demo", "write", "1h", Some("fix")).await;
     let a = b.request("dave", "acme/api", "write", "1h", None).await;
-    let ids = |r: crate::common::Resp| {
-        r.body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(id)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        ids(b.get("alice", "/v1/requests?mine=true").await),
-        [id(&w)]
-    );
-    assert_eq!(
-        ids(b
-            .get("bob", "/v1/requests?reviewable=true&status=pending")
-            .await),
-        [id(&w)]
-    );
-    assert_eq!(
-        ids(b.get("carol", "/v1/requests?reviewable=true").await),
-        [id(&a), id(&w)]
-    );
+    let ids = |r: crate::common::Resp| r.body.as_array().unwrap().iter().map(id).collect::<Vec<_>>();
+    assert_eq!(ids(b.get("alice", "/v1/requests?mine=true").await), [id(&w)]);
+    assert_eq!(ids(b.get("bob", "/v1/requests?reviewable=true&status=pending").await), [id(&w)]);
+    assert_eq!(ids(b.get("carol", "/v1/requests?reviewable=true").await), [id(&a), id(&w)]);
     // mallory sees nothing of others' requests.
-    assert_eq!(
-        ids(b.get("mallory", "/v1/requests").await),
-        Vec::<i64>::new()
-    );
+    assert_eq!(ids(b.get("mallory", "/v1/requests").await), Vec::<i64>::new());
     let r = b.get("mallory", &format!("/v1/requests/{}", id(&w))).await;
     assert_eq!(r.status, 404);
-    assert_eq!(
-        ids(b.get("admin", "/v1/requests?status=pending").await).len(),
-        2
-    );
+    assert_eq!(ids(b.get("admin", "/v1/requests?status=pending").await).len(), 2);
 }
 
 #[tokio::test]
 async fn admin_manages_users_and_tokens() {
     let b = TestBroker::start().await;
-    let r = b
-        .post(
-            "admin",
-            "/v1/users",
-            json!({"name": "frank", "groups": ["developers"]}),
-        )
-        .await;
+    let r = b.post("admin", "/v1/users", json!({"name": "frank", "groups": ["developers"]})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let token = r.body["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("jit_") && token.len() == 47);
-    let who = b
-        .send(reqwest::Method::GET, "/v1/whoami", Some(&token), None)
-        .await;
+    let who = b.send(reqwest::Method::GET, "/v1/whoami", Some(&token), None).await;
     assert_eq!(who.body["name"], "frank");
     assert_eq!(who.body["groups"], json!(["developers"]));
     // Duplicate.
@@ -499,42 +330,13 @@ async fn admin_manages_users_and_tokens() {
     let r = b.post("admin", "/v1/users/frank/token", json!({})).await;
     let new_token = r.body["token"].as_str().unwrap().to_string();
     assert_ne!(new_token, token);
-    assert_eq!(
-        b.send(reqwest::Method::GET, "/v1/whoami", Some(&token), None)
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        b.send(reqwest::Method::GET, "/v1/whoami", Some(&new_token), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(b.send(reqwest::Method::GET, "/v1/whoami", Some(&token), None).await.status, 401);
+    assert_eq!(b.send(reqwest::Method::GET, "/v1/whoami", Some(&new_token), None).await.status, 200);
     // Remove.
-    let r = b
-        .send(
-            reqwest::Method::DELETE,
-            "/v1/users/frank",
-            Some(b.token("admin")),
-            None,
-        )
-        .await;
+    let r = b.send(reqwest::Method::DELETE, "/v1/users/frank", Some(b.token("admin")), None).await;
     assert_eq!(r.status, 204);
-    assert_eq!(
-        b.send(reqwest::Method::GET, "/v1/whoami", Some(&new_token), None)
-            .await
-            .status,
-        401
-    );
-    let r = b
-        .send(
-            reqwest::Method::DELETE,
-            "/v1/users/frank",
-            Some(b.token("admin")),
-            None,
-        )
-        .await;
+    assert_eq!(b.send(reqwest::Method::GET, "/v1/whoami", Some(&new_token), None).await.status, 401);
+    let r = b.send(reqwest::Method::DELETE, "/v1/users/frank", Some(b.token("admin")), None).await;
     assert_eq!(r.status, 404);
     // Non-admins may not.
     let r = b.post("alice", "/v1/users", json!({"name": "eve"})).await;
@@ -545,27 +347,10 @@ async fn admin_manages_users_and_tokens() {
     let db = std::fs::read(b.db_path()).unwrap_or_default();
     let wal = std::fs::read(b.dir.path().join("jit.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
-        assert!(
-            !bytes
-                .windows(new_token.len())
-                .any(|w| w == new_token.as_bytes()),
-            "token found in the database"
-        );
+        assert!(!bytes.windows(new_token.len()).any(|w| w == new_token.as_bytes()), "token found in the database");
     }
-    let actions: Vec<String> = b
-        .audit()
-        .await
-        .iter()
-        .map(|e| e["action"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        actions.ends_with(&[
-            "user_added".into(),
-            "token_rotated".into(),
-            "user_removed".into()
-        ]),
-        "{actions:?}"
-    );
+    let actions: Vec<String> = b.audit().await.iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    assert!(actions.ends_with(&["user_added".into(), "token_rotated".into(), "user_removed".into()]), "{actions:?}");
 }
 
 #[tokio::test]
@@ -579,23 +364,12 @@ async fn audit_chain_verifies_and_detects_a_tampered_row() {
     assert!(total >= 10);
 
     // The log refuses updates through SQL...
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display()))
-        .await
-        .unwrap();
-    let refused =
-        sqlx::query("UPDATE audit_events SET detail = 'nothing' WHERE action = 'requested'")
-            .execute(&pool)
-            .await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    let refused = sqlx::query("UPDATE audit_events SET detail = 'nothing' WHERE action = 'requested'").execute(&pool).await;
     assert!(refused.unwrap_err().to_string().contains("append-only"));
     // ...and someone who removes that guard is still caught.
-    sqlx::query("DROP TRIGGER audit_events_no_update")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_events SET detail = 'for 1h: routine' WHERE action = 'requested'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query("DROP TRIGGER audit_events_no_update").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_events SET detail = 'for 1h: routine' WHERE action = 'requested'").execute(&pool).await.unwrap();
     pool.close().await;
     let v = b.get("admin", "/v1/audit/verify").await;
     assert_eq!(v.body["ok"], false);

@@ -11,31 +11,14 @@ async fn missing_wrong_and_malformed_tokens_are_401() {
     let r = b.send(Method::GET, "/v1/whoami", None, None).await;
     assert_eq!((r.status, r.code()), (401, "unauthenticated"));
     assert!(r.message().contains("missing"), "{}", r.message());
-    let r = b
-        .send(
-            Method::GET,
-            "/v1/whoami",
-            Some("jit_not-a-real-token-at-all-but-right-shape-xxxxxx"),
-            None,
-        )
-        .await;
+    let r = b.send(Method::GET, "/v1/whoami", Some("jit_not-a-real-token-at-all-but-right-shape-xxxxxx"), None).await;
     assert_eq!((r.status, r.code()), (401, "unauthenticated"));
     assert!(r.message().contains("invalid"), "{}", r.message());
-    let raw = reqwest::Client::new()
-        .get(format!("{}/v1/whoami", b.url))
-        .header("Authorization", "Basic abc")
-        .send()
-        .await
-        .unwrap();
+    let raw = reqwest::Client::new().get(format!("{}/v1/whoami", b.url)).header("Authorization", "Basic abc").send().await.unwrap();
     assert_eq!(raw.status(), 401);
     assert!(raw.headers().contains_key("www-authenticate"));
     let body: serde_json::Value = raw.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Bearer")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
 }
 
 #[tokio::test]
@@ -52,72 +35,29 @@ async fn malformed_json_and_wrong_shapes_are_400() {
     assert_eq!(raw.status(), 400);
     let body: serde_json::Value = raw.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_json");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("malformed JSON")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("malformed JSON"));
 
-    let r = b
-        .post(
-            "alice",
-            "/v1/requests",
-            json!({"repo": "demo", "level": "write"}),
-        )
-        .await;
+    let r = b.post("alice", "/v1/requests", json!({"repo": "demo", "level": "write"})).await;
     assert_eq!((r.status, r.code()), (400, "invalid_json"));
     assert!(r.message().contains("duration"), "{}", r.message());
 
-    let raw = reqwest::Client::new()
-        .post(format!("{}/v1/requests", b.url))
-        .bearer_auth(b.token("alice"))
-        .body("repo=demo")
-        .send()
-        .await
-        .unwrap();
+    let raw =
+        reqwest::Client::new().post(format!("{}/v1/requests", b.url)).bearer_auth(b.token("alice")).body("repo=demo").send().await.unwrap();
     assert_eq!(raw.status(), 415);
 }
 
 #[tokio::test]
 async fn unknown_level_bad_duration_and_unknown_repo_say_what_is_accepted() {
     let b = TestBroker::start().await;
-    let r = b
-        .post(
-            "alice",
-            "/v1/requests",
-            json!({"repo": "demo", "level": "owner", "duration": "1h"}),
-        )
-        .await;
+    let r = b.post("alice", "/v1/requests", json!({"repo": "demo", "level": "owner", "duration": "1h"})).await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
-    assert!(
-        r.message().contains("`owner`") && r.message().contains("read, write, admin"),
-        "{}",
-        r.message()
-    );
+    assert!(r.message().contains("`owner`") && r.message().contains("read, write, admin"), "{}", r.message());
     for bad in ["soon", "0s", "-1h", "1.5s", ""] {
-        let r = b
-            .post(
-                "alice",
-                "/v1/requests",
-                json!({"repo": "demo", "level": "read", "duration": bad}),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.code()),
-            (400, "invalid_input"),
-            "{bad}: {}",
-            r.body
-        );
+        let r = b.post("alice", "/v1/requests", json!({"repo": "demo", "level": "read", "duration": bad})).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_input"), "{bad}: {}", r.body);
         assert!(r.message().contains("duration"), "{}", r.message());
     }
-    let r = b
-        .post(
-            "alice",
-            "/v1/requests",
-            json!({"repo": "acme/nope", "level": "read", "duration": "1h"}),
-        )
-        .await;
+    let r = b.post("alice", "/v1/requests", json!({"repo": "acme/nope", "level": "read", "duration": "1h"})).await;
     assert_eq!((r.status, r.code()), (400, "unknown_repo"));
     assert!(r.message().contains("acme/nope"));
 }
@@ -147,27 +87,13 @@ async fn unknown_and_malformed_ids_are_distinct_errors() {
 async fn oversize_bodies_are_413() {
     let b = TestBroker::start().await;
     let huge = "x".repeat(200 * 1024);
-    let r = b
-        .post(
-            "alice",
-            "/v1/requests",
-            json!({"repo": "demo", "level": "write", "duration": "1h", "reason": huge}),
-        )
-        .await;
+    let r = b.post("alice", "/v1/requests", json!({"repo": "demo", "level": "write", "duration": "1h", "reason": huge})).await;
     assert_eq!((r.status, r.code()), (413, "body_too_large"));
-    let r = b
-        .post("bob", "/v1/requests/1/approve", json!({"comment": huge}))
-        .await;
+    let r = b.post("bob", "/v1/requests/1/approve", json!({"comment": huge})).await;
     assert_eq!((r.status, r.code()), (413, "body_too_large"));
     // Under the body limit but over the field limit.
     let long = "y".repeat(3000);
-    let r = b
-        .post(
-            "alice",
-            "/v1/requests",
-            json!({"repo": "demo", "level": "write", "duration": "1h", "reason": long}),
-        )
-        .await;
+    let r = b.post("alice", "/v1/requests", json!({"repo": "demo", "level": "write", "duration": "1h", "reason": long})).await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
 }
 
@@ -181,12 +107,6 @@ async fn deny_needs_a_reason_and_bad_user_names_are_refused() {
         let r = b.post("admin", "/v1/users", json!({"name": bad})).await;
         assert_eq!((r.status, r.code()), (400, "invalid_input"), "{bad:?}");
     }
-    let r = b
-        .post(
-            "admin",
-            "/v1/users",
-            json!({"name": "ok", "groups": ["bad group"]}),
-        )
-        .await;
+    let r = b.post("admin", "/v1/users", json!({"name": "ok", "groups": ["bad group"]})).await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
 }

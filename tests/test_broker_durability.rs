@@ -12,17 +12,11 @@ use crate::common::{POLICY, TestBroker};
 #[tokio::test]
 async fn restart_keeps_every_acknowledged_decision() {
     let mut b = TestBroker::start().await;
-    let approved = b.request("alice", "demo", "write", "1h", Some("a")).await["id"]
-        .as_i64()
-        .unwrap();
+    let approved = b.request("alice", "demo", "write", "1h", Some("a")).await["id"].as_i64().unwrap();
     b.approve("bob", approved).await;
-    let denied = b.request("alice", "demo", "write", "1h", Some("b")).await["id"]
-        .as_i64()
-        .unwrap();
+    let denied = b.request("alice", "demo", "write", "1h", Some("b")).await["id"].as_i64().unwrap();
     b.deny("carol", denied, "no").await;
-    let half = b.request("alice", "demo", "admin", "1h", None).await["id"]
-        .as_i64()
-        .unwrap();
+    let half = b.request("alice", "demo", "admin", "1h", None).await["id"].as_i64().unwrap();
     b.approve("bob", half).await;
     let before = b.get("admin", "/v1/requests").await.body;
 
@@ -43,9 +37,7 @@ struct Spawned {
 
 fn jit() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jit"));
-    cmd.env_remove("JIT_SERVER")
-        .env_remove("JIT_TOKEN")
-        .env("NO_COLOR", "1");
+    cmd.env_remove("JIT_SERVER").env_remove("JIT_TOKEN").env("NO_COLOR", "1");
     cmd
 }
 
@@ -72,16 +64,8 @@ fn spawn_broker(config: &std::path::Path, data: &std::path::Path) -> Spawned {
     Spawned { child, url }
 }
 
-async fn call(
-    url: &str,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{url}{path}"))
-        .bearer_auth(token);
+async fn call(url: &str, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{url}{path}")).bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -98,56 +82,35 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
     let data = dir.path().join("data");
 
     // First admin on a fresh broker: --init-admin prints its token once.
-    let out = jit()
-        .args(["server", "--init-admin", "root", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let root = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(root.starts_with("jit_"));
     // A second bootstrap is refused (exit 5): it would be a back door.
-    let again = jit()
-        .args(["server", "--init-admin", "root2", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let again = jit().args(["server", "--init-admin", "root2", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
     assert_eq!(again.status.code(), Some(5));
 
     let mut broker = spawn_broker(&config, &data);
     let mut tokens = std::collections::HashMap::new();
     for (name, group) in [("alice", "developers"), ("bob", "reviewers")] {
-        let (status, body) = call(
-            &broker.url,
-            &root,
-            reqwest::Method::POST,
-            "/v1/users",
-            Some(json!({"name": name, "groups": [group]})),
-        )
-        .await;
+        let (status, body) =
+            call(&broker.url, &root, reqwest::Method::POST, "/v1/users", Some(json!({"name": name, "groups": [group]}))).await;
         assert_eq!(status, 201);
         tokens.insert(name, body["token"].as_str().unwrap().to_string());
     }
     let mut acknowledged = vec![];
     for i in 0..5 {
-        let (_, req) = call(&broker.url, &tokens["alice"], reqwest::Method::POST, "/v1/requests", Some(json!({"repo": "demo", "level": "write", "duration": "1h", "reason": format!("r{i}")}))).await;
-        let id = req["id"].as_i64().unwrap();
-        let (status, _) = call(
+        let (_, req) = call(
             &broker.url,
-            &tokens["bob"],
+            &tokens["alice"],
             reqwest::Method::POST,
-            &format!("/v1/requests/{id}/approve"),
-            Some(json!({})),
+            "/v1/requests",
+            Some(json!({"repo": "demo", "level": "write", "duration": "1h", "reason": format!("r{i}")})),
         )
         .await;
+        let id = req["id"].as_i64().unwrap();
+        let (status, _) =
+            call(&broker.url, &tokens["bob"], reqwest::Method::POST, &format!("/v1/requests/{id}/approve"), Some(json!({}))).await;
         assert_eq!(status, 200);
         acknowledged.push(id);
     }
@@ -157,41 +120,13 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
 
     let mut broker = spawn_broker(&config, &data);
     for id in &acknowledged {
-        let (_, req) = call(
-            &broker.url,
-            &tokens["alice"],
-            reqwest::Method::GET,
-            &format!("/v1/requests/{id}"),
-            None,
-        )
-        .await;
-        assert_eq!(
-            req["status"], "approved",
-            "request {id} after restart: {req}"
-        );
+        let (_, req) = call(&broker.url, &tokens["alice"], reqwest::Method::GET, &format!("/v1/requests/{id}"), None).await;
+        assert_eq!(req["status"], "approved", "request {id} after restart: {req}");
         assert_eq!(req["grant"]["status"], "active");
     }
-    let (_, grants) = call(
-        &broker.url,
-        &tokens["alice"],
-        reqwest::Method::GET,
-        "/v1/grants",
-        None,
-    )
-    .await;
-    assert_eq!(
-        grants.as_array().unwrap().len(),
-        5,
-        "no grant doubled or lost"
-    );
-    let (_, verify) = call(
-        &broker.url,
-        &root,
-        reqwest::Method::GET,
-        "/v1/audit/verify",
-        None,
-    )
-    .await;
+    let (_, grants) = call(&broker.url, &tokens["alice"], reqwest::Method::GET, "/v1/grants", None).await;
+    assert_eq!(grants.as_array().unwrap().len(), 5, "no grant doubled or lost");
+    let (_, verify) = call(&broker.url, &root, reqwest::Method::GET, "/v1/audit/verify", None).await;
     assert_eq!(verify["ok"], true, "{verify}");
     broker.child.kill().unwrap();
     broker.child.wait().unwrap();
@@ -209,56 +144,30 @@ async fn the_reaper_catches_up_after_downtime() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     b.restart().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        b.actions_for(rid).await,
-        ["requested", "granted", "grant_expired"]
-    );
+    assert_eq!(b.actions_for(rid).await, ["requested", "granted", "grant_expired"]);
 }
 
 #[test]
 fn a_bad_policy_stops_start_up_and_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
-    let bad = POLICY.replace(
-        "levels = [\"write\"]\nrequesters = [\"group:developers\"]",
-        "levels = [\"wrote\"]\nrequesters = [\"group:developers\"]",
-    );
+    let bad = POLICY
+        .replace("levels = [\"write\"]\nrequesters = [\"group:developers\"]", "levels = [\"wrote\"]\nrequesters = [\"group:developers\"]");
     assert_ne!(bad, POLICY);
     std::fs::write(&config, &bad).unwrap();
-    let line = bad
-        .lines()
-        .position(|l| l.contains("name = \"demo-write\""))
-        .unwrap(); // the [[rule]] header is one line above
-    let out = jit()
-        .args(["server", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let line = bad.lines().position(|l| l.contains("name = \"demo-write\"")).unwrap(); // the [[rule]] header is one line above
+    let out =
+        jit().args(["server", "--listen", "127.0.0.1:0", "--config"]).arg(&config).arg("--data-dir").arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("line {line}")) && stderr.contains("`wrote`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("line {line}")) && stderr.contains("`wrote`"), "{stderr}");
 
     std::fs::write(&config, "[server]\nlisten = 5\n").unwrap();
-    let out = jit()
-        .args(["server", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = jit().args(["server", "--config"]).arg(&config).arg("--data-dir").arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 
-    let out = jit()
-        .args(["server", "--config"])
-        .arg(dir.path().join("missing.toml"))
-        .output()
-        .unwrap();
+    let out = jit().args(["server", "--config"]).arg(dir.path().join("missing.toml")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
@@ -276,39 +185,20 @@ fn the_dev_broker_writes_a_private_dev_json() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = stdout.next().unwrap().unwrap();
-    assert!(
-        first.starts_with("jit dev broker listening on http://127.0.0.1:"),
-        "{first}"
-    );
-    let rest: Vec<String> = stdout
-        .by_ref()
-        .take_while(|l| !l.as_ref().unwrap().contains("audit verify"))
-        .map(|l| l.unwrap())
-        .collect();
-    assert!(
-        rest.iter()
-            .any(|l| l.contains("jit request demo --level write")),
-        "{rest:?}"
-    );
+    assert!(first.starts_with("jit dev broker listening on http://127.0.0.1:"), "{first}");
+    let rest: Vec<String> = stdout.by_ref().take_while(|l| !l.as_ref().unwrap().contains("audit verify")).map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l.contains("jit request demo --level write")), "{rest:?}");
     let path = dir.path().join("dev.json");
     let dev: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
     for user in ["alice", "bob", "carol", "admin"] {
         assert!(dev["users"][user].as_str().unwrap().starts_with("jit_"));
     }
-    assert!(
-        dev["repos"]["demo"]
-            .as_str()
-            .unwrap()
-            .ends_with("/git/demo.git")
-    );
+    assert!(dev["repos"]["demo"].as_str().unwrap().ends_with("/git/demo.git"));
     assert!(first.ends_with(dev["server_url"].as_str().unwrap()));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -3,18 +3,43 @@
 //! `Result<(), CommandError>`; this module dispatches and holds what they share.
 
 pub mod admin;
+pub mod approve;
 pub mod audit;
+pub mod cancel;
+pub mod deny;
+pub mod login;
+pub mod logout;
+pub mod repos;
+pub mod request;
+pub mod requests;
+pub mod revoke;
 pub mod server;
+pub mod status;
+pub mod util;
+pub mod wait;
+pub mod whoami;
 
 use serde::Serialize;
 
 use crate::cli::{Cli, Command};
-use crate::client::{Client, ClientError};
-use crate::domain::token::Secret;
+use crate::client::Client;
 use crate::error::CommandError;
 
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
+        Command::Login(args) => block_on(login::cmd_login(&args)),
+        Command::Logout(json) => logout::cmd_logout(json.json),
+        Command::Whoami(json) => block_on(whoami::cmd_whoami(json.json)),
+        Command::Request(args) => block_on(request::cmd_request(&args)),
+        Command::Wait(args) => block_on(wait::cmd_wait(&args)),
+        Command::Cancel(args) => block_on(cancel::cmd_cancel(&args)),
+        Command::Requests(args) => block_on(requests::cmd_requests(&args)),
+        Command::Approve(args) => block_on(approve::cmd_approve(&args)),
+        Command::Deny(args) => block_on(deny::cmd_deny(&args)),
+        Command::Status(json) => block_on(status::cmd_status(json.json)),
+        Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
+        Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
+        Command::Util(cmd) => util::cmd_util(&cmd),
         Command::Server(args) => server::cmd_server(&args),
         Command::Admin(cmd) => block_on(admin::run(cmd)),
         Command::Audit(args) => block_on(audit::run(&args)),
@@ -23,9 +48,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
 
 /// Runs a command's async body on a small runtime of its own. Client commands
 /// need one thread: they wait on the network, not on CPU.
-pub fn block_on<F: std::future::Future<Output = Result<(), CommandError>>>(
-    f: F,
-) -> Result<(), CommandError> {
+pub fn block_on<F: std::future::Future<Output = Result<(), CommandError>>>(f: F) -> Result<(), CommandError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,25 +56,30 @@ pub fn block_on<F: std::future::Future<Output = Result<(), CommandError>>>(
         .block_on(f)
 }
 
-/// The broker client for the current user: `JIT_SERVER` and `JIT_TOKEN`.
+/// The broker client for the current user (environment, then stored login).
 pub fn client() -> Result<Client, CommandError> {
-    let server = std::env::var("JIT_SERVER")
+    crate::session::client()
+}
+
+/// Parses a request or grant id typed by a person.
+pub fn parse_id(kind: &str, raw: &str) -> Result<i64, CommandError> {
+    raw.trim()
+        .trim_start_matches('#')
+        .parse::<i64>()
         .ok()
-        .filter(|s| !s.trim().is_empty());
-    let token = std::env::var("JIT_TOKEN")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .map(|t| Secret::new(t.trim()));
-    match (server, token) {
-        (Some(server), Some(token)) => Ok(Client::new(&server, Some(token))?),
-        _ => Err(ClientError::NotConfigured.into()),
-    }
+        .filter(|id| *id > 0)
+        .ok_or_else(|| CommandError::bad_input(format!("invalid {kind} id `{raw}`: expected a number like 12")))
+}
+
+/// One line about a request, for people.
+pub fn describe_request(r: &crate::api::AccessRequest) -> String {
+    let reason = r.reason.as_deref().map(|r| format!(" — \"{r}\"")).unwrap_or_default();
+    format!("#{} {} wants {} on {} for {}{}", r.id, r.requester, r.level, r.repo, r.duration, reason)
 }
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CommandError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::unexpected(e.to_string()))?;
     println!("{text}");
     Ok(())
 }
@@ -77,10 +105,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.trim_end().to_string()
     };
     let mut out = vec![line(header.to_vec())];
-    out.extend(
-        rows.iter()
-            .map(|r| line(r.iter().map(String::as_str).collect())),
-    );
+    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
     out.join("\n")
 }
 
@@ -88,13 +113,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn table_aligns_columns() {
-        let t = super::table(
-            &["ID", "NAME"],
-            &[
-                vec!["1".into(), "alice".into()],
-                vec!["100".into(), "bob".into()],
-            ],
-        );
+        let t = super::table(&["ID", "NAME"], &[vec!["1".into(), "alice".into()], vec!["100".into(), "bob".into()]]);
         assert_eq!(t, "ID   NAME\n1    alice\n100  bob");
     }
 }

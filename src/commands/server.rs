@@ -30,8 +30,7 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("JIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JIT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -40,8 +39,7 @@ fn init_logging() {
 }
 
 fn config_error(e: ConfigError) -> CommandError {
-    CommandError::bad_input(e.to_string())
-        .hint("the broker refuses to start on a config it cannot fully read")
+    CommandError::bad_input(e.to_string()).hint("the broker refuses to start on a config it cannot fully read")
 }
 
 fn load_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {
@@ -64,11 +62,7 @@ fn load_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, CommandError> {
     TcpListener::bind(addr).await.map_err(|e| {
-        CommandError::new(
-            ExitKind::Unexpected,
-            format!("cannot listen on {addr}: {e}"),
-        )
-        .hint("pass --listen with a free address")
+        CommandError::new(ExitKind::Unexpected, format!("cannot listen on {addr}: {e}")).hint("pass --listen with a free address")
     })
 }
 
@@ -79,17 +73,13 @@ async fn serve_until_signal(handle: crate::server::ServerHandle) -> Result<(), C
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
-    handle
-        .wait()
-        .await
-        .map_err(|e| CommandError::unexpected(format!("server failed: {e}")))
+    handle.wait().await.map_err(|e| CommandError::unexpected(format!("server failed: {e}")))
 }
 
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -101,18 +91,9 @@ async fn shutdown_signal() {
 
 async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     let config = load_config(args)?;
-    let store = open_store(&config)
-        .await
-        .map_err(|e| CommandError::unexpected(e.to_string()))?;
-    if store
-        .admin_count()
-        .await
-        .map_err(|e| CommandError::unexpected(e.to_string()))?
-        == 0
-    {
-        tracing::warn!(
-            "this broker has no admin yet; create one with `jit server --init-admin NAME` (same --data-dir/--config)"
-        );
+    let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
+    if store.admin_count().await.map_err(|e| CommandError::unexpected(e.to_string()))? == 0 {
+        tracing::warn!("this broker has no admin yet; create one with `jit server --init-admin NAME` (same --data-dir/--config)");
     }
     if config.policy.rules().is_empty() {
         tracing::warn!("the policy has no rules: every request will be refused (default deny)");
@@ -126,28 +107,15 @@ async fn run(args: &ServerArgs) -> Result<(), CommandError> {
 async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     let data_dir: PathBuf = match &args.data_dir {
         Some(d) => d.clone(),
-        None => default_data_dir()
-            .map(|d| d.join("dev"))
-            .ok_or_else(|| config_error(ConfigError::NoDataDir))?,
+        None => default_data_dir().map(|d| d.join("dev")).ok_or_else(|| config_error(ConfigError::NoDataDir))?,
     };
-    let listener = bind(
-        args.listen
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
-    )
-    .await?;
+    let listener = bind(args.listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"))).await?;
     let addr = listener.local_addr()?;
-    let server_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let server_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let mut config = dev::dev_config(data_dir, &server_url).map_err(config_error)?;
     config.listen = addr;
-    let store = open_store(&config)
-        .await
-        .map_err(|e| CommandError::unexpected(e.to_string()))?;
-    let dev_json = dev::seed(store.as_ref(), &config, &server_url)
-        .await
-        .map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let dev_json = dev::seed(store.as_ref(), &config, &server_url).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
     let handle = launch_with_listener(config, store, listener).await?;
     println!("{}", dev::next_steps(&server_url, &dev_json));
     serve_until_signal(handle).await
@@ -155,33 +123,17 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
 
 async fn init_admin(args: &ServerArgs, name: &str) -> Result<(), CommandError> {
     let config = load_config(args)?;
-    let store = open_store(&config)
-        .await
-        .map_err(|e| CommandError::unexpected(e.to_string()))?;
-    let admins = store
-        .admin_count()
-        .await
-        .map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let admins = store.admin_count().await.map_err(|e| CommandError::unexpected(e.to_string()))?;
     if admins > 0 {
-        return Err(CommandError::new(
-            ExitKind::NotAllowed,
-            "this broker already has an admin; --init-admin only bootstraps an empty one",
-        )
-        .hint("an existing admin can run `jit admin user add NAME --admin`"));
+        return Err(CommandError::new(ExitKind::NotAllowed, "this broker already has an admin; --init-admin only bootstraps an empty one")
+            .hint("an existing admin can run `jit admin user add NAME --admin`"));
     }
     let token = generate(TOKEN_PREFIX);
-    let user = UserRecord {
-        name: name.to_string(),
-        groups: Vec::new(),
-        admin: true,
-        created_at: chrono::Utc::now(),
-    };
+    let user = UserRecord { name: name.to_string(), groups: Vec::new(), admin: true, created_at: chrono::Utc::now() };
     let mut event = NewEvent::new(crate::server::broker::BROKER_ACTOR, Action::UserAdded);
     event.detail = Some(format!("{name} admin (first admin, --init-admin)"));
-    store
-        .add_user(&user, &TokenHash::of(token.expose()), event)
-        .await
-        .map_err(|e| CommandError::bad_input(e.to_string()))?;
+    store.add_user(&user, &TokenHash::of(token.expose()), event).await.map_err(|e| CommandError::bad_input(e.to_string()))?;
     eprintln!("created admin `{name}`; this is their token, shown once:");
     println!("{}", token.expose());
     Ok(())

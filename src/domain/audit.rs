@@ -72,11 +72,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn new(actor: &str, action: Action) -> Self {
-        NewEvent {
-            actor: actor.to_string(),
-            action: Some(action),
-            ..Default::default()
-        }
+        NewEvent { actor: actor.to_string(), action: Some(action), ..Default::default() }
     }
 }
 
@@ -118,11 +114,7 @@ impl AuditEvent {
             seq,
             at,
             actor: event.actor.clone(),
-            action: event
-                .action
-                .map(Action::as_str)
-                .unwrap_or("unknown")
-                .to_string(),
+            action: event.action.map(Action::as_str).unwrap_or("unknown").to_string(),
             request_id: event.request_id,
             grant_id: event.grant_id,
             repo: event.repo.clone(),
@@ -162,33 +154,18 @@ pub struct ChainBreak {
 
 /// Verifies events in order, starting from `start_prev` (normally [`GENESIS`])
 /// and sequence number `start_seq`. Returns how many events were checked.
-pub fn verify_chain<'a>(
-    events: impl IntoIterator<Item = &'a AuditEvent>,
-    start_seq: i64,
-    start_prev: &str,
-) -> Result<u64, ChainBreak> {
+pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>, start_seq: i64, start_prev: &str) -> Result<u64, ChainBreak> {
     let mut prev = start_prev.to_string();
     let mut count = 0;
     for (expect_seq, e) in (start_seq..).zip(events) {
         if e.seq != expect_seq {
-            return Err(ChainBreak {
-                seq: e.seq,
-                reason: format!(
-                    "expected event {expect_seq} here; events are missing or reordered"
-                ),
-            });
+            return Err(ChainBreak { seq: e.seq, reason: format!("expected event {expect_seq} here; events are missing or reordered") });
         }
         if e.prev_hash != prev {
-            return Err(ChainBreak {
-                seq: e.seq,
-                reason: "its previous-hash does not match the event before it".into(),
-            });
+            return Err(ChainBreak { seq: e.seq, reason: "its previous-hash does not match the event before it".into() });
         }
         if e.compute_hash() != e.hash {
-            return Err(ChainBreak {
-                seq: e.seq,
-                reason: "its content does not match its hash (the event was altered)".into(),
-            });
+            return Err(ChainBreak { seq: e.seq, reason: "its content does not match its hash (the event was altered)".into() });
         }
         prev = e.hash.clone();
         count += 1;
@@ -208,21 +185,13 @@ mod tests {
     fn chain(n: i64) -> Vec<AuditEvent> {
         let mut out: Vec<AuditEvent> = Vec::new();
         for seq in 1..=n {
-            let prev = out
-                .last()
-                .map(|e| e.hash.clone())
-                .unwrap_or_else(|| GENESIS.to_string());
+            let prev = out.last().map(|e| e.hash.clone()).unwrap_or_else(|| GENESIS.to_string());
             let mut ev = NewEvent::new("alice", Action::Requested);
             ev.request_id = Some(seq);
             ev.repo = Some("demo".into());
             ev.level = Some(Level::Write);
             ev.detail = Some(format!("reason {seq}"));
-            out.push(AuditEvent::chain(
-                &ev,
-                seq,
-                format!("2026-11-25T12:00:0{seq}.000Z"),
-                &prev,
-            ));
+            out.push(AuditEvent::chain(&ev, seq, format!("2026-11-25T12:00:0{seq}.000Z"), &prev));
         }
         out
     }
@@ -271,10 +240,7 @@ mod tests {
 
     #[test]
     fn action_names_are_stable() {
-        assert_eq!(
-            serde_json::to_string(&Action::GrantExpired).unwrap(),
-            "\"grant_expired\""
-        );
+        assert_eq!(serde_json::to_string(&Action::GrantExpired).unwrap(), "\"grant_expired\"");
         assert_eq!(Action::CredentialMinted.as_str(), "credential_minted");
     }
 }

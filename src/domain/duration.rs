@@ -65,15 +65,10 @@ impl FromStr for AccessDuration {
         // humantime treats a bare number as an error already, but an empty or
         // signed value gets a clearer message from us.
         if trimmed.is_empty() || trimmed.starts_with('-') || trimmed.starts_with('+') {
-            return Err(DurationError::Malformed {
-                input: s.to_string(),
-                reason: "not a positive duration".into(),
-            });
+            return Err(DurationError::Malformed { input: s.to_string(), reason: "not a positive duration".into() });
         }
-        let parsed = humantime::parse_duration(trimmed).map_err(|e| DurationError::Malformed {
-            input: s.to_string(),
-            reason: e.to_string(),
-        })?;
+        let parsed =
+            humantime::parse_duration(trimmed).map_err(|e| DurationError::Malformed { input: s.to_string(), reason: e.to_string() })?;
         Self::check(parsed, s)
     }
 }
@@ -139,39 +134,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_forms_with_the_input_named() {
-        for bad in [
-            "",
-            "2",
-            "abc",
-            "2 hours later",
-            "-5m",
-            "1.5s",
-            "0s",
-            "400d",
-            "5x",
-        ] {
+        for bad in ["", "2", "abc", "2 hours later", "-5m", "1.5s", "0s", "400d", "5x"] {
             let err = bad.parse::<AccessDuration>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
         }
-        assert!(matches!(
-            "0s".parse::<AccessDuration>(),
-            Err(DurationError::TooShort(_))
-        ));
-        assert!(matches!(
-            "400d".parse::<AccessDuration>(),
-            Err(DurationError::TooLong(_))
-        ));
+        assert!(matches!("0s".parse::<AccessDuration>(), Err(DurationError::TooShort(_))));
+        assert!(matches!("400d".parse::<AccessDuration>(), Err(DurationError::TooLong(_))));
     }
 
     #[test]
     fn displays_canonically() {
-        for (input, shown) in [
-            ("90s", "1m30s"),
-            ("2h", "2h"),
-            ("1h30m", "1h30m"),
-            ("25h", "1d1h"),
-            ("3661s", "1h1m1s"),
-        ] {
+        for (input, shown) in [("90s", "1m30s"), ("2h", "2h"), ("1h30m", "1h30m"), ("25h", "1d1h"), ("3661s", "1h1m1s")] {
             assert_eq!(input.parse::<AccessDuration>().unwrap().to_string(), shown);
         }
     }

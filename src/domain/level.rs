@@ -74,19 +74,13 @@ mod tests {
         assert!("Write".parse::<Level>().is_err());
         assert!("owner".parse::<Level>().is_err());
         let err = "rw".parse::<Level>().unwrap_err().to_string();
-        assert!(
-            err.contains("`rw`") && err.contains("read, write, admin"),
-            "{err}"
-        );
+        assert!(err.contains("`rw`") && err.contains("read, write, admin"), "{err}");
     }
 
     #[test]
     fn round_trips_through_json() {
         assert_eq!(serde_json::to_string(&Level::Admin).unwrap(), "\"admin\"");
-        assert_eq!(
-            serde_json::from_str::<Level>("\"read\"").unwrap(),
-            Level::Read
-        );
+        assert_eq!(serde_json::from_str::<Level>("\"read\"").unwrap(), Level::Read);
         assert!(serde_json::from_str::<Level>("\"root\"").is_err());
     }
 }

@@ -27,25 +27,15 @@ pub enum Principal {
 
 impl Principal {
     fn parse(s: &str) -> Result<Self, String> {
-        let ok_name = |n: &str| {
-            !n.is_empty()
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        };
+        let ok_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if s == "*" {
             Ok(Principal::Anyone)
         } else if let Some(group) = s.strip_prefix("group:") {
-            if ok_name(group) {
-                Ok(Principal::Group(group.to_string()))
-            } else {
-                Err(format!("bad group name in `{s}`"))
-            }
+            if ok_name(group) { Ok(Principal::Group(group.to_string())) } else { Err(format!("bad group name in `{s}`")) }
         } else if ok_name(s) {
             Ok(Principal::User(s.to_string()))
         } else {
-            Err(format!(
-                "bad principal `{s}`: expected a user name, `group:NAME` or `*`"
-            ))
+            Err(format!("bad principal `{s}`: expected a user name, `group:NAME` or `*`"))
         }
     }
 
@@ -100,11 +90,7 @@ pub struct Rule {
 
 impl Rule {
     fn covers(&self, repo: &str, level: Level) -> bool {
-        let opts = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
-        };
+        let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
         self.levels.contains(&level) && self.repos.iter().any(|p| p.matches_with(repo, opts))
     }
 
@@ -144,25 +130,11 @@ pub enum Refusal {
     #[error("no policy rule allows {level} access to `{repo}` (default deny)")]
     NoRule { repo: String, level: Level },
     #[error("policy does not let {user} request {level} access to `{repo}`")]
-    NotRequester {
-        user: String,
-        repo: String,
-        level: Level,
-    },
+    NotRequester { user: String, repo: String, level: Level },
     #[error("{asked} is longer than the {max} that rule `{rule}` allows for {level} on `{repo}`")]
-    TooLong {
-        asked: AccessDuration,
-        max: AccessDuration,
-        rule: String,
-        level: Level,
-        repo: String,
-    },
+    TooLong { asked: AccessDuration, max: AccessDuration, rule: String, level: Level, repo: String },
     #[error("rule `{rule}` requires a reason for {level} access to `{repo}`; pass --reason")]
-    ReasonRequired {
-        rule: String,
-        level: Level,
-        repo: String,
-    },
+    ReasonRequired { rule: String, level: Level, repo: String },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -172,11 +144,7 @@ pub struct Policy {
 
 /// 1-based line of a byte offset in `source`.
 pub fn line_of(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+    source[..offset.min(source.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
 impl Policy {
@@ -187,13 +155,9 @@ impl Policy {
         let mut names = BTreeSet::new();
         for (index, spanned) in raw.into_iter().enumerate() {
             let line = line_of(source, spanned.span().start);
-            let rule = Self::validate(spanned.into_inner(), index, line)
-                .map_err(|message| PolicyError { line, message })?;
+            let rule = Self::validate(spanned.into_inner(), index, line).map_err(|message| PolicyError { line, message })?;
             if !names.insert(rule.name.clone()) {
-                return Err(PolicyError {
-                    line,
-                    message: format!("duplicate rule name `{}`", rule.name),
-                });
+                return Err(PolicyError { line, message: format!("duplicate rule name `{}`", rule.name) });
             }
             rules.push(rule);
         }
@@ -213,28 +177,13 @@ impl Policy {
         if raw.levels.is_empty() {
             return Err("`levels` must name at least one of read, write, admin".into());
         }
-        let levels = raw
-            .levels
-            .iter()
-            .map(|l| l.parse::<Level>().map_err(|e| e.to_string()))
-            .collect::<Result<BTreeSet<_>, _>>()?;
+        let levels = raw.levels.iter().map(|l| l.parse::<Level>().map_err(|e| e.to_string())).collect::<Result<BTreeSet<_>, _>>()?;
         if raw.requesters.is_empty() {
             return Err("`requesters` must name at least one user, `group:NAME` or `*`".into());
         }
-        let requesters = raw
-            .requesters
-            .iter()
-            .map(|p| Principal::parse(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let approvers = raw
-            .approvers
-            .iter()
-            .map(|p| Principal::parse(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let max_duration = raw
-            .max_duration
-            .parse::<AccessDuration>()
-            .map_err(|e| format!("max_duration: {e}"))?;
+        let requesters = raw.requesters.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let approvers = raw.approvers.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let max_duration = raw.max_duration.parse::<AccessDuration>().map_err(|e| format!("max_duration: {e}"))?;
         let approvals_required = match (raw.auto_approve, raw.approvals) {
             (true, Some(n)) if n > 0 => {
                 return Err("`auto_approve = true` cannot also require approvals".into());
@@ -280,16 +229,9 @@ impl Policy {
             }
         }
         if covered {
-            Err(Refusal::NotRequester {
-                user: who.name.to_string(),
-                repo: repo.to_string(),
-                level,
-            })
+            Err(Refusal::NotRequester { user: who.name.to_string(), repo: repo.to_string(), level })
         } else {
-            Err(Refusal::NoRule {
-                repo: repo.to_string(),
-                level,
-            })
+            Err(Refusal::NoRule { repo: repo.to_string(), level })
         }
     }
 
@@ -313,11 +255,7 @@ impl Policy {
             });
         }
         if rule.reason_required && reason.is_none_or(|r| r.trim().is_empty()) {
-            return Err(Refusal::ReasonRequired {
-                rule: rule.name.clone(),
-                level,
-                repo: repo.to_string(),
-            });
+            return Err(Refusal::ReasonRequired { rule: rule.name.clone(), level, repo: repo.to_string() });
         }
         Ok(rule)
     }
@@ -325,9 +263,7 @@ impl Policy {
     /// Whether `who` may approve (or revoke) `level` on `repo` for someone under
     /// any rule that covers it.
     pub fn is_approver_for(&self, repo: &str, level: Level, who: &Subject) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.covers(repo, level) && r.may_approve(who))
+        self.rules.iter().any(|r| r.covers(repo, level) && r.may_approve(who))
     }
 }
 
@@ -383,50 +319,24 @@ max_duration = "1h"
     fn first_matching_rule_applies() {
         let p = policy(DEMO).unwrap();
         let dev = groups(&["developers"]);
-        let alice = Subject {
-            name: "alice",
-            groups: &dev,
-        };
+        let alice = Subject { name: "alice", groups: &dev };
         let r = p.rule_for("demo", Level::Read, &alice).unwrap();
         assert_eq!(r.name, "demo-read");
         assert!(r.auto_approve);
         assert_eq!(r.approvals_required, 0);
-        assert_eq!(
-            p.rule_for("acme/api", Level::Admin, &alice)
-                .unwrap()
-                .approvals_required,
-            2
-        );
+        assert_eq!(p.rule_for("acme/api", Level::Admin, &alice).unwrap().approvals_required, 2);
     }
 
     #[test]
     fn default_deny_and_requester_checks() {
         let p = policy(DEMO).unwrap();
         let none: Vec<String> = vec![];
-        let mallory = Subject {
-            name: "mallory",
-            groups: &none,
-        };
-        assert_eq!(
-            p.rule_for("demo", Level::Admin, &mallory).unwrap_err(),
-            Refusal::NoRule {
-                repo: "demo".into(),
-                level: Level::Admin
-            }
-        );
-        assert!(matches!(
-            p.rule_for("demo", Level::Read, &mallory),
-            Err(Refusal::NotRequester { .. })
-        ));
-        assert!(matches!(
-            p.rule_for("other", Level::Read, &mallory),
-            Err(Refusal::NoRule { .. })
-        ));
+        let mallory = Subject { name: "mallory", groups: &none };
+        assert_eq!(p.rule_for("demo", Level::Admin, &mallory).unwrap_err(), Refusal::NoRule { repo: "demo".into(), level: Level::Admin });
+        assert!(matches!(p.rule_for("demo", Level::Read, &mallory), Err(Refusal::NotRequester { .. })));
+        assert!(matches!(p.rule_for("other", Level::Read, &mallory), Err(Refusal::NoRule { .. })));
         // `*` does not cross `/`.
-        assert!(matches!(
-            p.rule_for("acme/api/sub", Level::Read, &mallory),
-            Err(Refusal::NoRule { .. })
-        ));
+        assert!(matches!(p.rule_for("acme/api/sub", Level::Read, &mallory), Err(Refusal::NoRule { .. })));
         assert!(p.rule_for("acme/api", Level::Read, &mallory).is_ok());
     }
 
@@ -434,31 +344,13 @@ max_duration = "1h"
     fn duration_and_reason_are_enforced() {
         let p = policy(DEMO).unwrap();
         let dev = groups(&["developers"]);
-        let alice = Subject {
-            name: "alice",
-            groups: &dev,
-        };
+        let alice = Subject { name: "alice", groups: &dev };
         let h = |s: &str| s.parse::<AccessDuration>().unwrap();
-        assert!(matches!(
-            p.check_request("demo", Level::Write, h("9h"), Some("x"), &alice),
-            Err(Refusal::TooLong { .. })
-        ));
-        assert!(matches!(
-            p.check_request("demo", Level::Write, h("1h"), None, &alice),
-            Err(Refusal::ReasonRequired { .. })
-        ));
-        assert!(matches!(
-            p.check_request("demo", Level::Write, h("1h"), Some("  "), &alice),
-            Err(Refusal::ReasonRequired { .. })
-        ));
-        assert!(
-            p.check_request("demo", Level::Write, h("8h"), Some("hotfix"), &alice)
-                .is_ok()
-        );
-        let msg = p
-            .check_request("demo", Level::Write, h("9h"), Some("x"), &alice)
-            .unwrap_err()
-            .to_string();
+        assert!(matches!(p.check_request("demo", Level::Write, h("9h"), Some("x"), &alice), Err(Refusal::TooLong { .. })));
+        assert!(matches!(p.check_request("demo", Level::Write, h("1h"), None, &alice), Err(Refusal::ReasonRequired { .. })));
+        assert!(matches!(p.check_request("demo", Level::Write, h("1h"), Some("  "), &alice), Err(Refusal::ReasonRequired { .. })));
+        assert!(p.check_request("demo", Level::Write, h("8h"), Some("hotfix"), &alice).is_ok());
+        let msg = p.check_request("demo", Level::Write, h("9h"), Some("x"), &alice).unwrap_err().to_string();
         assert!(msg.contains("9h") && msg.contains("8h"), "{msg}");
     }
 
@@ -468,34 +360,11 @@ max_duration = "1h"
         let rule = p.rule("acme").unwrap();
         let none: Vec<String> = vec![];
         let rev = groups(&["reviewers"]);
-        assert!(rule.may_approve(&Subject {
-            name: "carol",
-            groups: &none
-        }));
-        assert!(rule.may_approve(&Subject {
-            name: "bob",
-            groups: &rev
-        }));
-        assert!(!rule.may_approve(&Subject {
-            name: "alice",
-            groups: &none
-        }));
-        assert!(p.is_approver_for(
-            "demo",
-            Level::Write,
-            &Subject {
-                name: "bob",
-                groups: &rev
-            }
-        ));
-        assert!(!p.is_approver_for(
-            "demo",
-            Level::Read,
-            &Subject {
-                name: "bob",
-                groups: &rev
-            }
-        ));
+        assert!(rule.may_approve(&Subject { name: "carol", groups: &none }));
+        assert!(rule.may_approve(&Subject { name: "bob", groups: &rev }));
+        assert!(!rule.may_approve(&Subject { name: "alice", groups: &none }));
+        assert!(p.is_approver_for("demo", Level::Write, &Subject { name: "bob", groups: &rev }));
+        assert!(!p.is_approver_for("demo", Level::Read, &Subject { name: "bob", groups: &rev }));
     }
 
     #[test]
@@ -505,10 +374,7 @@ max_duration = "1h"
                 "[[rule]]\nrepos = [\"x\"]\nlevels = [\"owner\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n",
                 "unknown level `owner`",
             ),
-            (
-                "\n\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\n",
-                "needs `approvers`",
-            ),
+            ("\n\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\n", "needs `approvers`"),
             (
                 "[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\napprovers = [\"bob\"]\napprovals = 0\nmax_duration = \"1h\"\n",
                 "at least 1",

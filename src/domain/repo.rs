@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 pub enum RepoError {
     #[error("invalid clone URL `{input}`: {reason}")]
     BadUrl { input: String, reason: String },
-    #[error(
-        "invalid repo name `{0}`: use letters, digits, `-`, `_`, `.` and `/` between path parts"
-    )]
+    #[error("invalid repo name `{0}`: use letters, digits, `-`, `_`, `.` and `/` between path parts")]
     BadName(String),
     #[error("unknown repo `{0}`")]
     Unknown(String),
@@ -38,10 +36,7 @@ impl CloneUrl {
     /// Parses an `http`/`https` clone URL. Userinfo, queries and fragments are
     /// refused: a clone URL carrying them is a look-alike, not a repo.
     pub fn parse(input: &str) -> Result<Self, RepoError> {
-        let bad = |reason: &str| RepoError::BadUrl {
-            input: input.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| RepoError::BadUrl { input: input.to_string(), reason: reason.to_string() };
         let url = url::Url::parse(input).map_err(|e| bad(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("only http and https clone URLs are supported"));
@@ -53,18 +48,12 @@ impl CloneUrl {
             return Err(bad("a clone URL must not have a query or fragment"));
         }
         let host = url.host_str().ok_or_else(|| bad("no host"))?;
-        Self::from_parts(url.scheme(), host, url.port(), url.path())
-            .map_err(|_| bad("no repository path"))
+        Self::from_parts(url.scheme(), host, url.port(), url.path()).map_err(|_| bad("no repository path"))
     }
 
     /// Builds from the pieces git hands a credential helper (`protocol`,
     /// `host` with an optional `:port`, `path`).
-    pub fn from_parts(
-        scheme: &str,
-        host: &str,
-        port: Option<u16>,
-        path: &str,
-    ) -> Result<Self, RepoError> {
+    pub fn from_parts(scheme: &str, host: &str, port: Option<u16>, path: &str) -> Result<Self, RepoError> {
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "https" => Some(443),
@@ -76,17 +65,9 @@ impl CloneUrl {
         path = path.strip_suffix(".git").unwrap_or(path);
         path = path.trim_end_matches('/');
         if path.is_empty() || host.is_empty() {
-            return Err(RepoError::BadUrl {
-                input: format!("{scheme}://{host}/{path}"),
-                reason: "empty host or path".into(),
-            });
+            return Err(RepoError::BadUrl { input: format!("{scheme}://{host}/{path}"), reason: "empty host or path".into() });
         }
-        Ok(CloneUrl {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-            path: path.to_string(),
-        })
+        Ok(CloneUrl { scheme, host: host.to_ascii_lowercase(), port, path: path.to_string() })
     }
 
     pub fn scheme(&self) -> &str {
@@ -117,28 +98,15 @@ impl CloneUrl {
     /// Whether the URL is on a loopback address, where plain http is acceptable.
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost"
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-            || self
-                .host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .is_some_and(|h| h == "::1")
+            || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).is_some_and(|h| h == "::1")
     }
 }
 
 impl fmt::Display for CloneUrl {
     /// The canonical clone URL, always with `.git`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{}/{}.git",
-            self.scheme,
-            self.host_with_port(),
-            self.path
-        )
+        write!(f, "{}://{}/{}.git", self.scheme, self.host_with_port(), self.path)
     }
 }
 
@@ -170,15 +138,9 @@ pub fn validate_name(name: &str) -> Result<(), RepoError> {
             !part.is_empty()
                 && part != "."
                 && part != ".."
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(RepoError::BadName(name.to_string()))
-    }
+    if ok { Ok(()) } else { Err(RepoError::BadName(name.to_string())) }
 }
 
 /// Resolves what a person typed to one of the known repos.
@@ -191,10 +153,7 @@ pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, R
     let input = input.trim();
     if input.contains("://") {
         let url = CloneUrl::parse(input)?;
-        return repos
-            .iter()
-            .find(|r| r.url.as_ref() == Some(&url))
-            .ok_or_else(|| RepoError::Unknown(input.to_string()));
+        return repos.iter().find(|r| r.url.as_ref() == Some(&url)).ok_or_else(|| RepoError::Unknown(input.to_string()));
     }
     let trimmed = input.trim_end_matches('/');
     let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
@@ -205,32 +164,20 @@ pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, R
         Some((host, path)) => format!("{}/{path}", host.to_ascii_lowercase()),
         None => trimmed.to_string(),
     };
-    if let Some(r) = repos.iter().find(|r| {
-        r.url
-            .as_ref()
-            .is_some_and(|u| u.host_path() == lowered_host)
-    }) {
+    if let Some(r) = repos.iter().find(|r| r.url.as_ref().is_some_and(|u| u.host_path() == lowered_host)) {
         return Ok(r);
     }
     let suffix = format!("/{trimmed}");
     let matches: Vec<&RepoSpec> = repos
         .iter()
-        .filter(|r| {
-            r.url
-                .as_ref()
-                .is_some_and(|u| u.path() == trimmed || format!("/{}", u.path()).ends_with(&suffix))
-        })
+        .filter(|r| r.url.as_ref().is_some_and(|u| u.path() == trimmed || format!("/{}", u.path()).ends_with(&suffix)))
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(RepoError::Unknown(input.to_string())),
         many => Err(RepoError::Ambiguous {
             input: input.to_string(),
-            candidates: many
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            candidates: many.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "),
         }),
     }
 }
@@ -240,10 +187,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, url: &str) -> RepoSpec {
-        RepoSpec {
-            name: name.into(),
-            url: Some(CloneUrl::parse(url).unwrap()),
-        }
+        RepoSpec { name: name.into(), url: Some(CloneUrl::parse(url).unwrap()) }
     }
 
     #[test]
@@ -289,34 +233,15 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        assert!(
-            CloneUrl::parse("http://127.0.0.1:8420/git/demo.git")
-                .unwrap()
-                .is_loopback()
-        );
-        assert!(
-            CloneUrl::parse("http://localhost/git/demo.git")
-                .unwrap()
-                .is_loopback()
-        );
-        assert!(
-            CloneUrl::parse("http://[::1]:80/git/demo.git")
-                .unwrap()
-                .is_loopback()
-        );
-        assert!(
-            !CloneUrl::parse("http://example.com/git/demo.git")
-                .unwrap()
-                .is_loopback()
-        );
+        assert!(CloneUrl::parse("http://127.0.0.1:8420/git/demo.git").unwrap().is_loopback());
+        assert!(CloneUrl::parse("http://localhost/git/demo.git").unwrap().is_loopback());
+        assert!(CloneUrl::parse("http://[::1]:80/git/demo.git").unwrap().is_loopback());
+        assert!(!CloneUrl::parse("http://example.com/git/demo.git").unwrap().is_loopback());
     }
 
     #[test]
     fn resolves_every_spelling_to_one_repo() {
-        let repos = vec![
-            spec("acme/api", "https://github.com/acme/api.git"),
-            spec("demo", "http://127.0.0.1:8420/git/demo.git"),
-        ];
+        let repos = vec![spec("acme/api", "https://github.com/acme/api.git"), spec("demo", "http://127.0.0.1:8420/git/demo.git")];
         for input in [
             "acme/api",
             "github.com/acme/api",
@@ -328,37 +253,17 @@ mod tests {
             assert_eq!(resolve(input, &repos).unwrap().name, "acme/api", "{input}");
         }
         assert_eq!(resolve("demo", &repos).unwrap().name, "demo");
-        assert_eq!(
-            resolve("127.0.0.1:8420/git/demo", &repos).unwrap().name,
-            "demo"
-        );
-        assert_eq!(
-            resolve("http://127.0.0.1:8420/git/demo.git", &repos)
-                .unwrap()
-                .name,
-            "demo"
-        );
+        assert_eq!(resolve("127.0.0.1:8420/git/demo", &repos).unwrap().name, "demo");
+        assert_eq!(resolve("http://127.0.0.1:8420/git/demo.git", &repos).unwrap().name, "demo");
     }
 
     #[test]
     fn unknown_and_ambiguous_names_are_errors() {
-        let repos = vec![
-            spec("acme/api", "https://github.com/acme/api.git"),
-            spec("other/api", "https://gitlab.com/other/api.git"),
-        ];
-        assert_eq!(
-            resolve("acme/web", &repos),
-            Err(RepoError::Unknown("acme/web".into()))
-        );
-        assert!(matches!(
-            resolve("api", &repos),
-            Err(RepoError::Ambiguous { .. })
-        ));
+        let repos = vec![spec("acme/api", "https://github.com/acme/api.git"), spec("other/api", "https://gitlab.com/other/api.git")];
+        assert_eq!(resolve("acme/web", &repos), Err(RepoError::Unknown("acme/web".into())));
+        assert!(matches!(resolve("api", &repos), Err(RepoError::Ambiguous { .. })));
         assert!(resolve("https://github.com/acme/api-evil.git", &repos).is_err());
-        assert!(
-            resolve("cme/api", &repos).is_err(),
-            "a suffix must start at a path boundary"
-        );
+        assert!(resolve("cme/api", &repos).is_err(), "a suffix must start at a path boundary");
     }
 
     #[test]
@@ -366,9 +271,7 @@ mod tests {
         for good in ["demo", "acme/api", "a.b-c_d/e"] {
             validate_name(good).unwrap();
         }
-        for bad in [
-            "", "/demo", "demo/", "a//b", "../x", "a/../b", "sp ace", "a;b",
-        ] {
+        for bad in ["", "/demo", "demo/", "a//b", "../x", "a/../b", "sp ace", "a;b"] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }

@@ -62,9 +62,7 @@ impl FromStr for RequestStatus {
             "denied" => Ok(RequestStatus::Denied),
             "canceled" => Ok(RequestStatus::Canceled),
             "expired" => Ok(RequestStatus::Expired),
-            other => Err(format!(
-                "unknown status `{other}`: expected pending, approved, denied, canceled or expired"
-            )),
+            other => Err(format!("unknown status `{other}`: expected pending, approved, denied, canceled or expired")),
         }
     }
 }
@@ -103,11 +101,7 @@ pub enum ApprovalOutcome {
     Approved,
 }
 
-fn check_open(
-    state: &RequestState,
-    pending_ttl: chrono::Duration,
-    now: DateTime<Utc>,
-) -> Result<(), DecisionError> {
+fn check_open(state: &RequestState, pending_ttl: chrono::Duration, now: DateTime<Utc>) -> Result<(), DecisionError> {
     if state.status != RequestStatus::Pending {
         return Err(DecisionError::NotPending(state.status));
     }
@@ -122,19 +116,13 @@ fn check_decider(state: &RequestState, rule: &Rule, who: &Subject) -> Result<(),
         return Err(DecisionError::SelfDecision);
     }
     if !rule.may_approve(who) {
-        return Err(DecisionError::NotApprover(
-            rule.approvers_display().join(", "),
-        ));
+        return Err(DecisionError::NotApprover(rule.approvers_display().join(", ")));
     }
     Ok(())
 }
 
 /// Whether a request created at `created_at` has waited past the pending TTL.
-pub fn is_pending_expired(
-    created_at: DateTime<Utc>,
-    pending_ttl: chrono::Duration,
-    now: DateTime<Utc>,
-) -> bool {
+pub fn is_pending_expired(created_at: DateTime<Utc>, pending_ttl: chrono::Duration, now: DateTime<Utc>) -> bool {
     now >= created_at + pending_ttl
 }
 
@@ -150,10 +138,7 @@ pub fn approve(
     check_decider(state, rule, who)?;
     let need = rule.approvals_required.max(1);
     let distinct = |names: &[String]| {
-        let mut v: Vec<&String> = names
-            .iter()
-            .filter(|n| n.as_str() != state.requester)
-            .collect();
+        let mut v: Vec<&String> = names.iter().filter(|n| n.as_str() != state.requester).collect();
         v.sort();
         v.dedup();
         v.len() as u32
@@ -162,14 +147,7 @@ pub fn approve(
     if state.approvals.iter().any(|a| a == who.name) {
         return Ok(ApprovalOutcome::AlreadyCounted { have, need });
     }
-    if have + 1 >= need {
-        Ok(ApprovalOutcome::Approved)
-    } else {
-        Ok(ApprovalOutcome::Recorded {
-            have: have + 1,
-            need,
-        })
-    }
+    if have + 1 >= need { Ok(ApprovalOutcome::Approved) } else { Ok(ApprovalOutcome::Recorded { have: have + 1, need }) }
 }
 
 /// A denial by `who`: one approver's no ends the request.
@@ -215,11 +193,7 @@ impl fmt::Display for GrantStatus {
 
 /// A grant is live while `now < expires_at` and nobody revoked it; the clock,
 /// not the reaper, decides, so expiry is exact.
-pub fn grant_status(
-    expires_at: DateTime<Utc>,
-    revoked_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> GrantStatus {
+pub fn grant_status(expires_at: DateTime<Utc>, revoked_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> GrantStatus {
     match revoked_at {
         Some(r) if r < expires_at => GrantStatus::Revoked,
         _ if now >= expires_at => GrantStatus::Expired,
@@ -252,12 +226,7 @@ mod tests {
     const TTL: chrono::Duration = chrono::Duration::hours(1);
 
     fn pending<'a>(approvals: &'a [String]) -> RequestState<'a> {
-        RequestState {
-            requester: "alice",
-            status: RequestStatus::Pending,
-            created_at: now() - chrono::Duration::minutes(5),
-            approvals,
-        }
+        RequestState { requester: "alice", status: RequestStatus::Pending, created_at: now() - chrono::Duration::minutes(5), approvals }
     }
 
     fn reviewer(name: &str) -> (String, Vec<String>) {
@@ -267,14 +236,8 @@ mod tests {
     #[test]
     fn one_approval_approves_a_one_of_m_rule() {
         let (bob, g) = reviewer("bob");
-        let who = Subject {
-            name: &bob,
-            groups: &g,
-        };
-        assert_eq!(
-            approve(&pending(&[]), &rule(1), &who, TTL, now()),
-            Ok(ApprovalOutcome::Approved)
-        );
+        let who = Subject { name: &bob, groups: &g };
+        assert_eq!(approve(&pending(&[]), &rule(1), &who, TTL, now()), Ok(ApprovalOutcome::Approved));
     }
 
     #[test]
@@ -282,140 +245,68 @@ mod tests {
         let r = rule(2);
         let (bob, g) = reviewer("bob");
         let (carol, _) = reviewer("carol");
-        let bob_s = Subject {
-            name: &bob,
-            groups: &g,
-        };
-        let carol_s = Subject {
-            name: &carol,
-            groups: &g,
-        };
-        assert_eq!(
-            approve(&pending(&[]), &r, &bob_s, TTL, now()),
-            Ok(ApprovalOutcome::Recorded { have: 1, need: 2 })
-        );
+        let bob_s = Subject { name: &bob, groups: &g };
+        let carol_s = Subject { name: &carol, groups: &g };
+        assert_eq!(approve(&pending(&[]), &r, &bob_s, TTL, now()), Ok(ApprovalOutcome::Recorded { have: 1, need: 2 }));
         let after_bob = vec!["bob".to_string()];
-        assert_eq!(
-            approve(&pending(&after_bob), &r, &bob_s, TTL, now()),
-            Ok(ApprovalOutcome::AlreadyCounted { have: 1, need: 2 })
-        );
-        assert_eq!(
-            approve(&pending(&after_bob), &r, &carol_s, TTL, now()),
-            Ok(ApprovalOutcome::Approved)
-        );
+        assert_eq!(approve(&pending(&after_bob), &r, &bob_s, TTL, now()), Ok(ApprovalOutcome::AlreadyCounted { have: 1, need: 2 }));
+        assert_eq!(approve(&pending(&after_bob), &r, &carol_s, TTL, now()), Ok(ApprovalOutcome::Approved));
     }
 
     #[test]
     fn nobody_decides_their_own_request() {
         // alice is named as an approver in the rule, and still cannot approve her own request.
         let g = vec!["reviewers".to_string()];
-        let alice = Subject {
-            name: "alice",
-            groups: &g,
-        };
-        assert_eq!(
-            approve(&pending(&[]), &rule(1), &alice, TTL, now()),
-            Err(DecisionError::SelfDecision)
-        );
-        assert_eq!(
-            deny(&pending(&[]), &rule(1), &alice, TTL, now()),
-            Err(DecisionError::SelfDecision)
-        );
+        let alice = Subject { name: "alice", groups: &g };
+        assert_eq!(approve(&pending(&[]), &rule(1), &alice, TTL, now()), Err(DecisionError::SelfDecision));
+        assert_eq!(deny(&pending(&[]), &rule(1), &alice, TTL, now()), Err(DecisionError::SelfDecision));
     }
 
     #[test]
     fn outsiders_cannot_decide() {
         let g: Vec<String> = vec!["developers".into()];
-        let dave = Subject {
-            name: "dave",
-            groups: &g,
-        };
+        let dave = Subject { name: "dave", groups: &g };
         let err = approve(&pending(&[]), &rule(1), &dave, TTL, now()).unwrap_err();
-        assert!(
-            matches!(err, DecisionError::NotApprover(ref who) if who.contains("group:reviewers")),
-            "{err}"
-        );
+        assert!(matches!(err, DecisionError::NotApprover(ref who) if who.contains("group:reviewers")), "{err}");
         assert!(deny(&pending(&[]), &rule(1), &dave, TTL, now()).is_err());
     }
 
     #[test]
     fn decisions_only_from_pending() {
         let (bob, g) = reviewer("bob");
-        let who = Subject {
-            name: &bob,
-            groups: &g,
-        };
-        for status in [
-            RequestStatus::Approved,
-            RequestStatus::Denied,
-            RequestStatus::Canceled,
-            RequestStatus::Expired,
-        ] {
-            let state = RequestState {
-                status,
-                ..pending(&[])
-            };
-            assert_eq!(
-                approve(&state, &rule(1), &who, TTL, now()),
-                Err(DecisionError::NotPending(status))
-            );
-            assert_eq!(
-                deny(&state, &rule(1), &who, TTL, now()),
-                Err(DecisionError::NotPending(status))
-            );
-            assert_eq!(
-                cancel(&state, "alice"),
-                Err(DecisionError::NotPending(status))
-            );
+        let who = Subject { name: &bob, groups: &g };
+        for status in [RequestStatus::Approved, RequestStatus::Denied, RequestStatus::Canceled, RequestStatus::Expired] {
+            let state = RequestState { status, ..pending(&[]) };
+            assert_eq!(approve(&state, &rule(1), &who, TTL, now()), Err(DecisionError::NotPending(status)));
+            assert_eq!(deny(&state, &rule(1), &who, TTL, now()), Err(DecisionError::NotPending(status)));
+            assert_eq!(cancel(&state, "alice"), Err(DecisionError::NotPending(status)));
         }
     }
 
     #[test]
     fn pending_past_ttl_cannot_be_decided() {
         let (bob, g) = reviewer("bob");
-        let who = Subject {
-            name: &bob,
-            groups: &g,
-        };
-        let old = RequestState {
-            created_at: now() - chrono::Duration::minutes(61),
-            ..pending(&[])
-        };
-        assert_eq!(
-            approve(&old, &rule(1), &who, TTL, now()),
-            Err(DecisionError::PendingExpired)
-        );
+        let who = Subject { name: &bob, groups: &g };
+        let old = RequestState { created_at: now() - chrono::Duration::minutes(61), ..pending(&[]) };
+        assert_eq!(approve(&old, &rule(1), &who, TTL, now()), Err(DecisionError::PendingExpired));
         assert!(is_pending_expired(now() - TTL, TTL, now()));
-        assert!(!is_pending_expired(
-            now() - TTL + chrono::Duration::seconds(1),
-            TTL,
-            now()
-        ));
+        assert!(!is_pending_expired(now() - TTL + chrono::Duration::seconds(1), TTL, now()));
     }
 
     #[test]
     fn only_the_requester_cancels() {
         assert_eq!(cancel(&pending(&[]), "alice"), Ok(()));
-        assert_eq!(
-            cancel(&pending(&[]), "bob"),
-            Err(DecisionError::NotRequester)
-        );
+        assert_eq!(cancel(&pending(&[]), "bob"), Err(DecisionError::NotRequester));
     }
 
     #[test]
     fn grant_lifetime_is_exact() {
         let exp = now() + chrono::Duration::hours(1);
         assert_eq!(grant_status(exp, None, now()), GrantStatus::Active);
-        assert_eq!(
-            grant_status(exp, None, exp - chrono::Duration::milliseconds(1)),
-            GrantStatus::Active
-        );
+        assert_eq!(grant_status(exp, None, exp - chrono::Duration::milliseconds(1)), GrantStatus::Active);
         assert_eq!(grant_status(exp, None, exp), GrantStatus::Expired);
         assert_eq!(grant_status(exp, Some(now()), now()), GrantStatus::Revoked);
-        assert_eq!(
-            grant_status(exp, Some(now()), exp + chrono::Duration::hours(1)),
-            GrantStatus::Revoked
-        );
+        assert_eq!(grant_status(exp, Some(now()), exp + chrono::Duration::hours(1)), GrantStatus::Revoked);
     }
 
     #[test]

@@ -69,12 +69,8 @@ pub fn generate(prefix: &str) -> Secret {
 /// Whether a string has the shape of a jit token (used to give a clearer error
 /// than "wrong token" when someone pastes something else).
 pub fn looks_like_token(s: &str) -> bool {
-    s.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
-        rest.len() == 43
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    s.strip_prefix(TOKEN_PREFIX)
+        .is_some_and(|rest| rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 #[cfg(test)]
@@ -88,9 +84,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(looks_like_token(a.expose()), "{}", a.expose());
         // 32 bytes = 256 bits of randomness.
-        let raw = URL_SAFE_NO_PAD
-            .decode(&a.expose()[TOKEN_PREFIX.len()..])
-            .unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(&a.expose()[TOKEN_PREFIX.len()..]).unwrap();
         assert_eq!(raw.len(), 32);
         assert!(!looks_like_token("ghp_abc"));
     }

@@ -33,34 +33,17 @@ impl Provider for Gateway {
         "gateway"
     }
 
-    async fn mint(
-        &self,
-        grant: &GrantRecord,
-        now: DateTime<Utc>,
-    ) -> Result<MintedCredential, ProviderError> {
+    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<MintedCredential, ProviderError> {
         let password = generate(PASSWORD_PREFIX);
         let expires_at = grant.expires_at.min(now + CREDENTIAL_TTL);
         self.store
             .add_credential(grant.id, &TokenHash::of(password.expose()), now, expires_at)
             .await
-            .map_err(|e| ProviderError::Failed {
-                provider: "gateway",
-                message: e.to_string(),
-            })?;
-        Ok(MintedCredential {
-            username: grant.user.clone(),
-            password,
-            expires_at,
-        })
+            .map_err(|e| ProviderError::Failed { provider: "gateway", message: e.to_string() })?;
+        Ok(MintedCredential { username: grant.user.clone(), password, expires_at })
     }
 
     async fn revoke(&self, grant: &GrantRecord) -> Result<(), ProviderError> {
-        self.store
-            .delete_credentials(grant.id)
-            .await
-            .map_err(|e| ProviderError::Failed {
-                provider: "gateway",
-                message: e.to_string(),
-            })
+        self.store.delete_credentials(grant.id).await.map_err(|e| ProviderError::Failed { provider: "gateway", message: e.to_string() })
     }
 }

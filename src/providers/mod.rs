@@ -25,10 +25,7 @@ pub struct MintedCredential {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider `{provider}` failed: {message}")]
-    Failed {
-        provider: &'static str,
-        message: String,
-    },
+    Failed { provider: &'static str, message: String },
 }
 
 #[async_trait]
@@ -36,11 +33,7 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Mints a credential for a live grant that expires no later than the grant.
-    async fn mint(
-        &self,
-        grant: &GrantRecord,
-        now: DateTime<Utc>,
-    ) -> Result<MintedCredential, ProviderError>;
+    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<MintedCredential, ProviderError>;
 
     /// Makes sure no credential minted for `grant` works any more. Idempotent.
     async fn revoke(&self, grant: &GrantRecord) -> Result<(), ProviderError>;

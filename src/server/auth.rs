@@ -24,31 +24,23 @@ pub struct AdminCaller(pub UserRecord);
 impl FromRequestParts<Arc<Broker>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        broker: &Arc<Broker>,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthenticated("missing bearer token")
-                .with_hint("run `jit login`, or set JIT_TOKEN")
-        })?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
+    async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthenticated("missing bearer token").with_hint("run `jit login`, or set JIT_TOKEN"))?;
+        let value = header.to_str().map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthenticated(
-                    "malformed Authorization header: expected `Bearer <token>`",
-                )
-            })?;
+            .ok_or_else(|| ApiError::unauthenticated("malformed Authorization header: expected `Bearer <token>`"))?;
         let presented = TokenHash::of(token);
         match broker.store.user_by_token(&presented).await? {
             Some((user, stored)) if stored.matches(&presented) => Ok(Caller(user)),
-            _ => Err(ApiError::unauthenticated("invalid or revoked token").with_hint("run `jit login` with a current token; an admin can issue one with `jit admin token rotate`")),
+            _ => Err(ApiError::unauthenticated("invalid or revoked token")
+                .with_hint("run `jit login` with a current token; an admin can issue one with `jit admin token rotate`")),
         }
     }
 }
@@ -56,16 +48,10 @@ impl FromRequestParts<Arc<Broker>> for Caller {
 impl FromRequestParts<Arc<Broker>> for AdminCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        broker: &Arc<Broker>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
         let Caller(user) = Caller::from_request_parts(parts, broker).await?;
         if !user.admin {
-            return Err(ApiError::forbidden(format!(
-                "{} is not an admin",
-                user.name
-            )));
+            return Err(ApiError::forbidden(format!("{} is not an admin", user.name)));
         }
         Ok(AdminCaller(user))
     }

@@ -22,16 +22,11 @@ use crate::api::{self, codes};
 use crate::domain::audit::{Action, NewEvent, timestamp};
 use crate::domain::policy::{Rule, Subject};
 use crate::domain::repo::{self, RepoSpec};
-use crate::domain::request::{
-    self, ApprovalOutcome, DecisionError, RequestState, RequestStatus, grant_status,
-};
+use crate::domain::request::{self, ApprovalOutcome, DecisionError, RequestState, RequestStatus, grant_status};
 use crate::domain::{AccessDuration, Level};
 use crate::providers::Provider;
 use crate::providers::gateway::Gateway;
-use crate::store::{
-    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestRecord, Store, StoreError,
-    UserRecord,
-};
+use crate::store::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestRecord, Store, StoreError, UserRecord};
 
 /// The actor name the broker itself uses in the audit log.
 pub const BROKER_ACTOR: &str = "broker";
@@ -50,21 +45,16 @@ pub struct Broker {
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
-    Subject {
-        name: &user.name,
-        groups: &user.groups,
-    }
+    Subject { name: &user.name, groups: &user.groups }
 }
 
 fn check_text(field: &str, value: &Option<String>) -> Result<Option<String>, ApiError> {
     match value.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(v) if v.len() > MAX_TEXT => Err(ApiError::bad_input(format!(
-            "{field} is too long (at most {MAX_TEXT} bytes)"
-        ))),
-        Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => Err(
-            ApiError::bad_input(format!("{field} contains control characters")),
-        ),
+        Some(v) if v.len() > MAX_TEXT => Err(ApiError::bad_input(format!("{field} is too long (at most {MAX_TEXT} bytes)"))),
+        Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            Err(ApiError::bad_input(format!("{field} contains control characters")))
+        }
         Some(v) => Ok(Some(v.to_string())),
     }
 }
@@ -122,64 +112,30 @@ impl Broker {
     /// The rule that governs a stored request under the current policy.
     async fn governing_rule(&self, req: &RequestRecord) -> Result<&Rule, ApiError> {
         let requester = self.requester(&req.requester).await?;
-        self.config
-            .policy
-            .rule_for(&req.repo, req.level, &subject(&requester))
-            .map_err(|refusal| {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    codes::POLICY_DENIED,
-                    format!("policy no longer allows this request: {refusal}"),
-                )
-            })
+        self.config.policy.rule_for(&req.repo, req.level, &subject(&requester)).map_err(|refusal| {
+            ApiError::new(StatusCode::FORBIDDEN, codes::POLICY_DENIED, format!("policy no longer allows this request: {refusal}"))
+        })
     }
 
     /// Whether `caller` may see a request: its requester, an admin, or an approver of its repo and level.
     pub fn may_view(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
-        caller.admin
-            || caller.name == req.requester
-            || self
-                .config
-                .policy
-                .is_approver_for(&req.repo, req.level, &subject(caller))
+        caller.admin || caller.name == req.requester || self.config.policy.is_approver_for(&req.repo, req.level, &subject(caller))
     }
 
-    pub async fn load_visible(
-        &self,
-        caller: &UserRecord,
-        id: i64,
-    ) -> Result<RequestRecord, ApiError> {
+    pub async fn load_visible(&self, caller: &UserRecord, id: i64) -> Result<RequestRecord, ApiError> {
         match self.store.request(id).await? {
             Some(r) if self.may_view(caller, &r) => Ok(r),
             _ => Err(ApiError::not_found(format!("request {id}"))),
         }
     }
 
-    pub async fn create_request(
-        &self,
-        caller: &UserRecord,
-        body: api::CreateRequest,
-    ) -> Result<RequestRecord, ApiError> {
-        let level: Level = body
-            .level
-            .trim()
-            .parse()
-            .map_err(|e: crate::domain::level::UnknownLevel| ApiError::bad_input(e.to_string()))?;
+    pub async fn create_request(&self, caller: &UserRecord, body: api::CreateRequest) -> Result<RequestRecord, ApiError> {
+        let level: Level = body.level.trim().parse().map_err(|e: crate::domain::level::UnknownLevel| ApiError::bad_input(e.to_string()))?;
         let duration: AccessDuration =
-            body.duration
-                .parse()
-                .map_err(|e: crate::domain::duration::DurationError| {
-                    ApiError::bad_input(e.to_string())
-                })?;
+            body.duration.parse().map_err(|e: crate::domain::duration::DurationError| ApiError::bad_input(e.to_string()))?;
         let reason = check_text("reason", &body.reason)?;
         let repo = repo::resolve(&body.repo, &self.config.repos)?.name.clone();
-        let rule = self.config.policy.check_request(
-            &repo,
-            level,
-            duration,
-            reason.as_deref(),
-            &subject(caller),
-        )?;
+        let rule = self.config.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
         let now = Self::now();
         let new = NewRequest {
             requester: caller.name.clone(),
@@ -203,11 +159,7 @@ impl Broker {
             let mut granted = NewEvent::new(BROKER_ACTOR, Action::Granted);
             granted.repo = Some(repo.clone());
             granted.level = Some(level);
-            granted.detail = Some(format!(
-                "auto-approved by rule `{}` until {}",
-                rule.name,
-                timestamp(now + duration.as_chrono())
-            ));
+            granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(now + duration.as_chrono())));
             events.push(granted);
             Some((now, now + duration.as_chrono()))
         } else {
@@ -219,47 +171,28 @@ impl Broker {
         Ok(record)
     }
 
-    pub async fn approve(
-        &self,
-        caller: &UserRecord,
-        id: i64,
-        comment: Option<String>,
-    ) -> Result<RequestRecord, ApiError> {
+    pub async fn approve(&self, caller: &UserRecord, id: i64, comment: Option<String>) -> Result<RequestRecord, ApiError> {
         let comment = check_text("comment", &comment)?;
         for _ in 0..MAX_ATTEMPTS {
-            let req = self
-                .store
-                .request(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+            let req = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
             let rule = self.governing_rule(&req).await?;
             let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-            let state = RequestState {
-                requester: &req.requester,
-                status: req.status,
-                created_at: req.created_at,
-                approvals: &approvers,
-            };
+            let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
             let now = Self::now();
-            let outcome =
-                match request::approve(&state, rule, &subject(caller), self.pending_ttl(), now) {
-                    Err(DecisionError::PendingExpired) => {
-                        self.expire(id).await?;
-                        return Err(DecisionError::PendingExpired.into());
-                    }
-                    other => other?,
-                };
+            let outcome = match request::approve(&state, rule, &subject(caller), self.pending_ttl(), now) {
+                Err(DecisionError::PendingExpired) => {
+                    self.expire(id).await?;
+                    return Err(DecisionError::PendingExpired.into());
+                }
+                other => other?,
+            };
             let mut vote = NewEvent::new(&caller.name, Action::Approved);
             vote.repo = Some(req.repo.clone());
             vote.level = Some(req.level);
             let mut change = RequestChange {
                 request_id: id,
                 expect_approvals: req.approvals.len(),
-                add_approval: Some(ApprovalRecord {
-                    approver: caller.name.clone(),
-                    comment: comment.clone(),
-                    at: now,
-                }),
+                add_approval: Some(ApprovalRecord { approver: caller.name.clone(), comment: comment.clone(), at: now }),
                 decide: None,
                 grant: None,
                 at: now,
@@ -268,13 +201,8 @@ impl Broker {
             match outcome {
                 ApprovalOutcome::AlreadyCounted { .. } => return Ok(req),
                 ApprovalOutcome::Recorded { have, need } => {
-                    vote.detail = Some(format!(
-                        "approval {have} of {need}{}",
-                        comment
-                            .as_deref()
-                            .map(|c| format!(": {c}"))
-                            .unwrap_or_default()
-                    ));
+                    vote.detail =
+                        Some(format!("approval {have} of {need}{}", comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()));
                     change.events.push(vote);
                 }
                 ApprovalOutcome::Approved => {
@@ -283,17 +211,9 @@ impl Broker {
                     let mut granted = NewEvent::new(BROKER_ACTOR, Action::Granted);
                     granted.repo = Some(req.repo.clone());
                     granted.level = Some(req.level);
-                    granted.detail = Some(format!(
-                        "to {} until {}",
-                        req.requester,
-                        timestamp(expires_at)
-                    ));
+                    granted.detail = Some(format!("to {} until {}", req.requester, timestamp(expires_at)));
                     change.events = vec![vote, granted];
-                    change.decide = Some((
-                        RequestStatus::Approved,
-                        caller.name.clone(),
-                        comment.clone(),
-                    ));
+                    change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
                     change.grant = Some((now, expires_at));
                 }
             }
@@ -307,35 +227,16 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            codes::CONFLICT,
-            "the request kept changing; try again",
-        ))
+        Err(ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the request kept changing; try again"))
     }
 
-    pub async fn deny(
-        &self,
-        caller: &UserRecord,
-        id: i64,
-        reason: String,
-    ) -> Result<RequestRecord, ApiError> {
-        let reason = check_text("reason", &Some(reason))?
-            .ok_or_else(|| ApiError::bad_input("a deny needs a reason"))?;
+    pub async fn deny(&self, caller: &UserRecord, id: i64, reason: String) -> Result<RequestRecord, ApiError> {
+        let reason = check_text("reason", &Some(reason))?.ok_or_else(|| ApiError::bad_input("a deny needs a reason"))?;
         for _ in 0..MAX_ATTEMPTS {
-            let req = self
-                .store
-                .request(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+            let req = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
             let rule = self.governing_rule(&req).await?;
             let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-            let state = RequestState {
-                requester: &req.requester,
-                status: req.status,
-                created_at: req.created_at,
-                approvals: &approvers,
-            };
+            let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
             let now = Self::now();
             match request::deny(&state, rule, &subject(caller), self.pending_ttl(), now) {
                 Err(DecisionError::PendingExpired) => {
@@ -352,11 +253,7 @@ impl Broker {
                 request_id: id,
                 expect_approvals: req.approvals.len(),
                 add_approval: None,
-                decide: Some((
-                    RequestStatus::Denied,
-                    caller.name.clone(),
-                    Some(reason.clone()),
-                )),
+                decide: Some((RequestStatus::Denied, caller.name.clone(), Some(reason.clone()))),
                 grant: None,
                 at: now,
                 events: vec![event],
@@ -371,23 +268,14 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            codes::CONFLICT,
-            "the request kept changing; try again",
-        ))
+        Err(ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the request kept changing; try again"))
     }
 
     pub async fn cancel(&self, caller: &UserRecord, id: i64) -> Result<RequestRecord, ApiError> {
         for _ in 0..MAX_ATTEMPTS {
             let req = self.load_visible(caller, id).await?;
             let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-            let state = RequestState {
-                requester: &req.requester,
-                status: req.status,
-                created_at: req.created_at,
-                approvals: &approvers,
-            };
+            let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
             request::cancel(&state, &caller.name)?;
             let now = Self::now();
             let mut event = NewEvent::new(&caller.name, Action::Canceled);
@@ -411,11 +299,7 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            codes::CONFLICT,
-            "the request kept changing; try again",
-        ))
+        Err(ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the request kept changing; try again"))
     }
 
     /// Expires a request that is still pending past the TTL; a no-op otherwise.
@@ -425,9 +309,7 @@ impl Broker {
                 return Ok(());
             };
             let now = Self::now();
-            if req.status != RequestStatus::Pending
-                || !request::is_pending_expired(req.created_at, self.pending_ttl(), now)
-            {
+            if req.status != RequestStatus::Pending || !request::is_pending_expired(req.created_at, self.pending_ttl(), now) {
                 return Ok(());
             }
             let mut event = NewEvent::new(BROKER_ACTOR, Action::Expired);
@@ -498,24 +380,11 @@ impl Broker {
     }
 
     /// Revoke by the grantee, an approver of the repo and level, or an admin.
-    pub async fn revoke(
-        &self,
-        caller: &UserRecord,
-        id: i64,
-        reason: Option<String>,
-    ) -> Result<GrantRecord, ApiError> {
+    pub async fn revoke(&self, caller: &UserRecord, id: i64, reason: Option<String>) -> Result<GrantRecord, ApiError> {
         let reason = check_text("reason", &reason)?;
-        let grant = self
-            .store
-            .grant(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("grant {id}")))?;
-        let allowed = caller.admin
-            || caller.name == grant.user
-            || self
-                .config
-                .policy
-                .is_approver_for(&grant.repo, grant.level, &subject(caller));
+        let grant = self.store.grant(id).await?.ok_or_else(|| ApiError::not_found(format!("grant {id}")))?;
+        let allowed =
+            caller.admin || caller.name == grant.user || self.config.policy.is_approver_for(&grant.repo, grant.level, &subject(caller));
         if !allowed {
             return Err(ApiError::not_found(format!("grant {id}")));
         }
@@ -535,10 +404,7 @@ impl Broker {
             Err(StoreError::Conflict) => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 codes::GRANT_ENDED,
-                format!(
-                    "grant {id} has already ended ({})",
-                    grant_status(grant.expires_at, grant.revoked_at, now)
-                ),
+                format!("grant {id} has already ended ({})", grant_status(grant.expires_at, grant.revoked_at, now)),
             )),
             Err(e) => Err(e.into()),
         }
@@ -571,10 +437,7 @@ impl Broker {
 
     /// Expires every request pending past the TTL; returns how many.
     pub async fn expire_stale(&self) -> Result<usize, ApiError> {
-        let ids = self
-            .store
-            .stale_pending(Self::now() - self.pending_ttl())
-            .await?;
+        let ids = self.store.stale_pending(Self::now() - self.pending_ttl()).await?;
         for id in &ids {
             self.expire(*id).await?;
         }
@@ -588,10 +451,7 @@ impl Broker {
             user: g.user.clone(),
             repo: g.repo.clone(),
             level: g.level.to_string(),
-            clone_url: self
-                .repo(&g.repo)
-                .and_then(|r| r.url.as_ref())
-                .map(|u| u.to_string()),
+            clone_url: self.repo(&g.repo).and_then(|r| r.url.as_ref()).map(|u| u.to_string()),
             granted_at: g.granted_at,
             expires_at: g.expires_at,
             status: grant_status(g.expires_at, g.revoked_at, Self::now()),
@@ -601,21 +461,14 @@ impl Broker {
     }
 
     pub fn api_request(&self, r: &RequestRecord) -> api::AccessRequest {
-        let approvers = self
-            .config
-            .policy
-            .rule(&r.rule)
-            .map(|rule| rule.approvers_display())
-            .unwrap_or_default();
+        let approvers = self.config.policy.rule(&r.rule).map(|rule| rule.approvers_display()).unwrap_or_default();
         api::AccessRequest {
             id: r.id,
             status: r.status,
             requester: r.requester.clone(),
             repo: r.repo.clone(),
             level: r.level.to_string(),
-            duration: AccessDuration::from_secs(r.duration_secs)
-                .map(|d| d.to_string())
-                .unwrap_or_else(|_| format!("{}s", r.duration_secs)),
+            duration: AccessDuration::from_secs(r.duration_secs).map(|d| d.to_string()).unwrap_or_else(|_| format!("{}s", r.duration_secs)),
             duration_secs: r.duration_secs,
             reason: r.reason.clone(),
             created_at: r.created_at,
@@ -623,15 +476,7 @@ impl Broker {
             rule: r.rule.clone(),
             approvals_required: r.approvals_required,
             approvers,
-            approvals: r
-                .approvals
-                .iter()
-                .map(|a| api::Approval {
-                    by: a.approver.clone(),
-                    at: a.at,
-                    comment: a.comment.clone(),
-                })
-                .collect(),
+            approvals: r.approvals.iter().map(|a| api::Approval { by: a.approver.clone(), at: a.at, comment: a.comment.clone() }).collect(),
             decided_at: r.decided_at,
             decided_by: r.decided_by.clone(),
             decision_note: r.decision_note.clone(),

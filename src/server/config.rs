@@ -39,10 +39,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}: {source}")]
@@ -112,84 +109,43 @@ impl ServerConfig {
     }
 
     /// Parses and validates a config file's text; `path` is only for messages.
-    pub fn from_toml(
-        source: &str,
-        path: &Path,
-        default_data_dir: Option<PathBuf>,
-    ) -> Result<ServerConfig, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
+    pub fn from_toml(source: &str, path: &Path, default_data_dir: Option<PathBuf>) -> Result<ServerConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let raw: RawFile = toml::from_str(source).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| format!("line {}: ", line_of(source, s.start)))
-                .unwrap_or_default();
+            let line = e.span().map(|s| format!("line {}: ", line_of(source, s.start))).unwrap_or_default();
             invalid(format!("{line}{}", e.message()))
         })?;
-        let data_dir = raw
-            .server
-            .data_dir
-            .or(default_data_dir)
-            .ok_or(ConfigError::NoDataDir)?;
+        let data_dir = raw.server.data_dir.or(default_data_dir).ok_or(ConfigError::NoDataDir)?;
         let mut config = ServerConfig::new(data_dir);
         if let Some(listen) = raw.server.listen {
-            config.listen = listen
-                .parse()
-                .map_err(|e| invalid(format!("server.listen `{listen}`: {e}")))?;
+            config.listen = listen.parse().map_err(|e| invalid(format!("server.listen `{listen}`: {e}")))?;
         }
         if let Some(url) = raw.server.public_url {
-            let parsed = url::Url::parse(&url)
-                .map_err(|e| invalid(format!("server.public_url `{url}`: {e}")))?;
+            let parsed = url::Url::parse(&url).map_err(|e| invalid(format!("server.public_url `{url}`: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(format!(
-                    "server.public_url `{url}`: must be http or https"
-                )));
+                return Err(invalid(format!("server.public_url `{url}`: must be http or https")));
             }
             config.public_url = Some(url.trim_end_matches('/').to_string());
         }
         if let Some(ttl) = raw.server.pending_ttl {
-            config.pending_ttl = ttl
-                .parse()
-                .map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;
+            config.pending_ttl = ttl.parse().map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;
         }
         for spanned in raw.repo {
             let line = line_of(source, spanned.span().start);
             let repo = spanned.into_inner();
             validate_name(&repo.name).map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
-            let url = repo
-                .url
-                .map(|u| CloneUrl::parse(&u))
-                .transpose()
-                .map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
+            let url = repo.url.map(|u| CloneUrl::parse(&u)).transpose().map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
             if config.repos.iter().any(|r| r.name == repo.name) {
-                return Err(invalid(format!(
-                    "repo at line {line}: duplicate repo name `{}`",
-                    repo.name
-                )));
+                return Err(invalid(format!("repo at line {line}: duplicate repo name `{}`", repo.name)));
             }
-            config.repos.push(RepoSpec {
-                name: repo.name,
-                url,
-            });
+            config.repos.push(RepoSpec { name: repo.name, url });
         }
-        config.policy =
-            Policy::from_raw(raw.rule, source).map_err(|source| ConfigError::Policy {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        config.policy = Policy::from_raw(raw.rule, source).map_err(|source| ConfigError::Policy { path: path.to_path_buf(), source })?;
         Ok(config)
     }
 
-    pub fn load(
-        path: &Path,
-        default_data_dir: Option<PathBuf>,
-    ) -> Result<ServerConfig, ConfigError> {
-        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load(path: &Path, default_data_dir: Option<PathBuf>) -> Result<ServerConfig, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_toml(&source, path, default_data_dir)
     }
 
@@ -244,19 +200,16 @@ max_duration = "2h"
     fn errors_name_the_line() {
         let err = parse("[server]\nlisten = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("server.listen"), "{err}");
-        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("bogus"), "{err}");
-        let err = parse("\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"sudo\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n").unwrap_err().to_string();
+        let err =
+            parse("\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"sudo\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("line 2") && err.contains("sudo"), "{err}");
-        let err = parse("[[repo]]\nname = \"a\"\nurl = \"ftp://x/y\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse("[[repo]]\nname = \"a\"\nurl = \"ftp://x/y\"\n").unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("http"), "{err}");
-        let err = parse("[[repo]]\nname = \"a\"\n[[repo]]\nname = \"a\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse("[[repo]]\nname = \"a\"\n[[repo]]\nname = \"a\"\n").unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("duplicate"), "{err}");
     }
 }

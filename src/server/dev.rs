@@ -6,7 +6,6 @@
 //! restart with the same data dir the tokens there stay valid.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -52,12 +51,8 @@ max_duration = "8h"
 "#;
 
 /// Demo users: name, groups, admin.
-pub const DEV_USERS: &[(&str, &[&str], bool)] = &[
-    ("alice", &["developers"], false),
-    ("bob", &["reviewers"], false),
-    ("carol", &["reviewers"], false),
-    ("admin", &[], true),
-];
+pub const DEV_USERS: &[(&str, &[&str], bool)] =
+    &[("alice", &["developers"], false), ("bob", &["reviewers"], false), ("carol", &["reviewers"], false), ("admin", &[], true)];
 
 /// `dev.json`: what a person or a test needs to drive the dev broker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,23 +72,14 @@ pub fn dev_config(data_dir: PathBuf, server_url: &str) -> Result<ServerConfig, C
 
 /// Makes sure every demo user exists with a token recorded in `dev.json`,
 /// reusing the tokens already there when they still match.
-pub async fn seed(
-    store: &dyn Store,
-    config: &ServerConfig,
-    server_url: &str,
-) -> Result<PathBuf, StoreError> {
+pub async fn seed(store: &dyn Store, config: &ServerConfig, server_url: &str) -> Result<PathBuf, StoreError> {
     let path = config.data_dir.join("dev.json");
-    let previous: Option<DevFile> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let previous: Option<DevFile> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let mut users = BTreeMap::new();
     for (name, groups, admin) in DEV_USERS {
         let known = previous.as_ref().and_then(|p| p.users.get(*name)).cloned();
         let valid = match &known {
-            Some(token) => store
-                .user_by_token(&TokenHash::of(token.expose()))
-                .await?
-                .is_some_and(|(u, _)| u.name == *name),
+            Some(token) => store.user_by_token(&TokenHash::of(token.expose())).await?.is_some_and(|(u, _)| u.name == *name),
             None => false,
         };
         let token = match (valid, known) {
@@ -102,9 +88,7 @@ pub async fn seed(
                 let token = generate(TOKEN_PREFIX);
                 let hash = TokenHash::of(token.expose());
                 if store.user(name).await?.is_some() {
-                    store
-                        .set_token(name, &hash, dev_event(Action::TokenRotated, name))
-                        .await?;
+                    store.set_token(name, &hash, dev_event(Action::TokenRotated, name)).await?;
                 } else {
                     let user = UserRecord {
                         name: name.to_string(),
@@ -112,30 +96,17 @@ pub async fn seed(
                         admin: *admin,
                         created_at: chrono::Utc::now(),
                     };
-                    store
-                        .add_user(&user, &hash, dev_event(Action::UserAdded, name))
-                        .await?;
+                    store.add_user(&user, &hash, dev_event(Action::UserAdded, name)).await?;
                 }
                 token
             }
         };
         users.insert(name.to_string(), token);
     }
-    let repos = config
-        .repos
-        .iter()
-        .map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string())))
-        .collect();
-    let file = DevFile {
-        server_url: server_url.to_string(),
-        users,
-        repos,
-    };
-    write_private(
-        &path,
-        &serde_json::to_vec_pretty(&file).expect("dev file serializes"),
-    )
-    .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", path.display())))?;
+    let repos = config.repos.iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
+    let file = DevFile { server_url: server_url.to_string(), users, repos };
+    crate::fsutil::write_private(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes"))
+        .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
 
@@ -143,27 +114,6 @@ fn dev_event(action: Action, name: &str) -> NewEvent {
     let mut e = NewEvent::new(super::broker::BROKER_ACTOR, action);
     e.detail = Some(format!("{name} (dev mode)"));
     e
-}
-
-/// Writes a file readable by its owner only, created that way (never world-readable, even briefly).
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut f = options.open(path)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let mut f = options.open(path)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    }
 }
 
 /// The copy-paste next steps printed when the dev broker is up.

@@ -26,12 +26,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            hint: None,
-        }
+        ApiError { status, code, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -44,11 +39,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            codes::NOT_FOUND,
-            format!("{} not found", what.into()),
-        )
+        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("{} not found", what.into()))
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -60,32 +51,17 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL,
-            "internal error; the broker's log has the details",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error; the broker's log has the details")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(ErrorBody {
-                error: ErrorDetail {
-                    code: self.code.to_string(),
-                    message: self.message,
-                    hint: self.hint,
-                },
-            }),
-        )
-            .into_response();
+        let mut response =
+            (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, hint: self.hint } }))
+                .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer realm=\"jit\""),
-            );
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"jit\""));
         }
         response
     }
@@ -95,16 +71,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::AlreadyExists(what) => ApiError::new(
-                StatusCode::CONFLICT,
-                codes::CONFLICT,
-                format!("{what} already exists"),
-            ),
-            StoreError::Conflict => ApiError::new(
-                StatusCode::CONFLICT,
-                codes::CONFLICT,
-                "the resource changed concurrently; try again",
-            ),
+            StoreError::AlreadyExists(what) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, format!("{what} already exists")),
+            StoreError::Conflict => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the resource changed concurrently; try again"),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()
@@ -116,9 +84,7 @@ impl From<StoreError> for ApiError {
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         let hint = match &r {
-            Refusal::NoRule { .. } => {
-                Some("ask an operator to add a policy rule for this repo and level")
-            }
+            Refusal::NoRule { .. } => Some("ask an operator to add a policy rule for this repo and level"),
             Refusal::TooLong { .. } => Some("ask for a shorter duration with --for"),
             _ => None,
         };
@@ -136,9 +102,7 @@ impl From<DecisionError> for ApiError {
             DecisionError::NotPending(_) => (StatusCode::CONFLICT, codes::NOT_PENDING),
             DecisionError::PendingExpired => (StatusCode::CONFLICT, codes::REQUEST_EXPIRED),
             DecisionError::SelfDecision => (StatusCode::FORBIDDEN, codes::SELF_APPROVAL),
-            DecisionError::NotApprover(_) | DecisionError::NotRequester => {
-                (StatusCode::FORBIDDEN, codes::NOT_APPROVER)
-            }
+            DecisionError::NotApprover(_) | DecisionError::NotRequester => (StatusCode::FORBIDDEN, codes::NOT_APPROVER),
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -150,8 +114,7 @@ impl From<RepoError> for ApiError {
             RepoError::Unknown(_) | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
             _ => codes::INVALID_INPUT,
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
-            .with_hint("`jit repos` lists the repos this broker knows")
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()).with_hint("`jit repos` lists the repos this broker knows")
     }
 }
 
@@ -184,35 +147,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        codes::BODY_TOO_LARGE,
-                        "request body is too large",
-                    )
-                } else {
-                    ApiError::new(
-                        rejection.status(),
-                        codes::INVALID_JSON,
-                        rejection.body_text(),
-                    )
-                }
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, codes::BODY_TOO_LARGE, "request body is too large")
+            } else {
+                ApiError::new(rejection.status(), codes::INVALID_JSON, rejection.body_text())
+            }
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
         serde_json::from_slice(&bytes)
             .map(OptionalJson)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    codes::INVALID_JSON,
-                    format!("malformed JSON: {e}"),
-                )
-            })
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("malformed JSON: {e}")))
     }
 }
 
@@ -224,22 +171,14 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "expected a JSON body with `Content-Type: application/json`",
         ),
         JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                codes::BODY_TOO_LARGE,
-                "request body is too large",
-            )
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, codes::BODY_TOO_LARGE, "request body is too large")
         }
-        JsonRejection::JsonDataError(e) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::INVALID_JSON,
-            format!("invalid request body: {}", e.body_text()),
-        ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::INVALID_JSON,
-            format!("malformed JSON: {}", e.body_text()),
-        ),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("invalid request body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("malformed JSON: {}", e.body_text()))
+        }
         other => ApiError::new(other.status(), codes::INVALID_JSON, other.body_text()),
     }
 }

@@ -61,31 +61,13 @@ impl ServerHandle {
 
 /// Opens the store named by the config (SQLite under the data dir).
 pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StoreError> {
-    create_private_dir(&config.data_dir).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "cannot create data dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
+    crate::fsutil::create_private_dir(&config.data_dir)
+        .map_err(|e| StoreError::Corrupt(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
     Ok(Arc::new(SqliteStore::open(&config.database_path()).await?))
 }
 
-/// Creates the data directory readable by its owner only (it holds the
-/// database and, in dev mode, demo tokens).
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
 /// Serves the broker on `listener` until the returned handle is shut down.
-pub async fn launch_with_listener(
-    config: ServerConfig,
-    store: Arc<dyn Store>,
-    listener: TcpListener,
-) -> std::io::Result<ServerHandle> {
+pub async fn launch_with_listener(config: ServerConfig, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let broker = Arc::new(Broker::new(store, config));
     let (shutdown, rx) = watch::channel(false);
@@ -101,11 +83,5 @@ pub async fn launch_with_listener(
             })
             .await
     });
-    Ok(ServerHandle {
-        addr,
-        broker,
-        shutdown,
-        server,
-        reaper,
-    })
+    Ok(ServerHandle { addr, broker, shutdown, server, reaper })
 }

@@ -47,28 +47,19 @@ pub fn router(broker: Arc<Broker>) -> Router {
 
 /// Path ids are numbers; anything else is a 400 that says so, not axum's text.
 fn parse_id(kind: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::bad_input(format!(
-            "invalid {kind} id `{raw}`: expected a positive number"
-        ))
-    })
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_input(format!("invalid {kind} id `{raw}`: expected a positive number")))
 }
 
 fn api_user(u: &UserRecord) -> api::User {
-    api::User {
-        name: u.name.clone(),
-        groups: u.groups.clone(),
-        admin: u.admin,
-        created_at: u.created_at,
-    }
+    api::User { name: u.name.clone(), groups: u.groups.clone(), admin: u.admin, created_at: u.created_at }
 }
 
 async fn healthz(State(broker): AppState) -> Result<Json<api::Health>, ApiError> {
     broker.store.admin_count().await?;
-    Ok(Json(api::Health {
-        status: "ok".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    }))
+    Ok(Json(api::Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }))
 }
 
 async fn whoami(Caller(user): Caller) -> Json<api::User> {
@@ -76,41 +67,16 @@ async fn whoami(Caller(user): Caller) -> Json<api::User> {
 }
 
 async fn repos(State(broker): AppState, Caller(_): Caller) -> Json<Vec<api::Repo>> {
-    Json(
-        broker
-            .config
-            .repos
-            .iter()
-            .map(|r| api::Repo {
-                name: r.name.clone(),
-                clone_url: r.url.as_ref().map(|u| u.to_string()),
-            })
-            .collect(),
-    )
+    Json(broker.config.repos.iter().map(|r| api::Repo { name: r.name.clone(), clone_url: r.url.as_ref().map(|u| u.to_string()) }).collect())
 }
 
-async fn list_users(
-    State(broker): AppState,
-    AdminCaller(_): AdminCaller,
-) -> Result<Json<Vec<api::User>>, ApiError> {
-    Ok(Json(
-        broker.store.users().await?.iter().map(api_user).collect(),
-    ))
+async fn list_users(State(broker): AppState, AdminCaller(_): AdminCaller) -> Result<Json<Vec<api::User>>, ApiError> {
+    Ok(Json(broker.store.users().await?.iter().map(api_user).collect()))
 }
 
 fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_input(format!(
-            "invalid {kind} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`"
-        )))
-    }
+    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(ApiError::bad_input(format!("invalid {kind} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`"))) }
 }
 
 async fn add_user(
@@ -120,10 +86,7 @@ async fn add_user(
 ) -> Result<(StatusCode, Json<api::IssuedToken>), ApiError> {
     check_name("user", &body.name)?;
     if body.name == super::broker::BROKER_ACTOR {
-        return Err(ApiError::bad_input(format!(
-            "`{}` is reserved for the broker itself",
-            body.name
-        )));
+        return Err(ApiError::bad_input(format!("`{}` is reserved for the broker itself", body.name)));
     }
     for g in &body.groups {
         check_name("group", g)?;
@@ -131,43 +94,18 @@ async fn add_user(
     let mut groups = body.groups.clone();
     groups.sort();
     groups.dedup();
-    let user = UserRecord {
-        name: body.name.clone(),
-        groups,
-        admin: body.admin,
-        created_at: Broker::now(),
-    };
+    let user = UserRecord { name: body.name.clone(), groups, admin: body.admin, created_at: Broker::now() };
     let token = generate(TOKEN_PREFIX);
     let mut event = NewEvent::new(&admin.name, Action::UserAdded);
-    event.detail = Some(format!(
-        "{} groups=[{}]{}",
-        user.name,
-        user.groups.join(","),
-        if user.admin { " admin" } else { "" }
-    ));
-    broker
-        .store
-        .add_user(&user, &TokenHash::of(token.expose()), event)
-        .await?;
+    event.detail = Some(format!("{} groups=[{}]{}", user.name, user.groups.join(","), if user.admin { " admin" } else { "" }));
+    broker.store.add_user(&user, &TokenHash::of(token.expose()), event).await?;
     tracing::info!(user = %user.name, by = %admin.name, "user added");
-    Ok((
-        StatusCode::CREATED,
-        Json(api::IssuedToken {
-            user: api_user(&user),
-            token,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(api::IssuedToken { user: api_user(&user), token })))
 }
 
-async fn remove_user(
-    State(broker): AppState,
-    AdminCaller(admin): AdminCaller,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn remove_user(State(broker): AppState, AdminCaller(admin): AdminCaller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     if name == admin.name {
-        return Err(ApiError::bad_input(
-            "you cannot remove yourself; ask another admin",
-        ));
+        return Err(ApiError::bad_input("you cannot remove yourself; ask another admin"));
     }
     let mut event = NewEvent::new(&admin.name, Action::UserRemoved);
     event.detail = Some(name.clone());
@@ -180,22 +118,12 @@ async fn rotate_token(
     AdminCaller(admin): AdminCaller,
     Path(name): Path<String>,
 ) -> Result<Json<api::IssuedToken>, ApiError> {
-    let user = broker
-        .store
-        .user(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("user `{name}`")))?;
+    let user = broker.store.user(&name).await?.ok_or_else(|| ApiError::not_found(format!("user `{name}`")))?;
     let token = generate(TOKEN_PREFIX);
     let mut event = NewEvent::new(&admin.name, Action::TokenRotated);
     event.detail = Some(name.clone());
-    broker
-        .store
-        .set_token(&name, &TokenHash::of(token.expose()), event)
-        .await?;
-    Ok(Json(api::IssuedToken {
-        user: api_user(&user),
-        token,
-    }))
+    broker.store.set_token(&name, &TokenHash::of(token.expose()), event).await?;
+    Ok(Json(api::IssuedToken { user: api_user(&user), token }))
 }
 
 async fn create_request(
@@ -221,22 +149,10 @@ async fn list_requests(
     Caller(user): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<api::AccessRequest>>, ApiError> {
-    let status = q
-        .status
-        .as_deref()
-        .map(str::parse::<RequestStatus>)
-        .transpose()
-        .map_err(ApiError::bad_input)?;
+    let status = q.status.as_deref().map(str::parse::<RequestStatus>).transpose().map_err(ApiError::bad_input)?;
     broker.expire_stale().await?;
-    let filter = RequestFilter {
-        requester: q.mine.then(|| user.name.clone()),
-        status,
-        limit: None,
-    };
-    let subject = Subject {
-        name: &user.name,
-        groups: &user.groups,
-    };
+    let filter = RequestFilter { requester: q.mine.then(|| user.name.clone()), status, limit: None };
+    let subject = Subject { name: &user.name, groups: &user.groups };
     let records = broker.store.requests(&filter).await?;
     let mut out = Vec::new();
     for r in records.iter().filter(|r| broker.may_view(&user, r)) {
@@ -244,16 +160,8 @@ async fn list_requests(
             // Reviewable: someone else's request whose governing rule lets me decide.
             let requester = broker.store.user(&r.requester).await?;
             let groups = requester.map(|u| u.groups).unwrap_or_default();
-            let rule = broker.config.policy.rule_for(
-                &r.repo,
-                r.level,
-                &Subject {
-                    name: &r.requester,
-                    groups: &groups,
-                },
-            );
-            let mine_to_review =
-                r.requester != user.name && rule.is_ok_and(|rule| rule.may_approve(&subject));
+            let rule = broker.config.policy.rule_for(&r.repo, r.level, &Subject { name: &r.requester, groups: &groups });
+            let mine_to_review = r.requester != user.name && rule.is_ok_and(|rule| rule.may_approve(&subject));
             if !mine_to_review {
                 continue;
             }
@@ -284,15 +192,9 @@ async fn get_request(
             broker.load_visible(&user, id).await?
         }
         Some(wait) => {
-            let timeout = humantime::parse_duration(&wait).map_err(|e| {
-                ApiError::bad_input(format!("invalid wait `{wait}`: {e}; expected e.g. 30s"))
-            })?;
-            let status = q
-                .status
-                .as_deref()
-                .unwrap_or("pending")
-                .parse::<RequestStatus>()
-                .map_err(ApiError::bad_input)?;
+            let timeout = humantime::parse_duration(&wait)
+                .map_err(|e| ApiError::bad_input(format!("invalid wait `{wait}`: {e}; expected e.g. 30s")))?;
+            let status = q.status.as_deref().unwrap_or("pending").parse::<RequestStatus>().map_err(ApiError::bad_input)?;
             broker.wait(&user, id, status, timeout).await?
         }
     };
@@ -307,9 +209,7 @@ async fn approve(
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
     let comment = body.comment;
-    Ok(Json(
-        broker.api_request(&broker.approve(&user, id, comment).await?),
-    ))
+    Ok(Json(broker.api_request(&broker.approve(&user, id, comment).await?)))
 }
 
 async fn deny(
@@ -319,16 +219,10 @@ async fn deny(
     ApiJson(body): ApiJson<api::DenyBody>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
-    Ok(Json(
-        broker.api_request(&broker.deny(&user, id, body.reason).await?),
-    ))
+    Ok(Json(broker.api_request(&broker.deny(&user, id, body.reason).await?)))
 }
 
-async fn cancel(
-    State(broker): AppState,
-    Caller(user): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<api::AccessRequest>, ApiError> {
+async fn cancel(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
     Ok(Json(broker.api_request(&broker.cancel(&user, id).await?)))
 }
@@ -349,33 +243,20 @@ async fn list_grants(
     Query(q): Query<GrantQuery>,
 ) -> Result<Json<Vec<api::Grant>>, ApiError> {
     if q.all && !user.admin {
-        return Err(ApiError::forbidden(
-            "only admins can list every user's grants",
-        ));
+        return Err(ApiError::forbidden("only admins can list every user's grants"));
     }
     let who = (!q.all).then_some(user.name.as_str());
     let grants = broker.store.grants(who, q.live.then(Broker::now)).await?;
     Ok(Json(grants.iter().map(|g| broker.api_grant(g)).collect()))
 }
 
-async fn get_grant(
-    State(broker): AppState,
-    Caller(user): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<api::Grant>, ApiError> {
+async fn get_grant(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::Grant>, ApiError> {
     let id = parse_id("grant", &id)?;
     match broker.store.grant(id).await? {
         Some(g)
             if user.admin
                 || g.user == user.name
-                || broker.config.policy.is_approver_for(
-                    &g.repo,
-                    g.level,
-                    &Subject {
-                        name: &user.name,
-                        groups: &user.groups,
-                    },
-                ) =>
+                || broker.config.policy.is_approver_for(&g.repo, g.level, &Subject { name: &user.name, groups: &user.groups }) =>
         {
             Ok(Json(broker.api_grant(&g)))
         }
@@ -415,10 +296,7 @@ async fn audit(
     Ok(Json(broker.store.audit(q.after.max(0), limit).await?))
 }
 
-async fn audit_verify(
-    State(broker): AppState,
-    AdminCaller(_): AdminCaller,
-) -> Result<Json<api::AuditVerification>, ApiError> {
+async fn audit_verify(State(broker): AppState, AdminCaller(_): AdminCaller) -> Result<Json<api::AuditVerification>, ApiError> {
     let (mut after, mut prev, mut total) = (0i64, GENESIS.to_string(), 0u64);
     loop {
         let page = broker.store.audit(after, AUDIT_PAGE).await?;
@@ -428,19 +306,11 @@ async fn audit_verify(
         match verify_chain(&page, after + 1, &prev) {
             Ok(n) => total += n,
             Err(e) => {
-                return Ok(Json(api::AuditVerification {
-                    ok: false,
-                    events: total,
-                    error: Some(e.to_string()),
-                }));
+                return Ok(Json(api::AuditVerification { ok: false, events: total, error: Some(e.to_string()) }));
             }
         }
         after = last.seq;
         prev = last.hash;
     }
-    Ok(Json(api::AuditVerification {
-        ok: true,
-        events: total,
-        error: None,
-    }))
+    Ok(Json(api::AuditVerification { ok: true, events: total, error: None }))
 }

@@ -122,18 +122,10 @@ pub struct RequestFilter {
 #[async_trait]
 pub trait Store: Send + Sync {
     // Users.
-    async fn user_by_token(
-        &self,
-        token: &TokenHash,
-    ) -> StoreResult<Option<(UserRecord, TokenHash)>>;
+    async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>>;
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
     async fn users(&self) -> StoreResult<Vec<UserRecord>>;
-    async fn add_user(
-        &self,
-        user: &UserRecord,
-        token: &TokenHash,
-        event: NewEvent,
-    ) -> StoreResult<()>;
+    async fn add_user(&self, user: &UserRecord, token: &TokenHash, event: NewEvent) -> StoreResult<()>;
     async fn remove_user(&self, name: &str, event: NewEvent) -> StoreResult<()>;
     async fn set_token(&self, name: &str, token: &TokenHash, event: NewEvent) -> StoreResult<()>;
     async fn admin_count(&self) -> StoreResult<u64>;
@@ -156,28 +148,13 @@ pub trait Store: Send + Sync {
 
     async fn grant(&self, id: i64) -> StoreResult<Option<GrantRecord>>;
     /// Grants of `user` (all users when `None`); with `live_at`, only those live then.
-    async fn grants(
-        &self,
-        user: Option<&str>,
-        live_at: Option<DateTime<Utc>>,
-    ) -> StoreResult<Vec<GrantRecord>>;
+    async fn grants(&self, user: Option<&str>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>>;
     /// Revokes a grant that is still live at `at`, or fails with [`StoreError::Conflict`].
-    async fn revoke_grant(
-        &self,
-        id: i64,
-        by: &str,
-        at: DateTime<Utc>,
-        event: NewEvent,
-    ) -> StoreResult<GrantRecord>;
+    async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord>;
     /// Grants that ended (expired by `now` or revoked) but whose provider was not yet told.
     async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>>;
     /// Marks that the provider was told; appends `event` once (the first time only).
-    async fn mark_grant_ended(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        event: Option<NewEvent>,
-    ) -> StoreResult<bool>;
+    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool>;
     /// The earliest `expires_at` of a grant not yet ended, for the reaper's next wake-up.
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
@@ -190,11 +167,7 @@ pub trait Store: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// The grant a credential belongs to, if it exists and has not expired at `now`.
-    async fn grant_by_credential(
-        &self,
-        hash: &TokenHash,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<GrantRecord>>;
+    async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>>;
     async fn delete_credentials(&self, grant_id: i64) -> StoreResult<()>;
 
     // Audit.

@@ -9,14 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Store,
-    StoreError, StoreResult, UserRecord,
+    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use crate::domain::Level;
 use crate::domain::audit::{AuditEvent, GENESIS, NewEvent, timestamp};
@@ -34,9 +31,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 fn time(v: i64) -> StoreResult<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(v)
-        .single()
-        .ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {v}")))
+    Utc.timestamp_millis_opt(v).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {v}")))
 }
 
 fn opt_time(v: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
@@ -44,8 +39,7 @@ fn opt_time(v: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
 }
 
 fn level(s: &str) -> StoreResult<Level> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("bad level {s}")))
+    s.parse().map_err(|_| StoreError::Corrupt(format!("bad level {s}")))
 }
 
 fn status(s: &str) -> StoreResult<RequestStatus> {
@@ -94,19 +88,10 @@ fn event_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
 }
 
 /// Appends events to the chain inside the caller's transaction.
-async fn append(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
+    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (mut seq, mut prev) = match last {
-        Some(row) => (
-            row.try_get::<i64, _>("seq")?,
-            row.try_get::<String, _>("hash")?,
-        ),
+        Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?),
         None => (0, GENESIS.to_string()),
     };
     let at = timestamp(at);
@@ -136,29 +121,17 @@ async fn append(
 }
 
 async fn load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<RequestRecord>> {
-    let Some(row) = sqlx::query("SELECT * FROM requests WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(row) = sqlx::query("SELECT * FROM requests WHERE id = ?").bind(id).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
     let mut record = request_row(&row)?;
-    let approvals = sqlx::query(
-        "SELECT approver, comment, at FROM approvals WHERE request_id = ? ORDER BY at, approver",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let approvals = sqlx::query("SELECT approver, comment, at FROM approvals WHERE request_id = ? ORDER BY at, approver")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
     record.approvals = approvals
         .iter()
-        .map(|r| {
-            Ok(ApprovalRecord {
-                approver: r.try_get("approver")?,
-                comment: r.try_get("comment")?,
-                at: time(r.try_get("at")?)?,
-            })
-        })
+        .map(|r| Ok(ApprovalRecord { approver: r.try_get("approver")?, comment: r.try_get("comment")?, at: time(r.try_get("at")?)? }))
         .collect::<StoreResult<_>>()?;
     record.grant = sqlx::query("SELECT * FROM grants WHERE request_id = ?")
         .bind(id)
@@ -190,21 +163,18 @@ fn request_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
     })
 }
 
-async fn insert_grant(
-    conn: &mut SqliteConnection,
-    req: &RequestRecord,
-    window: (DateTime<Utc>, DateTime<Utc>),
-) -> StoreResult<i64> {
-    let id = sqlx::query("INSERT INTO grants (request_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
-        .bind(req.id)
-        .bind(&req.requester)
-        .bind(&req.repo)
-        .bind(req.level.as_str())
-        .bind(ms(window.0))
-        .bind(ms(window.1))
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("id")?;
+async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
+    let id =
+        sqlx::query("INSERT INTO grants (request_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+            .bind(req.id)
+            .bind(&req.requester)
+            .bind(&req.repo)
+            .bind(req.level.as_str())
+            .bind(ms(window.0))
+            .bind(ms(window.1))
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("id")?;
     Ok(id)
 }
 
@@ -219,10 +189,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -234,48 +201,22 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn user_by_token(
-        &self,
-        token: &TokenHash,
-    ) -> StoreResult<Option<(UserRecord, TokenHash)>> {
-        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ?")
-            .bind(&token.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((user_row(&r)?, TokenHash(r.try_get("token_hash")?))))
-            .transpose()
+    async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
+        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ?").bind(&token.0).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok((user_row(&r)?, TokenHash(r.try_get("token_hash")?)))).transpose()
     }
 
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query("SELECT * FROM users WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(user_row)
-            .transpose()
+        sqlx::query("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(&self.pool).await?.as_ref().map(user_row).transpose()
     }
 
     async fn users(&self) -> StoreResult<Vec<UserRecord>> {
-        sqlx::query("SELECT * FROM users ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(user_row)
-            .collect()
+        sqlx::query("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?.iter().map(user_row).collect()
     }
 
-    async fn add_user(
-        &self,
-        user: &UserRecord,
-        token: &TokenHash,
-        event: NewEvent,
-    ) -> StoreResult<()> {
+    async fn add_user(&self, user: &UserRecord, token: &TokenHash, event: NewEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE name = ?")
-            .bind(&user.name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE name = ?").bind(&user.name).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
             return Err(StoreError::AlreadyExists(format!("user `{}`", user.name)));
         }
@@ -294,10 +235,7 @@ impl Store for SqliteStore {
 
     async fn remove_user(&self, name: &str, event: NewEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM users WHERE name = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
@@ -308,11 +246,7 @@ impl Store for SqliteStore {
 
     async fn set_token(&self, name: &str, token: &TokenHash, event: NewEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE users SET token_hash = ? WHERE name = ?")
-            .bind(&token.0)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query("UPDATE users SET token_hash = ? WHERE name = ?").bind(&token.0).bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
@@ -322,10 +256,7 @@ impl Store for SqliteStore {
     }
 
     async fn admin_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_admin = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_admin = 1").fetch_one(&self.pool).await?.try_get("n")?;
         Ok(n as u64)
     }
 
@@ -354,9 +285,7 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        let record = load_request(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        let record = load_request(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
         let grant_id = match grant {
             Some(window) => Some(insert_grant(&mut tx, &record, window).await?),
             None => None,
@@ -364,14 +293,11 @@ impl Store for SqliteStore {
         for e in &mut events {
             e.request_id.get_or_insert(id);
             if e.grant_id.is_none() {
-                e.grant_id =
-                    grant_id.filter(|_| e.action == Some(crate::domain::audit::Action::Granted));
+                e.grant_id = grant_id.filter(|_| e.action == Some(crate::domain::audit::Action::Granted));
             }
         }
         append(&mut tx, &events, new.created_at).await?;
-        let record = load_request(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        let record = load_request(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
         tx.commit().await?;
         Ok(record)
     }
@@ -408,32 +334,30 @@ impl Store for SqliteStore {
         let current = load_request(&mut tx, change.request_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("request {}", change.request_id)))?;
-        if current.status != RequestStatus::Pending
-            || current.approvals.len() != change.expect_approvals
-        {
+        if current.status != RequestStatus::Pending || current.approvals.len() != change.expect_approvals {
             return Err(StoreError::Conflict);
         }
         if let Some(a) = &change.add_approval {
-            sqlx::query(
-                "INSERT INTO approvals (request_id, approver, comment, at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(change.request_id)
-            .bind(&a.approver)
-            .bind(&a.comment)
-            .bind(ms(a.at))
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO approvals (request_id, approver, comment, at) VALUES (?, ?, ?, ?)")
+                .bind(change.request_id)
+                .bind(&a.approver)
+                .bind(&a.comment)
+                .bind(ms(a.at))
+                .execute(&mut *tx)
+                .await?;
         }
         let mut grant_id = None;
         if let Some((status, by, note)) = &change.decide {
-            sqlx::query("UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ? AND status = 'pending'")
-                .bind(status.as_str())
-                .bind(ms(change.at))
-                .bind(by)
-                .bind(note)
-                .bind(change.request_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ? AND status = 'pending'",
+            )
+            .bind(status.as_str())
+            .bind(ms(change.at))
+            .bind(by)
+            .bind(note)
+            .bind(change.request_id)
+            .execute(&mut *tx)
+            .await?;
             if let Some(window) = change.grant {
                 grant_id = Some(insert_grant(&mut tx, &current, window).await?);
             }
@@ -454,32 +378,20 @@ impl Store for SqliteStore {
     }
 
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
-        sqlx::query(
-            "SELECT id FROM requests WHERE status = 'pending' AND created_at <= ? ORDER BY id",
-        )
-        .bind(ms(cutoff))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok(r.try_get("id")?))
-        .collect()
+        sqlx::query("SELECT id FROM requests WHERE status = 'pending' AND created_at <= ? ORDER BY id")
+            .bind(ms(cutoff))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("id")?))
+            .collect()
     }
 
     async fn grant(&self, id: i64) -> StoreResult<Option<GrantRecord>> {
-        sqlx::query("SELECT * FROM grants WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(grant_row)
-            .transpose()
+        sqlx::query("SELECT * FROM grants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?.as_ref().map(grant_row).transpose()
     }
 
-    async fn grants(
-        &self,
-        user: Option<&str>,
-        live_at: Option<DateTime<Utc>>,
-    ) -> StoreResult<Vec<GrantRecord>> {
+    async fn grants(&self, user: Option<&str>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>> {
         sqlx::query(
             "SELECT * FROM grants WHERE (?1 IS NULL OR user = ?1)
                AND (?2 IS NULL OR (revoked_at IS NULL AND expires_at > ?2))
@@ -494,13 +406,7 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn revoke_grant(
-        &self,
-        id: i64,
-        by: &str,
-        at: DateTime<Utc>,
-        event: NewEvent,
-    ) -> StoreResult<GrantRecord> {
+    async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
         let mut tx = self.write().await?;
         let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
             .bind(ms(at))
@@ -510,23 +416,11 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT 1 FROM grants WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            return Err(if exists.is_some() {
-                StoreError::Conflict
-            } else {
-                StoreError::NotFound(format!("grant {id}"))
-            });
+            let exists = sqlx::query("SELECT 1 FROM grants WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+            return Err(if exists.is_some() { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
         }
         append(&mut tx, &[event], at).await?;
-        let grant = grant_row(
-            &sqlx::query("SELECT * FROM grants WHERE id = ?")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?,
-        )?;
+        let grant = grant_row(&sqlx::query("SELECT * FROM grants WHERE id = ?").bind(id).fetch_one(&mut *tx).await?)?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -541,18 +435,10 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn mark_grant_ended(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        event: Option<NewEvent>,
-    ) -> StoreResult<bool> {
+    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE grants SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
-            .bind(ms(at))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE grants SET ended_at = ? WHERE id = ? AND ended_at IS NULL").bind(ms(at)).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -564,9 +450,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let row = sqlx::query("SELECT MIN(expires_at) AS t FROM grants WHERE ended_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT MIN(expires_at) AS t FROM grants WHERE ended_at IS NULL").fetch_one(&self.pool).await?;
         opt_time(row.try_get("t")?)
     }
 
@@ -577,23 +461,17 @@ impl Store for SqliteStore {
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&hash.0)
-        .bind(grant_id)
-        .bind(ms(created_at))
-        .bind(ms(expires_at))
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(&hash.0)
+            .bind(grant_id)
+            .bind(ms(created_at))
+            .bind(ms(expires_at))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    async fn grant_by_credential(
-        &self,
-        hash: &TokenHash,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<GrantRecord>> {
+    async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
         sqlx::query("SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id WHERE c.hash = ? AND c.expires_at > ?")
             .bind(&hash.0)
             .bind(ms(now))
@@ -605,10 +483,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_credentials(&self, grant_id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM credentials WHERE grant_id = ?")
-            .bind(grant_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(grant_id).execute(&self.pool).await?;
         Ok(())
     }
 

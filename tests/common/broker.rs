@@ -96,9 +96,7 @@ impl Resp {
 }
 
 pub fn config_for(policy: &str, data_dir: &Path) -> ServerConfig {
-    let mut config =
-        ServerConfig::from_toml(policy, Path::new("test.toml"), Some(data_dir.to_path_buf()))
-            .expect("test policy is valid");
+    let mut config = ServerConfig::from_toml(policy, Path::new("test.toml"), Some(data_dir.to_path_buf())).expect("test policy is valid");
     config.data_dir = data_dir.to_path_buf();
     config.reaper_interval = std::time::Duration::from_millis(100);
     config
@@ -126,23 +124,13 @@ impl TestBroker {
                 .add_user(
                     &user,
                     &TokenHash::of(token.expose()),
-                    jit::domain::audit::NewEvent::new(
-                        "test",
-                        jit::domain::audit::Action::UserAdded,
-                    ),
+                    jit::domain::audit::NewEvent::new("test", jit::domain::audit::Action::UserAdded),
                 )
                 .await
                 .unwrap();
             tokens.insert(name.to_string(), token.expose().to_string());
         }
-        let mut b = TestBroker {
-            dir,
-            handle: None,
-            url: String::new(),
-            tokens,
-            policy: policy.to_string(),
-            http: reqwest::Client::new(),
-        };
+        let mut b = TestBroker { dir, handle: None, url: String::new(), tokens, policy: policy.to_string(), http: reqwest::Client::new() };
         b.launch(store).await;
         b
     }
@@ -173,13 +161,7 @@ impl TestBroker {
         &self.tokens[user]
     }
 
-    pub async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -193,57 +175,34 @@ impl TestBroker {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|_| panic!("JSON body expected, got: {text}"))
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body expected, got: {text}"))
         };
         Resp { status, body }
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Resp {
-        self.send(reqwest::Method::GET, path, Some(self.token(user)), None)
-            .await
+        self.send(reqwest::Method::GET, path, Some(self.token(user)), None).await
     }
 
     pub async fn post(&self, user: &str, path: &str, body: Value) -> Resp {
-        self.send(
-            reqwest::Method::POST,
-            path,
-            Some(self.token(user)),
-            Some(body),
-        )
-        .await
+        self.send(reqwest::Method::POST, path, Some(self.token(user)), Some(body)).await
     }
 
     /// Creates a request as `user`; panics unless it was accepted.
-    pub async fn request(
-        &self,
-        user: &str,
-        repo: &str,
-        level: &str,
-        duration: &str,
-        reason: Option<&str>,
-    ) -> Value {
-        let r = self.post(user, "/v1/requests", serde_json::json!({"repo": repo, "level": level, "duration": duration, "reason": reason})).await;
+    pub async fn request(&self, user: &str, repo: &str, level: &str, duration: &str, reason: Option<&str>) -> Value {
+        let r = self
+            .post(user, "/v1/requests", serde_json::json!({"repo": repo, "level": level, "duration": duration, "reason": reason}))
+            .await;
         assert_eq!(r.status, 201, "request refused: {}", r.body);
         r.body
     }
 
     pub async fn approve(&self, user: &str, id: i64) -> Resp {
-        self.post(
-            user,
-            &format!("/v1/requests/{id}/approve"),
-            serde_json::json!({}),
-        )
-        .await
+        self.post(user, &format!("/v1/requests/{id}/approve"), serde_json::json!({})).await
     }
 
     pub async fn deny(&self, user: &str, id: i64, reason: &str) -> Resp {
-        self.post(
-            user,
-            &format!("/v1/requests/{id}/deny"),
-            serde_json::json!({"reason": reason}),
-        )
-        .await
+        self.post(user, &format!("/v1/requests/{id}/deny"), serde_json::json!({"reason": reason})).await
     }
 
     pub async fn audit(&self) -> Vec<Value> {
@@ -254,11 +213,6 @@ impl TestBroker {
 
     /// The audit actions recorded for one request, in order.
     pub async fn actions_for(&self, request_id: i64) -> Vec<String> {
-        self.audit()
-            .await
-            .iter()
-            .filter(|e| e["request_id"] == request_id)
-            .map(|e| e["action"].as_str().unwrap().to_string())
-            .collect()
+        self.audit().await.iter().filter(|e| e["request_id"] == request_id).map(|e| e["action"].as_str().unwrap().to_string()).collect()
     }
 }

@@ -12,14 +12,8 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CommandError> {
     let client = super::client()?;
     match cmd {
         AdminCommand::User(UserCommand::Add(args)) => user_add::cmd_user_add(&client, &args).await,
-        AdminCommand::User(UserCommand::List(json)) => {
-            user_list::cmd_user_list(&client, json.json).await
-        }
-        AdminCommand::User(UserCommand::Remove(args)) => {
-            user_remove::cmd_user_remove(&client, &args).await
-        }
-        AdminCommand::Token(TokenCommand::Rotate(args)) => {
-            token_rotate::cmd_token_rotate(&client, &args).await
-        }
+        AdminCommand::User(UserCommand::List(json)) => user_list::cmd_user_list(&client, json.json).await,
+        AdminCommand::User(UserCommand::Remove(args)) => user_remove::cmd_user_remove(&client, &args).await,
+        AdminCommand::Token(TokenCommand::Rotate(args)) => token_rotate::cmd_token_rotate(&client, &args).await,
     }
 }

@@ -22,21 +22,12 @@ pub fn parse_since(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Com
 }
 
 pub async fn cmd_audit(client: &Client, args: &AuditArgs) -> Result<(), CommandError> {
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_since(s, Utc::now()))
-        .transpose()?;
+    let since = args.since.as_deref().map(|s| parse_since(s, Utc::now())).transpose()?;
     let events = super::fetch_all(client).await?;
-    let shown = events.iter().filter(|e| {
-        since.is_none_or(|t| DateTime::parse_from_rfc3339(&e.at).is_ok_and(|at| at >= t))
-    });
+    let shown = events.iter().filter(|e| since.is_none_or(|t| DateTime::parse_from_rfc3339(&e.at).is_ok_and(|at| at >= t)));
     if args.json {
         for e in shown {
-            println!(
-                "{}",
-                serde_json::to_string(e).map_err(|e| CommandError::unexpected(e.to_string()))?
-            );
+            println!("{}", serde_json::to_string(e).map_err(|e| CommandError::unexpected(e.to_string()))?);
         }
         return Ok(());
     }
@@ -60,15 +51,7 @@ pub async fn cmd_audit(client: &Client, args: &AuditArgs) -> Result<(), CommandE
             ]
         })
         .collect();
-    println!(
-        "{}",
-        table(
-            &[
-                "SEQ", "AT", "ACTOR", "ACTION", "REPO", "LEVEL", "IDS", "DETAIL"
-            ],
-            &rows
-        )
-    );
+    println!("{}", table(&["SEQ", "AT", "ACTOR", "ACTION", "REPO", "LEVEL", "IDS", "DETAIL"], &rows));
     Ok(())
 }
 
@@ -79,14 +62,8 @@ mod tests {
     #[test]
     fn since_takes_times_and_durations() {
         let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
-        assert_eq!(
-            parse_since("2h", now).unwrap(),
-            "2026-11-25T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            parse_since("2026-11-25T09:00:00+01:00", now).unwrap(),
-            "2026-11-25T08:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
+        assert_eq!(parse_since("2h", now).unwrap(), "2026-11-25T10:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(parse_since("2026-11-25T09:00:00+01:00", now).unwrap(), "2026-11-25T08:00:00Z".parse::<DateTime<Utc>>().unwrap());
         let err = parse_since("yesterday", now).unwrap_err();
         assert_eq!(err.kind.code(), 2);
         assert!(err.message.contains("yesterday"));

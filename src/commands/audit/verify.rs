@@ -13,19 +13,13 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
         None => super::fetch_all(&crate::commands::client()?).await?,
     };
     let start = events.first().map(|e| e.seq).unwrap_or(1);
-    let anchor = if start == 1 {
-        GENESIS.to_string()
-    } else {
-        events[0].prev_hash.clone()
-    };
+    let anchor = if start == 1 { GENESIS.to_string() } else { events[0].prev_hash.clone() };
     match verify_chain(&events, start, &anchor) {
         Ok(n) => {
             if start == 1 {
                 println!("audit chain intact: {n} events");
             } else {
-                println!(
-                    "audit chain intact: {n} events from {start} (anchored on the export's first event)"
-                );
+                println!("audit chain intact: {n} events from {start} (anchored on the export's first event)");
             }
             Ok(())
         }
@@ -35,22 +29,15 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
 }
 
 fn read_export(path: &std::path::Path) -> Result<Vec<AuditEvent>, CommandError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+    let file = std::fs::File::open(path).map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", path.display())))?;
     let mut events = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line
-            .map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+        let line = line.map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", path.display())))?;
         if line.trim().is_empty() {
             continue;
         }
-        let event = serde_json::from_str(&line).map_err(|e| {
-            CommandError::bad_input(format!(
-                "{}:{}: not an audit event: {e}",
-                path.display(),
-                i + 1
-            ))
-        })?;
+        let event = serde_json::from_str(&line)
+            .map_err(|e| CommandError::bad_input(format!("{}:{}: not an audit event: {e}", path.display(), i + 1)))?;
         events.push(event);
     }
     Ok(events)

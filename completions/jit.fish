@@ -1,0 +1,165 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_jit_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_jit_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_jit_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_jit_using_subcommand
+    set -l cmd (__fish_jit_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c jit -n "__fish_jit_needs_command" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_needs_command" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_needs_command" -f -a "login" -d 'Store your broker token in the OS keychain'
+complete -c jit -n "__fish_jit_needs_command" -f -a "logout" -d 'Remove your stored token from the keychain'
+complete -c jit -n "__fish_jit_needs_command" -f -a "whoami" -d 'Show who the broker thinks you are'
+complete -c jit -n "__fish_jit_needs_command" -f -a "request" -d 'Ask for access to a repo, and wait for the decision'
+complete -c jit -n "__fish_jit_needs_command" -f -a "wait" -d 'Wait for the decision on a request'
+complete -c jit -n "__fish_jit_needs_command" -f -a "cancel" -d 'Cancel your pending request'
+complete -c jit -n "__fish_jit_needs_command" -f -a "requests" -d 'List requests you made or can review'
+complete -c jit -n "__fish_jit_needs_command" -f -a "approve" -d 'Approve a request (with no ID: pick from the pending ones)'
+complete -c jit -n "__fish_jit_needs_command" -f -a "deny" -d 'Deny a request'
+complete -c jit -n "__fish_jit_needs_command" -f -a "status" -d 'Your live grants and the time they have left'
+complete -c jit -n "__fish_jit_needs_command" -f -a "revoke" -d 'End a grant now (by grant id, or every live grant of yours on a repo)'
+complete -c jit -n "__fish_jit_needs_command" -f -a "repos" -d 'List the repos the broker knows'
+complete -c jit -n "__fish_jit_needs_command" -f -a "server" -d 'Run the broker'
+complete -c jit -n "__fish_jit_needs_command" -f -a "admin" -d 'Manage users and tokens (admins)'
+complete -c jit -n "__fish_jit_needs_command" -f -a "audit" -d 'Read and verify the audit log (admins)'
+complete -c jit -n "__fish_jit_needs_command" -f -a "util" -d 'Generate shell completions and man pages'
+complete -c jit -n "__fish_jit_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand login" -l server -d 'The broker\'s URL [default: JIT_SERVER]' -r
+complete -c jit -n "__fish_jit_using_subcommand login" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand login" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand login" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand logout" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand whoami" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand whoami" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand whoami" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand request" -l level -d 'Access level: read, write or admin' -r
+complete -c jit -n "__fish_jit_using_subcommand request" -l for -d 'How long the access lasts once approved: 90s, 45m, 2h, 1h30m' -r
+complete -c jit -n "__fish_jit_using_subcommand request" -l reason -d 'Why you need it (some policies require one)' -r
+complete -c jit -n "__fish_jit_using_subcommand request" -l timeout -d 'Stop waiting after this long (the request stays pending)' -r
+complete -c jit -n "__fish_jit_using_subcommand request" -l no-wait -d 'Print the request and return without waiting'
+complete -c jit -n "__fish_jit_using_subcommand request" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand request" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand request" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand wait" -l timeout -d 'Stop waiting after this long (the request stays pending)' -r
+complete -c jit -n "__fish_jit_using_subcommand wait" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand wait" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand wait" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand cancel" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand cancel" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand requests" -l pending -d 'Only pending requests'
+complete -c jit -n "__fish_jit_using_subcommand requests" -l mine -d 'Only your own requests'
+complete -c jit -n "__fish_jit_using_subcommand requests" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand requests" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand requests" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand approve" -l comment -d 'A comment for the requester and the audit log' -r
+complete -c jit -n "__fish_jit_using_subcommand approve" -s y -l yes -d 'Do not ask for confirmation'
+complete -c jit -n "__fish_jit_using_subcommand approve" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand approve" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand approve" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand deny" -l reason -d 'Why (the requester sees it)' -r
+complete -c jit -n "__fish_jit_using_subcommand deny" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand deny" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand deny" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand status" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand status" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand status" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand revoke" -l reason -d 'Why, for the audit log' -r
+complete -c jit -n "__fish_jit_using_subcommand revoke" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand revoke" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand revoke" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand repos" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand repos" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand repos" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand server" -l config -d 'Config file (TOML): server settings, repos and policy rules' -r -F
+complete -c jit -n "__fish_jit_using_subcommand server" -l listen -d 'Address to listen on [default: 127.0.0.1:8420]' -r
+complete -c jit -n "__fish_jit_using_subcommand server" -l data-dir -d 'Where the database lives [default: the user data directory, e.g. ~/.local/share/jit]' -r -F
+complete -c jit -n "__fish_jit_using_subcommand server" -l public-url -d 'The URL clients use to reach this broker [default: http://ADDR]' -r
+complete -c jit -n "__fish_jit_using_subcommand server" -l init-admin -d 'Create the first admin NAME on a broker that has none, print its token once, and exit' -r
+complete -c jit -n "__fish_jit_using_subcommand server" -l dev -d 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
+complete -c jit -n "__fish_jit_using_subcommand server" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand server" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -f -a "user" -d 'Manage users'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -f -a "token" -d 'Manage tokens'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "add" -d 'Add a user and print their token (shown once)'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "remove" -d 'Remove a user; their token stops working at once'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "rotate" -d 'Issue a new token for a user, invalidating the old one (shown once)'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "user" -d 'Manage users'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage tokens'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify help" -l since -d 'Only events at or after T: an RFC 3339 time or a duration ago (`2h`)' -r
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify help" -l json -d 'Print events as JSON lines (one object per line)'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify help" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify help" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify help" -f -a "verify" -d 'Check the audit log\'s hash chain, from the broker or an exported file'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -l file -d 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker\'s log' -r -F
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check the audit log\'s hash chain, from the broker or an exported file'
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand util; and not __fish_seen_subcommand_from completions man help" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand util; and not __fish_seen_subcommand_from completions man help" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand util; and not __fish_seen_subcommand_from completions man help" -f -a "completions" -d 'Write completions for every shell into DIR'
+complete -c jit -n "__fish_jit_using_subcommand util; and not __fish_seen_subcommand_from completions man help" -f -a "man" -d 'Write one man page per command into DIR'
+complete -c jit -n "__fish_jit_using_subcommand util; and not __fish_seen_subcommand_from completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Write completions for every shell into DIR'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from help" -f -a "man" -d 'Write one man page per command into DIR'
+complete -c jit -n "__fish_jit_using_subcommand util; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "login" -d 'Store your broker token in the OS keychain'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "logout" -d 'Remove your stored token from the keychain'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "whoami" -d 'Show who the broker thinks you are'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "request" -d 'Ask for access to a repo, and wait for the decision'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "wait" -d 'Wait for the decision on a request'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "cancel" -d 'Cancel your pending request'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "requests" -d 'List requests you made or can review'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "approve" -d 'Approve a request (with no ID: pick from the pending ones)'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "deny" -d 'Deny a request'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "status" -d 'Your live grants and the time they have left'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "revoke" -d 'End a grant now (by grant id, or every live grant of yours on a repo)'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "repos" -d 'List the repos the broker knows'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "server" -d 'Run the broker'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "admin" -d 'Manage users and tokens (admins)'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "audit" -d 'Read and verify the audit log (admins)'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "util" -d 'Generate shell completions and man pages'
+complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users'
+complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage tokens'
+complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Check the audit log\'s hash chain, from the broker or an exported file'
+complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from util" -f -a "completions" -d 'Write completions for every shell into DIR'
+complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from util" -f -a "man" -d 'Write one man page per command into DIR'

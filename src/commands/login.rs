@@ -1,0 +1,69 @@
+//! `jit login [--server URL]`: checks a token with the broker, then keeps it in the keychain.
+
+use std::io::Read;
+
+use crate::cli::LoginArgs;
+use crate::client::Client;
+use crate::domain::token::Secret;
+use crate::error::{CommandError, ExitKind};
+use crate::keychain::Keychain;
+use crate::session::{self, StoredLogin};
+use crate::ui;
+
+fn read_token(server: &str) -> Result<Secret, CommandError> {
+    let token = if ui::can_prompt() {
+        dialoguer::Password::new()
+            .with_prompt(format!("Token for {server}"))
+            .interact()
+            .map_err(|e| CommandError::unexpected(format!("cannot read the token: {e}")))?
+    } else {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut input)
+            .map_err(|e| CommandError::bad_input(format!("cannot read the token from stdin: {e}")))?;
+        input
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(CommandError::bad_input("no token given")
+            .hint("type or paste the token an admin gave you, or pipe it: `jit login --server URL < token-file`"));
+    }
+    if token.contains(char::is_whitespace) {
+        return Err(CommandError::bad_input("the token contains whitespace; paste just the token"));
+    }
+    Ok(Secret::new(token))
+}
+
+pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
+    let server = args
+        .server
+        .clone()
+        .or_else(|| std::env::var("JIT_SERVER").ok().filter(|s| !s.trim().is_empty()))
+        .ok_or_else(|| CommandError::bad_input("no broker URL").hint("pass --server URL (or set JIT_SERVER)"))?;
+    let server = server.trim().trim_end_matches('/').to_string();
+    // Check the URL and open the keychain before asking for anything.
+    Client::new(&server, None)?;
+    let keychain = Keychain::open()?;
+    let token = read_token(&server)?;
+    let user = Client::new(&server, Some(token.clone()))?.whoami().await.map_err(|e| {
+        let err = CommandError::from(e);
+        if err.kind == ExitKind::NotAllowed {
+            CommandError::new(ExitKind::NotAllowed, format!("{server} refused this token: {}", err.message))
+        } else {
+            err
+        }
+    })?;
+    session::save(&keychain, &StoredLogin { server: server.clone(), token })?;
+    if let Some(warning) = keychain.file_warning() {
+        eprintln!("{warning}");
+    }
+    if args.json.json {
+        return super::print_json(&serde_json::json!({"server": server, "user": user, "keychain": keychain.backend().name()}));
+    }
+    eprintln!(
+        "{}",
+        ui::success(&format!("Logged in to {server} as {} (token kept in the {} keychain)", user.name, keychain.backend().name()))
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `jit wait ID`: waits for a decision, and the waiting `jit request` shares.
+//!
+//! The wait is a chain of long-polls, each telling the broker the status we
+//! last saw, so a decision made between two polls is returned at once rather
+//! than missed. Ctrl-C stops waiting and leaves the request pending.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::AccessRequest;
+use crate::cli::WaitArgs;
+use crate::client::Client;
+use crate::domain::AccessDuration;
+use crate::domain::request::RequestStatus;
+use crate::error::{CommandError, ExitKind};
+use crate::ui;
+
+/// One long-poll's length; the broker caps it at 60 s.
+const POLL: Duration = Duration::from_secs(50);
+
+pub fn parse_timeout(raw: Option<&str>) -> Result<Option<Duration>, CommandError> {
+    raw.map(|t| t.parse::<AccessDuration>().map(|d| d.as_std()).map_err(|e| CommandError::bad_input(format!("--timeout: {e}")))).transpose()
+}
+
+fn resume_hint(id: i64) -> String {
+    format!("resume with `jit wait {id}`, or cancel with `jit cancel {id}`")
+}
+
+/// Waits until the request leaves `pending`, the timeout passes or Ctrl-C.
+pub async fn wait_for_decision(client: &Client, mut req: AccessRequest, timeout: Option<Duration>) -> Result<AccessRequest, CommandError> {
+    if req.status != RequestStatus::Pending {
+        return Ok(req);
+    }
+    let who = if req.approvers.is_empty() { "an approver".to_string() } else { req.approvers.join(", ") };
+    let spinner = ui::spinner(format!("Waiting for approval of #{} ({who} can approve)", req.id));
+    if spinner.is_none() {
+        eprintln!("waiting for approval of #{} ({who} can approve)", req.id);
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let outcome = loop {
+        let poll = match deadline {
+            Some(d) => POLL.min(d.saturating_duration_since(Instant::now())),
+            None => POLL,
+        };
+        if poll.is_zero() {
+            break Err(CommandError::new(
+                ExitKind::TimedOut,
+                format!("request #{} is still pending; stopped waiting after --timeout", req.id),
+            )
+            .hint(resume_hint(req.id)));
+        }
+        tokio::select! {
+            polled = client.wait_request(req.id, req.status.as_str(), poll) => {
+                req = polled?;
+                if let Some(s) = &spinner {
+                    let n = req.approvals.len();
+                    if n > 0 {
+                        s.set_message(format!("Waiting for approval of #{} ({n} of {} approvals; {who} can approve)", req.id, req.approvals_required));
+                    }
+                }
+                if req.status != RequestStatus::Pending {
+                    break Ok(req);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                break Err(CommandError::new(ExitKind::TimedOut, format!("stopped waiting; request #{} is still pending", req.id)).hint(resume_hint(req.id)));
+            }
+        }
+    };
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    outcome
+}
+
+/// Turns a decided request into the command's result: approved is success,
+/// everything else is its documented exit code.
+pub fn decided(req: &AccessRequest) -> Result<(), CommandError> {
+    match req.status {
+        RequestStatus::Approved => Ok(()),
+        RequestStatus::Denied => {
+            let by = req.decided_by.as_deref().unwrap_or("an approver");
+            let why = req.decision_note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+            Err(CommandError::new(ExitKind::Denied, format!("request #{} was denied by {by}{why}", req.id)))
+        }
+        RequestStatus::Expired => {
+            Err(CommandError::new(ExitKind::TimedOut, format!("request #{} expired: nobody decided in time", req.id))
+                .hint(format!("ask again: jit request {} --level {} --for {}", req.repo, req.level, req.duration)))
+        }
+        RequestStatus::Canceled => Err(CommandError::new(ExitKind::TimedOut, format!("request #{} was canceled", req.id))),
+        RequestStatus::Pending => {
+            Err(CommandError::new(ExitKind::TimedOut, format!("request #{} is still pending", req.id)).hint(resume_hint(req.id)))
+        }
+    }
+}
+
+/// The one line printed on approval.
+pub fn approved_line(req: &AccessRequest) -> String {
+    let by = req
+        .decided_by
+        .as_deref()
+        .filter(|b| *b != "policy")
+        .map(|b| format!("Approved by {b}"))
+        .unwrap_or_else(|| "Approved by policy".into());
+    match &req.grant {
+        Some(g) => format!("{by}: {} on {} until {} ({})", g.level, g.repo, ui::local_time(g.expires_at), req.duration),
+        None => format!("{by}: {} on {}", req.level, req.repo),
+    }
+}
+
+/// Prints the outcome (JSON or a line), then maps it to the exit code.
+pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<(), CommandError> {
+    if req.status == RequestStatus::Approved {
+        super::request::store_credential(client, req).await?;
+    }
+    if json {
+        super::print_json(req)?;
+    } else if req.status == RequestStatus::Approved {
+        println!("{}", ui::success(&approved_line(req)));
+    }
+    decided(req)
+}
+
+pub async fn cmd_wait(args: &WaitArgs) -> Result<(), CommandError> {
+    let id = super::parse_id("request", &args.id)?;
+    let timeout = parse_timeout(args.timeout.as_deref())?;
+    let client = super::client()?;
+    let req = client.request(id).await?;
+    let req = wait_for_decision(&client, req, timeout).await?;
+    finish(&client, &req, args.json).await
+}

@@ -1,0 +1,91 @@
+//! Who the CLI talks to, as whom: the stored login and the environment.
+//!
+//! `jit login` keeps `{server, token}` in the keychain under `login`.
+//! `JIT_SERVER` and `JIT_TOKEN` override it for CI and scripts. The stored
+//! token is only ever sent to the server it was stored for: pointing
+//! `JIT_SERVER` elsewhere without `JIT_TOKEN` is "not logged in", never a leak
+//! of the stored token to another host.
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::Client;
+use crate::domain::token::Secret;
+use crate::error::{CommandError, ExitKind};
+use crate::keychain::{Keychain, KeychainError};
+
+pub const LOGIN_KEY: &str = "login";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredLogin {
+    pub server: String,
+    pub token: Secret,
+}
+
+impl From<KeychainError> for CommandError {
+    fn from(e: KeychainError) -> Self {
+        let kind = match e {
+            KeychainError::UnknownBackend(_) => ExitKind::BadInput,
+            _ => ExitKind::Unexpected,
+        };
+        let hint = e.hint();
+        let err = CommandError::new(kind, e.to_string());
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+pub fn load(keychain: &Keychain) -> Result<Option<StoredLogin>, CommandError> {
+    match keychain.get(LOGIN_KEY)? {
+        None => Ok(None),
+        Some(secret) => serde_json::from_str(secret.expose())
+            .map(Some)
+            .map_err(|_| CommandError::unexpected("the stored login is unreadable").hint("run `jit logout`, then `jit login` again")),
+    }
+}
+
+pub fn save(keychain: &Keychain, login: &StoredLogin) -> Result<(), CommandError> {
+    let json = serde_json::to_string(login).map_err(|e| CommandError::unexpected(e.to_string()))?;
+    keychain.set(LOGIN_KEY, &Secret::new(json))?;
+    Ok(())
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+/// The server and token to use, from the environment first, then the keychain.
+pub fn resolve() -> Result<(String, Secret), CommandError> {
+    let env_server = env("JIT_SERVER");
+    let env_token = env("JIT_TOKEN").map(Secret::new);
+    if let (Some(server), Some(token)) = (&env_server, &env_token) {
+        return Ok((server.clone(), token.clone()));
+    }
+    let stored = load(&Keychain::open()?)?;
+    let not_logged_in =
+        || CommandError::new(ExitKind::NotAllowed, "not logged in").hint("run `jit login --server URL`, or set JIT_SERVER and JIT_TOKEN");
+    match (env_server, env_token, stored) {
+        (Some(server), None, Some(login)) if same_server(&server, &login.server) => Ok((server, login.token)),
+        (Some(server), None, Some(login)) => Err(CommandError::new(
+            ExitKind::NotAllowed,
+            format!(
+                "not logged in to {server} (the stored login is for {}); the stored token is never sent to another server",
+                login.server
+            ),
+        )
+        .hint(format!("run `jit login --server {server}`, or set JIT_TOKEN"))),
+        (None, Some(token), Some(login)) => Ok((login.server, token)),
+        (None, None, Some(login)) => Ok((login.server, login.token)),
+        _ => Err(not_logged_in()),
+    }
+}
+
+pub fn client() -> Result<Client, CommandError> {
+    let (server, token) = resolve()?;
+    Ok(Client::new(&server, Some(token))?)
+}
