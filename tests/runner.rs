@@ -6,6 +6,10 @@ mod common;
 mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;
+mod test_cli_admin;
+mod test_cli_request;
+mod test_cli_session;
+mod test_generated;
 
 #[test]
 fn every_test_file_is_declared() {

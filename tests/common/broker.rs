@@ -216,3 +216,12 @@ impl TestBroker {
         self.audit().await.iter().filter(|e| e["request_id"] == request_id).map(|e| e["action"].as_str().unwrap().to_string()).collect()
     }
 }
+
+/// A sealed CLI environment that knows every token of `b` as a secret.
+pub fn cli_env(b: &TestBroker) -> crate::common::TestEnvironment {
+    let env = crate::common::TestEnvironment::new();
+    for token in b.tokens.values() {
+        env.secret(token);
+    }
+    env
+}

@@ -4,5 +4,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod env;
 
 pub use broker::*;
+pub use env::*;

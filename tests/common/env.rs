@@ -1,0 +1,200 @@
+//! [`TestEnvironment`]: runs the real `jit` binary in a sealed environment.
+//!
+//! Each environment has its own HOME, XDG directories, global git config and
+//! keyring namespace, and nothing from the caller's environment leaks in but
+//! PATH. Every output is recorded; when the environment is dropped it fails
+//! the test if any token it knows appears in an output that was not allowed to
+//! carry one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        self
+    }
+}
+
+pub struct TestEnvironment {
+    pub root: tempfile::TempDir,
+    pub namespace: String,
+    pub env: BTreeMap<String, String>,
+    secrets: Mutex<Vec<String>>,
+    outputs: Mutex<Vec<(String, String)>>,
+}
+
+impl Default for TestEnvironment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnvironment {
+    pub fn new() -> TestEnvironment {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("home");
+        for d in ["home", "data", "config", "state", "cache", "work"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let namespace = format!("test-{}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand_suffix());
+        let mut env = BTreeMap::new();
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+        env.insert("HOME".into(), home.display().to_string());
+        env.insert("XDG_DATA_HOME".into(), root.path().join("data").display().to_string());
+        env.insert("XDG_CONFIG_HOME".into(), root.path().join("config").display().to_string());
+        env.insert("XDG_STATE_HOME".into(), root.path().join("state").display().to_string());
+        env.insert("XDG_CACHE_HOME".into(), root.path().join("cache").display().to_string());
+        env.insert("GIT_CONFIG_GLOBAL".into(), home.join(".gitconfig").display().to_string());
+        env.insert("GIT_CONFIG_NOSYSTEM".into(), "1".into());
+        env.insert("GIT_TERMINAL_PROMPT".into(), "0".into());
+        env.insert("JIT_KEYRING".into(), "keyutils".into());
+        env.insert("JIT_KEYRING_NAMESPACE".into(), namespace.clone());
+        env.insert("NO_COLOR".into(), "1".into());
+        env.insert("LANG".into(), "C.UTF-8".into());
+        TestEnvironment { root, namespace, env, secrets: Mutex::new(Vec::new()), outputs: Mutex::new(Vec::new()) }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// Registers a secret that must never appear in any output.
+    pub fn secret(&self, s: &str) {
+        self.secrets.lock().unwrap().push(s.to_string());
+    }
+
+    /// A `Command` for the jit binary in this environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jit"));
+        cmd.env_clear().envs(&self.env).args(args).current_dir(self.work_dir());
+        cmd
+    }
+
+    fn record(&self, out: &Output, allowed_to_carry_tokens: bool) -> Run {
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if !allowed_to_carry_tokens {
+            self.outputs.lock().unwrap().push((run.stdout.clone(), run.stderr.clone()));
+        }
+        run
+    }
+
+    /// Runs jit with `extra` environment and `stdin`, and records its output.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)], stdin: Option<&str>) -> Run {
+        let mut cmd = self.command(args);
+        cmd.envs(extra.iter().copied());
+        let out = assert_cmd::Command::from_std(cmd)
+            .write_stdin(stdin.unwrap_or(""))
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .unwrap();
+        self.record(&out, false)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[], None)
+    }
+
+    /// For the commands whose job is to print a token (admin user add, token rotate).
+    pub fn run_printing_token(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.envs(extra.iter().copied()).stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        self.record(&out, true)
+    }
+
+    /// Starts jit in the background (for waits interrupted or decided by others).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    pub fn wait_child(&self, child: std::process::Child) -> Run {
+        let out = child.wait_with_output().unwrap();
+        self.record(&out, false)
+    }
+
+    /// Logs `user` in to `server` through `jit login` with the token on stdin.
+    pub fn login(&self, server: &str, token: &str) -> Run {
+        self.secret(token);
+        self.run_with(&["login", "--server", server], &[], Some(token))
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.root.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    pub fn exists(path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos())
+}
+
+impl Drop for TestEnvironment {
+    fn drop(&mut self) {
+        // Leave nothing in the kernel keyring, whatever the test did.
+        let _ = self.command(&["logout"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if std::thread::panicking() {
+            return;
+        }
+        let secrets = self.secrets.lock().unwrap();
+        for (stdout, stderr) in self.outputs.lock().unwrap().iter() {
+            for s in secrets.iter() {
+                assert!(
+                    !stdout.contains(s.as_str()) && !stderr.contains(s.as_str()),
+                    "a secret leaked into command output:\nstdout: {stdout}\nstderr: {stderr}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `jit admin …` and `jit audit …` through the binary.
+
+use crate::common::{TestBroker, cli_env};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_manage_users_and_print_tokens_once() {
+    let b = TestBroker::start().await;
+    let env = cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    let added = env.run_printing_token(&["admin", "user", "add", "frank", "--group", "developers", "--group", "oncall"], &admin);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let token = added.stdout.trim().to_string();
+    assert!(token.starts_with("jit_"));
+    assert!(!added.stderr.contains(&token), "the token goes to stdout only");
+    env.secret(&token);
+    let list = env.run_with(&["admin", "user", "list", "--json"], &admin, None);
+    let frank = list.success().json().as_array().unwrap().iter().find(|u| u["name"] == "frank").cloned().unwrap();
+    assert_eq!(frank["groups"], serde_json::json!(["developers", "oncall"]));
+    let table = env.run_with(&["admin", "user", "list"], &admin, None);
+    assert!(table.success().stdout.starts_with("NAME"), "{}", table.stdout);
+    let rotated = env.run_printing_token(&["admin", "token", "rotate", "frank"], &admin);
+    let new_token = rotated.stdout.trim().to_string();
+    env.secret(&new_token);
+    assert_ne!(new_token, token);
+    env.run_with(&["whoami"], &[("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", token.as_str())], None).code(5);
+    env.run_with(&["admin", "user", "remove", "frank"], &admin, None).success().stderr_has("removed frank");
+    env.run_with(&["admin", "user", "remove", "frank"], &admin, None).code(2).stderr_has("not found");
+    env.run_with(&["admin", "user", "add", "bad name"], &admin, None).code(2).stderr_has("invalid user name");
+    env.run_with(&["admin", "user", "add", "alice"], &admin, None).code(2).stderr_has("already exists");
+    // Not an admin: exit 5.
+    env.run_with(&["admin", "user", "list"], &[("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("alice"))], None)
+        .code(5)
+        .stderr_has("not an admin");
+    env.run(&["admin", "user", "list"]).code(5).stderr_has("not logged in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_lists_exports_and_verifies_and_catches_tampering() {
+    let b = TestBroker::start().await;
+    let env = cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    let req = b.request("alice", "demo", "write", "1h", Some("fix it")).await;
+    b.approve("bob", req["id"].as_i64().unwrap()).await;
+
+    let table = env.run_with(&["audit"], &admin, None);
+    assert!(table.success().stdout.contains("alice   requested   demo  write  r1"), "{}", table.stdout);
+    let recent = env.run_with(&["audit", "--since", "1h", "--json"], &admin, None);
+    let lines: Vec<serde_json::Value> = recent.success().stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        lines.iter().map(|e| e["action"].as_str().unwrap()).filter(|a| !a.starts_with("user")).collect::<Vec<_>>(),
+        ["requested", "approved", "granted"]
+    );
+    let none = env.run_with(&["audit", "--since", "2099-01-01T00:00:00Z", "--json"], &admin, None);
+    assert_eq!(none.success().stdout, "");
+    env.run_with(&["audit", "--since", "last tuesday"], &admin, None).code(2).stderr_has("invalid --since");
+
+    let export = env.path("audit.jsonl");
+    let all = env.run_with(&["audit", "--json"], &admin, None);
+    std::fs::write(&export, &all.stdout).unwrap();
+    env.run_with(&["audit", "verify"], &admin, None).success();
+    assert!(env.run(&["audit", "verify", "--file", export.to_str().unwrap()]).success().stdout.contains("intact"));
+
+    // An altered export fails verification (exit 1) and names the event.
+    let altered = all.stdout.replacen("fix it", "routine", 1);
+    std::fs::write(&export, altered).unwrap();
+    env.run(&["audit", "verify", "--file", export.to_str().unwrap()]).code(1).stderr_has("altered");
+    std::fs::write(&export, "not json\n").unwrap();
+    env.run(&["audit", "verify", "--file", export.to_str().unwrap()]).code(2).stderr_has(":1: not an audit event");
+    env.run(&["audit", "verify", "--file", "/nonexistent/x.jsonl"]).code(2);
+
+    // Tampering in the broker's database is caught by the client's own check.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_events_no_update").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE audit_events SET actor = 'carol' WHERE action = 'approved'").execute(&pool).await.unwrap();
+    pool.close().await;
+    env.run_with(&["audit", "verify"], &admin, None).code(1).stderr_has("audit chain broken at event").stderr_has("altered");
+}

@@ -1,0 +1,219 @@
+//! `jit request`, `wait`, `cancel`, `requests`, `approve`, `deny`, `status`,
+//! `revoke`: exit codes, messages and JSON shapes, against a real broker.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{TestBroker, TestEnvironment, cli_env};
+
+async fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
+    let env = cli_env(b);
+    env.login(&b.url, b.token(user)).success();
+    env
+}
+
+/// Waits until the broker shows a pending request by `user`, and returns its id.
+async fn pending_id(b: &TestBroker, user: &str) -> i64 {
+    for _ in 0..200 {
+        let r = b.get("admin", "/v1/requests?status=pending").await;
+        if let Some(req) = r.body.as_array().unwrap().iter().find(|r| r["requester"] == user) {
+            return req["id"].as_i64().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no pending request by {user}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_waits_and_succeeds_when_another_user_approves() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let child = alice.spawn(&["request", "demo", "--level", "write", "--for", "2h", "--reason", "hotfix INC-42"]);
+    let id = pending_id(&b, "alice").await;
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let run = alice.wait_child(child);
+    run.success().stderr_has("waiting for approval").stderr_has("group:reviewers, alice");
+    assert!(run.stdout.contains("Approved by bob: write on demo until") && run.stdout.contains("(2h)"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_request_exits_3_with_the_reason() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let child = alice.spawn(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"]);
+    let id = pending_id(&b, "alice").await;
+    b.deny("carol", id, "code freeze").await;
+    alice.wait_child(child).code(3).stderr_has(&format!("request #{id} was denied by carol: code freeze"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_times_out_with_exit_4_and_the_resume_hint() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let run = alice.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--timeout", "2s"]);
+    run.code(4).stderr_has("still pending").stderr_has("jit wait 1").stderr_has("jit cancel 1");
+    alice.run(&["wait", "1", "--timeout", "1s"]).code(4);
+    // The request is untouched; it can still be approved and waited for.
+    b.approve("bob", 1).await;
+    let run = alice.run(&["wait", "1", "--json"]);
+    run.success();
+    assert_eq!(run.json()["status"], "approved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_leaves_the_request_pending_and_says_how_to_resume() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let child = alice.spawn(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"]);
+    let id = pending_id(&b, "alice").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    alice.wait_child(child).code(4).stderr_has("stopped waiting").stderr_has(&format!("jit wait {id}"));
+    assert_eq!(b.get("alice", &format!("/v1/requests/{id}")).await.body["status"], "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_canceled_requests_exit_4() {
+    let policy = crate::common::POLICY.replace("pending_ttl = \"1h\"", "pending_ttl = \"2s\"");
+    let b = TestBroker::start_with(&policy).await;
+    let alice = logged_in(&b, "alice").await;
+    alice
+        .run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"])
+        .code(4)
+        .stderr_has("expired")
+        .stderr_has("jit request demo --level write --for 1h");
+    let id = alice
+        .run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "y", "--no-wait"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let waiter = alice.spawn(&["wait", &id]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.run(&["cancel", &id]).success().stderr_has("canceled");
+    alice.wait_child(waiter).code(4).stderr_has("canceled");
+    alice.run(&["cancel", &id]).code(2).stderr_has("already canceled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_their_documented_exit_codes() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let req = |args: &[&str]| {
+        let mut all = vec!["request"];
+        all.extend_from_slice(args);
+        alice.run(&all)
+    };
+    req(&["demo", "--level", "write", "--for", "soon", "--reason", "x"]).code(2).stderr_has("invalid duration `soon`").stderr_has("2h");
+    req(&["demo", "--level", "owner", "--for", "1h"]).code(2).stderr_has("unknown level `owner`").stderr_has("read, write, admin");
+    req(&["acme/nope", "--level", "read", "--for", "1h"]).code(2).stderr_has("unknown repo `acme/nope`");
+    req(&["acme/secret", "--level", "read", "--for", "1h"]).code(5).stderr_has("no policy rule allows read access to `acme/secret`");
+    req(&["demo", "--level", "write", "--for", "9h", "--reason", "x"]).code(5).stderr_has("longer than the 8h");
+    req(&["demo", "--level", "write", "--for", "1h"]).code(5).stderr_has("requires a reason");
+    req(&["demo", "--level", "write", "--for", "1h", "--reason", "x", "--timeout", "never"]).code(2).stderr_has("--timeout");
+    req(&["--level", "read", "--for", "1h"]).code(2).stderr_has("no `origin` remote");
+    req(&["demo", "--for", "1h"]).code(2).stderr_has("--level");
+    alice.run(&["wait", "abc"]).code(2).stderr_has("invalid request id `abc`");
+    alice.run(&["wait", "999"]).code(2).stderr_has("request 999 not found");
+    alice.run(&["cancel", "0"]).code(2);
+    alice.run(&["deny", "1", "--reason", " "]).code(2).stderr_has("must not be empty");
+    alice.run(&["revoke", "999"]).code(2).stderr_has("grant 999 not found");
+    alice.run(&["revoke", "demo"]).code(2).stderr_has("no live grant on demo");
+    alice.run(&["frobnicate"]).code(2);
+    // Not logged in at all.
+    let nobody = cli_env(&b);
+    nobody.run(&["request", "demo", "--level", "read", "--for", "1h"]).code(5).stderr_has("not logged in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_remote_names_the_repo() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let checkout = alice.work_dir().join("api");
+    let git = |args: &[&str]| {
+        assert!(std::process::Command::new("git").args(args).current_dir(&checkout).envs(&alice.env).status().unwrap().success())
+    };
+    std::fs::create_dir_all(&checkout).unwrap();
+    git(&["init", "-q"]);
+    git(&["remote", "add", "origin", "https://github.com/acme/api.git"]);
+    let mut cmd = alice.command(&["request", "--level", "read", "--for", "30m", "--no-wait", "--json"]);
+    cmd.current_dir(checkout.join("."));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["repo"], "acme/api");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_shapes_are_stable() {
+    let b = TestBroker::start().await;
+    let alice = logged_in(&b, "alice").await;
+    let bob = logged_in(&b, "bob").await;
+    let pending = alice.run(&["request", "demo", "--level", "write", "--for", "1h30m", "--reason", "fix", "--no-wait", "--json"]);
+    let v = pending.success().json();
+    for key in ["id", "status", "requester", "repo", "level", "duration", "reason", "grant"] {
+        assert!(v.get(key).is_some(), "request JSON lacks {key}: {v}");
+    }
+    assert_eq!((v["status"].as_str(), v["duration"].as_str(), v["grant"].is_null()), (Some("pending"), Some("1h30m"), true));
+    let id = v["id"].as_i64().unwrap().to_string();
+
+    let list = bob.run(&["requests", "--pending", "--json"]).success().json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"].to_string(), id);
+    let approved = bob.run(&["approve", &id, "--comment", "ok", "--json"]).success().json();
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["approvals"][0]["comment"], "ok");
+    for key in ["id", "repo", "level", "expires_at"] {
+        assert!(approved["grant"].get(key).is_some(), "grant JSON lacks {key}");
+    }
+    let mine = alice.run(&["requests", "--mine", "--json"]).success().json();
+    assert_eq!(mine[0]["grant"]["id"], approved["grant"]["id"]);
+    assert_eq!(bob.run(&["requests", "--mine", "--json"]).success().json(), serde_json::json!([]));
+
+    let status = alice.run(&["status", "--json"]).success().json();
+    assert_eq!(status.as_array().unwrap().len(), 1);
+    for key in ["id", "repo", "level", "expires_at"] {
+        assert!(status[0].get(key).is_some(), "status JSON lacks {key}");
+    }
+    let table = alice.run(&["status"]);
+    assert!(table.success().stdout.starts_with("GRANT  REPO  LEVEL  UNTIL  LEFT"), "{}", table.stdout);
+    assert!(table.stdout.contains("demo  write"), "{}", table.stdout);
+
+    let revoked = alice.run(&["revoke", "demo", "--json"]).success().json();
+    assert_eq!(revoked[0]["status"], "revoked");
+    assert_eq!(alice.run(&["status", "--json"]).success().json(), serde_json::json!([]));
+    let repos = alice.run(&["repos", "--json"]).success().json();
+    assert_eq!(repos[0]["name"], "demo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_without_id_and_without_terminal_lists_the_pending_ids() {
+    let b = TestBroker::start().await;
+    let bob = logged_in(&b, "bob").await;
+    bob.run(&["approve"]).code(2).stderr_has("no request id and no terminal").stderr_has("there are no pending requests");
+    b.request("alice", "demo", "write", "1h", Some("a")).await;
+    b.request("dave", "demo", "write", "1h", Some("b")).await;
+    bob.run(&["approve"]).code(2).stderr_has("pending: #2, #1").stderr_has("jit approve ID");
+    // With an id, no prompt is needed.
+    bob.run(&["approve", "2"]).success().stderr_has("approved #2");
+    // Refusals keep their codes through the CLI.
+    let alice = logged_in(&b, "alice").await;
+    let own = b.request("alice", "demo", "write", "1h", Some("mine")).await["id"].as_i64().unwrap();
+    alice.run(&["approve", &own.to_string()]).code(5).stderr_has("your own request");
+    let mallory = logged_in(&b, "mallory").await;
+    mallory.run(&["approve", "1"]).code(2).stderr_has("not found");
+    bob.run(&["approve", "2"]).code(2).stderr_has("already approved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_table_is_for_people() {
+    let b = TestBroker::start().await;
+    let bob = logged_in(&b, "bob").await;
+    bob.run(&["requests"]).success().stderr_has("no requests");
+    b.request("alice", "demo", "write", "1h", Some("hotfix")).await;
+    let run = bob.run(&["requests"]);
+    let lines: Vec<&str> = run.success().stdout.lines().collect();
+    assert_eq!(lines[0], "ID  STATUS   REQUESTER  REPO  LEVEL  FOR  AGE  REASON");
+    assert!(lines[1].starts_with("1   pending  alice      demo  write  1h ") && lines[1].ends_with("hotfix"), "{}", lines[1]);
+}
