@@ -37,6 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Your live grants and the time they have left')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'End a grant now (by grant id, or every live grant of yours on a repo)')
             [CompletionResult]::new('repos', 'repos', [CompletionResultType]::ParameterValue, 'List the repos the broker knows')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'Make git use jit for the hosts jit guards (global git config)')
+            [CompletionResult]::new('credential', 'credential', [CompletionResultType]::ParameterValue, 'The git credential helper (configured by `jit setup`)')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the broker')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Manage users and tokens (admins)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read and verify the audit log (admins)')
@@ -152,6 +154,66 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jit;setup' {
+            [CompletionResult]::new('--uninstall', '--uninstall', [CompletionResultType]::ParameterName, 'Remove exactly what `jit setup` added')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jit;credential' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Answer git with the cached credential for the URL on stdin')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Accept a credential from git (jit keeps nothing it did not mint)')
+            [CompletionResult]::new('erase', 'erase', [CompletionResultType]::ParameterValue, 'Forget the cached credential for the URL on stdin')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'jit;credential;get' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jit;credential;store' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jit;credential;erase' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jit;credential;help' {
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Answer git with the cached credential for the URL on stdin')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Accept a credential from git (jit keeps nothing it did not mint)')
+            [CompletionResult]::new('erase', 'erase', [CompletionResultType]::ParameterValue, 'Forget the cached credential for the URL on stdin')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'jit;credential;help;get' {
+            break
+        }
+        'jit;credential;help;store' {
+            break
+        }
+        'jit;credential;help;erase' {
+            break
+        }
+        'jit;credential;help;help' {
             break
         }
         'jit;server' {
@@ -374,6 +436,8 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Your live grants and the time they have left')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'End a grant now (by grant id, or every live grant of yours on a repo)')
             [CompletionResult]::new('repos', 'repos', [CompletionResultType]::ParameterValue, 'List the repos the broker knows')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'Make git use jit for the hosts jit guards (global git config)')
+            [CompletionResult]::new('credential', 'credential', [CompletionResultType]::ParameterValue, 'The git credential helper (configured by `jit setup`)')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the broker')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Manage users and tokens (admins)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read and verify the audit log (admins)')
@@ -415,6 +479,24 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             break
         }
         'jit;help;repos' {
+            break
+        }
+        'jit;help;setup' {
+            break
+        }
+        'jit;help;credential' {
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Answer git with the cached credential for the URL on stdin')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Accept a credential from git (jit keeps nothing it did not mint)')
+            [CompletionResult]::new('erase', 'erase', [CompletionResultType]::ParameterValue, 'Forget the cached credential for the URL on stdin')
+            break
+        }
+        'jit;help;credential;get' {
+            break
+        }
+        'jit;help;credential;store' {
+            break
+        }
+        'jit;help;credential;erase' {
             break
         }
         'jit;help;server' {

@@ -28,6 +28,9 @@ _jit() {
             jit,cancel)
                 cmd="jit__subcmd__cancel"
                 ;;
+            jit,credential)
+                cmd="jit__subcmd__credential"
+                ;;
             jit,deny)
                 cmd="jit__subcmd__deny"
                 ;;
@@ -54,6 +57,9 @@ _jit() {
                 ;;
             jit,server)
                 cmd="jit__subcmd__server"
+                ;;
+            jit,setup)
+                cmd="jit__subcmd__setup"
                 ;;
             jit,status)
                 cmd="jit__subcmd__status"
@@ -145,6 +151,30 @@ _jit() {
             jit__subcmd__audit__subcmd__help,verify)
                 cmd="jit__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
+            jit__subcmd__credential,erase)
+                cmd="jit__subcmd__credential__subcmd__erase"
+                ;;
+            jit__subcmd__credential,get)
+                cmd="jit__subcmd__credential__subcmd__get"
+                ;;
+            jit__subcmd__credential,help)
+                cmd="jit__subcmd__credential__subcmd__help"
+                ;;
+            jit__subcmd__credential,store)
+                cmd="jit__subcmd__credential__subcmd__store"
+                ;;
+            jit__subcmd__credential__subcmd__help,erase)
+                cmd="jit__subcmd__credential__subcmd__help__subcmd__erase"
+                ;;
+            jit__subcmd__credential__subcmd__help,get)
+                cmd="jit__subcmd__credential__subcmd__help__subcmd__get"
+                ;;
+            jit__subcmd__credential__subcmd__help,help)
+                cmd="jit__subcmd__credential__subcmd__help__subcmd__help"
+                ;;
+            jit__subcmd__credential__subcmd__help,store)
+                cmd="jit__subcmd__credential__subcmd__help__subcmd__store"
+                ;;
             jit__subcmd__help,admin)
                 cmd="jit__subcmd__help__subcmd__admin"
                 ;;
@@ -156,6 +186,9 @@ _jit() {
                 ;;
             jit__subcmd__help,cancel)
                 cmd="jit__subcmd__help__subcmd__cancel"
+                ;;
+            jit__subcmd__help,credential)
+                cmd="jit__subcmd__help__subcmd__credential"
                 ;;
             jit__subcmd__help,deny)
                 cmd="jit__subcmd__help__subcmd__deny"
@@ -183,6 +216,9 @@ _jit() {
                 ;;
             jit__subcmd__help,server)
                 cmd="jit__subcmd__help__subcmd__server"
+                ;;
+            jit__subcmd__help,setup)
+                cmd="jit__subcmd__help__subcmd__setup"
                 ;;
             jit__subcmd__help,status)
                 cmd="jit__subcmd__help__subcmd__status"
@@ -217,6 +253,15 @@ _jit() {
             jit__subcmd__help__subcmd__audit,verify)
                 cmd="jit__subcmd__help__subcmd__audit__subcmd__verify"
                 ;;
+            jit__subcmd__help__subcmd__credential,erase)
+                cmd="jit__subcmd__help__subcmd__credential__subcmd__erase"
+                ;;
+            jit__subcmd__help__subcmd__credential,get)
+                cmd="jit__subcmd__help__subcmd__credential__subcmd__get"
+                ;;
+            jit__subcmd__help__subcmd__credential,store)
+                cmd="jit__subcmd__help__subcmd__credential__subcmd__store"
+                ;;
             jit__subcmd__help__subcmd__util,completions)
                 cmd="jit__subcmd__help__subcmd__util__subcmd__completions"
                 ;;
@@ -248,7 +293,7 @@ _jit() {
 
     case "${cmd}" in
         jit)
-            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help"
+            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,6 +742,132 @@ _jit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        jit__subcmd__credential)
+            opts="-h -V --help --version get store erase help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__erase)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__get)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__help)
+            opts="get store erase help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__help__subcmd__erase)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__help__subcmd__store)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__credential__subcmd__store)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         jit__subcmd__deny)
             opts="-h -V --reason --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -716,7 +887,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__help)
-            opts="login logout whoami request wait cancel requests approve deny status revoke repos server admin audit util help"
+            opts="login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -883,6 +1054,62 @@ _jit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        jit__subcmd__help__subcmd__credential)
+            opts="get store erase"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__help__subcmd__credential__subcmd__erase)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__help__subcmd__credential__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__help__subcmd__credential__subcmd__store)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         jit__subcmd__help__subcmd__deny)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -996,6 +1223,20 @@ _jit() {
             return 0
             ;;
         jit__subcmd__help__subcmd__server)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__help__subcmd__setup)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1228,6 +1469,20 @@ _jit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__setup)
+            opts="-h -V --uninstall --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -34,6 +34,8 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand status 'Your live grants and the time they have left'
             cand revoke 'End a grant now (by grant id, or every live grant of yours on a repo)'
             cand repos 'List the repos the broker knows'
+            cand setup 'Make git use jit for the hosts jit guards (global git config)'
+            cand credential 'The git credential helper (configured by `jit setup`)'
             cand server 'Run the broker'
             cand admin 'Manage users and tokens (admins)'
             cand audit 'Read and verify the audit log (admins)'
@@ -137,6 +139,56 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+        }
+        &'jit;setup'= {
+            cand --uninstall 'Remove exactly what `jit setup` added'
+            cand --json 'Print JSON for scripts instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jit;credential'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand get 'Answer git with the cached credential for the URL on stdin'
+            cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
+            cand erase 'Forget the cached credential for the URL on stdin'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'jit;credential;get'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jit;credential;store'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jit;credential;erase'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jit;credential;help'= {
+            cand get 'Answer git with the cached credential for the URL on stdin'
+            cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
+            cand erase 'Forget the cached credential for the URL on stdin'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'jit;credential;help;get'= {
+        }
+        &'jit;credential;help;store'= {
+        }
+        &'jit;credential;help;erase'= {
+        }
+        &'jit;credential;help;help'= {
         }
         &'jit;server'= {
             cand --config 'Config file (TOML): server settings, repos and policy rules'
@@ -322,6 +374,8 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand status 'Your live grants and the time they have left'
             cand revoke 'End a grant now (by grant id, or every live grant of yours on a repo)'
             cand repos 'List the repos the broker knows'
+            cand setup 'Make git use jit for the hosts jit guards (global git config)'
+            cand credential 'The git credential helper (configured by `jit setup`)'
             cand server 'Run the broker'
             cand admin 'Manage users and tokens (admins)'
             cand audit 'Read and verify the audit log (admins)'
@@ -351,6 +405,19 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;help;revoke'= {
         }
         &'jit;help;repos'= {
+        }
+        &'jit;help;setup'= {
+        }
+        &'jit;help;credential'= {
+            cand get 'Answer git with the cached credential for the URL on stdin'
+            cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
+            cand erase 'Forget the cached credential for the URL on stdin'
+        }
+        &'jit;help;credential;get'= {
+        }
+        &'jit;help;credential;store'= {
+        }
+        &'jit;help;credential;erase'= {
         }
         &'jit;help;server'= {
         }

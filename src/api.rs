@@ -163,3 +163,13 @@ pub struct AuditVerification {
     pub events: u64,
     pub error: Option<String>,
 }
+
+/// A git credential for one grant (`POST /v1/grants/{id}/credentials`): the
+/// one response besides token issuance that carries a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credential {
+    pub username: String,
+    pub password: Secret,
+    pub expires_at: DateTime<Utc>,
+    pub grant: Grant,
+}

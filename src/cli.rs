@@ -41,6 +41,11 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// List the repos the broker knows
     Repos(JsonFlag),
+    /// Make git use jit for the hosts jit guards (global git config)
+    Setup(SetupArgs),
+    /// The git credential helper (configured by `jit setup`)
+    #[command(subcommand)]
+    Credential(CredentialOp),
     /// Run the broker
     Server(ServerArgs),
     /// Manage users and tokens (admins)
@@ -152,6 +157,25 @@ pub struct RevokeArgs {
     pub reason: Option<String>,
     #[command(flatten)]
     pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Remove exactly what `jit setup` added
+    #[arg(long)]
+    pub uninstall: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CredentialOp {
+    /// Answer git with the cached credential for the URL on stdin
+    Get,
+    /// Accept a credential from git (jit keeps nothing it did not mint)
+    Store,
+    /// Forget the cached credential for the URL on stdin
+    Erase,
 }
 
 #[derive(Debug, Subcommand)]

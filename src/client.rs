@@ -173,6 +173,10 @@ impl Client {
         self.post(&format!("/v1/grants/{id}/revoke"), &api::RevokeBody { reason: reason.map(str::to_string) }).await
     }
 
+    pub async fn mint_credential(&self, grant_id: i64) -> Result<api::Credential, ClientError> {
+        self.post(&format!("/v1/grants/{grant_id}/credentials"), &serde_json::json!({})).await
+    }
+
     pub async fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
         self.get(&format!("/v1/audit?after={after}&limit={limit}")).await
     }

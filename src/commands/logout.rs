@@ -1,4 +1,5 @@
-//! `jit logout`: forgets the stored token (the broker keeps it valid; an admin rotates it to kill it).
+//! `jit logout`: forgets the stored token and every cached git credential (the
+//! broker keeps the token valid; an admin rotates it to kill it).
 
 use crate::error::CommandError;
 use crate::keychain::Keychain;
@@ -8,8 +9,13 @@ pub fn cmd_logout(json: bool) -> Result<(), CommandError> {
     let keychain = Keychain::open()?;
     let server = session::load(&keychain).ok().flatten().map(|l| l.server);
     let removed = keychain.delete(LOGIN_KEY)?;
+    // Git credentials minted under this login go too.
+    let credentials = crate::credcache::forget_all(&keychain)?;
     if json {
-        return super::print_json(&serde_json::json!({"logged_out": removed, "server": server}));
+        return super::print_json(&serde_json::json!({"logged_out": removed, "server": server, "credentials_removed": credentials}));
+    }
+    if credentials > 0 {
+        eprintln!("removed {credentials} cached git credential(s)");
     }
     match (removed, server) {
         (true, Some(server)) => eprintln!("Logged out of {server}"),

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod approve;
 pub mod audit;
 pub mod cancel;
+pub mod credential;
 pub mod deny;
 pub mod login;
 pub mod logout;
@@ -14,6 +15,7 @@ pub mod request;
 pub mod requests;
 pub mod revoke;
 pub mod server;
+pub mod setup;
 pub mod status;
 pub mod util;
 pub mod wait;
@@ -39,6 +41,8 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Status(json) => block_on(status::cmd_status(json.json)),
         Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
         Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
+        Command::Setup(args) => block_on(setup::cmd_setup(&args)),
+        Command::Credential(op) => credential::cmd_credential(op),
         Command::Util(cmd) => util::cmd_util(&cmd),
         Command::Server(args) => server::cmd_server(&args),
         Command::Admin(cmd) => block_on(admin::run(cmd)),

@@ -3,10 +3,13 @@
 
 use crate::api::{self, AccessRequest};
 use crate::cli::RequestArgs;
-use crate::client::Client;
+use crate::client::{Client, ClientError};
+use crate::credcache::{self, CachedGrant};
+use crate::domain::repo::CloneUrl;
 use crate::domain::request::RequestStatus;
 use crate::domain::{AccessDuration, Level};
 use crate::error::CommandError;
+use crate::keychain::Keychain;
 
 /// The `origin` remote of the checkout around the current directory.
 fn origin_url() -> Result<String, CommandError> {
@@ -44,12 +47,40 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
     super::wait::finish(&client, &req, args.json).await
 }
 
-/// Keeps the approved grant's credential where git's helper finds it. The
-/// gateway credential lands with the git integration; until a provider mints
-/// one, the grant itself is the access.
-pub async fn store_credential(_client: &Client, _req: &AccessRequest) -> Result<(), CommandError> {
+/// Keeps the approved grant's credential where git's helper finds it: the
+/// password in the keychain, keyed by the grant's normalized clone URL, and
+/// the grant's metadata in the local index. Repos without a provider that
+/// mints credentials (or without a clone URL) need nothing stored.
+pub async fn store_credential(client: &Client, req: &AccessRequest) -> Result<(), CommandError> {
+    let Some(grant) = &req.grant else { return Ok(()) };
+    let Some(url) = grant.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) else { return Ok(()) };
+    let credential = match client.mint_credential(grant.id).await {
+        Ok(c) => c,
+        // A repo at a host jit does not mint for: the grant alone is the access.
+        Err(ClientError::Api { code, .. }) if code == crate::api::codes::CONFLICT => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let level: Level = grant.level.parse().map_err(|e: crate::domain::level::UnknownLevel| CommandError::unexpected(e.to_string()))?;
+    let cached = CachedGrant {
+        server: client.base().to_string(),
+        grant_id: grant.id,
+        repo: grant.repo.clone(),
+        level,
+        grant_expires_at: grant.expires_at,
+        username: credential.username.clone(),
+        credential_expires_at: credential.expires_at,
+    };
+    let keychain = Keychain::open()?;
+    credcache::store(&keychain, &url.to_string(), cached, &credential.password)?;
+    if let Some(warning) = keychain.file_warning() {
+        eprintln!("{warning}");
+    }
     Ok(())
 }
 
-/// Drops the cached credential of a grant that ended (no-op until credentials are cached).
-pub fn forget_credential(_grant: &api::Grant) {}
+/// Drops the cached credential of a grant that ended.
+pub fn forget_credential(grant: &api::Grant) {
+    if let Ok(keychain) = Keychain::open() {
+        let _ = credcache::forget_grant(&keychain, grant.id);
+    }
+}

@@ -31,11 +31,7 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JIT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(crate::ui::color()).try_init();
 }
 
 fn config_error(e: ConfigError) -> CommandError {
@@ -115,8 +111,13 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     let mut config = dev::dev_config(data_dir, &server_url).map_err(config_error)?;
     config.listen = addr;
     let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
-    let dev_json = dev::seed(store.as_ref(), &config, &server_url).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
-    let handle = launch_with_listener(config, store, listener).await?;
+    if let Some(dir) = &config.gateway_dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    dev::create_demo_repo(&config).map_err(|e| CommandError::unexpected(format!("cannot create the demo repo: {e}")))?;
+    let handle = launch_with_listener(config, store.clone(), listener).await?;
+    let dev_json =
+        dev::seed(store.as_ref(), &handle.broker.config, &server_url).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
     println!("{}", dev::next_steps(&server_url, &dev_json));
     serve_until_signal(handle).await
 }

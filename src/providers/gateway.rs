@@ -14,16 +14,15 @@ use crate::store::{GrantRecord, Store};
 /// Prefix of gateway passwords, so a leaked one is recognisable in a scan.
 pub const PASSWORD_PREFIX: &str = "jitgw_";
 
-/// The longest a gateway credential lives before the helper re-mints it.
-const CREDENTIAL_TTL: chrono::Duration = chrono::Duration::hours(1);
-
 pub struct Gateway {
     store: Arc<dyn Store>,
+    /// The longest a credential lives before the helper re-mints it.
+    credential_ttl: chrono::Duration,
 }
 
 impl Gateway {
-    pub fn new(store: Arc<dyn Store>) -> Gateway {
-        Gateway { store }
+    pub fn new(store: Arc<dyn Store>, credential_ttl: chrono::Duration) -> Gateway {
+        Gateway { store, credential_ttl }
     }
 }
 
@@ -35,7 +34,7 @@ impl Provider for Gateway {
 
     async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<MintedCredential, ProviderError> {
         let password = generate(PASSWORD_PREFIX);
-        let expires_at = grant.expires_at.min(now + CREDENTIAL_TTL);
+        let expires_at = grant.expires_at.min(now + self.credential_ttl);
         self.store
             .add_credential(grant.id, &TokenHash::of(password.expose()), now, expires_at)
             .await

@@ -38,6 +38,8 @@ pub struct Broker {
     pub store: Arc<dyn Store>,
     pub config: ServerConfig,
     pub gateway: Gateway,
+    /// Names of the repos the gateway serves (found under `gateway_dir` at start).
+    pub gateway_repos: Vec<String>,
     changes: watch::Sender<u64>,
     pub reaper_wake: Notify,
     /// Set at shutdown so long-polls return at once instead of holding it up.
@@ -60,9 +62,10 @@ fn check_text(field: &str, value: &Option<String>) -> Result<Option<String>, Api
 }
 
 impl Broker {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Broker {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig, gateway_repos: Vec<String>) -> Broker {
         Broker {
-            gateway: Gateway::new(store.clone()),
+            gateway: Gateway::new(store.clone(), config.credential_ttl.as_chrono()),
+            gateway_repos,
             store,
             config,
             changes: watch::Sender::new(0),
@@ -91,8 +94,9 @@ impl Broker {
         self.config.pending_ttl.as_chrono()
     }
 
-    pub fn provider_for(&self, _repo: &str) -> &dyn Provider {
-        &self.gateway
+    /// The provider that makes grants on `repo` real, if any does.
+    pub fn provider_for(&self, repo: &str) -> Option<&dyn Provider> {
+        self.gateway_repos.iter().any(|r| r == repo).then_some(&self.gateway as &dyn Provider)
     }
 
     pub fn repo(&self, name: &str) -> Option<&RepoSpec> {
@@ -416,7 +420,9 @@ impl Broker {
         let now = Self::now();
         let mut closed = 0;
         for grant in self.store.grants_to_end(now).await? {
-            if let Err(e) = self.provider_for(&grant.repo).revoke(&grant).await {
+            if let Some(provider) = self.provider_for(&grant.repo)
+                && let Err(e) = provider.revoke(&grant).await
+            {
                 tracing::warn!(grant = grant.id, error = %e, "provider revoke failed; will retry");
                 continue;
             }

@@ -7,6 +7,10 @@
 //! data_dir = "/var/lib/jit"           # --data-dir overrides
 //! pending_ttl = "1h"                  # undecided requests expire after this
 //!
+//! [gateway]
+//! repos_dir = "/srv/git"              # bare repos served at <public_url>/git/NAME.git
+//! credential_ttl = "1h"               # git credentials are re-minted after this
+//!
 //! [[repo]]
 //! name = "acme/api"
 //! url = "https://github.com/acme/api.git"
@@ -54,6 +58,8 @@ struct RawFile {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
     repo: Vec<Spanned<RawRepo>>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
@@ -66,6 +72,13 @@ struct RawServer {
     public_url: Option<String>,
     data_dir: Option<PathBuf>,
     pending_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    repos_dir: Option<PathBuf>,
+    credential_ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +101,10 @@ pub struct ServerConfig {
     /// How often the reaper looks for work when nothing is due sooner.
     pub reaper_interval: Duration,
     pub max_body_bytes: usize,
+    /// Bare repositories the gateway serves at `<public_url>/git/NAME.git`.
+    pub gateway_dir: Option<PathBuf>,
+    /// How long a gateway credential lives (never past its grant); the helper re-mints.
+    pub credential_ttl: AccessDuration,
     pub repos: Vec<RepoSpec>,
     pub policy: Policy,
 }
@@ -103,6 +120,8 @@ impl ServerConfig {
             max_wait: Duration::from_secs(60),
             reaper_interval: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
+            gateway_dir: None,
+            credential_ttl: AccessDuration::from_secs(3600).expect("valid default"),
             repos: Vec::new(),
             policy: Policy::default(),
         }
@@ -130,6 +149,10 @@ impl ServerConfig {
         if let Some(ttl) = raw.server.pending_ttl {
             config.pending_ttl = ttl.parse().map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;
         }
+        config.gateway_dir = raw.gateway.repos_dir;
+        if let Some(ttl) = raw.gateway.credential_ttl {
+            config.credential_ttl = ttl.parse().map_err(|e| invalid(format!("gateway.credential_ttl: {e}")))?;
+        }
         for spanned in raw.repo {
             let line = line_of(source, spanned.span().start);
             let repo = spanned.into_inner();
@@ -147,6 +170,11 @@ impl ServerConfig {
     pub fn load(path: &Path, default_data_dir: Option<PathBuf>) -> Result<ServerConfig, ConfigError> {
         let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_toml(&source, path, default_data_dir)
+    }
+
+    /// The URL clients use: `public_url`, or `http://{listen}`.
+    pub fn base_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     pub fn database_path(&self) -> PathBuf {

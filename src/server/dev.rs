@@ -17,9 +17,8 @@ use crate::store::{Store, StoreError, UserRecord};
 
 /// The demo policy, exactly as an operator would write it.
 pub const DEV_POLICY: &str = r#"
-[[repo]]
-name = "demo"
-url = "{server_url}/git/demo.git"
+[gateway]
+repos_dir = "{data_dir}/repos"
 
 [[rule]]
 name = "demo-read"
@@ -64,10 +63,29 @@ pub struct DevFile {
 
 /// The config for `--dev`: the demo policy with the server's own URL in it.
 pub fn dev_config(data_dir: PathBuf, server_url: &str) -> Result<ServerConfig, ConfigError> {
-    let source = DEV_POLICY.replace("{server_url}", server_url);
+    let source = DEV_POLICY.replace("{data_dir}", &data_dir.display().to_string().replace('\\', "/"));
     let mut config = ServerConfig::from_toml(&source, Path::new("<dev policy>"), Some(data_dir))?;
     config.public_url = Some(server_url.to_string());
     Ok(config)
+}
+
+/// Creates the demo bare repo (`demo.git`, one commit on `main`) unless it exists.
+pub fn create_demo_repo(config: &ServerConfig) -> Result<(), git2::Error> {
+    let Some(dir) = &config.gateway_dir else { return Ok(()) };
+    let path = dir.join("demo.git");
+    if path.join("HEAD").exists() {
+        return Ok(());
+    }
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true).initial_head("main");
+    let repo = git2::Repository::init_opts(&path, &opts)?;
+    let readme = repo.blob(b"# demo\n\nA repository guarded by jit. Pushing here needs an approved write grant.\n")?;
+    let mut tree = repo.treebuilder(None)?;
+    tree.insert("README.md", readme, 0o100644)?;
+    let tree = repo.find_tree(tree.write()?)?;
+    let sig = git2::Signature::now("jit", "jit@localhost")?;
+    repo.commit(Some("refs/heads/main"), &sig, &sig, "Initial commit", &tree, &[])?;
+    Ok(())
 }
 
 /// Makes sure every demo user exists with a token recorded in `dev.json`,

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod gateway;
 pub mod reaper;
 pub mod routes;
 
@@ -66,10 +67,29 @@ pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StoreEr
     Ok(Arc::new(SqliteStore::open(&config.database_path()).await?))
 }
 
+/// Adds the gateway's bare repos to the known repos, with their clone URLs.
+fn register_gateway_repos(config: &mut ServerConfig) -> std::io::Result<Vec<String>> {
+    let Some(dir) = &config.gateway_dir else { return Ok(Vec::new()) };
+    let names = gateway::discover(dir).map_err(|e| std::io::Error::new(e.kind(), format!("gateway repos_dir {}: {e}", dir.display())))?;
+    let base = config.base_url();
+    for name in &names {
+        crate::domain::repo::validate_name(name).map_err(|e| std::io::Error::other(e.to_string()))?;
+        if config.repos.iter().any(|r| r.name == *name) {
+            return Err(std::io::Error::other(format!("repo `{name}` is both a [[repo]] and a gateway repo under {}", dir.display())));
+        }
+        let url =
+            crate::domain::repo::CloneUrl::parse(&format!("{base}/git/{name}.git")).map_err(|e| std::io::Error::other(e.to_string()))?;
+        config.repos.push(crate::domain::repo::RepoSpec { name: name.clone(), url: Some(url) });
+    }
+    Ok(names)
+}
+
 /// Serves the broker on `listener` until the returned handle is shut down.
-pub async fn launch_with_listener(config: ServerConfig, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<ServerHandle> {
+pub async fn launch_with_listener(mut config: ServerConfig, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
-    let broker = Arc::new(Broker::new(store, config));
+    config.listen = addr;
+    let gateway_repos = register_gateway_repos(&mut config)?;
+    let broker = Arc::new(Broker::new(store, config, gateway_repos));
     let (shutdown, rx) = watch::channel(false);
     let reaper = tokio::spawn(reaper::run(broker.clone(), rx.clone()));
     let app = routes::router(broker.clone());

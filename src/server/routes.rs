@@ -40,8 +40,13 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/grants/{id}/revoke", post(revoke))
         .route("/v1/audit", get(audit))
         .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/grants/{id}/credentials", post(mint_credential))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body))
+        // Git traffic streams packs of any size, so it has no body limit.
+        .merge(
+            Router::new().route("/git/{*path}", get(super::gateway::serve).post(super::gateway::serve)).layer(DefaultBodyLimit::disable()),
+        )
         .with_state(broker)
 }
 
@@ -274,6 +279,48 @@ async fn revoke(
     let reason = body.reason;
     let grant = broker.revoke(&user, id, reason).await?;
     Ok(Json(broker.api_grant(&grant)))
+}
+
+/// Mints a git credential for the caller's own live grant.
+async fn mint_credential(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<api::Credential>), ApiError> {
+    let id = parse_id("grant", &id)?;
+    let grant = match broker.store.grant(id).await? {
+        Some(g) if g.user == user.name => g,
+        _ => return Err(ApiError::not_found(format!("grant {id}"))),
+    };
+    let now = Broker::now();
+    let status = crate::domain::request::grant_status(grant.expires_at, grant.revoked_at, now);
+    if status != crate::domain::request::GrantStatus::Active {
+        return Err(ApiError::new(StatusCode::CONFLICT, api::codes::GRANT_ENDED, format!("grant {id} has {status}"))
+            .with_hint(format!("ask again: jit request {} --level {} --for DURATION", grant.repo, grant.level)));
+    }
+    let provider = broker.provider_for(&grant.repo).ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, api::codes::CONFLICT, format!("no provider mints credentials for `{}`", grant.repo))
+    })?;
+    let minted = provider.mint(&grant, now).await.map_err(|e| {
+        tracing::error!(grant = id, error = %e, "mint failed");
+        ApiError::internal()
+    })?;
+    let mut event = NewEvent::new(&user.name, Action::CredentialMinted);
+    event.request_id = Some(grant.request_id);
+    event.grant_id = Some(grant.id);
+    event.repo = Some(grant.repo.clone());
+    event.level = Some(grant.level);
+    event.detail = Some(format!("{} credential until {}", provider.name(), crate::domain::audit::timestamp(minted.expires_at)));
+    broker.store.append_events(vec![event], now).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::Credential {
+            username: minted.username,
+            password: minted.password,
+            expires_at: minted.expires_at,
+            grant: broker.api_grant(&grant),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,209 @@
+//! The local credential cache: what the git helper answers from.
+//!
+//! Per grant: the password in the keychain (key `git:<url>#<grant id>`), and
+//! the grant's metadata (server, repo, level, expiries, user name) in an index
+//! file beside jit's data (`credentials.json`, mode 0600, no secrets), keyed by
+//! the normalized clone URL. The helper can thus refuse, hint or answer
+//! without any network call, and without touching the keychain for URLs jit
+//! does not guard. A URL may have several grants (a read for a day, a write
+//! for an hour); the helper uses the best live one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Level;
+use crate::domain::token::Secret;
+use crate::keychain::{Keychain, KeychainError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedGrant {
+    /// The broker that issued it.
+    pub server: String,
+    pub grant_id: i64,
+    pub repo: String,
+    pub level: Level,
+    pub grant_expires_at: DateTime<Utc>,
+    pub username: String,
+    /// When the cached password stops working (re-minted after that).
+    pub credential_expires_at: DateTime<Utc>,
+}
+
+impl CachedGrant {
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.grant_expires_at
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Index {
+    /// Keyed by the normalized clone URL.
+    pub urls: BTreeMap<String, Vec<CachedGrant>>,
+}
+
+pub fn index_path() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("jit").join("credentials.json"))
+}
+
+pub fn keychain_key(url: &str, grant_id: i64) -> String {
+    format!("git:{url}#{grant_id}")
+}
+
+/// What the helper should do for a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// Use this live grant (highest level, then latest expiry).
+    Live(CachedGrant),
+    /// Every cached grant has ended; this is the last to end.
+    Ended(CachedGrant),
+    Nothing,
+}
+
+/// Picks the grant to answer with.
+pub fn pick(grants: &[CachedGrant], now: DateTime<Utc>) -> Pick {
+    let best = grants.iter().filter(|g| g.is_live(now)).max_by_key(|g| (g.level, g.grant_expires_at));
+    if let Some(g) = best {
+        return Pick::Live(g.clone());
+    }
+    match grants.iter().max_by_key(|g| g.grant_expires_at) {
+        Some(g) => Pick::Ended(g.clone()),
+        None => Pick::Nothing,
+    }
+}
+
+impl Index {
+    /// Reads the index; a missing or unreadable file is an empty index.
+    pub fn load() -> Index {
+        let Some(path) = index_path() else { return Index::default() };
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(_) => Index::default(),
+        }
+    }
+
+    pub fn save(&self) -> std::io::Result<()> {
+        let path = index_path().ok_or_else(|| std::io::Error::other("no user data directory"))?;
+        if let Some(dir) = path.parent() {
+            crate::fsutil::create_private_dir(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        crate::fsutil::write_private(&tmp, &serde_json::to_vec_pretty(self).expect("index serializes"))?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Adds or refreshes a grant; keeps the live ones and the last ended one (for hints).
+    fn upsert(&mut self, url: &str, grant: CachedGrant, now: DateTime<Utc>) -> Vec<CachedGrant> {
+        let list = self.urls.entry(url.to_string()).or_default();
+        list.retain(|g| g.grant_id != grant.grant_id || g.server != grant.server);
+        list.push(grant);
+        let last_ended = list.iter().filter(|g| !g.is_live(now)).max_by_key(|g| g.grant_expires_at).map(|g| g.grant_id);
+        let (keep, dropped): (Vec<_>, Vec<_>) = list.drain(..).partition(|g| g.is_live(now) || Some(g.grant_id) == last_ended);
+        *list = keep;
+        dropped
+    }
+}
+
+fn io_error(e: std::io::Error) -> KeychainError {
+    KeychainError::File { path: index_path().unwrap_or_default(), message: e.to_string() }
+}
+
+/// Stores a grant's credential for `url`.
+pub fn store(keychain: &Keychain, url: &str, grant: CachedGrant, password: &Secret) -> Result<(), KeychainError> {
+    let mut index = Index::load();
+    keychain.set(&keychain_key(url, grant.grant_id), password)?;
+    for old in index.upsert(url, grant, Utc::now()) {
+        let _ = keychain.delete(&keychain_key(url, old.grant_id));
+    }
+    index.save().map_err(io_error)
+}
+
+pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<Secret>, KeychainError> {
+    keychain.get(&keychain_key(url, grant_id))
+}
+
+/// Drops a grant's password but keeps its metadata (so the helper can still
+/// explain that it ended, or re-mint while it lives).
+pub fn drop_password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<(), KeychainError> {
+    let mut index = Index::load();
+    if let Some(g) = index.urls.get_mut(url).and_then(|l| l.iter_mut().find(|g| g.grant_id == grant_id)) {
+        g.credential_expires_at = Utc::now();
+        index.save().map_err(io_error)?;
+    }
+    keychain.delete(&keychain_key(url, grant_id)).map(|_| ())
+}
+
+/// Forgets whatever is cached for grant `grant_id`.
+pub fn forget_grant(keychain: &Keychain, grant_id: i64) -> Result<(), KeychainError> {
+    let mut index = Index::load();
+    for (url, list) in index.urls.iter_mut() {
+        if list.iter().any(|g| g.grant_id == grant_id) {
+            keychain.delete(&keychain_key(url, grant_id))?;
+            list.retain(|g| g.grant_id != grant_id);
+        }
+    }
+    index.urls.retain(|_, l| !l.is_empty());
+    index.save().map_err(io_error)
+}
+
+/// Forgets every cached credential (logout); returns how many.
+pub fn forget_all(keychain: &Keychain) -> Result<usize, KeychainError> {
+    let index = Index::load();
+    let mut n = 0;
+    for (url, list) in &index.urls {
+        for g in list {
+            keychain.delete(&keychain_key(url, g.grant_id))?;
+            n += 1;
+        }
+    }
+    if let Some(path) = index_path().filter(|p| p.exists()) {
+        std::fs::remove_file(path).map_err(io_error)?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(id: i64, level: Level, expires_in: i64) -> CachedGrant {
+        let now = Utc::now();
+        CachedGrant {
+            server: "http://b".into(),
+            grant_id: id,
+            repo: "demo".into(),
+            level,
+            grant_expires_at: now + chrono::Duration::seconds(expires_in),
+            username: "alice".into(),
+            credential_expires_at: now + chrono::Duration::seconds(expires_in),
+        }
+    }
+
+    #[test]
+    fn the_best_live_grant_answers() {
+        let now = Utc::now();
+        let read_day = grant(1, Level::Read, 86_400);
+        let write_hour = grant(2, Level::Write, 3600);
+        assert_eq!(pick(&[read_day.clone(), write_hour.clone()], now), Pick::Live(write_hour.clone()));
+        // When the write grant ends, the read grant still answers.
+        let write_ended = grant(2, Level::Write, -1);
+        assert_eq!(pick(&[read_day.clone(), write_ended.clone()], now), Pick::Live(read_day));
+        assert_eq!(pick(std::slice::from_ref(&write_ended), now), Pick::Ended(write_ended));
+        assert_eq!(pick(&[], now), Pick::Nothing);
+    }
+
+    #[test]
+    fn upsert_keeps_live_grants_and_the_last_ended_one() {
+        let now = Utc::now();
+        let mut index = Index::default();
+        assert!(index.upsert("u", grant(1, Level::Read, -100), now).is_empty());
+        assert!(index.upsert("u", grant(2, Level::Read, -10), now).iter().map(|g| g.grant_id).eq([1]));
+        assert!(index.upsert("u", grant(3, Level::Write, 60), now).is_empty());
+        let ids: Vec<i64> = index.urls["u"].iter().map(|g| g.grant_id).collect();
+        assert_eq!(ids, [2, 3]);
+        // Re-minting the same grant replaces its entry.
+        index.upsert("u", grant(3, Level::Write, 120), now);
+        assert_eq!(index.urls["u"].len(), 2);
+    }
+}

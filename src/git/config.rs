@@ -1,0 +1,278 @@
+//! The global git config edits of `jit setup`, with git2.
+//!
+//! For each host jit guards (`scheme://host[:port]`), the section
+//! `credential.<host>` gets: an empty `helper` (git's reset of the list so
+//! far), `!'<jit>' credential`, then the helpers the user already had for that
+//! host, in their order, so they still serve repos jit has no grant for; and
+//! `useHttpPath = true`, so the helper sees which repository git wants.
+//!
+//! What was in those sections before is saved the first time, and
+//! `--uninstall` puts exactly that back. Running setup twice changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+const NEVER_MATCHES: &str = "^jit-setup-never-matches-this-value$";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("git config {path}: {message}")]
+    Git { path: PathBuf, message: String },
+    #[error("no global git config location (set HOME or GIT_CONFIG_GLOBAL)")]
+    NoConfig,
+    #[error("setup state {path}: {message}")]
+    State { path: PathBuf, message: String },
+}
+
+/// The user's global git config file, as git itself chooses it.
+pub fn global_config_path() -> Result<PathBuf, SetupError> {
+    if let Some(p) = std::env::var_os("GIT_CONFIG_GLOBAL").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let home = dirs::home_dir().ok_or(SetupError::NoConfig)?;
+    let dot = home.join(".gitconfig");
+    if !dot.exists() {
+        let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config")).join("git").join("config");
+        if xdg.exists() {
+            return Ok(xdg);
+        }
+    }
+    Ok(dot)
+}
+
+/// What a section held before jit touched it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSection {
+    pub helpers: Vec<String>,
+    pub use_http_path: Option<String>,
+}
+
+/// Saved per config file and host, so uninstall restores the same file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SetupState {
+    pub files: BTreeMap<PathBuf, BTreeMap<String, SavedSection>>,
+}
+
+fn state_path() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("jit").join("setup.json"))
+}
+
+impl SetupState {
+    pub fn load() -> Result<SetupState, SetupError> {
+        let Some(path) = state_path() else { return Ok(SetupState::default()) };
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SetupError::State { path, message: e.to_string() }),
+            Err(_) => Ok(SetupState::default()),
+        }
+    }
+
+    pub fn save(&self) -> Result<(), SetupError> {
+        let path = state_path().ok_or(SetupError::NoConfig)?;
+        let err = |e: std::io::Error| SetupError::State { path: path.clone(), message: e.to_string() };
+        if let Some(dir) = path.parent() {
+            crate::fsutil::create_private_dir(dir).map_err(err)?;
+        }
+        crate::fsutil::write_private(&path, &serde_json::to_vec_pretty(self).expect("state serializes")).map_err(err)
+    }
+}
+
+/// The helper command for the running binary: `!'/abs/jit' credential`.
+pub fn helper_command(exe: &Path) -> String {
+    let s = exe.to_string_lossy();
+    let plain = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ','));
+    if plain { format!("!{s} credential") } else { format!("!'{}' credential", s.replace('\'', r"'\''")) }
+}
+
+fn is_jit_helper(value: &str) -> bool {
+    value.starts_with('!') && value.trim_end().ends_with(" credential") && value.contains("jit")
+}
+
+pub struct GitConfig {
+    path: PathBuf,
+    config: git2::Config,
+}
+
+impl GitConfig {
+    pub fn open(path: &Path) -> Result<GitConfig, SetupError> {
+        if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| SetupError::Git { path: path.to_path_buf(), message: e.to_string() })?;
+            }
+            std::fs::write(path, b"").map_err(|e| SetupError::Git { path: path.to_path_buf(), message: e.to_string() })?;
+        }
+        let config =
+            git2::Config::open(path).map_err(|e| SetupError::Git { path: path.to_path_buf(), message: e.message().to_string() })?;
+        Ok(GitConfig { path: path.to_path_buf(), config })
+    }
+
+    fn err(&self, e: git2::Error) -> SetupError {
+        SetupError::Git { path: self.path.clone(), message: e.message().to_string() }
+    }
+
+    pub fn values(&self, name: &str) -> Result<Vec<String>, SetupError> {
+        let mut out = Vec::new();
+        let mut entries = match self.config.multivar(name, None) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(out),
+            Err(e) => return Err(self.err(e)),
+        };
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(|e| self.err(e))?;
+            out.push(entry.value().unwrap_or("").to_string());
+        }
+        Ok(out)
+    }
+
+    pub fn set_values(&mut self, name: &str, values: &[String]) -> Result<(), SetupError> {
+        match self.config.remove_multivar(name, ".*") {
+            Ok(()) => {}
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        for v in values {
+            self.config.set_multivar(name, NEVER_MATCHES, v).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.config.get_string(name).ok()
+    }
+
+    fn set_or_remove(&mut self, name: &str, value: Option<&str>) -> Result<(), SetupError> {
+        match value {
+            Some(v) => self.config.set_str(name, v).map_err(|e| self.err(e)),
+            None => match self.config.remove(name) {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(()),
+                Err(e) => Err(self.err(e)),
+            },
+        }
+    }
+}
+
+/// Installs the helper for `hosts` in the config at `path`; returns the hosts changed.
+pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut SetupState) -> Result<Vec<String>, SetupError> {
+    let mut config = GitConfig::open(path)?;
+    let global_helpers: Vec<String> = config.values("credential.helper")?;
+    let saved_for_file = state.files.entry(path.to_path_buf()).or_default();
+    let mut changed = Vec::new();
+    for host in hosts {
+        let helper_key = format!("credential.{host}.helper");
+        let path_key = format!("credential.{host}.useHttpPath");
+        let saved = saved_for_file
+            .entry(host.clone())
+            .or_insert_with(|| SavedSection {
+                helpers: config.values(&helper_key).unwrap_or_default(),
+                use_http_path: config.get(&path_key),
+            })
+            .clone();
+        // The list git would have used for this host before jit, in order; an
+        // empty value resets what came before it.
+        let mut before: Vec<String> = Vec::new();
+        for v in global_helpers.iter().chain(saved.helpers.iter()) {
+            if v.is_empty() {
+                before.clear();
+            } else if !is_jit_helper(v) {
+                before.push(v.clone());
+            }
+        }
+        let mut desired = vec![String::new(), jit_helper.to_string()];
+        desired.extend(before);
+        if config.values(&helper_key)? != desired {
+            config.set_values(&helper_key, &desired)?;
+            changed.push(host.clone());
+        }
+        if config.get(&path_key).as_deref() != Some("true") {
+            config.set_or_remove(&path_key, Some("true"))?;
+            if !changed.contains(host) {
+                changed.push(host.clone());
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Puts back what the sections held before `install`; returns the hosts restored.
+pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Vec<String>, SetupError> {
+    let Some(saved) = state.files.remove(path) else { return Ok(Vec::new()) };
+    let mut config = GitConfig::open(path)?;
+    let mut restored = Vec::new();
+    for (host, section) in saved {
+        config.set_values(&format!("credential.{host}.helper"), &section.helpers)?;
+        config.set_or_remove(&format!("credential.{host}.useHttpPath"), section.use_http_path.as_deref())?;
+        restored.push(host);
+    }
+    drop(config);
+    remove_empty_sections(path);
+    Ok(restored)
+}
+
+/// Removes `[credential "…"]` headers left with nothing under them, so the
+/// file reads as it did.
+fn remove_empty_sections(path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim();
+        let is_header = line.starts_with("[credential ") && line.ends_with(']');
+        let next_is_header_or_end = lines.get(i + 1).is_none_or(|n| n.trim_start().starts_with('['));
+        if is_header && next_is_header_or_end {
+            i += 1;
+            continue;
+        }
+        out.push(lines[i]);
+        i += 1;
+    }
+    let mut new = out.join("\n");
+    if text.ends_with('\n') && !new.is_empty() {
+        new.push('\n');
+    }
+    if new != text {
+        let _ = std::fs::write(path, new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_command_quotes_when_needed() {
+        assert_eq!(helper_command(Path::new("/usr/local/bin/jit")), "!/usr/local/bin/jit credential");
+        assert_eq!(helper_command(Path::new("/home/a b/jit")), "!'/home/a b/jit' credential");
+        assert_eq!(helper_command(Path::new("/x/it's/jit")), r"!'/x/it'\''s/jit' credential");
+        assert!(is_jit_helper(&helper_command(Path::new("/home/a b/jit"))));
+        assert!(!is_jit_helper("store"));
+    }
+
+    #[test]
+    fn install_is_idempotent_and_uninstall_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitconfig");
+        let original = "[credential]\n\thelper = store\n[credential \"https://github.com\"]\n\thelper = cache\n[credential \"http://127.0.0.1:9\"]\n\thelper = osxkeychain\n";
+        std::fs::write(&path, original).unwrap();
+        let mut state = SetupState::default();
+        let hosts = vec!["http://127.0.0.1:9".to_string(), "https://git.example.com".to_string()];
+        let changed = install(&path, &hosts, "!/bin/jit credential", &mut state).unwrap();
+        assert_eq!(changed, hosts);
+        let config = GitConfig::open(&path).unwrap();
+        assert_eq!(config.values("credential.http://127.0.0.1:9.helper").unwrap(), ["", "!/bin/jit credential", "store", "osxkeychain"]);
+        assert_eq!(config.values("credential.https://git.example.com.helper").unwrap(), ["", "!/bin/jit credential", "store"]);
+        assert_eq!(config.values("credential.https://github.com.helper").unwrap(), ["cache"]);
+        drop(config);
+        let once = std::fs::read_to_string(&path).unwrap();
+        assert!(install(&path, &hosts, "!/bin/jit credential", &mut state).unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), once);
+        uninstall(&path, &mut state).unwrap();
+        let config = GitConfig::open(&path).unwrap();
+        assert_eq!(config.values("credential.http://127.0.0.1:9.helper").unwrap(), ["osxkeychain"]);
+        assert!(config.values("credential.https://git.example.com.helper").unwrap().is_empty());
+        assert!(config.get("credential.http://127.0.0.1:9.useHttpPath").is_none());
+        assert_eq!(config.values("credential.helper").unwrap(), ["store"]);
+    }
+}

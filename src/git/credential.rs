@@ -1,0 +1,317 @@
+//! The git credential-helper protocol, and which URLs jit will answer for.
+//!
+//! Input is `key=value` lines up to a blank line (or EOF). Lines with NUL,
+//! over-long lines and too many lines are refused. The parser and writer are
+//! generic over `BufRead`/`Write` so they are tested with byte buffers.
+//!
+//! [`target`] is the security gate: it turns what git sent into a normalized
+//! clone URL only when it names one repository exactly: a path is required
+//! (never by host alone), no user name, no percent-encoding or dot segments
+//! left in the path, and plain `http` only to loopback.
+
+use std::io::{BufRead, Write};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::domain::repo::CloneUrl;
+use crate::domain::token::Secret;
+
+const MAX_LINE: usize = 8 * 1024;
+const MAX_LINES: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("credential input line {0} is longer than {MAX_LINE} bytes")]
+    LineTooLong(usize),
+    #[error("credential input line {0} contains a NUL byte")]
+    Nul(usize),
+    #[error("credential input line {0} is not key=value")]
+    NotKeyValue(usize),
+    #[error("credential input has more than {MAX_LINES} lines")]
+    TooManyLines,
+    #[error("cannot read credential input: {0}")]
+    Io(String),
+}
+
+/// What git asked about. `Debug` never shows a password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CredentialQuery {
+    pub protocol: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub capabilities: Vec<String>,
+}
+
+impl std::fmt::Debug for CredentialQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialQuery")
+            .field("protocol", &self.protocol)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
+}
+
+impl CredentialQuery {
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities.iter().any(|c| c == name)
+    }
+}
+
+/// Reads one credential description.
+pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError> {
+    let mut query = CredentialQuery::default();
+    let mut buf = Vec::new();
+    for number in 1..=MAX_LINES + 1 {
+        if number > MAX_LINES {
+            return Err(ProtocolError::TooManyLines);
+        }
+        buf.clear();
+        let n = std::io::Read::take(&mut input, MAX_LINE as u64 + 2)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ProtocolError::Io(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE + 1 || (buf.len() == MAX_LINE + 1 && buf.last() != Some(&b'\n')) {
+            return Err(ProtocolError::LineTooLong(number));
+        }
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.contains(&0) {
+            return Err(ProtocolError::Nul(number));
+        }
+        let line = std::str::from_utf8(line).map_err(|_| ProtocolError::NotKeyValue(number))?;
+        let (key, value) = line.split_once('=').ok_or(ProtocolError::NotKeyValue(number))?;
+        match key {
+            "protocol" => query.protocol = Some(value.to_string()),
+            "host" => query.host = Some(value.to_string()),
+            "path" => query.path = Some(value.to_string()),
+            "username" => query.username = Some(value.to_string()),
+            "password" => query.password = Some(Secret::new(value)),
+            "capability[]" => query.capabilities.push(value.to_string()),
+            "url" => {
+                // Same meaning as its parts; a URL jit cannot read answers nothing.
+                if let Ok(url) = url::Url::parse(value) {
+                    query.protocol = Some(url.scheme().to_string());
+                    query.host = url.host_str().map(|h| match url.port() {
+                        Some(p) => format!("{h}:{p}"),
+                        None => h.to_string(),
+                    });
+                    let path = url.path().trim_start_matches('/');
+                    query.path = (!path.is_empty()).then(|| path.to_string());
+                    if !url.username().is_empty() {
+                        query.username = Some(url.username().to_string());
+                    }
+                } else {
+                    query.protocol = None;
+                }
+            }
+            _ => {} // Unknown keys are for newer gits and other helpers.
+        }
+    }
+    Ok(query)
+}
+
+/// Why jit will not answer for a query (shown only with JIT_DEBUG, never to git).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotOurs {
+    #[error("no protocol or host")]
+    Incomplete,
+    #[error("no path: enable credential.useHttpPath for this host (jit setup does)")]
+    NoPath,
+    #[error("protocol {0} is not https (or http to loopback)")]
+    Protocol(String),
+    #[error("the URL carries a user name")]
+    Username,
+    #[error("the host or path is not a plain one")]
+    Suspicious,
+}
+
+/// Splits git's `host` value into host and port (`[::1]:8420`, `example.com:8443`).
+fn split_host(host: &str) -> Option<(String, Option<u16>)> {
+    if let Some(rest) = host.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?.parse().ok()?),
+        };
+        return Some((format!("[{inner}]"), port));
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), Some(p.parse().ok()?))),
+        None => Some((host.to_string(), None)),
+    }
+}
+
+/// The exact clone URL a query names, or why there is none.
+pub fn target(query: &CredentialQuery) -> Result<CloneUrl, NotOurs> {
+    let (Some(protocol), Some(host)) = (&query.protocol, &query.host) else { return Err(NotOurs::Incomplete) };
+    let path = query.path.as_deref().filter(|p| !p.is_empty()).ok_or(NotOurs::NoPath)?;
+    if query.username.as_deref().is_some_and(|u| !u.is_empty()) {
+        return Err(NotOurs::Username);
+    }
+    let plain_host = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    let plain_path = |p: &str| {
+        !p.contains(['%', '\\', '?', '#', '@'])
+            && !p.chars().any(char::is_control)
+            && p.trim_end_matches('/').split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+    };
+    let (hostname, port) = split_host(host).ok_or(NotOurs::Suspicious)?;
+    if !plain_host(&hostname) || !plain_path(path) {
+        return Err(NotOurs::Suspicious);
+    }
+    let url = CloneUrl::from_parts(protocol, &hostname, port, path).map_err(|_| NotOurs::Suspicious)?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if url.is_loopback() => Ok(url),
+        other => Err(NotOurs::Protocol(other.to_string())),
+    }
+}
+
+/// What jit tells git.
+#[derive(Clone)]
+pub struct Answer {
+    pub username: String,
+    pub password: Secret,
+    pub expires_unix: i64,
+}
+
+/// Writes the answer: `username`, `password`, `password_expiry_utc`.
+///
+/// When git announces `capability[]=authtype` (git ≥ 2.46) the credential is
+/// also marked `ephemeral`, and it travels pre-encoded (`authtype=Basic`,
+/// `credential=…`) instead of as a password: git's storage helpers
+/// (`store`, `cache`) are still asked to store every credential that worked,
+/// and they keep any username and password they are given, ephemeral or not.
+/// Without a password field there is nothing for them to write to disk.
+pub fn write_answer(mut out: impl Write, query: &CredentialQuery, answer: &Answer) -> std::io::Result<()> {
+    if query.has_capability("authtype") {
+        let encoded = STANDARD.encode(format!("{}:{}", answer.username, answer.password.expose()));
+        writeln!(out, "capability[]=authtype")?;
+        writeln!(out, "authtype=Basic")?;
+        writeln!(out, "credential={encoded}")?;
+        writeln!(out, "ephemeral=1")?;
+        writeln!(out, "password_expiry_utc={}", answer.expires_unix)?;
+    } else {
+        writeln!(out, "username={}", answer.username)?;
+        writeln!(out, "password={}", answer.password.expose())?;
+        writeln!(out, "password_expiry_utc={}", answer.expires_unix)?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(input: &str) -> CredentialQuery {
+        parse(input.as_bytes()).unwrap()
+    }
+
+    const REAL: &str = "http://127.0.0.1:8420/git/demo.git";
+
+    fn answers(input: &str) -> bool {
+        target(&q(input)).is_ok_and(|u| u == CloneUrl::parse(REAL).unwrap())
+    }
+
+    #[test]
+    fn parses_up_to_the_blank_line() {
+        let query = q("protocol=https\nhost=example.com\npath=a/b.git\ncapability[]=authtype\n\nprotocol=http\n");
+        assert_eq!(query.protocol.as_deref(), Some("https"));
+        assert_eq!(query.path.as_deref(), Some("a/b.git"));
+        assert!(query.has_capability("authtype"));
+        assert_eq!(q("protocol=https\r\nhost=x\r\n").host.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        assert_eq!(parse(&b"protocol=https\nhost=a\0b\n"[..]), Err(ProtocolError::Nul(2)));
+        assert_eq!(parse(&b"protocol\n"[..]), Err(ProtocolError::NotKeyValue(1)));
+        let long = format!("path={}\n", "a".repeat(MAX_LINE));
+        assert_eq!(parse(long.as_bytes()), Err(ProtocolError::LineTooLong(1)));
+        let many = "x=y\n".repeat(MAX_LINES + 1);
+        assert_eq!(parse(many.as_bytes()), Err(ProtocolError::TooManyLines));
+        assert!(parse(&b"path=\xff\n"[..]).is_err());
+    }
+
+    #[test]
+    fn debug_redacts_the_password() {
+        let query = q("protocol=https\nhost=x\npassword=hunter2\n");
+        assert!(!format!("{query:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn answers_the_exact_repo_in_every_normal_spelling() {
+        for ok in [
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git/\n",
+            "url=http://127.0.0.1:8420/git/demo.git\n",
+        ] {
+            assert!(answers(ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn look_alikes_get_no_answer() {
+        for bad in [
+            "protocol=https\nhost=127.0.0.1:8420\npath=git/demo.git\n",    // other scheme
+            "protocol=http\nhost=127.0.0.1:8421\npath=git/demo.git\n",     // other port
+            "protocol=http\nhost=127.0.0.1\npath=git/demo.git\n",          // default port
+            "protocol=http\nhost=127.0.0.2:8420\npath=git/demo.git\n",     // other host
+            "protocol=http\nhost=evil127.0.0.1:8420\npath=git/demo.git\n", // ends with the real host
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git/..\n",  // dot segments
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git/../x.git\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo-evil.git\n", // suffix
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git.evil\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git/sub\n", // deeper path
+            "protocol=http\nhost=127.0.0.1:8420\npath=git\n",              // prefix
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/%64emo.git\n",   // percent-encoding
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo%2egit\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git//demo.git\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo.git?x\n",
+            "protocol=http\nhost=127.0.0.1:8420\nusername=alice\npath=git/demo.git\n", // userinfo
+            "url=http://alice@127.0.0.1:8420/git/demo.git\n",
+            "protocol=http\nhost=alice@127.0.0.1:8420\npath=git/demo.git\n",
+            "protocol=http\nhost=127.0.0.1:8420\n", // useHttpPath off
+            "protocol=http\nhost=127.0.0.1:8420\npath=\n",
+            "host=127.0.0.1:8420\npath=git/demo.git\n", // no protocol
+            "protocol=http\nhost=127.0.0.1:abc\npath=git/demo.git\n",
+        ] {
+            assert!(!answers(bad), "answered {bad:?}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert_eq!(target(&q("protocol=http\nhost=example.com\npath=a/b.git\n")), Err(NotOurs::Protocol("http".into())));
+        assert!(target(&q("protocol=https\nhost=example.com\npath=a/b.git\n")).is_ok());
+        assert!(target(&q("protocol=http\nhost=localhost:9\npath=a/b.git\n")).is_ok());
+        assert!(target(&q("protocol=http\nhost=[::1]:9\npath=a/b.git\n")).is_ok());
+        assert_eq!(target(&q("protocol=ftp\nhost=example.com\npath=a/b.git\n")), Err(NotOurs::Protocol("ftp".into())));
+    }
+
+    #[test]
+    fn answer_format() {
+        let answer = Answer { username: "alice".into(), password: Secret::new("pw"), expires_unix: 1_700_000_000 };
+        let mut out = Vec::new();
+        write_answer(&mut out, &q("protocol=https\n"), &answer).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "username=alice\npassword=pw\npassword_expiry_utc=1700000000\n");
+        let mut out = Vec::new();
+        write_answer(&mut out, &q("capability[]=authtype\n"), &answer).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "capability[]=authtype\nauthtype=Basic\ncredential=YWxpY2U6cHc=\nephemeral=1\npassword_expiry_utc=1700000000\n"
+        );
+    }
+}
