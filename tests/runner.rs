@@ -9,7 +9,10 @@ mod test_broker_durability;
 mod test_cli_admin;
 mod test_cli_request;
 mod test_cli_session;
+mod test_credential_helper;
 mod test_generated;
+mod test_git_e2e;
+mod test_setup;
 
 #[test]
 fn every_test_file_is_declared() {

@@ -191,6 +191,17 @@ impl fmt::Display for GrantStatus {
     }
 }
 
+impl GrantStatus {
+    /// `has expired` / `was revoked` / `is active`, for sentences about a grant.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            GrantStatus::Active => "is active",
+            GrantStatus::Expired => "has expired",
+            GrantStatus::Revoked => "was revoked",
+        }
+    }
+}
+
 /// A grant is live while `now < expires_at` and nobody revoked it; the clock,
 /// not the reaper, decides, so expiry is exact.
 pub fn grant_status(expires_at: DateTime<Utc>, revoked_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> GrantStatus {

@@ -49,10 +49,21 @@ pub struct SavedSection {
     pub use_http_path: Option<String>,
 }
 
-/// Saved per config file and host, so uninstall restores the same file.
+/// What jit knows about one config file it edited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FileState {
+    /// The file's text before the first `jit setup` (`None`: there was no file).
+    pub original: Option<String>,
+    /// The file's text right after jit's last edit.
+    pub installed: String,
+    /// Per host, what its section held before (for a file edited since).
+    pub sections: BTreeMap<String, SavedSection>,
+}
+
+/// Saved per config file, so uninstall restores the same file.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SetupState {
-    pub files: BTreeMap<PathBuf, BTreeMap<String, SavedSection>>,
+    pub files: BTreeMap<PathBuf, FileState>,
 }
 
 fn state_path() -> Option<PathBuf> {
@@ -155,9 +166,11 @@ impl GitConfig {
 
 /// Installs the helper for `hosts` in the config at `path`; returns the hosts changed.
 pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut SetupState) -> Result<Vec<String>, SetupError> {
+    let original = std::fs::read_to_string(path).ok();
+    let file_state = state.files.entry(path.to_path_buf()).or_insert_with(|| FileState { original, ..FileState::default() });
     let mut config = GitConfig::open(path)?;
     let global_helpers: Vec<String> = config.values("credential.helper")?;
-    let saved_for_file = state.files.entry(path.to_path_buf()).or_default();
+    let saved_for_file = &mut file_state.sections;
     let mut changed = Vec::new();
     for host in hosts {
         let helper_key = format!("credential.{host}.helper");
@@ -192,15 +205,28 @@ pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut Setu
             }
         }
     }
+    drop(config);
+    file_state.installed = std::fs::read_to_string(path).unwrap_or_default();
     Ok(changed)
 }
 
 /// Puts back what the sections held before `install`; returns the hosts restored.
+///
+/// When the file is as jit left it, its original text comes back byte for
+/// byte; when someone edited it since, only jit's sections are put back.
 pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Vec<String>, SetupError> {
     let Some(saved) = state.files.remove(path) else { return Ok(Vec::new()) };
+    let io = |e: std::io::Error| SetupError::Git { path: path.to_path_buf(), message: e.to_string() };
+    if std::fs::read_to_string(path).ok().as_deref() == Some(saved.installed.as_str()) {
+        match &saved.original {
+            Some(text) => std::fs::write(path, text).map_err(io)?,
+            None => std::fs::remove_file(path).map_err(io)?,
+        }
+        return Ok(saved.sections.into_keys().collect());
+    }
     let mut config = GitConfig::open(path)?;
     let mut restored = Vec::new();
-    for (host, section) in saved {
+    for (host, section) in saved.sections {
         config.set_values(&format!("credential.{host}.helper"), &section.helpers)?;
         config.set_or_remove(&format!("credential.{host}.useHttpPath"), section.use_http_path.as_deref())?;
         restored.push(host);
@@ -274,5 +300,37 @@ mod tests {
         assert!(config.values("credential.https://git.example.com.helper").unwrap().is_empty());
         assert!(config.get("credential.http://127.0.0.1:9.useHttpPath").is_none());
         assert_eq!(config.values("credential.helper").unwrap(), ["store"]);
+        drop(config);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    }
+
+    #[test]
+    fn uninstall_after_the_user_edited_keeps_their_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitconfig");
+        std::fs::write(&path, "[credential]\n\thelper = store\n").unwrap();
+        let mut state = SetupState::default();
+        install(&path, &["http://127.0.0.1:9".to_string()], "!/bin/jit credential", &mut state).unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("[user]\n\tname = Alice\n");
+        std::fs::write(&path, text).unwrap();
+        uninstall(&path, &mut state).unwrap();
+        let config = GitConfig::open(&path).unwrap();
+        assert!(config.values("credential.http://127.0.0.1:9.helper").unwrap().is_empty());
+        assert!(config.get("credential.http://127.0.0.1:9.useHttpPath").is_none());
+        assert_eq!(config.get("user.name").as_deref(), Some("Alice"));
+        assert_eq!(config.values("credential.helper").unwrap(), ["store"]);
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_config_that_did_not_exist_is_removed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitconfig");
+        let mut state = SetupState::default();
+        install(&path, &["https://git.example.com".to_string()], "!/bin/jit credential", &mut state).unwrap();
+        assert!(path.exists());
+        uninstall(&path, &mut state).unwrap();
+        assert!(!path.exists());
     }
 }

@@ -408,7 +408,7 @@ impl Broker {
             Err(StoreError::Conflict) => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 codes::GRANT_ENDED,
-                format!("grant {id} has already ended ({})", grant_status(grant.expires_at, grant.revoked_at, now)),
+                format!("grant {id} has already ended: it {}", grant_status(grant.expires_at, grant.revoked_at, now).phrase()),
             )),
             Err(e) => Err(e.into()),
         }

@@ -138,7 +138,7 @@ async fn authorize(broker: &Broker, headers: &HeaderMap, repo: &str, service: Se
     }
     match grant_status(grant.expires_at, grant.revoked_at, now) {
         GrantStatus::Active => {}
-        ended => return Err(challenge(&format!("jit: your grant {} on {repo} has {ended}", grant.id))),
+        ended => return Err(challenge(&format!("jit: your grant {} on {repo} {}", grant.id, ended.phrase()))),
     }
     if !grant.level.covers(service.needs()) {
         let verb = if service == Service::ReceivePack { "pushing" } else { "fetching" };

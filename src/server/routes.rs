@@ -295,7 +295,7 @@ async fn mint_credential(
     let now = Broker::now();
     let status = crate::domain::request::grant_status(grant.expires_at, grant.revoked_at, now);
     if status != crate::domain::request::GrantStatus::Active {
-        return Err(ApiError::new(StatusCode::CONFLICT, api::codes::GRANT_ENDED, format!("grant {id} has {status}"))
+        return Err(ApiError::new(StatusCode::CONFLICT, api::codes::GRANT_ENDED, format!("grant {id} {}", status.phrase()))
             .with_hint(format!("ask again: jit request {} --level {} --for DURATION", grant.repo, grant.level)));
     }
     let provider = broker.provider_for(&grant.repo).ok_or_else(|| {

@@ -107,9 +107,26 @@ impl TestBroker {
         Self::start_with(POLICY).await
     }
 
+    /// A broker whose gateway serves the demo repo (one commit on `main`) at
+    /// `<url>/git/demo.git`, with gateway credentials living `credential_ttl`.
+    pub async fn start_gateway(credential_ttl: &str) -> TestBroker {
+        let demo_repo = POLICY.split("[[repo]]\nname = \"acme/api\"").collect::<Vec<_>>();
+        let rules_and_acme = format!("[[repo]]\nname = \"acme/api\"{}", demo_repo[1]);
+        let policy = format!(
+            "[server]\npending_ttl = \"1h\"\n\n[gateway]\nrepos_dir = \"{{data_dir}}/repos\"\ncredential_ttl = \"{credential_ttl}\"\n\n{rules_and_acme}"
+        );
+        Self::start_with(&policy).await
+    }
+
     pub async fn start_with(policy: &str) -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
+        let policy = policy.replace("{data_dir}", &dir.path().display().to_string());
+        let policy = policy.as_str();
         let config = config_for(policy, dir.path());
+        if let Some(repos) = &config.gateway_dir {
+            std::fs::create_dir_all(repos).unwrap();
+            jit::server::dev::create_demo_repo(&config).unwrap();
+        }
         let store = open_store(&config).await.unwrap();
         let mut tokens = std::collections::BTreeMap::new();
         for (name, groups, admin) in USERS {
@@ -151,6 +168,11 @@ impl TestBroker {
         let config = config_for(&self.policy, self.dir.path());
         let store = open_store(&config).await.unwrap();
         self.launch(store).await;
+    }
+
+    /// The demo repo's clone URL at this broker's gateway.
+    pub fn demo_url(&self) -> String {
+        format!("{}/git/demo.git", self.url)
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -113,9 +113,9 @@ impl TestEnvironment {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        if !allowed_to_carry_tokens {
-            self.outputs.lock().unwrap().push((run.stdout.clone(), run.stderr.clone()));
-        }
+        // stdout may carry a secret where that is the command's job; stderr never.
+        let stdout = if allowed_to_carry_tokens { String::new() } else { run.stdout.clone() };
+        self.outputs.lock().unwrap().push((stdout, run.stderr.clone()));
         run
     }
 
@@ -135,6 +135,20 @@ impl TestEnvironment {
         self.run_with(args, &[], None)
     }
 
+    /// The credential helper: its stdout is git's credential, by design.
+    pub fn run_helper(&self, op: &str, stdin: &str) -> Run {
+        let mut cmd = self.command(&["credential", op]);
+        let out = assert_cmd::Command::from_std({
+            cmd.stdin(Stdio::piped());
+            cmd
+        })
+        .write_stdin(stdin)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+        self.record(&out, true)
+    }
+
     /// For the commands whose job is to print a token (admin user add, token rotate).
     pub fn run_printing_token(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(args);
@@ -150,6 +164,29 @@ impl TestEnvironment {
 
     pub fn wait_child(&self, child: std::process::Child) -> Run {
         let out = child.wait_with_output().unwrap();
+        self.record(&out, false)
+    }
+
+    /// Runs real `git` in `cwd` with this environment, and records its output.
+    pub fn git(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.git_with(cwd, args, &[])
+    }
+
+    pub fn git_with(&self, cwd: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        std::fs::create_dir_all(cwd).unwrap();
+        let out = Command::new("git")
+            .env_clear()
+            .envs(&self.env)
+            .envs(extra.iter().copied())
+            .env("GIT_AUTHOR_NAME", "Alice")
+            .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+            .env("GIT_COMMITTER_NAME", "Alice")
+            .env("GIT_COMMITTER_EMAIL", "alice@example.com")
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         self.record(&out, false)
     }
 

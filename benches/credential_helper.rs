@@ -1,0 +1,145 @@
+//! Benchmark: `jit credential get` for a cached credential against
+//! `git credential-store get`, in the same run, on the same machine.
+//!
+//! Run it inside a session keyring (the kernel keyutils store needs one):
+//!
+//! ```sh
+//! keyctl session - cargo bench --bench credential_helper
+//! ```
+//!
+//! It starts a real broker in-process with the demo repo behind its gateway,
+//! logs in and requests read access with the real `jit` binary (so the
+//! credential is in the kernel keyring and the local index, exactly as git
+//! finds it), stores an equivalent credential with `git credential-store`,
+//! then runs both helpers alternately and reports medians and the ratio.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jit::domain::audit::{Action, NewEvent};
+use jit::domain::token::{TOKEN_PREFIX, TokenHash, generate};
+use jit::server::{ServerConfig, launch_with_listener, open_store};
+use jit::store::UserRecord;
+
+const RUNS: usize = 300;
+const WARMUP: usize = 20;
+
+fn run(cmd: &mut Command, stdin: &str) -> (Duration, String) {
+    let started = Instant::now();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (elapsed, String::from_utf8(out.stdout).unwrap())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes benches this way; nothing to list.
+    }
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let home = root.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let envs: Vec<(&str, String)> = vec![
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("HOME", home.display().to_string()),
+        ("XDG_DATA_HOME", data.display().to_string()),
+        ("GIT_CONFIG_GLOBAL", home.join(".gitconfig").display().to_string()),
+        ("GIT_CONFIG_NOSYSTEM", "1".into()),
+        ("JIT_KEYRING", "keyutils".into()),
+        ("JIT_KEYRING_NAMESPACE", format!("bench-{}", std::process::id())),
+    ];
+    let jit = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jit"));
+        c.env_clear().envs(envs.iter().map(|(k, v)| (*k, v.as_str()))).args(args);
+        c
+    };
+
+    // A real broker with the demo repo behind its gateway.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker_dir = root.path().join("broker");
+    let policy = format!(
+        "[gateway]\nrepos_dir = \"{}/repos\"\n\n[[rule]]\nrepos = [\"demo\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n",
+        broker_dir.display()
+    );
+    let config = ServerConfig::from_toml(&policy, Path::new("bench.toml"), Some(broker_dir.clone())).unwrap();
+    std::fs::create_dir_all(config.gateway_dir.as_ref().unwrap()).unwrap();
+    jit::server::dev::create_demo_repo(&config).unwrap();
+    let token = generate(TOKEN_PREFIX);
+    let (url, _handle) = runtime.block_on(async {
+        let store = open_store(&config).await.unwrap();
+        let user = UserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: chrono::Utc::now() };
+        store.add_user(&user, &TokenHash::of(token.expose()), NewEvent::new("bench", Action::UserAdded)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = launch_with_listener(config, store, listener).await.unwrap();
+        (handle.url(), handle)
+    });
+
+    let (_, out) = run(jit(&["login", "--server", &url]).stdout(Stdio::null()), token.expose());
+    drop(out);
+    let login = jit(&["whoami"]).output().unwrap();
+    if !login.status.success() {
+        eprintln!("the keychain is not usable here: {}", String::from_utf8_lossy(&login.stderr));
+        eprintln!("run inside a session keyring: keyctl session - cargo bench --bench credential_helper");
+        std::process::exit(1);
+    }
+    let requested = jit(&["request", "demo", "--level", "read", "--for", "1h"]).output().unwrap();
+    assert!(requested.status.success(), "{}", String::from_utf8_lossy(&requested.stderr));
+
+    let host = url.trim_start_matches("http://");
+    let query = format!("protocol=http\nhost={host}\npath=git/demo.git\n\n");
+    let (_, answer) = run(&mut jit(&["credential", "get"]), &query);
+    let password = answer.lines().find_map(|l| l.strip_prefix("password=")).expect("jit answers for the cached grant").to_string();
+
+    // The baseline: git's plain-text store holding an equivalent credential.
+    let store_file = root.path().join("git-credentials");
+    let git_store = |op: &str| {
+        let mut c = Command::new("git");
+        c.env_clear().envs(envs.iter().map(|(k, v)| (*k, v.as_str()))).args(["credential-store", "--file"]).arg(&store_file).arg(op);
+        c
+    };
+    run(&mut git_store("store"), &format!("protocol=http\nhost={host}\npath=git/demo.git\nusername=alice\npassword={password}\n\n"));
+    let (_, baseline_answer) = run(&mut git_store("get"), &query);
+    assert!(baseline_answer.contains(&password), "credential-store answers too");
+
+    let mut jit_times = Vec::with_capacity(RUNS);
+    let mut store_times = Vec::with_capacity(RUNS);
+    let mut spawn_times = Vec::with_capacity(RUNS);
+    for i in 0..WARMUP + RUNS {
+        let (j, out) = run(&mut jit(&["credential", "get"]), &query);
+        assert!(out.contains(&password));
+        let (s, _) = run(&mut git_store("get"), &query);
+        let (t, _) = run(&mut Command::new("true"), "");
+        if i >= WARMUP {
+            jit_times.push(j);
+            store_times.push(s);
+            spawn_times.push(t);
+        }
+    }
+    for v in [&mut jit_times, &mut store_times, &mut spawn_times] {
+        v.sort();
+    }
+    let (jm, sm, tm) = (percentile(&jit_times, 0.5), percentile(&store_times, 0.5), percentile(&spawn_times, 0.5));
+    println!("credential helper, cached credential, {RUNS} runs each (alternating, after {WARMUP} warm-up runs)");
+    println!("{:<32} {:>10} {:>10} {:>10}", "", "median", "p10", "p90");
+    for (name, v) in
+        [("jit credential get", &jit_times), ("git credential-store get", &store_times), ("true (process spawn floor)", &spawn_times)]
+    {
+        println!("{name:<32} {:>8.0}µs {:>8.0}µs {:>8.0}µs", us(percentile(v, 0.5)), us(percentile(v, 0.1)), us(percentile(v, 0.9)));
+    }
+    println!("ratio jit / credential-store (medians): {:.2}x", us(jm) / us(sm));
+    println!("ratio above the spawn floor:            {:.2}x", (us(jm) - us(tm)) / (us(sm) - us(tm)));
+    let _ = jit(&["logout"]).output();
+}

@@ -1,0 +1,210 @@
+//! `jit credential get|store|erase` through the binary: exact URL matching,
+//! the protocol's bad inputs, re-minting and the ended-grant hint. Whatever
+//! happens, the helper exits 0 and says nothing unless it answers.
+
+use std::time::Duration;
+
+use crate::common::{Run, TestBroker, TestEnvironment, cli_env};
+
+fn get(env: &TestEnvironment, input: &str) -> Run {
+    let run = env.run_helper("get", input);
+    assert_eq!(run.code, 0, "the helper must exit 0: {}", run.stderr);
+    run
+}
+
+fn field<'a>(run: &'a Run, key: &str) -> Option<&'a str> {
+    run.stdout.lines().find_map(|l| l.strip_prefix(&format!("{key}=")))
+}
+
+/// host:port and path of the demo repo, as git sends them.
+fn parts(b: &TestBroker) -> (String, String) {
+    (b.url.trim_start_matches("http://").to_string(), "git/demo.git".to_string())
+}
+
+async fn with_read_grant(b: &TestBroker, duration: &str) -> TestEnvironment {
+    let env = cli_env(b);
+    env.login(&b.url, b.token("alice")).success();
+    env.run(&["request", "demo", "--level", "read", "--for", duration]).success();
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_only_the_exact_repo() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let (hostname, port) = host.split_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+
+    let ok = get(&env, &format!("protocol=http\nhost={host}\npath={path}\n\n"));
+    assert_eq!(field(&ok, "username"), Some("alice"));
+    let password = field(&ok, "password").expect("a password").to_string();
+    assert!(password.starts_with("jitgw_"));
+    env.secret(&password);
+    let expiry: i64 = field(&ok, "password_expiry_utc").unwrap().parse().unwrap();
+    assert!(expiry > chrono::Utc::now().timestamp());
+    // Normal spellings of the same repo.
+    for same in [
+        format!("protocol=http\nhost={host}\npath=git/demo\n"),
+        format!("protocol=http\nhost={host}\npath=git/demo.git/\n"),
+        format!("url={}\n", b.demo_url()),
+    ] {
+        assert_eq!(field(&get(&env, &same), "password"), Some(password.as_str()), "{same}");
+    }
+    let look_alikes = [
+        format!("protocol=https\nhost={host}\npath={path}\n"),
+        format!("protocol=http\nhost={hostname}:{}\npath={path}\n", port + 1),
+        format!("protocol=http\nhost={hostname}\npath={path}\n"),
+        format!("protocol=http\nhost=localhost:{port}\npath={path}\n"),
+        format!("protocol=http\nhost=127.0.0.2:{port}\npath={path}\n"),
+        format!("protocol=http\nhost=x{host}\npath={path}\n"),
+        format!("protocol=http\nhost={host}.evil\npath={path}\n"),
+        format!("protocol=http\nhost={host}\npath=git/demo.git/..\n"),
+        format!("protocol=http\nhost={host}\npath=git/demo.git/../other.git\n"),
+        format!("protocol=http\nhost={host}\npath=git/demo-evil.git\n"),
+        format!("protocol=http\nhost={host}\npath=git/demo.git.evil\n"),
+        format!("protocol=http\nhost={host}\npath=git/demo.git/info\n"),
+        format!("protocol=http\nhost={host}\npath=git\n"),
+        format!("protocol=http\nhost={host}\npath=git/de%6Do.git\n"),
+        format!("protocol=http\nhost={host}\npath=git%2Fdemo.git\n"),
+        format!("protocol=http\nhost={host}\npath=git/./demo.git\n"),
+        format!("protocol=http\nhost={host}\nusername=alice\npath={path}\n"),
+        format!("url=http://alice@{host}/{path}\n"),
+        format!("url=http://alice:x@{host}/{path}\n"),
+        format!("protocol=http\nhost={host}\n"),
+        format!("protocol=http\nhost={host}\npath=\n"),
+        format!("host={host}\npath={path}\n"),
+    ];
+    for input in &look_alikes {
+        let run = get(&env, input);
+        assert_eq!(run.stdout, "", "answered a look-alike: {input:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authtype_capable_git_gets_an_ephemeral_pre_encoded_credential() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let run = get(&env, &format!("capability[]=authtype\nprotocol=http\nhost={host}\npath={path}\n"));
+    assert_eq!(field(&run, "capability[]"), Some("authtype"));
+    assert_eq!(field(&run, "authtype"), Some("Basic"));
+    assert_eq!(field(&run, "ephemeral"), Some("1"));
+    assert!(field(&run, "password").is_none(), "no password for storage helpers to keep");
+    let credential = field(&run, "credential").unwrap().to_string();
+    use base64::Engine;
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&credential).unwrap()).unwrap();
+    env.secret(&credential);
+    env.secret(decoded.split_once(':').unwrap().1);
+    assert!(decoded.starts_with("alice:jitgw_"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_protocol_input_is_refused_quietly() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    for (input, why) in [
+        (format!("protocol=http\nhost={host}\npath={path}\0\n"), "NUL"),
+        (format!("protocol=http\nhost={host}\npath={}\n", "a/".repeat(5000)), "longer than"),
+        ("protocol http\n".to_string(), "not key=value"),
+        ("x=y\n".repeat(300), "more than"),
+    ] {
+        let run = get(&env, &input);
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains(why), "{why}: {}", run.stderr);
+    }
+    // Unknown operations are usage errors from the CLI itself.
+    env.run_with(&["credential", "list"], &[], Some("")).code(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_cached_means_silence_even_logged_out() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    let (host, path) = parts(&b);
+    let run = get(&env, &format!("protocol=http\nhost={host}\npath={path}\n"));
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    let run = get(&env, "protocol=https\nhost=github.com\npath=acme/api.git\n");
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_is_a_no_op_and_erase_forces_a_fresh_credential() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let first = field(&get(&env, &input), "password").unwrap().to_string();
+    env.secret(&first);
+    let stored = env.run_helper("store", &format!("{input}username=alice\npassword=something-else\n"));
+    assert_eq!((stored.code, stored.stdout.as_str()), (0, ""));
+    assert_eq!(field(&get(&env, &input), "password"), Some(first.as_str()), "store must not change anything");
+    let minted_before = b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count();
+    env.run_helper("erase", &input).success();
+    let second = field(&get(&env, &input), "password").unwrap().to_string();
+    env.secret(&second);
+    assert_ne!(second, first, "erase must drop the cached password");
+    let minted_after = b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count();
+    assert_eq!(minted_after, minted_before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_credential_on_a_live_grant_is_reminted_and_works() {
+    let b = TestBroker::start_gateway("2s").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let first = get(&env, &input);
+    let first_password = field(&first, "password").unwrap().to_string();
+    env.secret(&first_password);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The old credential no longer works at the host...
+    let old = reqwest::Client::new()
+        .get(format!("{}/info/refs?service=git-upload-pack", b.demo_url()))
+        .basic_auth("alice", Some(&first_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401);
+    // ...and the helper mints a new one that does.
+    let renewed = get(&env, &input);
+    let new_password = field(&renewed, "password").unwrap().to_string();
+    env.secret(&new_password);
+    assert_ne!(new_password, first_password);
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/info/refs?service=git-upload-pack", b.demo_url()))
+        .basic_auth("alice", Some(&new_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200);
+    // With no broker to renew from, it says so and answers nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut b = b;
+    if let Some(h) = b.handle.take() {
+        h.shutdown().await.unwrap();
+    }
+    let run = get(&env, &input);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("cannot renew the credential for demo"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "2s").await;
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let live = get(&env, &input);
+    env.secret(field(&live, "password").unwrap());
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let run = get(&env, &input);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("jit: your read grant on demo ended at") && run.stderr.contains("jit request demo --level read"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,111 @@
+//! The whole story with real git, a real broker serving git through its
+//! gateway, the real credential helper and the real kernel keyring.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{TestBroker, cli_env};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_works_exactly_while_a_grant_lives() {
+    let b = TestBroker::start_gateway("1h").await;
+    let alice = cli_env(&b);
+    let work = alice.work_dir();
+    // A storage helper the user already had: it must never receive jit's secrets.
+    std::fs::write(alice.home().join(".gitconfig"), "[credential]\n\thelper = store\n").unwrap();
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success().stderr_has("git now asks jit first");
+
+    // No grant: git gets nothing from jit and cannot clone.
+    let url = b.demo_url();
+    let clone = alice.git(&work, &["clone", &url, "before"]);
+    assert_ne!(clone.code, 0, "clone without a grant worked");
+
+    // Read, auto-approved: clone works; push is refused with a message.
+    let read = alice.run(&["request", "demo", "--level", "read", "--for", "25s"]);
+    read.success();
+    let read_granted = Instant::now();
+    alice.git(&work, &["clone", &url, "demo"]).success();
+    let repo = work.join("demo");
+    assert!(repo.join("README.md").exists());
+    std::fs::write(repo.join("CHANGE.md"), "a change\n").unwrap();
+    alice.git(&repo, &["add", "CHANGE.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "a change"]).success();
+    let refused = alice.git(&repo, &["push", "origin", "main"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("403") && refused.stderr.contains("pushing needs write"), "{}", refused.stderr);
+
+    // Write for 20 s, approved by bob while alice waits: plain git push works.
+    let waiting = alice.spawn(&["request", "demo", "--level", "write", "--for", "20s", "--reason", "hotfix INC-42"]);
+    let mut id = None;
+    for _ in 0..200 {
+        let pending = b.get("admin", "/v1/requests?status=pending").await;
+        if let Some(r) = pending.body.as_array().unwrap().first() {
+            id = r["id"].as_i64();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.approve("bob", id.expect("a pending request")).await.status, 200);
+    alice.wait_child(waiting).success();
+    let write_granted = Instant::now();
+    alice.git(&repo, &["push", "origin", "main"]).success();
+    alice.git(&repo, &["fetch", "origin"]).success();
+    let server_head = std::process::Command::new("git")
+        .args(["--git-dir", b.dir.path().join("repos/demo.git").to_str().unwrap(), "log", "-1", "--format=%s", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&server_head.stdout).trim(), "a change");
+    // The storage helper was asked to store, and had nothing to write.
+    assert!(!alice.home().join(".git-credentials").exists(), "a jit credential reached git-credential-store");
+
+    // After both grants end, push and fetch fail at the host, and the helper says why.
+    let until = (read_granted + Duration::from_secs(26)).max(write_granted + Duration::from_secs(21));
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    std::fs::write(repo.join("LATE.md"), "too late\n").unwrap();
+    alice.git(&repo, &["add", "LATE.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "too late"]).success();
+    for args in [&["push", "origin", "main"][..], &["fetch", "origin"][..]] {
+        let run = alice.git(&repo, args);
+        assert_ne!(run.code, 0, "git {args:?} worked after the grants ended");
+        let hints: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("jit: your")).collect();
+        assert_eq!(hints.len(), 1, "{}", run.stderr);
+        assert!(hints[0].contains("grant on demo ended") && hints[0].contains("jit request demo --level"), "{}", hints[0]);
+    }
+
+    // The broker's audit log has every fetch and push, by alice.
+    let audit = b.audit().await;
+    let git_ops: Vec<(String, String)> = audit
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("git_"))
+        .map(|e| (e["action"].as_str().unwrap().to_string(), e["actor"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(git_ops.iter().all(|(_, actor)| actor == "alice"));
+    let fetches = git_ops.iter().filter(|(a, _)| a == "git_fetch").count();
+    let pushes = git_ops.iter().filter(|(a, _)| a == "git_push").count();
+    assert!(fetches >= 2, "clone and fetch: {git_ops:?}");
+    assert!(pushes >= 1, "{git_ops:?}");
+    assert!(audit.iter().any(|e| e["action"] == "credential_minted"));
+    assert_eq!(b.get("admin", "/v1/audit/verify").await.body["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_grant_stops_git_at_the_host_at_once() {
+    let b = TestBroker::start_gateway("1h").await;
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    let req = alice.run(&["request", "demo", "--level", "read", "--for", "1h", "--json"]);
+    let grant = req.success().json()["grant"]["id"].as_i64().unwrap();
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
+    // An approver revokes it from elsewhere; the cached credential is dead at the host.
+    let r = b.post("admin", &format!("/v1/grants/{grant}/revoke"), serde_json::json!({"reason": "incident"})).await;
+    assert_eq!(r.status, 200);
+    let repo = work.join("demo");
+    let first = alice.git(&repo, &["fetch", "origin"]);
+    assert_ne!(first.code, 0);
+    // git erased the refused credential; the next try re-mints, learns why, and says so.
+    let second = alice.git(&repo, &["fetch", "origin"]);
+    assert_ne!(second.code, 0);
+    assert!(second.stderr.contains("jit: your read grant on demo has ended") && second.stderr.contains("revoked"), "{}", second.stderr);
+}

@@ -1,0 +1,92 @@
+//! `jit setup [--uninstall]` on a real global git config, checked with real git.
+
+use crate::common::{TestBroker, TestEnvironment, cli_env};
+
+/// `git config --global --list`: the config's meaning, independent of layout.
+fn meaning(env: &TestEnvironment) -> String {
+    let run = env.git(&env.work_dir(), &["config", "--global", "--list"]);
+    run.stdout
+}
+
+/// The helpers git runs for `url`, in order, read from GIT_TRACE.
+fn helpers_run_for(env: &TestEnvironment, url: &str) -> Vec<String> {
+    let input = format!("url={url}\n\n");
+    let mut cmd = std::process::Command::new("git");
+    cmd.env_clear().envs(&env.env).env("GIT_TRACE", "1").args(["credential", "fill"]).current_dir(env.work_dir());
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split_once("run_command: ").map(|(_, c)| c.to_string()))
+        .filter(|c| c.contains(" get"))
+        .map(|c| {
+            if c.contains("jit") && c.contains("credential get") {
+                "jit".to_string()
+            } else {
+                c.split("git-credential-")
+                    .nth(1)
+                    .or_else(|| c.split("git credential-").nth(1))
+                    .unwrap_or(&c)
+                    .trim_end_matches(" get'")
+                    .trim_end_matches(" get")
+                    .trim_matches('\'')
+                    .to_string()
+            }
+        })
+        .collect()
+}
+
+const EXISTING: &str = "[user]\n\tname = Alice\n[credential]\n\thelper = store\n[credential \"https://github.com\"]\n\thelper = cache\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_helpers_survive_after_jit_and_uninstall_restores_them() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    let config = env.home().join(".gitconfig");
+    // The user already has a global helper, one scoped to another host, and one scoped to jit's host.
+    let original = format!("{EXISTING}[credential \"{}\"]\n\thelper = cache --timeout=60\n", b.url);
+    std::fs::write(&config, &original).unwrap();
+    let before = meaning(&env);
+    env.login(&b.url, b.token("alice")).success();
+
+    env.run(&["setup"]).success();
+    let after_once = std::fs::read_to_string(&config).unwrap();
+    // For jit's host: jit first, then what the user had, in order.
+    assert_eq!(helpers_run_for(&env, &b.demo_url()), ["jit", "store", "cache --timeout=60"]);
+    // github.com is guarded too (acme/api lives there): jit first, then the user's own.
+    assert_eq!(helpers_run_for(&env, "https://github.com/acme/api.git"), ["jit", "store", "cache"]);
+    // Hosts jit does not guard are untouched.
+    assert_eq!(helpers_run_for(&env, "https://gitlab.com/acme/api.git"), ["store"]);
+    assert!(meaning(&env).contains(&format!("credential.{}.usehttppath=true", b.url)));
+
+    // Twice changes nothing.
+    env.run(&["setup"]).success().stderr_has("already set up");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), after_once);
+
+    env.run(&["setup", "--uninstall"]).success().stderr_has("restored");
+    assert_eq!(meaning(&env), before);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), original, "byte for byte, when nobody edited it since");
+    assert_eq!(helpers_run_for(&env, &b.demo_url()), ["store", "cache --timeout=60"]);
+    env.run(&["setup", "--uninstall"]).success().stderr_has("nothing to undo");
+    assert_eq!(meaning(&env), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_on_an_empty_config_and_its_bad_inputs() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    // Not logged in: nothing to ask the broker, nothing written.
+    env.run(&["setup"]).code(5).stderr_has("not logged in");
+    assert!(!env.home().join(".gitconfig").exists() || std::fs::read_to_string(env.home().join(".gitconfig")).unwrap().is_empty());
+    env.login(&b.url, b.token("alice")).success();
+    let json = env.run(&["setup", "--json"]).success().json();
+    assert_eq!(json["hosts"], serde_json::json!([b.url, "https://github.com"]));
+    let helper = json["helper"].as_str().unwrap();
+    assert!(helper.starts_with('!') && helper.ends_with(" credential") && helper.contains(env!("CARGO_BIN_EXE_jit")), "{helper}");
+    assert_eq!(helpers_run_for(&env, &b.demo_url()), ["jit"]);
+    env.run(&["setup", "--uninstall"]).success();
+    assert_eq!(meaning(&env), "");
+}
