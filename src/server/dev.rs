@@ -140,16 +140,19 @@ pub fn next_steps(server_url: &str, dev_json: &Path) -> String {
     format!(
         "jit dev broker listening on {server_url}
 Demo users alice (developer), bob and carol (reviewers) and admin; their tokens are in {f} (mode 0600).
+Demo repo: {server_url}/git/demo.git (read is auto-approved for developers; write needs a reviewer).
 
-Next steps, in another terminal:
-  export JIT_SERVER={server_url}
-  # as alice, ask for write access (bob or carol must approve):
-  JIT_TOKEN=$(jq -r .users.alice {f}) jit request demo --level write --for 1h --reason 'trying jit'
-  # as bob, approve it:
-  JIT_TOKEN=$(jq -r .users.bob {f}) jit approve
-  # as admin, read the audit log and check its hash chain:
-  JIT_TOKEN=$(jq -r .users.admin {f}) jit audit
-  JIT_TOKEN=$(jq -r .users.admin {f}) jit audit verify
+Next steps, in another terminal, as alice:
+  jq -r .users.alice {f} | jit login --server {server_url}
+  jit setup                                    # git asks jit first for this host
+  jit request demo --level read --for 1h
+  git clone {server_url}/git/demo.git && cd demo
+  jit request demo --level write --for 1h --reason 'trying jit'   # waits for a reviewer
+In a third terminal, as bob:
+  JIT_SERVER={server_url} JIT_TOKEN=$(jq -r .users.bob {f}) jit approve
+Then, as alice, plain `git push` works until the hour is up. As admin:
+  JIT_SERVER={server_url} JIT_TOKEN=$(jq -r .users.admin {f}) jit audit
+  JIT_SERVER={server_url} JIT_TOKEN=$(jq -r .users.admin {f}) jit audit verify
 "
     )
 }
