@@ -23,8 +23,12 @@ pub struct CachedGrant {
     /// The broker that issued it.
     pub server: String,
     pub grant_id: i64,
+    #[serde(default)]
+    pub request_id: i64,
     pub repo: String,
     pub level: Level,
+    #[serde(default)]
+    pub granted_at: Option<DateTime<Utc>>,
     pub grant_expires_at: DateTime<Utc>,
     pub username: String,
     /// When the cached password stops working (re-minted after that).
@@ -35,6 +39,32 @@ impl CachedGrant {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         now < self.grant_expires_at
     }
+
+    /// The grant as `jit status --json` shows it, from the cache alone.
+    pub fn to_api(&self, url: &str) -> crate::api::Grant {
+        crate::api::Grant {
+            id: self.grant_id,
+            request_id: self.request_id,
+            user: self.username.clone(),
+            repo: self.repo.clone(),
+            level: self.level.to_string(),
+            clone_url: Some(url.to_string()),
+            granted_at: self.granted_at.unwrap_or(self.grant_expires_at),
+            expires_at: self.grant_expires_at,
+            status: crate::domain::request::GrantStatus::Active,
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+}
+
+/// Live cached grants, for `jit status` when the broker is out of reach.
+pub fn live_grants(now: DateTime<Utc>) -> Vec<crate::api::Grant> {
+    let index = Index::load();
+    let mut out: Vec<crate::api::Grant> =
+        index.urls.iter().flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now)).map(|g| g.to_api(url))).collect();
+    out.sort_by_key(|g| std::cmp::Reverse(g.id));
+    out
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -172,8 +202,10 @@ mod tests {
         CachedGrant {
             server: "http://b".into(),
             grant_id: id,
+            request_id: id,
             repo: "demo".into(),
             level,
+            granted_at: Some(now),
             grant_expires_at: now + chrono::Duration::seconds(expires_in),
             username: "alice".into(),
             credential_expires_at: now + chrono::Duration::seconds(expires_in),

@@ -208,3 +208,22 @@ async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_falls_back_to_the_cache_when_the_broker_is_away() {
+    let mut b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    env.login(&b.url, b.token("alice")).success();
+    // Without `jit setup`, the request says git will not use the credential yet.
+    env.run(&["request", "demo", "--level", "read", "--for", "1h"]).success().stderr_has("run `jit setup` once");
+    let online = env.run(&["status", "--json"]).success().json();
+    if let Some(h) = b.handle.take() {
+        h.shutdown().await.unwrap();
+    }
+    let offline = env.run(&["status", "--json"]);
+    offline.success().stderr_has("out of reach");
+    let offline = offline.json();
+    for key in ["id", "request_id", "repo", "level", "expires_at", "granted_at", "clone_url"] {
+        assert_eq!(offline[0][key], online[0][key], "{key}");
+    }
+}

@@ -64,8 +64,10 @@ pub async fn store_credential(client: &Client, req: &AccessRequest) -> Result<()
     let cached = CachedGrant {
         server: client.base().to_string(),
         grant_id: grant.id,
+        request_id: grant.request_id,
         repo: grant.repo.clone(),
         level,
+        granted_at: Some(grant.granted_at),
         grant_expires_at: grant.expires_at,
         username: credential.username.clone(),
         credential_expires_at: credential.expires_at,
@@ -74,6 +76,10 @@ pub async fn store_credential(client: &Client, req: &AccessRequest) -> Result<()
     credcache::store(&keychain, &url.to_string(), cached, &credential.password)?;
     if let Some(warning) = keychain.file_warning() {
         eprintln!("{warning}");
+    }
+    let host = format!("{}://{}", url.scheme(), url.host_with_port());
+    if !crate::git::config::is_installed(&host) {
+        eprintln!("hint: git will not ask jit for {host} yet; run `jit setup` once");
     }
     Ok(())
 }

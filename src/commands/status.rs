@@ -1,12 +1,23 @@
-//! `jit status [--json]`: your live grants and the time each has left.
+//! `jit status [--json]`: your live grants and the time each has left, from
+//! the broker, or from the local credential cache when the broker is out of reach.
 
+use crate::client::ClientError;
+use crate::credcache;
 use crate::domain::duration::format_remaining;
 use crate::error::CommandError;
 use crate::ui;
 
 pub async fn cmd_status(json: bool) -> Result<(), CommandError> {
     let client = super::client()?;
-    let grants = client.grants(false, true).await?;
+    let grants = match client.grants(false, true).await {
+        Ok(g) => g,
+        // Out of reach: what the local cache knows is still true until it expires.
+        Err(ClientError::Unreachable { url, .. }) => {
+            eprintln!("note: {url} is out of reach; showing the grants cached on this machine");
+            credcache::live_grants(chrono::Utc::now())
+        }
+        Err(e) => return Err(e.into()),
+    };
     if json {
         return super::print_json(&grants);
     }

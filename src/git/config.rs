@@ -164,6 +164,15 @@ impl GitConfig {
     }
 }
 
+/// Whether the global git config already asks jit for `host`.
+pub fn is_installed(host: &str) -> bool {
+    let Ok(path) = global_config_path() else { return false };
+    if !path.exists() {
+        return false;
+    }
+    GitConfig::open(&path).and_then(|c| c.values(&format!("credential.{host}.helper"))).is_ok_and(|v| v.iter().any(|h| is_jit_helper(h)))
+}
+
 /// Installs the helper for `hosts` in the config at `path`; returns the hosts changed.
 pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut SetupState) -> Result<Vec<String>, SetupError> {
     let original = std::fs::read_to_string(path).ok();
