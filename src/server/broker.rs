@@ -22,7 +22,7 @@ use crate::api::{self, codes};
 use crate::domain::audit::{Action, NewEvent, timestamp};
 use crate::domain::policy::{Rule, Subject};
 use crate::domain::repo::{self, RepoSpec};
-use crate::domain::request::{self, ApprovalOutcome, DecisionError, RequestState, RequestStatus, grant_status};
+use crate::domain::request::{self, ApprovalOutcome, RequestState, RequestStatus, grant_status};
 use crate::domain::{AccessDuration, Level};
 use crate::providers::Provider;
 use crate::providers::gateway::Gateway;
@@ -59,6 +59,30 @@ fn check_text(field: &str, value: &Option<String>) -> Result<Option<String>, Api
         }
         Some(v) => Ok(Some(v.to_string())),
     }
+}
+
+/// What a decision makes of a fresh read of a request.
+enum Step {
+    Apply(RequestChange),
+    Keep(RequestRecord),
+}
+
+/// An audit event about `req` by `actor`.
+fn event_for(actor: &str, action: Action, req: &RequestRecord) -> NewEvent {
+    let mut e = NewEvent::new(actor, action);
+    e.repo = Some(req.repo.clone());
+    e.level = Some(req.level);
+    e
+}
+
+/// A change to `req` decided on what was just read (its approval count is the compare-and-set).
+fn change_for(
+    req: &RequestRecord,
+    now: DateTime<Utc>,
+    decide: Option<(RequestStatus, String, Option<String>)>,
+    events: Vec<NewEvent>,
+) -> RequestChange {
+    RequestChange { request_id: req.id, expect_approvals: req.approvals.len(), add_approval: None, decide, grant: None, at: now, events }
 }
 
 impl Broker {
@@ -114,9 +138,8 @@ impl Broker {
     }
 
     /// The rule that governs a stored request under the current policy.
-    async fn governing_rule(&self, req: &RequestRecord) -> Result<&Rule, ApiError> {
-        let requester = self.requester(&req.requester).await?;
-        self.config.policy.rule_for(&req.repo, req.level, &subject(&requester)).map_err(|refusal| {
+    fn rule_governing(&self, req: &RequestRecord, requester: &UserRecord) -> Result<&Rule, ApiError> {
+        self.config.policy.rule_for(&req.repo, req.level, &subject(requester)).map_err(|refusal| {
             ApiError::new(StatusCode::FORBIDDEN, codes::POLICY_DENIED, format!("policy no longer allows this request: {refusal}"))
         })
     }
@@ -175,55 +198,29 @@ impl Broker {
         Ok(record)
     }
 
-    pub async fn approve(&self, caller: &UserRecord, id: i64, comment: Option<String>) -> Result<RequestRecord, ApiError> {
-        let comment = check_text("comment", &comment)?;
+    /// Reads request `id` (and its requester, for policy), lets `decide` turn
+    /// it into a change, applies that change and wakes the waiters; on a lost
+    /// race it reads and decides again. A request found pending past its TTL
+    /// is expired on the spot and the decision refused.
+    async fn decide_and_apply(
+        &self,
+        id: i64,
+        mut decide: impl FnMut(RequestRecord, &UserRecord, DateTime<Utc>) -> Result<Step, ApiError>,
+    ) -> Result<RequestRecord, ApiError> {
         for _ in 0..MAX_ATTEMPTS {
             let req = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
-            let rule = self.governing_rule(&req).await?;
-            let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-            let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
-            let now = Self::now();
-            let outcome = match request::approve(&state, rule, &subject(caller), self.pending_ttl(), now) {
-                Err(DecisionError::PendingExpired) => {
-                    self.expire(id).await?;
-                    return Err(DecisionError::PendingExpired.into());
+            let requester = self.requester(&req.requester).await?;
+            let change = match decide(req, &requester, Self::now()) {
+                Ok(Step::Keep(unchanged)) => return Ok(unchanged),
+                Ok(Step::Apply(change)) => change,
+                Err(e) if e.code == codes::REQUEST_EXPIRED => {
+                    Box::pin(self.expire(id)).await?;
+                    return Err(e);
                 }
-                other => other?,
+                Err(e) => return Err(e),
             };
-            let mut vote = NewEvent::new(&caller.name, Action::Approved);
-            vote.repo = Some(req.repo.clone());
-            vote.level = Some(req.level);
-            let mut change = RequestChange {
-                request_id: id,
-                expect_approvals: req.approvals.len(),
-                add_approval: Some(ApprovalRecord { approver: caller.name.clone(), comment: comment.clone(), at: now }),
-                decide: None,
-                grant: None,
-                at: now,
-                events: vec![],
-            };
-            match outcome {
-                ApprovalOutcome::AlreadyCounted { .. } => return Ok(req),
-                ApprovalOutcome::Recorded { have, need } => {
-                    vote.detail =
-                        Some(format!("approval {have} of {need}{}", comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()));
-                    change.events.push(vote);
-                }
-                ApprovalOutcome::Approved => {
-                    let expires_at = now + chrono::Duration::seconds(req.duration_secs as i64);
-                    vote.detail = comment.clone();
-                    let mut granted = NewEvent::new(BROKER_ACTOR, Action::Granted);
-                    granted.repo = Some(req.repo.clone());
-                    granted.level = Some(req.level);
-                    granted.detail = Some(format!("to {} until {}", req.requester, timestamp(expires_at)));
-                    change.events = vec![vote, granted];
-                    change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
-                    change.grant = Some((now, expires_at));
-                }
-            }
             match self.store.apply(change).await {
                 Ok(record) => {
-                    tracing::info!(request = id, approver = %caller.name, status = %record.status, "approval recorded");
                     self.notify_change();
                     return Ok(record);
                 }
@@ -232,114 +229,98 @@ impl Broker {
             }
         }
         Err(ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the request kept changing; try again"))
+    }
+
+    pub async fn approve(&self, caller: &UserRecord, id: i64, comment: Option<String>) -> Result<RequestRecord, ApiError> {
+        let comment = check_text("comment", &comment)?;
+        let record = self
+            .decide_and_apply(id, |req, requester, now| {
+                let rule = self.rule_governing(&req, requester)?;
+                let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
+                let state =
+                    RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
+                let outcome = request::approve(&state, rule, &subject(caller), self.pending_ttl(), now)?;
+                let mut vote = event_for(&caller.name, Action::Approved, &req);
+                let mut change = change_for(&req, now, None, vec![]);
+                change.add_approval = Some(ApprovalRecord { approver: caller.name.clone(), comment: comment.clone(), at: now });
+                match outcome {
+                    ApprovalOutcome::AlreadyCounted { .. } => return Ok(Step::Keep(req)),
+                    ApprovalOutcome::Recorded { have, need } => {
+                        let note = comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+                        vote.detail = Some(format!("approval {have} of {need}{note}"));
+                        change.events.push(vote);
+                    }
+                    ApprovalOutcome::Approved => {
+                        let expires_at = now + chrono::Duration::seconds(req.duration_secs as i64);
+                        vote.detail = comment.clone();
+                        let mut granted = event_for(BROKER_ACTOR, Action::Granted, &req);
+                        granted.detail = Some(format!("to {} until {}", req.requester, timestamp(expires_at)));
+                        change.events = vec![vote, granted];
+                        change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
+                        change.grant = Some((now, expires_at));
+                    }
+                }
+                Ok(Step::Apply(change))
+            })
+            .await?;
+        tracing::info!(request = id, approver = %caller.name, status = %record.status, "approval recorded");
+        Ok(record)
     }
 
     pub async fn deny(&self, caller: &UserRecord, id: i64, reason: String) -> Result<RequestRecord, ApiError> {
         let reason = check_text("reason", &Some(reason))?.ok_or_else(|| ApiError::bad_input("a deny needs a reason"))?;
-        for _ in 0..MAX_ATTEMPTS {
-            let req = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
-            let rule = self.governing_rule(&req).await?;
-            let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-            let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
-            let now = Self::now();
-            match request::deny(&state, rule, &subject(caller), self.pending_ttl(), now) {
-                Err(DecisionError::PendingExpired) => {
-                    self.expire(id).await?;
-                    return Err(DecisionError::PendingExpired.into());
-                }
-                other => other?,
-            }
-            let mut event = NewEvent::new(&caller.name, Action::Denied);
-            event.repo = Some(req.repo.clone());
-            event.level = Some(req.level);
-            event.detail = Some(reason.clone());
-            let change = RequestChange {
-                request_id: id,
-                expect_approvals: req.approvals.len(),
-                add_approval: None,
-                decide: Some((RequestStatus::Denied, caller.name.clone(), Some(reason.clone()))),
-                grant: None,
-                at: now,
-                events: vec![event],
-            };
-            match self.store.apply(change).await {
-                Ok(record) => {
-                    tracing::info!(request = id, by = %caller.name, "request denied");
-                    self.notify_change();
-                    return Ok(record);
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the request kept changing; try again"))
+        let record = self
+            .decide_and_apply(id, |req, requester, now| {
+                let rule = self.rule_governing(&req, requester)?;
+                let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
+                let state =
+                    RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
+                request::deny(&state, rule, &subject(caller), self.pending_ttl(), now)?;
+                let mut event = event_for(&caller.name, Action::Denied, &req);
+                event.detail = Some(reason.clone());
+                Ok(Step::Apply(change_for(
+                    &req,
+                    now,
+                    Some((RequestStatus::Denied, caller.name.clone(), Some(reason.clone()))),
+                    vec![event],
+                )))
+            })
+            .await?;
+        tracing::info!(request = id, by = %caller.name, "request denied");
+        Ok(record)
     }
 
     pub async fn cancel(&self, caller: &UserRecord, id: i64) -> Result<RequestRecord, ApiError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let req = self.load_visible(caller, id).await?;
+        self.decide_and_apply(id, |req, _, now| {
+            if !self.may_view(caller, &req) {
+                return Err(ApiError::not_found(format!("request {id}")));
+            }
             let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
             let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
             request::cancel(&state, &caller.name)?;
-            let now = Self::now();
-            let mut event = NewEvent::new(&caller.name, Action::Canceled);
-            event.repo = Some(req.repo.clone());
-            event.level = Some(req.level);
-            let change = RequestChange {
-                request_id: id,
-                expect_approvals: req.approvals.len(),
-                add_approval: None,
-                decide: Some((RequestStatus::Canceled, caller.name.clone(), None)),
-                grant: None,
-                at: now,
-                events: vec![event],
-            };
-            match self.store.apply(change).await {
-                Ok(record) => {
-                    self.notify_change();
-                    return Ok(record);
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the request kept changing; try again"))
+            let event = event_for(&caller.name, Action::Canceled, &req);
+            Ok(Step::Apply(change_for(&req, now, Some((RequestStatus::Canceled, caller.name.clone(), None)), vec![event])))
+        })
+        .await
     }
 
     /// Expires a request that is still pending past the TTL; a no-op otherwise.
     pub async fn expire(&self, id: i64) -> Result<(), ApiError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(req) = self.store.request(id).await? else {
-                return Ok(());
-            };
-            let now = Self::now();
-            if req.status != RequestStatus::Pending || !request::is_pending_expired(req.created_at, self.pending_ttl(), now) {
-                return Ok(());
-            }
-            let mut event = NewEvent::new(BROKER_ACTOR, Action::Expired);
-            event.repo = Some(req.repo.clone());
-            event.level = Some(req.level);
-            event.detail = Some(format!("nobody decided within {}", self.config.pending_ttl));
-            let change = RequestChange {
-                request_id: id,
-                expect_approvals: req.approvals.len(),
-                add_approval: None,
-                decide: Some((RequestStatus::Expired, BROKER_ACTOR.to_string(), None)),
-                grant: None,
-                at: now,
-                events: vec![event],
-            };
-            match self.store.apply(change).await {
-                Ok(_) => {
-                    tracing::info!(request = id, "pending request expired");
-                    self.notify_change();
-                    return Ok(());
+        let outcome = self
+            .decide_and_apply(id, |req, _, now| {
+                if req.status != RequestStatus::Pending || !request::is_pending_expired(req.created_at, self.pending_ttl(), now) {
+                    return Ok(Step::Keep(req));
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
+                let mut event = event_for(BROKER_ACTOR, Action::Expired, &req);
+                event.detail = Some(format!("nobody decided within {}", self.config.pending_ttl));
+                tracing::info!(request = id, "pending request expired");
+                Ok(Step::Apply(change_for(&req, now, Some((RequestStatus::Expired, BROKER_ACTOR.to_string(), None)), vec![event])))
+            })
+            .await;
+        match outcome {
+            Err(e) if e.status == StatusCode::NOT_FOUND => Ok(()),
+            other => other.map(|_| ()),
         }
-        Ok(())
     }
 
     /// Long-poll: returns as soon as the request's status differs from
