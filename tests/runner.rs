@@ -7,6 +7,7 @@ mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;
 mod test_cli_admin;
+mod test_cli_interactive;
 mod test_cli_request;
 mod test_cli_session;
 mod test_credential_helper;

@@ -157,6 +157,11 @@ impl TestEnvironment {
         self.record(&out, true)
     }
 
+    /// Records what a terminal session showed, for the leak check.
+    pub fn record_screen(&self, text: &str) {
+        self.outputs.lock().unwrap().push((text.to_string(), String::new()));
+    }
+
     /// Starts jit in the background (for waits interrupted or decided by others).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
