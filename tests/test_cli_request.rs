@@ -217,3 +217,17 @@ async fn requests_table_is_for_people() {
     assert_eq!(lines[0], "ID  STATUS   REQUESTER  REPO  LEVEL  FOR  AGE  REASON");
     assert!(lines[1].starts_with("1   pending  alice      demo  write  1h ") && lines[1].ends_with("hotfix"), "{}", lines[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_can_wait_on_someone_elses_request() {
+    let b = TestBroker::start_gateway("1h").await;
+    let bob = logged_in(&b, "bob").await;
+    let req = b.request("alice", "demo", "admin", "1h", None).await;
+    let id = req["id"].as_i64().unwrap().to_string();
+    let waiter = bob.spawn(&["wait", &id, "--json"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.approve("carol", 1).await;
+    b.approve("erin", 1).await;
+    let run = bob.wait_child(waiter);
+    assert_eq!(run.success().json()["status"], "approved");
+}

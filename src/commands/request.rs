@@ -58,6 +58,8 @@ pub async fn store_credential(client: &Client, req: &AccessRequest) -> Result<()
         Ok(c) => c,
         // A repo at a host jit does not mint for: the grant alone is the access.
         Err(ClientError::Api { code, .. }) if code == crate::api::codes::CONFLICT => return Ok(()),
+        // Someone else's grant (an approver waiting on a request): nothing of ours to keep.
+        Err(ClientError::Api { code, .. }) if code == crate::api::codes::NOT_FOUND => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let level: Level = grant.level.parse().map_err(|e: crate::domain::level::UnknownLevel| CommandError::unexpected(e.to_string()))?;
