@@ -58,11 +58,14 @@ impl CachedGrant {
     }
 }
 
-/// Live cached grants, for `jit status` when the broker is out of reach.
-pub fn live_grants(now: DateTime<Utc>) -> Vec<crate::api::Grant> {
+/// Live grants cached from `server`, for `jit status` when it is out of reach.
+pub fn live_grants(server: &str, now: DateTime<Utc>) -> Vec<crate::api::Grant> {
     let index = Index::load();
-    let mut out: Vec<crate::api::Grant> =
-        index.urls.iter().flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now)).map(|g| g.to_api(url))).collect();
+    let mut out: Vec<crate::api::Grant> = index
+        .urls
+        .iter()
+        .flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now) && g.server == server).map(|g| g.to_api(url)))
+        .collect();
     out.sort_by_key(|g| std::cmp::Reverse(g.id));
     out
 }

@@ -12,9 +12,13 @@ pub async fn cmd_status(json: bool) -> Result<(), CommandError> {
     let grants = match client.grants(false, true).await {
         Ok(g) => g,
         // Out of reach: what the local cache knows is still true until it expires.
-        Err(ClientError::Unreachable { url, .. }) => {
+        Err(ClientError::Unreachable { url, message }) => {
+            let cached = credcache::live_grants(client.base(), chrono::Utc::now());
+            if cached.is_empty() {
+                return Err(ClientError::Unreachable { url, message }.into());
+            }
             eprintln!("note: {url} is out of reach; showing the grants cached on this machine");
-            credcache::live_grants(chrono::Utc::now())
+            cached
         }
         Err(e) => return Err(e.into()),
     };
