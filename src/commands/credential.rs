@@ -74,9 +74,11 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
             return;
         }
     };
-    if cached.credential_expires_at - RENEW_MARGIN > now
-        && let Ok(Some(password)) = credcache::password(&keychain, &key, cached.grant_id)
-    {
+    // A credential that lives to the end of its grant is used to the end; a
+    // shorter one is renewed a little before it expires.
+    let lasts_the_grant = cached.credential_expires_at >= cached.grant_expires_at;
+    let fresh = now < cached.credential_expires_at && (lasts_the_grant || cached.credential_expires_at - RENEW_MARGIN > now);
+    if fresh && let Ok(Some(password)) = credcache::password(&keychain, &key, cached.grant_id) {
         let answer = Answer { username: cached.username.clone(), password, expires_unix: cached.credential_expires_at.timestamp() };
         let _ = write_answer(out, query, &answer);
         return;
