@@ -68,7 +68,9 @@ async fn ctrl_c_leaves_the_request_pending_and_says_how_to_resume() {
     let child = alice.spawn(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"]);
     let id = pending_id(&b, "alice").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    // The shell's builtin kill: no procps needed.
+    let sent = std::process::Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().unwrap();
+    assert!(sent.success());
     alice.wait_child(child).code(4).stderr_has("stopped waiting").stderr_has(&format!("jit wait {id}"));
     assert_eq!(b.get("alice", &format!("/v1/requests/{id}")).await.body["status"], "pending");
 }
