@@ -203,3 +203,46 @@ fn the_dev_broker_writes_a_private_dev_json() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_dev_broker_serves_a_demo_repo_with_one_commit_on_main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = jit()
+        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("JIT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    stdout.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in stdout {});
+    let dev: Value = serde_json::from_slice(&std::fs::read(dir.path().join("dev.json")).unwrap()).unwrap();
+    let (url, alice) = (dev["server_url"].as_str().unwrap(), dev["users"]["alice"].as_str().unwrap());
+    let (status, req) =
+        call(url, alice, reqwest::Method::POST, "/v1/requests", Some(json!({"repo": "demo", "level": "read", "duration": "10m"}))).await;
+    assert_eq!((status, req["status"].as_str()), (201, Some("approved")), "{req}");
+    let grant = req["grant"]["id"].as_i64().unwrap();
+    let (status, cred) = call(url, alice, reqwest::Method::POST, &format!("/v1/grants/{grant}/credentials"), Some(json!({}))).await;
+    assert_eq!(status, 201, "{cred}");
+    let clone_url =
+        dev["repos"]["demo"].as_str().unwrap().replacen("http://", &format!("http://alice:{}@", cred["password"].as_str().unwrap()), 1);
+    let target = dir.path().join("clone");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap()
+    };
+    let cloned = git(&["clone", "-q", &clone_url, target.to_str().unwrap()]);
+    assert!(cloned.status.success(), "{}", String::from_utf8_lossy(&cloned.stderr));
+    let log = git(&["-C", target.to_str().unwrap(), "log", "--format=%s", "main"]);
+    assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 1);
+    assert!(target.join("README.md").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
