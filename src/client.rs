@@ -177,8 +177,14 @@ impl Client {
         self.post(&format!("/v1/grants/{grant_id}/credentials"), &serde_json::json!({})).await
     }
 
-    pub async fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
-        self.get(&format!("/v1/audit?after={after}&limit={limit}")).await
+    pub async fn audit_page(
+        &self,
+        after: i64,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, ClientError> {
+        let since = since.map(|t| format!("&since={}", encode(&crate::domain::audit::timestamp(t)))).unwrap_or_default();
+        self.get(&format!("/v1/audit?after={after}&limit={limit}{since}")).await
     }
 }
 

@@ -376,3 +376,22 @@ async fn audit_chain_verifies_and_detects_a_tampered_row() {
     let err = v.body["error"].as_str().unwrap();
     assert!(err.contains("altered"), "{err}");
 }
+
+#[tokio::test]
+async fn the_audit_log_pages_and_filters_by_time_on_the_broker() {
+    let b = TestBroker::start().await;
+    let before = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..3 {
+        b.request("alice", "demo", "read", "1h", None).await;
+    }
+    let all = b.audit().await;
+    let recent = b.get("admin", &format!("/v1/audit?since={}", before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))).await.body;
+    let recent = recent.as_array().unwrap();
+    // Seven users were added before `before`; the three requests (and their grants) after.
+    assert_eq!(recent.len(), 6);
+    assert_eq!(recent.len(), all.len() - crate::common::USERS.len());
+    let page = b.get("admin", &format!("/v1/audit?after={}&limit=2", recent[0]["seq"])).await.body;
+    assert_eq!(page.as_array().unwrap().len(), 2);
+    assert_eq!(page[0]["seq"], recent[1]["seq"]);
+}

@@ -77,6 +77,9 @@ async fn unknown_and_malformed_ids_are_distinct_errors() {
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
     let r = b.get("alice", "/v1/requests/1?wait=forever").await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    let r = b.get("admin", "/v1/audit?since=yesterday").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert!(r.message().contains("`yesterday`"));
     let r = b.get("alice", "/v1/requests?status=done").await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
     let r = b.get("alice", "/v1/nope").await;

@@ -330,6 +330,8 @@ struct AuditQuery {
     after: i64,
     /// At most this many events (default and cap 1000).
     limit: Option<u32>,
+    /// Only events at or after this RFC 3339 time.
+    since: Option<String>,
 }
 
 pub const AUDIT_PAGE: u32 = 1000;
@@ -340,13 +342,22 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<crate::domain::audit::AuditEvent>>, ApiError> {
     let limit = q.limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE);
-    Ok(Json(broker.store.audit(q.after.max(0), limit).await?))
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| ApiError::bad_input(format!("invalid since `{s}`: {e}; expected an RFC 3339 time")))
+        })
+        .transpose()?;
+    Ok(Json(broker.store.audit(q.after.max(0), since, limit).await?))
 }
 
 async fn audit_verify(State(broker): AppState, AdminCaller(_): AdminCaller) -> Result<Json<api::AuditVerification>, ApiError> {
     let (mut after, mut prev, mut total) = (0i64, GENESIS.to_string(), 0u64);
     loop {
-        let page = broker.store.audit(after, AUDIT_PAGE).await?;
+        let page = broker.store.audit(after, None, AUDIT_PAGE).await?;
         let Some(last) = page.last().cloned() else {
             break;
         };

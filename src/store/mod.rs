@@ -172,6 +172,6 @@ pub trait Store: Send + Sync {
 
     // Audit.
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()>;
-    /// Events with `seq > after_seq`, oldest first, at most `limit`.
-    async fn audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// Events with `seq > after_seq` (and at or after `since`), oldest first, at most `limit`.
+    async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 }

@@ -494,9 +494,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
-        sqlx::query("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
+    async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        // `at` is fixed-width RFC 3339 in UTC, so text order is time order.
+        sqlx::query("SELECT * FROM audit_events WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) ORDER BY seq LIMIT ?3")
             .bind(after_seq)
+            .bind(since.map(timestamp))
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?

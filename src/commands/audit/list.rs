@@ -23,8 +23,8 @@ pub fn parse_since(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Com
 
 pub async fn cmd_audit(client: &Client, args: &AuditArgs) -> Result<(), CommandError> {
     let since = args.since.as_deref().map(|s| parse_since(s, Utc::now())).transpose()?;
-    let events = super::fetch_all(client).await?;
-    let shown = events.iter().filter(|e| since.is_none_or(|t| DateTime::parse_from_rfc3339(&e.at).is_ok_and(|at| at >= t)));
+    let events = super::fetch_all(client, since).await?;
+    let shown = events.iter();
     if args.json {
         for e in shown {
             println!("{}", serde_json::to_string(e).map_err(|e| CommandError::unexpected(e.to_string()))?);

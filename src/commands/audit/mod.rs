@@ -15,13 +15,13 @@ pub async fn run(args: &AuditArgs) -> Result<(), CommandError> {
     }
 }
 
-/// Every event, oldest first, page by page.
-pub async fn fetch_all(client: &Client) -> Result<Vec<AuditEvent>, CommandError> {
+/// Every event (at or after `since`), oldest first, page by page.
+pub async fn fetch_all(client: &Client, since: Option<chrono::DateTime<chrono::Utc>>) -> Result<Vec<AuditEvent>, CommandError> {
     const PAGE: u32 = 1000;
     let mut all: Vec<AuditEvent> = Vec::new();
     loop {
         let after = all.last().map(|e| e.seq).unwrap_or(0);
-        let page = client.audit_page(after, PAGE).await?;
+        let page = client.audit_page(after, since, PAGE).await?;
         let done = page.len() < PAGE as usize;
         all.extend(page);
         if done {

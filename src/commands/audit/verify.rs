@@ -10,7 +10,7 @@ use crate::error::{CommandError, ExitKind};
 pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError> {
     let events = match &args.file {
         Some(path) => read_export(path)?,
-        None => super::fetch_all(&crate::commands::client()?).await?,
+        None => super::fetch_all(&crate::commands::client()?, None).await?,
     };
     let start = events.first().map(|e| e.seq).unwrap_or(1);
     let anchor = if start == 1 { GENESIS.to_string() } else { events[0].prev_hash.clone() };
