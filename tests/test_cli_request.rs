@@ -233,3 +233,26 @@ async fn an_approver_can_wait_on_someone_elses_request() {
     let run = bob.wait_child(waiter);
     assert_eq!(run.success().json()["status"], "approved");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_commands_refuse_bad_usage_and_missing_logins() {
+    let b = TestBroker::start().await;
+    let nobody = cli_env(&b);
+    for args in [&["requests"][..], &["status"], &["repos"], &["whoami"], &["requests", "--pending", "--json"]] {
+        nobody.run(args).code(5).stderr_has("not logged in");
+    }
+    for args in
+        [&["requests", "--all"][..], &["status", "extra"], &["repos", "--level", "read"], &["logout", "now"], &["revoke"], &["deny", "1"]]
+    {
+        nobody.run(args).code(2);
+    }
+    // A broker that is not there: exit 1 with the URL and what to check.
+    let away = [("JIT_SERVER", "http://127.0.0.1:9"), ("JIT_TOKEN", b.token("alice"))];
+    for args in [&["requests"][..], &["status"], &["repos"]] {
+        nobody.run_with(args, &away, None).code(1).stderr_has("cannot reach the broker at http://127.0.0.1:9");
+    }
+    nobody
+        .run_with(&["requests"], &[("JIT_SERVER", "not a url"), ("JIT_TOKEN", b.token("alice"))], None)
+        .code(2)
+        .stderr_has("invalid broker URL");
+}
