@@ -77,7 +77,7 @@ pub struct Index {
 }
 
 pub fn index_path() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("jit").join("credentials.json"))
+    crate::fsutil::user_data_dir().map(|d| d.join("credentials.json"))
 }
 
 pub fn keychain_key(url: &str, grant_id: i64) -> String {
@@ -118,12 +118,7 @@ impl Index {
 
     pub fn save(&self) -> std::io::Result<()> {
         let path = index_path().ok_or_else(|| std::io::Error::other("no user data directory"))?;
-        if let Some(dir) = path.parent() {
-            crate::fsutil::create_private_dir(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        crate::fsutil::write_private(&tmp, &serde_json::to_vec_pretty(self).expect("index serializes"))?;
-        std::fs::rename(tmp, path)
+        crate::fsutil::replace_private(&path, &serde_json::to_vec_pretty(self).expect("index serializes"))
     }
 
     /// Adds or refreshes a grant; keeps the live ones and the last ended one (for hints).

@@ -157,7 +157,7 @@ fn open_store(backend: Backend) -> Result<Arc<CredentialStore>, KeychainError> {
 
 /// The file used by `JIT_KEYRING=file`.
 pub fn file_path() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("jit").join("secrets.json"))
+    crate::fsutil::user_data_dir().map(|d| d.join("secrets.json"))
 }
 
 impl Keychain {
@@ -280,14 +280,8 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, KeychainError> {
 }
 
 fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<(), KeychainError> {
-    let err = |e: std::io::Error| KeychainError::File { path: path.to_path_buf(), message: e.to_string() };
-    if let Some(dir) = path.parent() {
-        crate::fsutil::create_private_dir(dir).map_err(err)?;
-    }
-    // Write beside, then rename: a crash never leaves a half-written file.
-    let tmp = path.with_extension("json.tmp");
-    crate::fsutil::write_private(&tmp, &serde_json::to_vec_pretty(all).expect("strings serialize")).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    crate::fsutil::replace_private(path, &serde_json::to_vec_pretty(all).expect("strings serialize"))
+        .map_err(|e| KeychainError::File { path: path.to_path_buf(), message: e.to_string() })
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub struct SetupState {
 }
 
 fn state_path() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("jit").join("setup.json"))
+    crate::fsutil::user_data_dir().map(|d| d.join("setup.json"))
 }
 
 impl SetupState {
@@ -81,11 +81,8 @@ impl SetupState {
 
     pub fn save(&self) -> Result<(), SetupError> {
         let path = state_path().ok_or(SetupError::NoConfig)?;
-        let err = |e: std::io::Error| SetupError::State { path: path.clone(), message: e.to_string() };
-        if let Some(dir) = path.parent() {
-            crate::fsutil::create_private_dir(dir).map_err(err)?;
-        }
-        crate::fsutil::write_private(&path, &serde_json::to_vec_pretty(self).expect("state serializes")).map_err(err)
+        crate::fsutil::replace_private(&path, &serde_json::to_vec_pretty(self).expect("state serializes"))
+            .map_err(|e| SetupError::State { path: path.clone(), message: e.to_string() })
     }
 }
 

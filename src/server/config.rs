@@ -184,7 +184,7 @@ impl ServerConfig {
 
 /// The default data directory: `$XDG_DATA_HOME/jit` (or the platform's equivalent).
 pub fn default_data_dir() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("jit"))
+    crate::fsutil::user_data_dir()
 }
 
 #[cfg(test)]
