@@ -75,6 +75,11 @@ fn event_for(actor: &str, action: Action, req: &RequestRecord) -> NewEvent {
     e
 }
 
+/// The domain's view of a stored request (`approvers` from [`RequestRecord::approver_names`]).
+fn state_of<'a>(req: &'a RequestRecord, approvers: &'a [String]) -> RequestState<'a> {
+    RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: approvers }
+}
+
 /// A change to `req` decided on what was just read (its approval count is the compare-and-set).
 fn change_for(
     req: &RequestRecord,
@@ -236,9 +241,8 @@ impl Broker {
         let record = self
             .decide_and_apply(id, |req, requester, now| {
                 let rule = self.rule_governing(&req, requester)?;
-                let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-                let state =
-                    RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
+                let approvers = req.approver_names();
+                let state = state_of(&req, &approvers);
                 let outcome = request::approve(&state, rule, &subject(caller), self.pending_ttl(), now)?;
                 let mut vote = event_for(&caller.name, Action::Approved, &req);
                 let mut change = change_for(&req, now, None, vec![]);
@@ -272,9 +276,8 @@ impl Broker {
         let record = self
             .decide_and_apply(id, |req, requester, now| {
                 let rule = self.rule_governing(&req, requester)?;
-                let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-                let state =
-                    RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
+                let approvers = req.approver_names();
+                let state = state_of(&req, &approvers);
                 request::deny(&state, rule, &subject(caller), self.pending_ttl(), now)?;
                 let mut event = event_for(&caller.name, Action::Denied, &req);
                 event.detail = Some(reason.clone());
@@ -295,8 +298,8 @@ impl Broker {
             if !self.may_view(caller, &req) {
                 return Err(ApiError::not_found(format!("request {id}")));
             }
-            let approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.clone()).collect();
-            let state = RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: &approvers };
+            let approvers = req.approver_names();
+            let state = state_of(&req, &approvers);
             request::cancel(&state, &caller.name)?;
             let event = event_for(&caller.name, Action::Canceled, &req);
             Ok(Step::Apply(change_for(&req, now, Some((RequestStatus::Canceled, caller.name.clone(), None)), vec![event])))

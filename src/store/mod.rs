@@ -82,6 +82,13 @@ pub struct RequestRecord {
     pub grant: Option<GrantRecord>,
 }
 
+impl RequestRecord {
+    /// Who approved so far, in order.
+    pub fn approver_names(&self) -> Vec<String> {
+        self.approvals.iter().map(|a| a.approver.clone()).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRecord {
     pub id: i64,
