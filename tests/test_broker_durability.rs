@@ -172,18 +172,24 @@ fn a_bad_policy_stops_start_up_and_names_the_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
 
-#[test]
-fn the_dev_broker_writes_a_private_dev_json() {
-    let dir = tempfile::tempdir().unwrap();
+/// `jit server --dev` on `data_dir`, with its printed next steps to read.
+fn spawn_dev(data_dir: &std::path::Path) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     let mut child = jit()
         .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(data_dir)
         .env("JIT_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, stdout)
+}
+
+#[test]
+fn the_dev_broker_writes_a_private_dev_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdout) = spawn_dev(dir.path());
     let first = stdout.next().unwrap().unwrap();
     assert!(first.starts_with("jit dev broker listening on http://127.0.0.1:"), "{first}");
     let rest: Vec<String> = stdout.by_ref().take_while(|l| !l.as_ref().unwrap().contains("audit verify")).map(|l| l.unwrap()).collect();
@@ -207,15 +213,7 @@ fn the_dev_broker_writes_a_private_dev_json() {
 #[tokio::test]
 async fn the_dev_broker_serves_a_demo_repo_with_one_commit_on_main() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = jit()
-        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("JIT_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut stdout) = spawn_dev(dir.path());
     stdout.next().unwrap().unwrap();
     std::thread::spawn(move || for _ in stdout {});
     let dev: Value = serde_json::from_slice(&std::fs::read(dir.path().join("dev.json")).unwrap()).unwrap();

@@ -121,14 +121,7 @@ impl TestEnvironment {
 
     /// Runs jit with `extra` environment and `stdin`, and records its output.
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)], stdin: Option<&str>) -> Run {
-        let mut cmd = self.command(args);
-        cmd.envs(extra.iter().copied());
-        let out = assert_cmd::Command::from_std(cmd)
-            .write_stdin(stdin.unwrap_or(""))
-            .timeout(std::time::Duration::from_secs(120))
-            .output()
-            .unwrap();
-        self.record(&out, false)
+        self.execute(args, extra, stdin.unwrap_or(""), false)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -137,24 +130,21 @@ impl TestEnvironment {
 
     /// The credential helper: its stdout is git's credential, by design.
     pub fn run_helper(&self, op: &str, stdin: &str) -> Run {
-        let mut cmd = self.command(&["credential", op]);
-        let out = assert_cmd::Command::from_std({
-            cmd.stdin(Stdio::piped());
-            cmd
-        })
-        .write_stdin(stdin)
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
-        self.record(&out, true)
+        self.execute(&["credential", op], &[], stdin, true)
     }
 
     /// For the commands whose job is to print a token (admin user add, token rotate).
     pub fn run_printing_token(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        self.execute(args, extra, "", true)
+    }
+
+    /// Runs jit to completion (bounded), feeding `stdin`, and records its output;
+    /// `stdout_carries_secrets` exempts stdout (never stderr) from the leak check.
+    fn execute(&self, args: &[&str], extra: &[(&str, &str)], stdin: &str, stdout_carries_secrets: bool) -> Run {
         let mut cmd = self.command(args);
-        cmd.envs(extra.iter().copied()).stdin(Stdio::null());
-        let out = cmd.output().unwrap();
-        self.record(&out, true)
+        cmd.envs(extra.iter().copied());
+        let out = assert_cmd::Command::from_std(cmd).write_stdin(stdin).timeout(std::time::Duration::from_secs(120)).output().unwrap();
+        self.record(&out, stdout_carries_secrets)
     }
 
     /// Records what a terminal session showed, for the leak check.
