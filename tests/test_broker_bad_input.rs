@@ -113,3 +113,69 @@ async fn deny_needs_a_reason_and_bad_user_names_are_refused() {
     let r = b.post("admin", "/v1/users", json!({"name": "ok", "groups": ["bad group"]})).await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
 }
+
+#[tokio::test]
+async fn credential_minting_refuses_what_is_not_the_callers_live_grant() {
+    let b = TestBroker::start_gateway("1h").await;
+    let mine = b.request("alice", "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
+    let path = format!("/v1/grants/{mine}/credentials");
+    // Someone else's grant looks like no grant at all.
+    let r = b.post("dave", &path, json!({})).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    let r = b.send(Method::POST, &path, None, Some(json!({}))).await;
+    assert_eq!((r.status, r.code()), (401, "unauthenticated"));
+    let r = b.post("alice", "/v1/grants/x/credentials", json!({})).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    // A repo no provider mints for.
+    let acme = b.request("alice", "acme/api", "read", "1h", None).await;
+    let acme_grant = b.approve("carol", acme["id"].as_i64().unwrap()).await.body["grant"]["id"].as_i64().unwrap();
+    let r = b.post("alice", &format!("/v1/grants/{acme_grant}/credentials"), json!({})).await;
+    assert_eq!((r.status, r.code()), (409, "conflict"));
+    assert!(r.message().contains("no provider"), "{}", r.message());
+    // An ended grant, with the way to ask again.
+    b.post("alice", &format!("/v1/grants/{mine}/revoke"), json!({})).await;
+    let r = b.post("alice", &path, json!({})).await;
+    assert_eq!((r.status, r.code()), (409, "grant_ended"));
+    assert!(r.message().contains("was revoked"), "{}", r.message());
+    assert!(r.body["error"]["hint"].as_str().unwrap().contains("jit request demo --level read"));
+}
+
+#[tokio::test]
+async fn the_gateway_answers_bad_git_requests_plainly() {
+    let b = TestBroker::start_gateway("1h").await;
+    let grant = b.request("alice", "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
+    let cred = b.post("alice", &format!("/v1/grants/{grant}/credentials"), json!({})).await.body;
+    let password = cred["password"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let refs = |repo: &str| format!("{}/git/{repo}.git/info/refs?service=git-upload-pack", b.url);
+    // No credentials: a Basic challenge, so git asks its helpers.
+    let r = http.get(refs("demo")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"jit\"");
+    // A malformed header, a wrong password, someone else's name with alice's password.
+    let r = http.get(refs("demo")).header("Authorization", "Basic !!!").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.get(refs("demo")).basic_auth("alice", Some("jitgw_wrong")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.get(refs("demo")).basic_auth("bob", Some(&password)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("not for this repository"));
+    // Unknown repos and anything but smart HTTP: 404 with a plain reason.
+    let r = http.get(refs("nope")).basic_auth("alice", Some(&password)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("no repository `nope`"));
+    for path in ["/git/demo.git/HEAD", "/git/demo.git/info/refs", "/git/demo.git/objects/info/packs"] {
+        let r = http.get(format!("{}{path}", b.url)).basic_auth("alice", Some(&password)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    // The real thing works, and read cannot push.
+    let r = http.get(refs("demo")).basic_auth("alice", Some(&password)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{}/git/demo.git/info/refs?service=git-receive-pack", b.url))
+        .basic_auth("alice", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

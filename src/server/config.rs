@@ -237,6 +237,10 @@ max_duration = "2h"
         assert!(err.contains("line 2") && err.contains("sudo"), "{err}");
         let err = parse("[[repo]]\nname = \"a\"\nurl = \"ftp://x/y\"\n").unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("http"), "{err}");
+        let err = parse("[gateway]\ncredential_ttl = \"forever\"\n").unwrap_err().to_string();
+        assert!(err.contains("gateway.credential_ttl") && err.contains("`forever`"), "{err}");
+        let err = parse("[gateway]\nrepos = \"/srv\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("repos"), "{err}");
         let err = parse("[[repo]]\nname = \"a\"\n[[repo]]\nname = \"a\"\n").unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("duplicate"), "{err}");
     }
