@@ -178,9 +178,19 @@ async fn json_shapes_are_stable() {
     for key in ["id", "repo", "level", "expires_at"] {
         assert!(status[0].get(key).is_some(), "status JSON lacks {key}");
     }
+    // The table by meaning, not bytes: the UNTIL column widens when the grant
+    // ends on another day (regression: this failed every evening after 22:30 UTC).
     let table = alice.run(&["status"]);
-    assert!(table.success().stdout.starts_with("GRANT  REPO  LEVEL  UNTIL  LEFT"), "{}", table.stdout);
-    assert!(table.stdout.contains("demo  write"), "{}", table.stdout);
+    let rows = table.success().table();
+    assert_eq!(rows.len(), 1, "{}", table.stdout);
+    let row = &rows[0];
+    assert_eq!(row.keys().map(String::as_str).collect::<Vec<_>>(), ["GRANT", "LEFT", "LEVEL", "REPO", "UNTIL"]);
+    assert_eq!(
+        (row["GRANT"].as_str(), row["REPO"].as_str(), row["LEVEL"].as_str()),
+        (approved["grant"]["id"].to_string().as_str(), "demo", "write")
+    );
+    assert!(row["LEFT"].starts_with("1h 29m") || row["LEFT"].starts_with("1h 30m"), "{}", table.stdout);
+    assert!(!row["UNTIL"].is_empty(), "{}", table.stdout);
 
     let revoked = alice.run(&["revoke", "demo", "--json"]).success().json();
     assert_eq!(revoked[0]["status"], "revoked");
@@ -215,9 +225,22 @@ async fn requests_table_is_for_people() {
     bob.run(&["requests"]).success().stderr_has("no requests");
     b.request("alice", "demo", "write", "1h", Some("hotfix")).await;
     let run = bob.run(&["requests"]);
-    let lines: Vec<&str> = run.success().stdout.lines().collect();
-    assert_eq!(lines[0], "ID  STATUS   REQUESTER  REPO  LEVEL  FOR  AGE  REASON");
-    assert!(lines[1].starts_with("1   pending  alice      demo  write  1h ") && lines[1].ends_with("hotfix"), "{}", lines[1]);
+    let rows = run.success().table();
+    assert_eq!(rows.len(), 1, "{}", run.stdout);
+    let cells: Vec<(&str, &str)> = rows[0].iter().map(|(k, v)| (k.as_str(), v.as_str())).filter(|(k, _)| *k != "AGE").collect();
+    assert_eq!(
+        cells,
+        [
+            ("FOR", "1h"),
+            ("ID", "1"),
+            ("LEVEL", "write"),
+            ("REASON", "hotfix"),
+            ("REPO", "demo"),
+            ("REQUESTER", "alice"),
+            ("STATUS", "pending")
+        ]
+    );
+    assert!(rows[0]["AGE"].ends_with('s'), "{}", run.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,4 +278,14 @@ async fn listing_commands_refuse_bad_usage_and_missing_logins() {
         .run_with(&["requests"], &[("JIT_SERVER", "not a url"), ("JIT_TOKEN", b.token("alice"))], None)
         .code(2)
         .stderr_has("invalid broker URL");
+}
+
+#[test]
+fn the_table_reader_finds_cells_by_column_name() {
+    let rows = crate::common::parse_table(
+        "GRANT  REPO  CLONE URL  UNTIL         LEFT\n1      demo  x y        Nov 26 00:26  1h 29m\n12     a/b              16:42         5m 01s\n",
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["CLONE URL"].as_str(), rows[0]["UNTIL"].as_str(), rows[0]["LEFT"].as_str()), ("x y", "Nov 26 00:26", "1h 29m"));
+    assert_eq!((rows[1]["GRANT"].as_str(), rows[1]["CLONE URL"].as_str(), rows[1]["UNTIL"].as_str()), ("12", "", "16:42"));
 }

@@ -37,6 +37,14 @@ impl Run {
         self
     }
 
+    /// stdout read as one of jit's tables: one map per row, keyed by column
+    /// name. Columns are found where the header's names start, so cells may
+    /// hold spaces (`Nov 26 00:26`) and widths may change without breaking a test.
+    #[track_caller]
+    pub fn table(&self) -> Vec<BTreeMap<String, String>> {
+        parse_table(&self.stdout)
+    }
+
     #[track_caller]
     pub fn stderr_has(&self, needle: &str) -> &Self {
         assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
@@ -80,6 +88,9 @@ impl TestEnvironment {
         env.insert("JIT_KEYRING_NAMESPACE".into(), namespace.clone());
         env.insert("NO_COLOR".into(), "1".into());
         env.insert("LANG".into(), "C.UTF-8".into());
+        // Sealed to UTC unless the run asks for a zone (`TZ=Asia/Tokyo ./scripts/test`),
+        // so the suite can be checked in any time zone.
+        env.insert("TZ".into(), std::env::var("TZ").ok().filter(|tz| !tz.is_empty()).unwrap_or_else(|| "UTC".into()));
         TestEnvironment { root, namespace, env, secrets: Mutex::new(Vec::new()), outputs: Mutex::new(Vec::new()) }
     }
 
@@ -205,6 +216,43 @@ impl TestEnvironment {
     pub fn exists(path: &Path) -> bool {
         path.exists()
     }
+}
+
+/// Parses an aligned table (a header line, then rows; columns at least two
+/// spaces apart in the header) into rows keyed by column name.
+#[track_caller]
+pub fn parse_table(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut lines = text.lines();
+    let header: Vec<char> = lines.next().unwrap_or_else(|| panic!("no table in {text:?}")).chars().collect();
+    // (name, start column) for each header name; names may hold single spaces.
+    let mut columns: Vec<(String, usize)> = Vec::new();
+    let mut i = 0;
+    while i < header.len() {
+        if header[i] == ' ' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < header.len() && !(header[i] == ' ' && header.get(i + 1).is_none_or(|c| *c == ' ')) {
+            i += 1;
+        }
+        columns.push((header[start..i].iter().collect(), start));
+    }
+    lines
+        .map(|line| {
+            let chars: Vec<char> = line.chars().collect();
+            let cell =
+                |from: usize, to: usize| chars[from.min(chars.len())..to.min(chars.len())].iter().collect::<String>().trim().to_string();
+            columns
+                .iter()
+                .enumerate()
+                .map(|(n, (name, start))| {
+                    let end = columns.get(n + 1).map(|(_, s)| *s).unwrap_or(usize::MAX);
+                    (name.clone(), cell(*start, end))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn rand_suffix() -> String {
