@@ -18,10 +18,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jit::domain::audit::{Action, NewEvent};
-use jit::domain::token::{TOKEN_PREFIX, TokenHash, generate};
-use jit::server::{ServerConfig, launch_with_listener, open_store};
-use jit::store::UserRecord;
+use std::sync::Arc;
+
+use jit::domain::token::ExposeSecret;
+use jit::server::broker::NewUser;
+use jit::server::{Broker, ServerConfig, launch_with_listener};
 
 const RUNS: usize = 300;
 const WARMUP: usize = 20;
@@ -74,20 +75,20 @@ fn main() {
         "[gateway]\nrepos_dir = \"{}/repos\"\n\n[[rule]]\nrepos = [\"demo\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n",
         broker_dir.display()
     );
-    let config = ServerConfig::from_toml(&policy, Path::new("bench.toml"), Some(broker_dir.clone())).unwrap();
-    std::fs::create_dir_all(config.gateway_dir.as_ref().unwrap()).unwrap();
+    let mut config = ServerConfig::from_toml(&policy, Path::new("bench.toml"), Some(broker_dir.clone())).unwrap();
+    std::fs::create_dir_all(config.gateway_dir().unwrap()).unwrap();
     jit::server::dev::create_demo_repo(&config).unwrap();
-    let token = generate(TOKEN_PREFIX);
-    let (url, _handle) = runtime.block_on(async {
-        let store = open_store(&config).await.unwrap();
-        let user = UserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: chrono::Utc::now() };
-        store.add_user(&user, &TokenHash::of(token.expose()), NewEvent::new("bench", Action::UserAdded)).await.unwrap();
+    let (url, token, _handle) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = launch_with_listener(config, store, listener).await.unwrap();
-        (handle.url(), handle)
+        config.listen = listener.local_addr().unwrap();
+        let broker = Arc::new(Broker::open(config).await.unwrap());
+        let alice = NewUser { name: "alice".into(), ..NewUser::default() };
+        let (_, token) = broker.create_user("bench", alice, false, None).await.unwrap();
+        let handle = launch_with_listener(broker, listener).await.unwrap();
+        (handle.url(), token, handle)
     });
 
-    let (_, out) = run(jit(&["login", "--server", &url]).stdout(Stdio::null()), token.expose());
+    let (_, out) = run(jit(&["login", "--server", &url]).stdout(Stdio::null()), token.expose_secret());
     drop(out);
     let login = jit(&["whoami"]).output().unwrap();
     if !login.status.success() {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::request::{GrantStatus, RequestStatus};
-use crate::domain::token::Secret;
+use crate::domain::token::{SecretString, expose_secret};
 
 /// Every error response: `{"error": {"code": "...", "message": "...", "hint": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +66,8 @@ pub struct NewUser {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedToken {
     pub user: User,
-    pub token: Secret,
+    #[serde(serialize_with = "expose_secret")]
+    pub token: SecretString,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,7 +170,8 @@ pub struct AuditVerification {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credential {
     pub username: String,
-    pub password: Secret,
+    #[serde(serialize_with = "expose_secret")]
+    pub password: SecretString,
     pub expires_at: DateTime<Utc>,
     pub grant: Grant,
 }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{self, ErrorBody};
 use crate::domain::audit::AuditEvent;
-use crate::domain::token::Secret;
+use crate::domain::token::{ExposeSecret, SecretString};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -29,7 +29,7 @@ pub enum ClientError {
 
 pub struct Client {
     base: String,
-    token: Option<Secret>,
+    token: Option<SecretString>,
     http: reqwest::Client,
 }
 
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Client {
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
-    pub fn new(server: &str, token: Option<Secret>) -> Result<Client, ClientError> {
+    pub fn new(server: &str, token: Option<SecretString>) -> Result<Client, ClientError> {
         let url = url::Url::parse(server).map_err(|e| ClientError::BadUrl(format!("invalid broker URL `{server}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ClientError::BadUrl(format!("invalid broker URL `{server}`: must be http or https")));
@@ -70,7 +70,7 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).timeout(timeout);
         if let Some(token) = &self.token {
-            req = req.bearer_auth(token.expose());
+            req = req.bearer_auth(token.expose_secret());
         }
         if let Some(body) = body {
             req = req.json(body);

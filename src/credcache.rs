@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Level;
-use crate::domain::token::Secret;
+use crate::domain::token::SecretString;
 use crate::keychain::{Keychain, KeychainError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +138,7 @@ fn io_error(e: std::io::Error) -> KeychainError {
 }
 
 /// Stores a grant's credential for `url`.
-pub fn store(keychain: &Keychain, url: &str, grant: CachedGrant, password: &Secret) -> Result<(), KeychainError> {
+pub fn store(keychain: &Keychain, url: &str, grant: CachedGrant, password: &SecretString) -> Result<(), KeychainError> {
     let mut index = Index::load();
     keychain.set(&keychain_key(url, grant.grant_id), password)?;
     for old in index.upsert(url, grant, Utc::now()) {
@@ -147,7 +147,7 @@ pub fn store(keychain: &Keychain, url: &str, grant: CachedGrant, password: &Secr
     index.save().map_err(io_error)
 }
 
-pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<Secret>, KeychainError> {
+pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<SecretString>, KeychainError> {
     keychain.get(&keychain_key(url, grant_id))
 }
 

@@ -1,7 +1,7 @@
 //! Secrets in the OS keychain: the login token and git credentials.
 //!
 //! Built on `keyring-core` with one store crate per platform, chosen here and
-//! nowhere else: macOS Keychain, Windows Credential Manager, Secret Service on
+//! nowhere else: macOS Keychain, Windows Credential Manager, SecretString Service on
 //! Linux desktops (when a D-Bus session exists), kernel keyutils on headless
 //! Linux. `JIT_KEYRING=auto|secret-service|keyutils|file` overrides; `file` is
 //! an explicit, warned opt-in for machines with no keychain (mode 0600, under
@@ -11,7 +11,7 @@
 //! - No silent in-memory fallback: entries are always built in a store chosen
 //!   here (never `keyring-core`'s default store), and a store that does not
 //!   outlive the process is refused ([`require_persistent`]).
-//! - No hanging: calls into a store that talks to another process (Secret
+//! - No hanging: calls into a store that talks to another process (SecretString
 //!   Service, which may be locked and prompting) run with a timeout. Kernel
 //!   keyutils is a system call and is called directly.
 
@@ -23,7 +23,7 @@ use std::time::Duration;
 use keyring_core::api::CredentialPersistence;
 use keyring_core::{CredentialStore, Entry};
 
-use crate::domain::token::Secret;
+use crate::domain::token::{ExposeSecret, SecretString};
 
 /// How long a keychain call may take before we give up on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -185,15 +185,15 @@ impl Keychain {
         }
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<Secret>, KeychainError> {
+    pub fn get(&self, key: &str) -> Result<Option<SecretString>, KeychainError> {
         match &self.inner {
-            Inner::File(path) => Ok(read_file(path)?.remove(key).map(Secret::new)),
+            Inner::File(path) => Ok(read_file(path)?.remove(key).map(SecretString::from)),
             Inner::Store(store) => {
                 let (store, service, key, backend) = (store.clone(), self.service.clone(), key.to_string(), self.backend);
                 self.call(move || {
                     let entry = Entry::new_in_store(&store, &service, &key).map_err(|e| map_error(backend, e))?;
                     match entry.get_password() {
-                        Ok(p) => Ok(Some(Secret::new(p))),
+                        Ok(p) => Ok(Some(SecretString::from(p))),
                         Err(keyring_core::Error::NoEntry) => Ok(None),
                         Err(e) => Err(map_error(backend, e)),
                     }
@@ -202,11 +202,11 @@ impl Keychain {
         }
     }
 
-    pub fn set(&self, key: &str, secret: &Secret) -> Result<(), KeychainError> {
+    pub fn set(&self, key: &str, secret: &SecretString) -> Result<(), KeychainError> {
         match &self.inner {
             Inner::File(path) => {
                 let mut all = read_file(path)?;
-                all.insert(key.to_string(), secret.expose().to_string());
+                all.insert(key.to_string(), secret.expose_secret().to_string());
                 write_file(path, &all)
             }
             Inner::Store(store) => {
@@ -214,7 +214,7 @@ impl Keychain {
                     (store.clone(), self.service.clone(), key.to_string(), self.backend, secret.clone());
                 self.call(move || {
                     let entry = Entry::new_in_store(&store, &service, &key).map_err(|e| map_error(backend, e))?;
-                    entry.set_password(value.expose()).map_err(|e| map_error(backend, e))
+                    entry.set_password(value.expose_secret()).map_err(|e| map_error(backend, e))
                 })
             }
         }
@@ -318,9 +318,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("secrets.json");
         let kc = Keychain { backend: Backend::File, inner: Inner::File(path.clone()), service: "jit-test".into() };
-        assert_eq!(kc.get("login").unwrap(), None);
-        kc.set("login", &Secret::new("s3cret")).unwrap();
-        assert_eq!(kc.get("login").unwrap().unwrap().expose(), "s3cret");
+        assert!(kc.get("login").unwrap().is_none());
+        kc.set("login", &SecretString::from("s3cret")).unwrap();
+        assert_eq!(kc.get("login").unwrap().unwrap().expose_secret(), "s3cret");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

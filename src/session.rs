@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::client::Client;
-use crate::domain::token::Secret;
+use crate::domain::token::{ExposeSecret, SecretString, expose_secret};
 use crate::error::{CommandError, ExitKind};
 use crate::keychain::{Keychain, KeychainError};
 
@@ -18,7 +18,8 @@ pub const LOGIN_KEY: &str = "login";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredLogin {
     pub server: String,
-    pub token: Secret,
+    #[serde(serialize_with = "expose_secret")]
+    pub token: SecretString,
 }
 
 impl From<KeychainError> for CommandError {
@@ -39,7 +40,7 @@ impl From<KeychainError> for CommandError {
 pub fn load(keychain: &Keychain) -> Result<Option<StoredLogin>, CommandError> {
     match keychain.get(LOGIN_KEY)? {
         None => Ok(None),
-        Some(secret) => serde_json::from_str(secret.expose())
+        Some(secret) => serde_json::from_str(secret.expose_secret())
             .map(Some)
             .map_err(|_| CommandError::unexpected("the stored login is unreadable").hint("run `jit logout`, then `jit login` again")),
     }
@@ -47,7 +48,7 @@ pub fn load(keychain: &Keychain) -> Result<Option<StoredLogin>, CommandError> {
 
 pub fn save(keychain: &Keychain, login: &StoredLogin) -> Result<(), CommandError> {
     let json = serde_json::to_string(login).map_err(|e| CommandError::unexpected(e.to_string()))?;
-    keychain.set(LOGIN_KEY, &Secret::new(json))?;
+    keychain.set(LOGIN_KEY, &SecretString::from(json))?;
     Ok(())
 }
 
@@ -60,9 +61,9 @@ fn same_server(a: &str, b: &str) -> bool {
 }
 
 /// The server and token to use, from the environment first, then the keychain.
-pub fn resolve() -> Result<(String, Secret), CommandError> {
+pub fn resolve() -> Result<(String, SecretString), CommandError> {
     let env_server = env("JIT_SERVER");
-    let env_token = env("JIT_TOKEN").map(Secret::new);
+    let env_token = env("JIT_TOKEN").map(SecretString::from);
     if let (Some(server), Some(token)) = (&env_server, &env_token) {
         return Ok((server.clone(), token.clone()));
     }

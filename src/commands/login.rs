@@ -4,13 +4,13 @@ use std::io::Read;
 
 use crate::cli::LoginArgs;
 use crate::client::Client;
-use crate::domain::token::Secret;
+use crate::domain::token::SecretString;
 use crate::error::{CommandError, ExitKind};
 use crate::keychain::Keychain;
 use crate::session::{self, StoredLogin};
 use crate::ui;
 
-fn read_token(server: &str) -> Result<Secret, CommandError> {
+fn read_token(server: &str) -> Result<SecretString, CommandError> {
     let token = if ui::can_prompt() {
         dialoguer::Password::new()
             .with_prompt(format!("Token for {server}"))
@@ -32,7 +32,7 @@ fn read_token(server: &str) -> Result<Secret, CommandError> {
     if token.contains(char::is_whitespace) {
         return Err(CommandError::bad_input("the token contains whitespace; paste just the token"));
     }
-    Ok(Secret::new(token))
+    Ok(SecretString::from(token))
 }
 
 pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {

@@ -1,16 +1,17 @@
 //! `jit server`: run the broker (or `--dev`, or `--init-admin NAME`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::cli::ServerArgs;
-use crate::domain::audit::{Action, NewEvent};
-use crate::domain::token::{TOKEN_PREFIX, TokenHash, generate};
+use crate::domain::token::ExposeSecret;
 use crate::error::{CommandError, ExitKind};
+use crate::server::broker::{BrokerError, OpenError};
 use crate::server::config::{ConfigError, DEFAULT_LISTEN, ServerConfig, default_data_dir};
-use crate::server::{dev, launch_with_listener, open_store};
-use crate::store::UserRecord;
+use crate::server::{Broker, dev, launch_with_listener};
+use crate::store::StoreError;
 
 pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
     init_logging();
@@ -56,6 +57,32 @@ fn load_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {
     Ok(config)
 }
 
+/// A broker that cannot open says why; a config it cannot use is bad input.
+fn open_error(e: OpenError) -> CommandError {
+    match e {
+        OpenError::Provider(_) | OpenError::Repos(_) => config_error_text(e.to_string()),
+        OpenError::Store { source: StoreError::Corrupt(_), .. } => CommandError::unexpected(e.to_string())
+            .hint("the database is damaged or not a jit database; restore it from a backup, or point --data-dir elsewhere"),
+        other => CommandError::unexpected(other.to_string()),
+    }
+}
+
+fn config_error_text(message: String) -> CommandError {
+    CommandError::bad_input(message).hint("the broker refuses to start on a config it cannot fully read")
+}
+
+fn broker_error(e: BrokerError) -> CommandError {
+    match e {
+        BrokerError::InvalidInput(m) => CommandError::bad_input(m),
+        BrokerError::Forbidden(m) => CommandError::new(ExitKind::NotAllowed, m),
+        other => CommandError::unexpected(other.to_string()),
+    }
+}
+
+async fn open(config: ServerConfig) -> Result<Arc<Broker>, CommandError> {
+    Ok(Arc::new(Broker::open(config).await.map_err(open_error)?))
+}
+
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, CommandError> {
     TcpListener::bind(addr).await.map_err(|e| {
         CommandError::new(ExitKind::Unexpected, format!("cannot listen on {addr}: {e}")).hint("pass --listen with a free address")
@@ -87,15 +114,16 @@ async fn shutdown_signal() {
 
 async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     let config = load_config(args)?;
-    let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
-    if store.admin_count().await.map_err(|e| CommandError::unexpected(e.to_string()))? == 0 {
+    let listen = config.listen;
+    let broker = open(config).await?;
+    if broker.admin_count().await.map_err(broker_error)? == 0 {
         tracing::warn!("this broker has no admin yet; create one with `jit server --init-admin NAME` (same --data-dir/--config)");
     }
-    if config.policy.rules().is_empty() {
+    if broker.config().policy.rules().is_empty() {
         tracing::warn!("the policy has no rules: every request will be refused (default deny)");
     }
-    let listener = bind(config.listen).await?;
-    let handle = launch_with_listener(config, store, listener).await?;
+    let listener = bind(listen).await?;
+    let handle = launch_with_listener(broker, listener).await?;
     tracing::info!(url = %handle.url(), "jit broker listening");
     serve_until_signal(handle).await
 }
@@ -110,32 +138,25 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     let server_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let mut config = dev::dev_config(data_dir, &server_url).map_err(config_error)?;
     config.listen = addr;
-    let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
-    if let Some(dir) = &config.gateway_dir {
+    crate::fsutil::create_private_dir(&config.data_dir)?;
+    if let Some(dir) = config.gateway_dir() {
         std::fs::create_dir_all(dir)?;
     }
     dev::create_demo_repo(&config).map_err(|e| CommandError::unexpected(format!("cannot create the demo repo: {e}")))?;
-    let handle = launch_with_listener(config, store.clone(), listener).await?;
-    let dev_json =
-        dev::seed(store.as_ref(), &handle.broker.config, &server_url).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let broker = open(config).await?;
+    let dev_json = dev::seed(&broker, &server_url).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
+    let handle = launch_with_listener(broker, listener).await?;
     println!("{}", dev::next_steps(&server_url, &dev_json));
     serve_until_signal(handle).await
 }
 
 async fn init_admin(args: &ServerArgs, name: &str) -> Result<(), CommandError> {
-    let config = load_config(args)?;
-    let store = open_store(&config).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
-    let admins = store.admin_count().await.map_err(|e| CommandError::unexpected(e.to_string()))?;
-    if admins > 0 {
-        return Err(CommandError::new(ExitKind::NotAllowed, "this broker already has an admin; --init-admin only bootstraps an empty one")
-            .hint("an existing admin can run `jit admin user add NAME --admin`"));
-    }
-    let token = generate(TOKEN_PREFIX);
-    let user = UserRecord { name: name.to_string(), groups: Vec::new(), admin: true, created_at: chrono::Utc::now() };
-    let mut event = NewEvent::new(crate::server::broker::BROKER_ACTOR, Action::UserAdded);
-    event.detail = Some(format!("{name} admin (first admin, --init-admin)"));
-    store.add_user(&user, &TokenHash::of(token.expose()), event).await.map_err(|e| CommandError::bad_input(e.to_string()))?;
+    let broker = open(load_config(args)?).await?;
+    let token = broker.init_admin(name).await.map_err(|e| match e {
+        BrokerError::Forbidden(_) => broker_error(e).hint("an existing admin can run `jit admin user add NAME --admin`"),
+        other => broker_error(other),
+    })?;
     eprintln!("created admin `{name}`; this is their token, shown once:");
-    println!("{}", token.expose());
+    println!("{}", token.expose_secret());
     Ok(())
 }

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::level::Level;
 
+/// The actor name the broker itself uses in the audit log (reserved: no user may take it).
+pub const BROKER_ACTOR: &str = "broker";
+
 /// The previous hash of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

@@ -8,6 +8,7 @@ pub mod level;
 pub mod policy;
 pub mod repo;
 pub mod request;
+pub mod smart_http;
 pub mod token;
 
 pub use duration::AccessDuration;

@@ -25,9 +25,14 @@ pub enum Principal {
     Anyone,
 }
 
+/// Whether `name` may name a user or a group: 1-64 letters, digits, `-`, `_` or `.`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 impl Principal {
     fn parse(s: &str) -> Result<Self, String> {
-        let ok_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let ok_name = is_valid_name;
         if s == "*" {
             Ok(Principal::Anyone)
         } else if let Some(group) = s.strip_prefix("group:") {

@@ -123,11 +123,14 @@ impl<'de> Deserialize<'de> for CloneUrl {
     }
 }
 
-/// A repo the broker knows: its short name and, when it has one, its clone URL.
+/// A repo the broker knows: its short name, its clone URL when it has one,
+/// and the provider (by name) that makes grants on it real.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoSpec {
     pub name: String,
     pub url: Option<CloneUrl>,
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// Checks a short repo name: path parts of `[A-Za-z0-9._-]`, no `..`, no empty part.
@@ -187,7 +190,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, url: &str) -> RepoSpec {
-        RepoSpec { name: name.into(), url: Some(CloneUrl::parse(url).unwrap()) }
+        RepoSpec { name: name.into(), url: Some(CloneUrl::parse(url).unwrap()), provider: None }
     }
 
     #[test]

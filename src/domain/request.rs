@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{Rule, Subject};
 
+/// Who `decided_by` names when a rule auto-approved a request.
+pub const POLICY_DECIDER: &str = "policy";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestStatus {

@@ -1,47 +1,26 @@
-//! Bearer tokens and other secrets: generation, hashing, comparison, redaction.
+//! Bearer tokens and other secrets: generation, hashing, comparison.
 //!
 //! A token is `jit_` followed by 256 random bits in unpadded base64url. The
 //! broker stores only its SHA-256 (a token has full entropy, so a fast hash is
 //! the right tool; a password hash would add nothing but latency) and compares
-//! hashes in constant time. [`Secret`] never shows its value in `Debug` or
-//! `Display`; code must call [`Secret::expose`] to read it.
-
-use std::fmt;
+//! hashes in constant time. Secrets travel as [`SecretString`] (from
+//! `secrecy`): its `Debug` is redacted, it has no `Display`, and it is
+//! serialized only where a field says so with [`expose_secret`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+pub use secrecy::{ExposeSecret, SecretString};
+use serde::Serializer;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub const TOKEN_PREFIX: &str = "jit_";
 
-/// A secret string that does not print itself.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+/// Serializes a secret in the clear: only for the few fields whose job is to
+/// carry one (an issued token, a minted credential, the stored login).
+pub fn expose_secret<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
 }
 
 /// The SHA-256 of a token, hex-encoded: what the broker keeps.
@@ -60,10 +39,10 @@ impl TokenHash {
 }
 
 /// A fresh token with `prefix` (`jit_` for users; providers use their own).
-pub fn generate(prefix: &str) -> Secret {
+pub fn generate(prefix: &str) -> SecretString {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    Secret(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// Whether a string has the shape of a jit token (used to give a clearer error
@@ -81,27 +60,35 @@ mod tests {
     fn tokens_are_long_random_and_shaped() {
         let a = generate(TOKEN_PREFIX);
         let b = generate(TOKEN_PREFIX);
-        assert_ne!(a, b);
-        assert!(looks_like_token(a.expose()), "{}", a.expose());
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert!(looks_like_token(a.expose_secret()), "{}", a.expose_secret());
         // 32 bytes = 256 bits of randomness.
-        let raw = URL_SAFE_NO_PAD.decode(&a.expose()[TOKEN_PREFIX.len()..]).unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(&a.expose_secret()[TOKEN_PREFIX.len()..]).unwrap();
         assert_eq!(raw.len(), 32);
         assert!(!looks_like_token("ghp_abc"));
     }
 
     #[test]
-    fn hashes_compare_by_value() {
+    fn hashes_are_sha256_and_compare_by_value() {
+        // The known SHA-256 vector for "abc" (FIPS 180-2, appendix B.1).
+        assert_eq!(TokenHash::of("abc").0, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         let t = generate(TOKEN_PREFIX);
-        assert!(TokenHash::of(t.expose()).matches(&TokenHash::of(t.expose())));
-        assert!(!TokenHash::of(t.expose()).matches(&TokenHash::of("jit_other")));
-        assert_eq!(TokenHash::of("abc").0.len(), 64);
+        assert!(TokenHash::of(t.expose_secret()).matches(&TokenHash::of(t.expose_secret())));
+        assert!(!TokenHash::of(t.expose_secret()).matches(&TokenHash::of("jit_other")));
     }
 
     #[test]
-    fn secrets_never_print() {
+    fn secrets_never_print_but_serialize_where_asked() {
         let s = generate(TOKEN_PREFIX);
-        let shown = format!("{s} {s:?} {:?}", Some(&s));
-        assert!(!shown.contains(&s.expose()[4..]), "{shown}");
-        assert!(shown.contains("redacted"));
+        let shown = format!("{s:?} {:?}", Some(&s));
+        assert!(!shown.contains(&s.expose_secret()[4..]), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        #[derive(serde::Serialize)]
+        struct Issued {
+            #[serde(serialize_with = "expose_secret")]
+            token: SecretString,
+        }
+        let json = serde_json::to_value(Issued { token: s.clone() }).unwrap();
+        assert_eq!(json["token"].as_str(), Some(s.expose_secret()));
     }
 }

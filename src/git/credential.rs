@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::domain::repo::CloneUrl;
-use crate::domain::token::Secret;
+use crate::domain::token::{ExposeSecret, SecretString};
 
 const MAX_LINE: usize = 8 * 1024;
 const MAX_LINES: usize = 256;
@@ -35,13 +35,13 @@ pub enum ProtocolError {
 }
 
 /// What git asked about. `Debug` never shows a password.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct CredentialQuery {
     pub protocol: Option<String>,
     pub host: Option<String>,
     pub path: Option<String>,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretString>,
     pub capabilities: Vec<String>,
 }
 
@@ -97,7 +97,7 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
             "host" => query.host = Some(value.to_string()),
             "path" => query.path = Some(value.to_string()),
             "username" => query.username = Some(value.to_string()),
-            "password" => query.password = Some(Secret::new(value)),
+            "password" => query.password = Some(SecretString::from(value)),
             "capability[]" => query.capabilities.push(value.to_string()),
             "url" => {
                 // Same meaning as its parts; a URL jit cannot read answers nothing.
@@ -182,7 +182,7 @@ pub fn target(query: &CredentialQuery) -> Result<CloneUrl, NotOurs> {
 #[derive(Clone)]
 pub struct Answer {
     pub username: String,
-    pub password: Secret,
+    pub password: SecretString,
     pub expires_unix: i64,
 }
 
@@ -196,7 +196,7 @@ pub struct Answer {
 /// Without a password field there is nothing for them to write to disk.
 pub fn write_answer(mut out: impl Write, query: &CredentialQuery, answer: &Answer) -> std::io::Result<()> {
     if query.has_capability("authtype") {
-        let encoded = STANDARD.encode(format!("{}:{}", answer.username, answer.password.expose()));
+        let encoded = STANDARD.encode(format!("{}:{}", answer.username, answer.password.expose_secret()));
         writeln!(out, "capability[]=authtype")?;
         writeln!(out, "authtype=Basic")?;
         writeln!(out, "credential={encoded}")?;
@@ -204,7 +204,7 @@ pub fn write_answer(mut out: impl Write, query: &CredentialQuery, answer: &Answe
         writeln!(out, "password_expiry_utc={}", answer.expires_unix)?;
     } else {
         writeln!(out, "username={}", answer.username)?;
-        writeln!(out, "password={}", answer.password.expose())?;
+        writeln!(out, "password={}", answer.password.expose_secret())?;
         writeln!(out, "password_expiry_utc={}", answer.expires_unix)?;
     }
     out.flush()
@@ -235,12 +235,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        assert_eq!(parse(&b"protocol=https\nhost=a\0b\n"[..]), Err(ProtocolError::Nul(2)));
-        assert_eq!(parse(&b"protocol\n"[..]), Err(ProtocolError::NotKeyValue(1)));
+        assert_eq!(parse(&b"protocol=https\nhost=a\0b\n"[..]).unwrap_err(), ProtocolError::Nul(2));
+        assert_eq!(parse(&b"protocol\n"[..]).unwrap_err(), ProtocolError::NotKeyValue(1));
         let long = format!("path={}\n", "a".repeat(MAX_LINE));
-        assert_eq!(parse(long.as_bytes()), Err(ProtocolError::LineTooLong(1)));
+        assert_eq!(parse(long.as_bytes()).unwrap_err(), ProtocolError::LineTooLong(1));
         let many = "x=y\n".repeat(MAX_LINES + 1);
-        assert_eq!(parse(many.as_bytes()), Err(ProtocolError::TooManyLines));
+        assert_eq!(parse(many.as_bytes()).unwrap_err(), ProtocolError::TooManyLines);
         assert!(parse(&b"path=\xff\n"[..]).is_err());
     }
 
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn answer_format() {
-        let answer = Answer { username: "alice".into(), password: Secret::new("pw"), expires_unix: 1_700_000_000 };
+        let answer = Answer { username: "alice".into(), password: SecretString::from("pw"), expires_unix: 1_700_000_000 };
         let mut out = Vec::new();
         write_answer(&mut out, &q("protocol=https\n"), &answer).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "username=alice\npassword=pw\npassword_expiry_utc=1700000000\n");

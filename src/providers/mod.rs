@@ -1,40 +1,137 @@
 //! Providers turn a grant into real access at a git host, and take it away.
 //!
-//! The broker calls [`Provider::mint`] when the grantee asks for a credential
-//! and [`Provider::revoke`] once the grant has ended (the reaper guarantees it,
-//! also after a restart). Whether the host is the broker's own gateway or a
-//! remote API is hidden behind this trait.
+//! Each repo names its provider; the broker holds them by name in a
+//! [`Registry`] and goes through it to mint credentials (when the grantee asks
+//! for one) and to revoke (once the grant ended; the reaper guarantees it, also
+//! after a restart). A provider never touches the store: it returns what the
+//! broker must keep ([`Minted::gateway_hash`]) and the broker records it in the
+//! same transaction as the audit event.
+//!
+//! A new provider is one file here: a type implementing [`Provider`], its
+//! config section (a `[[provider]]` table with `name` and `kind`), and one line
+//! in [`KINDS`].
 
-pub mod gateway;
+pub mod local_gateway;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::token::Secret;
+use crate::domain::repo::RepoSpec;
+use crate::domain::token::{SecretString, TokenHash};
 use crate::store::GrantRecord;
 
 /// A credential for one grant. The password is shown to the grantee once and
 /// never stored by the broker in usable form.
 #[derive(Debug, Clone)]
-pub struct MintedCredential {
+pub struct Minted {
     pub username: String,
-    pub password: Secret,
+    pub password: SecretString,
+    /// Never later than the grant's end.
     pub expires_at: DateTime<Utc>,
+    /// When git goes through the broker's gateway: the hash it checks on every request.
+    pub gateway_hash: Option<TokenHash>,
+}
+
+/// Where the gateway sends the git traffic of a repo it fronts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitBackend {
+    /// A bare repository on the broker's disk, served by `git http-backend`.
+    Local { project_root: PathBuf },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider `{provider}` failed: {message}")]
-    Failed { provider: &'static str, message: String },
+    Failed { provider: String, message: String },
+    #[error("provider `{provider}`: {message}")]
+    Config { provider: String, message: String },
 }
 
 #[async_trait]
 pub trait Provider: Send + Sync {
-    fn name(&self) -> &'static str;
+    /// The name repos refer to it by.
+    fn name(&self) -> &str;
+
+    /// The `kind` in its config section.
+    fn kind(&self) -> &'static str;
+
+    /// Repos this provider brings by itself (found on disk), with their clone URLs under `base_url`.
+    fn discover(&self, _base_url: &str) -> Result<Vec<RepoSpec>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// Where the gateway sends git requests for `repo`; `None` when git does not go through the broker.
+    fn git_backend(&self, _repo: &str) -> Option<GitBackend> {
+        None
+    }
 
     /// Mints a credential for a live grant that expires no later than the grant.
-    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<MintedCredential, ProviderError>;
+    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError>;
 
-    /// Makes sure no credential minted for `grant` works any more. Idempotent.
+    /// Makes sure no credential minted for `grant` works any more at the host. Idempotent.
     async fn revoke(&self, grant: &GrantRecord) -> Result<(), ProviderError>;
+}
+
+/// A `[[provider]]` section as written: its name, kind and the rest of its table.
+#[derive(Debug, Clone)]
+pub struct ProviderSection {
+    pub name: String,
+    pub kind: String,
+    pub line: usize,
+    pub table: toml::Table,
+}
+
+type Builder = fn(&str, toml::Table) -> Result<Arc<dyn Provider>, String>;
+
+/// Every kind of provider a `[[provider]]` section may name, and how to build it.
+pub const KINDS: &[(&str, Builder)] = &[(local_gateway::KIND, local_gateway::from_section)];
+
+/// Builds the provider a `[[provider]]` section describes; the message names the field.
+pub fn build(section: &ProviderSection) -> Result<Arc<dyn Provider>, String> {
+    let Some((_, builder)) = KINDS.iter().find(|(kind, _)| *kind == section.kind) else {
+        let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+        return Err(format!("unknown provider kind `{}`: expected one of {}", section.kind, known.join(", ")));
+    };
+    builder(&section.name, section.table.clone())
+}
+
+/// The providers a broker runs with, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_name: BTreeMap<String, Arc<dyn Provider>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.by_name.iter().map(|(n, p)| (n, p.kind()))).finish()
+    }
+}
+
+impl Registry {
+    /// Adds a provider; a second one with the same name is refused.
+    pub fn add(&mut self, provider: Arc<dyn Provider>) -> Result<(), String> {
+        let name = provider.name().to_string();
+        if self.by_name.contains_key(&name) {
+            return Err(format!("duplicate provider name `{name}`"));
+        }
+        self.by_name.insert(name, provider);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.by_name.values()
+    }
+
+    /// The provider of `repo`, if it names one.
+    pub fn for_repo(&self, repo: &RepoSpec) -> Option<&Arc<dyn Provider>> {
+        repo.provider.as_deref().and_then(|name| self.get(name))
+    }
 }

@@ -7,13 +7,18 @@
 //! data_dir = "/var/lib/jit"           # --data-dir overrides
 //! pending_ttl = "1h"                  # undecided requests expire after this
 //!
-//! [gateway]
+//! [gateway]                           # the built-in provider (providers::local_gateway)
 //! repos_dir = "/srv/git"              # bare repos served at <public_url>/git/NAME.git
 //! credential_ttl = "1h"               # git credentials are re-minted after this
+//!
+//! [[provider]]                        # more providers: a name, a kind, the kind's fields
+//! name = "corp"
+//! kind = "…"
 //!
 //! [[repo]]
 //! name = "acme/api"
 //! url = "https://github.com/acme/api.git"
+//! provider = "corp"                   # optional: who makes grants on it real
 //!
 //! [[rule]]                            # see domain::policy for the fields
 //! repos = ["acme/*"]
@@ -29,6 +34,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -37,6 +43,8 @@ use toml::Spanned;
 use crate::domain::AccessDuration;
 use crate::domain::policy::{Policy, PolicyError, RawRule, line_of};
 use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
+use crate::providers::local_gateway::{self, LocalGateway};
+use crate::providers::{ProviderSection, Registry};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 
@@ -58,7 +66,9 @@ struct RawFile {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
-    gateway: RawGateway,
+    gateway: local_gateway::Section,
+    #[serde(default)]
+    provider: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     repo: Vec<Spanned<RawRepo>>,
     #[serde(default)]
@@ -74,18 +84,12 @@ struct RawServer {
     pending_ttl: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGateway {
-    repos_dir: Option<PathBuf>,
-    credential_ttl: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRepo {
     name: String,
     url: Option<String>,
+    provider: Option<String>,
 }
 
 /// Everything the broker runs on, validated.
@@ -101,10 +105,11 @@ pub struct ServerConfig {
     /// How often the reaper looks for work when nothing is due sooner.
     pub reaper_interval: Duration,
     pub max_body_bytes: usize,
-    /// Bare repositories the gateway serves at `<public_url>/git/NAME.git`.
-    pub gateway_dir: Option<PathBuf>,
-    /// How long a gateway credential lives (never past its grant); the helper re-mints.
-    pub credential_ttl: AccessDuration,
+    /// The built-in provider (`[gateway]`): bare repos on this machine.
+    pub gateway: LocalGateway,
+    /// Every provider by name, the built-in gateway among them.
+    pub providers: Registry,
+    /// The `[[repo]]` entries; the gateway's own repos are added when the broker opens.
     pub repos: Vec<RepoSpec>,
     pub policy: Policy,
 }
@@ -112,6 +117,10 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Defaults with no repos and no rules: a broker that refuses everything.
     pub fn new(data_dir: PathBuf) -> ServerConfig {
+        let gateway = LocalGateway::from_section(local_gateway::BUILTIN_NAME, local_gateway::Section::default(), "gateway.")
+            .expect("the default gateway section is valid");
+        let mut providers = Registry::default();
+        providers.add(Arc::new(gateway.clone())).expect("the first provider has a unique name");
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
             public_url: None,
@@ -120,8 +129,8 @@ impl ServerConfig {
             max_wait: Duration::from_secs(60),
             reaper_interval: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
-            gateway_dir: None,
-            credential_ttl: AccessDuration::from_secs(3600).expect("valid default"),
+            gateway,
+            providers,
             repos: Vec::new(),
             policy: Policy::default(),
         }
@@ -149,9 +158,15 @@ impl ServerConfig {
         if let Some(ttl) = raw.server.pending_ttl {
             config.pending_ttl = ttl.parse().map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;
         }
-        config.gateway_dir = raw.gateway.repos_dir;
-        if let Some(ttl) = raw.gateway.credential_ttl {
-            config.credential_ttl = ttl.parse().map_err(|e| invalid(format!("gateway.credential_ttl: {e}")))?;
+        config.gateway = LocalGateway::from_section(local_gateway::BUILTIN_NAME, raw.gateway, "gateway.").map_err(invalid)?;
+        config.providers = Registry::default();
+        config.providers.add(Arc::new(config.gateway.clone())).map_err(invalid)?;
+        for spanned in raw.provider {
+            let line = line_of(source, spanned.span().start);
+            let section = provider_section(spanned.into_inner(), line).map_err(|e| invalid(format!("provider at line {line}: {e}")))?;
+            let provider =
+                crate::providers::build(&section).map_err(|e| invalid(format!("provider `{}` at line {line}: {e}", section.name)))?;
+            config.providers.add(provider).map_err(|e| invalid(format!("provider at line {line}: {e}")))?;
         }
         for spanned in raw.repo {
             let line = line_of(source, spanned.span().start);
@@ -161,7 +176,18 @@ impl ServerConfig {
             if config.repos.iter().any(|r| r.name == repo.name) {
                 return Err(invalid(format!("repo at line {line}: duplicate repo name `{}`", repo.name)));
             }
-            config.repos.push(RepoSpec { name: repo.name, url });
+            if let Some(name) = &repo.provider {
+                match config.providers.get(name) {
+                    None => return Err(invalid(format!("repo at line {line}: provider `{name}` is not configured"))),
+                    Some(p) if p.kind() == local_gateway::KIND => {
+                        return Err(invalid(format!(
+                            "repo at line {line}: the gateway's repos are found under its repos_dir; do not list them as [[repo]]"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+            config.repos.push(RepoSpec { name: repo.name, url, provider: repo.provider });
         }
         config.policy = Policy::from_raw(raw.rule, source).map_err(|source| ConfigError::Policy { path: path.to_path_buf(), source })?;
         Ok(config)
@@ -180,6 +206,26 @@ impl ServerConfig {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("jit.db")
     }
+
+    /// Where the built-in gateway's bare repos live, if it serves any.
+    pub fn gateway_dir(&self) -> Option<&Path> {
+        self.gateway.repos_dir()
+    }
+}
+
+/// Splits a `[[provider]]` table into its name, kind and the kind's own fields.
+fn provider_section(mut table: toml::Table, line: usize) -> Result<ProviderSection, String> {
+    let mut take = |key: &str| match table.remove(key) {
+        Some(toml::Value::String(s)) => Ok(s),
+        Some(_) => Err(format!("`{key}` must be a string")),
+        None => Err(format!("`{key}` is required")),
+    };
+    let name = take("name")?;
+    let kind = take("kind")?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(format!("invalid provider name `{name}`: use letters, digits, `-`, `_` or `.`"));
+    }
+    Ok(ProviderSection { name, kind, line, table })
 }
 
 /// The default data directory: `$XDG_DATA_HOME/jit` (or the platform's equivalent).
@@ -243,5 +289,26 @@ max_duration = "2h"
         assert!(err.contains("line 2") && err.contains("repos"), "{err}");
         let err = parse("[[repo]]\nname = \"a\"\n[[repo]]\nname = \"a\"\n").unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn providers_are_named_and_repos_must_name_a_known_one() {
+        let c =
+            parse("[gateway]\nrepos_dir = \"/srv/git\"\n[[provider]]\nname = \"local2\"\nkind = \"gateway\"\nrepos_dir = \"/srv/more\"\n")
+                .unwrap();
+        assert_eq!(c.gateway_dir(), Some(Path::new("/srv/git")));
+        assert_eq!(c.providers.all().map(|p| p.name().to_string()).collect::<Vec<_>>(), ["gateway", "local2"]);
+        let err = parse("[[repo]]\nname = \"a\"\nurl = \"https://x/a.git\"\nprovider = \"nope\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("provider `nope` is not configured"), "{err}");
+        let err = parse("\n[[provider]]\nname = \"p\"\nkind = \"teleport\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("unknown provider kind `teleport`") && err.contains("gateway"), "{err}");
+        let err = parse("[[provider]]\nkind = \"gateway\"\n").unwrap_err().to_string();
+        assert!(err.contains("`name` is required"), "{err}");
+        let err = parse("[[provider]]\nname = \"gateway\"\nkind = \"gateway\"\n").unwrap_err().to_string();
+        assert!(err.contains("duplicate provider name `gateway`"), "{err}");
+        let err = parse("[[provider]]\nname = \"p\"\nkind = \"gateway\"\ncredential_ttl = \"never\"\n").unwrap_err().to_string();
+        assert!(err.contains("provider `p` at line 1") && err.contains("credential_ttl"), "{err}");
+        let err = parse("[[repo]]\nname = \"a\"\nprovider = \"gateway\"\n").unwrap_err().to_string();
+        assert!(err.contains("repos_dir"), "{err}");
     }
 }

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::broker::{Broker, BrokerError, NewUser};
 use super::config::{ConfigError, ServerConfig};
-use crate::domain::audit::{Action, NewEvent};
-use crate::domain::token::{Secret, TOKEN_PREFIX, TokenHash, generate};
-use crate::store::{Store, StoreError, UserRecord};
+use crate::domain::audit::BROKER_ACTOR;
+use crate::domain::token::ExposeSecret;
 
 /// The demo policy, exactly as an operator would write it.
 pub const DEV_POLICY: &str = r#"
@@ -53,11 +53,12 @@ max_duration = "8h"
 pub const DEV_USERS: &[(&str, &[&str], bool)] =
     &[("alice", &["developers"], false), ("bob", &["reviewers"], false), ("carol", &["reviewers"], false), ("admin", &[], true)];
 
-/// `dev.json`: what a person or a test needs to drive the dev broker.
-#[derive(Debug, Serialize, Deserialize)]
+/// `dev.json` (mode 0600): what a person or a test needs to drive the dev
+/// broker, tokens in the clear on purpose.
+#[derive(Serialize, Deserialize)]
 pub struct DevFile {
     pub server_url: String,
-    pub users: BTreeMap<String, Secret>,
+    pub users: BTreeMap<String, String>,
     pub repos: BTreeMap<String, Option<String>>,
 }
 
@@ -71,7 +72,7 @@ pub fn dev_config(data_dir: PathBuf, server_url: &str) -> Result<ServerConfig, C
 
 /// Creates the demo bare repo (`demo.git`, one commit on `main`) unless it exists.
 pub fn create_demo_repo(config: &ServerConfig) -> Result<(), git2::Error> {
-    let Some(dir) = &config.gateway_dir else { return Ok(()) };
+    let Some(dir) = config.gateway_dir() else { return Ok(()) };
     let path = dir.join("demo.git");
     if path.join("HEAD").exists() {
         return Ok(());
@@ -90,48 +91,42 @@ pub fn create_demo_repo(config: &ServerConfig) -> Result<(), git2::Error> {
 
 /// Makes sure every demo user exists with a token recorded in `dev.json`,
 /// reusing the tokens already there when they still match.
-pub async fn seed(store: &dyn Store, config: &ServerConfig, server_url: &str) -> Result<PathBuf, StoreError> {
+pub async fn seed(broker: &Broker, server_url: &str) -> Result<PathBuf, SeedError> {
+    let config = broker.config();
     let path = config.data_dir.join("dev.json");
     let previous: Option<DevFile> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let mut users = BTreeMap::new();
     for (name, groups, admin) in DEV_USERS {
         let known = previous.as_ref().and_then(|p| p.users.get(*name)).cloned();
-        let valid = match &known {
-            Some(token) => store.user_by_token(&TokenHash::of(token.expose())).await?.is_some_and(|(u, _)| u.name == *name),
+        let still_valid = match &known {
+            Some(token) => broker.authenticate(token).await.is_ok_and(|u| u.name == *name),
             None => false,
         };
-        let token = match (valid, known) {
-            (true, Some(token)) => token,
+        let token = match known {
+            Some(token) if still_valid => token,
+            _ if broker.user(name).await?.is_some() => {
+                broker.rotate_token_as(BROKER_ACTOR, name, Some("dev mode")).await?.1.expose_secret().to_string()
+            }
             _ => {
-                let token = generate(TOKEN_PREFIX);
-                let hash = TokenHash::of(token.expose());
-                if store.user(name).await?.is_some() {
-                    store.set_token(name, &hash, dev_event(Action::TokenRotated, name)).await?;
-                } else {
-                    let user = UserRecord {
-                        name: name.to_string(),
-                        groups: groups.iter().map(|g| g.to_string()).collect(),
-                        admin: *admin,
-                        created_at: chrono::Utc::now(),
-                    };
-                    store.add_user(&user, &hash, dev_event(Action::UserAdded, name)).await?;
-                }
-                token
+                let new = NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin };
+                broker.create_user(BROKER_ACTOR, new, false, Some("dev mode")).await?.1.expose_secret().to_string()
             }
         };
         users.insert(name.to_string(), token);
     }
-    let repos = config.repos.iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
+    let repos = broker.repos().iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
     let file = DevFile { server_url: server_url.to_string(), users, repos };
     crate::fsutil::write_private(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes"))
-        .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|source| SeedError::Write { path: path.clone(), source })?;
     Ok(path)
 }
 
-fn dev_event(action: Action, name: &str) -> NewEvent {
-    let mut e = NewEvent::new(super::broker::BROKER_ACTOR, action);
-    e.detail = Some(format!("{name} (dev mode)"));
-    e
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// The copy-paste next steps printed when the dev broker is up.

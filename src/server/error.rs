@@ -1,8 +1,10 @@
-//! API errors: one type, a stable code, a human message, an HTTP status.
+//! Where broker outcomes become HTTP: one type ([`ApiError`]: a status, a
+//! stable code, a message and a hint), one mapping from [`BrokerError`], and
+//! the plain-text answers git gets for [`GitRefusal`]s.
 //!
-//! Handlers return `Result<_, ApiError>`; [`ApiJson`] replaces axum's `Json`
-//! extractor so malformed or oversized bodies get the same JSON error shape as
-//! everything else instead of axum's plain-text rejections.
+//! [`ApiJson`] replaces axum's `Json` extractor so malformed or oversized
+//! bodies get the same JSON error shape as everything else instead of axum's
+//! plain-text rejections.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -10,11 +12,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, http};
 
+use super::broker::BrokerError;
+use super::broker::git::GitRefusal;
 use crate::api::{ErrorBody, ErrorDetail, codes};
 use crate::domain::policy::Refusal;
 use crate::domain::repo::RepoError;
 use crate::domain::request::DecisionError;
-use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -67,55 +70,107 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+/// Every broker outcome's status, stable code and hint: here and nowhere else.
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        let message = e.to_string();
         match e {
-            StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::AlreadyExists(what) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, format!("{what} already exists")),
-            StoreError::Conflict => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, "the resource changed concurrently; try again"),
-            other => {
-                tracing::error!(error = %other, "store failure");
+            BrokerError::InvalidInput(_) => ApiError::bad_input(message),
+            BrokerError::Repo(repo) => {
+                let code = match repo {
+                    RepoError::Unknown(_) | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
+                    _ => codes::INVALID_INPUT,
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, code, message).with_hint("`jit repos` lists the repos this broker knows")
+            }
+            BrokerError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message),
+            BrokerError::InvalidToken => ApiError::unauthenticated(message)
+                .with_hint("run `jit login` with a current token; an admin can issue one with `jit admin token rotate`"),
+            BrokerError::Forbidden(_) => ApiError::forbidden(message),
+            BrokerError::Policy(refusal) => {
+                let hint = match refusal {
+                    Refusal::NoRule { .. } => Some("ask an operator to add a policy rule for this repo and level"),
+                    Refusal::TooLong { .. } => Some("ask for a shorter duration with --for"),
+                    _ => None,
+                };
+                let e = ApiError::new(StatusCode::FORBIDDEN, codes::POLICY_DENIED, message);
+                match hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                }
+            }
+            BrokerError::PolicyChanged(_) => ApiError::new(StatusCode::FORBIDDEN, codes::POLICY_DENIED, message),
+            BrokerError::Decision(d) => {
+                let (status, code) = match d {
+                    DecisionError::NotPending(_) => (StatusCode::CONFLICT, codes::NOT_PENDING),
+                    DecisionError::PendingExpired => (StatusCode::CONFLICT, codes::REQUEST_EXPIRED),
+                    DecisionError::SelfDecision => (StatusCode::FORBIDDEN, codes::SELF_APPROVAL),
+                    DecisionError::NotApprover(_) | DecisionError::NotRequester => (StatusCode::FORBIDDEN, codes::NOT_APPROVER),
+                };
+                ApiError::new(status, code, message)
+            }
+            BrokerError::GrantEnded { repo, level, .. } => ApiError::new(StatusCode::CONFLICT, codes::GRANT_ENDED, message)
+                .with_hint(format!("ask again: jit request {repo} --level {level} --for DURATION")),
+            BrokerError::Conflict(_) | BrokerError::NoProvider(_) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message),
+            BrokerError::Provider(ref inner) => {
+                tracing::error!(error = %inner, "provider failure");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    codes::INTERNAL,
+                    "the git host did not do what the broker asked; the broker's log has the details",
+                )
+            }
+            BrokerError::Store(ref inner) => {
+                tracing::error!(error = %inner, "store failure");
                 ApiError::internal()
             }
         }
     }
 }
 
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> Self {
-        let hint = match &r {
-            Refusal::NoRule { .. } => Some("ask an operator to add a policy rule for this repo and level"),
-            Refusal::TooLong { .. } => Some("ask for a shorter duration with --for"),
-            _ => None,
-        };
-        let e = ApiError::new(StatusCode::FORBIDDEN, codes::POLICY_DENIED, r.to_string());
-        match hint {
-            Some(h) => e.with_hint(h),
-            None => e,
+fn git_plain(status: StatusCode, message: String) -> Response {
+    (status, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+}
+
+/// 401 with a Basic challenge: git then asks its credential helpers.
+fn git_challenge(message: String) -> Response {
+    let mut r = git_plain(StatusCode::UNAUTHORIZED, message);
+    r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"jit\""));
+    r
+}
+
+/// How git is told why a request did not pass: a challenge when the
+/// credential is missing or dead (so git asks its helpers), a plain line
+/// git shows the user otherwise.
+impl IntoResponse for GitRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            GitRefusal::NoSuchRepo(repo) => git_plain(StatusCode::NOT_FOUND, format!("jit: no repository `{repo}` here")),
+            GitRefusal::NoCredentials => {
+                git_challenge("jit: credentials required; run `jit setup` once, then `jit request` for access".into())
+            }
+            GitRefusal::UnknownCredential => git_challenge("jit: this credential is not valid (unknown or expired)".into()),
+            GitRefusal::WrongRepo => git_challenge("jit: this credential is not for this repository".into()),
+            GitRefusal::Ended { grant, repo, status } => git_challenge(format!("jit: your grant {grant} on {repo} {}", status.phrase())),
+            GitRefusal::LevelTooLow { repo, have, service } => git_plain(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "jit: your grant on {repo} is {have}; {} needs {}.\njit: ask for it: jit request {repo} --level {} --for 1h --reason '...'",
+                    service.verb(),
+                    service.needs(),
+                    service.needs()
+                ),
+            ),
+            GitRefusal::Unavailable => {
+                git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not check your access; try again".into())
+            }
         }
     }
 }
 
-impl From<DecisionError> for ApiError {
-    fn from(e: DecisionError) -> Self {
-        let (status, code) = match &e {
-            DecisionError::NotPending(_) => (StatusCode::CONFLICT, codes::NOT_PENDING),
-            DecisionError::PendingExpired => (StatusCode::CONFLICT, codes::REQUEST_EXPIRED),
-            DecisionError::SelfDecision => (StatusCode::FORBIDDEN, codes::SELF_APPROVAL),
-            DecisionError::NotApprover(_) | DecisionError::NotRequester => (StatusCode::FORBIDDEN, codes::NOT_APPROVER),
-        };
-        ApiError::new(status, code, e.to_string())
-    }
-}
-
-impl From<RepoError> for ApiError {
-    fn from(e: RepoError) -> Self {
-        let code = match e {
-            RepoError::Unknown(_) | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
-            _ => codes::INVALID_INPUT,
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()).with_hint("`jit repos` lists the repos this broker knows")
-    }
+/// A plain-text answer to git (not JSON: git shows these lines to the user).
+pub fn git_message(status: StatusCode, message: impl Into<String>) -> Response {
+    git_plain(status, message.into())
 }
 
 /// `Json<T>` with our error shape on rejection.

@@ -1,16 +1,18 @@
-//! The broker: `jit server`. An axum app over a [`Store`], with a reaper task.
+//! The broker: `jit server`. An axum app over the [`Broker`] service, with a reaper task.
 //!
-//! [`launch_with_listener`] is the embeddable entry point: tests bind
-//! `127.0.0.1:0`, launch the real server in-process and drive it over HTTP.
+//! [`launch_with_listener`] is the embeddable entry point: tests open a
+//! [`Broker`] on a temp dir, bind `127.0.0.1:0`, launch the real server
+//! in-process and drive it over HTTP.
 
 pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod dev;
 pub mod error;
-pub mod gateway;
+pub mod handlers;
+pub mod http_backend;
 pub mod reaper;
-pub mod routes;
+pub mod router;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,9 +23,6 @@ use tokio::task::JoinHandle;
 
 pub use broker::Broker;
 pub use config::ServerConfig;
-
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
 
 /// A running broker: its address, and how to stop it.
 pub struct ServerHandle {
@@ -60,39 +59,12 @@ impl ServerHandle {
     }
 }
 
-/// Opens the store named by the config (SQLite under the data dir).
-pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StoreError> {
-    crate::fsutil::create_private_dir(&config.data_dir)
-        .map_err(|e| StoreError::Corrupt(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
-    Ok(Arc::new(SqliteStore::open(&config.database_path()).await?))
-}
-
-/// Adds the gateway's bare repos to the known repos, with their clone URLs.
-fn register_gateway_repos(config: &mut ServerConfig) -> std::io::Result<Vec<String>> {
-    let Some(dir) = &config.gateway_dir else { return Ok(Vec::new()) };
-    let names = gateway::discover(dir).map_err(|e| std::io::Error::new(e.kind(), format!("gateway repos_dir {}: {e}", dir.display())))?;
-    let base = config.base_url();
-    for name in &names {
-        crate::domain::repo::validate_name(name).map_err(|e| std::io::Error::other(e.to_string()))?;
-        if config.repos.iter().any(|r| r.name == *name) {
-            return Err(std::io::Error::other(format!("repo `{name}` is both a [[repo]] and a gateway repo under {}", dir.display())));
-        }
-        let url =
-            crate::domain::repo::CloneUrl::parse(&format!("{base}/git/{name}.git")).map_err(|e| std::io::Error::other(e.to_string()))?;
-        config.repos.push(crate::domain::repo::RepoSpec { name: name.clone(), url: Some(url) });
-    }
-    Ok(names)
-}
-
-/// Serves the broker on `listener` until the returned handle is shut down.
-pub async fn launch_with_listener(mut config: ServerConfig, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<ServerHandle> {
+/// Serves `broker` on `listener` until the returned handle is shut down.
+pub async fn launch_with_listener(broker: Arc<Broker>, listener: TcpListener) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
-    config.listen = addr;
-    let gateway_repos = register_gateway_repos(&mut config)?;
-    let broker = Arc::new(Broker::new(store, config, gateway_repos));
     let (shutdown, rx) = watch::channel(false);
     let reaper = tokio::spawn(reaper::run(broker.clone(), rx.clone()));
-    let app = routes::router(broker.clone());
+    let app = router::router(broker.clone());
     let mut stop = rx;
     let closer = broker.clone();
     let server = tokio::spawn(async move {

@@ -23,14 +23,14 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),
             Err(e) => tracing::warn!(error = %e, "reaper: ending grants failed"),
         }
-        let mut sleep_for = broker.config.reaper_interval;
-        if let Ok(Some(next)) = broker.store.next_grant_expiry().await {
-            let until = (next - Broker::now()).to_std().unwrap_or(Duration::ZERO);
+        let mut sleep_for = broker.config().reaper_interval;
+        if let Ok(Some(next)) = broker.next_grant_expiry().await {
+            let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
             sleep_for = sleep_for.min(until + Duration::from_millis(5));
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep_for) => {}
-            _ = broker.reaper_wake.notified() => {}
+            _ = broker.changed() => {}
             _ = shutdown.changed() => return,
         }
         if *shutdown.borrow() {

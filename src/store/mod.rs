@@ -1,11 +1,13 @@
-//! Persistent state behind one trait, so handlers never see SQL and a
+//! Persistent state behind one trait, so the broker never sees SQL and a
 //! PostgreSQL store can sit beside the SQLite one.
 //!
-//! Every method that changes state does so in one transaction together with
-//! the audit events that describe the change, so the log never disagrees with
-//! the data. Decisions are compare-and-set: a [`RequestChange`] names the
-//! status and approval count it was decided on, and the store refuses it with
-//! [`StoreError::Conflict`] when another writer got there first.
+//! Only the broker calls the store. Every method that changes state does so in
+//! one transaction together with the audit events that describe the change, so
+//! the log never disagrees with the data. Decisions are compare-and-set: a
+//! [`RequestChange`] names the status and approval count it was decided on, and
+//! the store refuses it with [`StoreError::Conflict`] when another writer got
+//! there first. The store never reads the clock: every time comes from the
+//! caller.
 
 pub mod sqlite;
 
@@ -13,10 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::Level;
-use crate::domain::audit::{AuditEvent, NewEvent};
+use crate::domain::audit::{Action, AuditEvent, NewEvent};
 use crate::domain::request::RequestStatus;
 use crate::domain::token::TokenHash;
 
+/// What went wrong in the store, in terms the broker can act on. No driver
+/// types: the broker does not know which database it runs on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
@@ -26,11 +30,11 @@ pub enum StoreError {
     /// The state changed since it was read; the caller re-reads and decides again.
     #[error("concurrent update")]
     Conflict,
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("corrupt row: {0}")]
+    /// The database could not be reached, read or written (I/O, locks, a full disk).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// What is stored cannot be read back: a bad value, a damaged file.
+    #[error("corrupt data: {0}")]
     Corrupt(String),
 }
 
@@ -63,7 +67,7 @@ pub struct NewRequest {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
     pub id: i64,
     pub requester: String,
@@ -126,15 +130,40 @@ pub struct RequestFilter {
     pub limit: Option<u32>,
 }
 
+/// A credential the gateway will accept: the hash of its password, never the password.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub grant_id: i64,
+    pub hash: TokenHash,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Fills in what only the store knows once it has written: the request id on
+/// every event, and the new grant's id on the `granted` event.
+pub fn attach_ids(events: &mut [NewEvent], request_id: i64, grant_id: Option<i64>) {
+    for e in events {
+        e.request_id.get_or_insert(request_id);
+        if e.grant_id.is_none() && e.action == Some(Action::Granted) {
+            e.grant_id = grant_id;
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// A cheap read that fails when the database does.
+    async fn check(&self) -> StoreResult<()>;
+
     // Users.
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>>;
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
     async fn users(&self) -> StoreResult<Vec<UserRecord>>;
-    async fn add_user(&self, user: &UserRecord, token: &TokenHash, event: NewEvent) -> StoreResult<()>;
-    async fn remove_user(&self, name: &str, event: NewEvent) -> StoreResult<()>;
-    async fn set_token(&self, name: &str, token: &TokenHash, event: NewEvent) -> StoreResult<()>;
+    /// Adds a user; with `only_if_no_admin`, refuses with [`StoreError::Conflict`]
+    /// once any admin exists (the first-admin bootstrap, decided atomically).
+    async fn add_user(&self, user: &UserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<()>;
+    async fn remove_user(&self, name: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()>;
+    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()>;
     async fn admin_count(&self) -> StoreResult<u64>;
 
     // Requests and grants.
@@ -146,6 +175,7 @@ pub trait Store: Send + Sync {
         events: Vec<NewEvent>,
     ) -> StoreResult<RequestRecord>;
     async fn request(&self, id: i64) -> StoreResult<Option<RequestRecord>>;
+    /// Requests matching `filter`, newest first, each with its approvals and grant.
     async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<RequestRecord>>;
     /// Applies a decision to a request that must still be pending with the
     /// expected number of approvals, or fails with [`StoreError::Conflict`].
@@ -160,22 +190,17 @@ pub trait Store: Send + Sync {
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord>;
     /// Grants that ended (expired by `now` or revoked) but whose provider was not yet told.
     async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>>;
-    /// Marks that the provider was told; appends `event` once (the first time only).
+    /// Marks that the provider was told and drops the grant's gateway
+    /// credentials; appends `event` once (the first time only).
     async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool>;
     /// The earliest `expires_at` of a grant not yet ended, for the reaper's next wake-up.
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
     // Gateway credentials (hashes only).
-    async fn add_credential(
-        &self,
-        grant_id: i64,
-        hash: &TokenHash,
-        created_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    /// Records a minted credential together with its `credential_minted` event.
+    async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()>;
     /// The grant a credential belongs to, if it exists and has not expired at `now`.
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>>;
-    async fn delete_credentials(&self, grant_id: i64) -> StoreResult<()>;
 
     // Audit.
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()>;

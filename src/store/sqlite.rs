@@ -2,28 +2,63 @@
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions, which take SQLite's write
 //! lock up front; that serializes writers (so the audit chain never forks) and
-//! makes each compare-and-set in [`Store::apply`] exact.
+//! makes each compare-and-set in [`Store::apply`] exact. Rows are read into
+//! `FromRow` structs and converted once into the store's records; a value that
+//! does not convert is [`StoreError::Corrupt`], never a panic.
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, UserRecord,
+    ApprovalRecord, GrantRecord, NewCredential, NewRequest, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult,
+    UserRecord, attach_ids,
 };
-use crate::domain::Level;
 use crate::domain::audit::{AuditEvent, GENESIS, NewEvent, timestamp};
-use crate::domain::request::RequestStatus;
+use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::domain::token::TokenHash;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The default cap on one listing; a broker shows the newest.
+const DEFAULT_LIMIT: u32 = 500;
+
 pub struct SqliteStore {
     pool: SqlitePool,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+                // Primary result codes are the low byte of SQLite's extended codes.
+                match code & 0xff {
+                    11 | 26 => StoreError::Corrupt(e.to_string()), // SQLITE_CORRUPT, SQLITE_NOTADB
+                    _ if db.is_unique_violation() => StoreError::AlreadyExists(db.message().to_string()),
+                    _ => StoreError::Unavailable(e.to_string()),
+                }
+            }
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => StoreError::Corrupt(format!("schema migration: {other}")),
+        }
+    }
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -38,62 +73,206 @@ fn opt_time(v: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
     v.map(time).transpose()
 }
 
-fn level(s: &str) -> StoreResult<Level> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("bad level {s}")))
+fn parsed<T: std::str::FromStr>(what: &str, v: &str) -> StoreResult<T> {
+    v.parse().map_err(|_| StoreError::Corrupt(format!("bad {what} `{v}`")))
 }
 
-fn status(s: &str) -> StoreResult<RequestStatus> {
-    s.parse().map_err(StoreError::Corrupt)
+#[derive(FromRow)]
+struct UserRow {
+    name: String,
+    groups_json: String,
+    is_admin: bool,
+    token_hash: String,
+    created_at: i64,
 }
 
-fn user_row(row: &SqliteRow) -> StoreResult<UserRecord> {
-    let groups: String = row.try_get("groups_json")?;
-    Ok(UserRecord {
-        name: row.try_get("name")?,
-        groups: serde_json::from_str(&groups).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: time(row.try_get("created_at")?)?,
-    })
+impl UserRow {
+    fn into_record(self) -> StoreResult<(UserRecord, TokenHash)> {
+        let groups = serde_json::from_str(&self.groups_json).map_err(|e| StoreError::Corrupt(format!("groups of {}: {e}", self.name)))?;
+        let record = UserRecord { name: self.name, groups, admin: self.is_admin, created_at: time(self.created_at)? };
+        Ok((record, TokenHash(self.token_hash)))
+    }
 }
 
-fn grant_row(row: &SqliteRow) -> StoreResult<GrantRecord> {
-    Ok(GrantRecord {
-        id: row.try_get("id")?,
-        request_id: row.try_get("request_id")?,
-        user: row.try_get("user")?,
-        repo: row.try_get("repo")?,
-        level: level(row.try_get("level")?)?,
-        granted_at: time(row.try_get("granted_at")?)?,
-        expires_at: time(row.try_get("expires_at")?)?,
-        revoked_at: opt_time(row.try_get("revoked_at")?)?,
-        revoked_by: row.try_get("revoked_by")?,
-        ended_at: opt_time(row.try_get("ended_at")?)?,
-    })
+#[derive(FromRow)]
+struct GrantRow {
+    id: i64,
+    request_id: i64,
+    user: String,
+    repo: String,
+    level: String,
+    granted_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    revoked_by: Option<String>,
+    ended_at: Option<i64>,
 }
 
-fn event_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
-    Ok(AuditEvent {
-        seq: row.try_get("seq")?,
-        at: row.try_get("at")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        request_id: row.try_get("request_id")?,
-        grant_id: row.try_get("grant_id")?,
-        repo: row.try_get("repo")?,
-        level: row.try_get("level")?,
-        detail: row.try_get("detail")?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
+impl TryFrom<GrantRow> for GrantRecord {
+    type Error = StoreError;
+
+    fn try_from(r: GrantRow) -> StoreResult<GrantRecord> {
+        Ok(GrantRecord {
+            id: r.id,
+            request_id: r.request_id,
+            user: r.user,
+            repo: r.repo,
+            level: parsed("level", &r.level)?,
+            granted_at: time(r.granted_at)?,
+            expires_at: time(r.expires_at)?,
+            revoked_at: opt_time(r.revoked_at)?,
+            revoked_by: r.revoked_by,
+            ended_at: opt_time(r.ended_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    seq: i64,
+    at: String,
+    actor: String,
+    action: String,
+    request_id: Option<i64>,
+    grant_id: Option<i64>,
+    repo: Option<String>,
+    level: Option<String>,
+    detail: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<EventRow> for AuditEvent {
+    fn from(r: EventRow) -> AuditEvent {
+        AuditEvent {
+            seq: r.seq,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            request_id: r.request_id,
+            grant_id: r.grant_id,
+            repo: r.repo,
+            level: r.level,
+            detail: r.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// One row of a request joined with one of its approvals (if any) and its grant (if any).
+#[derive(FromRow)]
+struct RequestJoinRow {
+    id: i64,
+    requester: String,
+    repo: String,
+    level: String,
+    duration_secs: i64,
+    reason: Option<String>,
+    rule: String,
+    approvals_required: i64,
+    status: String,
+    created_at: i64,
+    decided_at: Option<i64>,
+    decided_by: Option<String>,
+    decision_note: Option<String>,
+    a_approver: Option<String>,
+    a_comment: Option<String>,
+    a_at: Option<i64>,
+    g_id: Option<i64>,
+    g_granted_at: Option<i64>,
+    g_expires_at: Option<i64>,
+    g_revoked_at: Option<i64>,
+    g_revoked_by: Option<String>,
+    g_ended_at: Option<i64>,
+}
+
+/// Requests with their approvals and grant, in one query. `{where}` filters
+/// the requests (before the limit), so a page holds whole requests.
+const REQUESTS_QUERY: &str = "
+SELECT r.id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.status,
+       r.created_at, r.decided_at, r.decided_by, r.decision_note,
+       a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
+       g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
+       g.revoked_at AS g_revoked_at, g.revoked_by AS g_revoked_by, g.ended_at AS g_ended_at
+FROM (SELECT * FROM requests WHERE {where} ORDER BY id DESC LIMIT ?3) r
+LEFT JOIN approvals a ON a.request_id = r.id
+LEFT JOIN grants g ON g.request_id = r.id
+ORDER BY r.id DESC, a.at, a.approver";
+
+/// Folds joined rows (grouped by request, newest first) into records.
+fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
+    let mut out: Vec<RequestRecord> = Vec::new();
+    for row in rows {
+        if out.last().is_none_or(|r| r.id != row.id) {
+            let level = parsed("level", &row.level)?;
+            let grant = match row.g_id {
+                Some(gid) => Some(GrantRecord {
+                    id: gid,
+                    request_id: row.id,
+                    user: row.requester.clone(),
+                    repo: row.repo.clone(),
+                    level,
+                    granted_at: time(row.g_granted_at.unwrap_or_default())?,
+                    expires_at: time(row.g_expires_at.unwrap_or_default())?,
+                    revoked_at: opt_time(row.g_revoked_at)?,
+                    revoked_by: row.g_revoked_by.clone(),
+                    ended_at: opt_time(row.g_ended_at)?,
+                }),
+                None => None,
+            };
+            out.push(RequestRecord {
+                id: row.id,
+                requester: row.requester.clone(),
+                repo: row.repo.clone(),
+                level,
+                duration_secs: u64::try_from(row.duration_secs).map_err(|_| StoreError::Corrupt("negative duration".into()))?,
+                reason: row.reason.clone(),
+                rule: row.rule.clone(),
+                approvals_required: u32::try_from(row.approvals_required).map_err(|_| StoreError::Corrupt("bad approval count".into()))?,
+                status: parsed("status", &row.status)?,
+                created_at: time(row.created_at)?,
+                decided_at: opt_time(row.decided_at)?,
+                decided_by: row.decided_by.clone(),
+                decision_note: row.decision_note.clone(),
+                approvals: Vec::new(),
+                grant,
+            });
+        }
+        if let (Some(approver), Some(at)) = (row.a_approver, row.a_at) {
+            let record = out.last_mut().expect("pushed above");
+            record.approvals.push(ApprovalRecord { approver, comment: row.a_comment, at: time(at)? });
+        }
+    }
+    Ok(out)
+}
+
+async fn load_requests(conn: &mut SqliteConnection, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
+    let query =
+        REQUESTS_QUERY.replace("{where}", "(?1 IS NULL OR requester = ?1) AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR id = ?4)");
+    let rows: Vec<RequestJoinRow> = sqlx::query_as(&query)
+        .bind(&filter.requester)
+        .bind(filter.status.map(RequestStatus::as_str))
+        .bind(i64::from(filter.limit.unwrap_or(DEFAULT_LIMIT)))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    fold_requests(rows)
+}
+
+async fn load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<RequestRecord>> {
+    Ok(load_requests(conn, &RequestFilter::default(), Some(id)).await?.pop())
+}
+
+async fn must_load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<RequestRecord> {
+    load_request(conn, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))
 }
 
 /// Appends events to the chain inside the caller's transaction.
 async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-    let (mut seq, mut prev) = match last {
-        Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?),
-        None => (0, GENESIS.to_string()),
-    };
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+    let (mut seq, mut prev) = last.unwrap_or_else(|| (0, GENESIS.to_string()));
     let at = timestamp(at);
     for event in events {
         seq += 1;
@@ -120,52 +299,9 @@ async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<U
     Ok(())
 }
 
-async fn load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<RequestRecord>> {
-    let Some(row) = sqlx::query("SELECT * FROM requests WHERE id = ?").bind(id).fetch_optional(&mut *conn).await? else {
-        return Ok(None);
-    };
-    let mut record = request_row(&row)?;
-    let approvals = sqlx::query("SELECT approver, comment, at FROM approvals WHERE request_id = ? ORDER BY at, approver")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-    record.approvals = approvals
-        .iter()
-        .map(|r| Ok(ApprovalRecord { approver: r.try_get("approver")?, comment: r.try_get("comment")?, at: time(r.try_get("at")?)? }))
-        .collect::<StoreResult<_>>()?;
-    record.grant = sqlx::query("SELECT * FROM grants WHERE request_id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .as_ref()
-        .map(grant_row)
-        .transpose()?;
-    Ok(Some(record))
-}
-
-fn request_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
-    Ok(RequestRecord {
-        id: row.try_get("id")?,
-        requester: row.try_get("requester")?,
-        repo: row.try_get("repo")?,
-        level: level(row.try_get("level")?)?,
-        duration_secs: row.try_get::<i64, _>("duration_secs")? as u64,
-        reason: row.try_get("reason")?,
-        rule: row.try_get("rule")?,
-        approvals_required: row.try_get::<i64, _>("approvals_required")? as u32,
-        status: status(row.try_get("status")?)?,
-        created_at: time(row.try_get("created_at")?)?,
-        decided_at: opt_time(row.try_get("decided_at")?)?,
-        decided_by: row.try_get("decided_by")?,
-        decision_note: row.try_get("decision_note")?,
-        approvals: Vec::new(),
-        grant: None,
-    })
-}
-
 async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
-    let id =
-        sqlx::query("INSERT INTO grants (request_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+    let (id,): (i64,) =
+        sqlx::query_as("INSERT INTO grants (request_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
             .bind(req.id)
             .bind(&req.requester)
             .bind(&req.repo)
@@ -173,9 +309,13 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
             .bind(ms(window.0))
             .bind(ms(window.1))
             .fetch_one(&mut *conn)
-            .await?
-            .try_get("id")?;
+            .await?;
     Ok(id)
+}
+
+async fn load_grant(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<GrantRecord>> {
+    let row: Option<GrantRow> = sqlx::query_as("SELECT * FROM grants WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+    row.map(GrantRecord::try_from).transpose()
 }
 
 impl SqliteStore {
@@ -201,21 +341,35 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn check(&self) -> StoreResult<()> {
+        sqlx::query("SELECT COUNT(*) FROM users").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
-        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ?").bind(&token.0).fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((user_row(&r)?, TokenHash(r.try_get("token_hash")?)))).transpose()
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT * FROM users WHERE token_hash = ?").bind(&token.0).fetch_optional(&self.pool).await?;
+        row.map(UserRow::into_record).transpose()
     }
 
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(&self.pool).await?.as_ref().map(user_row).transpose()
+        let row: Option<UserRow> = sqlx::query_as("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(UserRow::into_record).transpose()?.map(|(u, _)| u))
     }
 
     async fn users(&self) -> StoreResult<Vec<UserRecord>> {
-        sqlx::query("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?.iter().map(user_row).collect()
+        let rows: Vec<UserRow> = sqlx::query_as("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| r.into_record().map(|(u, _)| u)).collect()
     }
 
-    async fn add_user(&self, user: &UserRecord, token: &TokenHash, event: NewEvent) -> StoreResult<()> {
+    async fn add_user(&self, user: &UserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        if only_if_no_admin {
+            let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1").fetch_one(&mut *tx).await?;
+            if admins > 0 {
+                return Err(StoreError::Conflict);
+            }
+        }
         let exists = sqlx::query("SELECT 1 FROM users WHERE name = ?").bind(&user.name).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
             return Err(StoreError::AlreadyExists(format!("user `{}`", user.name)));
@@ -223,7 +377,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&user.name)
             .bind(serde_json::to_string(&user.groups).expect("strings serialize"))
-            .bind(user.admin as i64)
+            .bind(user.admin)
             .bind(&token.0)
             .bind(ms(user.created_at))
             .execute(&mut *tx)
@@ -233,31 +387,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_user(&self, name: &str, event: NewEvent) -> StoreResult<()> {
+    async fn remove_user(&self, name: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
-        append(&mut tx, &[event], Utc::now()).await?;
+        append(&mut tx, &[event], at).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn set_token(&self, name: &str, token: &TokenHash, event: NewEvent) -> StoreResult<()> {
+    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
         let done = sqlx::query("UPDATE users SET token_hash = ? WHERE name = ?").bind(&token.0).bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
-        append(&mut tx, &[event], Utc::now()).await?;
+        append(&mut tx, &[event], at).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn admin_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_admin = 1").fetch_one(&self.pool).await?.try_get("n")?;
-        Ok(n as u64)
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1").fetch_one(&self.pool).await?;
+        Ok(n.max(0) as u64)
     }
 
     async fn create_request(
@@ -266,8 +420,9 @@ impl Store for SqliteStore {
         grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
         mut events: Vec<NewEvent>,
     ) -> StoreResult<RequestRecord> {
+        let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
         let mut tx = self.write().await?;
-        let id: i64 = sqlx::query(
+        let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO requests (requester, repo, level, duration_secs, reason, rule, approvals_required, status, created_at, decided_at, decided_by)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
@@ -277,27 +432,23 @@ impl Store for SqliteStore {
         .bind(new.duration_secs as i64)
         .bind(&new.reason)
         .bind(&new.rule)
-        .bind(new.approvals_required as i64)
-        .bind(if grant.is_some() { "approved" } else { "pending" })
+        .bind(i64::from(new.approvals_required))
+        .bind(status.as_str())
         .bind(ms(new.created_at))
         .bind(grant.map(|_| ms(new.created_at)))
-        .bind(grant.map(|_| "policy"))
+        .bind(grant.map(|_| POLICY_DECIDER))
         .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        let record = load_request(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        .await?;
         let grant_id = match grant {
-            Some(window) => Some(insert_grant(&mut tx, &record, window).await?),
+            Some(window) => {
+                let request = must_load_request(&mut tx, id).await?;
+                Some(insert_grant(&mut tx, &request, window).await?)
+            }
             None => None,
         };
-        for e in &mut events {
-            e.request_id.get_or_insert(id);
-            if e.grant_id.is_none() {
-                e.grant_id = grant_id.filter(|_| e.action == Some(crate::domain::audit::Action::Granted));
-            }
-        }
+        attach_ids(&mut events, id, grant_id);
         append(&mut tx, &events, new.created_at).await?;
-        let record = load_request(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        let record = must_load_request(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -309,31 +460,12 @@ impl Store for SqliteStore {
 
     async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<RequestRecord>> {
         let mut conn = self.pool.acquire().await?;
-        let ids: Vec<i64> = sqlx::query(
-            "SELECT id FROM requests WHERE (?1 IS NULL OR requester = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3",
-        )
-        .bind(&filter.requester)
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.limit.unwrap_or(500) as i64)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = load_request(&mut conn, id).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        load_requests(&mut conn, filter, None).await
     }
 
     async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord> {
         let mut tx = self.write().await?;
-        let current = load_request(&mut tx, change.request_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {}", change.request_id)))?;
+        let current = must_load_request(&mut tx, change.request_id).await?;
         if current.status != RequestStatus::Pending || current.approvals.len() != change.expect_approvals {
             return Err(StoreError::Conflict);
         }
@@ -348,51 +480,43 @@ impl Store for SqliteStore {
         }
         let mut grant_id = None;
         if let Some((status, by, note)) = &change.decide {
-            sqlx::query(
-                "UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ? AND status = 'pending'",
-            )
-            .bind(status.as_str())
-            .bind(ms(change.at))
-            .bind(by)
-            .bind(note)
-            .bind(change.request_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ? AND status = ?")
+                .bind(status.as_str())
+                .bind(ms(change.at))
+                .bind(by)
+                .bind(note)
+                .bind(change.request_id)
+                .bind(RequestStatus::Pending.as_str())
+                .execute(&mut *tx)
+                .await?;
             if let Some(window) = change.grant {
                 grant_id = Some(insert_grant(&mut tx, &current, window).await?);
             }
         }
         let mut events = change.events;
-        for e in &mut events {
-            e.request_id.get_or_insert(change.request_id);
-            if e.grant_id.is_none() && e.action == Some(crate::domain::audit::Action::Granted) {
-                e.grant_id = grant_id;
-            }
-        }
+        attach_ids(&mut events, change.request_id, grant_id);
         append(&mut tx, &events, change.at).await?;
-        let record = load_request(&mut tx, change.request_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {}", change.request_id)))?;
+        let record = must_load_request(&mut tx, change.request_id).await?;
         tx.commit().await?;
         Ok(record)
     }
 
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
-        sqlx::query("SELECT id FROM requests WHERE status = 'pending' AND created_at <= ? ORDER BY id")
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM requests WHERE status = ? AND created_at <= ? ORDER BY id")
+            .bind(RequestStatus::Pending.as_str())
             .bind(ms(cutoff))
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get("id")?))
-            .collect()
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     async fn grant(&self, id: i64) -> StoreResult<Option<GrantRecord>> {
-        sqlx::query("SELECT * FROM grants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?.as_ref().map(grant_row).transpose()
+        let mut conn = self.pool.acquire().await?;
+        load_grant(&mut conn, id).await
     }
 
     async fn grants(&self, user: Option<&str>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>> {
-        sqlx::query(
+        let rows: Vec<GrantRow> = sqlx::query_as(
             "SELECT * FROM grants WHERE (?1 IS NULL OR user = ?1)
                AND (?2 IS NULL OR (revoked_at IS NULL AND expires_at > ?2))
              ORDER BY id DESC LIMIT 1000",
@@ -400,10 +524,8 @@ impl Store for SqliteStore {
         .bind(user)
         .bind(live_at.map(ms))
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(grant_row)
-        .collect()
+        .await?;
+        rows.into_iter().map(GrantRecord::try_from).collect()
     }
 
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
@@ -416,23 +538,23 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT 1 FROM grants WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
-            return Err(if exists.is_some() { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
+            let exists = load_grant(&mut tx, id).await?.is_some();
+            return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
         }
         append(&mut tx, &[event], at).await?;
-        let grant = grant_row(&sqlx::query("SELECT * FROM grants WHERE id = ?").bind(id).fetch_one(&mut *tx).await?)?;
+        let grant = load_grant(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
         tx.commit().await?;
         Ok(grant)
     }
 
     async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
-        sqlx::query("SELECT * FROM grants WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?) ORDER BY expires_at")
-            .bind(ms(now))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(grant_row)
-            .collect()
+        let rows: Vec<GrantRow> = sqlx::query_as(
+            "SELECT * FROM grants WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?) ORDER BY expires_at",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(GrantRecord::try_from).collect()
     }
 
     async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool> {
@@ -442,6 +564,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
         if let Some(event) = event {
             append(&mut tx, &[event], at).await?;
         }
@@ -450,41 +573,33 @@ impl Store for SqliteStore {
     }
 
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let row = sqlx::query("SELECT MIN(expires_at) AS t FROM grants WHERE ended_at IS NULL").fetch_one(&self.pool).await?;
-        opt_time(row.try_get("t")?)
+        let (t,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(expires_at) FROM grants WHERE ended_at IS NULL").fetch_one(&self.pool).await?;
+        opt_time(t)
     }
 
-    async fn add_credential(
-        &self,
-        grant_id: i64,
-        hash: &TokenHash,
-        created_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(&hash.0)
-            .bind(grant_id)
-            .bind(ms(created_at))
-            .bind(ms(expires_at))
-            .execute(&self.pool)
+            .bind(&credential.hash.0)
+            .bind(credential.grant_id)
+            .bind(ms(credential.created_at))
+            .bind(ms(credential.expires_at))
+            .execute(&mut *tx)
             .await?;
+        append(&mut tx, &[event], credential.created_at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
-        sqlx::query("SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id WHERE c.hash = ? AND c.expires_at > ?")
-            .bind(&hash.0)
-            .bind(ms(now))
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(grant_row)
-            .transpose()
-    }
-
-    async fn delete_credentials(&self, grant_id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(grant_id).execute(&self.pool).await?;
-        Ok(())
+        let row: Option<GrantRow> =
+            sqlx::query_as("SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id WHERE c.hash = ? AND c.expires_at > ?")
+                .bind(&hash.0)
+                .bind(ms(now))
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(GrantRecord::try_from).transpose()
     }
 
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()> {
@@ -496,14 +611,120 @@ impl Store for SqliteStore {
 
     async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         // `at` is fixed-width RFC 3339 in UTC, so text order is time order.
-        sqlx::query("SELECT * FROM audit_events WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) ORDER BY seq LIMIT ?3")
-            .bind(after_seq)
-            .bind(since.map(timestamp))
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(event_row)
-            .collect()
+        let rows: Vec<EventRow> =
+            sqlx::query_as("SELECT * FROM audit_events WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) ORDER BY seq LIMIT ?3")
+                .bind(after_seq)
+                .bind(since.map(timestamp))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Level;
+    use crate::domain::audit::Action;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("jit.db")).await.unwrap();
+        (dir, store)
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn new_request(n: i64) -> NewRequest {
+        NewRequest {
+            requester: "alice".into(),
+            repo: "demo".into(),
+            level: Level::Write,
+            duration_secs: 3600,
+            reason: Some(format!("r{n}")),
+            rule: "demo-write".into(),
+            approvals_required: 2,
+            created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_come_back_whole_in_one_listing() {
+        let (_dir, s) = store().await;
+        for n in 0..3 {
+            s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)]).await.unwrap();
+        }
+        let now = at("2026-11-25T12:10:00Z");
+        let vote = |id: i64, who: &str, expect: usize, decide: bool| RequestChange {
+            request_id: id,
+            expect_approvals: expect,
+            add_approval: Some(ApprovalRecord { approver: who.into(), comment: Some(format!("ok {who}")), at: now }),
+            decide: decide.then(|| (RequestStatus::Approved, who.to_string(), None)),
+            grant: decide.then(|| (now, now + chrono::Duration::hours(1))),
+            at: now,
+            events: if decide {
+                vec![NewEvent::new(who, Action::Approved), NewEvent::new("broker", Action::Granted)]
+            } else {
+                vec![NewEvent::new(who, Action::Approved)]
+            },
+        };
+        s.apply(vote(2, "bob", 0, false)).await.unwrap();
+        s.apply(vote(2, "carol", 1, true)).await.unwrap();
+        s.apply(vote(3, "bob", 0, false)).await.unwrap();
+        // A stale compare-and-set is refused.
+        assert!(matches!(s.apply(vote(3, "carol", 0, true)).await, Err(StoreError::Conflict)));
+
+        let all = s.requests(&RequestFilter::default()).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 2, 1]);
+        assert_eq!(all[0].approver_names(), ["bob"]);
+        assert_eq!(all[1].approver_names(), ["bob", "carol"]);
+        assert_eq!(all[1].status, RequestStatus::Approved);
+        assert_eq!(all[1].grant.as_ref().unwrap().expires_at, now + chrono::Duration::hours(1));
+        assert!(all[2].approvals.is_empty() && all[2].grant.is_none());
+        // The listing and the single read agree.
+        for r in &all {
+            assert_eq!(&s.request(r.id).await.unwrap().unwrap(), r);
+        }
+        let limited = s.requests(&RequestFilter { limit: Some(2), ..Default::default() }).await.unwrap();
+        assert_eq!(limited.iter().map(|r| (r.id, r.approvals.len())).collect::<Vec<_>>(), [(3, 1), (2, 2)]);
+        let approved = s.requests(&RequestFilter { status: Some(RequestStatus::Approved), ..Default::default() }).await.unwrap();
+        assert_eq!(approved.len(), 1);
+        // The granted event carries the new grant's id.
+        let events = s.audit(0, None, 100).await.unwrap();
+        let granted = events.iter().find(|e| e.action == "granted").unwrap();
+        assert_eq!((granted.request_id, granted.grant_id), (Some(2), Some(all[1].grant.as_ref().unwrap().id)));
+    }
+
+    #[tokio::test]
+    async fn times_come_from_the_caller() {
+        let (_dir, s) = store().await;
+        let user = UserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2001-02-03T04:05:06Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        s.set_token("alice", &TokenHash::of("u"), at("2002-02-03T04:05:06Z"), NewEvent::new("test", Action::TokenRotated)).await.unwrap();
+        s.remove_user("alice", at("2003-02-03T04:05:06Z"), NewEvent::new("test", Action::UserRemoved)).await.unwrap();
+        let times: Vec<String> = s.audit(0, None, 10).await.unwrap().into_iter().map(|e| e.at).collect();
+        assert_eq!(times, ["2001-02-03T04:05:06.000Z", "2002-02-03T04:05:06.000Z", "2003-02-03T04:05:06.000Z"]);
+    }
+
+    #[tokio::test]
+    async fn the_first_admin_is_decided_atomically() {
+        let (_dir, s) = store().await;
+        let admin = |name: &str| UserRecord { name: name.into(), groups: vec![], admin: true, created_at: Utc::now() };
+        s.add_user(&admin("root"), &TokenHash::of("a"), true, NewEvent::new("broker", Action::UserAdded)).await.unwrap();
+        let again = s.add_user(&admin("root2"), &TokenHash::of("b"), true, NewEvent::new("broker", Action::UserAdded)).await;
+        assert!(matches!(again, Err(StoreError::Conflict)));
+        assert_eq!(s.admin_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_is_corrupt_not_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jit.db");
+        std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+        let err = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     }
 }

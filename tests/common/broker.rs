@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jit::domain::token::{TOKEN_PREFIX, TokenHash, generate};
-use jit::server::{ServerConfig, ServerHandle, launch_with_listener, open_store};
-use jit::store::{Store, UserRecord};
+use jit::domain::token::ExposeSecret;
+use jit::server::broker::NewUser;
+use jit::server::{Broker, ServerConfig, ServerHandle, launch_with_listener};
 use serde_json::Value;
 
 /// The policy most tests run under.
@@ -123,39 +123,32 @@ impl TestBroker {
         let policy = policy.replace("{data_dir}", &dir.path().display().to_string());
         let policy = policy.as_str();
         let config = config_for(policy, dir.path());
-        if let Some(repos) = &config.gateway_dir {
+        if let Some(repos) = config.gateway_dir() {
             std::fs::create_dir_all(repos).unwrap();
             jit::server::dev::create_demo_repo(&config).unwrap();
         }
-        let store = open_store(&config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let broker = Self::open(policy, dir.path(), &listener).await;
         let mut tokens = std::collections::BTreeMap::new();
         for (name, groups, admin) in USERS {
-            let token = generate(TOKEN_PREFIX);
-            let user = UserRecord {
-                name: name.to_string(),
-                groups: groups.iter().map(|g| g.to_string()).collect(),
-                admin: *admin,
-                created_at: chrono::Utc::now(),
-            };
-            store
-                .add_user(
-                    &user,
-                    &TokenHash::of(token.expose()),
-                    jit::domain::audit::NewEvent::new("test", jit::domain::audit::Action::UserAdded),
-                )
-                .await
-                .unwrap();
-            tokens.insert(name.to_string(), token.expose().to_string());
+            let new = NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin };
+            let (_, token) = broker.create_user("test", new, false, None).await.unwrap();
+            tokens.insert(name.to_string(), token.expose_secret().to_string());
         }
         let mut b = TestBroker { dir, handle: None, url: String::new(), tokens, policy: policy.to_string(), http: reqwest::Client::new() };
-        b.launch(store).await;
+        b.launch(broker, listener).await;
         b
     }
 
-    async fn launch(&mut self, store: Arc<dyn Store>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let config = config_for(&self.policy, self.dir.path());
-        let handle = launch_with_listener(config, store, listener).await.unwrap();
+    /// The broker on `data_dir`, its clone URLs on `listener`'s address.
+    async fn open(policy: &str, data_dir: &Path, listener: &tokio::net::TcpListener) -> Arc<Broker> {
+        let mut config = config_for(policy, data_dir);
+        config.listen = listener.local_addr().unwrap();
+        Arc::new(Broker::open(config).await.unwrap())
+    }
+
+    async fn launch(&mut self, broker: Arc<Broker>, listener: tokio::net::TcpListener) {
+        let handle = launch_with_listener(broker, listener).await.unwrap();
         self.url = handle.url();
         self.handle = Some(handle);
     }
@@ -165,9 +158,9 @@ impl TestBroker {
         if let Some(h) = self.handle.take() {
             h.shutdown().await.unwrap();
         }
-        let config = config_for(&self.policy, self.dir.path());
-        let store = open_store(&config).await.unwrap();
-        self.launch(store).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let broker = Self::open(&self.policy, self.dir.path(), &listener).await;
+        self.launch(broker, listener).await;
     }
 
     /// The demo repo's clone URL at this broker's gateway.

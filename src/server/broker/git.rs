@@ -1,0 +1,94 @@
+//! Git through the gateway: whether a git request may pass, and its audit trail.
+//!
+//! Every request carries HTTP Basic credentials whose password is a
+//! credential the broker minted for one grant (only its hash is stored). The
+//! grant must be live now, for this repo and this user, at a level that covers
+//! the service. Refusals are [`GitRefusal`]s; how git is told (401 with a
+//! challenge, 403 with a line git shows) is `server::error`'s job.
+
+use super::{Broker, BrokerResult, event};
+use crate::domain::Level;
+use crate::domain::audit::Action;
+use crate::domain::request::{GrantStatus, grant_status};
+use crate::domain::smart_http::{Endpoint, GitRoute, Service};
+use crate::domain::token::TokenHash;
+use crate::providers::GitBackend;
+use crate::store::GrantRecord;
+
+/// Why a git request does not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitRefusal {
+    /// No repo by that name is served here.
+    NoSuchRepo(String),
+    NoCredentials,
+    /// The password is not a live credential the broker minted.
+    UnknownCredential,
+    /// A real credential, but for another user or repo.
+    WrongRepo,
+    Ended {
+        grant: i64,
+        repo: String,
+        status: GrantStatus,
+    },
+    LevelTooLow {
+        repo: String,
+        have: Level,
+        service: Service,
+    },
+    /// The broker could not check (its store failed); try again.
+    Unavailable,
+}
+
+/// A git request that may pass: the grant it runs under, and where it goes.
+#[derive(Debug, Clone)]
+pub struct GitAccess {
+    pub grant: GrantRecord,
+    pub backend: GitBackend,
+}
+
+impl Broker {
+    /// Decides a git request on `route` with the Basic credentials it carried.
+    pub async fn authorize_git(&self, route: &GitRoute, credentials: Option<(&str, &str)>) -> Result<GitAccess, GitRefusal> {
+        let backend = self
+            .repo(&route.repo)
+            .and_then(|spec| self.config.providers.for_repo(spec))
+            .and_then(|p| p.git_backend(&route.repo))
+            .ok_or_else(|| GitRefusal::NoSuchRepo(route.repo.clone()))?;
+        let (user, password) = credentials.ok_or(GitRefusal::NoCredentials)?;
+        let now = self.now();
+        let grant = match self.store.grant_by_credential(&TokenHash::of(password), now).await {
+            Ok(Some(g)) => g,
+            Ok(None) => return Err(GitRefusal::UnknownCredential),
+            Err(e) => {
+                tracing::error!(error = %e, "gateway: credential lookup failed");
+                return Err(GitRefusal::Unavailable);
+            }
+        };
+        if grant.user != user || grant.repo != route.repo {
+            return Err(GitRefusal::WrongRepo);
+        }
+        match grant_status(grant.expires_at, grant.revoked_at, now) {
+            GrantStatus::Active => {}
+            status => return Err(GitRefusal::Ended { grant: grant.id, repo: route.repo.clone(), status }),
+        }
+        if !grant.level.covers(route.service.needs()) {
+            return Err(GitRefusal::LevelTooLow { repo: route.repo.clone(), have: grant.level, service: route.service });
+        }
+        Ok(GitAccess { grant, backend })
+    }
+
+    /// One audit event per git operation: each starts with exactly one ref advertisement.
+    pub async fn record_git_operation(&self, grant: &GrantRecord, route: &GitRoute) -> BrokerResult<()> {
+        if route.endpoint != Endpoint::InfoRefs {
+            return Ok(());
+        }
+        let action = if route.service == Service::ReceivePack { Action::GitPush } else { Action::GitFetch };
+        let mut op = event(&grant.user, action, &route.repo, grant.level);
+        op.request_id = Some(grant.request_id);
+        op.grant_id = Some(grant.id);
+        op.detail = Some(route.service.name().to_string());
+        self.store.append_events(vec![op], self.now()).await?;
+        tracing::info!(user = %grant.user, repo = %route.repo, service = route.service.name(), "git operation");
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! The broker: the one door to the store. Every rule about who may do what
+//! lives in one method here; HTTP handlers parse, call one method and render.
+//!
+//! Every state change is decided on a fresh read and applied with a
+//! compare-and-set; on a lost race the operation re-reads and decides again, so
+//! concurrent approvers end in exactly one decision. After each change the
+//! broker bumps a [`watch`] counter that wakes every long-poll waiter, which
+//! then re-reads its request: no waiter sleeps through a decision.
+//!
+//! Nothing here knows about HTTP: outcomes are [`BrokerError`]s and git
+//! refusals are [`git::GitRefusal`]s, mapped to responses in `server::error`.
+
+pub mod audit;
+mod error;
+pub mod git;
+mod grants;
+mod requests;
+mod users;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+
+pub use self::error::{BrokerError, BrokerResult};
+pub use self::requests::RequestQuery;
+pub use self::users::NewUser;
+use super::config::ServerConfig;
+use crate::clock::{Clock, SystemClock};
+use crate::domain::audit::NewEvent;
+use crate::domain::policy::{Rule, Subject};
+use crate::domain::repo::RepoSpec;
+use crate::domain::{AccessDuration, Level};
+use crate::providers::{Provider, ProviderError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError, UserRecord};
+
+/// Why a broker could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("the database {path}: {source}")]
+    Store { path: PathBuf, source: StoreError },
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("{0}")]
+    Repos(String),
+}
+
+pub struct Broker {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    changes: watch::Sender<u64>,
+    reaper_wake: Notify,
+    /// Set at shutdown so long-polls return at once instead of holding it up.
+    closing: AtomicBool,
+}
+
+fn subject(user: &UserRecord) -> Subject<'_> {
+    Subject { name: &user.name, groups: &user.groups }
+}
+
+/// An audit event about `repo` at `level` by `actor`.
+fn event(actor: &str, action: crate::domain::audit::Action, repo: &str, level: Level) -> NewEvent {
+    let mut e = NewEvent::new(actor, action);
+    e.repo = Some(repo.to_string());
+    e.level = Some(level);
+    e
+}
+
+impl Broker {
+    /// Opens the broker on `config`'s data directory with the system clock.
+    pub async fn open(config: ServerConfig) -> Result<Broker, OpenError> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the SQLite store under the data directory (created owner-only),
+    /// and adds the repos the providers bring (the gateway's bare repos).
+    pub async fn open_with_clock(mut config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Broker, OpenError> {
+        crate::fsutil::create_private_dir(&config.data_dir)
+            .map_err(|source| OpenError::DataDir { path: config.data_dir.clone(), source })?;
+        let path = config.database_path();
+        let store = SqliteStore::open(&path).await.map_err(|source| OpenError::Store { path, source })?;
+        let base = config.base_url();
+        for provider in config.providers.all().cloned().collect::<Vec<_>>() {
+            for repo in provider.discover(&base)? {
+                if config.repos.iter().any(|r| r.name == repo.name) {
+                    return Err(OpenError::Repos(format!(
+                        "repo `{}` is both a [[repo]] and a repo of provider `{}`",
+                        repo.name,
+                        provider.name()
+                    )));
+                }
+                config.repos.push(repo);
+            }
+        }
+        Ok(Broker {
+            store: Arc::new(store),
+            config,
+            clock,
+            changes: watch::Sender::new(0),
+            reaper_wake: Notify::new(),
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Wakes every long-poll waiter and the reaper (after a change, or when a test moves the clock).
+    pub fn notify_change(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        self.reaper_wake.notify_one();
+    }
+
+    /// Releases every long-poll waiter; called when the server shuts down.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.notify_change();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once something changed (for the reaper).
+    pub async fn changed(&self) {
+        self.reaper_wake.notified().await
+    }
+
+    pub fn pending_ttl(&self) -> chrono::Duration {
+        self.config.pending_ttl.as_chrono()
+    }
+
+    pub fn repos(&self) -> &[RepoSpec] {
+        &self.config.repos
+    }
+
+    pub fn repo(&self, name: &str) -> Option<&RepoSpec> {
+        self.config.repos.iter().find(|r| r.name == name)
+    }
+
+    /// The clone URL of a known repo, as clients show it.
+    pub fn clone_url(&self, repo: &str) -> Option<String> {
+        self.repo(repo).and_then(|r| r.url.as_ref()).map(|u| u.to_string())
+    }
+
+    /// The provider that makes grants on `repo` real, if any does.
+    fn provider_for(&self, repo: &str) -> Option<&Arc<dyn Provider>> {
+        self.repo(repo).and_then(|r| self.config.providers.for_repo(r))
+    }
+
+    /// The approvers a rule names (users and `group:NAME`), for "who can approve".
+    pub fn approvers_of(&self, rule: &str) -> Vec<String> {
+        self.config.policy.rule(rule).map(Rule::approvers_display).unwrap_or_default()
+    }
+
+    /// A request's canonical duration text (`1h30m`).
+    pub fn duration_text(secs: u64) -> String {
+        AccessDuration::from_secs(secs).map(|d| d.to_string()).unwrap_or_else(|_| format!("{secs}s"))
+    }
+
+    /// Whether the store answers (for `/healthz`).
+    pub async fn health(&self) -> BrokerResult<()> {
+        Ok(self.store.check().await?)
+    }
+}

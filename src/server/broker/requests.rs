@@ -1,0 +1,324 @@
+//! Requests: create, list, read, long-poll, and the decisions on them
+//! (approve, deny, cancel, expire), each decided on a fresh read and applied
+//! with a compare-and-set.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Broker, BrokerError, BrokerResult, event, subject};
+use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
+use crate::domain::policy::{Rule, Subject};
+use crate::domain::repo;
+use crate::domain::request::{self, ApprovalOutcome, DecisionError, RequestState, RequestStatus};
+use crate::domain::{AccessDuration, Level};
+use crate::store::{ApprovalRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
+
+const MAX_ATTEMPTS: usize = 8;
+const MAX_TEXT: usize = 2000;
+
+/// What `GET /v1/requests` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    /// Only the caller's own requests.
+    pub mine: bool,
+    /// Only someone else's requests the caller may decide.
+    pub reviewable: bool,
+    pub status: Option<RequestStatus>,
+}
+
+/// Checks a free-text field: trimmed, at most [`MAX_TEXT`] bytes, no control characters but newline and tab.
+pub(super) fn check_text(field: &str, value: Option<&str>) -> BrokerResult<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.len() > MAX_TEXT => Err(BrokerError::InvalidInput(format!("{field} is too long (at most {MAX_TEXT} bytes)"))),
+        Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            Err(BrokerError::InvalidInput(format!("{field} contains control characters")))
+        }
+        Some(v) => Ok(Some(v.to_string())),
+    }
+}
+
+/// What a decision makes of a fresh read of a request.
+enum Step {
+    Apply(RequestChange),
+    Keep(RequestRecord),
+}
+
+/// The domain's view of a stored request (`approvers` from [`RequestRecord::approver_names`]).
+fn state_of<'a>(req: &'a RequestRecord, approvers: &'a [String]) -> RequestState<'a> {
+    RequestState { requester: &req.requester, status: req.status, created_at: req.created_at, approvals: approvers }
+}
+
+/// A change to `req` decided on what was just read (its approval count is the compare-and-set).
+fn change_for(
+    req: &RequestRecord,
+    now: DateTime<Utc>,
+    decide: Option<(RequestStatus, String, Option<String>)>,
+    events: Vec<NewEvent>,
+) -> RequestChange {
+    RequestChange { request_id: req.id, expect_approvals: req.approvals.len(), add_approval: None, decide, grant: None, at: now, events }
+}
+
+fn request_event(actor: &str, action: Action, req: &RequestRecord) -> NewEvent {
+    event(actor, action, &req.repo, req.level)
+}
+
+impl Broker {
+    /// The requester of a stored request as policy sees them now (a removed
+    /// user keeps their name and no groups).
+    async fn requester(&self, name: &str) -> BrokerResult<UserRecord> {
+        Ok(self.store.user(name).await?.unwrap_or(UserRecord {
+            name: name.to_string(),
+            groups: Vec::new(),
+            admin: false,
+            created_at: self.now(),
+        }))
+    }
+
+    /// The rule that governs a stored request under the current policy.
+    fn rule_governing(&self, req: &RequestRecord, requester: &UserRecord) -> BrokerResult<&Rule> {
+        self.config.policy.rule_for(&req.repo, req.level, &subject(requester)).map_err(BrokerError::PolicyChanged)
+    }
+
+    /// Whether `caller` may see a request: its requester, an admin, or an approver of its repo and level.
+    fn may_view(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
+        caller.admin || caller.name == req.requester || self.config.policy.is_approver_for(&req.repo, req.level, &subject(caller))
+    }
+
+    async fn load_visible(&self, caller: &UserRecord, id: i64) -> BrokerResult<RequestRecord> {
+        match self.store.request(id).await? {
+            Some(r) if self.may_view(caller, &r) => Ok(r),
+            _ => Err(BrokerError::NotFound(format!("request {id}"))),
+        }
+    }
+
+    pub async fn create_request(
+        &self,
+        caller: &UserRecord,
+        repo: &str,
+        level: Level,
+        duration: AccessDuration,
+        reason: Option<&str>,
+    ) -> BrokerResult<RequestRecord> {
+        let reason = check_text("reason", reason)?;
+        let repo = repo::resolve(repo, &self.config.repos)?.name.clone();
+        let rule = self.config.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
+        let now = self.now();
+        let new = NewRequest {
+            requester: caller.name.clone(),
+            repo: repo.clone(),
+            level,
+            duration_secs: duration.secs(),
+            reason: reason.clone(),
+            rule: rule.name.clone(),
+            approvals_required: rule.approvals_required,
+            created_at: now,
+        };
+        let mut requested = event(&caller.name, Action::Requested, &repo, level);
+        requested.detail = Some(match &reason {
+            Some(r) => format!("for {duration}: {r}"),
+            None => format!("for {duration}"),
+        });
+        let mut events = vec![requested];
+        let grant = if rule.auto_approve {
+            let mut granted = event(BROKER_ACTOR, Action::Granted, &repo, level);
+            granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(now + duration.as_chrono())));
+            events.push(granted);
+            Some((now, now + duration.as_chrono()))
+        } else {
+            None
+        };
+        let record = self.store.create_request(&new, grant, events).await?;
+        tracing::info!(request = record.id, requester = %caller.name, %repo, %level, status = %record.status, "request created");
+        self.notify_change();
+        Ok(record)
+    }
+
+    /// Requests the caller may see; with `reviewable`, only someone else's
+    /// that the governing rule lets the caller decide.
+    pub async fn list_requests(&self, caller: &UserRecord, query: &RequestQuery) -> BrokerResult<Vec<RequestRecord>> {
+        self.expire_stale().await?;
+        let filter = RequestFilter { requester: query.mine.then(|| caller.name.clone()), status: query.status, limit: None };
+        let records = self.store.requests(&filter).await?;
+        // One read of everyone's groups, not one per request.
+        let groups: HashMap<String, Vec<String>> =
+            if query.reviewable { self.store.users().await?.into_iter().map(|u| (u.name, u.groups)).collect() } else { HashMap::new() };
+        let me = subject(caller);
+        let reviewable = |r: &RequestRecord| {
+            let requester_groups = groups.get(&r.requester).map(Vec::as_slice).unwrap_or_default();
+            let rule = self.config.policy.rule_for(&r.repo, r.level, &Subject { name: &r.requester, groups: requester_groups });
+            r.requester != caller.name && rule.is_ok_and(|rule| rule.may_approve(&me))
+        };
+        Ok(records.into_iter().filter(|r| self.may_view(caller, r) && (!query.reviewable || reviewable(r))).collect())
+    }
+
+    /// One request; a request found pending past its TTL is expired on the spot.
+    pub async fn get_request(&self, caller: &UserRecord, id: i64) -> BrokerResult<RequestRecord> {
+        self.expire(id).await?;
+        self.load_visible(caller, id).await
+    }
+
+    /// Reads request `id` (and its requester, for policy), lets `decide` turn
+    /// it into a change, applies that change and wakes the waiters; on a lost
+    /// race it reads and decides again. A request found pending past its TTL
+    /// is expired on the spot and the decision refused.
+    async fn decide_and_apply(
+        &self,
+        id: i64,
+        mut decide: impl FnMut(RequestRecord, &UserRecord, DateTime<Utc>) -> BrokerResult<Step>,
+    ) -> BrokerResult<RequestRecord> {
+        for _ in 0..MAX_ATTEMPTS {
+            let req = self.store.request(id).await?.ok_or_else(|| BrokerError::NotFound(format!("request {id}")))?;
+            let requester = self.requester(&req.requester).await?;
+            let change = match decide(req, &requester, self.now()) {
+                Ok(Step::Keep(unchanged)) => return Ok(unchanged),
+                Ok(Step::Apply(change)) => change,
+                Err(e @ BrokerError::Decision(DecisionError::PendingExpired)) => {
+                    Box::pin(self.expire(id)).await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            match self.store.apply(change).await {
+                Ok(record) => {
+                    self.notify_change();
+                    return Ok(record);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BrokerError::Conflict("the request kept changing; try again".into()))
+    }
+
+    pub async fn approve(&self, caller: &UserRecord, id: i64, comment: Option<&str>) -> BrokerResult<RequestRecord> {
+        let comment = check_text("comment", comment)?;
+        let record = self
+            .decide_and_apply(id, |req, requester, now| {
+                let rule = self.rule_governing(&req, requester)?;
+                let approvers = req.approver_names();
+                let state = state_of(&req, &approvers);
+                let outcome = request::approve(&state, rule, &subject(caller), self.pending_ttl(), now)?;
+                let mut vote = request_event(&caller.name, Action::Approved, &req);
+                let mut change = change_for(&req, now, None, vec![]);
+                change.add_approval = Some(ApprovalRecord { approver: caller.name.clone(), comment: comment.clone(), at: now });
+                match outcome {
+                    ApprovalOutcome::AlreadyCounted { .. } => return Ok(Step::Keep(req)),
+                    ApprovalOutcome::Recorded { have, need } => {
+                        let note = comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+                        vote.detail = Some(format!("approval {have} of {need}{note}"));
+                        change.events.push(vote);
+                    }
+                    ApprovalOutcome::Approved => {
+                        let expires_at = now + chrono::Duration::seconds(req.duration_secs as i64);
+                        vote.detail = comment.clone();
+                        let mut granted = request_event(BROKER_ACTOR, Action::Granted, &req);
+                        granted.detail = Some(format!("to {} until {}", req.requester, timestamp(expires_at)));
+                        change.events = vec![vote, granted];
+                        change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
+                        change.grant = Some((now, expires_at));
+                    }
+                }
+                Ok(Step::Apply(change))
+            })
+            .await?;
+        tracing::info!(request = id, approver = %caller.name, status = %record.status, "approval recorded");
+        Ok(record)
+    }
+
+    pub async fn deny(&self, caller: &UserRecord, id: i64, reason: &str) -> BrokerResult<RequestRecord> {
+        let reason = check_text("reason", Some(reason))?.ok_or_else(|| BrokerError::InvalidInput("a deny needs a reason".into()))?;
+        let record = self
+            .decide_and_apply(id, |req, requester, now| {
+                let rule = self.rule_governing(&req, requester)?;
+                let approvers = req.approver_names();
+                let state = state_of(&req, &approvers);
+                request::deny(&state, rule, &subject(caller), self.pending_ttl(), now)?;
+                let mut denied = request_event(&caller.name, Action::Denied, &req);
+                denied.detail = Some(reason.clone());
+                let decision = (RequestStatus::Denied, caller.name.clone(), Some(reason.clone()));
+                Ok(Step::Apply(change_for(&req, now, Some(decision), vec![denied])))
+            })
+            .await?;
+        tracing::info!(request = id, by = %caller.name, "request denied");
+        Ok(record)
+    }
+
+    pub async fn cancel(&self, caller: &UserRecord, id: i64) -> BrokerResult<RequestRecord> {
+        self.decide_and_apply(id, |req, _, now| {
+            if !self.may_view(caller, &req) {
+                return Err(BrokerError::NotFound(format!("request {id}")));
+            }
+            let approvers = req.approver_names();
+            request::cancel(&state_of(&req, &approvers), &caller.name)?;
+            let canceled = request_event(&caller.name, Action::Canceled, &req);
+            Ok(Step::Apply(change_for(&req, now, Some((RequestStatus::Canceled, caller.name.clone(), None)), vec![canceled])))
+        })
+        .await
+    }
+
+    /// Expires a request that is still pending past the TTL; a no-op otherwise.
+    pub async fn expire(&self, id: i64) -> BrokerResult<()> {
+        let outcome = self
+            .decide_and_apply(id, |req, _, now| {
+                if req.status != RequestStatus::Pending || !request::is_pending_expired(req.created_at, self.pending_ttl(), now) {
+                    return Ok(Step::Keep(req));
+                }
+                let mut expired = request_event(BROKER_ACTOR, Action::Expired, &req);
+                expired.detail = Some(format!("nobody decided within {}", self.config.pending_ttl));
+                tracing::info!(request = id, "pending request expired");
+                Ok(Step::Apply(change_for(&req, now, Some((RequestStatus::Expired, BROKER_ACTOR.to_string(), None)), vec![expired])))
+            })
+            .await;
+        match outcome {
+            Err(BrokerError::NotFound(_)) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Expires every request pending past the TTL; returns how many.
+    pub async fn expire_stale(&self) -> BrokerResult<usize> {
+        let ids = self.store.stale_pending(self.now() - self.pending_ttl()).await?;
+        for id in &ids {
+            self.expire(*id).await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Long-poll: returns as soon as the request's status differs from
+    /// `while_status`, or when `timeout` (capped by `max_wait`) passes, with
+    /// the request as it is then.
+    pub async fn wait(&self, caller: &UserRecord, id: i64, while_status: RequestStatus, timeout: Duration) -> BrokerResult<RequestRecord> {
+        // Subscribe before the first read, so a change between the read and
+        // the wait still wakes us.
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout.min(self.config.max_wait);
+        loop {
+            let req = self.load_visible(caller, id).await?;
+            if req.status != while_status || self.is_closing() {
+                return Ok(req);
+            }
+            // Wake at the pending deadline too, so a waiter sees `expired` on time.
+            let mut wake = deadline;
+            if req.status == RequestStatus::Pending {
+                let until = (req.created_at + self.pending_ttl() - self.now()).to_std().unwrap_or(Duration::ZERO);
+                wake = wake.min(tokio::time::Instant::now() + until);
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(req);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if wake >= deadline {
+                        return self.load_visible(caller, id).await;
+                    }
+                    self.expire(id).await?;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Users and their tokens: authentication, and the one way a user is created.
+
+use super::{Broker, BrokerError, BrokerResult};
+use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent};
+use crate::domain::policy::is_valid_name;
+use crate::domain::token::{ExposeSecret, SecretString, TOKEN_PREFIX, TokenHash, generate};
+use crate::store::{StoreError, UserRecord};
+
+/// A user to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+}
+
+fn check_name(kind: &str, name: &str) -> BrokerResult<()> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidInput(format!("invalid {kind} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`")))
+    }
+}
+
+impl Broker {
+    /// The user a bearer token belongs to; the stored hash is compared in constant time.
+    pub async fn authenticate(&self, token: &str) -> BrokerResult<UserRecord> {
+        let presented = TokenHash::of(token);
+        match self.store.user_by_token(&presented).await? {
+            Some((user, stored)) if stored.matches(&presented) => Ok(user),
+            _ => Err(BrokerError::InvalidToken),
+        }
+    }
+
+    pub(super) fn require_admin(&self, caller: &UserRecord) -> BrokerResult<()> {
+        if caller.admin { Ok(()) } else { Err(BrokerError::Forbidden(format!("{} is not an admin", caller.name))) }
+    }
+
+    pub async fn users(&self, caller: &UserRecord) -> BrokerResult<Vec<UserRecord>> {
+        self.require_admin(caller)?;
+        Ok(self.store.users().await?)
+    }
+
+    /// Creates a user with a fresh token and a `user_added` event by `actor`:
+    /// the one way in, for the API, `--init-admin`, `--dev` and tests. With
+    /// `bootstrap`, only while the broker has no admin (decided atomically).
+    pub async fn create_user(
+        &self,
+        actor: &str,
+        new: NewUser,
+        bootstrap: bool,
+        note: Option<&str>,
+    ) -> BrokerResult<(UserRecord, SecretString)> {
+        check_name("user", &new.name)?;
+        if new.name == BROKER_ACTOR {
+            return Err(BrokerError::InvalidInput(format!("`{}` is reserved for the broker itself", new.name)));
+        }
+        for g in &new.groups {
+            check_name("group", g)?;
+        }
+        let mut groups = new.groups;
+        groups.sort();
+        groups.dedup();
+        let user = UserRecord { name: new.name, groups, admin: new.admin, created_at: self.now() };
+        let token = generate(TOKEN_PREFIX);
+        let mut event = NewEvent::new(actor, Action::UserAdded);
+        let admin = if user.admin { " admin" } else { "" };
+        let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
+        event.detail = Some(format!("{} groups=[{}]{admin}{note}", user.name, user.groups.join(",")));
+        match self.store.add_user(&user, &TokenHash::of(token.expose_secret()), bootstrap, event).await {
+            Err(StoreError::Conflict) if bootstrap => {
+                return Err(BrokerError::Forbidden("this broker already has an admin; --init-admin only bootstraps an empty one".into()));
+            }
+            other => other?,
+        }
+        tracing::info!(user = %user.name, by = %actor, "user added");
+        Ok((user, token))
+    }
+
+    /// `POST /v1/users`: admins add users.
+    pub async fn add_user(&self, caller: &UserRecord, new: NewUser) -> BrokerResult<(UserRecord, SecretString)> {
+        self.require_admin(caller)?;
+        self.create_user(&caller.name, new, false, None).await
+    }
+
+    /// The first admin of an empty broker (`jit server --init-admin NAME`).
+    pub async fn init_admin(&self, name: &str) -> BrokerResult<SecretString> {
+        let new = NewUser { name: name.to_string(), groups: Vec::new(), admin: true };
+        Ok(self.create_user(BROKER_ACTOR, new, true, Some("first admin, --init-admin")).await?.1)
+    }
+
+    pub async fn admin_count(&self) -> BrokerResult<u64> {
+        Ok(self.store.admin_count().await?)
+    }
+
+    /// A user by name, if there is one (`--dev` reuses its users across restarts).
+    pub async fn user(&self, name: &str) -> BrokerResult<Option<UserRecord>> {
+        Ok(self.store.user(name).await?)
+    }
+
+    pub async fn remove_user(&self, caller: &UserRecord, name: &str) -> BrokerResult<()> {
+        self.require_admin(caller)?;
+        if name == caller.name {
+            return Err(BrokerError::InvalidInput("you cannot remove yourself; ask another admin".into()));
+        }
+        let mut event = NewEvent::new(&caller.name, Action::UserRemoved);
+        event.detail = Some(name.to_string());
+        self.store.remove_user(name, self.now(), event).await?;
+        tracing::info!(user = %name, by = %caller.name, "user removed");
+        Ok(())
+    }
+
+    /// `POST /v1/users/{name}/token`: a new token; the old one stops working.
+    pub async fn rotate_token(&self, caller: &UserRecord, name: &str) -> BrokerResult<(UserRecord, SecretString)> {
+        self.require_admin(caller)?;
+        self.rotate_token_as(&caller.name, name, None).await
+    }
+
+    /// Rotation by `actor` (an admin, or the broker for `--dev`).
+    pub async fn rotate_token_as(&self, actor: &str, name: &str, note: Option<&str>) -> BrokerResult<(UserRecord, SecretString)> {
+        let user = self.store.user(name).await?.ok_or_else(|| BrokerError::NotFound(format!("user `{name}`")))?;
+        let token = generate(TOKEN_PREFIX);
+        let mut event = NewEvent::new(actor, Action::TokenRotated);
+        event.detail = Some(match note {
+            Some(n) => format!("{name} ({n})"),
+            None => name.to_string(),
+        });
+        self.store.set_token(name, &TokenHash::of(token.expose_secret()), self.now(), event).await?;
+        tracing::info!(user = %name, by = %actor, "token rotated");
+        Ok((user, token))
+    }
+}

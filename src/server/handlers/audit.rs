@@ -1,0 +1,40 @@
+//! `/v1/audit`: pages of the log, and the chain verified on the broker (admins).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::api;
+use crate::domain::audit::AuditEvent;
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    /// Events after this sequence number (for paging); default 0.
+    #[serde(default)]
+    after: i64,
+    /// At most this many events (default and cap 1000).
+    limit: Option<u32>,
+    /// Only events at or after this RFC 3339 time.
+    since: Option<String>,
+}
+
+pub async fn page(State(broker): AppState, Caller(user): Caller, Query(q): Query<PageQuery>) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| ApiError::bad_input(format!("invalid since `{s}`: {e}; expected an RFC 3339 time")))
+        })
+        .transpose()?;
+    Ok(Json(broker.audit_page(&user, q.after, since, q.limit).await?))
+}
+
+pub async fn verify(State(broker): AppState, Caller(user): Caller) -> Result<Json<api::AuditVerification>, ApiError> {
+    let report = broker.verify_audit(&user).await?;
+    Ok(Json(api::AuditVerification { ok: report.error.is_none(), events: report.events, error: report.error }))
+}

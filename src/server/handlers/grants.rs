@@ -1,0 +1,59 @@
+//! `/v1/grants`: list, read, revoke, and mint a git credential.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{AppState, parse_id, view_grant};
+use crate::api;
+use crate::server::auth::Caller;
+use crate::server::error::{ApiError, OptionalJson};
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Admins only: every user's grants.
+    #[serde(default)]
+    all: bool,
+    /// Only grants live now.
+    #[serde(default)]
+    live: bool,
+}
+
+pub async fn list(State(broker): AppState, Caller(user): Caller, Query(q): Query<ListQuery>) -> Result<Json<Vec<api::Grant>>, ApiError> {
+    let grants = broker.list_grants(&user, q.all, q.live).await?;
+    Ok(Json(grants.iter().map(|g| view_grant(&broker, g)).collect()))
+}
+
+pub async fn get(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::Grant>, ApiError> {
+    let id = parse_id("grant", &id)?;
+    Ok(Json(view_grant(&broker, &broker.get_grant(&user, id).await?)))
+}
+
+pub async fn revoke(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<api::RevokeBody>,
+) -> Result<Json<api::Grant>, ApiError> {
+    let id = parse_id("grant", &id)?;
+    let grant = broker.revoke(&user, id, body.reason.as_deref()).await?;
+    Ok(Json(view_grant(&broker, &grant)))
+}
+
+/// Mints a git credential for the caller's own live grant.
+pub async fn mint_credential(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<api::Credential>), ApiError> {
+    let id = parse_id("grant", &id)?;
+    let (grant, minted) = broker.mint_credential(&user, id).await?;
+    let credential = api::Credential {
+        username: minted.username,
+        password: minted.password,
+        expires_at: minted.expires_at,
+        grant: view_grant(&broker, &grant),
+    };
+    Ok((StatusCode::CREATED, Json(credential)))
+}

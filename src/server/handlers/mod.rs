@@ -1,0 +1,73 @@
+//! HTTP handlers, one file per resource (as atuin's `handlers/`). Each handler
+//! parses its input, calls one [`Broker`] method and renders the result with
+//! the views below; rules and errors live in the broker and `server::error`.
+
+pub mod audit;
+pub mod git;
+pub mod grants;
+pub mod health;
+pub mod repos;
+pub mod requests;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+
+use super::broker::Broker;
+use super::error::ApiError;
+use crate::api;
+use crate::store::{GrantRecord, RequestRecord, UserRecord};
+
+pub type AppState = State<Arc<Broker>>;
+
+/// Path ids are numbers; anything else is a 400 that says so, not axum's text.
+pub fn parse_id(kind: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_input(format!("invalid {kind} id `{raw}`: expected a positive number")))
+}
+
+pub fn view_user(u: &UserRecord) -> api::User {
+    api::User { name: u.name.clone(), groups: u.groups.clone(), admin: u.admin, created_at: u.created_at }
+}
+
+pub fn view_grant(broker: &Broker, g: &GrantRecord) -> api::Grant {
+    api::Grant {
+        id: g.id,
+        request_id: g.request_id,
+        user: g.user.clone(),
+        repo: g.repo.clone(),
+        level: g.level.to_string(),
+        clone_url: broker.clone_url(&g.repo),
+        granted_at: g.granted_at,
+        expires_at: g.expires_at,
+        status: broker.grant_status(g),
+        revoked_at: g.revoked_at,
+        revoked_by: g.revoked_by.clone(),
+    }
+}
+
+pub fn view_request(broker: &Broker, r: &RequestRecord) -> api::AccessRequest {
+    api::AccessRequest {
+        id: r.id,
+        status: r.status,
+        requester: r.requester.clone(),
+        repo: r.repo.clone(),
+        level: r.level.to_string(),
+        duration: Broker::duration_text(r.duration_secs),
+        duration_secs: r.duration_secs,
+        reason: r.reason.clone(),
+        created_at: r.created_at,
+        pending_until: r.created_at + broker.pending_ttl(),
+        rule: r.rule.clone(),
+        approvals_required: r.approvals_required,
+        approvers: broker.approvers_of(&r.rule),
+        approvals: r.approvals.iter().map(|a| api::Approval { by: a.approver.clone(), at: a.at, comment: a.comment.clone() }).collect(),
+        decided_at: r.decided_at,
+        decided_by: r.decided_by.clone(),
+        decision_note: r.decision_note.clone(),
+        grant: r.grant.as_ref().map(|g| view_grant(broker, g)),
+    }
+}

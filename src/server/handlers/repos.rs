@@ -1,0 +1,12 @@
+//! `GET /v1/repos`: the repos the broker knows and their clone URLs.
+
+use axum::Json;
+use axum::extract::State;
+
+use super::AppState;
+use crate::api;
+use crate::server::auth::Caller;
+
+pub async fn list(State(broker): AppState, Caller(_): Caller) -> Json<Vec<api::Repo>> {
+    Json(broker.repos().iter().map(|r| api::Repo { name: r.name.clone(), clone_url: r.url.as_ref().map(|u| u.to_string()) }).collect())
+}

@@ -1,0 +1,104 @@
+//! `/v1/requests`: create, list, read (with long-poll), approve, deny, cancel.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{AppState, parse_id, view_request};
+use crate::api;
+use crate::domain::request::RequestStatus;
+use crate::domain::{AccessDuration, Level};
+use crate::server::auth::Caller;
+use crate::server::broker::RequestQuery;
+use crate::server::error::{ApiError, ApiJson, OptionalJson};
+
+fn parse_status(raw: &str) -> Result<RequestStatus, ApiError> {
+    raw.parse().map_err(ApiError::bad_input)
+}
+
+pub async fn create(
+    State(broker): AppState,
+    Caller(user): Caller,
+    ApiJson(body): ApiJson<api::CreateRequest>,
+) -> Result<(StatusCode, Json<api::AccessRequest>), ApiError> {
+    let level: Level = body.level.trim().parse().map_err(|e: crate::domain::level::UnknownLevel| ApiError::bad_input(e.to_string()))?;
+    let duration: AccessDuration =
+        body.duration.parse().map_err(|e: crate::domain::duration::DurationError| ApiError::bad_input(e.to_string()))?;
+    let record = broker.create_request(&user, &body.repo, level, duration, body.reason.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(view_request(&broker, &record))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    mine: bool,
+    #[serde(default)]
+    reviewable: bool,
+    status: Option<String>,
+}
+
+pub async fn list(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<api::AccessRequest>>, ApiError> {
+    let status = q.status.as_deref().map(parse_status).transpose()?;
+    let records = broker.list_requests(&user, &RequestQuery { mine: q.mine, reviewable: q.reviewable, status }).await?;
+    Ok(Json(records.iter().map(|r| view_request(&broker, r)).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    /// Hold the call open up to this long (`30s`, `2m`) for the status to change.
+    wait: Option<String>,
+    /// The status the client last saw; the call returns once it differs. Default `pending`.
+    status: Option<String>,
+}
+
+pub async fn get(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<api::AccessRequest>, ApiError> {
+    let id = parse_id("request", &id)?;
+    let record = match q.wait {
+        None => broker.get_request(&user, id).await?,
+        Some(wait) => {
+            let timeout = humantime::parse_duration(&wait)
+                .map_err(|e| ApiError::bad_input(format!("invalid wait `{wait}`: {e}; expected e.g. 30s")))?;
+            let status = parse_status(q.status.as_deref().unwrap_or("pending"))?;
+            broker.wait(&user, id, status, timeout).await?
+        }
+    };
+    Ok(Json(view_request(&broker, &record)))
+}
+
+pub async fn approve(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<api::ApproveBody>,
+) -> Result<Json<api::AccessRequest>, ApiError> {
+    let id = parse_id("request", &id)?;
+    let record = broker.approve(&user, id, body.comment.as_deref()).await?;
+    Ok(Json(view_request(&broker, &record)))
+}
+
+pub async fn deny(
+    State(broker): AppState,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<api::DenyBody>,
+) -> Result<Json<api::AccessRequest>, ApiError> {
+    let id = parse_id("request", &id)?;
+    let record = broker.deny(&user, id, &body.reason).await?;
+    Ok(Json(view_request(&broker, &record)))
+}
+
+pub async fn cancel(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::AccessRequest>, ApiError> {
+    let id = parse_id("request", &id)?;
+    let record = broker.cancel(&user, id).await?;
+    Ok(Json(view_request(&broker, &record)))
+}

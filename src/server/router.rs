@@ -1,0 +1,39 @@
+//! The HTTP surface in one place: every route, and the layers (body limits)
+//! around them. Handlers live in `handlers/`, one file per resource.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+
+use super::broker::Broker;
+use super::error::ApiError;
+use super::handlers::{audit, git, grants, health, repos, requests, users};
+
+pub fn router(broker: Arc<Broker>) -> Router {
+    let max_body = broker.config().max_body_bytes;
+    let api = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/whoami", get(users::whoami))
+        .route("/v1/repos", get(repos::list))
+        .route("/v1/users", get(users::list).post(users::add))
+        .route("/v1/users/{name}", delete(users::remove))
+        .route("/v1/users/{name}/token", post(users::rotate_token))
+        .route("/v1/requests", get(requests::list).post(requests::create))
+        .route("/v1/requests/{id}", get(requests::get))
+        .route("/v1/requests/{id}/approve", post(requests::approve))
+        .route("/v1/requests/{id}/deny", post(requests::deny))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel))
+        .route("/v1/grants", get(grants::list))
+        .route("/v1/grants/{id}", get(grants::get))
+        .route("/v1/grants/{id}/revoke", post(grants::revoke))
+        .route("/v1/grants/{id}/credentials", post(grants::mint_credential))
+        .route("/v1/audit", get(audit::page))
+        .route("/v1/audit/verify", get(audit::verify))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(max_body));
+    // Git traffic streams packs of any size, so it has no body limit.
+    let git = Router::new().route("/git/{*path}", get(git::serve).post(git::serve)).layer(DefaultBodyLimit::disable());
+    api.merge(git).with_state(broker)
+}

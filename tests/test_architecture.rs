@@ -1,0 +1,101 @@
+//! The seams hold: only the broker opens the store's door, and the broker
+//! speaks no HTTP. A grep, so a shortcut fails the build's tests at once.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Whether `word` occurs in `line` as a whole path segment or identifier
+/// (`http::` but not `smart_http::`, `Store` but not `StoreError`).
+fn has_word(line: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    line.match_indices(word).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        let after = line[i + word.len()..].chars().next();
+        before.is_none_or(|c| !ident(c)) && (word.ends_with(':') || after.is_none_or(|c| !ident(c)))
+    })
+}
+
+/// Code lines (comments dropped) of a file.
+fn code(path: &Path) -> Vec<(usize, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_word_check_sees_whole_words_only() {
+    assert!(has_word("use axum::http::StatusCode;", "http::"));
+    assert!(has_word("use axum::http::StatusCode;", "StatusCode"));
+    assert!(!has_word("use crate::domain::smart_http::Service;", "http::"));
+    assert!(has_word("store: Arc<dyn Store>,", "dyn Store"));
+    assert!(!has_word("use crate::store::StoreError;", "crate::store::Store"));
+    assert!(has_word("use crate::store::Store;", "crate::store::Store"));
+}
+
+#[test]
+fn only_the_broker_touches_the_store() {
+    let allowed = [src().join("server/broker"), src().join("store")];
+    let mut offenders = vec![];
+    for file in rust_files(&src()) {
+        if allowed.iter().any(|dir| file.starts_with(dir)) {
+            continue;
+        }
+        for (n, line) in code(&file) {
+            if has_word(&line, "dyn Store")
+                || line.contains(".store.")
+                || has_word(&line, "SqliteStore")
+                || has_word(&line, "crate::store::Store")
+            {
+                offenders.push(format!("{}:{n}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "store access outside the broker:\n{}", offenders.join("\n"));
+}
+
+#[test]
+fn the_broker_speaks_no_http() {
+    let mut offenders = vec![];
+    for file in rust_files(&src().join("server/broker")) {
+        for (n, line) in code(&file) {
+            if ["axum", "http::", "StatusCode", "hyper", "IntoResponse"].iter().any(|word| has_word(&line, word)) {
+                offenders.push(format!("{}:{n}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "HTTP inside the broker:\n{}", offenders.join("\n"));
+}
+
+#[test]
+fn each_provider_is_one_file_registered_by_kind() {
+    let providers = src().join("providers");
+    let registry = std::fs::read_to_string(providers.join("mod.rs")).unwrap();
+    for file in rust_files(&providers) {
+        let name = file.file_stem().unwrap().to_str().unwrap();
+        if name == "mod" {
+            continue;
+        }
+        assert!(registry.contains(&format!("pub mod {name};")), "{name}.rs is not declared in providers/mod.rs");
+        assert!(registry.contains(&format!("{name}::KIND")), "{name}.rs has no entry in providers::KINDS");
+    }
+}
