@@ -307,7 +307,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin)
-            opts="-h -V --help --version user token help"
+            opts="-h --help user token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,7 +433,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__token)
-            opts="-h -V --help --version rotate help"
+            opts="-h --help rotate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -489,7 +489,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__token__subcmd__rotate)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -503,7 +503,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user)
-            opts="-h -V --help --version add list remove help"
+            opts="-h --help add list remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -517,7 +517,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user__subcmd__add)
-            opts="-h -V --group --admin --json --help --version"
+            opts="-h --group --admin --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -605,7 +605,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user__subcmd__list)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -619,7 +619,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user__subcmd__remove)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,7 +633,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__approve)
-            opts="-y -h -V --comment --yes --json --help --version"
+            opts="-y -h --comment --yes --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -651,7 +651,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__audit)
-            opts="-h -V --since --json --help --version verify help"
+            opts="-h --since --json --help verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,7 +711,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__audit__subcmd__verify)
-            opts="-h -V --file --help --version"
+            opts="-h --file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -729,7 +729,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__cancel)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -743,7 +743,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__credential)
-            opts="-h -V --help --version get store erase help"
+            opts="-h --help get store erase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -757,7 +757,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__credential__subcmd__erase)
-            opts="-h -V --help --version"
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -771,7 +771,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__credential__subcmd__get)
-            opts="-h -V --help --version"
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -855,7 +855,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__credential__subcmd__store)
-            opts="-h -V --help --version"
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -869,7 +869,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__deny)
-            opts="-h -V --reason --json --help --version"
+            opts="-h --reason --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1335,7 +1335,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__login)
-            opts="-h -V --server --json --help --version"
+            opts="-h --server --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1353,7 +1353,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__logout)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1367,7 +1367,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__repos)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1381,14 +1381,14 @@ _jit() {
             return 0
             ;;
         jit__subcmd__request)
-            opts="-h -V --level --for --reason --no-wait --timeout --json --help --version"
+            opts="-h --level --for --reason --no-wait --timeout --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --level)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "read write admin" -- "${cur}"))
                     return 0
                     ;;
                 --for)
@@ -1411,7 +1411,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__requests)
-            opts="-h -V --pending --mine --json --help --version"
+            opts="-h --pending --mine --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1425,7 +1425,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__revoke)
-            opts="-h -V --reason --json --help --version"
+            opts="-h --reason --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1443,7 +1443,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__server)
-            opts="-h -V --config --listen --data-dir --public-url --dev --init-admin --help --version"
+            opts="-h --config --listen --data-dir --public-url --dev --init-admin --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1477,7 +1477,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__setup)
-            opts="-h -V --uninstall --json --help --version"
+            opts="-h --uninstall --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1491,7 +1491,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__status)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1505,7 +1505,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__util)
-            opts="-h -V --help --version completions man help"
+            opts="-h --help completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1519,7 +1519,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__util__subcmd__completions)
-            opts="-h -V --help --version"
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1589,7 +1589,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__util__subcmd__man)
-            opts="-h -V --help --version"
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1603,7 +1603,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__wait)
-            opts="-h -V --timeout --json --help --version"
+            opts="-h --timeout --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1621,7 +1621,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__whoami)
-            opts="-h -V --json --help --version"
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -43,29 +43,23 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'jit;login'= {
-            cand --server 'The broker''s URL [default: JIT_SERVER]'
+            cand --server 'The broker''s URL (default: $JIT_SERVER)'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;logout'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;whoami'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;request'= {
-            cand --level 'Access level: read, write or admin'
+            cand --level 'Access level'
             cand --for 'How long the access lasts once approved: 90s, 45m, 2h, 1h30m'
             cand --reason 'Why you need it (some policies require one)'
             cand --timeout 'Stop waiting after this long (the request stays pending)'
@@ -73,23 +67,17 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;wait'= {
             cand --timeout 'Stop waiting after this long (the request stays pending)'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;cancel'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;requests'= {
             cand --pending 'Only pending requests'
@@ -97,8 +85,6 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;approve'= {
             cand --comment 'A comment for the requester and the audit log'
@@ -107,52 +93,38 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;deny'= {
             cand --reason 'Why (the requester sees it)'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;status'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;revoke'= {
             cand --reason 'Why, for the audit log'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;repos'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;setup'= {
             cand --uninstall 'Remove exactly what `jit setup` added'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;credential'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand get 'Answer git with the cached credential for the URL on stdin'
             cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
             cand erase 'Forget the cached credential for the URL on stdin'
@@ -161,20 +133,14 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;credential;get'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;credential;store'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;credential;erase'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;credential;help'= {
             cand get 'Answer git with the cached credential for the URL on stdin'
@@ -199,14 +165,10 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --dev 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;admin'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand user 'Manage users'
             cand token 'Manage tokens'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -214,8 +176,6 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;admin;user'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand add 'Add a user and print their token (shown once)'
             cand list 'List users'
             cand remove 'Remove a user; their token stops working at once'
@@ -227,22 +187,16 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;admin;user;list'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;admin;user;remove'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;admin;user;help'= {
             cand add 'Add a user and print their token (shown once)'
@@ -261,8 +215,6 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;admin;token'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand rotate 'Issue a new token for a user, invalidating the old one (shown once)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -270,8 +222,6 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;admin;token;help'= {
             cand rotate 'Issue a new token for a user, invalidating the old one (shown once)'
@@ -309,8 +259,6 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --json 'Print events as JSON lines (one object per line)'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand verify 'Check the audit log''s hash chain, from the broker or an exported file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -318,8 +266,6 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --file 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker''s log'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;audit;help'= {
             cand verify 'Check the audit log''s hash chain, from the broker or an exported file'
@@ -332,8 +278,6 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;util'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand completions 'Write completions for every shell into DIR'
             cand man 'Write one man page per command into DIR'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -341,14 +285,10 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;util;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;util;man'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'jit;util;help'= {
             cand completions 'Write completions for every shell into DIR'

@@ -7,6 +7,12 @@
 //! without any network call, and without touching the keychain for URLs jit
 //! does not guard. A URL may have several grants (a read for a day, a write
 //! for an hour); the helper uses the best live one.
+//!
+//! Concurrency: every change to the index runs under an exclusive lock
+//! (`credentials.json.lock`) from its read to its atomic replace, so two
+//! `jit request`s finishing at once, or a request racing the helper's
+//! `erase`, never lose an entry. Readers (the helper's hot path) take no lock:
+//! the file is only ever replaced whole.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +20,10 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::api;
+use crate::client::{Client, ClientError};
 use crate::domain::Level;
+use crate::domain::repo::CloneUrl;
 use crate::domain::token::SecretString;
 use crate::keychain::{Keychain, KeychainError};
 
@@ -137,14 +146,62 @@ fn io_error(e: std::io::Error) -> KeychainError {
     KeychainError::File { path: index_path().unwrap_or_default(), message: e.to_string() }
 }
 
+/// Runs `change` on the index under the lock, then saves it.
+fn update<T>(change: impl FnOnce(&mut Index) -> Result<T, KeychainError>) -> Result<T, KeychainError> {
+    let path = index_path().ok_or_else(|| io_error(std::io::Error::other("no user data directory")))?;
+    let _guard = crate::fsutil::lock(&path).map_err(io_error)?;
+    let mut index = Index::load();
+    let out = change(&mut index)?;
+    index.save().map_err(io_error)?;
+    Ok(out)
+}
+
 /// Stores a grant's credential for `url`.
 pub fn store(keychain: &Keychain, url: &str, grant: CachedGrant, password: &SecretString) -> Result<(), KeychainError> {
-    let mut index = Index::load();
-    keychain.set(&keychain_key(url, grant.grant_id), password)?;
-    for old in index.upsert(url, grant, Utc::now()) {
-        let _ = keychain.delete(&keychain_key(url, old.grant_id));
-    }
-    index.save().map_err(io_error)
+    update(|index| {
+        keychain.set(&keychain_key(url, grant.grant_id), password)?;
+        for old in index.upsert(url, grant, Utc::now()) {
+            let _ = keychain.delete(&keychain_key(url, old.grant_id));
+        }
+        Ok(())
+    })
+}
+
+/// Why a grant's credential could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Broker(#[from] ClientError),
+    #[error(transparent)]
+    Keychain(#[from] KeychainError),
+}
+
+/// Mints a credential for the caller's `grant` and keeps it where git's
+/// helper finds it. Returns the clone URL it was kept for, or `None` when
+/// there is nothing to keep: a repo without a clone URL, a host jit does not
+/// mint for (the grant alone is the access), or someone else's grant (an
+/// approver waiting on a request).
+pub async fn fetch_and_store(client: &Client, keychain: &Keychain, grant: &api::Grant) -> Result<Option<CloneUrl>, FetchError> {
+    let Some(url) = grant.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) else { return Ok(None) };
+    let credential = match client.mint_credential(grant.id).await {
+        Ok(c) => c,
+        Err(ClientError::Api { code, .. }) if code == api::codes::CONFLICT || code == api::codes::NOT_FOUND => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let level: Level = grant.level.parse().map_err(|e: crate::domain::level::UnknownLevel| ClientError::Protocol(e.to_string()))?;
+    let cached = CachedGrant {
+        server: client.base().to_string(),
+        grant_id: grant.id,
+        request_id: grant.request_id,
+        repo: grant.repo.clone(),
+        level,
+        granted_at: Some(grant.granted_at),
+        grant_expires_at: grant.expires_at,
+        username: credential.username.clone(),
+        credential_expires_at: credential.expires_at,
+    };
+    store(keychain, &url.to_string(), cached, &credential.password)?;
+    Ok(Some(url))
 }
 
 pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<SecretString>, KeychainError> {
@@ -154,41 +211,40 @@ pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<
 /// Drops a grant's password but keeps its metadata (so the helper can still
 /// explain that it ended, or re-mint while it lives).
 pub fn drop_password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<(), KeychainError> {
-    let mut index = Index::load();
-    if let Some(g) = index.urls.get_mut(url).and_then(|l| l.iter_mut().find(|g| g.grant_id == grant_id)) {
-        g.credential_expires_at = Utc::now();
-        index.save().map_err(io_error)?;
-    }
-    keychain.delete(&keychain_key(url, grant_id)).map(|_| ())
+    update(|index| {
+        if let Some(g) = index.urls.get_mut(url).and_then(|l| l.iter_mut().find(|g| g.grant_id == grant_id)) {
+            g.credential_expires_at = Utc::now();
+        }
+        keychain.delete(&keychain_key(url, grant_id)).map(|_| ())
+    })
 }
 
 /// Forgets whatever is cached for grant `grant_id`.
 pub fn forget_grant(keychain: &Keychain, grant_id: i64) -> Result<(), KeychainError> {
-    let mut index = Index::load();
-    for (url, list) in index.urls.iter_mut() {
-        if list.iter().any(|g| g.grant_id == grant_id) {
-            keychain.delete(&keychain_key(url, grant_id))?;
-            list.retain(|g| g.grant_id != grant_id);
+    update(|index| {
+        for (url, list) in index.urls.iter_mut() {
+            if list.iter().any(|g| g.grant_id == grant_id) {
+                keychain.delete(&keychain_key(url, grant_id))?;
+                list.retain(|g| g.grant_id != grant_id);
+            }
         }
-    }
-    index.urls.retain(|_, l| !l.is_empty());
-    index.save().map_err(io_error)
+        index.urls.retain(|_, l| !l.is_empty());
+        Ok(())
+    })
 }
 
 /// Forgets every cached credential (logout); returns how many.
 pub fn forget_all(keychain: &Keychain) -> Result<usize, KeychainError> {
-    let index = Index::load();
-    let mut n = 0;
-    for (url, list) in &index.urls {
-        for g in list {
-            keychain.delete(&keychain_key(url, g.grant_id))?;
-            n += 1;
+    update(|index| {
+        let mut n = 0;
+        for (url, list) in std::mem::take(&mut index.urls) {
+            for g in list {
+                keychain.delete(&keychain_key(&url, g.grant_id))?;
+                n += 1;
+            }
         }
-    }
-    if let Some(path) = index_path().filter(|p| p.exists()) {
-        std::fs::remove_file(path).map_err(io_error)?;
-    }
-    Ok(n)
+        Ok(n)
+    })
 }
 
 #[cfg(test)]

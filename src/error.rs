@@ -112,6 +112,15 @@ impl From<ClientError> for CommandError {
     }
 }
 
+impl From<crate::credcache::FetchError> for CommandError {
+    fn from(e: crate::credcache::FetchError) -> Self {
+        match e {
+            crate::credcache::FetchError::Broker(e) => e.into(),
+            crate::credcache::FetchError::Keychain(e) => e.into(),
+        }
+    }
+}
+
 impl From<std::io::Error> for CommandError {
     fn from(e: std::io::Error) -> Self {
         CommandError::unexpected(e.to_string())

@@ -1,5 +1,7 @@
-//! Files that hold anything private: created owner-only from the first byte.
+//! Files that hold anything private: created owner-only from the first byte,
+//! replaced atomically, and changed by one process at a time.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -31,17 +33,38 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Replaces `path` with `bytes`, owner-only in an owner-only directory:
-/// written beside it and renamed, so a crash never leaves half a file.
+/// Replaces `path` with `bytes`, owner-only in an owner-only directory: a
+/// uniquely named temp file beside it (`tempfile` creates it mode 0600),
+/// synced, then renamed over, so a crash or a second writer never leaves half
+/// a file and readers see the old or the new one whole.
 pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    write_private(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".jit-").suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An exclusive lock on `path` + `.lock`, held until dropped: one jit process
+/// at a time reads, changes and writes the file it guards.
+pub struct FileLock {
+    _file: File,
+}
+
+pub fn lock(path: &Path) -> std::io::Result<FileLock> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(PathBuf::from(lock_path))?;
+    file.lock()?;
+    Ok(FileLock { _file: file })
 }
 
 #[cfg(test)]
@@ -62,5 +85,28 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
             assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn a_lock_serializes_read_modify_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counter");
+        replace_private(&path, b"0").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let _guard = lock(&path).unwrap();
+                        let n: u32 = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+                        replace_private(&path, (n + 1).to_string().as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "200");
     }
 }

@@ -205,6 +205,7 @@ impl Keychain {
     pub fn set(&self, key: &str, secret: &SecretString) -> Result<(), KeychainError> {
         match &self.inner {
             Inner::File(path) => {
+                let _guard = lock_file(path)?;
                 let mut all = read_file(path)?;
                 all.insert(key.to_string(), secret.expose_secret().to_string());
                 write_file(path, &all)
@@ -224,6 +225,7 @@ impl Keychain {
     pub fn delete(&self, key: &str) -> Result<bool, KeychainError> {
         match &self.inner {
             Inner::File(path) => {
+                let _guard = lock_file(path)?;
                 let mut all = read_file(path)?;
                 let existed = all.remove(key).is_some();
                 if existed {
@@ -277,6 +279,10 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, KeychainError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(KeychainError::File { path: path.to_path_buf(), message: e.to_string() }),
     }
+}
+
+fn lock_file(path: &Path) -> Result<crate::fsutil::FileLock, KeychainError> {
+    crate::fsutil::lock(path).map_err(|e| KeychainError::File { path: path.to_path_buf(), message: e.to_string() })
 }
 
 fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<(), KeychainError> {

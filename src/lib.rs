@@ -14,6 +14,7 @@ pub mod error;
 pub mod fsutil;
 pub mod git;
 pub mod keychain;
+pub mod output;
 pub mod providers;
 pub mod server;
 pub mod session;

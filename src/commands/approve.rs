@@ -2,9 +2,25 @@
 //! picker of the requests you can review, then a confirmation.
 
 use crate::api::AccessRequest;
-use crate::cli::ApproveArgs;
 use crate::error::{CommandError, ExitKind};
 use crate::ui;
+use clap::Args;
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request id [default: pick from the pending requests you can review]
+    pub id: Option<String>,
+    /// A comment for the requester and the audit log
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 fn details(r: &AccessRequest) -> String {
     let reason = r.reason.as_deref().unwrap_or("(none given)");
@@ -89,7 +105,7 @@ pub async fn cmd_approve(args: &ApproveArgs) -> Result<(), CommandError> {
     };
     let after = client.approve(req.id, args.comment.as_deref()).await?;
     if args.json.json {
-        return super::print_json(&after);
+        return crate::output::print_json(&after);
     }
     match after.status {
         crate::domain::request::RequestStatus::Approved => {

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::cli::CredentialOp;
 use crate::client::{Client, ClientError};
 use crate::credcache::{self, CachedGrant, Index, Pick, pick};
 use crate::domain::repo::CloneUrl;
@@ -20,6 +19,17 @@ use crate::error::CommandError;
 use crate::git::credential::{Answer, CredentialQuery, parse, target, write_answer};
 use crate::keychain::Keychain;
 use crate::ui;
+use clap::Subcommand;
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CredentialOp {
+    /// Answer git with the cached credential for the URL on stdin
+    Get,
+    /// Accept a credential from git (jit keeps nothing it did not mint)
+    Store,
+    /// Forget the cached credential for the URL on stdin
+    Erase,
+}
 
 /// A cached credential this close to expiry is re-minted instead of used.
 const RENEW_MARGIN: chrono::Duration = chrono::Duration::seconds(30);

@@ -1,7 +1,20 @@
 //! `jit deny ID --reason TEXT`.
 
-use crate::cli::DenyArgs;
 use crate::error::CommandError;
+use clap::Args;
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The request id
+    pub id: String,
+    /// Why (the requester sees it)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 pub async fn cmd_deny(args: &DenyArgs) -> Result<(), CommandError> {
     let id = super::parse_id("request", &args.id)?;
@@ -10,7 +23,7 @@ pub async fn cmd_deny(args: &DenyArgs) -> Result<(), CommandError> {
     }
     let req = super::client()?.deny(id, &args.reason).await?;
     if args.json.json {
-        return super::print_json(&req);
+        return crate::output::print_json(&req);
     }
     eprintln!("denied #{}: {} on {} for {}", req.id, req.level, req.repo, req.requester);
     Ok(())

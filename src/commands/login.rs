@@ -2,13 +2,24 @@
 
 use std::io::Read;
 
-use crate::cli::LoginArgs;
 use crate::client::Client;
 use crate::domain::token::SecretString;
 use crate::error::{CommandError, ExitKind};
 use crate::keychain::Keychain;
 use crate::session::{self, StoredLogin};
 use crate::ui;
+use clap::Args;
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The broker's URL (default: $JIT_SERVER)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 fn read_token(server: &str) -> Result<SecretString, CommandError> {
     let token = if ui::can_prompt() {
@@ -59,7 +70,7 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
         eprintln!("{warning}");
     }
     if args.json.json {
-        return super::print_json(&serde_json::json!({"server": server, "user": user, "keychain": keychain.backend().name()}));
+        return crate::output::print_json(&serde_json::json!({"server": server, "user": user, "keychain": keychain.backend().name()}));
     }
     eprintln!(
         "{}",

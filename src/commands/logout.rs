@@ -12,7 +12,9 @@ pub fn cmd_logout(json: bool) -> Result<(), CommandError> {
     // Git credentials minted under this login go too.
     let credentials = crate::credcache::forget_all(&keychain)?;
     if json {
-        return super::print_json(&serde_json::json!({"logged_out": removed, "server": server, "credentials_removed": credentials}));
+        return crate::output::print_json(
+            &serde_json::json!({"logged_out": removed, "server": server, "credentials_removed": credentials}),
+        );
     }
     if credentials > 0 {
         eprintln!("removed {credentials} cached git credential(s)");

@@ -21,8 +21,6 @@ pub mod util;
 pub mod wait;
 pub mod whoami;
 
-use serde::Serialize;
-
 use crate::cli::{Cli, Command};
 use crate::client::Client;
 use crate::error::CommandError;
@@ -79,45 +77,4 @@ pub fn parse_id(kind: &str, raw: &str) -> Result<i64, CommandError> {
 pub fn describe_request(r: &crate::api::AccessRequest) -> String {
     let reason = r.reason.as_deref().map(|r| format!(" — \"{r}\"")).unwrap_or_default();
     format!("#{} {} wants {} on {} for {}{}", r.id, r.requester, r.level, r.repo, r.duration, reason)
-}
-
-/// Prints a value as pretty JSON on stdout.
-pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CommandError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::unexpected(e.to_string()))?;
-    println!("{text}");
-    Ok(())
-}
-
-/// Renders rows as aligned columns (header first); the last column is not padded.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len() - 1;
-        let mut out = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        out.trim_end().to_string()
-    };
-    let mut out = vec![line(header.to_vec())];
-    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
-    out.join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn table_aligns_columns() {
-        let t = super::table(&["ID", "NAME"], &[vec!["1".into(), "alice".into()], vec!["100".into(), "bob".into()]]);
-        assert_eq!(t, "ID   NAME\n1    alice\n100  bob");
-    }
 }

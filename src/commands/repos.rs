@@ -5,9 +5,9 @@ use crate::error::CommandError;
 pub async fn cmd_repos(json: bool) -> Result<(), CommandError> {
     let repos = super::client()?.repos().await?;
     if json {
-        return super::print_json(&repos);
+        return crate::output::print_json(&repos);
     }
     let rows: Vec<Vec<String>> = repos.iter().map(|r| vec![r.name.clone(), r.clone_url.clone().unwrap_or_default()]).collect();
-    println!("{}", super::table(&["NAME", "CLONE URL"], &rows));
+    crate::output::print_table(&["NAME", "CLONE URL"], &rows);
     Ok(())
 }

@@ -1,15 +1,29 @@
 //! `jit requests [--pending] [--mine] [--json]`: requests you made or can review.
 
-use crate::cli::RequestsArgs;
 use crate::error::CommandError;
 use crate::ui;
+use clap::Args;
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// Only pending requests
+    #[arg(long)]
+    pub pending: bool,
+    /// Only your own requests
+    #[arg(long)]
+    pub mine: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 pub async fn cmd_requests(args: &RequestsArgs) -> Result<(), CommandError> {
     let client = super::client()?;
     let status = args.pending.then_some("pending");
     let requests = client.requests(args.mine, false, status).await?;
     if args.json.json {
-        return super::print_json(&requests);
+        return crate::output::print_json(&requests);
     }
     if requests.is_empty() {
         eprintln!("no requests");
@@ -31,6 +45,6 @@ pub async fn cmd_requests(args: &RequestsArgs) -> Result<(), CommandError> {
             ]
         })
         .collect();
-    println!("{}", super::table(&["ID", "STATUS", "REQUESTER", "REPO", "LEVEL", "FOR", "AGE", "REASON"], &rows));
+    crate::output::print_table(&["ID", "STATUS", "REQUESTER", "REPO", "LEVEL", "FOR", "AGE", "REASON"], &rows);
     Ok(())
 }

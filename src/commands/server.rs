@@ -5,13 +5,37 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::cli::ServerArgs;
 use crate::domain::token::ExposeSecret;
 use crate::error::{CommandError, ExitKind};
 use crate::server::broker::{BrokerError, OpenError};
 use crate::server::config::{ConfigError, DEFAULT_LISTEN, ServerConfig, default_data_dir};
 use crate::server::{Broker, dev, launch_with_listener};
 use crate::store::StoreError;
+use std::net::SocketAddr;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Config file (TOML): server settings, repos and policy rules
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8420]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where the database lives [default: the user data directory, e.g. ~/.local/share/jit]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The URL clients use to reach this broker [default: http://ADDR]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Try jit on one machine: demo users, repo and policy; writes DIR/dev.json
+    #[arg(long, conflicts_with_all = ["config", "init_admin"])]
+    pub dev: bool,
+    /// Create the first admin NAME on a broker that has none, print its token once, and exit
+    #[arg(long, value_name = "NAME")]
+    pub init_admin: Option<String>,
+}
 
 pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
     init_logging();

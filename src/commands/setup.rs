@@ -2,10 +2,21 @@
 
 use std::collections::BTreeSet;
 
-use crate::cli::SetupArgs;
 use crate::domain::repo::CloneUrl;
 use crate::error::CommandError;
 use crate::git::config::{self, SetupError, SetupState};
+use clap::Args;
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Remove exactly what `jit setup` added
+    #[arg(long)]
+    pub uninstall: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 impl From<SetupError> for CommandError {
     fn from(e: SetupError) -> Self {
@@ -32,7 +43,7 @@ pub async fn cmd_setup(args: &SetupArgs) -> Result<(), CommandError> {
         let restored = config::uninstall(&path, &mut state)?;
         state.save()?;
         if args.json.json {
-            return super::print_json(&serde_json::json!({"config": path, "restored": restored}));
+            return crate::output::print_json(&serde_json::json!({"config": path, "restored": restored}));
         }
         if restored.is_empty() {
             eprintln!("nothing to undo in {}", path.display());
@@ -47,7 +58,7 @@ pub async fn cmd_setup(args: &SetupArgs) -> Result<(), CommandError> {
     let changed = config::install(&path, &hosts, &helper, &mut state)?;
     state.save()?;
     if args.json.json {
-        return super::print_json(&serde_json::json!({"config": path, "hosts": hosts, "changed": changed, "helper": helper}));
+        return crate::output::print_json(&serde_json::json!({"config": path, "hosts": hosts, "changed": changed, "helper": helper}));
     }
     if changed.is_empty() {
         eprintln!("already set up: git asks jit first for {}", hosts.join(", "));

@@ -23,7 +23,7 @@ pub async fn cmd_status(json: bool) -> Result<(), CommandError> {
         Err(e) => return Err(e.into()),
     };
     if json {
-        return super::print_json(&grants);
+        return crate::output::print_json(&grants);
     }
     if grants.is_empty() {
         eprintln!("no live grants; ask with `jit request REPO --level LEVEL --for DURATION`");
@@ -42,6 +42,6 @@ pub async fn cmd_status(json: bool) -> Result<(), CommandError> {
             ]
         })
         .collect();
-    println!("{}", super::table(&["GRANT", "REPO", "LEVEL", "UNTIL", "LEFT"], &rows));
+    crate::output::print_table(&["GRANT", "REPO", "LEVEL", "UNTIL", "LEFT"], &rows);
     Ok(())
 }

@@ -6,8 +6,19 @@ use std::path::Path;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::{Cli, UtilCommand};
+use crate::cli::Cli;
 use crate::error::CommandError;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum UtilCommand {
+    /// Write completions for every shell into DIR
+    Completions { dir: PathBuf },
+    /// Write one man page per command into DIR
+    Man { dir: PathBuf },
+}
 
 pub fn cmd_util(cmd: &UtilCommand) -> Result<(), CommandError> {
     match cmd {

@@ -9,19 +9,32 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::api::AccessRequest;
-use crate::cli::WaitArgs;
 use crate::client::Client;
+use crate::credcache;
 use crate::domain::AccessDuration;
 use crate::domain::request::RequestStatus;
 use crate::error::{CommandError, ExitKind};
+use crate::keychain::Keychain;
+use crate::output::print_json;
 use crate::ui;
+use clap::Args;
+
+use crate::cli::duration_parser;
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The request id
+    pub id: String,
+    /// Stop waiting after this long (the request stays pending)
+    #[arg(long, value_name = "DURATION", value_parser = duration_parser())]
+    pub timeout: Option<AccessDuration>,
+    /// Print JSON for scripts instead of text
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// One long-poll's length; the broker caps it at 60 s.
 const POLL: Duration = Duration::from_secs(50);
-
-pub fn parse_timeout(raw: Option<&str>) -> Result<Option<Duration>, CommandError> {
-    raw.map(|t| t.parse::<AccessDuration>().map(|d| d.as_std()).map_err(|e| CommandError::bad_input(format!("--timeout: {e}")))).transpose()
-}
 
 fn resume_hint(id: i64) -> String {
     format!("resume with `jit wait {id}`, or cancel with `jit cancel {id}`")
@@ -109,13 +122,29 @@ pub fn approved_line(req: &AccessRequest) -> String {
     }
 }
 
+/// Keeps the approved grant's credential where git's helper finds it, and
+/// says so when git would not ask jit for that host yet.
+async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), CommandError> {
+    let Some(grant) = &req.grant else { return Ok(()) };
+    let keychain = Keychain::open()?;
+    let Some(url) = credcache::fetch_and_store(client, &keychain, grant).await? else { return Ok(()) };
+    if let Some(warning) = keychain.file_warning() {
+        eprintln!("{warning}");
+    }
+    let host = format!("{}://{}", url.scheme(), url.host_with_port());
+    if !crate::git::config::is_installed(&host) {
+        eprintln!("hint: git will not ask jit for {host} yet; run `jit setup` once");
+    }
+    Ok(())
+}
+
 /// Prints the outcome (JSON or a line), then maps it to the exit code.
 pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<(), CommandError> {
     if req.status == RequestStatus::Approved {
-        super::request::store_credential(client, req).await?;
+        keep_credential(client, req).await?;
     }
     if json {
-        super::print_json(req)?;
+        print_json(req)?;
     } else if req.status == RequestStatus::Approved {
         println!("{}", ui::success(&approved_line(req)));
     }
@@ -124,9 +153,8 @@ pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<
 
 pub async fn cmd_wait(args: &WaitArgs) -> Result<(), CommandError> {
     let id = super::parse_id("request", &args.id)?;
-    let timeout = parse_timeout(args.timeout.as_deref())?;
     let client = super::client()?;
     let req = client.request(id).await?;
-    let req = wait_for_decision(&client, req, timeout).await?;
+    let req = wait_for_decision(&client, req, args.timeout.map(|t| t.as_std())).await?;
     finish(&client, &req, args.json).await
 }

@@ -46,13 +46,9 @@ pub struct UnknownLevel(pub String);
 impl FromStr for Level {
     type Err = UnknownLevel;
 
+    /// Case-insensitive: `Write` is `write`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "read" => Ok(Level::Read),
-            "write" => Ok(Level::Write),
-            "admin" => Ok(Level::Admin),
-            other => Err(UnknownLevel(other.to_string())),
-        }
+        Level::ALL.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| UnknownLevel(s.to_string()))
     }
 }
 
@@ -69,9 +65,12 @@ mod tests {
     }
 
     #[test]
-    fn parses_exact_names_only() {
+    fn parses_names_in_any_case_and_nothing_else() {
         assert_eq!("write".parse::<Level>(), Ok(Level::Write));
-        assert!("Write".parse::<Level>().is_err());
+        assert_eq!("Write".parse::<Level>(), Ok(Level::Write));
+        assert_eq!("ADMIN".parse::<Level>(), Ok(Level::Admin));
+        assert!("writer".parse::<Level>().is_err());
+        assert!(" read".parse::<Level>().is_err());
         assert!("owner".parse::<Level>().is_err());
         let err = "rw".parse::<Level>().unwrap_err().to_string();
         assert!(err.contains("`rw`") && err.contains("read, write, admin"), "{err}");

@@ -119,13 +119,22 @@ impl TestBroker {
     }
 
     pub async fn start_with(policy: &str) -> TestBroker {
+        Self::start_with_repos(policy, &[]).await
+    }
+
+    /// A broker whose gateway serves the demo repo and a bare repo for each of
+    /// `repos` (`team/r1` is `<repos_dir>/team/r1.git`, one commit on `main`).
+    pub async fn start_with_repos(policy: &str, repos: &[&str]) -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
         let policy = policy.replace("{data_dir}", &dir.path().display().to_string());
         let policy = policy.as_str();
         let config = config_for(policy, dir.path());
-        if let Some(repos) = config.gateway_dir() {
-            std::fs::create_dir_all(repos).unwrap();
+        if let Some(root) = config.gateway_dir() {
+            std::fs::create_dir_all(root).unwrap();
             jit::server::dev::create_demo_repo(&config).unwrap();
+            for name in repos {
+                init_bare_repo(&root.join(format!("{name}.git")));
+            }
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let broker = Self::open(policy, dir.path(), &listener).await;
@@ -230,6 +239,19 @@ impl TestBroker {
     pub async fn actions_for(&self, request_id: i64) -> Vec<String> {
         self.audit().await.iter().filter(|e| e["request_id"] == request_id).map(|e| e["action"].as_str().unwrap().to_string()).collect()
     }
+}
+
+/// A bare repository with one commit on `main`.
+pub fn init_bare_repo(path: &Path) {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true).initial_head("main");
+    let repo = git2::Repository::init_opts(path, &opts).unwrap();
+    let readme = repo.blob(format!("# {}\n", path.display()).as_bytes()).unwrap();
+    let mut tree = repo.treebuilder(None).unwrap();
+    tree.insert("README.md", readme, 0o100644).unwrap();
+    let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("test", "test@localhost").unwrap();
+    repo.commit(Some("refs/heads/main"), &sig, &sig, "Initial commit", &tree, &[]).unwrap();
 }
 
 /// A sealed CLI environment that knows every token of `b` as a secret.

@@ -5,8 +5,44 @@ mod user_add;
 mod user_list;
 mod user_remove;
 
-use crate::cli::{AdminCommand, TokenCommand, UserCommand};
 use crate::error::CommandError;
+use clap::{Args, Subcommand};
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user and print their token (shown once)
+    Add(user_add::UserAddArgs),
+    /// List users
+    List(JsonFlag),
+    /// Remove a user; their token stops working at once
+    Remove(UserNameArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a new token for a user, invalidating the old one (shown once)
+    Rotate(UserNameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct UserNameArg {
+    /// The user's name
+    pub name: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 pub async fn run(cmd: AdminCommand) -> Result<(), CommandError> {
     let client = super::client()?;

@@ -1,16 +1,32 @@
 //! `jit admin user add NAME [--group G]… [--admin]`: prints the new token once.
 
 use crate::api;
-use crate::cli::UserAddArgs;
 use crate::client::Client;
 use crate::domain::token::ExposeSecret;
 use crate::error::CommandError;
+use clap::Args;
+
+use crate::cli::JsonFlag;
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The new user's name: 1-64 letters, digits, `-`, `_` or `.`
+    pub name: String,
+    /// A group the user belongs to (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Make the user an admin
+    #[arg(long)]
+    pub admin: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
 
 pub async fn cmd_user_add(client: &Client, args: &UserAddArgs) -> Result<(), CommandError> {
     let issued = client.add_user(&api::NewUser { name: args.name.clone(), groups: args.groups.clone(), admin: args.admin }).await?;
     if args.json.json {
         // The token is the point of this command: it is in the JSON on purpose.
-        return super::super::print_json(&serde_json::json!({"user": issued.user, "token": issued.token.expose_secret()}));
+        return crate::output::print_json(&serde_json::json!({"user": issued.user, "token": issued.token.expose_secret()}));
     }
     eprintln!("added {}; their token (shown once, hand it over securely):", issued.user.name);
     println!("{}", issued.token.expose_secret());

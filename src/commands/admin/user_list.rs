@@ -1,8 +1,8 @@
 //! `jit admin user list [--json]`.
 
 use crate::client::Client;
-use crate::commands::{print_json, table};
 use crate::error::CommandError;
+use crate::output::{print_json, table};
 
 pub async fn cmd_user_list(client: &Client, json: bool) -> Result<(), CommandError> {
     let users = client.users().await?;

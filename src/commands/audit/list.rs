@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::AuditArgs;
+use super::AuditArgs;
 use crate::client::Client;
-use crate::commands::table;
 use crate::domain::AccessDuration;
 use crate::error::CommandError;
+use crate::output::{print_json_lines, table};
 
 /// `--since`: an RFC 3339 time, or a duration ago.
 pub fn parse_since(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CommandError> {
@@ -24,14 +24,11 @@ pub fn parse_since(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Com
 pub async fn cmd_audit(client: &Client, args: &AuditArgs) -> Result<(), CommandError> {
     let since = args.since.as_deref().map(|s| parse_since(s, Utc::now())).transpose()?;
     let events = super::fetch_all(client, since).await?;
-    let shown = events.iter();
     if args.json {
-        for e in shown {
-            println!("{}", serde_json::to_string(e).map_err(|e| CommandError::unexpected(e.to_string()))?);
-        }
-        return Ok(());
+        return print_json_lines(&events);
     }
-    let rows: Vec<Vec<String>> = shown
+    let rows: Vec<Vec<String>> = events
+        .iter()
         .map(|e| {
             let ids = match (e.request_id, e.grant_id) {
                 (Some(r), Some(g)) => format!("r{r} g{g}"),

@@ -3,10 +3,29 @@
 mod list;
 mod verify;
 
-use crate::cli::{AuditArgs, AuditCommand};
 use crate::client::Client;
 use crate::domain::audit::AuditEvent;
 use crate::error::CommandError;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    /// Only events at or after T: an RFC 3339 time or a duration ago (`2h`)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Print events as JSON lines (one object per line)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain, from the broker or an exported file
+    Verify(verify::AuditVerifyArgs),
+}
 
 pub async fn run(args: &AuditArgs) -> Result<(), CommandError> {
     match &args.command {

@@ -3,9 +3,18 @@
 
 use std::io::BufRead;
 
-use crate::cli::AuditVerifyArgs;
 use crate::domain::audit::{AuditEvent, GENESIS, verify_chain};
 use crate::error::{CommandError, ExitKind};
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker's log
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
 
 pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError> {
     let events = match &args.file {
