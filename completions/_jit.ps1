@@ -142,44 +142,6 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         'jit;credential' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Answer git with the cached credential for the URL on stdin')
-            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Accept a credential from git (jit keeps nothing it did not mint)')
-            [CompletionResult]::new('erase', 'erase', [CompletionResultType]::ParameterValue, 'Forget the cached credential for the URL on stdin')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'jit;credential;get' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            break
-        }
-        'jit;credential;store' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            break
-        }
-        'jit;credential;erase' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            break
-        }
-        'jit;credential;help' {
-            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Answer git with the cached credential for the URL on stdin')
-            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Accept a credential from git (jit keeps nothing it did not mint)')
-            [CompletionResult]::new('erase', 'erase', [CompletionResultType]::ParameterValue, 'Forget the cached credential for the URL on stdin')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'jit;credential;help;get' {
-            break
-        }
-        'jit;credential;help;store' {
-            break
-        }
-        'jit;credential;help;erase' {
-            break
-        }
-        'jit;credential;help;help' {
             break
         }
         'jit;server' {
@@ -189,6 +151,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The URL clients use to reach this broker [default: http://ADDR]')
             [CompletionResult]::new('--init-admin', '--init-admin', [CompletionResultType]::ParameterName, 'Create the first admin NAME on a broker that has none, print its token once, and exit')
             [CompletionResult]::new('--dev', '--dev', [CompletionResultType]::ParameterName, 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json')
+            [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -425,18 +388,6 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             break
         }
         'jit;help;credential' {
-            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Answer git with the cached credential for the URL on stdin')
-            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Accept a credential from git (jit keeps nothing it did not mint)')
-            [CompletionResult]::new('erase', 'erase', [CompletionResultType]::ParameterValue, 'Forget the cached credential for the URL on stdin')
-            break
-        }
-        'jit;help;credential;get' {
-            break
-        }
-        'jit;help;credential;store' {
-            break
-        }
-        'jit;help;credential;erase' {
             break
         }
         'jit;help;server' {

@@ -151,30 +151,6 @@ _jit() {
             jit__subcmd__audit__subcmd__help,verify)
                 cmd="jit__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
-            jit__subcmd__credential,erase)
-                cmd="jit__subcmd__credential__subcmd__erase"
-                ;;
-            jit__subcmd__credential,get)
-                cmd="jit__subcmd__credential__subcmd__get"
-                ;;
-            jit__subcmd__credential,help)
-                cmd="jit__subcmd__credential__subcmd__help"
-                ;;
-            jit__subcmd__credential,store)
-                cmd="jit__subcmd__credential__subcmd__store"
-                ;;
-            jit__subcmd__credential__subcmd__help,erase)
-                cmd="jit__subcmd__credential__subcmd__help__subcmd__erase"
-                ;;
-            jit__subcmd__credential__subcmd__help,get)
-                cmd="jit__subcmd__credential__subcmd__help__subcmd__get"
-                ;;
-            jit__subcmd__credential__subcmd__help,help)
-                cmd="jit__subcmd__credential__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__credential__subcmd__help,store)
-                cmd="jit__subcmd__credential__subcmd__help__subcmd__store"
-                ;;
             jit__subcmd__help,admin)
                 cmd="jit__subcmd__help__subcmd__admin"
                 ;;
@@ -252,15 +228,6 @@ _jit() {
                 ;;
             jit__subcmd__help__subcmd__audit,verify)
                 cmd="jit__subcmd__help__subcmd__audit__subcmd__verify"
-                ;;
-            jit__subcmd__help__subcmd__credential,erase)
-                cmd="jit__subcmd__help__subcmd__credential__subcmd__erase"
-                ;;
-            jit__subcmd__help__subcmd__credential,get)
-                cmd="jit__subcmd__help__subcmd__credential__subcmd__get"
-                ;;
-            jit__subcmd__help__subcmd__credential,store)
-                cmd="jit__subcmd__help__subcmd__credential__subcmd__store"
                 ;;
             jit__subcmd__help__subcmd__util,completions)
                 cmd="jit__subcmd__help__subcmd__util__subcmd__completions"
@@ -743,120 +710,8 @@ _jit() {
             return 0
             ;;
         jit__subcmd__credential)
-            opts="-h --help get store erase help"
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__erase)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__get)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__help)
-            opts="get store erase help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__help__subcmd__erase)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__help__subcmd__get)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__help__subcmd__store)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__credential__subcmd__store)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1055,50 +910,8 @@ _jit() {
             return 0
             ;;
         jit__subcmd__help__subcmd__credential)
-            opts="get store erase"
+            opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__credential__subcmd__erase)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__credential__subcmd__get)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__credential__subcmd__store)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1443,7 +1256,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__server)
-            opts="-h --config --listen --data-dir --public-url --dev --init-admin --help"
+            opts="-h --config --listen --data-dir --public-url --dev --init-admin --allow-remote --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -125,36 +125,6 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;credential'= {
             cand -h 'Print help'
             cand --help 'Print help'
-            cand get 'Answer git with the cached credential for the URL on stdin'
-            cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
-            cand erase 'Forget the cached credential for the URL on stdin'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'jit;credential;get'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
-        }
-        &'jit;credential;store'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
-        }
-        &'jit;credential;erase'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
-        }
-        &'jit;credential;help'= {
-            cand get 'Answer git with the cached credential for the URL on stdin'
-            cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
-            cand erase 'Forget the cached credential for the URL on stdin'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'jit;credential;help;get'= {
-        }
-        &'jit;credential;help;store'= {
-        }
-        &'jit;credential;help;erase'= {
-        }
-        &'jit;credential;help;help'= {
         }
         &'jit;server'= {
             cand --config 'Config file (TOML): server settings, repos and policy rules'
@@ -163,6 +133,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --public-url 'The URL clients use to reach this broker [default: http://ADDR]'
             cand --init-admin 'Create the first admin NAME on a broker that has none, print its token once, and exit'
             cand --dev 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
+            cand --allow-remote 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -349,15 +320,6 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;help;setup'= {
         }
         &'jit;help;credential'= {
-            cand get 'Answer git with the cached credential for the URL on stdin'
-            cand store 'Accept a credential from git (jit keeps nothing it did not mint)'
-            cand erase 'Forget the cached credential for the URL on stdin'
-        }
-        &'jit;help;credential;get'= {
-        }
-        &'jit;help;credential;store'= {
-        }
-        &'jit;help;credential;erase'= {
         }
         &'jit;help;server'= {
         }

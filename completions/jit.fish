@@ -87,24 +87,14 @@ complete -c jit -n "__fish_jit_using_subcommand repos" -s h -l help -d 'Print he
 complete -c jit -n "__fish_jit_using_subcommand setup" -l uninstall -d 'Remove exactly what `jit setup` added'
 complete -c jit -n "__fish_jit_using_subcommand setup" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand setup" -s h -l help -d 'Print help'
-complete -c jit -n "__fish_jit_using_subcommand credential; and not __fish_seen_subcommand_from get store erase help" -s h -l help -d 'Print help'
-complete -c jit -n "__fish_jit_using_subcommand credential; and not __fish_seen_subcommand_from get store erase help" -f -a "get" -d 'Answer git with the cached credential for the URL on stdin'
-complete -c jit -n "__fish_jit_using_subcommand credential; and not __fish_seen_subcommand_from get store erase help" -f -a "store" -d 'Accept a credential from git (jit keeps nothing it did not mint)'
-complete -c jit -n "__fish_jit_using_subcommand credential; and not __fish_seen_subcommand_from get store erase help" -f -a "erase" -d 'Forget the cached credential for the URL on stdin'
-complete -c jit -n "__fish_jit_using_subcommand credential; and not __fish_seen_subcommand_from get store erase help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from store" -s h -l help -d 'Print help'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from erase" -s h -l help -d 'Print help'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "get" -d 'Answer git with the cached credential for the URL on stdin'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "store" -d 'Accept a credential from git (jit keeps nothing it did not mint)'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "erase" -d 'Forget the cached credential for the URL on stdin'
-complete -c jit -n "__fish_jit_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jit -n "__fish_jit_using_subcommand credential" -s h -l help -d 'Print help'
 complete -c jit -n "__fish_jit_using_subcommand server" -l config -d 'Config file (TOML): server settings, repos and policy rules' -r -F
 complete -c jit -n "__fish_jit_using_subcommand server" -l listen -d 'Address to listen on [default: 127.0.0.1:8420]' -r
 complete -c jit -n "__fish_jit_using_subcommand server" -l data-dir -d 'Where the database lives [default: the user data directory, e.g. ~/.local/share/jit]' -r -F
 complete -c jit -n "__fish_jit_using_subcommand server" -l public-url -d 'The URL clients use to reach this broker [default: http://ADDR]' -r
 complete -c jit -n "__fish_jit_using_subcommand server" -l init-admin -d 'Create the first admin NAME on a broker that has none, print its token once, and exit' -r
 complete -c jit -n "__fish_jit_using_subcommand server" -l dev -d 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
+complete -c jit -n "__fish_jit_using_subcommand server" -l allow-remote -d 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP'
 complete -c jit -n "__fish_jit_using_subcommand server" -s h -l help -d 'Print help'
 complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -s h -l help -d 'Print help'
 complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token help" -f -a "user" -d 'Manage users'
@@ -158,9 +148,6 @@ complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcom
 complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help" -f -a "audit" -d 'Read and verify the audit log (admins)'
 complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help" -f -a "util" -d 'Generate shell completions and man pages'
 complete -c jit -n "__fish_jit_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from credential" -f -a "get" -d 'Answer git with the cached credential for the URL on stdin'
-complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from credential" -f -a "store" -d 'Accept a credential from git (jit keeps nothing it did not mint)'
-complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from credential" -f -a "erase" -d 'Forget the cached credential for the URL on stdin'
 complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "user" -d 'Manage users'
 complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "token" -d 'Manage tokens'
 complete -c jit -n "__fish_jit_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Check the audit log\'s hash chain, from the broker or an exported file'

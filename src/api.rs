@@ -134,6 +134,10 @@ pub struct AccessRequest {
     /// The deny reason or cancel note.
     pub decision_note: Option<String>,
     pub grant: Option<Grant>,
+    /// True when nothing new was created: the caller's live grant already
+    /// covers what was asked, and this is that grant's request.
+    #[serde(default)]
+    pub existing: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

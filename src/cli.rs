@@ -49,8 +49,7 @@ pub enum Command {
     /// Make git use jit for the hosts jit guards (global git config)
     Setup(setup::SetupArgs),
     /// The git credential helper (configured by `jit setup`)
-    #[command(subcommand)]
-    Credential(credential::CredentialOp),
+    Credential(credential::CredentialArgs),
     /// Run the broker
     Server(server::ServerArgs),
     /// Manage users and tokens (admins)

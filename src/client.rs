@@ -51,13 +51,8 @@ type Query<'a> = &'a [(&'a str, String)];
 
 impl Client {
     pub fn new(server: &str, token: Option<SecretString>) -> Result<Client, ClientError> {
-        let base_url = Url::parse(server).map_err(|e| ClientError::BadUrl(format!("invalid broker URL `{server}`: {e}")))?;
-        if !matches!(base_url.scheme(), "http" | "https") {
-            return Err(ClientError::BadUrl(format!("invalid broker URL `{server}`: must be http or https")));
-        }
-        if base_url.cannot_be_a_base() {
-            return Err(ClientError::BadUrl(format!("invalid broker URL `{server}`: not a base URL")));
-        }
+        let base_url = parse_server(server)?;
+        let server = server.trim();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
@@ -95,11 +90,19 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), message: describe(&e) })?;
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable { url: self.base.clone(), message: describe(&e, &self.base_url) };
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), message: describe(&e) })?;
+        let bytes = resp.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                // The broker's own 404 for a path it does not have: the base URL is off.
+                Ok(body) if status == StatusCode::NOT_FOUND && body.error.message == "route not found" => ClientError::Api {
+                    status: status.as_u16(),
+                    code: body.error.code,
+                    message: format!("{} has no such API route", self.base),
+                    hint: Some("give the broker's base URL, the one `jit server` prints (e.g. http://127.0.0.1:8420)".into()),
+                },
                 Ok(body) => {
                     ClientError::Api { status: status.as_u16(), code: body.error.code, message: body.error.message, hint: body.error.hint }
                 }
@@ -211,26 +214,82 @@ impl Client {
     }
 }
 
+/// Reads a broker URL as people type it, and says what to type instead when
+/// it is not one: no scheme (`127.0.0.1:8420`), the API path (`…/v1`), a query.
+pub fn parse_server(input: &str) -> Result<Url, ClientError> {
+    let input = input.trim();
+    let bad = |why: String| ClientError::BadUrl(format!("invalid broker URL `{input}`: {why}"));
+    if !input.contains("://") {
+        let host = input.split(['/', ':']).next().unwrap_or("");
+        let local = host == "localhost" || host.starts_with("127.") || input.starts_with("[::1]");
+        let scheme = if local { "http" } else { "https" };
+        return Err(bad(format!("it has no scheme; use {scheme}://{}", input.trim_end_matches('/'))));
+    }
+    let url = Url::parse(input).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be http or https".into()));
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("a broker URL has no query, fragment or user name".into()));
+    }
+    let path = url.path().trim_end_matches('/');
+    if path == "/v1" || path.ends_with("/v1") || path.contains("/v1/") {
+        let mut base = url.clone();
+        base.set_path(&path[..path.find("/v1").unwrap_or(0)]);
+        return Err(bad(format!("that is the API's path; give the broker's base URL: {}", base.as_str().trim_end_matches('/'))));
+    }
+    Ok(url)
+}
+
 /// A short cause for a transport error, without the URL reqwest repeats.
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: &reqwest::Error, base: &Url) -> String {
+    let chain = {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    };
+    let tls_failed = ["InvalidContentType", "corrupt message", "tls handshake", "HandshakeFailure", "WrongVersionNumber"]
+        .iter()
+        .any(|needle| chain.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()));
+    if base.scheme() == "https" && tls_failed {
+        let mut plain = base.clone();
+        let _ = plain.set_scheme("http");
+        return format!(
+            "the TLS handshake failed; is the broker serving plain HTTP there? then use {}",
+            plain.as_str().trim_end_matches('/')
+        );
+    }
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "connection refused or unreachable".into()
     } else {
-        let mut msg = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            msg = format!("{msg}: {s}");
-            source = s.source();
-        }
-        msg
+        chain
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_urls_as_people_mistype_them_say_what_to_type() {
+        let err = |s: &str| parse_server(s).unwrap_err().to_string();
+        assert!(err("127.0.0.1:8420").contains("use http://127.0.0.1:8420"), "{}", err("127.0.0.1:8420"));
+        assert!(err("jit.example.com").contains("use https://jit.example.com"));
+        assert!(err("http://127.0.0.1:8420/v1").contains("base URL: http://127.0.0.1:8420"), "{}", err("http://127.0.0.1:8420/v1"));
+        assert!(err("https://example.com/jit/v1/").contains("base URL: https://example.com/jit"), "{}", err("https://example.com/jit/v1/"));
+        assert!(err("ftp://x").contains("http or https"));
+        assert!(err("http://x/?a=b").contains("no query"));
+        assert!(parse_server(" http://127.0.0.1:8420/ ").is_ok());
+    }
 
     #[test]
     fn urls_are_built_segment_by_segment() {

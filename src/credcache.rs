@@ -79,10 +79,31 @@ pub fn live_grants(server: &str, now: DateTime<Utc>) -> Vec<crate::api::Grant> {
     out
 }
 
+/// A repo a broker guards, so the helper knows which URLs to ask it about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardedRepo {
+    pub server: String,
+    pub repo: String,
+}
+
+/// A request of this user's that was left pending (`--no-wait`, a timeout,
+/// Ctrl-C): the helper looks for its grant when git next asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    pub server: String,
+    pub repo: String,
+    pub request_id: i64,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Index {
     /// Keyed by the normalized clone URL.
     pub urls: BTreeMap<String, Vec<CachedGrant>>,
+    /// Every clone URL the brokers guard (from `jit setup` and each grant), by URL.
+    #[serde(default)]
+    pub repos: BTreeMap<String, GuardedRepo>,
+    #[serde(default)]
+    pub pending: Vec<PendingRequest>,
 }
 
 pub fn index_path() -> Option<PathBuf> {
@@ -116,6 +137,19 @@ pub fn pick(grants: &[CachedGrant], now: DateTime<Utc>) -> Pick {
 }
 
 impl Index {
+    /// The repo a URL names, if a broker guards it (or a grant for it was cached).
+    pub fn repo_for(&self, url: &str) -> Option<GuardedRepo> {
+        self.repos
+            .get(url)
+            .cloned()
+            .or_else(|| self.urls.get(url)?.first().map(|g| GuardedRepo { server: g.server.clone(), repo: g.repo.clone() }))
+    }
+
+    /// Requests left pending on `repo`.
+    pub fn pending_on(&self, repo: &GuardedRepo) -> Vec<PendingRequest> {
+        self.pending.iter().filter(|p| p.server == repo.server && p.repo == repo.repo).cloned().collect()
+    }
+
     /// Reads the index; a missing or unreadable file is an empty index.
     pub fn load() -> Index {
         let Some(path) = index_path() else { return Index::default() };
@@ -176,12 +210,49 @@ pub enum FetchError {
     Keychain(#[from] KeychainError),
 }
 
+/// Records the repos `server` guards (replacing what was known of it), so the
+/// helper knows which URLs to ask that broker about.
+pub fn remember_repos(server: &str, repos: &[api::Repo]) -> Result<(), KeychainError> {
+    update(|index| {
+        index.repos.retain(|_, r| r.server != server);
+        for repo in repos {
+            if let Some(url) = repo.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) {
+                index.repos.insert(url.to_string(), GuardedRepo { server: server.to_string(), repo: repo.name.clone() });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Records a request left pending, for the helper to follow up.
+pub fn remember_pending(server: &str, repo: &str, request_id: i64) -> Result<(), KeychainError> {
+    update(|index| {
+        let entry = PendingRequest { server: server.to_string(), repo: repo.to_string(), request_id };
+        if !index.pending.contains(&entry) {
+            index.pending.push(entry);
+        }
+        Ok(())
+    })
+}
+
+/// Drops a request from the pending list once it was decided.
+pub fn forget_pending(server: &str, request_id: i64) -> Result<(), KeychainError> {
+    update(|index| {
+        index.pending.retain(|p| !(p.server == server && p.request_id == request_id));
+        Ok(())
+    })
+}
+
 /// Mints a credential for the caller's `grant` and keeps it where git's
-/// helper finds it. Returns the clone URL it was kept for, or `None` when
-/// there is nothing to keep: a repo without a clone URL, a host jit does not
-/// mint for (the grant alone is the access), or someone else's grant (an
-/// approver waiting on a request).
-pub async fn fetch_and_store(client: &Client, keychain: &Keychain, grant: &api::Grant) -> Result<Option<CloneUrl>, FetchError> {
+/// helper finds it. Returns the clone URL it was kept for, with the
+/// credential, or `None` when there is nothing to keep: a repo without a clone
+/// URL, a host jit does not mint for (the grant alone is the access), or
+/// someone else's grant (an approver waiting on a request).
+pub async fn fetch_and_store(
+    client: &Client,
+    keychain: &Keychain,
+    grant: &api::Grant,
+) -> Result<Option<(CloneUrl, api::Credential)>, FetchError> {
     let Some(url) = grant.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) else { return Ok(None) };
     let credential = match client.mint_credential(grant.id).await {
         Ok(c) => c,
@@ -201,7 +272,12 @@ pub async fn fetch_and_store(client: &Client, keychain: &Keychain, grant: &api::
         credential_expires_at: credential.expires_at,
     };
     store(keychain, &url.to_string(), cached, &credential.password)?;
-    Ok(Some(url))
+    update(|index| {
+        index.repos.insert(url.to_string(), GuardedRepo { server: client.base().to_string(), repo: grant.repo.clone() });
+        index.pending.retain(|p| !(p.server == client.base() && p.request_id == grant.request_id));
+        Ok(())
+    })?;
+    Ok(Some((url, credential)))
 }
 
 pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<SecretString>, KeychainError> {

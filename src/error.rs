@@ -10,6 +10,7 @@
 //! | 3 | denied |
 //! | 4 | timed out, expired or canceled |
 //! | 5 | not authenticated, or not allowed |
+//! | 130 | interrupted (Ctrl-C) |
 
 use std::fmt;
 
@@ -23,6 +24,8 @@ pub enum ExitKind {
     Denied,
     TimedOut,
     NotAllowed,
+    /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
+    Interrupted,
 }
 
 impl ExitKind {
@@ -33,6 +36,7 @@ impl ExitKind {
             ExitKind::Denied => 3,
             ExitKind::TimedOut => 4,
             ExitKind::NotAllowed => 5,
+            ExitKind::Interrupted => 130,
         }
     }
 }

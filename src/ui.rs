@@ -48,6 +48,17 @@ pub fn local_time(t: DateTime<Utc>) -> String {
     }
 }
 
+/// `21:16:05` today, `Nov 25 21:16:05` otherwise, in local time: for when
+/// the second matters (a grant that just ended).
+pub fn precise_time(t: DateTime<Utc>) -> String {
+    let local = t.with_timezone(&Local);
+    if local.date_naive() == Local::now().date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else {
+        local.format("%b %d %H:%M:%S").to_string()
+    }
+}
+
 /// `42s`, `5m`, `3h`, `2d`: how long ago.
 pub fn age(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - t).num_seconds().max(0);

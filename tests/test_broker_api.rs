@@ -106,15 +106,25 @@ async fn nobody_approves_their_own_request() {
 async fn approvers_outside_the_rule_are_refused() {
     let b = TestBroker::start().await;
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
-    for outsider in ["dave", "mallory", "admin"] {
-        let r = b.approve(outsider, id(&req)).await;
-        assert_eq!((r.status, r.code()), (403, "not_approver"), "{outsider}: {}", r.body);
-        assert!(r.message().contains("group:reviewers"), "{}", r.message());
+    // An admin sees every request but decides none unless a rule names them.
+    let r = b.approve("admin", id(&req)).await;
+    assert_eq!((r.status, r.code()), (403, "not_approver"), "{}", r.body);
+    assert!(r.message().contains("group:reviewers"), "{}", r.message());
+    let r = b.deny("admin", id(&req), "no").await;
+    assert_eq!((r.status, r.code()), (403, "not_approver"), "{}", r.body);
+    // Who cannot see it learns nothing, not even that it exists: the answer
+    // for a missing id, from approve and deny alike.
+    for outsider in ["dave", "mallory"] {
+        for r in [b.approve(outsider, id(&req)).await, b.deny(outsider, id(&req), "no").await] {
+            assert_eq!((r.status, r.code(), r.message()), (404, "not_found", "request 1 not found"), "{outsider}");
+        }
     }
+    let missing = b.approve("mallory", 999).await;
+    assert_eq!((missing.status, missing.code()), (404, "not_found"));
     // acme/api is approved by carol only: bob, a reviewer elsewhere, may not.
     let req = b.request("dave", "acme/api", "write", "1h", None).await;
     let r = b.approve("bob", id(&req)).await;
-    assert_eq!((r.status, r.code()), (403, "not_approver"));
+    assert_eq!((r.status, r.code()), (404, "not_found"), "bob cannot see it");
     assert_eq!(b.approve("carol", id(&req)).await.body["status"], "approved");
 }
 
@@ -277,12 +287,12 @@ async fn grants_end_on_time_and_the_expiry_is_logged_once() {
 async fn revoke_by_grantee_approver_or_admin_only() {
     let b = TestBroker::start().await;
     let mut grant_ids = vec![];
-    for _ in 0..3 {
-        let req = b.request("dave", "demo", "read", "1h", None).await;
+    for user in ["dave", "alice"] {
+        let req = b.request(user, "demo", "read", "1h", None).await;
         grant_ids.push(req["grant"]["id"].as_i64().unwrap());
     }
     // Not the grantee, not an approver for demo read (an auto-approve rule has none), not an admin.
-    for outsider in ["mallory", "alice", "bob"] {
+    for outsider in ["mallory", "erin", "bob"] {
         let r = b.post(outsider, &format!("/v1/grants/{}/revoke", grant_ids[0]), json!({})).await;
         assert_eq!((r.status, r.code()), (404, "not_found"), "{outsider}");
     }
@@ -382,14 +392,17 @@ async fn the_audit_log_pages_and_filters_by_time_on_the_broker() {
     let b = TestBroker::start().await;
     let before = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    for _ in 0..3 {
-        b.request("alice", "demo", "read", "1h", None).await;
-    }
+    // Three requests that each end in a grant: no pile-up rule folds them.
+    b.request("alice", "demo", "read", "1h", None).await;
+    b.request("dave", "demo", "read", "1h", None).await;
+    let acme = b.request("mallory", "acme/api", "read", "1h", None).await;
+    assert_eq!(b.approve("carol", acme["id"].as_i64().unwrap()).await.status, 200);
     let all = b.audit().await;
     let recent = b.get("admin", &format!("/v1/audit?since={}", before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))).await.body;
     let recent = recent.as_array().unwrap();
-    // Seven users were added before `before`; the three requests (and their grants) after.
-    assert_eq!(recent.len(), 6);
+    // Seven users were added before `before`; after it, two auto-approved
+    // requests (requested, granted) and one approved by carol (requested, approved, granted).
+    assert_eq!(recent.len(), 7);
     assert_eq!(recent.len(), all.len() - crate::common::USERS.len());
     let page = b.get("admin", &format!("/v1/audit?after={}&limit=2", recent[0]["seq"])).await.body;
     assert_eq!(page.as_array().unwrap().len(), 2);

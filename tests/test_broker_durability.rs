@@ -92,17 +92,20 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
 
     let mut broker = spawn_broker(&config, &data);
     let mut tokens = std::collections::HashMap::new();
-    for (name, group) in [("alice", "developers"), ("bob", "reviewers")] {
+    // Five developers, so five approvals make five grants (one user's second
+    // grant on the same repo and level would supersede the first).
+    let developers: Vec<String> = (0..5).map(|i| format!("dev{i}")).collect();
+    for (name, group) in developers.iter().map(|d| (d.as_str(), "developers")).chain([("bob", "reviewers")]) {
         let (status, body) =
             call(&broker.url, &root, reqwest::Method::POST, "/v1/users", Some(json!({"name": name, "groups": [group]}))).await;
         assert_eq!(status, 201);
         tokens.insert(name, body["token"].as_str().unwrap().to_string());
     }
     let mut acknowledged = vec![];
-    for i in 0..5 {
+    for (i, dev) in developers.iter().enumerate() {
         let (_, req) = call(
             &broker.url,
-            &tokens["alice"],
+            &tokens[dev.as_str()],
             reqwest::Method::POST,
             "/v1/requests",
             Some(json!({"repo": "demo", "level": "write", "duration": "1h", "reason": format!("r{i}")})),
@@ -120,11 +123,11 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
 
     let mut broker = spawn_broker(&config, &data);
     for id in &acknowledged {
-        let (_, req) = call(&broker.url, &tokens["alice"], reqwest::Method::GET, &format!("/v1/requests/{id}"), None).await;
+        let (_, req) = call(&broker.url, &root, reqwest::Method::GET, &format!("/v1/requests/{id}"), None).await;
         assert_eq!(req["status"], "approved", "request {id} after restart: {req}");
         assert_eq!(req["grant"]["status"], "active");
     }
-    let (_, grants) = call(&broker.url, &tokens["alice"], reqwest::Method::GET, "/v1/grants", None).await;
+    let (_, grants) = call(&broker.url, &root, reqwest::Method::GET, "/v1/grants?all=true", None).await;
     assert_eq!(grants.as_array().unwrap().len(), 5, "no grant doubled or lost");
     let (_, verify) = call(&broker.url, &root, reqwest::Method::GET, "/v1/audit/verify", None).await;
     assert_eq!(verify["ok"], true, "{verify}");

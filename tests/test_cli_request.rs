@@ -71,7 +71,8 @@ async fn ctrl_c_leaves_the_request_pending_and_says_how_to_resume() {
     // The shell's builtin kill: no procps needed.
     let sent = std::process::Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().unwrap();
     assert!(sent.success());
-    alice.wait_child(child).code(4).stderr_has("stopped waiting").stderr_has(&format!("jit wait {id}"));
+    // 130 = 128 + SIGINT, what shells and scripts expect of an interrupt (it was 4).
+    alice.wait_child(child).code(130).stderr_has("stopped waiting").stderr_has(&format!("jit wait {id}"));
     assert_eq!(b.get("alice", &format!("/v1/requests/{id}")).await.body["status"], "pending");
 }
 
@@ -203,18 +204,24 @@ async fn json_shapes_are_stable() {
 async fn approve_without_id_and_without_terminal_lists_the_pending_ids() {
     let b = TestBroker::start().await;
     let bob = logged_in(&b, "bob").await;
-    bob.run(&["approve"]).code(2).stderr_has("no request id and no terminal").stderr_has("there are no pending requests");
+    let none = bob.run(&["approve"]);
+    none.code(2).stderr_has("no request id and no terminal").stderr_has("there are no pending requests");
+    assert!(!none.stderr.contains("pass the id"), "no hint to pass an id when none is pending: {}", none.stderr);
     b.request("alice", "demo", "write", "1h", Some("a")).await;
     b.request("dave", "demo", "write", "1h", Some("b")).await;
-    bob.run(&["approve"]).code(2).stderr_has("pending: #2, #1").stderr_has("jit approve ID");
+    bob.run(&["approve"]).code(2).stderr_has("pending: #2, #1").stderr_has("jit approve 2");
     // With an id, no prompt is needed.
     bob.run(&["approve", "2"]).success().stderr_has("approved #2");
     // Refusals keep their codes through the CLI.
     let alice = logged_in(&b, "alice").await;
     let own = b.request("alice", "demo", "write", "1h", Some("mine")).await["id"].as_i64().unwrap();
     alice.run(&["approve", &own.to_string()]).code(5).stderr_has("your own request");
+    // Someone who cannot see a request gets the same answer from approve and deny
+    // (regression: deny said "not an approver", exit 5, approve "not found", exit 2).
     let mallory = logged_in(&b, "mallory").await;
-    mallory.run(&["approve", "1"]).code(2).stderr_has("not found");
+    mallory.run(&["approve", "1"]).code(2).stderr_has("request 1 not found");
+    mallory.run(&["deny", "1", "--reason", "x"]).code(2).stderr_has("request 1 not found");
+    mallory.run(&["approve", "999"]).code(2).stderr_has("request 999 not found");
     bob.run(&["approve", "2"]).code(2).stderr_has("already approved");
 }
 

@@ -114,8 +114,12 @@ async fn bad_protocol_input_is_refused_quietly() {
         assert_eq!(run.stdout, "");
         assert!(run.stderr.contains(why), "{why}: {}", run.stderr);
     }
-    // Unknown operations are usage errors from the CLI itself.
-    env.run_with(&["credential", "list"], &[], Some("")).code(2);
+    // Unknown operations are ignored, as git's protocol says: exit 0, say nothing.
+    // (Regression: this used to be a clap usage error, exit 2.)
+    for op in ["list", "capability", "frobnicate"] {
+        let run = env.run_with(&["credential", op], &[], Some(&format!("protocol=http\nhost={host}\npath={path}\n\n")));
+        assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "", ""), "{op}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,13 +61,13 @@ pub async fn cmd_approve(args: &ApproveArgs) -> Result<(), CommandError> {
             let pending = client.requests(false, true, Some("pending")).await?;
             if !ui::can_prompt() {
                 let ids: Vec<String> = pending.iter().map(|r| format!("#{}", r.id)).collect();
-                let listing = if ids.is_empty() {
-                    "there are no pending requests you can review".to_string()
-                } else {
-                    format!("pending: {}", ids.join(", "))
-                };
-                return Err(CommandError::bad_input(format!("no request id and no terminal to pick one ({listing})"))
-                    .hint("pass the id: jit approve ID"));
+                if ids.is_empty() {
+                    return Err(CommandError::bad_input(
+                        "no request id and no terminal to pick one (there are no pending requests you can review)",
+                    ));
+                }
+                return Err(CommandError::bad_input(format!("no request id and no terminal to pick one (pending: {})", ids.join(", ")))
+                    .hint(format!("pass the id: jit approve {}", pending[0].id)));
             }
             if pending.is_empty() {
                 eprintln!("no pending requests you can review");
@@ -117,6 +117,13 @@ pub async fn cmd_approve(args: &ApproveArgs) -> Result<(), CommandError> {
                 ))
             )
         }
+        // The broker counts each approver once: an unchanged list means this one was already counted.
+        _ if after.approvals == req.approvals => eprintln!(
+            "you already approved #{}; it still needs {} of {} approvals",
+            after.id,
+            after.approvals_required as usize - after.approvals.len(),
+            after.approvals_required
+        ),
         _ => eprintln!("recorded your approval of #{} ({} of {} needed)", after.id, after.approvals.len(), after.approvals_required),
     }
     Ok(())

@@ -2,41 +2,56 @@
 //!
 //! The hot path: parse stdin, normalize the URL, look it up in the local
 //! index (one small file), read one keychain entry, answer. No async runtime,
-//! no network, no logging setup. Only an expired credential on a live grant
-//! goes to the broker, with a short timeout. Whatever happens, the helper
-//! exits 0 and says nothing on stdout unless it answers, so git moves on to
-//! its next helper; at most one line on stderr explains an ended grant.
+//! no network, no logging setup.
+//!
+//! The broker is asked (once, bounded by [`BROKER_TIMEOUT`], never prompting)
+//! only when the cache cannot answer for a URL a broker guards: a credential
+//! that expired on a live grant is re-minted; a request of the user's left
+//! pending is checked for its grant; with no live grant cached, the broker's
+//! live grants on that repo are looked up, minted and cached. When there is
+//! still nothing, one line on stderr says what to do (the request to make,
+//! the one to wait for, or the grant that ended).
+//!
+//! Whatever happens, the helper exits 0 and says nothing on stdout unless it
+//! answers, so git moves on to its next helper. git's protocol says unknown
+//! operations are ignored; they are.
 
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use clap::Args;
 
+use crate::api::{self, codes};
 use crate::client::{Client, ClientError};
-use crate::credcache::{self, CachedGrant, Index, Pick, pick};
+use crate::credcache::{self, CachedGrant, GuardedRepo, Index, PendingRequest, Pick, pick};
 use crate::domain::repo::CloneUrl;
+use crate::domain::request::{GrantStatus, RequestStatus};
+use crate::domain::token::SecretString;
 use crate::error::CommandError;
 use crate::git::credential::{Answer, CredentialQuery, parse, target, write_answer};
 use crate::keychain::Keychain;
 use crate::ui;
-use clap::Subcommand;
 
-#[derive(Debug, Clone, Copy, Subcommand)]
-pub enum CredentialOp {
-    /// Answer git with the cached credential for the URL on stdin
-    Get,
-    /// Accept a credential from git (jit keeps nothing it did not mint)
-    Store,
-    /// Forget the cached credential for the URL on stdin
-    Erase,
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// `get` (answer git with the credential for the URL on stdin), `store`
+    /// (accepted, nothing kept) or `erase` (forget the cached credential); git's
+    /// protocol says other operations are ignored, so they are, silently
+    #[arg(value_name = "OPERATION")]
+    pub operation: String,
 }
 
 /// A cached credential this close to expiry is re-minted instead of used.
 const RENEW_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
 /// The longest the helper waits on the broker.
-const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn cmd_credential(op: CredentialOp) -> Result<(), CommandError> {
+pub fn cmd_credential(args: &CredentialArgs) -> Result<(), CommandError> {
+    let op = args.operation.as_str();
+    if !matches!(op, "get" | "store" | "erase") {
+        return Ok(());
+    }
     let query = match parse(BufReader::new(std::io::stdin().lock())) {
         Ok(q) => q,
         Err(e) => {
@@ -47,53 +62,43 @@ pub fn cmd_credential(op: CredentialOp) -> Result<(), CommandError> {
     // Nothing jit guards: stay silent and let git ask the next helper.
     let Ok(url) = target(&query) else { return Ok(()) };
     match op {
-        CredentialOp::Get => get(&query, &url, &mut std::io::stdout().lock()),
-        CredentialOp::Store => {}
-        CredentialOp::Erase => erase(&url),
+        "get" => get(&query, &url, &mut std::io::stdout().lock()),
+        "erase" => erase(&url),
+        _ => {} // store: jit keeps nothing it did not mint
     }
     Ok(())
 }
 
-fn ask_again(g: &CachedGrant) -> String {
-    format!("jit request {} --level {} --for 1h --reason '…'", g.repo, g.level)
+/// The request to make, without guessing at what the policy needs.
+fn ask_command(repo: &str, level: &str) -> String {
+    format!("jit request {repo} --level {level} --for 1h")
 }
 
 fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     let key = url.to_string();
     let index = Index::load();
-    let Some(grants) = index.urls.get(&key) else { return };
     let now = Utc::now();
-    let cached = match pick(grants, now) {
-        Pick::Live(g) => g,
-        Pick::Ended(g) => {
-            eprintln!(
-                "jit: your {} grant on {} ended at {}; ask again: {}",
-                g.level,
-                g.repo,
-                ui::local_time(g.grant_expires_at),
-                ask_again(&g)
-            );
-            return;
-        }
-        Pick::Nothing => return,
+    let cached = pick(index.urls.get(&key).map(Vec::as_slice).unwrap_or_default(), now);
+    let repo = index.repo_for(&key);
+    let pending = repo.as_ref().map(|r| index.pending_on(r)).unwrap_or_default();
+    // The hot path: a live grant, nothing pending.
+    let ended_because = match &cached {
+        Pick::Live(grant) if pending.is_empty() => match answer_from_cache(&key, grant, now) {
+            Ok(answer) => {
+                let _ = write_answer(out, query, &answer);
+                return;
+            }
+            Err(Fallback::Line(line)) => {
+                eprintln!("{line}");
+                return;
+            }
+            Err(Fallback::Ended(why)) => Some(why),
+        },
+        _ => None,
     };
-    let keychain = match Keychain::open() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("jit: cannot open the keychain: {e}");
-            return;
-        }
-    };
-    // A credential that lives to the end of its grant is used to the end; a
-    // shorter one is renewed a little before it expires.
-    let lasts_the_grant = cached.credential_expires_at >= cached.grant_expires_at;
-    let fresh = now < cached.credential_expires_at && (lasts_the_grant || cached.credential_expires_at - RENEW_MARGIN > now);
-    if fresh && let Ok(Some(password)) = credcache::password(&keychain, &key, cached.grant_id) {
-        let answer = Answer { username: cached.username.clone(), password, expires_unix: cached.credential_expires_at.timestamp() };
-        let _ = write_answer(out, query, &answer);
-        return;
-    }
-    match renew(&keychain, &key, &cached) {
+    // Not a URL any broker guards: not ours.
+    let Some(repo) = repo else { return };
+    match ask_broker(&key, &repo, &pending, &cached, ended_because) {
         Ok(answer) => {
             let _ = write_answer(out, query, &answer);
         }
@@ -101,35 +106,148 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     }
 }
 
-/// Mints a fresh credential for a live grant from the broker that issued it.
-fn renew(keychain: &Keychain, key: &str, cached: &CachedGrant) -> Result<Answer, String> {
-    let cannot = |why: String| format!("jit: cannot renew the credential for {}: {why}", cached.repo);
-    let (server, token) = crate::session::resolve().map_err(|e| cannot(e.message))?;
-    if server.trim_end_matches('/') != cached.server.trim_end_matches('/') {
-        return Err(cannot(format!("not logged in to {}", cached.server)));
+/// Why the cache alone could not answer.
+enum Fallback {
+    /// Say this and stop (the broker already told why).
+    Line(String),
+    /// The broker says this grant has ended (why); look for another live one.
+    Ended(String),
+}
+
+/// Answers from the cached credential of a live grant, re-minting it when it
+/// expired; a grant the broker says has ended falls through to the broker lookup.
+fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Result<Answer, Fallback> {
+    let keychain = Keychain::open().map_err(|e| Fallback::Line(format!("jit: cannot open the keychain: {e}")))?;
+    // A credential that lives to the end of its grant is used to the end; a
+    // shorter one is renewed a little before it expires.
+    let lasts_the_grant = cached.credential_expires_at >= cached.grant_expires_at;
+    let fresh = now < cached.credential_expires_at && (lasts_the_grant || cached.credential_expires_at - RENEW_MARGIN > now);
+    if fresh && let Ok(Some(password)) = credcache::password(&keychain, key, cached.grant_id) {
+        return Ok(Answer { username: cached.username.clone(), password, expires_unix: cached.credential_expires_at.timestamp() });
     }
-    let client = Client::new(&server, Some(token)).map_err(|e| cannot(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| cannot(e.to_string()))?;
-    let minted = runtime.block_on(async { tokio::time::timeout(BROKER_TIMEOUT, client.mint_credential(cached.grant_id)).await });
-    let credential = match minted {
-        Err(_) => return Err(cannot("the broker did not answer in time".into())),
-        Ok(Err(ClientError::Api { code, message, .. }))
-            if code == crate::api::codes::GRANT_ENDED || code == crate::api::codes::NOT_FOUND =>
-        {
-            let _ = credcache::forget_grant(keychain, cached.grant_id);
-            return Err(format!(
-                "jit: your {} grant on {} has ended ({message}); ask again: {}",
-                cached.level,
-                cached.repo,
-                ask_again(cached)
-            ));
+    let cannot = |why: String| Fallback::Line(format!("jit: cannot renew the credential for {}: {why}", cached.repo));
+    let client = broker_client(&cached.server).map_err(cannot)?;
+    let minted = block_on_broker(client.mint_credential(cached.grant_id)).map_err(cannot)?;
+    match minted {
+        Err(ClientError::Api { code, message, .. }) if code == codes::GRANT_ENDED || code == codes::NOT_FOUND => {
+            let _ = credcache::forget_grant(&keychain, cached.grant_id);
+            Err(Fallback::Ended(message))
         }
-        Ok(Err(e)) => return Err(cannot(e.to_string())),
-        Ok(Ok(c)) => c,
+        Err(e) => Err(cannot(e.to_string())),
+        Ok(credential) => {
+            let refreshed =
+                CachedGrant { credential_expires_at: credential.expires_at, username: credential.username.clone(), ..cached.clone() };
+            credcache::store(&keychain, key, refreshed, &credential.password).map_err(|e| cannot(e.to_string()))?;
+            Ok(Answer { username: credential.username, password: credential.password, expires_unix: credential.expires_at.timestamp() })
+        }
+    }
+}
+
+/// The broker client for `server`, with the stored login or the environment's token.
+fn broker_client(server: &str) -> Result<Client, String> {
+    let (logged_in, token) = crate::session::resolve().map_err(|e| e.message)?;
+    if logged_in.trim_end_matches('/') != server.trim_end_matches('/') {
+        return Err(format!("not logged in to {server}"));
+    }
+    Client::new(&logged_in, Some(token)).map_err(|e| e.to_string())
+}
+
+/// Runs one exchange with the broker on a small runtime of its own, within [`BROKER_TIMEOUT`].
+fn block_on_broker<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async { tokio::time::timeout(BROKER_TIMEOUT, f).await }).map_err(|_| "the broker did not answer in time".to_string())
+}
+
+/// What the broker knows that the cache did not.
+enum Found {
+    Credential(Answer),
+    /// No live grant; a request of the user's on the repo is still pending.
+    Pending(i64, String),
+    Nothing,
+}
+
+/// The slow path: one bounded conversation with the broker about `repo`.
+fn ask_broker(
+    key: &str,
+    repo: &GuardedRepo,
+    pending: &[PendingRequest],
+    cached: &Pick,
+    ended_because: Option<String>,
+) -> Result<Answer, String> {
+    let ended_line = |g: &CachedGrant| {
+        format!(
+            "jit: your {} grant on {} ended at {}; ask again: {}",
+            g.level,
+            g.repo,
+            ui::precise_time(g.grant_expires_at),
+            ask_command(&g.repo, g.level.as_str())
+        )
     };
-    let refreshed = CachedGrant { credential_expires_at: credential.expires_at, username: credential.username.clone(), ..cached.clone() };
-    credcache::store(keychain, key, refreshed, &credential.password).map_err(|e| cannot(e.to_string()))?;
-    Ok(Answer { username: credential.username, password: credential.password, expires_unix: credential.expires_at.timestamp() })
+    let explain = |found: Option<Found>| match (found, cached) {
+        (Some(Found::Pending(id, level)), _) => {
+            format!("jit: your request #{id} for {level} on {} is waiting for approval; follow it with `jit wait {id}`", repo.repo)
+        }
+        (_, Pick::Ended(g)) => ended_line(g),
+        (_, Pick::Live(g)) => format!(
+            "jit: your {} grant on {} has ended ({}); ask again: {}",
+            g.level,
+            g.repo,
+            ended_because.as_deref().unwrap_or("ended early"),
+            ask_command(&g.repo, g.level.as_str())
+        ),
+        (_, Pick::Nothing) => {
+            format!("jit: you have no grant on {}; ask for one: {} (write, to push)", repo.repo, ask_command(&repo.repo, "read"))
+        }
+    };
+    let client = match broker_client(&repo.server) {
+        Ok(c) => c,
+        Err(why) => return Err(format!("{} ({why}: run `jit login --server {}`)", explain(None), repo.server)),
+    };
+    let keychain = Keychain::open().map_err(|e| format!("jit: cannot open the keychain: {e}"))?;
+    match block_on_broker(lookup(&client, &keychain, key, repo, pending)) {
+        Ok(Ok(Found::Credential(answer))) => Ok(answer),
+        Ok(Ok(found)) => Err(explain(Some(found))),
+        Ok(Err(e)) => Err(format!("{} (the broker could not be asked: {e})", explain(None))),
+        Err(timeout) => Err(format!("{} (the broker could not be asked: {timeout})", explain(None))),
+    }
+}
+
+async fn lookup(client: &Client, keychain: &Keychain, key: &str, repo: &GuardedRepo, pending: &[PendingRequest]) -> Result<Found, String> {
+    let mut candidates: Vec<api::Grant> = Vec::new();
+    let mut still_pending = None;
+    for p in pending {
+        match client.request(p.request_id).await {
+            Ok(req) if req.status == RequestStatus::Pending => still_pending = Some((req.id, req.level)),
+            Ok(req) => {
+                let _ = credcache::forget_pending(&repo.server, p.request_id);
+                candidates.extend(req.grant.filter(|g| g.status == GrantStatus::Active));
+            }
+            Err(ClientError::Api { code, .. }) if code == codes::NOT_FOUND => {
+                let _ = credcache::forget_pending(&repo.server, p.request_id);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let live = client.grants(false, true).await.map_err(|e| e.to_string())?;
+    candidates.extend(live.into_iter().filter(|g| g.repo == repo.repo && g.status == GrantStatus::Active));
+    let best = candidates.into_iter().max_by_key(|g| (g.level.parse::<crate::domain::Level>().ok(), g.expires_at));
+    if let Some(grant) = best {
+        return match credcache::fetch_and_store(client, keychain, &grant).await {
+            Ok(Some((url, credential))) if url.to_string() == key => {
+                Ok(Found::Credential(answer_with(credential.username, credential.password, credential.expires_at)))
+            }
+            Ok(_) => Ok(Found::Nothing),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    Ok(match still_pending {
+        Some((id, level)) => Found::Pending(id, level),
+        None => Found::Nothing,
+    })
+}
+
+fn answer_with(username: String, password: SecretString, expires_at: DateTime<Utc>) -> Answer {
+    Answer { username, password, expires_unix: expires_at.timestamp() }
 }
 
 /// git says the credential failed: drop the password it was given, so the

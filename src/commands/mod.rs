@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
         Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
         Command::Setup(args) => block_on(setup::cmd_setup(&args)),
-        Command::Credential(op) => credential::cmd_credential(op),
+        Command::Credential(args) => credential::cmd_credential(&args),
         Command::Util(cmd) => util::cmd_util(&cmd),
         Command::Server(args) => server::cmd_server(&args),
         Command::Admin(cmd) => block_on(admin::run(cmd)),

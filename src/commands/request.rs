@@ -5,6 +5,7 @@ use crate::api;
 use crate::domain::request::RequestStatus;
 use crate::domain::{AccessDuration, Level};
 use crate::error::CommandError;
+use crate::keychain::Keychain;
 use crate::output::print_json;
 use clap::Args;
 
@@ -18,7 +19,7 @@ pub struct RequestArgs {
     #[arg(long, value_name = "LEVEL", value_parser = LevelParser)]
     pub level: Level,
     /// How long the access lasts once approved: 90s, 45m, 2h, 1h30m
-    #[arg(long = "for", value_name = "DURATION", value_parser = duration_parser())]
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration_parser(), allow_hyphen_values = true)]
     pub duration: AccessDuration,
     /// Why you need it (some policies require one)
     #[arg(long, value_name = "TEXT")]
@@ -27,7 +28,7 @@ pub struct RequestArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// Stop waiting after this long (the request stays pending)
-    #[arg(long, value_name = "DURATION", value_parser = duration_parser())]
+    #[arg(long, value_name = "DURATION", value_parser = duration_parser(), allow_hyphen_values = true)]
     pub timeout: Option<AccessDuration>,
     /// Print JSON for scripts instead of text
     #[arg(long)]
@@ -51,9 +52,15 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
         None => origin_url()?,
     };
     let client = super::client()?;
+    if !args.no_wait {
+        // Before asking: a grant whose credential cannot be kept here would
+        // leave git without access, and invite a second request.
+        Keychain::open()?.check_writable()?;
+    }
     let body = api::CreateRequest { repo, level: args.level.to_string(), duration: args.duration.to_string(), reason: args.reason.clone() };
     let req = client.create_request(&body).await?;
     if req.status == RequestStatus::Pending && args.no_wait {
+        super::wait::follow_up_later(&client, &req).await;
         if args.json {
             return print_json(&req);
         }

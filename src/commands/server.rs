@@ -1,5 +1,6 @@
 //! `jit server`: run the broker (or `--dev`, or `--init-admin NAME`).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,6 +36,10 @@ pub struct ServerArgs {
     /// Create the first admin NAME on a broker that has none, print its token once, and exit
     #[arg(long, value_name = "NAME")]
     pub init_admin: Option<String>,
+    /// With --dev: listen on an address other hosts can reach, although the
+    /// demo tokens are public and travel over plain HTTP
+    #[arg(long, requires = "dev")]
+    pub allow_remote: bool,
 }
 
 pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
@@ -157,7 +162,14 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
         Some(d) => d.clone(),
         None => default_data_dir().map(|d| d.join("dev")).ok_or_else(|| config_error(ConfigError::NoDataDir))?,
     };
-    let listener = bind(args.listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"))).await?;
+    let listen = args.listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+    if !listen.ip().is_loopback() && !args.allow_remote {
+        return Err(CommandError::bad_input(format!(
+            "refusing to serve the dev broker on {listen}: its demo tokens are in dev.json and travel over plain HTTP, so anyone who can reach that address could use them"
+        ))
+        .hint("listen on loopback (--listen 127.0.0.1:8420), or pass --allow-remote if that is really what you want"));
+    }
+    let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let server_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let mut config = dev::dev_config(data_dir, &server_url).map_err(config_error)?;
@@ -170,7 +182,8 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     let broker = open(config).await?;
     let dev_json = dev::seed(&broker, &server_url).await.map_err(|e| CommandError::unexpected(e.to_string()))?;
     let handle = launch_with_listener(broker, listener).await?;
-    println!("{}", dev::next_steps(&server_url, &dev_json));
+    // A closed stdout (`| head -1`) is no reason for a server to stop.
+    let _ = writeln!(std::io::stdout(), "{}", dev::next_steps(&server_url, &dev_json));
     serve_until_signal(handle).await
 }
 

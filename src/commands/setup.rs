@@ -24,11 +24,15 @@ impl From<SetupError> for CommandError {
     }
 }
 
-/// `scheme://host[:port]` of every clone URL the broker knows, and the broker's own.
+/// `scheme://host[:port]` of every clone URL the broker knows. The repos
+/// themselves are remembered too, so git's helper knows which URLs to ask the
+/// broker about before any grant.
 async fn guarded_hosts() -> Result<Vec<String>, CommandError> {
     let client = super::client()?;
+    let repos = client.repos().await?;
+    crate::credcache::remember_repos(client.base(), &repos)?;
     let mut hosts = BTreeSet::new();
-    for repo in client.repos().await? {
+    for repo in repos {
         if let Some(url) = repo.clone_url.and_then(|u| CloneUrl::parse(&u).ok()) {
             hosts.insert(format!("{}://{}", url.scheme(), url.host_with_port()));
         }
@@ -40,15 +44,19 @@ pub async fn cmd_setup(args: &SetupArgs) -> Result<(), CommandError> {
     let path = config::global_config_path()?;
     let mut state = SetupState::load()?;
     if args.uninstall {
-        let restored = config::uninstall(&path, &mut state)?;
+        let done = config::uninstall(&path, &mut state)?;
         state.save()?;
         if args.json.json {
-            return crate::output::print_json(&serde_json::json!({"config": path, "restored": restored}));
+            let kept: Vec<_> = done.kept.iter().map(|(host, helper)| serde_json::json!({"host": host, "helper": helper})).collect();
+            return crate::output::print_json(&serde_json::json!({"config": path, "restored": done.restored, "kept": kept}));
         }
-        if restored.is_empty() {
+        if done.restored.is_empty() {
             eprintln!("nothing to undo in {}", path.display());
         } else {
-            eprintln!("restored the credential helpers for {} in {}", restored.join(", "), path.display());
+            eprintln!("restored the credential helpers for {} in {}", done.restored.join(", "), path.display());
+        }
+        for (host, helper) in &done.kept {
+            eprintln!("kept `{helper}` for {host}: it was added after `jit setup`");
         }
         return Ok(());
     }

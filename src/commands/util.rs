@@ -38,6 +38,13 @@ pub fn write_completions(dir: &Path) -> Result<(), CommandError> {
 /// One page per command and subcommand: `jit.1`, `jit-request.1`, `jit-admin-user-add.1`, …
 pub fn write_man_pages(dir: &Path) -> Result<(), CommandError> {
     std::fs::create_dir_all(dir)?;
+    // Pages of commands that no longer exist go, so the set always matches the CLI.
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("jit") && name.ends_with(".1") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
     fn render(cmd: clap::Command, name: String, bin: String, dir: &Path) -> Result<(), CommandError> {
         let cmd = cmd.display_name(name.clone()).bin_name(bin.clone());
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {

@@ -26,7 +26,7 @@ pub struct WaitArgs {
     /// The request id
     pub id: String,
     /// Stop waiting after this long (the request stays pending)
-    #[arg(long, value_name = "DURATION", value_parser = duration_parser())]
+    #[arg(long, value_name = "DURATION", value_parser = duration_parser(), allow_hyphen_values = true)]
     pub timeout: Option<AccessDuration>,
     /// Print JSON for scripts instead of text
     #[arg(long)]
@@ -35,6 +35,15 @@ pub struct WaitArgs {
 
 /// One long-poll's length; the broker caps it at 60 s.
 const POLL: Duration = Duration::from_secs(50);
+
+/// Remembers a request left pending, so git's helper picks up its grant once
+/// approved (no `jit wait` needed). Best effort: the request stands either way.
+pub async fn follow_up_later(client: &Client, req: &AccessRequest) {
+    if let Ok(repos) = client.repos().await {
+        let _ = credcache::remember_repos(client.base(), &repos);
+    }
+    let _ = credcache::remember_pending(client.base(), &req.repo, req.id);
+}
 
 fn resume_hint(id: i64) -> String {
     format!("resume with `jit wait {id}`, or cancel with `jit cancel {id}`")
@@ -51,6 +60,7 @@ pub async fn wait_for_decision(client: &Client, mut req: AccessRequest, timeout:
         eprintln!("waiting for approval of #{} ({who} can approve)", req.id);
     }
     let deadline = timeout.map(|t| Instant::now() + t);
+    let left_pending = req.clone();
     let outcome = loop {
         let poll = match deadline {
             Some(d) => POLL.min(d.saturating_duration_since(Instant::now())),
@@ -77,12 +87,15 @@ pub async fn wait_for_decision(client: &Client, mut req: AccessRequest, timeout:
                 }
             }
             _ = tokio::signal::ctrl_c() => {
-                break Err(CommandError::new(ExitKind::TimedOut, format!("stopped waiting; request #{} is still pending", req.id)).hint(resume_hint(req.id)));
+                break Err(CommandError::new(ExitKind::Interrupted, format!("stopped waiting; request #{} is still pending", req.id)).hint(resume_hint(req.id)));
             }
         }
     };
     if let Some(s) = spinner {
         s.finish_and_clear();
+    }
+    if outcome.is_err() {
+        follow_up_later(client, &left_pending).await;
     }
     outcome
 }
@@ -110,6 +123,18 @@ pub fn decided(req: &AccessRequest) -> Result<(), CommandError> {
 
 /// The one line printed on approval.
 pub fn approved_line(req: &AccessRequest) -> String {
+    if req.existing
+        && let Some(g) = &req.grant
+    {
+        return format!(
+            "Already granted: {} on {} until {} (grant {}, from request #{}); nothing new was requested",
+            g.level,
+            g.repo,
+            ui::local_time(g.expires_at),
+            g.id,
+            req.id
+        );
+    }
     let by = req
         .decided_by
         .as_deref()
@@ -127,7 +152,7 @@ pub fn approved_line(req: &AccessRequest) -> String {
 async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), CommandError> {
     let Some(grant) = &req.grant else { return Ok(()) };
     let keychain = Keychain::open()?;
-    let Some(url) = credcache::fetch_and_store(client, &keychain, grant).await? else { return Ok(()) };
+    let Some((url, _)) = credcache::fetch_and_store(client, &keychain, grant).await? else { return Ok(()) };
     if let Some(warning) = keychain.file_warning() {
         eprintln!("{warning}");
     }
@@ -138,10 +163,19 @@ async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), Com
     Ok(())
 }
 
-/// Prints the outcome (JSON or a line), then maps it to the exit code.
+/// Prints the outcome (JSON or a line), then maps it to the exit code. The
+/// grant exists whatever happens to the local copy of its credential: a
+/// failure to keep it is a warning (the helper fetches it later), never a
+/// failed request that invites a second one.
 pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<(), CommandError> {
-    if req.status == RequestStatus::Approved {
-        keep_credential(client, req).await?;
+    if req.status == RequestStatus::Approved
+        && let Err(e) = keep_credential(client, req).await
+    {
+        eprintln!("warning: granted, but the git credential could not be kept on this machine: {}", e.message);
+        for hint in &e.hints {
+            eprintln!("hint: {hint}");
+        }
+        eprintln!("hint: once that is fixed, git fetches the credential by itself (`jit doctor` checks the keychain)");
     }
     if json {
         print_json(req)?;

@@ -1,8 +1,11 @@
-//! Access durations in human form (`90s`, `45m`, `2h`, `1h30m`).
+//! Access durations in human form (`90s`, `45m`, `2h`, `1h30m`, `1d`).
 //!
-//! Parsing is `humantime`'s; this module adds the rules that make a value a
-//! valid *access* duration: whole seconds, at least one second, at most a year,
-//! and a canonical compact rendering (`1h30m`) used in output and JSON.
+//! Exactly what the README documents is accepted: whole numbers each followed
+//! by a unit (`s`, `m`, `h`, `d`), largest unit first, each unit once,
+//! optionally separated by a space (`1h 30m`). Nothing else: not `90` (which
+//! unit?), not `1.5h`, not `2hours`, not months. Every refusal names the
+//! input and shows one valid value. The canonical rendering (`1h30m`) is used
+//! in output and JSON.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,15 +21,18 @@ pub struct AccessDuration(u64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
-    #[error("invalid duration `{input}`: {reason}; expected a form like 90s, 45m, 2h or 1h30m")]
+    #[error("invalid duration `{input}`: {reason}")]
     Malformed { input: String, reason: String },
-    #[error("invalid duration `{0}`: must be at least 1s")]
+    #[error("invalid duration `{0}`: must be at least 1s, e.g. 30s")]
     TooShort(String),
-    #[error("invalid duration `{0}`: must be whole seconds")]
+    #[error("invalid duration `{0}`: whole numbers only, e.g. 1h30m rather than 1.5h")]
     Fractional(String),
-    #[error("invalid duration `{0}`: must be at most 366 days")]
+    #[error("invalid duration `{0}`: must be at most 366d, e.g. 30d")]
     TooLong(String),
 }
+
+/// The units, largest first.
+const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 
 impl AccessDuration {
     pub fn from_secs(secs: u64) -> Result<Self, DurationError> {
@@ -60,16 +66,50 @@ impl AccessDuration {
 impl FromStr for AccessDuration {
     type Err = DurationError;
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = s.trim();
-        // humantime treats a bare number as an error already, but an empty or
-        // signed value gets a clearer message from us.
-        if trimmed.is_empty() || trimmed.starts_with('-') || trimmed.starts_with('+') {
-            return Err(DurationError::Malformed { input: s.to_string(), reason: "not a positive duration".into() });
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| DurationError::Malformed { input: input.to_string(), reason };
+        let text = input.trim();
+        if text.is_empty() {
+            return Err(bad("expected a number and a unit, e.g. 90s, 45m, 2h or 1h30m".into()));
         }
-        let parsed =
-            humantime::parse_duration(trimmed).map_err(|e| DurationError::Malformed { input: s.to_string(), reason: e.to_string() })?;
-        Self::check(parsed, s)
+        if text.starts_with(['-', '+']) {
+            return Err(bad("must be a positive length of time, e.g. 2h".into()));
+        }
+        let mut total: u64 = 0;
+        let mut smallest_so_far = usize::MAX; // index into UNITS of the last unit seen
+        let mut rest = text;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(bad("expected a number and a unit, e.g. 90s, 45m, 2h or 1h30m".into()));
+            }
+            let (number, after) = rest.split_at(digits);
+            if after.starts_with(['.', ',']) {
+                return Err(DurationError::Fractional(input.to_string()));
+            }
+            let unit_len = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+            let (unit, after) = after.split_at(unit_len);
+            if unit.is_empty() {
+                return Err(bad(format!("`{number}` needs a unit (s, m, h or d), e.g. {number}m")));
+            }
+            let Some(index) = UNITS.iter().position(|(u, _)| unit.len() == 1 && unit.starts_with(*u)) else {
+                return Err(bad(format!("unknown unit `{unit}`: use s, m, h or d, e.g. 2h")));
+            };
+            if smallest_so_far != usize::MAX && index <= smallest_so_far {
+                return Err(bad("units go from largest to smallest, each once, e.g. 1h30m".into()));
+            }
+            smallest_so_far = index;
+            let n: u64 = number.parse().map_err(|_| DurationError::TooLong(input.to_string()))?;
+            total = n
+                .checked_mul(UNITS[index].1)
+                .and_then(|s| total.checked_add(s))
+                .ok_or_else(|| DurationError::TooLong(input.to_string()))?;
+            rest = after.strip_prefix(' ').unwrap_or(after);
+            if rest.starts_with(' ') {
+                return Err(bad("one space at most between parts, e.g. 1h 30m".into()));
+            }
+        }
+        Self::check(Duration::from_secs(total), input)
     }
 }
 
@@ -133,13 +173,51 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_forms_with_the_input_named() {
-        for bad in ["", "2", "abc", "2 hours later", "-5m", "1.5s", "0s", "400d", "5x"] {
+    fn rejects_bad_forms_with_the_input_named_and_an_example() {
+        for bad in [
+            "",
+            "2",
+            "90",
+            "abc",
+            "2 hours later",
+            "2hours",
+            "1.5h",
+            "1.5s",
+            "-5m",
+            "-1h",
+            "+1h",
+            "0s",
+            "400d",
+            "5x",
+            "1mo",
+            "2w",
+            "3y",
+            "30m1h",
+            "1h1h",
+            "1h  30m",
+            "h",
+            "1 h",
+            "99999999999999999999d",
+            "1h30",
+            "90ms",
+        ] {
             let err = bad.parse::<AccessDuration>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+            assert!(err.contains("e.g. "), "no example for {bad}: {err}");
         }
         assert!(matches!("0s".parse::<AccessDuration>(), Err(DurationError::TooShort(_))));
         assert!(matches!("400d".parse::<AccessDuration>(), Err(DurationError::TooLong(_))));
+        assert!(matches!("1.5h".parse::<AccessDuration>(), Err(DurationError::Fractional(_))));
+        let err = "90".parse::<AccessDuration>().unwrap_err().to_string();
+        assert!(err.contains("needs a unit") && err.contains("90m"), "{err}");
+        assert!(!err.contains("ms"), "never suggest a unit that is then refused: {err}");
+    }
+
+    #[test]
+    fn parses_every_documented_form() {
+        for (input, secs) in [("1s", 1), ("59m", 3540), ("1d2h3m4s", 93_784), ("2d 1s", 172_801), (" 2h ", 7200), ("366d", 366 * 86_400)] {
+            assert_eq!(input.parse::<AccessDuration>().unwrap().secs(), secs, "{input}");
+        }
     }
 
     #[test]

@@ -42,11 +42,23 @@ pub fn global_config_path() -> Result<PathBuf, SetupError> {
     Ok(dot)
 }
 
-/// What a section held before jit touched it.
+/// What a section held before jit touched it, and what jit wrote there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSection {
     pub helpers: Vec<String>,
     pub use_http_path: Option<String>,
+    /// The helper list jit last wrote, so uninstall can tell the user's later additions apart.
+    #[serde(default)]
+    pub installed: Vec<String>,
+}
+
+/// What `uninstall` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uninstalled {
+    /// Hosts whose sections were put back.
+    pub restored: Vec<String>,
+    /// Helpers someone added to jit's sections after setup, kept: (host, helper).
+    pub kept: Vec<(String, String)>,
 }
 
 /// What jit knows about one config file it edited.
@@ -186,6 +198,7 @@ pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut Setu
             .or_insert_with(|| SavedSection {
                 helpers: config.values(&helper_key).unwrap_or_default(),
                 use_http_path: config.get(&path_key),
+                installed: Vec::new(),
             })
             .clone();
         // The list git would have used for this host before jit, in order; an
@@ -204,6 +217,9 @@ pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut Setu
             config.set_values(&helper_key, &desired)?;
             changed.push(host.clone());
         }
+        if let Some(section) = saved_for_file.get_mut(host) {
+            section.installed = desired;
+        }
         if config.get(&path_key).as_deref() != Some("true") {
             config.set_or_remove(&path_key, Some("true"))?;
             if !changed.contains(host) {
@@ -216,30 +232,53 @@ pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut Setu
     Ok(changed)
 }
 
-/// Puts back what the sections held before `install`; returns the hosts restored.
+/// The helpers in `current` that jit did not write (`installed`), in order:
+/// what someone added to jit's section after setup.
+fn added_since(current: &[String], installed: &[String]) -> Vec<String> {
+    let mut unmatched: Vec<&String> = installed.iter().collect();
+    current
+        .iter()
+        .filter(|v| match unmatched.iter().position(|w| w == v) {
+            Some(i) => {
+                unmatched.remove(i);
+                false
+            }
+            None => !v.is_empty() && !is_jit_helper(v),
+        })
+        .cloned()
+        .collect()
+}
+
+/// Puts back what the sections held before `install`.
 ///
 /// When the file is as jit left it, its original text comes back byte for
-/// byte; when someone edited it since, only jit's sections are put back.
-pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Vec<String>, SetupError> {
-    let Some(saved) = state.files.remove(path) else { return Ok(Vec::new()) };
+/// byte; when someone edited it since, only jit's sections are put back, and
+/// a helper someone added to one of them after setup is kept (and reported).
+pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Uninstalled, SetupError> {
+    let Some(saved) = state.files.remove(path) else { return Ok(Uninstalled::default()) };
     let io = |e: std::io::Error| SetupError::Git { path: path.to_path_buf(), message: e.to_string() };
     if std::fs::read_to_string(path).ok().as_deref() == Some(saved.installed.as_str()) {
         match &saved.original {
             Some(text) => std::fs::write(path, text).map_err(io)?,
             None => std::fs::remove_file(path).map_err(io)?,
         }
-        return Ok(saved.sections.into_keys().collect());
+        return Ok(Uninstalled { restored: saved.sections.into_keys().collect(), kept: Vec::new() });
     }
     let mut config = GitConfig::open(path)?;
-    let mut restored = Vec::new();
+    let mut done = Uninstalled::default();
     for (host, section) in saved.sections {
-        config.set_values(&format!("credential.{host}.helper"), &section.helpers)?;
+        let key = format!("credential.{host}.helper");
+        let extra = added_since(&config.values(&key)?, &section.installed);
+        let mut helpers = section.helpers.clone();
+        helpers.extend(extra.iter().cloned());
+        config.set_values(&key, &helpers)?;
         config.set_or_remove(&format!("credential.{host}.useHttpPath"), section.use_http_path.as_deref())?;
-        restored.push(host);
+        done.kept.extend(extra.into_iter().map(|h| (host.clone(), h)));
+        done.restored.push(host);
     }
     drop(config);
     remove_empty_sections(path);
-    Ok(restored)
+    Ok(done)
 }
 
 /// Removes `[credential "…"]` headers left with nothing under them, so the
@@ -320,13 +359,39 @@ mod tests {
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("[user]\n\tname = Alice\n");
         std::fs::write(&path, text).unwrap();
-        uninstall(&path, &mut state).unwrap();
+        assert!(uninstall(&path, &mut state).unwrap().kept.is_empty());
         let config = GitConfig::open(&path).unwrap();
         assert!(config.values("credential.http://127.0.0.1:9.helper").unwrap().is_empty());
         assert!(config.get("credential.http://127.0.0.1:9.useHttpPath").is_none());
         assert_eq!(config.get("user.name").as_deref(), Some("Alice"));
         assert_eq!(config.values("credential.helper").unwrap(), ["store"]);
         assert!(!std::fs::read_to_string(&path).unwrap().contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_helper_added_to_jits_section_after_setup_is_kept() {
+        // Regression: uninstall used to put back the saved list and silently drop this one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitconfig");
+        std::fs::write(&path, "[credential \"http://127.0.0.1:9\"]\n\thelper = cache\n").unwrap();
+        let mut state = SetupState::default();
+        install(&path, &["http://127.0.0.1:9".to_string()], "!/bin/jit credential", &mut state).unwrap();
+        let mut config = GitConfig::open(&path).unwrap();
+        let mut helpers = config.values("credential.http://127.0.0.1:9.helper").unwrap();
+        helpers.push("osxkeychain".into());
+        config.set_values("credential.http://127.0.0.1:9.helper", &helpers).unwrap();
+        drop(config);
+        let done = uninstall(&path, &mut state).unwrap();
+        assert_eq!(done.kept, [("http://127.0.0.1:9".to_string(), "osxkeychain".to_string())]);
+        let config = GitConfig::open(&path).unwrap();
+        assert_eq!(config.values("credential.http://127.0.0.1:9.helper").unwrap(), ["cache", "osxkeychain"]);
+    }
+
+    #[test]
+    fn added_since_is_a_multiset_difference() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(added_since(&s(&["", "!jit credential", "store", "store"]), &s(&["", "!jit credential", "store"])), s(&["store"]));
+        assert!(added_since(&s(&["", "!jit credential"]), &s(&["", "!jit credential", "cache"])).is_empty());
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub struct RequestChange {
     pub at: DateTime<Utc>,
     /// Events to append; the store fills in the request id and the new grant's id.
     pub events: Vec<NewEvent>,
+    /// Older grants the new one supersedes: each is ended (if still live) with its event.
+    pub supersede: Vec<(i64, NewEvent)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -167,12 +169,14 @@ pub trait Store: Send + Sync {
     async fn admin_count(&self) -> StoreResult<u64>;
 
     // Requests and grants.
-    /// Inserts a pending request; with `grant`, approves it at once (auto-approve).
+    /// Inserts a pending request; with `grant`, approves it at once
+    /// (auto-approve), ending the grants in `supersede` that are still live.
     async fn create_request(
         &self,
         new: &NewRequest,
         grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
         events: Vec<NewEvent>,
+        supersede: Vec<(i64, NewEvent)>,
     ) -> StoreResult<RequestRecord>;
     async fn request(&self, id: i64) -> StoreResult<Option<RequestRecord>>;
     /// Requests matching `filter`, newest first, each with its approvals and grant.

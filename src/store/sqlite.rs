@@ -313,6 +313,24 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
     Ok(id)
 }
 
+/// Ends each superseded grant that is still live at `at`, with its event;
+/// one that ended meanwhile is left as it is.
+async fn supersede(conn: &mut SqliteConnection, grants: Vec<(i64, NewEvent)>, at: DateTime<Utc>) -> StoreResult<()> {
+    for (id, event) in grants {
+        let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
+            .bind(ms(at))
+            .bind(&event.actor)
+            .bind(id)
+            .bind(ms(at))
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == 1 {
+            append(conn, &[event], at).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn load_grant(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<GrantRecord>> {
     let row: Option<GrantRow> = sqlx::query_as("SELECT * FROM grants WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
     row.map(GrantRecord::try_from).transpose()
@@ -419,6 +437,7 @@ impl Store for SqliteStore {
         new: &NewRequest,
         grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
         mut events: Vec<NewEvent>,
+        superseded: Vec<(i64, NewEvent)>,
     ) -> StoreResult<RequestRecord> {
         let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
         let mut tx = self.write().await?;
@@ -448,6 +467,9 @@ impl Store for SqliteStore {
         };
         attach_ids(&mut events, id, grant_id);
         append(&mut tx, &events, new.created_at).await?;
+        if grant_id.is_some() {
+            supersede(&mut tx, superseded, new.created_at).await?;
+        }
         let record = must_load_request(&mut tx, id).await?;
         tx.commit().await?;
         Ok(record)
@@ -496,6 +518,9 @@ impl Store for SqliteStore {
         let mut events = change.events;
         attach_ids(&mut events, change.request_id, grant_id);
         append(&mut tx, &events, change.at).await?;
+        if grant_id.is_some() {
+            supersede(&mut tx, change.supersede, change.at).await?;
+        }
         let record = must_load_request(&mut tx, change.request_id).await?;
         tx.commit().await?;
         Ok(record)
@@ -655,7 +680,7 @@ mod tests {
     async fn requests_come_back_whole_in_one_listing() {
         let (_dir, s) = store().await;
         for n in 0..3 {
-            s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)]).await.unwrap();
+            s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)], vec![]).await.unwrap();
         }
         let now = at("2026-11-25T12:10:00Z");
         let vote = |id: i64, who: &str, expect: usize, decide: bool| RequestChange {
@@ -665,6 +690,7 @@ mod tests {
             decide: decide.then(|| (RequestStatus::Approved, who.to_string(), None)),
             grant: decide.then(|| (now, now + chrono::Duration::hours(1))),
             at: now,
+            supersede: vec![],
             events: if decide {
                 vec![NewEvent::new(who, Action::Approved), NewEvent::new("broker", Action::Granted)]
             } else {

@@ -11,9 +11,9 @@ use super::{Broker, BrokerError, BrokerResult, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
 use crate::domain::policy::{Rule, Subject};
 use crate::domain::repo;
-use crate::domain::request::{self, ApprovalOutcome, DecisionError, RequestState, RequestStatus};
+use crate::domain::request::{self, ApprovalOutcome, DecisionError, GrantWindow, RequestState, RequestStatus};
 use crate::domain::{AccessDuration, Level};
-use crate::store::{ApprovalRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
+use crate::store::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
 
 const MAX_ATTEMPTS: usize = 8;
 const MAX_TEXT: usize = 2000;
@@ -58,7 +58,39 @@ fn change_for(
     decide: Option<(RequestStatus, String, Option<String>)>,
     events: Vec<NewEvent>,
 ) -> RequestChange {
-    RequestChange { request_id: req.id, expect_approvals: req.approvals.len(), add_approval: None, decide, grant: None, at: now, events }
+    RequestChange {
+        request_id: req.id,
+        expect_approvals: req.approvals.len(),
+        add_approval: None,
+        decide,
+        grant: None,
+        at: now,
+        events,
+        supersede: Vec::new(),
+    }
+}
+
+/// The live grants a new grant of `level` until `expires_at` makes redundant, each with its `revoked` event.
+fn superseded(live: &[GrantRecord], level: Level, expires_at: DateTime<Utc>) -> Vec<(i64, NewEvent)> {
+    let new = GrantWindow { level, expires_at };
+    live.iter()
+        .filter(|g| request::supersedes(new, GrantWindow { level: g.level, expires_at: g.expires_at }))
+        .map(|g| {
+            let mut e = event(BROKER_ACTOR, Action::Revoked, &g.repo, g.level);
+            e.request_id = Some(g.request_id);
+            e.grant_id = Some(g.id);
+            e.detail = Some(format!("superseded by a new {level} grant until {}", timestamp(expires_at)));
+            (g.id, e)
+        })
+        .collect()
+}
+
+/// A new request, or the live grant's request that already covers it.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub record: RequestRecord,
+    /// True when nothing was created: a live grant already gives what was asked.
+    pub existing: bool,
 }
 
 fn request_event(actor: &str, action: Action, req: &RequestRecord) -> NewEvent {
@@ -87,6 +119,13 @@ impl Broker {
         caller.admin || caller.name == req.requester || self.config.policy.is_approver_for(&req.repo, req.level, &subject(caller))
     }
 
+    /// A request the caller may not see does not exist for them: approving,
+    /// denying or cancelling it answers exactly as for a missing id, so ids
+    /// cannot be probed.
+    fn check_visible(&self, caller: &UserRecord, req: &RequestRecord) -> BrokerResult<()> {
+        if self.may_view(caller, req) { Ok(()) } else { Err(BrokerError::NotFound(format!("request {}", req.id))) }
+    }
+
     async fn load_visible(&self, caller: &UserRecord, id: i64) -> BrokerResult<RequestRecord> {
         match self.store.request(id).await? {
             Some(r) if self.may_view(caller, &r) => Ok(r),
@@ -94,6 +133,14 @@ impl Broker {
         }
     }
 
+    /// The caller's grants on `repo` that are live now.
+    async fn live_grants_on(&self, user: &str, repo: &str) -> BrokerResult<Vec<GrantRecord>> {
+        let now = self.now();
+        Ok(self.store.grants(Some(user), Some(now)).await?.into_iter().filter(|g| g.repo == repo).collect())
+    }
+
+    /// Creates a request, unless a live grant of the caller already covers it:
+    /// then that grant's request comes back (`existing`) and nothing piles up.
     pub async fn create_request(
         &self,
         caller: &UserRecord,
@@ -101,11 +148,25 @@ impl Broker {
         level: Level,
         duration: AccessDuration,
         reason: Option<&str>,
-    ) -> BrokerResult<RequestRecord> {
+    ) -> BrokerResult<Created> {
         let reason = check_text("reason", reason)?;
         let repo = repo::resolve(repo, &self.config.repos)?.name.clone();
-        let rule = self.config.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
         let now = self.now();
+        let live = self.live_grants_on(&caller.name, &repo).await?;
+        let covering = live
+            .iter()
+            .filter(|g| request::covers(GrantWindow { level: g.level, expires_at: g.expires_at }, level, duration.as_chrono(), now))
+            .max_by_key(|g| (g.level, g.expires_at));
+        if let Some(grant) = covering {
+            let record = self
+                .store
+                .request(grant.request_id)
+                .await?
+                .ok_or_else(|| BrokerError::NotFound(format!("request {}", grant.request_id)))?;
+            tracing::info!(request = record.id, grant = grant.id, requester = %caller.name, %repo, "request covered by a live grant");
+            return Ok(Created { record, existing: true });
+        }
+        let rule = self.config.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
         let new = NewRequest {
             requester: caller.name.clone(),
             repo: repo.clone(),
@@ -122,18 +183,19 @@ impl Broker {
             None => format!("for {duration}"),
         });
         let mut events = vec![requested];
-        let grant = if rule.auto_approve {
+        let expires_at = now + duration.as_chrono();
+        let (grant, supersede) = if rule.auto_approve {
             let mut granted = event(BROKER_ACTOR, Action::Granted, &repo, level);
-            granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(now + duration.as_chrono())));
+            granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(expires_at)));
             events.push(granted);
-            Some((now, now + duration.as_chrono()))
+            (Some((now, expires_at)), superseded(&live, level, expires_at))
         } else {
-            None
+            (None, Vec::new())
         };
-        let record = self.store.create_request(&new, grant, events).await?;
+        let record = self.store.create_request(&new, grant, events, supersede).await?;
         tracing::info!(request = record.id, requester = %caller.name, %repo, %level, status = %record.status, "request created");
         self.notify_change();
-        Ok(record)
+        Ok(Created { record, existing: false })
     }
 
     /// Requests the caller may see; with `reviewable`, only someone else's
@@ -167,12 +229,14 @@ impl Broker {
     async fn decide_and_apply(
         &self,
         id: i64,
-        mut decide: impl FnMut(RequestRecord, &UserRecord, DateTime<Utc>) -> BrokerResult<Step>,
+        mut decide: impl FnMut(RequestRecord, &UserRecord, &[GrantRecord], DateTime<Utc>) -> BrokerResult<Step>,
     ) -> BrokerResult<RequestRecord> {
         for _ in 0..MAX_ATTEMPTS {
             let req = self.store.request(id).await?.ok_or_else(|| BrokerError::NotFound(format!("request {id}")))?;
             let requester = self.requester(&req.requester).await?;
-            let change = match decide(req, &requester, self.now()) {
+            let live =
+                if req.status == RequestStatus::Pending { self.live_grants_on(&req.requester, &req.repo).await? } else { Vec::new() };
+            let change = match decide(req, &requester, &live, self.now()) {
                 Ok(Step::Keep(unchanged)) => return Ok(unchanged),
                 Ok(Step::Apply(change)) => change,
                 Err(e @ BrokerError::Decision(DecisionError::PendingExpired)) => {
@@ -196,7 +260,8 @@ impl Broker {
     pub async fn approve(&self, caller: &UserRecord, id: i64, comment: Option<&str>) -> BrokerResult<RequestRecord> {
         let comment = check_text("comment", comment)?;
         let record = self
-            .decide_and_apply(id, |req, requester, now| {
+            .decide_and_apply(id, |req, requester, live, now| {
+                self.check_visible(caller, &req)?;
                 let rule = self.rule_governing(&req, requester)?;
                 let approvers = req.approver_names();
                 let state = state_of(&req, &approvers);
@@ -219,6 +284,7 @@ impl Broker {
                         change.events = vec![vote, granted];
                         change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
                         change.grant = Some((now, expires_at));
+                        change.supersede = superseded(live, req.level, expires_at);
                     }
                 }
                 Ok(Step::Apply(change))
@@ -231,7 +297,8 @@ impl Broker {
     pub async fn deny(&self, caller: &UserRecord, id: i64, reason: &str) -> BrokerResult<RequestRecord> {
         let reason = check_text("reason", Some(reason))?.ok_or_else(|| BrokerError::InvalidInput("a deny needs a reason".into()))?;
         let record = self
-            .decide_and_apply(id, |req, requester, now| {
+            .decide_and_apply(id, |req, requester, _, now| {
+                self.check_visible(caller, &req)?;
                 let rule = self.rule_governing(&req, requester)?;
                 let approvers = req.approver_names();
                 let state = state_of(&req, &approvers);
@@ -247,10 +314,8 @@ impl Broker {
     }
 
     pub async fn cancel(&self, caller: &UserRecord, id: i64) -> BrokerResult<RequestRecord> {
-        self.decide_and_apply(id, |req, _, now| {
-            if !self.may_view(caller, &req) {
-                return Err(BrokerError::NotFound(format!("request {id}")));
-            }
+        self.decide_and_apply(id, |req, _, _, now| {
+            self.check_visible(caller, &req)?;
             let approvers = req.approver_names();
             request::cancel(&state_of(&req, &approvers), &caller.name)?;
             let canceled = request_event(&caller.name, Action::Canceled, &req);
@@ -262,7 +327,7 @@ impl Broker {
     /// Expires a request that is still pending past the TTL; a no-op otherwise.
     pub async fn expire(&self, id: i64) -> BrokerResult<()> {
         let outcome = self
-            .decide_and_apply(id, |req, _, now| {
+            .decide_and_apply(id, |req, _, _, now| {
                 if req.status != RequestStatus::Pending || !request::is_pending_expired(req.created_at, self.pending_ttl(), now) {
                     return Ok(Step::Keep(req));
                 }

@@ -69,5 +69,6 @@ pub fn view_request(broker: &Broker, r: &RequestRecord) -> api::AccessRequest {
         decided_by: r.decided_by.clone(),
         decision_note: r.decision_note.clone(),
         grant: r.grant.as_ref().map(|g| view_grant(broker, g)),
+        existing: false,
     }
 }

@@ -25,8 +25,11 @@ pub async fn create(
     let level: Level = body.level.trim().parse().map_err(|e: crate::domain::level::UnknownLevel| ApiError::bad_input(e.to_string()))?;
     let duration: AccessDuration =
         body.duration.parse().map_err(|e: crate::domain::duration::DurationError| ApiError::bad_input(e.to_string()))?;
-    let record = broker.create_request(&user, &body.repo, level, duration, body.reason.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(view_request(&broker, &record))))
+    let created = broker.create_request(&user, &body.repo, level, duration, body.reason.as_deref()).await?;
+    let mut view = view_request(&broker, &created.record);
+    view.existing = created.existing;
+    let status = if created.existing { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(view)))
 }
 
 #[derive(Debug, Deserialize)]

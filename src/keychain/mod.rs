@@ -1,9 +1,10 @@
 //! Secrets in the OS keychain: the login token and git credentials.
 //!
-//! Built on `keyring-core` with one store crate per platform, chosen here and
-//! nowhere else: macOS Keychain, Windows Credential Manager, SecretString Service on
+//! Built on `keyring-core` with one store per platform, chosen here and
+//! nowhere else: macOS Keychain, Windows Credential Manager, Secret Service on
 //! Linux desktops (when a D-Bus session exists), kernel keyutils on headless
-//! Linux. `JIT_KEYRING=auto|secret-service|keyutils|file` overrides; `file` is
+//! Linux (our own store, [`keyutils`], in the user's persistent keyring, so it
+//! works in a plain shell, a container or cron with no session keyring). `JIT_KEYRING=auto|secret-service|keyutils|file` overrides; `file` is
 //! an explicit, warned opt-in for machines with no keychain (mode 0600, under
 //! the user's data dir).
 //!
@@ -11,7 +12,7 @@
 //! - No silent in-memory fallback: entries are always built in a store chosen
 //!   here (never `keyring-core`'s default store), and a store that does not
 //!   outlive the process is refused ([`require_persistent`]).
-//! - No hanging: calls into a store that talks to another process (SecretString
+//! - No hanging: calls into a store that talks to another process (Secret
 //!   Service, which may be locked and prompting) run with a timeout. Kernel
 //!   keyutils is a system call and is called directly.
 
@@ -24,6 +25,9 @@ use keyring_core::api::CredentialPersistence;
 use keyring_core::{CredentialStore, Entry};
 
 use crate::domain::token::{ExposeSecret, SecretString};
+
+#[cfg(target_os = "linux")]
+pub mod keyutils;
 
 /// How long a keychain call may take before we give up on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,7 +146,7 @@ fn unavailable(backend: Backend, message: impl std::fmt::Display) -> KeychainErr
 fn open_store(backend: Backend) -> Result<Arc<CredentialStore>, KeychainError> {
     let store: Arc<CredentialStore> = match backend {
         #[cfg(target_os = "linux")]
-        Backend::Keyutils => linux_keyutils_keyring_store::Store::new().map_err(|e| unavailable(backend, e))?,
+        Backend::Keyutils => keyutils::Store::new().map_err(|e| map_error(backend, e))?,
         #[cfg(target_os = "linux")]
         Backend::SecretService => zbus_secret_service_keyring_store::Store::new().map_err(|e| unavailable(backend, e))?,
         #[cfg(target_os = "macos")]
@@ -221,6 +225,13 @@ impl Keychain {
         }
     }
 
+    /// Writes and deletes a probe entry: whether secrets can be kept here at all.
+    pub fn check_writable(&self) -> Result<(), KeychainError> {
+        let probe = format!("probe-{}", std::process::id());
+        self.set(&probe, &SecretString::from("probe"))?;
+        self.delete(&probe).map(|_| ())
+    }
+
     /// Deletes a secret; `Ok(false)` when there was none.
     pub fn delete(&self, key: &str) -> Result<bool, KeychainError> {
         match &self.inner {
@@ -265,7 +276,9 @@ fn map_error(backend: Backend, e: keyring_core::Error) -> KeychainError {
     match (backend, &e) {
         (Backend::Keyutils, keyring_core::Error::NoStorageAccess(_)) => KeychainError::Unavailable {
             backend: backend.name(),
-            message: format!("access denied ({e}); this process has no session keyring of its own (usual under CI, containers and cron)"),
+            message: format!(
+                "access denied ({e}); the kernel offers no persistent keyring here and this process has no session keyring of its own"
+            ),
             hint: Some("run jit inside a session keyring: `keyctl session - <command>` (Debian package keyutils); JIT_KEYRING=file is the last resort".into()),
         },
         _ => unavailable(backend, e),
