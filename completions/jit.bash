@@ -34,8 +34,8 @@ _jit() {
             jit,deny)
                 cmd="jit__subcmd__deny"
                 ;;
-            jit,help)
-                cmd="jit__subcmd__help"
+            jit,doctor)
+                cmd="jit__subcmd__doctor"
                 ;;
             jit,login)
                 cmd="jit__subcmd__login"
@@ -64,17 +64,11 @@ _jit() {
             jit,status)
                 cmd="jit__subcmd__status"
                 ;;
-            jit,util)
-                cmd="jit__subcmd__util"
-                ;;
             jit,wait)
                 cmd="jit__subcmd__wait"
                 ;;
             jit,whoami)
                 cmd="jit__subcmd__whoami"
-                ;;
-            jit__subcmd__admin,help)
-                cmd="jit__subcmd__admin__subcmd__help"
                 ;;
             jit__subcmd__admin,token)
                 cmd="jit__subcmd__admin__subcmd__token"
@@ -82,44 +76,11 @@ _jit() {
             jit__subcmd__admin,user)
                 cmd="jit__subcmd__admin__subcmd__user"
                 ;;
-            jit__subcmd__admin__subcmd__help,help)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__admin__subcmd__help,token)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__token"
-                ;;
-            jit__subcmd__admin__subcmd__help,user)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__user"
-                ;;
-            jit__subcmd__admin__subcmd__help__subcmd__token,rotate)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__token__subcmd__rotate"
-                ;;
-            jit__subcmd__admin__subcmd__help__subcmd__user,add)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__user__subcmd__add"
-                ;;
-            jit__subcmd__admin__subcmd__help__subcmd__user,list)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__user__subcmd__list"
-                ;;
-            jit__subcmd__admin__subcmd__help__subcmd__user,remove)
-                cmd="jit__subcmd__admin__subcmd__help__subcmd__user__subcmd__remove"
-                ;;
-            jit__subcmd__admin__subcmd__token,help)
-                cmd="jit__subcmd__admin__subcmd__token__subcmd__help"
-                ;;
             jit__subcmd__admin__subcmd__token,rotate)
                 cmd="jit__subcmd__admin__subcmd__token__subcmd__rotate"
                 ;;
-            jit__subcmd__admin__subcmd__token__subcmd__help,help)
-                cmd="jit__subcmd__admin__subcmd__token__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__admin__subcmd__token__subcmd__help,rotate)
-                cmd="jit__subcmd__admin__subcmd__token__subcmd__help__subcmd__rotate"
-                ;;
             jit__subcmd__admin__subcmd__user,add)
                 cmd="jit__subcmd__admin__subcmd__user__subcmd__add"
-                ;;
-            jit__subcmd__admin__subcmd__user,help)
-                cmd="jit__subcmd__admin__subcmd__user__subcmd__help"
                 ;;
             jit__subcmd__admin__subcmd__user,list)
                 cmd="jit__subcmd__admin__subcmd__user__subcmd__list"
@@ -127,131 +88,8 @@ _jit() {
             jit__subcmd__admin__subcmd__user,remove)
                 cmd="jit__subcmd__admin__subcmd__user__subcmd__remove"
                 ;;
-            jit__subcmd__admin__subcmd__user__subcmd__help,add)
-                cmd="jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__add"
-                ;;
-            jit__subcmd__admin__subcmd__user__subcmd__help,help)
-                cmd="jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__admin__subcmd__user__subcmd__help,list)
-                cmd="jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__list"
-                ;;
-            jit__subcmd__admin__subcmd__user__subcmd__help,remove)
-                cmd="jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__remove"
-                ;;
-            jit__subcmd__audit,help)
-                cmd="jit__subcmd__audit__subcmd__help"
-                ;;
             jit__subcmd__audit,verify)
                 cmd="jit__subcmd__audit__subcmd__verify"
-                ;;
-            jit__subcmd__audit__subcmd__help,help)
-                cmd="jit__subcmd__audit__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__audit__subcmd__help,verify)
-                cmd="jit__subcmd__audit__subcmd__help__subcmd__verify"
-                ;;
-            jit__subcmd__help,admin)
-                cmd="jit__subcmd__help__subcmd__admin"
-                ;;
-            jit__subcmd__help,approve)
-                cmd="jit__subcmd__help__subcmd__approve"
-                ;;
-            jit__subcmd__help,audit)
-                cmd="jit__subcmd__help__subcmd__audit"
-                ;;
-            jit__subcmd__help,cancel)
-                cmd="jit__subcmd__help__subcmd__cancel"
-                ;;
-            jit__subcmd__help,credential)
-                cmd="jit__subcmd__help__subcmd__credential"
-                ;;
-            jit__subcmd__help,deny)
-                cmd="jit__subcmd__help__subcmd__deny"
-                ;;
-            jit__subcmd__help,help)
-                cmd="jit__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__help,login)
-                cmd="jit__subcmd__help__subcmd__login"
-                ;;
-            jit__subcmd__help,logout)
-                cmd="jit__subcmd__help__subcmd__logout"
-                ;;
-            jit__subcmd__help,repos)
-                cmd="jit__subcmd__help__subcmd__repos"
-                ;;
-            jit__subcmd__help,request)
-                cmd="jit__subcmd__help__subcmd__request"
-                ;;
-            jit__subcmd__help,requests)
-                cmd="jit__subcmd__help__subcmd__requests"
-                ;;
-            jit__subcmd__help,revoke)
-                cmd="jit__subcmd__help__subcmd__revoke"
-                ;;
-            jit__subcmd__help,server)
-                cmd="jit__subcmd__help__subcmd__server"
-                ;;
-            jit__subcmd__help,setup)
-                cmd="jit__subcmd__help__subcmd__setup"
-                ;;
-            jit__subcmd__help,status)
-                cmd="jit__subcmd__help__subcmd__status"
-                ;;
-            jit__subcmd__help,util)
-                cmd="jit__subcmd__help__subcmd__util"
-                ;;
-            jit__subcmd__help,wait)
-                cmd="jit__subcmd__help__subcmd__wait"
-                ;;
-            jit__subcmd__help,whoami)
-                cmd="jit__subcmd__help__subcmd__whoami"
-                ;;
-            jit__subcmd__help__subcmd__admin,token)
-                cmd="jit__subcmd__help__subcmd__admin__subcmd__token"
-                ;;
-            jit__subcmd__help__subcmd__admin,user)
-                cmd="jit__subcmd__help__subcmd__admin__subcmd__user"
-                ;;
-            jit__subcmd__help__subcmd__admin__subcmd__token,rotate)
-                cmd="jit__subcmd__help__subcmd__admin__subcmd__token__subcmd__rotate"
-                ;;
-            jit__subcmd__help__subcmd__admin__subcmd__user,add)
-                cmd="jit__subcmd__help__subcmd__admin__subcmd__user__subcmd__add"
-                ;;
-            jit__subcmd__help__subcmd__admin__subcmd__user,list)
-                cmd="jit__subcmd__help__subcmd__admin__subcmd__user__subcmd__list"
-                ;;
-            jit__subcmd__help__subcmd__admin__subcmd__user,remove)
-                cmd="jit__subcmd__help__subcmd__admin__subcmd__user__subcmd__remove"
-                ;;
-            jit__subcmd__help__subcmd__audit,verify)
-                cmd="jit__subcmd__help__subcmd__audit__subcmd__verify"
-                ;;
-            jit__subcmd__help__subcmd__util,completions)
-                cmd="jit__subcmd__help__subcmd__util__subcmd__completions"
-                ;;
-            jit__subcmd__help__subcmd__util,man)
-                cmd="jit__subcmd__help__subcmd__util__subcmd__man"
-                ;;
-            jit__subcmd__util,completions)
-                cmd="jit__subcmd__util__subcmd__completions"
-                ;;
-            jit__subcmd__util,help)
-                cmd="jit__subcmd__util__subcmd__help"
-                ;;
-            jit__subcmd__util,man)
-                cmd="jit__subcmd__util__subcmd__man"
-                ;;
-            jit__subcmd__util__subcmd__help,completions)
-                cmd="jit__subcmd__util__subcmd__help__subcmd__completions"
-                ;;
-            jit__subcmd__util__subcmd__help,help)
-                cmd="jit__subcmd__util__subcmd__help__subcmd__help"
-                ;;
-            jit__subcmd__util__subcmd__help,man)
-                cmd="jit__subcmd__util__subcmd__help__subcmd__man"
                 ;;
             *)
                 ;;
@@ -260,7 +98,7 @@ _jit() {
 
     case "${cmd}" in
         jit)
-            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help"
+            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos doctor setup credential server admin audit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,7 +112,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin)
-            opts="-h --help user token help"
+            opts="-h --help user token"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -287,163 +125,9 @@ _jit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        jit__subcmd__admin__subcmd__help)
-            opts="user token help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__token)
-            opts="rotate"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__token__subcmd__rotate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__user)
-            opts="add list remove"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__user__subcmd__add)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__user__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__help__subcmd__user__subcmd__remove)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         jit__subcmd__admin__subcmd__token)
-            opts="-h --help rotate help"
+            opts="-h --help rotate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__token__subcmd__help)
-            opts="rotate help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__token__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__token__subcmd__help__subcmd__rotate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -470,7 +154,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user)
-            opts="-h --help add list remove help"
+            opts="-h --help add list remove"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,76 +178,6 @@ _jit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__user__subcmd__help)
-            opts="add list remove help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__add)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__admin__subcmd__user__subcmd__help__subcmd__remove)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -618,7 +232,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__audit)
-            opts="-h --since --json --help verify help"
+            opts="-h --since --json --help verify"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -628,48 +242,6 @@ _jit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__audit__subcmd__help)
-            opts="verify help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__audit__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__audit__subcmd__help__subcmd__verify)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -741,401 +313,9 @@ _jit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        jit__subcmd__help)
-            opts="login logout whoami request wait cancel requests approve deny status revoke repos setup credential server admin audit util help"
+        jit__subcmd__doctor)
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin)
-            opts="user token"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin__subcmd__token)
-            opts="rotate"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin__subcmd__token__subcmd__rotate)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin__subcmd__user)
-            opts="add list remove"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin__subcmd__user__subcmd__add)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin__subcmd__user__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__admin__subcmd__user__subcmd__remove)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__approve)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__audit)
-            opts="verify"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__audit__subcmd__verify)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__cancel)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__credential)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__deny)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__login)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__logout)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__repos)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__request)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__requests)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__revoke)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__server)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__setup)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__status)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__util)
-            opts="completions man"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__util__subcmd__completions)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__util__subcmd__man)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__wait)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__help__subcmd__whoami)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1306,104 +486,6 @@ _jit() {
         jit__subcmd__status)
             opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util)
-            opts="-h --help completions man help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util__subcmd__completions)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util__subcmd__help)
-            opts="completions man help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util__subcmd__help__subcmd__completions)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util__subcmd__help__subcmd__man)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        jit__subcmd__util__subcmd__man)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

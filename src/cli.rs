@@ -13,8 +13,50 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::{admin, approve, audit, cancel, credential, deny, login, request, requests, revoke, server, setup, util, wait};
 use crate::domain::{AccessDuration, Level};
 
+/// Exit codes, the same for every command.
+macro_rules! exit_status {
+    () => {
+        "Exit status:
+  0    success
+  1    unexpected error (a bug, an unreachable broker, I/O)
+  2    bad usage or bad input (flags, durations, levels, unknown ids or repos)
+  3    denied
+  4    timed out, expired or canceled
+  5    not authenticated, or not allowed (policy, role, self-approval)
+  130  interrupted (Ctrl-C)"
+    };
+}
+
+/// What every command that talks to a broker reads from the environment.
+macro_rules! client_env {
+    () => {
+        "Environment:
+  JIT_SERVER       the broker's URL (overrides the stored login's)
+  JIT_TOKEN        a bearer token (overrides the stored one; sent only to JIT_SERVER or the stored server)
+  JIT_KEYRING      auto | secret-service | keyutils | file: where secrets are kept
+  NO_COLOR         no colour in output
+  XDG_DATA_HOME    where jit keeps its local index (credentials.json: no secrets)"
+    };
+}
+
+/// `--help` text after the options: examples, then environment and exit status.
+macro_rules! help {
+    ($examples:literal) => {
+        concat!("Examples:\n", $examples, "\n\n", client_env!(), "\n\n", exit_status!())
+    };
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "jit", version, about = "Just-in-time, approved, short-lived access to Git repositories")]
+#[command(
+    name = "jit",
+    version,
+    about = "Just-in-time, approved, short-lived access to Git repositories",
+    long_about = "jit asks a broker for access to a repository, waits for approval, keeps the short-lived git \
+credential in the OS keychain, and answers git through its credential helper until the grant ends. \
+Start with `jit login`, `jit setup` and `jit request`; `jit doctor` checks this machine.",
+    disable_help_subcommand = true,
+    after_long_help = concat!(client_env!(), "\n\n", exit_status!())
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,39 +65,122 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Store your broker token in the OS keychain
+    ///
+    /// Reads the token hidden from a terminal, or from stdin, checks it with the
+    /// broker, and keeps it in the OS keychain for this OS user.
+    #[command(after_long_help = help!("  jit login --server https://jit.example.com\n  jit login --server http://127.0.0.1:8420 < token-file"))]
     Login(login::LoginArgs),
     /// Remove your stored token from the keychain
+    ///
+    /// Also drops every cached git credential. The token stays valid on the
+    /// broker; an admin rotates it to end it there.
+    #[command(after_long_help = help!("  jit logout"))]
     Logout(JsonFlag),
     /// Show who the broker thinks you are
+    ///
+    /// Your user name, groups and the broker you are logged in to.
+    #[command(after_long_help = help!("  jit whoami\n  JIT_SERVER=https://jit.example.com JIT_TOKEN=... jit whoami --json"))]
     Whoami(JsonFlag),
     /// Ask for access to a repo, and wait for the decision
+    ///
+    /// Waits with a spinner until the request is decided; on approval the git
+    /// credential is kept for git's helper. A live grant that already covers
+    /// the request is returned instead of a new one. Ctrl-C stops waiting
+    /// (exit 130) and leaves the request pending; git picks up its grant once
+    /// approved.
+    #[command(after_long_help = help!("  jit request acme/api --level write --for 2h --reason 'hotfix INC-42'\n  jit request --level read --for 1h            # this checkout's origin\n  jit request demo --level write --for 30m --reason x --no-wait"))]
     Request(request::RequestArgs),
     /// Wait for the decision on a request
+    ///
+    /// Resumes waiting on a request made with --no-wait or left by Ctrl-C;
+    /// on approval the git credential is kept, as by `jit request`.
+    #[command(after_long_help = help!("  jit wait 12\n  jit wait 12 --timeout 10m --json"))]
     Wait(wait::WaitArgs),
     /// Cancel your pending request
+    ///
+    /// Only the requester cancels, and only while the request is pending.
+    #[command(after_long_help = help!("  jit cancel 12"))]
     Cancel(cancel::CancelArgs),
     /// List requests you made or can review
+    ///
+    /// Newest first: yours, and those an approver or admin may see.
+    #[command(after_long_help = help!("  jit requests --pending\n  jit requests --mine --json"))]
     Requests(requests::RequestsArgs),
     /// Approve a request (with no ID: pick from the pending ones)
+    ///
+    /// Shows the request and asks before approving when on a terminal. Only
+    /// approvers named by the governing rule decide; nobody approves their
+    /// own request, and admins only where a rule names them.
+    #[command(after_long_help = help!("  jit approve                 # pick, review, confirm\n  jit approve 12 --comment 'go ahead' --yes"))]
     Approve(approve::ApproveArgs),
     /// Deny a request
+    ///
+    /// One approver's denial ends the request; the requester sees the reason.
+    #[command(after_long_help = help!("  jit deny 12 --reason 'not during the freeze'"))]
     Deny(deny::DenyArgs),
     /// Your live grants and the time they have left
+    ///
+    /// From the broker, or from the local cache when the broker is out of reach.
+    #[command(after_long_help = help!("  jit status\n  jit status --json"))]
     Status(JsonFlag),
     /// End a grant now (by grant id, or every live grant of yours on a repo)
+    ///
+    /// The credential stops working at the host at once.
+    #[command(after_long_help = help!("  jit revoke acme/api\n  jit revoke 34 --reason 'incident over'"))]
     Revoke(revoke::RevokeArgs),
     /// List the repos the broker knows
+    ///
+    /// Their short names and clone URLs; any spelling of either works in `jit request`.
+    #[command(after_long_help = help!("  jit repos"))]
     Repos(JsonFlag),
+    /// Check this machine: keychain, git, git's config, broker, token, clock
+    ///
+    /// One line per check; each failure says how to fix it. Exits 1 when any fails.
+    #[command(after_long_help = help!("  jit doctor\n  jit doctor --json"))]
+    Doctor(JsonFlag),
     /// Make git use jit for the hosts jit guards (global git config)
+    ///
+    /// Puts jit's credential helper first for each host the broker guards,
+    /// keeps your other helpers after it, and sets useHttpPath. Running it
+    /// twice changes nothing; --uninstall puts back what was there.
+    #[command(after_long_help = concat!(
+        "Examples:\n  jit setup\n  jit setup --uninstall\n\n",
+        client_env!(),
+        "\n  GIT_CONFIG_GLOBAL the git config file edited (default: ~/.gitconfig)\n\n",
+        exit_status!()
+    ))]
     Setup(setup::SetupArgs),
     /// The git credential helper (configured by `jit setup`)
+    ///
+    /// Speaks git's credential-helper protocol on stdin and stdout. It answers
+    /// only for a URL that exactly matches a live grant, never prompts, waits
+    /// on the broker at most 5 s, and always exits 0, as git expects.
+    #[command(after_long_help = concat!(
+        "Examples:\n  printf 'url=https://git.example.com/acme/api.git\\n\\n' | jit credential get\n\n",
+        client_env!(),
+        "\n\nExit status: always 0, as git expects of a credential helper."
+    ))]
     Credential(credential::CredentialArgs),
     /// Run the broker
+    ///
+    /// Serves the JSON API, the git gateway and the reaper. --dev runs a
+    /// complete demo on one machine; --init-admin bootstraps the first admin.
+    #[command(after_long_help = concat!(
+        "Examples:\n  jit server --dev\n  jit server --config /etc/jit.toml --data-dir /var/lib/jit\n  jit server --init-admin root --config /etc/jit.toml\n\n",
+        "Environment:\n  JIT_LOG          log filter (default: info), e.g. jit=debug\n  NO_COLOR         no colour in logs\n\n",
+        exit_status!()
+    ))]
     Server(server::ServerArgs),
     /// Manage users and tokens (admins)
-    #[command(subcommand)]
+    ///
+    /// Uses the stored login, or JIT_SERVER and JIT_TOKEN, like every client command.
+    #[command(subcommand, disable_help_subcommand = true, after_long_help = help!("  jit admin user add frank --group developers\n  jit admin token rotate frank"))]
     Admin(admin::AdminCommand),
     /// Read and verify the audit log (admins)
+    ///
+    /// Every state change and git operation, hash-chained; `verify` recomputes
+    /// the chain here, on the client.
+    #[command(disable_help_subcommand = true, after_long_help = help!("  jit audit --since 2h\n  jit audit --json > audit.jsonl && jit audit verify --file audit.jsonl"))]
     Audit(audit::AuditArgs),
     /// Generate shell completions and man pages
     #[command(hide = true, subcommand)]

@@ -130,6 +130,21 @@ impl Client {
         self.get(&["healthz"], &[]).await
     }
 
+    /// `/healthz` with the broker's clock (its `Date` header), for `jit doctor`.
+    pub async fn health_with_date(&self) -> Result<(api::Health, Option<chrono::DateTime<chrono::Utc>>), ClientError> {
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable { url: self.base.clone(), message: describe(&e, &self.base_url) };
+        let resp = self.http.get(self.url(&["healthz"])).timeout(CALL_TIMEOUT).send().await.map_err(unreachable)?;
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
+        let status = resp.status();
+        let health = resp.json::<api::Health>().await.map_err(|e| ClientError::Protocol(format!("{status}: {e}")))?;
+        Ok((health, date))
+    }
+
     pub async fn whoami(&self) -> Result<api::User, ClientError> {
         self.get(&["v1", "whoami"], &[]).await
     }

@@ -13,8 +13,10 @@ mod test_cli_request;
 mod test_cli_session;
 mod test_credential_cache;
 mod test_credential_helper;
+mod test_first_day;
 mod test_generated;
 mod test_git_e2e;
+mod test_next_steps;
 mod test_setup;
 
 #[test]

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cancel;
 pub mod credential;
 pub mod deny;
+pub mod doctor;
 pub mod login;
 pub mod logout;
 pub mod repos;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
         Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
         Command::Setup(args) => block_on(setup::cmd_setup(&args)),
+        Command::Doctor(args) => block_on(doctor::cmd_doctor(&args)),
         Command::Credential(args) => credential::cmd_credential(&args),
         Command::Util(cmd) => util::cmd_util(&cmd),
         Command::Server(args) => server::cmd_server(&args),

@@ -39,7 +39,7 @@ pub struct RequestArgs {
 fn origin_url() -> Result<String, CommandError> {
     let no_repo = || {
         CommandError::bad_input("no repo given and no `origin` remote here")
-            .hint("name the repo: jit request acme/api --level write --for 1h")
+            .hint("name the repo: jit request REPO --level read --for 1h (`jit repos` lists the repos the broker knows)")
     };
     let repo = git2::Repository::discover(".").map_err(|_| no_repo())?;
     let remote = repo.find_remote("origin").map_err(|_| no_repo())?;

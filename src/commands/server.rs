@@ -61,7 +61,14 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JIT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(crate::ui::color()).try_init();
+    // A closed stderr loses log lines, never the broker: tracing-subscriber
+    // would otherwise report each failed write with `eprintln!`, which panics.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::ui::color())
+        .log_internal_errors(false)
+        .try_init();
 }
 
 fn config_error(e: ConfigError) -> CommandError {

@@ -15,9 +15,15 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum UtilCommand {
     /// Write completions for every shell into DIR
-    Completions { dir: PathBuf },
+    Completions {
+        /// Where the scripts go (the repo's `completions/`)
+        dir: PathBuf,
+    },
     /// Write one man page per command into DIR
-    Man { dir: PathBuf },
+    Man {
+        /// Where the pages go (the repo's `man/`)
+        dir: PathBuf,
+    },
 }
 
 pub fn cmd_util(cmd: &UtilCommand) -> Result<(), CommandError> {
@@ -27,10 +33,27 @@ pub fn cmd_util(cmd: &UtilCommand) -> Result<(), CommandError> {
     }
 }
 
+/// The CLI as people see it: without hidden commands (`util`), which clap's
+/// generators would otherwise list. No clap API removes a subcommand, so the
+/// root is rebuilt with the visible ones.
+pub fn public_command() -> clap::Command {
+    let full = Cli::command();
+    let visible: Vec<clap::Command> = full.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
+    let text = |t: Option<&clap::builder::StyledStr>| t.map(ToString::to_string).unwrap_or_default();
+    clap::Command::new("jit")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(text(full.get_about()))
+        .long_about(text(full.get_long_about()))
+        .after_long_help(text(full.get_after_long_help()))
+        .disable_help_subcommand(true)
+        .subcommand_required(true)
+        .subcommands(visible)
+}
+
 pub fn write_completions(dir: &Path) -> Result<(), CommandError> {
     std::fs::create_dir_all(dir)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
-        clap_complete::generate_to(shell, &mut Cli::command(), "jit", dir)?;
+        clap_complete::generate_to(shell, &mut public_command(), "jit", dir)?;
     }
     Ok(())
 }
@@ -50,10 +73,17 @@ pub fn write_man_pages(dir: &Path) -> Result<(), CommandError> {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             render(sub.clone(), format!("{name}-{}", sub.get_name()), format!("{bin} {}", sub.get_name()), dir)?;
         }
+        // NAME already shows the one-line summary; DESCRIPTION gets the rest.
+        let about = cmd.get_about().map(ToString::to_string).unwrap_or_default();
+        let long = cmd.get_long_about().map(ToString::to_string).unwrap_or_default();
+        let cmd = match long.strip_prefix(&about) {
+            Some(rest) if !about.is_empty() && !rest.trim().is_empty() => cmd.long_about(rest.trim_start().to_string()),
+            _ => cmd,
+        };
         let mut out = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut out)?;
         std::fs::write(dir.join(format!("{name}.1")), out)?;
         Ok(())
     }
-    render(Cli::command(), "jit".to_string(), "jit".to_string(), dir)
+    render(public_command(), "jit".to_string(), "jit".to_string(), dir)
 }

@@ -17,10 +17,29 @@ pub enum RepoError {
     BadUrl { input: String, reason: String },
     #[error("invalid repo name `{0}`: use letters, digits, `-`, `_`, `.` and `/` between path parts")]
     BadName(String),
-    #[error("unknown repo `{0}`")]
-    Unknown(String),
+    #[error("unknown repo `{input}`{}", did_you_mean(.suggestion))]
+    Unknown { input: String, suggestion: Option<String> },
     #[error("repo `{input}` is ambiguous: it could be {candidates}; use the full name")]
     Ambiguous { input: String, candidates: String },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default()
+}
+
+/// The known repo name closest to what was typed, if one is close enough to be a typo.
+fn closest<'a>(input: &str, repos: &'a [RepoSpec]) -> Option<&'a str> {
+    let typed = input.trim_end_matches('/').trim_end_matches(".git");
+    repos
+        .iter()
+        .map(|r| (strsim::damerau_levenshtein(typed, &r.name), r.name.as_str()))
+        .filter(|(distance, name)| *distance > 0 && *distance <= 2.max(name.len() / 4))
+        .min()
+        .map(|(_, name)| name)
+}
+
+fn unknown(input: &str, repos: &[RepoSpec]) -> RepoError {
+    RepoError::Unknown { input: input.to_string(), suggestion: closest(input, repos).map(str::to_string) }
 }
 
 /// A normalized clone URL: the identity of a repo at a host.
@@ -156,7 +175,10 @@ pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, R
     let input = input.trim();
     if input.contains("://") {
         let url = CloneUrl::parse(input)?;
-        return repos.iter().find(|r| r.url.as_ref() == Some(&url)).ok_or_else(|| RepoError::Unknown(input.to_string()));
+        return repos
+            .iter()
+            .find(|r| r.url.as_ref() == Some(&url))
+            .ok_or_else(|| RepoError::Unknown { input: input.to_string(), suggestion: None });
     }
     let trimmed = input.trim_end_matches('/');
     let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
@@ -177,7 +199,7 @@ pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, R
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(RepoError::Unknown(input.to_string())),
+        [] => Err(unknown(input, repos)),
         many => Err(RepoError::Ambiguous {
             input: input.to_string(),
             candidates: many.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "),
@@ -263,7 +285,10 @@ mod tests {
     #[test]
     fn unknown_and_ambiguous_names_are_errors() {
         let repos = vec![spec("acme/api", "https://github.com/acme/api.git"), spec("other/api", "https://gitlab.com/other/api.git")];
-        assert_eq!(resolve("acme/web", &repos), Err(RepoError::Unknown("acme/web".into())));
+        assert_eq!(resolve("acme/web", &repos), Err(RepoError::Unknown { input: "acme/web".into(), suggestion: None }));
+        let typo = resolve("acme/apj", &repos).unwrap_err().to_string();
+        assert_eq!(typo, "unknown repo `acme/apj`; did you mean `acme/api`?");
+        assert!(resolve("zzz", &repos).unwrap_err().to_string().ends_with("`zzz`"), "nothing close: no guess");
         assert!(matches!(resolve("api", &repos), Err(RepoError::Ambiguous { .. })));
         assert!(resolve("https://github.com/acme/api-evil.git", &repos).is_err());
         assert!(resolve("cme/api", &repos).is_err(), "a suffix must start at a path boundary");

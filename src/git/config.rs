@@ -173,6 +173,34 @@ impl GitConfig {
     }
 }
 
+/// How git's config treats one host, for `jit doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperStatus {
+    /// jit's helper is the first git runs for the host (right after a reset).
+    pub jit_first: bool,
+    pub use_http_path: bool,
+}
+
+/// Reads `path` the way git does for `host`: the helpers in order (an empty
+/// value resets the list), and `useHttpPath`.
+pub fn helper_status(path: &Path, host: &str) -> Result<HelperStatus, SetupError> {
+    if !path.exists() {
+        return Ok(HelperStatus { jit_first: false, use_http_path: false });
+    }
+    let config = GitConfig::open(path)?;
+    let mut effective: Vec<String> = Vec::new();
+    for v in config.values("credential.helper")?.into_iter().chain(config.values(&format!("credential.{host}.helper"))?) {
+        if v.is_empty() {
+            effective.clear();
+        } else {
+            effective.push(v);
+        }
+    }
+    let use_http_path =
+        config.get(&format!("credential.{host}.useHttpPath")).is_some_and(|v| matches!(v.as_str(), "true" | "yes" | "on" | "1"));
+    Ok(HelperStatus { jit_first: effective.first().is_some_and(|h| is_jit_helper(h)), use_http_path })
+}
+
 /// Whether the global git config already asks jit for `host`.
 pub fn is_installed(host: &str) -> bool {
     let Ok(path) = global_config_path() else { return false };

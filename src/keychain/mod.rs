@@ -179,6 +179,23 @@ impl Keychain {
         self.backend
     }
 
+    /// The backend, and for keyutils which keyring: for people.
+    pub fn describe(&self) -> String {
+        #[cfg(target_os = "linux")]
+        if let Inner::Store(store) = &self.inner
+            && let Some(ring) = store.as_any().downcast_ref::<keyutils::Store>().map(keyutils::Store::ring)
+        {
+            return match ring {
+                keyutils::Ring::Persistent => "keyutils (your persistent keyring: kept across logouts, gone at reboot)".into(),
+                keyutils::Ring::Session => "keyutils (this login's session keyring)".into(),
+            };
+        }
+        match &self.inner {
+            Inner::File(path) => format!("file ({}, mode 0600; not an OS keychain)", path.display()),
+            Inner::Store(_) => self.backend.name().to_string(),
+        }
+    }
+
     /// The warning to show when a secret is written to the file backend.
     pub fn file_warning(&self) -> Option<String> {
         match &self.inner {

@@ -114,10 +114,18 @@ pub async fn seed(broker: &Broker, server_url: &str) -> Result<PathBuf, SeedErro
         };
         users.insert(name.to_string(), token);
     }
+    // One file per user too, so the next steps need nothing but a shell.
+    let tokens = tokens_dir(&config.data_dir);
+    let write = |path: &Path, bytes: &[u8]| {
+        crate::fsutil::write_private(path, bytes).map_err(|source| SeedError::Write { path: path.to_path_buf(), source })
+    };
+    crate::fsutil::create_private_dir(&tokens).map_err(|source| SeedError::Write { path: tokens.clone(), source })?;
+    for (name, token) in &users {
+        write(&tokens.join(name), format!("{token}\n").as_bytes())?;
+    }
     let repos = broker.repos().iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
     let file = DevFile { server_url: server_url.to_string(), users, repos };
-    crate::fsutil::write_private(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes"))
-        .map_err(|source| SeedError::Write { path: path.clone(), source })?;
+    write(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes"))?;
     Ok(path)
 }
 
@@ -129,25 +137,36 @@ pub enum SeedError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// The copy-paste next steps printed when the dev broker is up.
+/// Where `--dev` writes one token file per demo user.
+pub fn tokens_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tokens")
+}
+
+/// The copy-paste next steps printed when the dev broker is up: nothing but
+/// `jit`, `git` and a POSIX shell needed, on a desktop or a headless machine.
 pub fn next_steps(server_url: &str, dev_json: &Path) -> String {
-    let f = dev_json.display();
+    let data_dir = dev_json.parent().unwrap_or(Path::new("."));
+    let t = tokens_dir(data_dir);
+    let t = t.display();
+    let d = data_dir.display();
     format!(
         "jit dev broker listening on {server_url}
-Demo users alice (developer), bob and carol (reviewers) and admin; their tokens are in {f} (mode 0600).
+Demo users alice (developer), bob and carol (reviewers) and admin; their tokens are in {t}/ (mode 0600, also in dev.json).
 Demo repo: {server_url}/git/demo.git (read is auto-approved for developers; write needs a reviewer).
 
 Next steps, in another terminal, as alice:
-  jq -r .users.alice {f} | jit login --server {server_url}
+  jit login --server {server_url} < {t}/alice
   jit setup                                    # git asks jit first for this host
+  jit doctor                                   # checks this machine, one line each
   jit request demo --level read --for 1h
   git clone {server_url}/git/demo.git && cd demo
   jit request demo --level write --for 1h --reason 'trying jit'   # waits for a reviewer
 In a third terminal, as bob:
-  JIT_SERVER={server_url} JIT_TOKEN=$(jq -r .users.bob {f}) jit approve
+  JIT_SERVER={server_url} JIT_TOKEN=$(cat {t}/bob) jit approve
 Then, as alice, plain `git push` works until the hour is up. As admin:
-  JIT_SERVER={server_url} JIT_TOKEN=$(jq -r .users.admin {f}) jit audit
-  JIT_SERVER={server_url} JIT_TOKEN=$(jq -r .users.admin {f}) jit audit verify
+  JIT_SERVER={server_url} JIT_TOKEN=$(cat {t}/admin) jit audit
+  JIT_SERVER={server_url} JIT_TOKEN=$(cat {t}/admin) jit audit verify
+Stop the broker with Ctrl-C; it keeps its state in {d} (start afresh: rm -r {d}).
 "
     )
 }

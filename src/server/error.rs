@@ -78,7 +78,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::InvalidInput(_) => ApiError::bad_input(message),
             BrokerError::Repo(repo) => {
                 let code = match repo {
-                    RepoError::Unknown(_) | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
+                    RepoError::Unknown { .. } | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
                     _ => codes::INVALID_INPUT,
                 };
                 ApiError::new(StatusCode::BAD_REQUEST, code, message).with_hint("`jit repos` lists the repos this broker knows")
@@ -152,14 +152,9 @@ impl IntoResponse for GitRefusal {
             GitRefusal::UnknownCredential => git_challenge("jit: this credential is not valid (unknown or expired)".into()),
             GitRefusal::WrongRepo => git_challenge("jit: this credential is not for this repository".into()),
             GitRefusal::Ended { grant, repo, status } => git_challenge(format!("jit: your grant {grant} on {repo} {}", status.phrase())),
-            GitRefusal::LevelTooLow { repo, have, service } => git_plain(
+            GitRefusal::LevelTooLow { repo, have, service, ask } => git_plain(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "jit: your grant on {repo} is {have}; {} needs {}.\njit: ask for it: jit request {repo} --level {} --for 1h --reason '...'",
-                    service.verb(),
-                    service.needs(),
-                    service.needs()
-                ),
+                format!("jit: your grant on {repo} is {have}; {} needs {}.\njit: {ask}", service.verb(), service.needs()),
             ),
             GitRefusal::Unavailable => {
                 git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not check your access; try again".into())

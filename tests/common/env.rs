@@ -278,3 +278,14 @@ impl Drop for TestEnvironment {
         }
     }
 }
+
+/// A spawned process that is killed when the guard drops, so no broker or
+/// helper outlives its test, even when the test panics.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

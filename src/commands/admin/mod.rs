@@ -13,26 +13,42 @@ use crate::cli::JsonFlag;
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Manage users
-    #[command(subcommand)]
+    ///
+    /// Add, list and remove the people the broker knows.
+    #[command(subcommand, disable_help_subcommand = true)]
     User(UserCommand),
     /// Manage tokens
-    #[command(subcommand)]
+    ///
+    /// Issue a new token for a user; the old one stops working at once.
+    #[command(subcommand, disable_help_subcommand = true)]
     Token(TokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a user and print their token (shown once)
+    ///
+    /// The token goes to stdout only; hand it over securely.
+    #[command(after_long_help = "Example:\n  jit admin user add frank --group developers --group oncall")]
     Add(user_add::UserAddArgs),
     /// List users
+    ///
+    /// Names, groups, who is an admin, and when each was added.
+    #[command(after_long_help = "Example:\n  jit admin user list --json")]
     List(JsonFlag),
     /// Remove a user; their token stops working at once
+    ///
+    /// Admins cannot remove themselves.
+    #[command(after_long_help = "Example:\n  jit admin user remove frank")]
     Remove(UserNameArg),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Issue a new token for a user, invalidating the old one (shown once)
+    ///
+    /// The new token goes to stdout only; hand it over securely.
+    #[command(after_long_help = "Example:\n  jit admin token rotate frank")]
     Rotate(UserNameArg),
 }
 

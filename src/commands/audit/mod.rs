@@ -24,6 +24,10 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain, from the broker or an exported file
+    ///
+    /// Recomputes every event's hash here, so a broker whose database was
+    /// altered cannot vouch for itself; names the first event that breaks.
+    #[command(after_long_help = "Examples:\n  jit audit verify\n  jit audit verify --file audit.jsonl")]
     Verify(verify::AuditVerifyArgs),
 }
 

@@ -30,10 +30,12 @@ pub enum GitRefusal {
         repo: String,
         status: GrantStatus,
     },
+    /// `ask` is the request to make, as policy would take it (or why none would do).
     LevelTooLow {
         repo: String,
         have: Level,
         service: Service,
+        ask: String,
     },
     /// The broker could not check (its store failed); try again.
     Unavailable,
@@ -72,9 +74,26 @@ impl Broker {
             status => return Err(GitRefusal::Ended { grant: grant.id, repo: route.repo.clone(), status }),
         }
         if !grant.level.covers(route.service.needs()) {
-            return Err(GitRefusal::LevelTooLow { repo: route.repo.clone(), have: grant.level, service: route.service });
+            let ask = self.suggest_request(&grant.user, &route.repo, route.service.needs()).await;
+            return Err(GitRefusal::LevelTooLow { repo: route.repo.clone(), have: grant.level, service: route.service, ask });
         }
         Ok(GitAccess { grant, backend })
+    }
+
+    /// The request `user` would make for `level` on `repo`, as policy takes it:
+    /// a reason only where the rule wants one, a duration it allows; or why
+    /// no request would do.
+    pub async fn suggest_request(&self, user: &str, repo: &str, level: Level) -> String {
+        let groups = self.store.user(user).await.ok().flatten().map(|u| u.groups).unwrap_or_default();
+        let who = crate::domain::policy::Subject { name: user, groups: &groups };
+        match self.config.policy.rule_for(repo, level, &who) {
+            Ok(rule) => {
+                let hour = crate::domain::AccessDuration::from_secs(3600).expect("an hour is valid");
+                let reason = if rule.reason_required { " --reason '…'" } else { "" };
+                format!("ask for it: jit request {repo} --level {level} --for {}{reason}", rule.max_duration.min(hour))
+            }
+            Err(refusal) => format!("no request would do: {refusal}"),
+        }
     }
 
     /// One audit event per git operation: each starts with exactly one ref advertisement.
