@@ -9,6 +9,7 @@ pub mod policy;
 pub mod repo;
 pub mod request;
 pub mod smart_http;
+pub mod text;
 pub mod token;
 
 pub use duration::AccessDuration;

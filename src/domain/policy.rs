@@ -25,10 +25,7 @@ pub enum Principal {
     Anyone,
 }
 
-/// Whether `name` may name a user or a group: 1-64 letters, digits, `-`, `_` or `.`.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
+pub use super::text::is_valid_name;
 
 impl Principal {
     fn parse(s: &str) -> Result<Self, String> {
@@ -51,6 +48,36 @@ impl Principal {
             Principal::Group(group) => who.groups.iter().any(|g| g == group),
         }
     }
+}
+
+/// Refuses a rule no request under it could ever pass: fewer named approvers
+/// than approvals, or a named requester left with too few approvers once
+/// they cannot approve their own request. Groups and `*` have members only
+/// the user list knows, so a rule naming one is taken as satisfiable.
+fn check_satisfiable(requesters: &[Principal], approvers: &[Principal], needed: u32) -> Result<(), String> {
+    let mut named: Vec<&str> = Vec::new();
+    for p in approvers {
+        match p {
+            Principal::User(u) => named.push(u),
+            Principal::Group(_) | Principal::Anyone => return Ok(()),
+        }
+    }
+    named.sort();
+    named.dedup();
+    if (named.len() as u32) < needed {
+        return Err(format!("needs {needed} approvals but names only {} approver(s) ({})", named.len(), named.join(", ")));
+    }
+    for r in requesters {
+        if let Principal::User(requester) = r {
+            let others = named.iter().filter(|a| **a != requester.as_str()).count() as u32;
+            if others < needed {
+                return Err(format!(
+                    "{requester} may request but could never be approved: nobody approves their own request, which leaves {others} of the {needed} approvals needed"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A user as policy sees them: a name and the groups they belong to.
@@ -174,6 +201,9 @@ impl Policy {
         if raw.repos.is_empty() {
             return Err("`repos` must name at least one repo pattern".into());
         }
+        if let Some(p) = raw.repos.iter().find(|p| p.trim().is_empty() || p.trim() != p.as_str()) {
+            return Err(format!("bad repo pattern `{p}`: empty, or with spaces around it"));
+        }
         let repos = raw
             .repos
             .iter()
@@ -201,6 +231,9 @@ impl Policy {
         };
         if !raw.auto_approve && approvers.is_empty() {
             return Err("a rule that is not auto-approved needs `approvers`".into());
+        }
+        if !raw.auto_approve {
+            check_satisfiable(&requesters, &approvers, approvals_required)?;
         }
         Ok(Rule {
             name,
@@ -408,6 +441,31 @@ max_duration = "1h"
         let err = policy("\n\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\n").unwrap_err();
         assert_eq!(err.line, 3, "{err}");
         assert!(err.to_string().starts_with("policy rule at line 3:"));
+    }
+
+    #[test]
+    fn rules_that_could_never_pass_are_refused() {
+        let rule = |body: &str| format!("[[rule]]\nrepos = [\"x\"]\nlevels = [\"write\"]\nmax_duration = \"1h\"\n{body}");
+        for (body, needle) in [
+            ("requesters = [\"alice\"]\napprovers = [\"alice\"]\n", "alice may request but could never be approved"),
+            ("requesters = [\"*\"]\napprovers = [\"bob\"]\napprovals = 2\n", "needs 2 approvals but names only 1 approver(s) (bob)"),
+            ("requesters = [\"alice\", \"bob\"]\napprovers = [\"alice\", \"bob\"]\napprovals = 2\n", "could never be approved"),
+        ] {
+            let err = policy(&rule(body)).unwrap_err();
+            assert_eq!(err.line, 1);
+            assert!(err.message.contains(needle), "{body}: {err}");
+        }
+        for ok in [
+            "requesters = [\"alice\"]\napprovers = [\"alice\", \"bob\"]\n",
+            "requesters = [\"group:dev\"]\napprovers = [\"group:dev\"]\napprovals = 3\n",
+            "requesters = [\"*\"]\napprovers = [\"bob\", \"carol\"]\napprovals = 2\n",
+        ] {
+            assert!(policy(&rule(ok)).is_ok(), "{ok}");
+        }
+        let err =
+            policy("[[rule]]\nrepos = [\"\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n")
+                .unwrap_err();
+        assert!(err.message.contains("bad repo pattern ``"), "{err}");
     }
 
     #[test]

@@ -65,34 +65,62 @@ impl GitRoute {
             Endpoint::Rpc => self.service.name(),
         }
     }
+
+    /// The only query the backend is given: what was validated, rebuilt, so
+    /// it can never read a service other than the one access was checked for.
+    pub fn backend_query(&self) -> String {
+        match self.endpoint {
+            Endpoint::InfoRefs => format!("service={}", self.service.name()),
+            Endpoint::Rpc => String::new(),
+        }
+    }
 }
 
-/// Reads `acme/api.git/info/refs` with its method and query; `None` for
+/// Why a request is not one the gateway serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("not a git smart-HTTP request this gateway serves")]
+    NotSmartHttp,
+    /// More than one `service` (however spelled): readers disagree on which counts.
+    #[error("ambiguous query: `service` given more than once")]
+    Ambiguous,
+}
+
+/// Reads `acme/api.git/info/refs` with its method and query; an error for
 /// anything but a smart-HTTP request.
-pub fn route(path: &str, is_post: bool, query: Option<&str>) -> Option<GitRoute> {
-    let (repo, rest) = path.split_once(".git/")?;
+///
+/// The query is read the way `git http-backend` reads it, decoded
+/// (`%73ervice=` is `service=`), and a second `service` is refused rather than
+/// guessed at: the gateway's reading and the backend's can never differ.
+pub fn route(path: &str, is_post: bool, query: Option<&str>) -> Result<GitRoute, RouteError> {
+    let (repo, rest) = path.split_once(".git/").ok_or(RouteError::NotSmartHttp)?;
     if repo.is_empty() || repo.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-        return None;
+        return Err(RouteError::NotSmartHttp);
+    }
+    let services: Vec<String> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).filter(|(k, _)| k == "service").map(|(_, v)| v.into_owned()).collect();
+    if services.len() > 1 {
+        return Err(RouteError::Ambiguous);
     }
     let (endpoint, service) = match (is_post, rest) {
-        (false, "info/refs") => match query.unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("service=")) {
+        (false, "info/refs") => match services.first().map(String::as_str) {
             Some("git-upload-pack") => (Endpoint::InfoRefs, Service::UploadPack),
             Some("git-receive-pack") => (Endpoint::InfoRefs, Service::ReceivePack),
-            _ => return None,
+            _ => return Err(RouteError::NotSmartHttp),
         },
         (true, "git-upload-pack") => (Endpoint::Rpc, Service::UploadPack),
         (true, "git-receive-pack") => (Endpoint::Rpc, Service::ReceivePack),
-        _ => return None,
+        _ => return Err(RouteError::NotSmartHttp),
     };
-    Some(GitRoute { repo: repo.to_string(), endpoint, service })
+    Ok(GitRoute { repo: repo.to_string(), endpoint, service })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn r(repo: &str, endpoint: Endpoint, service: Service) -> Option<GitRoute> {
-        Some(GitRoute { repo: repo.into(), endpoint, service })
+    fn r(repo: &str, endpoint: Endpoint, service: Service) -> Result<GitRoute, RouteError> {
+        Ok(GitRoute { repo: repo.into(), endpoint, service })
     }
 
     #[test]
@@ -117,8 +145,27 @@ mod tests {
             ("demo/info/refs", false, Some("service=git-upload-pack")),
             (".git/git-upload-pack", true, None),
         ] {
-            assert_eq!(route(path, is_post, query), None, "{path} {query:?}");
+            assert_eq!(route(path, is_post, query), Err(RouteError::NotSmartHttp), "{path} {query:?}");
         }
+    }
+
+    #[test]
+    fn the_service_is_read_as_the_backend_reads_it_and_ambiguity_is_refused() {
+        // Regression: jit took the first `service=`, git http-backend the last,
+        // decoded; a read credential got the receive-pack advertisement.
+        for query in [
+            "service=git-upload-pack&service=git-receive-pack",
+            "service=git-upload-pack&%73ervice=git-receive-pack",
+            "service=git-receive-pack&service=git-receive-pack",
+        ] {
+            assert_eq!(route("demo.git/info/refs", false, Some(query)), Err(RouteError::Ambiguous), "{query}");
+        }
+        let encoded = route("demo.git/info/refs", false, Some("%73ervice=git%2Dreceive%2Dpack")).unwrap();
+        assert_eq!(encoded.service, Service::ReceivePack);
+        assert_eq!(encoded.backend_query(), "service=git-receive-pack");
+        let with_noise = route("demo.git/info/refs", false, Some("x=1&service=git-upload-pack")).unwrap();
+        assert_eq!((with_noise.service, with_noise.backend_query()), (Service::UploadPack, "service=git-upload-pack".to_string()));
+        assert_eq!(route("demo.git/git-upload-pack", true, Some("service=git-receive-pack")).unwrap().backend_query(), "");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct CredentialQuery {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub capabilities: Vec<String>,
+    /// `url=` carried user-info (`user@`, or an empty `@`): never ours.
+    pub url_userinfo: bool,
 }
 
 impl std::fmt::Debug for CredentialQuery {
@@ -100,26 +102,46 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
             "password" => query.password = Some(SecretString::from(value)),
             "capability[]" => query.capabilities.push(value.to_string()),
             "url" => {
-                // Same meaning as its parts; a URL jit cannot read answers nothing.
-                if let Ok(url) = url::Url::parse(value) {
-                    query.protocol = Some(url.scheme().to_string());
-                    query.host = url.host_str().map(|h| match url.port() {
-                        Some(p) => format!("{h}:{p}"),
-                        None => h.to_string(),
-                    });
-                    let path = url.path().trim_start_matches('/');
-                    query.path = (!path.is_empty()).then(|| path.to_string());
-                    if !url.username().is_empty() {
-                        query.username = Some(url.username().to_string());
+                // Same meaning as its parts, split from the raw text without
+                // normalising anything, so `target` judges exactly what git
+                // sent; a URL that does not split answers nothing.
+                match split_url(value) {
+                    Some(parts) => {
+                        query.protocol = Some(parts.protocol.to_string());
+                        query.host = Some(parts.host.to_string());
+                        query.path = (!parts.path.is_empty()).then(|| parts.path.to_string());
+                        query.url_userinfo = parts.userinfo;
                     }
-                } else {
-                    query.protocol = None;
+                    None => query.protocol = None,
                 }
             }
             _ => {} // Unknown keys are for newer gits and other helpers.
         }
     }
     Ok(query)
+}
+
+/// A `url=` value split into its raw parts.
+struct UrlParts<'a> {
+    protocol: &'a str,
+    host: &'a str,
+    path: &'a str,
+    userinfo: bool,
+}
+
+/// `scheme://[userinfo@]host[:port]/path` split as written: nothing decoded,
+/// nothing resolved (`..` stays `..`), so the exact-match rules see the raw text.
+fn split_url(raw: &str) -> Option<UrlParts<'_>> {
+    let (protocol, rest) = raw.split_once("://")?;
+    if protocol.is_empty() || !protocol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
+        return None;
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((_, host)) => (true, host),
+        None => (false, authority),
+    };
+    Some(UrlParts { protocol, host, path, userinfo })
 }
 
 /// Why jit will not answer for a query (shown only with JIT_DEBUG, never to git).
@@ -157,14 +179,17 @@ fn split_host(host: &str) -> Option<(String, Option<u16>)> {
 pub fn target(query: &CredentialQuery) -> Result<CloneUrl, NotOurs> {
     let (Some(protocol), Some(host)) = (&query.protocol, &query.host) else { return Err(NotOurs::Incomplete) };
     let path = query.path.as_deref().filter(|p| !p.is_empty()).ok_or(NotOurs::NoPath)?;
-    if query.username.as_deref().is_some_and(|u| !u.is_empty()) {
+    if query.url_userinfo || query.username.as_deref().is_some_and(|u| !u.is_empty()) {
         return Err(NotOurs::Username);
     }
     let plain_host = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    // One rule for the raw path, whichever key it came in: no encoding, no
+    // query or fragment, no dot segments, no `.git` segment of its own
+    // (`demo/.git` is not `demo.git`), nothing invisible.
     let plain_path = |p: &str| {
         !p.contains(['%', '\\', '?', '#', '@'])
-            && !p.chars().any(char::is_control)
-            && p.trim_end_matches('/').split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+            && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+            && p.trim_end_matches('/').split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg != ".git")
     };
     let (hostname, port) = split_host(host).ok_or(NotOurs::Suspicious)?;
     if !plain_host(&hostname) || !plain_path(path) {
@@ -287,6 +312,22 @@ mod tests {
             "protocol=http\nhost=127.0.0.1:8420\npath=\n",
             "host=127.0.0.1:8420\npath=git/demo.git\n", // no protocol
             "protocol=http\nhost=127.0.0.1:abc\npath=git/demo.git\n",
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo/.git\n",
+            // Regression: `url=` was normalised by url::Url first and skipped these rules.
+            "url=http://127.0.0.1:8420/git/x/../demo.git\n",
+            "url=http://127.0.0.1:8420/git/./demo.git\n",
+            "url=http://127.0.0.1:8420/./git/demo.git\n",
+            "url=http://127.0.0.1:8420/git/%2e%2e/git/demo.git\n",
+            "url=http://127.0.0.1:8420/git/de%6do.git\n",
+            "url=http://127.0.0.1:8420/git/demo.git?x=1\n",
+            "url=http://127.0.0.1:8420/git/demo.git#frag\n",
+            "url=http://@127.0.0.1:8420/git/demo.git\n",
+            "url=http://:@127.0.0.1:8420/git/demo.git\n",
+            "url=http://127.0.0.1:8420/git\\demo.git\n",
+            "url=http://127.0.0.1:8420/git/\tdemo.git\n",
+            "url=http://127.0.0.1:8420/git/demo/.git\n",
+            "url=http://127.0.0.1:8420\n",
+            "url=127.0.0.1:8420/git/demo.git\n",
         ] {
             assert!(!answers(bad), "answered {bad:?}");
         }

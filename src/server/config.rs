@@ -222,7 +222,7 @@ fn provider_section(mut table: toml::Table, line: usize) -> Result<ProviderSecti
     };
     let name = take("name")?;
     let kind = take("kind")?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if !crate::domain::text::is_valid_name(&name) {
         return Err(format!("invalid provider name `{name}`: use letters, digits, `-`, `_` or `.`"));
     }
     Ok(ProviderSection { name, kind, line, table })

@@ -20,7 +20,8 @@ pub struct CgiRequest<'a> {
     /// `/NAME.git/info/refs` and the like.
     pub path_info: String,
     pub method: &'a Method,
-    pub query: Option<&'a str>,
+    /// Only what the gateway validated (`GitRoute::backend_query`), never the client's own.
+    pub query: String,
     pub headers: &'a HeaderMap,
     /// Who git logs as the pusher.
     pub remote_user: &'a str,
@@ -38,7 +39,7 @@ pub async fn run(request: CgiRequest<'_>, body: Body) -> std::io::Result<Respons
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("PATH_INFO", &request.path_info)
         .env("REQUEST_METHOD", request.method.as_str())
-        .env("QUERY_STRING", request.query.unwrap_or(""))
+        .env("QUERY_STRING", &request.query)
         .env("REMOTE_USER", request.remote_user)
         .env("REMOTE_ADDR", "127.0.0.1")
         .stdin(Stdio::piped())

@@ -15,6 +15,16 @@ use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
 use crate::store::GrantRecord;
 
+/// Fetches by one grant closer together than this are one audit event.
+pub const FETCH_COALESCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Fetches folded into the event that opened a window.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FetchWindow {
+    started: tokio::time::Instant,
+    folded: u32,
+}
+
 /// Why a git request does not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitRefusal {
@@ -96,16 +106,43 @@ impl Broker {
         }
     }
 
-    /// One audit event per git operation: each starts with exactly one ref advertisement.
+    /// Audits the requests that move data: every `git-upload-pack` and
+    /// `git-receive-pack` exchange (a client may skip the ref advertisement
+    /// and post straight to them, so that is where the event belongs). Every
+    /// push is an event; fetches by one grant within [`FETCH_COALESCE`] are
+    /// one event, and the next one written says how many were folded into it.
     pub async fn record_git_operation(&self, grant: &GrantRecord, route: &GitRoute) -> BrokerResult<()> {
-        if route.endpoint != Endpoint::InfoRefs {
+        if route.endpoint != Endpoint::Rpc {
+            tracing::debug!(user = %grant.user, repo = %route.repo, service = route.service.name(), "ref advertisement");
             return Ok(());
         }
         let action = if route.service == Service::ReceivePack { Action::GitPush } else { Action::GitFetch };
+        let mut detail = route.service.name().to_string();
+        if action == Action::GitFetch {
+            let now = tokio::time::Instant::now();
+            let mut windows = self.fetch_windows.lock().expect("fetch windows lock");
+            match windows.get_mut(&grant.id) {
+                Some(w) if now.duration_since(w.started) < FETCH_COALESCE => {
+                    w.folded += 1;
+                    return Ok(());
+                }
+                previous => {
+                    let folded = previous.map(|w| w.folded).unwrap_or(0);
+                    if folded > 0 {
+                        detail = format!("{detail} (the previous event stood for {} fetches)", folded + 1);
+                    }
+                    // One window per grant that fetched lately; a long-idle broker forgets the rest.
+                    if windows.len() > 10_000 {
+                        windows.retain(|_, w| now.duration_since(w.started) < FETCH_COALESCE * 6);
+                    }
+                    windows.insert(grant.id, FetchWindow { started: now, folded: 0 });
+                }
+            }
+        }
         let mut op = event(&grant.user, action, &route.repo, grant.level);
         op.request_id = Some(grant.request_id);
         op.grant_id = Some(grant.id);
-        op.detail = Some(route.service.name().to_string());
+        op.detail = Some(detail);
         self.store.append_events(vec![op], self.now()).await?;
         tracing::info!(user = %grant.user, repo = %route.repo, service = route.service.name(), "git operation");
         Ok(())

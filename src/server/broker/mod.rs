@@ -58,6 +58,8 @@ pub struct Broker {
     reaper_wake: Notify,
     /// Set at shutdown so long-polls return at once instead of holding it up.
     closing: AtomicBool,
+    /// Per grant, the fetch window that folds repeated fetches into one audit event.
+    fetch_windows: std::sync::Mutex<std::collections::HashMap<i64, git::FetchWindow>>,
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
@@ -105,6 +107,7 @@ impl Broker {
             changes: watch::Sender::new(0),
             reaper_wake: Notify::new(),
             closing: AtomicBool::new(false),
+            fetch_windows: Default::default(),
         })
     }
 

@@ -16,7 +16,6 @@ use crate::domain::{AccessDuration, Level};
 use crate::store::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
 
 const MAX_ATTEMPTS: usize = 8;
-const MAX_TEXT: usize = 2000;
 
 /// What `GET /v1/requests` asks for.
 #[derive(Debug, Clone, Default)]
@@ -28,16 +27,9 @@ pub struct RequestQuery {
     pub status: Option<RequestStatus>,
 }
 
-/// Checks a free-text field: trimmed, at most [`MAX_TEXT`] bytes, no control characters but newline and tab.
+/// Checks a free-text field (`domain::text`): nothing that hides or reorders what approvers read.
 pub(super) fn check_text(field: &str, value: Option<&str>) -> BrokerResult<Option<String>> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) if v.len() > MAX_TEXT => Err(BrokerError::InvalidInput(format!("{field} is too long (at most {MAX_TEXT} bytes)"))),
-        Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
-            Err(BrokerError::InvalidInput(format!("{field} contains control characters")))
-        }
-        Some(v) => Ok(Some(v.to_string())),
-    }
+    crate::domain::text::check(field, value).map_err(|e| BrokerError::InvalidInput(e.to_string()))
 }
 
 /// What a decision makes of a fresh read of a request.

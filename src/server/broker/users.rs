@@ -18,7 +18,10 @@ fn check_name(kind: &str, name: &str) -> BrokerResult<()> {
     if is_valid_name(name) {
         Ok(())
     } else {
-        Err(BrokerError::InvalidInput(format!("invalid {kind} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`")))
+        Err(BrokerError::InvalidInput(format!(
+            "invalid {kind} name `{}`: use 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+            name.escape_default()
+        )))
     }
 }
 

@@ -14,7 +14,7 @@ use axum_extra::headers::authorization::Basic;
 use axum_extra::headers::{Authorization, HeaderMapExt};
 
 use super::AppState;
-use crate::domain::smart_http::route;
+use crate::domain::smart_http::{RouteError, route};
 use crate::providers::GitBackend;
 use crate::server::error::git_message;
 use crate::server::http_backend;
@@ -27,8 +27,10 @@ pub async fn serve(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(route) = route(&path, method == Method::POST, query.as_deref()) else {
-        return git_message(StatusCode::NOT_FOUND, "jit: not a git smart-HTTP request this gateway serves");
+    let route = match route(&path, method == Method::POST, query.as_deref()) {
+        Ok(route) => route,
+        Err(e @ RouteError::Ambiguous) => return git_message(StatusCode::BAD_REQUEST, format!("jit: {e}")),
+        Err(e) => return git_message(StatusCode::NOT_FOUND, format!("jit: {e}")),
     };
     // A malformed header is no credentials: git gets the challenge and asks its helpers.
     let basic: Option<Authorization<Basic>> = headers.typed_get();
@@ -47,7 +49,7 @@ pub async fn serve(
                 project_root: &project_root,
                 path_info: format!("/{}.git/{}", route.repo, route.rest()),
                 method: &method,
-                query: query.as_deref(),
+                query: route.backend_query(),
                 headers: &headers,
                 remote_user: &access.grant.user,
             };
