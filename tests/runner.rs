@@ -16,6 +16,7 @@ mod test_credential_helper;
 mod test_first_day;
 mod test_generated;
 mod test_git_e2e;
+mod test_hardening;
 mod test_next_steps;
 mod test_setup;
 

@@ -158,6 +158,7 @@ mod tests {
         GrantRecord {
             id: 7,
             request_id: 3,
+            user_id: Some(1),
             user: "alice".into(),
             repo: "demo".into(),
             level: Level::Read,

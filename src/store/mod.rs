@@ -42,6 +42,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
+    /// Stable for the user's life; a name reused after removal gets a new id.
+    pub id: i64,
     pub name: String,
     pub groups: Vec<String>,
     pub admin: bool,
@@ -55,8 +57,18 @@ pub struct ApprovalRecord {
     pub at: DateTime<Utc>,
 }
 
+/// A user to insert (the store assigns the id).
+#[derive(Debug, Clone)]
+pub struct NewUserRecord {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRequest {
+    pub requester_id: i64,
     pub requester: String,
     pub repo: String,
     pub level: Level,
@@ -70,6 +82,8 @@ pub struct NewRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
     pub id: i64,
+    /// `None` only for requests of users removed before ids existed.
+    pub requester_id: Option<i64>,
     pub requester: String,
     pub repo: String,
     pub level: Level,
@@ -97,6 +111,8 @@ impl RequestRecord {
 pub struct GrantRecord {
     pub id: i64,
     pub request_id: i64,
+    /// `None` only for grants of users removed before ids existed.
+    pub user_id: Option<i64>,
     pub user: String,
     pub repo: String,
     pub level: Level,
@@ -127,7 +143,7 @@ pub struct RequestChange {
 
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
-    pub requester: Option<String>,
+    pub requester_id: Option<i64>,
     pub status: Option<RequestStatus>,
     pub limit: Option<u32>,
 }
@@ -152,20 +168,37 @@ pub fn attach_ids(events: &mut [NewEvent], request_id: i64, grant_id: Option<i64
     }
 }
 
+/// What removing a user ended, in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Removal {
+    /// Their grants that were live, now revoked (the reaper tells providers).
+    pub grants: Vec<GrantRecord>,
+    /// Their pending requests, now canceled.
+    pub requests: Vec<i64>,
+    /// Gateway credentials deleted.
+    pub credentials: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// A cheap read that fails when the database does.
     async fn check(&self) -> StoreResult<()>;
 
-    // Users.
+    // Users. Only users not removed are found, by token, name or id.
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>>;
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>>;
     async fn users(&self) -> StoreResult<Vec<UserRecord>>;
     /// Adds a user; with `only_if_no_admin`, refuses with [`StoreError::Conflict`]
     /// once any admin exists (the first-admin bootstrap, decided atomically).
-    async fn add_user(&self, user: &UserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<()>;
-    async fn remove_user(&self, name: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()>;
-    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()>;
+    async fn add_user(&self, user: &NewUserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<UserRecord>;
+    /// Removes a user and, in the same transaction, ends everything of theirs:
+    /// live grants revoked and pending requests canceled (each with an event
+    /// by `by` giving `why`), gateway credentials deleted, then `event`.
+    async fn remove_user(&self, name: &str, by: &str, why: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<Removal>;
+    /// A new token; every gateway credential minted under the old one stops
+    /// working (`event`'s detail gets their count). Returns that count.
+    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<u64>;
     async fn admin_count(&self) -> StoreResult<u64>;
 
     // Requests and grants.
@@ -188,8 +221,8 @@ pub trait Store: Send + Sync {
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>>;
 
     async fn grant(&self, id: i64) -> StoreResult<Option<GrantRecord>>;
-    /// Grants of `user` (all users when `None`); with `live_at`, only those live then.
-    async fn grants(&self, user: Option<&str>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>>;
+    /// Grants of user `user_id` (all users when `None`); with `live_at`, only those live then.
+    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>>;
     /// Revokes a grant that is still live at `at`, or fails with [`StoreError::Conflict`].
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord>;
     /// Grants that ended (expired by `now` or revoked) but whose provider was not yet told.
@@ -203,7 +236,8 @@ pub trait Store: Send + Sync {
     // Gateway credentials (hashes only).
     /// Records a minted credential together with its `credential_minted` event.
     async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()>;
-    /// The grant a credential belongs to, if it exists and has not expired at `now`.
+    /// The grant a credential belongs to, if the credential exists, has not
+    /// expired at `now`, and its user has not been removed.
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>>;
 
     // Audit.

@@ -15,10 +15,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    ApprovalRecord, GrantRecord, NewCredential, NewRequest, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult,
-    UserRecord, attach_ids,
+    ApprovalRecord, GrantRecord, NewCredential, NewRequest, NewUserRecord, Removal, RequestChange, RequestFilter, RequestRecord, Store,
+    StoreError, StoreResult, UserRecord, attach_ids,
 };
-use crate::domain::audit::{AuditEvent, GENESIS, NewEvent, timestamp};
+use crate::domain::audit::{Action, AuditEvent, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::domain::token::TokenHash;
 
@@ -79,25 +79,30 @@ fn parsed<T: std::str::FromStr>(what: &str, v: &str) -> StoreResult<T> {
 
 #[derive(FromRow)]
 struct UserRow {
+    id: i64,
     name: String,
     groups_json: String,
     is_admin: bool,
-    token_hash: String,
+    token_hash: Option<String>,
     created_at: i64,
 }
 
 impl UserRow {
     fn into_record(self) -> StoreResult<(UserRecord, TokenHash)> {
         let groups = serde_json::from_str(&self.groups_json).map_err(|e| StoreError::Corrupt(format!("groups of {}: {e}", self.name)))?;
-        let record = UserRecord { name: self.name, groups, admin: self.is_admin, created_at: time(self.created_at)? };
-        Ok((record, TokenHash(self.token_hash)))
+        let record = UserRecord { id: self.id, name: self.name, groups, admin: self.is_admin, created_at: time(self.created_at)? };
+        Ok((record, TokenHash(self.token_hash.unwrap_or_default())))
     }
 }
+
+/// Active users only: a removed user is kept for history but is nobody now.
+const ACTIVE_USERS: &str = "SELECT * FROM users WHERE removed_at IS NULL";
 
 #[derive(FromRow)]
 struct GrantRow {
     id: i64,
     request_id: i64,
+    user_id: Option<i64>,
     user: String,
     repo: String,
     level: String,
@@ -115,6 +120,7 @@ impl TryFrom<GrantRow> for GrantRecord {
         Ok(GrantRecord {
             id: r.id,
             request_id: r.request_id,
+            user_id: r.user_id,
             user: r.user,
             repo: r.repo,
             level: parsed("level", &r.level)?,
@@ -164,6 +170,7 @@ impl From<EventRow> for AuditEvent {
 #[derive(FromRow)]
 struct RequestJoinRow {
     id: i64,
+    requester_id: Option<i64>,
     requester: String,
     repo: String,
     level: String,
@@ -190,7 +197,7 @@ struct RequestJoinRow {
 /// Requests with their approvals and grant, in one query. `{where}` filters
 /// the requests (before the limit), so a page holds whole requests.
 const REQUESTS_QUERY: &str = "
-SELECT r.id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.status,
+SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.status,
        r.created_at, r.decided_at, r.decided_by, r.decision_note,
        a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
        g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
@@ -210,6 +217,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
                 Some(gid) => Some(GrantRecord {
                     id: gid,
                     request_id: row.id,
+                    user_id: row.requester_id,
                     user: row.requester.clone(),
                     repo: row.repo.clone(),
                     level,
@@ -223,6 +231,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
             };
             out.push(RequestRecord {
                 id: row.id,
+                requester_id: row.requester_id,
                 requester: row.requester.clone(),
                 repo: row.repo.clone(),
                 level,
@@ -249,9 +258,9 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
 
 async fn load_requests(conn: &mut SqliteConnection, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
     let query =
-        REQUESTS_QUERY.replace("{where}", "(?1 IS NULL OR requester = ?1) AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR id = ?4)");
+        REQUESTS_QUERY.replace("{where}", "(?1 IS NULL OR requester_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR id = ?4)");
     let rows: Vec<RequestJoinRow> = sqlx::query_as(&query)
-        .bind(&filter.requester)
+        .bind(filter.requester_id)
         .bind(filter.status.map(RequestStatus::as_str))
         .bind(i64::from(filter.limit.unwrap_or(DEFAULT_LIMIT)))
         .bind(id)
@@ -300,16 +309,18 @@ async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<U
 }
 
 async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
-    let (id,): (i64,) =
-        sqlx::query_as("INSERT INTO grants (request_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
-            .bind(req.id)
-            .bind(&req.requester)
-            .bind(&req.repo)
-            .bind(req.level.as_str())
-            .bind(ms(window.0))
-            .bind(ms(window.1))
-            .fetch_one(&mut *conn)
-            .await?;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO grants (request_id, user_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(req.id)
+    .bind(req.requester_id)
+    .bind(&req.requester)
+    .bind(&req.repo)
+    .bind(req.level.as_str())
+    .bind(ms(window.0))
+    .bind(ms(window.1))
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(id)
 }
 
@@ -366,69 +377,138 @@ impl Store for SqliteStore {
 
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
         let row: Option<UserRow> =
-            sqlx::query_as("SELECT * FROM users WHERE token_hash = ?").bind(&token.0).fetch_optional(&self.pool).await?;
+            sqlx::query_as(&format!("{ACTIVE_USERS} AND token_hash = ?")).bind(&token.0).fetch_optional(&self.pool).await?;
         row.map(UserRow::into_record).transpose()
     }
 
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
-        let row: Option<UserRow> = sqlx::query_as("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row: Option<UserRow> = sqlx::query_as(&format!("{ACTIVE_USERS} AND name = ?")).bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(UserRow::into_record).transpose()?.map(|(u, _)| u))
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(&format!("{ACTIVE_USERS} AND id = ?")).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.map(UserRow::into_record).transpose()?.map(|(u, _)| u))
     }
 
     async fn users(&self) -> StoreResult<Vec<UserRecord>> {
-        let rows: Vec<UserRow> = sqlx::query_as("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?;
+        let rows: Vec<UserRow> = sqlx::query_as(&format!("{ACTIVE_USERS} ORDER BY name")).fetch_all(&self.pool).await?;
         rows.into_iter().map(|r| r.into_record().map(|(u, _)| u)).collect()
     }
 
-    async fn add_user(&self, user: &UserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<()> {
+    async fn add_user(&self, user: &NewUserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<UserRecord> {
         let mut tx = self.write().await?;
         if only_if_no_admin {
-            let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1").fetch_one(&mut *tx).await?;
+            let (admins,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND removed_at IS NULL").fetch_one(&mut *tx).await?;
             if admins > 0 {
                 return Err(StoreError::Conflict);
             }
         }
-        let exists = sqlx::query("SELECT 1 FROM users WHERE name = ?").bind(&user.name).fetch_optional(&mut *tx).await?;
+        let exists =
+            sqlx::query("SELECT 1 FROM users WHERE name = ? AND removed_at IS NULL").bind(&user.name).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
             return Err(StoreError::AlreadyExists(format!("user `{}`", user.name)));
         }
-        sqlx::query("INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&user.name)
-            .bind(serde_json::to_string(&user.groups).expect("strings serialize"))
-            .bind(user.admin)
-            .bind(&token.0)
-            .bind(ms(user.created_at))
-            .execute(&mut *tx)
-            .await?;
+        let (id,): (i64,) =
+            sqlx::query_as("INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+                .bind(&user.name)
+                .bind(serde_json::to_string(&user.groups).expect("strings serialize"))
+                .bind(user.admin)
+                .bind(&token.0)
+                .bind(ms(user.created_at))
+                .fetch_one(&mut *tx)
+                .await?;
         append(&mut tx, &[event], user.created_at).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(UserRecord { id, name: user.name.clone(), groups: user.groups.clone(), admin: user.admin, created_at: user.created_at })
     }
 
-    async fn remove_user(&self, name: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()> {
+    async fn remove_user(&self, name: &str, by: &str, why: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<Removal> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user `{name}`")));
+        let found: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL").bind(name).fetch_optional(&mut *tx).await?;
+        let Some((user_id,)) = found else { return Err(StoreError::NotFound(format!("user `{name}`"))) };
+        sqlx::query("UPDATE users SET removed_at = ?, token_hash = NULL WHERE id = ?").bind(ms(at)).bind(user_id).execute(&mut *tx).await?;
+        let mut removal = Removal::default();
+        let mut events = Vec::new();
+        let live: Vec<GrantRow> = sqlx::query_as("SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?")
+            .bind(user_id)
+            .bind(ms(at))
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in live {
+            sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?")
+                .bind(ms(at))
+                .bind(by)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            let grant = GrantRecord::try_from(row)?;
+            let mut e = NewEvent::new(by, Action::Revoked);
+            e.request_id = Some(grant.request_id);
+            e.grant_id = Some(grant.id);
+            e.repo = Some(grant.repo.clone());
+            e.level = Some(grant.level);
+            e.detail = Some(why.to_string());
+            events.push(e);
+            removal.grants.push(grant);
         }
-        append(&mut tx, &[event], at).await?;
+        let pending: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, repo, level FROM requests WHERE requester_id = ? AND status = ?")
+                .bind(user_id)
+                .bind(RequestStatus::Pending.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, repo, level) in pending {
+            sqlx::query("UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ?")
+                .bind(RequestStatus::Canceled.as_str())
+                .bind(ms(at))
+                .bind(by)
+                .bind(why)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let mut e = NewEvent::new(by, Action::Canceled);
+            e.request_id = Some(id);
+            e.repo = Some(repo);
+            e.level = Some(parsed("level", &level)?);
+            e.detail = Some(why.to_string());
+            events.push(e);
+            removal.requests.push(id);
+        }
+        removal.credentials = sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        events.push(event);
+        append(&mut tx, &events, at).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(removal)
     }
 
-    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<()> {
+    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, mut event: NewEvent) -> StoreResult<u64> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE users SET token_hash = ? WHERE name = ?").bind(&token.0).bind(name).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user `{name}`")));
-        }
+        let found: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL").bind(name).fetch_optional(&mut *tx).await?;
+        let Some((user_id,)) = found else { return Err(StoreError::NotFound(format!("user `{name}`"))) };
+        sqlx::query("UPDATE users SET token_hash = ? WHERE id = ?").bind(&token.0).bind(user_id).execute(&mut *tx).await?;
+        let revoked = sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let before = event.detail.take().unwrap_or_default();
+        event.detail = Some(format!("{before} ({revoked} git credential(s) minted under the old token revoked)"));
         append(&mut tx, &[event], at).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 
     async fn admin_count(&self) -> StoreResult<u64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1").fetch_one(&self.pool).await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND removed_at IS NULL").fetch_one(&self.pool).await?;
         Ok(n.max(0) as u64)
     }
 
@@ -442,9 +522,10 @@ impl Store for SqliteStore {
         let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
         let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO requests (requester, repo, level, duration_secs, reason, rule, approvals_required, status, created_at, decided_at, decided_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, status, created_at, decided_at, decided_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
+        .bind(new.requester_id)
         .bind(&new.requester)
         .bind(&new.repo)
         .bind(new.level.as_str())
@@ -540,13 +621,13 @@ impl Store for SqliteStore {
         load_grant(&mut conn, id).await
     }
 
-    async fn grants(&self, user: Option<&str>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>> {
+    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>> {
         let rows: Vec<GrantRow> = sqlx::query_as(
-            "SELECT * FROM grants WHERE (?1 IS NULL OR user = ?1)
+            "SELECT * FROM grants WHERE (?1 IS NULL OR user_id = ?1)
                AND (?2 IS NULL OR (revoked_at IS NULL AND expires_at > ?2))
              ORDER BY id DESC LIMIT 1000",
         )
-        .bind(user)
+        .bind(user_id)
         .bind(live_at.map(ms))
         .fetch_all(&self.pool)
         .await?;
@@ -618,12 +699,14 @@ impl Store for SqliteStore {
     }
 
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
-        let row: Option<GrantRow> =
-            sqlx::query_as("SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id WHERE c.hash = ? AND c.expires_at > ?")
-                .bind(&hash.0)
-                .bind(ms(now))
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<GrantRow> = sqlx::query_as(
+            "SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = g.user_id
+                 WHERE c.hash = ? AND c.expires_at > ? AND u.removed_at IS NULL",
+        )
+        .bind(&hash.0)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(GrantRecord::try_from).transpose()
     }
 
@@ -665,6 +748,7 @@ mod tests {
 
     fn new_request(n: i64) -> NewRequest {
         NewRequest {
+            requester_id: 1,
             requester: "alice".into(),
             repo: "demo".into(),
             level: Level::Write,
@@ -727,10 +811,10 @@ mod tests {
     #[tokio::test]
     async fn times_come_from_the_caller() {
         let (_dir, s) = store().await;
-        let user = UserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2001-02-03T04:05:06Z") };
+        let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2001-02-03T04:05:06Z") };
         s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
         s.set_token("alice", &TokenHash::of("u"), at("2002-02-03T04:05:06Z"), NewEvent::new("test", Action::TokenRotated)).await.unwrap();
-        s.remove_user("alice", at("2003-02-03T04:05:06Z"), NewEvent::new("test", Action::UserRemoved)).await.unwrap();
+        s.remove_user("alice", "test", "removed", at("2003-02-03T04:05:06Z"), NewEvent::new("test", Action::UserRemoved)).await.unwrap();
         let times: Vec<String> = s.audit(0, None, 10).await.unwrap().into_iter().map(|e| e.at).collect();
         assert_eq!(times, ["2001-02-03T04:05:06.000Z", "2002-02-03T04:05:06.000Z", "2003-02-03T04:05:06.000Z"]);
     }
@@ -738,11 +822,46 @@ mod tests {
     #[tokio::test]
     async fn the_first_admin_is_decided_atomically() {
         let (_dir, s) = store().await;
-        let admin = |name: &str| UserRecord { name: name.into(), groups: vec![], admin: true, created_at: Utc::now() };
+        let admin = |name: &str| NewUserRecord { name: name.into(), groups: vec![], admin: true, created_at: Utc::now() };
         s.add_user(&admin("root"), &TokenHash::of("a"), true, NewEvent::new("broker", Action::UserAdded)).await.unwrap();
         let again = s.add_user(&admin("root2"), &TokenHash::of("b"), true, NewEvent::new("broker", Action::UserAdded)).await;
         assert!(matches!(again, Err(StoreError::Conflict)));
         assert_eq!(s.admin_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_first_schema_gains_user_ids_and_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jit.db");
+        // The schema as it landed first, with data in it.
+        let first = tempfile::tempdir().unwrap();
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/0001_init.sql"), first.path().join("0001_init.sql")).unwrap();
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(first.path()).await.unwrap().run(&pool).await.unwrap();
+        for statement in [
+            "INSERT INTO users (name, token_hash, created_at) VALUES ('alice', 'h-alice', 1), ('bob', 'h-bob', 1)",
+            "INSERT INTO requests (requester, repo, level, duration_secs, rule, approvals_required, status, created_at) VALUES ('alice', 'demo', 'read', 3600, 'r', 0, 'approved', 1)",
+            "INSERT INTO grants (request_id, user, repo, level, granted_at, expires_at) VALUES (1, 'alice', 'demo', 'read', 1, 99999999999999)",
+            "INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES ('c-hash', 1, 1, 99999999999999)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let s = SqliteStore::open(&path).await.unwrap();
+        let alice = s.user("alice").await.unwrap().unwrap();
+        let request = s.request(1).await.unwrap().unwrap();
+        assert_eq!(request.requester_id, Some(alice.id));
+        assert_eq!(request.grant.as_ref().unwrap().user_id, Some(alice.id));
+        let found = s.grant_by_credential(&TokenHash("c-hash".into()), Utc::now()).await.unwrap();
+        assert_eq!(found.map(|g| g.id), Some(1));
+        assert_eq!(s.grants(Some(alice.id), None).await.unwrap().len(), 1);
+        // A removed user's credentials stop at the gateway's lookup, at once.
+        s.remove_user("alice", "admin", "offboarded", Utc::now(), NewEvent::new("admin", Action::UserRemoved)).await.unwrap();
+        assert!(s.grant_by_credential(&TokenHash("c-hash".into()), Utc::now()).await.unwrap().is_none());
+        assert!(s.user_by_token(&TokenHash("h-alice".into())).await.unwrap().is_none());
+        assert!(s.user_by_token(&TokenHash("h-bob".into())).await.unwrap().is_some());
     }
 
     #[tokio::test]

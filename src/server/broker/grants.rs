@@ -10,7 +10,7 @@ use crate::store::{GrantRecord, NewCredential, StoreError, UserRecord};
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.
     fn may_see_grant(&self, caller: &UserRecord, grant: &GrantRecord) -> bool {
-        caller.admin || caller.name == grant.user || self.config.policy.is_approver_for(&grant.repo, grant.level, &subject(caller))
+        caller.admin || grant.user_id == Some(caller.id) || self.config.policy.is_approver_for(&grant.repo, grant.level, &subject(caller))
     }
 
     pub fn grant_status(&self, grant: &GrantRecord) -> GrantStatus {
@@ -22,7 +22,7 @@ impl Broker {
         if all && !caller.admin {
             return Err(BrokerError::Forbidden("only admins can list every user's grants".into()));
         }
-        let who = (!all).then_some(caller.name.as_str());
+        let who = (!all).then_some(caller.id);
         Ok(self.store.grants(who, live.then(|| self.now())).await?)
     }
 
@@ -62,7 +62,7 @@ impl Broker {
     /// repo's provider, and records it (hash only) with its audit event.
     pub async fn mint_credential(&self, caller: &UserRecord, id: i64) -> BrokerResult<(GrantRecord, Minted)> {
         let grant = match self.store.grant(id).await? {
-            Some(g) if g.user == caller.name => g,
+            Some(g) if g.user_id == Some(caller.id) => g,
             _ => return Err(BrokerError::NotFound(format!("grant {id}"))),
         };
         let now = self.now();

@@ -92,9 +92,14 @@ fn request_event(actor: &str, action: Action, req: &RequestRecord) -> NewEvent {
 impl Broker {
     /// The requester of a stored request as policy sees them now (a removed
     /// user keeps their name and no groups).
-    async fn requester(&self, name: &str) -> BrokerResult<UserRecord> {
-        Ok(self.store.user(name).await?.unwrap_or(UserRecord {
-            name: name.to_string(),
+    async fn requester(&self, req: &RequestRecord) -> BrokerResult<UserRecord> {
+        let current = match req.requester_id {
+            Some(id) => self.store.user_by_id(id).await?,
+            None => None,
+        };
+        Ok(current.unwrap_or(UserRecord {
+            id: req.requester_id.unwrap_or_default(),
+            name: req.requester.clone(),
             groups: Vec::new(),
             admin: false,
             created_at: self.now(),
@@ -108,7 +113,7 @@ impl Broker {
 
     /// Whether `caller` may see a request: its requester, an admin, or an approver of its repo and level.
     fn may_view(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
-        caller.admin || caller.name == req.requester || self.config.policy.is_approver_for(&req.repo, req.level, &subject(caller))
+        caller.admin || req.requester_id == Some(caller.id) || self.config.policy.is_approver_for(&req.repo, req.level, &subject(caller))
     }
 
     /// A request the caller may not see does not exist for them: approving,
@@ -125,10 +130,11 @@ impl Broker {
         }
     }
 
-    /// The caller's grants on `repo` that are live now.
-    async fn live_grants_on(&self, user: &str, repo: &str) -> BrokerResult<Vec<GrantRecord>> {
+    /// A user's grants on `repo` that are live now.
+    async fn live_grants_on(&self, user_id: Option<i64>, repo: &str) -> BrokerResult<Vec<GrantRecord>> {
+        let Some(user_id) = user_id else { return Ok(Vec::new()) };
         let now = self.now();
-        Ok(self.store.grants(Some(user), Some(now)).await?.into_iter().filter(|g| g.repo == repo).collect())
+        Ok(self.store.grants(Some(user_id), Some(now)).await?.into_iter().filter(|g| g.repo == repo).collect())
     }
 
     /// Creates a request, unless a live grant of the caller already covers it:
@@ -144,7 +150,7 @@ impl Broker {
         let reason = check_text("reason", reason)?;
         let repo = repo::resolve(repo, &self.config.repos)?.name.clone();
         let now = self.now();
-        let live = self.live_grants_on(&caller.name, &repo).await?;
+        let live = self.live_grants_on(Some(caller.id), &repo).await?;
         let covering = live
             .iter()
             .filter(|g| request::covers(GrantWindow { level: g.level, expires_at: g.expires_at }, level, duration.as_chrono(), now))
@@ -160,6 +166,7 @@ impl Broker {
         }
         let rule = self.config.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
         let new = NewRequest {
+            requester_id: caller.id,
             requester: caller.name.clone(),
             repo: repo.clone(),
             level,
@@ -194,14 +201,14 @@ impl Broker {
     /// that the governing rule lets the caller decide.
     pub async fn list_requests(&self, caller: &UserRecord, query: &RequestQuery) -> BrokerResult<Vec<RequestRecord>> {
         self.expire_stale().await?;
-        let filter = RequestFilter { requester: query.mine.then(|| caller.name.clone()), status: query.status, limit: None };
+        let filter = RequestFilter { requester_id: query.mine.then_some(caller.id), status: query.status, limit: None };
         let records = self.store.requests(&filter).await?;
         // One read of everyone's groups, not one per request.
-        let groups: HashMap<String, Vec<String>> =
-            if query.reviewable { self.store.users().await?.into_iter().map(|u| (u.name, u.groups)).collect() } else { HashMap::new() };
+        let groups: HashMap<i64, Vec<String>> =
+            if query.reviewable { self.store.users().await?.into_iter().map(|u| (u.id, u.groups)).collect() } else { HashMap::new() };
         let me = subject(caller);
         let reviewable = |r: &RequestRecord| {
-            let requester_groups = groups.get(&r.requester).map(Vec::as_slice).unwrap_or_default();
+            let requester_groups = r.requester_id.and_then(|id| groups.get(&id)).map(Vec::as_slice).unwrap_or_default();
             let rule = self.config.policy.rule_for(&r.repo, r.level, &Subject { name: &r.requester, groups: requester_groups });
             r.requester != caller.name && rule.is_ok_and(|rule| rule.may_approve(&me))
         };
@@ -225,9 +232,9 @@ impl Broker {
     ) -> BrokerResult<RequestRecord> {
         for _ in 0..MAX_ATTEMPTS {
             let req = self.store.request(id).await?.ok_or_else(|| BrokerError::NotFound(format!("request {id}")))?;
-            let requester = self.requester(&req.requester).await?;
+            let requester = self.requester(&req).await?;
             let live =
-                if req.status == RequestStatus::Pending { self.live_grants_on(&req.requester, &req.repo).await? } else { Vec::new() };
+                if req.status == RequestStatus::Pending { self.live_grants_on(req.requester_id, &req.repo).await? } else { Vec::new() };
             let change = match decide(req, &requester, &live, self.now()) {
                 Ok(Step::Keep(unchanged)) => return Ok(unchanged),
                 Ok(Step::Apply(change)) => change,

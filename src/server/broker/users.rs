@@ -4,7 +4,7 @@ use super::{Broker, BrokerError, BrokerResult};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent};
 use crate::domain::policy::is_valid_name;
 use crate::domain::token::{ExposeSecret, SecretString, TOKEN_PREFIX, TokenHash, generate};
-use crate::store::{StoreError, UserRecord};
+use crate::store::{NewUserRecord, Removal, StoreError, UserRecord};
 
 /// A user to create.
 #[derive(Debug, Clone, Default)]
@@ -64,19 +64,19 @@ impl Broker {
         let mut groups = new.groups;
         groups.sort();
         groups.dedup();
-        let user = UserRecord { name: new.name, groups, admin: new.admin, created_at: self.now() };
+        let record = NewUserRecord { name: new.name, groups, admin: new.admin, created_at: self.now() };
         let token = generate(TOKEN_PREFIX);
         let mut event = NewEvent::new(actor, Action::UserAdded);
-        let admin = if user.admin { " admin" } else { "" };
+        let admin = if record.admin { " admin" } else { "" };
         let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
-        event.detail = Some(format!("{} groups=[{}]{admin}{note}", user.name, user.groups.join(",")));
-        match self.store.add_user(&user, &TokenHash::of(token.expose_secret()), bootstrap, event).await {
+        event.detail = Some(format!("{} groups=[{}]{admin}{note}", record.name, record.groups.join(",")));
+        let user = match self.store.add_user(&record, &TokenHash::of(token.expose_secret()), bootstrap, event).await {
             Err(StoreError::Conflict) if bootstrap => {
                 return Err(BrokerError::Forbidden("this broker already has an admin; --init-admin only bootstraps an empty one".into()));
             }
             other => other?,
-        }
-        tracing::info!(user = %user.name, by = %actor, "user added");
+        };
+        tracing::info!(user = %user.name, id = user.id, by = %actor, "user added");
         Ok((user, token))
     }
 
@@ -101,16 +101,22 @@ impl Broker {
         Ok(self.store.user(name).await?)
     }
 
-    pub async fn remove_user(&self, caller: &UserRecord, name: &str) -> BrokerResult<()> {
+    /// Offboarding: the user's token stops working, and in the same
+    /// transaction their live grants are revoked, their pending requests
+    /// canceled and their git credentials deleted; the reaper then ends the
+    /// grants at their providers. Their history stays; a later user with the
+    /// same name is someone else (a new id) and inherits nothing.
+    pub async fn remove_user(&self, caller: &UserRecord, name: &str) -> BrokerResult<Removal> {
         self.require_admin(caller)?;
         if name == caller.name {
             return Err(BrokerError::InvalidInput("you cannot remove yourself; ask another admin".into()));
         }
         let mut event = NewEvent::new(&caller.name, Action::UserRemoved);
         event.detail = Some(name.to_string());
-        self.store.remove_user(name, self.now(), event).await?;
-        tracing::info!(user = %name, by = %caller.name, "user removed");
-        Ok(())
+        let removal = self.store.remove_user(name, &caller.name, &format!("user {name} removed"), self.now(), event).await?;
+        tracing::info!(user = %name, by = %caller.name, grants = removal.grants.len(), requests = removal.requests.len(), "user removed");
+        self.notify_change();
+        Ok(removal)
     }
 
     /// `POST /v1/users/{name}/token`: a new token; the old one stops working.
@@ -128,8 +134,8 @@ impl Broker {
             Some(n) => format!("{name} ({n})"),
             None => name.to_string(),
         });
-        self.store.set_token(name, &TokenHash::of(token.expose_secret()), self.now(), event).await?;
-        tracing::info!(user = %name, by = %actor, "token rotated");
+        let revoked = self.store.set_token(name, &TokenHash::of(token.expose_secret()), self.now(), event).await?;
+        tracing::info!(user = %name, by = %actor, credentials = revoked, "token rotated");
         Ok((user, token))
     }
 }

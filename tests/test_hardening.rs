@@ -1,0 +1,224 @@
+//! Findings of the attack pass (issue "Hardening"), each pinned by a test
+//! that failed on the code before the fix.
+
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{TestBroker, cli_env};
+
+/// A read grant's gateway password for alice on demo.
+async fn read_password(b: &TestBroker) -> String {
+    let grant = b.request("alice", "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
+    let cred = b.post("alice", &format!("/v1/grants/{grant}/credentials"), json!({})).await;
+    assert_eq!(cred.status, 201, "{}", cred.body);
+    cred.body["password"].as_str().unwrap().to_string()
+}
+
+fn pkt(line: &str) -> String {
+    format!("{:04x}{line}", line.len() + 4)
+}
+
+#[tokio::test]
+async fn a_read_credential_never_gets_the_push_advertisement_however_the_query_is_spelled() {
+    let b = TestBroker::start_gateway("1h").await;
+    let password = read_password(&b).await;
+    let http = reqwest::Client::new();
+    for query in [
+        "service=git-upload-pack&service=git-receive-pack",
+        "service=git-upload-pack&%73ervice=git-receive-pack",
+        "%73ervice=git-upload-pack&service=git-receive-pack",
+    ] {
+        let r = http.get(format!("{}/git/demo.git/info/refs?{query}", b.url)).basic_auth("alice", Some(&password)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(!body.contains("report-status") && body.contains("ambiguous"), "{query}: {body}");
+    }
+    // Spelled with escapes but unambiguous, it is read as what it says, and checked as such.
+    let r = http
+        .get(format!("{}/git/demo.git/info/refs?%73ervice=git-receive-pack", b.url))
+        .basic_auth("alice", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn posting_straight_to_upload_pack_is_audited() {
+    // Regression: only `GET info/refs` was audited; protocol v2 `ls-refs`
+    // posted straight to git-upload-pack moved data without an event.
+    let b = TestBroker::start_gateway("1h").await;
+    let password = read_password(&b).await;
+    let body = format!("{}{}0001{}0000", pkt("command=ls-refs\n"), pkt("agent=probe\n"), pkt("peel\n"));
+    let r = reqwest::Client::new()
+        .post(format!("{}/git/demo.git/git-upload-pack", b.url))
+        .basic_auth("alice", Some(&password))
+        .header("Content-Type", "application/x-git-upload-pack-request")
+        .header("Git-Protocol", "version=2")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let refs = r.text().await.unwrap();
+    assert!(refs.contains("refs/heads/main"), "{refs}");
+    let fetches: Vec<_> = b.audit().await.into_iter().filter(|e| e["action"] == "git_fetch").collect();
+    assert_eq!(fetches.len(), 1, "{fetches:?}");
+    assert_eq!((fetches[0]["actor"].as_str(), fetches[0]["repo"].as_str()), (Some("alice"), Some("demo")));
+}
+
+#[tokio::test]
+async fn hidden_and_direction_changing_characters_never_reach_an_approver() {
+    let b = TestBroker::start().await;
+    for reason in ["fix \u{202E}gnp.exe", "zero\u{200B}width", "isolate\u{2066}x\u{2069}"] {
+        let r = b.post("alice", "/v1/requests", json!({"repo": "demo", "level": "write", "duration": "1h", "reason": reason})).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_input"), "{reason:?}");
+        assert!(r.message().contains("invisible or direction-changing character (U+"), "{}", r.message());
+    }
+    let id = b.request("alice", "demo", "write", "1h", Some("ok")).await["id"].as_i64().unwrap();
+    let r = b.post("bob", &format!("/v1/requests/{id}/approve"), json!({"comment": "looks \u{202E}doog"})).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!(b.get("alice", "/v1/requests?status=pending").await.body.as_array().unwrap().len(), 1, "nothing decided");
+}
+
+#[tokio::test]
+async fn names_that_could_confuse_are_refused_everywhere() {
+    let b = TestBroker::start().await;
+    for name in [".", "..", ".hidden", "-rf", "a\nb", "broker"] {
+        let r = b.post("admin", "/v1/users", json!({"name": name})).await;
+        assert_eq!((r.status, r.code()), (400, "invalid_input"), "{name:?}: {}", r.body);
+    }
+    let r = b.post("admin", "/v1/users", json!({"name": "ok", "groups": [".."]})).await;
+    assert_eq!(r.status, 400);
+    // --init-admin goes through the same door.
+    for name in ["..", "broker", "a b"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_jit")).args(["server", "--init-admin", name, "--data-dir"]).arg(dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "no token printed for {name:?}");
+    }
+}
+
+#[test]
+fn a_rule_that_could_never_pass_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jit.toml");
+    std::fs::write(
+        &config,
+        "[[repo]]\nname = \"x\"\n\n[[rule]]\nrepos = [\"x\"]\nlevels = [\"write\"]\nrequesters = [\"alice\"]\napprovers = [\"alice\"]\nmax_duration = \"1h\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jit"))
+        .args(["server", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 4") && stderr.contains("alice may request but could never be approved"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helpers_url_key_gets_the_same_exact_match_rules_as_path() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    env.login(&b.url, b.token("alice")).success();
+    env.run(&["request", "demo", "--level", "read", "--for", "1h"]).success();
+    let host = b.url.trim_start_matches("http://");
+    let exact = env.run_helper("get", &format!("url=http://{host}/git/demo.git\n\n"));
+    let password = exact.stdout.lines().find_map(|l| l.strip_prefix("password=")).expect("the exact URL is answered").to_string();
+    env.secret(&password);
+    for url in [
+        format!("http://{host}/git/x/../demo.git"),
+        format!("http://{host}/git/./demo.git"),
+        format!("http://{host}/git/%2e%2e/git/demo.git"),
+        format!("http://{host}/git/demo.git?x=1"),
+        format!("http://{host}/git/demo.git#x"),
+        format!("http://@{host}/git/demo.git"),
+        format!("http://{host}/git\\demo.git"),
+        format!("http://{host}/git/demo/.git"),
+    ] {
+        let run = env.run_helper("get", &format!("url={url}\n\n"));
+        assert_eq!((run.code, run.stdout.as_str()), (0, ""), "answered {url}");
+    }
+    let run = env.run_helper("get", &format!("protocol=http\nhost={host}\npath=git/demo/.git\n\n"));
+    assert_eq!(run.stdout, "", "path=git/demo/.git is not demo.git");
+}
+
+/// A write grant and a gateway password for `user` on demo (bob approves).
+async fn write_password(b: &TestBroker, user: &str) -> (i64, String) {
+    let id = b.request(user, "demo", "write", "1h", Some("work")).await["id"].as_i64().unwrap();
+    let grant = b.approve("bob", id).await.body["grant"]["id"].as_i64().unwrap();
+    let cred = b.post(user, &format!("/v1/grants/{grant}/credentials"), json!({})).await;
+    (grant, cred.body["password"].as_str().unwrap().to_string())
+}
+
+async fn receive_pack_status(b: &TestBroker, user: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/git/demo.git/info/refs?service=git-receive-pack", b.url))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn removing_a_user_ends_their_git_access_at_once() {
+    // Regression: after DELETE /v1/users/alice her grants stayed active and a
+    // credential minted before still pushed.
+    let b = TestBroker::start_gateway("1h").await;
+    let (grant, password) = write_password(&b, "alice").await;
+    let pending = b.request("alice", "demo", "admin", "1h", None).await["id"].as_i64().unwrap();
+    assert_eq!(receive_pack_status(&b, "alice", &password).await, 200);
+    let r = b.send(Method::DELETE, "/v1/users/alice", Some(b.token("admin")), None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(receive_pack_status(&b, "alice", &password).await, 401, "the gateway checks the user on every request");
+    let g = b.get("admin", &format!("/v1/grants/{grant}")).await.body;
+    assert_eq!((g["status"].as_str(), g["revoked_by"].as_str()), (Some("revoked"), Some("admin")));
+    assert_eq!(b.get("admin", &format!("/v1/requests/{pending}")).await.body["status"], "canceled");
+    let audit = b.audit().await;
+    let tail: Vec<(&str, &str)> =
+        audit.iter().rev().take(3).rev().map(|e| (e["action"].as_str().unwrap(), e["detail"].as_str().unwrap_or(""))).collect();
+    assert_eq!(tail, [("revoked", "user alice removed"), ("canceled", "user alice removed"), ("user_removed", "alice")]);
+    assert!(audit.iter().all(|e| e["action"] != "git_push"));
+}
+
+#[tokio::test]
+async fn rotating_a_token_revokes_the_credentials_minted_under_the_old_one() {
+    let b = TestBroker::start_gateway("1h").await;
+    let (_, password) = write_password(&b, "alice").await;
+    let rotated = b.post("admin", "/v1/users/alice/token", json!({})).await;
+    assert_eq!(rotated.status, 200);
+    assert_eq!(receive_pack_status(&b, "alice", &password).await, 401);
+    let event = b.audit().await.into_iter().rev().find(|e| e["action"] == "token_rotated").unwrap();
+    assert!(event["detail"].as_str().unwrap().contains("1 git credential(s) minted under the old token revoked"), "{event}");
+}
+
+#[tokio::test]
+async fn a_name_reused_after_removal_starts_with_nothing() {
+    // Regression: a user re-added under a removed user's name inherited the
+    // old grants and could mint credentials for them.
+    let b = TestBroker::start_gateway("1h").await;
+    let (old_grant, _) = write_password(&b, "dave").await;
+    let old_request = b.get("admin", &format!("/v1/grants/{old_grant}")).await.body["request_id"].as_i64().unwrap();
+    b.send(Method::DELETE, "/v1/users/dave", Some(b.token("admin")), None).await;
+    let added = b.post("admin", "/v1/users", json!({"name": "dave", "groups": ["developers"]})).await;
+    assert_eq!(added.status, 201);
+    let token = added.body["token"].as_str().unwrap().to_string();
+    let grants = b.send(Method::GET, "/v1/grants", Some(&token), None).await;
+    assert_eq!(grants.body, json!([]));
+    let mine = b.send(Method::GET, "/v1/requests?mine=true", Some(&token), None).await;
+    assert_eq!(mine.body, json!([]));
+    let old = b.send(Method::GET, &format!("/v1/requests/{old_request}"), Some(&token), None).await;
+    assert_eq!(old.status, 404);
+    let mint = b.send(Method::POST, &format!("/v1/grants/{old_grant}/credentials"), Some(&token), Some(json!({}))).await;
+    assert_eq!((mint.status, mint.code()), (404, "not_found"));
+}
