@@ -157,8 +157,12 @@ pub struct Grant {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
+    /// `ok`, or `unhealthy` (with HTTP 503).
     pub status: String,
     pub version: String,
+    /// What is wrong, when something is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The result of `GET /v1/audit/verify`.

@@ -19,6 +19,22 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Makes `dir` owner-only, creating it if needed; returns whether it existed
+/// with wider permissions (which were then narrowed).
+pub fn make_private_dir(dir: &Path) -> std::io::Result<bool> {
+    create_private_dir(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700 | 0o700))?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Writes a file readable by its owner only, created that way (never
 /// world-readable, even briefly), and synced to disk.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -222,3 +222,70 @@ async fn a_name_reused_after_removal_starts_with_nothing() {
     let mint = b.send(Method::POST, &format!("/v1/grants/{old_grant}/credentials"), Some(&token), Some(json!({}))).await;
     assert_eq!((mint.status, mint.code()), (404, "not_found"));
 }
+
+fn serve_once(dir: &std::path::Path) -> std::process::Output {
+    let config = dir.join("jit.toml");
+    std::fs::write(&config, crate::common::POLICY).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jit"))
+        .args(["server", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a broker that starts instead of refusing is killed and fails the test.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn an_emptied_database_stops_start_up_instead_of_starting_afresh() {
+    // Regression: a zero-length jit.db started a fresh, empty broker (history gone).
+    let mut b = TestBroker::start().await;
+    b.request("alice", "demo", "read", "1h", None).await;
+    if let Some(h) = b.handle.take() {
+        h.shutdown().await.unwrap();
+    }
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", b.db_path().display()));
+    }
+    std::fs::write(b.db_path(), b"").unwrap();
+    let out = serve_once(b.dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is missing or empty, but this data dir held database") && stderr.contains("backup"), "{stderr}");
+    assert_eq!(std::fs::metadata(b.db_path()).unwrap().len(), 0, "nothing was created in its place");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_world_readable_data_dir_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = TestBroker::start().await;
+    std::fs::set_permissions(b.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(b.db_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    b.restart().await;
+    assert_eq!(std::fs::metadata(b.dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(b.db_path()).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn healthz_tells_the_truth_about_the_database() {
+    let b = TestBroker::start().await;
+    let health = reqwest::get(format!("{}/healthz", b.url)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    // A table lost under a running broker: /healthz must not say ok.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    sqlx::query("DROP TABLE approvals").execute(&pool).await.unwrap();
+    pool.close().await;
+    let health = reqwest::get(format!("{}/healthz", b.url)).await.unwrap();
+    assert_eq!(health.status(), 503);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!((body["status"].as_str(), body["problem"].as_str()), (Some("unhealthy"), Some("the database is unavailable")));
+}

@@ -38,11 +38,12 @@ impl ServerHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, stops the reaper.
+    /// Stops accepting, lets in-flight requests finish, stops the reaper, closes the store.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.reaper.await;
+        self.broker.close_store().await;
         served
     }
 
@@ -51,6 +52,7 @@ impl ServerHandle {
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.shutdown.send(true);
         let _ = self.reaper.await;
+        self.broker.close_store().await;
         served
     }
 

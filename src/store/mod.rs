@@ -181,8 +181,12 @@ pub struct Removal {
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// A cheap read that fails when the database does.
+    /// Reads every table and reports the last integrity check: fails when the database does.
     async fn check(&self) -> StoreResult<()>;
+
+    /// Waits for every connection to finish and closes them (SQLite
+    /// checkpoints its journal into the file); called once the server stopped.
+    async fn close(&self);
 
     // Users. Only users not removed are found, by token, name or id.
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>>;

@@ -29,6 +29,45 @@ const DEFAULT_LIMIT: u32 = 500;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// When the last integrity check ran, and what it found (for `/healthz`).
+    integrity: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+/// How often `/healthz` re-runs SQLite's integrity check; in between it reports the last result.
+const INTEGRITY_EVERY: Duration = Duration::from_secs(30);
+
+/// The marker beside the database (`jit.db.id`): the identity of the database
+/// this data dir was initialised with.
+fn marker_path(db: &Path) -> std::path::PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".id");
+    p.into()
+}
+
+/// SQLite's `quick_check`: `Ok` or what it found wrong.
+async fn quick_check(pool: &SqlitePool) -> StoreResult<Result<(), String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("PRAGMA quick_check(5)").fetch_all(pool).await?;
+    let found: Vec<String> = rows.into_iter().map(|(r,)| r).filter(|r| r != "ok").collect();
+    Ok(if found.is_empty() { Ok(()) } else { Err(found.join("; ")) })
+}
+
+/// The database and its journal readable by the broker's user only, whatever the umask made them.
+fn restrict_permissions(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm", ".id"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if let Ok(meta) = std::fs::metadata(&p) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(file = %p.display(), "database file was readable by others; made it owner-only (0600)");
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    let _ = db;
+    Ok(())
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -349,7 +388,21 @@ async fn load_grant(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<
 
 impl SqliteStore {
     /// Opens (creating if needed) `path` and brings its schema up to date.
+    ///
+    /// Refuses, rather than start empty, when this data dir was initialised
+    /// (its marker exists) but the database is missing, empty or another one;
+    /// and when SQLite's integrity check finds damage.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let marker = marker_path(path);
+        let expected_id = std::fs::read_to_string(&marker).ok().map(|s| s.trim().to_string());
+        let existing = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        if let (Some(id), false) = (&expected_id, existing) {
+            return Err(StoreError::Corrupt(format!(
+                "{} is missing or empty, but this data dir held database {id} (see {}); restore it from a backup rather than start an empty broker",
+                path.display(),
+                marker.display()
+            )));
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -359,8 +412,27 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        restrict_permissions(path).map_err(|e| StoreError::Unavailable(format!("cannot make {} private: {e}", path.display())))?;
+        if existing && let Err(found) = quick_check(&pool).await? {
+            return Err(StoreError::Corrupt(format!("{} failed SQLite's integrity check: {found}", path.display())));
+        }
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let fresh_id = hex::encode(rand::random::<[u8; 16]>());
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', ?)").bind(&fresh_id).execute(&pool).await?;
+        let (id,): (String,) = sqlx::query_as("SELECT value FROM meta WHERE key = 'database_id'").fetch_one(&pool).await?;
+        match expected_id {
+            Some(expected) if expected != id => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is database {id}, but this data dir held database {expected} (see {}); put the right file back",
+                    path.display(),
+                    marker.display()
+                )));
+            }
+            Some(_) => {}
+            None => crate::fsutil::write_private(&marker, format!("{id}\n").as_bytes())
+                .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?,
+        }
+        Ok(SqliteStore { pool, integrity: tokio::sync::Mutex::new(None) })
     }
 
     async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -370,9 +442,25 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn check(&self) -> StoreResult<()> {
-        sqlx::query("SELECT COUNT(*) FROM users").execute(&self.pool).await?;
-        Ok(())
+        // Every table answers a read...
+        for table in ["users", "requests", "approvals", "grants", "credentials", "audit_events", "meta"] {
+            sqlx::query(&format!("SELECT 1 FROM {table} LIMIT 1")).execute(&self.pool).await?;
+        }
+        // ...and the file passed SQLite's integrity check lately.
+        let mut last = self.integrity.lock().await;
+        let stale = last.as_ref().is_none_or(|(at, _)| at.elapsed() > INTEGRITY_EVERY);
+        if stale {
+            *last = Some((std::time::Instant::now(), quick_check(&self.pool).await?));
+        }
+        match last.as_ref().map(|(_, r)| r.clone()) {
+            Some(Err(found)) => Err(StoreError::Corrupt(format!("integrity check: {found}"))),
+            _ => Ok(()),
+        }
     }
 
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
@@ -862,6 +950,61 @@ mod tests {
         assert!(s.grant_by_credential(&TokenHash("c-hash".into()), Utc::now()).await.unwrap().is_none());
         assert!(s.user_by_token(&TokenHash("h-alice".into())).await.unwrap().is_none());
         assert!(s.user_by_token(&TokenHash("h-bob".into())).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_initialised_data_dir_with_an_empty_or_other_database_is_refused() {
+        let (dir, s) = store().await;
+        drop(s);
+        let path = dir.path().join("jit.db");
+        // Regression: a zero-length jit.db started a fresh, empty broker.
+        for f in ["jit.db-wal", "jit.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        std::fs::write(&path, b"").unwrap();
+        let err = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("missing or empty")), "{err:?}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(SqliteStore::open(&path).await.is_err(), "a missing one too");
+        // Another database put in its place.
+        let other = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(&other.path().join("jit.db")).await.unwrap());
+        std::fs::copy(other.path().join("jit.db"), &path).unwrap();
+        let err = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("but this data dir held database")), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_database_damaged_mid_file_is_refused_at_open() {
+        let (dir, s) = store().await;
+        for n in 0..200 {
+            s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)], vec![]).await.unwrap();
+        }
+        s.pool.close().await;
+        drop(s);
+        let path = dir.path().join("jit.db");
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 4 * 4096, "{}", bytes.len());
+        // Scribble over pages 3 and 4 (b-tree pages; the file header on page 1 stays intact).
+        for b in &mut bytes[2 * 4096..4 * 4096] {
+            *b = 0x5a;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let err = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_made_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, s) = store().await;
+        drop(s);
+        let path = dir.path().join("jit.db");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _s = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(marker_path(&path)).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[tokio::test]

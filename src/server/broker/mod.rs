@@ -83,8 +83,11 @@ impl Broker {
     /// Opens the SQLite store under the data directory (created owner-only),
     /// and adds the repos the providers bring (the gateway's bare repos).
     pub async fn open_with_clock(mut config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Broker, OpenError> {
-        crate::fsutil::create_private_dir(&config.data_dir)
+        let widened = crate::fsutil::make_private_dir(&config.data_dir)
             .map_err(|source| OpenError::DataDir { path: config.data_dir.clone(), source })?;
+        if widened {
+            tracing::warn!(dir = %config.data_dir.display(), "the data directory was readable by others; made it owner-only (0700)");
+        }
         let path = config.database_path();
         let store = SqliteStore::open(&path).await.map_err(|source| OpenError::Store { path, source })?;
         let base = config.base_url();
@@ -170,6 +173,11 @@ impl Broker {
     /// A request's canonical duration text (`1h30m`).
     pub fn duration_text(secs: u64) -> String {
         AccessDuration::from_secs(secs).map(|d| d.to_string()).unwrap_or_else(|_| format!("{secs}s"))
+    }
+
+    /// Closes the store once nothing uses it any more (after the server stopped).
+    pub async fn close_store(&self) {
+        self.store.close().await;
     }
 
     /// Whether the store answers (for `/healthz`).

@@ -1,13 +1,27 @@
-//! `GET /healthz`: liveness and a store check.
+//! `GET /healthz`: 200 when the broker can do its job, 503 with the reason
+//! when it cannot (a database that fails reads or its integrity check), so a
+//! load balancer or an operator sees the truth.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 
 use super::AppState;
 use crate::api;
-use crate::server::error::ApiError;
+use crate::server::broker::BrokerError;
+use crate::store::StoreError;
 
-pub async fn healthz(State(broker): AppState) -> Result<Json<api::Health>, ApiError> {
-    broker.health().await?;
-    Ok(Json(api::Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }))
+pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>) {
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    match broker.health().await {
+        Ok(()) => (StatusCode::OK, Json(api::Health { status: "ok".into(), version, problem: None })),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            let problem = match e {
+                BrokerError::Store(StoreError::Corrupt(_)) => "the database is damaged",
+                _ => "the database is unavailable",
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(api::Health { status: "unhealthy".into(), version, problem: Some(problem.into()) }))
+        }
+    }
 }
