@@ -214,10 +214,18 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the audit log''s hash chain, from the broker or an exported file')
+            [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the public key that verifies the broker''s signed checkpoints')
             break
         }
         'jit;audit;verify' {
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker''s log')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the log itself carries is used')
+            [CompletionResult]::new('--pin', '--pin', [CompletionResultType]::ParameterName, 'An earlier export: the log must still hold the event its checkpoint signed')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;audit;key' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -88,6 +88,9 @@ _jit() {
             jit__subcmd__admin__subcmd__user,remove)
                 cmd="jit__subcmd__admin__subcmd__user__subcmd__remove"
                 ;;
+            jit__subcmd__audit,key)
+                cmd="jit__subcmd__audit__subcmd__key"
+                ;;
             jit__subcmd__audit,verify)
                 cmd="jit__subcmd__audit__subcmd__verify"
                 ;;
@@ -232,7 +235,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__audit)
-            opts="-h --since --json --help verify"
+            opts="-h --since --json --help verify key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,14 +252,36 @@ _jit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        jit__subcmd__audit__subcmd__key)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         jit__subcmd__audit__subcmd__verify)
-            opts="-h --file --help"
+            opts="-h --file --key --pin --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -187,9 +187,16 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand verify 'Check the audit log''s hash chain, from the broker or an exported file'
+            cand key 'Print the public key that verifies the broker''s signed checkpoints'
         }
         &'jit;audit;verify'= {
             cand --file 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker''s log'
+            cand --key 'The public key checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the log itself carries is used'
+            cand --pin 'An earlier export: the log must still hold the event its checkpoint signed'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;audit;key'= {
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

@@ -165,6 +165,15 @@ pub struct Health {
     pub problem: Option<String>,
 }
 
+/// `GET /v1/audit/checkpoint`, and the last line of every export: the latest
+/// signed checkpoint of the log's head, and the key that verifies it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    pub checkpoint: Option<crate::domain::audit::Checkpoint>,
+    /// Base64 Ed25519 public key (`jit audit key`).
+    pub public_key: String,
+}
+
 /// The result of `GET /v1/audit/verify`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditVerification {

@@ -215,6 +215,10 @@ impl Client {
         self.post(&["v1", "grants", &grant_id.to_string(), "credentials"], &serde_json::json!({})).await
     }
 
+    pub async fn audit_checkpoint(&self) -> Result<api::AuditCheckpoint, ClientError> {
+        self.get(&["v1", "audit", "checkpoint"], &[]).await
+    }
+
     pub async fn audit_page(
         &self,
         after: i64,

@@ -46,12 +46,16 @@ async fn audit_lists_exports_and_verifies_and_catches_tampering() {
     assert!(table.success().stdout.contains("alice   requested   demo  write  r1"), "{}", table.stdout);
     let recent = env.run_with(&["audit", "--since", "1h", "--json"], &admin, None);
     let lines: Vec<serde_json::Value> = recent.success().stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (checkpoint, events) = lines.split_last().unwrap();
     assert_eq!(
-        lines.iter().map(|e| e["action"].as_str().unwrap()).filter(|a| !a.starts_with("user")).collect::<Vec<_>>(),
+        events.iter().map(|e| e["action"].as_str().unwrap()).filter(|a| !a.starts_with("user")).collect::<Vec<_>>(),
         ["requested", "approved", "granted"]
     );
+    // An export ends with the broker's latest signed checkpoint.
+    assert_eq!(checkpoint["checkpoint"]["seq"], events.last().unwrap()["seq"]);
+    assert!(checkpoint["public_key"].as_str().is_some_and(|k| k.len() == 44), "{checkpoint}");
     let none = env.run_with(&["audit", "--since", "2099-01-01T00:00:00Z", "--json"], &admin, None);
-    assert_eq!(none.success().stdout, "");
+    assert_eq!(none.success().stdout.lines().count(), 1, "only the checkpoint: {}", none.stdout);
     env.run_with(&["audit", "--since", "last tuesday"], &admin, None).code(2).stderr_has("invalid --since");
 
     let export = env.path("audit.jsonl");

@@ -289,3 +289,76 @@ async fn healthz_tells_the_truth_about_the_database() {
     let body: serde_json::Value = health.json().await.unwrap();
     assert_eq!((body["status"].as_str(), body["problem"].as_str()), (Some("unhealthy"), Some("the database is unavailable")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_audit_tail_is_named_not_passed() {
+    // Regression: delete the last events and `jit audit verify` (server or
+    // --file) said intact; an empty export verified.
+    let mut b = TestBroker::start().await;
+    let id = b.request("alice", "demo", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    b.approve("bob", id).await;
+    let env = cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    let key = env.run_with(&["audit", "key"], &admin, None).success().stdout.trim().to_string();
+    let export = env.run_with(&["audit", "--json"], &admin, None).success().stdout.clone();
+    let whole = env.write("whole.jsonl", &export);
+    let ok = env.run_with(&["audit", "verify", "--file", whole.to_str().unwrap(), "--key", &key], &[], None);
+    assert!(ok.success().stdout.contains("reaches the checkpoint the broker signed"), "{}", ok.stdout);
+    let total = export.lines().count() - 1;
+
+    // The export with its last two events cut.
+    let mut lines: Vec<&str> = export.lines().collect();
+    let checkpoint_line = lines.pop().unwrap();
+    let cut: Vec<&str> = lines[..total - 2].iter().copied().chain([checkpoint_line]).collect();
+    let cut = env.write("cut.jsonl", &(cut.join("\n") + "\n"));
+    env.run(&["audit", "verify", "--file", cut.to_str().unwrap()]).code(1).stderr_has(&format!(
+        "events {}..={} are missing",
+        total - 1,
+        total
+    ));
+    // Empty, or with the checkpoint line gone too: nothing shows the log is whole.
+    for text in ["", &(lines[..total - 2].join("\n") + "\n")] {
+        let f = env.write("bare.jsonl", text);
+        env.run(&["audit", "verify", "--file", f.to_str().unwrap()]).code(1).stderr_has("no signed checkpoint");
+    }
+    // Another key than the broker's: refused.
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    env.run(&["audit", "verify", "--file", whole.to_str().unwrap(), "--key", other]).code(1).stderr_has("does not verify");
+
+    // The same cut in the broker's own database: verify says so, and a restart refuses.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_events_no_delete").execute(&pool).await.unwrap();
+    sqlx::query(&format!("DELETE FROM audit_events WHERE seq > {}", total - 2)).execute(&pool).await.unwrap();
+    pool.close().await;
+    let v = b.get("admin", "/v1/audit/verify").await.body;
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("are missing"), "{v}");
+    env.run_with(&["audit", "verify"], &admin, None).code(1).stderr_has(&format!("events {}..={} are missing", total - 1, total));
+    if let Some(h) = b.handle.take() {
+        h.shutdown().await.unwrap();
+    }
+    let out = serve_once(b.dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("events were removed from its end"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_earlier_export_catches_a_rolled_back_log() {
+    let b = TestBroker::start().await;
+    let env = cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    b.request("alice", "demo", "read", "1h", None).await;
+    let earlier = env.write("earlier.jsonl", &env.run_with(&["audit", "--json"], &admin, None).success().stdout);
+    b.request("dave", "demo", "read", "1h", None).await;
+    let now = env.write("now.jsonl", &env.run_with(&["audit", "--json"], &admin, None).success().stdout);
+    env.run(&["audit", "verify", "--file", now.to_str().unwrap(), "--pin", earlier.to_str().unwrap()]).success();
+    // Rolled back to the earlier state, the log is consistent in itself (an
+    // older checkpoint still signs it)...
+    env.run(&["audit", "verify", "--file", earlier.to_str().unwrap()]).success();
+    // ...but not with a checkpoint kept from later.
+    let n = std::fs::read_to_string(&earlier).unwrap().lines().count() - 1;
+    env.run(&["audit", "verify", "--file", earlier.to_str().unwrap(), "--pin", now.to_str().unwrap()])
+        .code(1)
+        .stderr_has(&format!("events {}..=", n + 1))
+        .stderr_has("are missing");
+}

@@ -7,7 +7,16 @@
 //!
 //! Times are stored and hashed as the exact RFC 3339 text (milliseconds, `Z`),
 //! so no database round-trip can change what was hashed.
+//!
+//! A chain proves nothing about its end: cut the last events and what is left
+//! still verifies. So the broker signs **checkpoints** of the chain's head
+//! (Ed25519, with a key only the broker holds): "the log reached event N,
+//! whose hash is H, at time T". [`verify_against`] checks a log against a
+//! checkpoint and names exactly the events missing from it.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -241,9 +250,117 @@ mod tests {
         assert_eq!(verify_chain(&events[2..], 3, &events[1].hash), Ok(3));
     }
 
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    #[test]
+    fn checkpoints_sign_the_head_and_verify_with_the_public_key() {
+        let events = chain(5);
+        let cp = Checkpoint::sign(&key(), 5, &events[4].hash, "2026-11-25T12:00:05.000Z");
+        cp.verify(&key().verifying_key()).unwrap();
+        let mut forged = cp.clone();
+        forged.seq = 4;
+        assert_eq!(forged.verify(&key().verifying_key()), Err(CheckpointError::BadSignature));
+        let other = SigningKey::from_bytes(&[8u8; 32]);
+        assert_eq!(cp.verify(&other.verifying_key()), Err(CheckpointError::BadSignature));
+        let text = public_key_text(&key().verifying_key());
+        assert_eq!(parse_public_key(&text).unwrap(), key().verifying_key());
+        assert_eq!(parse_public_key("not a key"), Err(CheckpointError::BadKey));
+    }
+
+    #[test]
+    fn a_cut_tail_is_named_exactly() {
+        let events = chain(5);
+        let cp = Checkpoint::sign(&key(), 5, &events[4].hash, "T");
+        assert_eq!(verify_against(&events, &cp), Ok(()));
+        // The last two events deleted: the chain alone still verifies...
+        assert_eq!(verify_chain(&events[..3], 1, GENESIS), Ok(3));
+        // ...the checkpoint does not.
+        assert_eq!(verify_against(&events[..3], &cp), Err(CheckpointError::Missing { first: 4, last: 5, at: "T".into() }));
+        assert_eq!(verify_against(&[], &cp), Err(CheckpointError::Missing { first: 1, last: 5, at: "T".into() }));
+        let mut rewritten = events.clone();
+        rewritten[4].detail = Some("changed".into());
+        rewritten[4].hash = rewritten[4].compute_hash();
+        assert_eq!(verify_against(&rewritten, &cp), Err(CheckpointError::Rewritten { seq: 5, at: "T".into() }));
+        // Events written after the checkpoint are fine.
+        let older = Checkpoint::sign(&key(), 3, &events[2].hash, "T");
+        assert_eq!(verify_against(&events, &older), Ok(()));
+    }
+
     #[test]
     fn action_names_are_stable() {
         assert_eq!(serde_json::to_string(&Action::GrantExpired).unwrap(), "\"grant_expired\"");
         assert_eq!(Action::CredentialMinted.as_str(), "credential_minted");
+    }
+}
+
+/// The broker's signed statement that the log reached event `seq` with hash `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub at: String,
+    /// Ed25519 over [`Checkpoint::message`], base64.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// What is signed: versioned, every field, no ambiguity between them.
+    pub fn message(seq: i64, hash: &str, at: &str) -> String {
+        format!("jit audit checkpoint v1\nseq {seq}\nhash {hash}\nat {at}\n")
+    }
+
+    pub fn sign(key: &SigningKey, seq: i64, hash: &str, at: &str) -> Checkpoint {
+        let signature = key.sign(Self::message(seq, hash, at).as_bytes());
+        Checkpoint { seq, hash: hash.to_string(), at: at.to_string(), signature: BASE64.encode(signature.to_bytes()) }
+    }
+
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), CheckpointError> {
+        let bytes = BASE64.decode(&self.signature).map_err(|_| CheckpointError::BadSignature)?;
+        let signature = Signature::from_slice(&bytes).map_err(|_| CheckpointError::BadSignature)?;
+        key.verify(Self::message(self.seq, &self.hash, &self.at).as_bytes(), &signature).map_err(|_| CheckpointError::BadSignature)
+    }
+}
+
+/// The public half of the signing key, as people copy it: base64 of its 32 bytes.
+pub fn public_key_text(key: &VerifyingKey) -> String {
+    BASE64.encode(key.to_bytes())
+}
+
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, CheckpointError> {
+    let bytes: [u8; 32] = BASE64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(CheckpointError::BadKey)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| CheckpointError::BadKey)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("the checkpoint's signature does not verify with this key")]
+    BadSignature,
+    #[error("not an audit public key (expected the base64 that `jit audit key` prints)")]
+    BadKey,
+    #[error("events {first}..={last} are missing: the broker signed at {at} that the log reached event {last}")]
+    Missing { first: i64, last: i64, at: String },
+    #[error("event {seq} is not the one the broker signed at {at} (its hash differs): the log was rewritten")]
+    Rewritten { seq: i64, at: String },
+    #[error("there is no signed checkpoint, so nothing shows the log is whole (an empty or cut export verifies as a chain)")]
+    NoCheckpoint,
+}
+
+/// Checks that `events` (verified as a chain, oldest first) reach `checkpoint`:
+/// the event it names is there with the hash it names. Events after it are
+/// fine (written since); events up to it that are absent are named.
+pub fn verify_against(events: &[AuditEvent], checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+    match events.iter().find(|e| e.seq == checkpoint.seq) {
+        Some(e) if e.hash == checkpoint.hash => Ok(()),
+        Some(e) => Err(CheckpointError::Rewritten { seq: e.seq, at: checkpoint.at.clone() }),
+        None => {
+            let last = events.last().map(|e| e.seq).unwrap_or(0);
+            if last > checkpoint.seq {
+                // The export starts after the checkpoint: it says nothing about the events before it.
+                return Ok(());
+            }
+            Err(CheckpointError::Missing { first: last + 1, last: checkpoint.seq, at: checkpoint.at.clone() })
+        }
     }
 }

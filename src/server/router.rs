@@ -31,6 +31,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/grants/{id}/credentials", post(grants::mint_credential))
         .route("/v1/audit", get(audit::page))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body));
     // Git traffic streams packs of any size, so it has no body limit.

@@ -18,9 +18,10 @@ use super::{
     ApprovalRecord, GrantRecord, NewCredential, NewRequest, NewUserRecord, Removal, RequestChange, RequestFilter, RequestRecord, Store,
     StoreError, StoreResult, UserRecord, attach_ids,
 };
-use crate::domain::audit::{Action, AuditEvent, GENESIS, NewEvent, timestamp};
+use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::domain::token::TokenHash;
+use ed25519_dalek::SigningKey;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -29,6 +30,8 @@ const DEFAULT_LIMIT: u32 = 500;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Signs a checkpoint of the audit chain's head with every append.
+    key: SigningKey,
     /// When the last integrity check ran, and what it found (for `/healthz`).
     integrity: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
@@ -316,8 +319,9 @@ async fn must_load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<
     load_request(conn, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))
 }
 
-/// Appends events to the chain inside the caller's transaction.
-async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
+/// Appends events to the chain inside the caller's transaction, and signs a
+/// checkpoint of the new head in the same transaction.
+async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<Utc>, key: &SigningKey) -> StoreResult<()> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (mut seq, mut prev) = last.unwrap_or_else(|| (0, GENESIS.to_string()));
@@ -344,6 +348,16 @@ async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<U
         .await?;
         prev = e.hash;
     }
+    if !events.is_empty() {
+        let cp = Checkpoint::sign(key, seq, &prev, &at);
+        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?, ?, ?, ?)")
+            .bind(cp.seq)
+            .bind(&cp.hash)
+            .bind(&cp.at)
+            .bind(&cp.signature)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -365,7 +379,7 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
 
 /// Ends each superseded grant that is still live at `at`, with its event;
 /// one that ended meanwhile is left as it is.
-async fn supersede(conn: &mut SqliteConnection, grants: Vec<(i64, NewEvent)>, at: DateTime<Utc>) -> StoreResult<()> {
+async fn supersede(conn: &mut SqliteConnection, grants: Vec<(i64, NewEvent)>, at: DateTime<Utc>, key: &SigningKey) -> StoreResult<()> {
     for (id, event) in grants {
         let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
             .bind(ms(at))
@@ -375,7 +389,7 @@ async fn supersede(conn: &mut SqliteConnection, grants: Vec<(i64, NewEvent)>, at
             .execute(&mut *conn)
             .await?;
         if done.rows_affected() == 1 {
-            append(conn, &[event], at).await?;
+            append(conn, &[event], at, key).await?;
         }
     }
     Ok(())
@@ -392,7 +406,7 @@ impl SqliteStore {
     /// Refuses, rather than start empty, when this data dir was initialised
     /// (its marker exists) but the database is missing, empty or another one;
     /// and when SQLite's integrity check finds damage.
-    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+    pub async fn open(path: &Path, key: SigningKey) -> StoreResult<SqliteStore> {
         let marker = marker_path(path);
         let expected_id = std::fs::read_to_string(&marker).ok().map(|s| s.trim().to_string());
         let existing = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
@@ -432,7 +446,41 @@ impl SqliteStore {
             None => crate::fsutil::write_private(&marker, format!("{id}\n").as_bytes())
                 .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?,
         }
-        Ok(SqliteStore { pool, integrity: tokio::sync::Mutex::new(None) })
+        let store = SqliteStore { pool, key, integrity: tokio::sync::Mutex::new(None) };
+        store.check_tail().await?;
+        Ok(store)
+    }
+
+    /// The log must reach its latest signed checkpoint: events cut from its
+    /// end while the broker was down stop it from starting (and from signing
+    /// a shorter log as if it were whole).
+    async fn check_tail(&self) -> StoreResult<()> {
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
+        let Some(cp) = self.latest_checkpoint_row().await? else { return Ok(()) };
+        let signed: Option<(String,)> =
+            sqlx::query_as("SELECT hash FROM audit_events WHERE seq = ?").bind(cp.seq).fetch_optional(&self.pool).await?;
+        match signed {
+            Some((hash,)) if hash == cp.hash => Ok(()),
+            Some(_) => Err(StoreError::Corrupt(format!(
+                "audit event {} is not the one the broker signed at {}: the log was rewritten",
+                cp.seq, cp.at
+            ))),
+            None => Err(StoreError::Corrupt(format!(
+                "the audit log ends at event {} but the broker signed at {} that it reached event {}: events were removed from its end",
+                head.map(|(s, _)| s).unwrap_or(0),
+                cp.at,
+                cp.seq
+            ))),
+        }
+    }
+
+    async fn latest_checkpoint_row(&self) -> StoreResult<Option<Checkpoint>> {
+        let row: Option<(i64, String, String, String)> =
+            sqlx::query_as("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(seq, hash, at, signature)| Checkpoint { seq, hash, at, signature }))
     }
 
     async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -507,7 +555,7 @@ impl Store for SqliteStore {
                 .bind(ms(user.created_at))
                 .fetch_one(&mut *tx)
                 .await?;
-        append(&mut tx, &[event], user.created_at).await?;
+        append(&mut tx, &[event], user.created_at, &self.key).await?;
         tx.commit().await?;
         Ok(UserRecord { id, name: user.name.clone(), groups: user.groups.clone(), admin: user.admin, created_at: user.created_at })
     }
@@ -571,7 +619,7 @@ impl Store for SqliteStore {
             .await?
             .rows_affected();
         events.push(event);
-        append(&mut tx, &events, at).await?;
+        append(&mut tx, &events, at, &self.key).await?;
         tx.commit().await?;
         Ok(removal)
     }
@@ -589,7 +637,7 @@ impl Store for SqliteStore {
             .rows_affected();
         let before = event.detail.take().unwrap_or_default();
         event.detail = Some(format!("{before} ({revoked} git credential(s) minted under the old token revoked)"));
-        append(&mut tx, &[event], at).await?;
+        append(&mut tx, &[event], at, &self.key).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -635,9 +683,9 @@ impl Store for SqliteStore {
             None => None,
         };
         attach_ids(&mut events, id, grant_id);
-        append(&mut tx, &events, new.created_at).await?;
+        append(&mut tx, &events, new.created_at, &self.key).await?;
         if grant_id.is_some() {
-            supersede(&mut tx, superseded, new.created_at).await?;
+            supersede(&mut tx, superseded, new.created_at, &self.key).await?;
         }
         let record = must_load_request(&mut tx, id).await?;
         tx.commit().await?;
@@ -686,9 +734,9 @@ impl Store for SqliteStore {
         }
         let mut events = change.events;
         attach_ids(&mut events, change.request_id, grant_id);
-        append(&mut tx, &events, change.at).await?;
+        append(&mut tx, &events, change.at, &self.key).await?;
         if grant_id.is_some() {
-            supersede(&mut tx, change.supersede, change.at).await?;
+            supersede(&mut tx, change.supersede, change.at, &self.key).await?;
         }
         let record = must_load_request(&mut tx, change.request_id).await?;
         tx.commit().await?;
@@ -735,7 +783,7 @@ impl Store for SqliteStore {
             let exists = load_grant(&mut tx, id).await?.is_some();
             return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
         }
-        append(&mut tx, &[event], at).await?;
+        append(&mut tx, &[event], at, &self.key).await?;
         let grant = load_grant(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
         tx.commit().await?;
         Ok(grant)
@@ -760,7 +808,7 @@ impl Store for SqliteStore {
         }
         sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
         if let Some(event) = event {
-            append(&mut tx, &[event], at).await?;
+            append(&mut tx, &[event], at, &self.key).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -781,7 +829,7 @@ impl Store for SqliteStore {
             .bind(ms(credential.expires_at))
             .execute(&mut *tx)
             .await?;
-        append(&mut tx, &[event], credential.created_at).await?;
+        append(&mut tx, &[event], credential.created_at, &self.key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -800,9 +848,13 @@ impl Store for SqliteStore {
 
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        append(&mut tx, &events, at).await?;
+        append(&mut tx, &events, at, &self.key).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
+        self.latest_checkpoint_row().await
     }
 
     async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
@@ -824,9 +876,13 @@ mod tests {
     use crate::domain::Level;
     use crate::domain::audit::Action;
 
+    fn test_key() -> SigningKey {
+        SigningKey::from_bytes(&[3u8; 32])
+    }
+
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("jit.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("jit.db"), test_key()).await.unwrap();
         (dir, store)
     }
 
@@ -937,7 +993,7 @@ mod tests {
         }
         pool.close().await;
 
-        let s = SqliteStore::open(&path).await.unwrap();
+        let s = SqliteStore::open(&path, test_key()).await.unwrap();
         let alice = s.user("alice").await.unwrap().unwrap();
         let request = s.request(1).await.unwrap().unwrap();
         assert_eq!(request.requester_id, Some(alice.id));
@@ -962,15 +1018,15 @@ mod tests {
             let _ = std::fs::remove_file(dir.path().join(f));
         }
         std::fs::write(&path, b"").unwrap();
-        let err = SqliteStore::open(&path).await.err().expect("refused");
+        let err = SqliteStore::open(&path, test_key()).await.err().expect("refused");
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("missing or empty")), "{err:?}");
         std::fs::remove_file(&path).unwrap();
-        assert!(SqliteStore::open(&path).await.is_err(), "a missing one too");
+        assert!(SqliteStore::open(&path, test_key()).await.is_err(), "a missing one too");
         // Another database put in its place.
         let other = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(&other.path().join("jit.db")).await.unwrap());
+        drop(SqliteStore::open(&other.path().join("jit.db"), test_key()).await.unwrap());
         std::fs::copy(other.path().join("jit.db"), &path).unwrap();
-        let err = SqliteStore::open(&path).await.err().expect("refused");
+        let err = SqliteStore::open(&path, test_key()).await.err().expect("refused");
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("but this data dir held database")), "{err:?}");
     }
 
@@ -990,7 +1046,7 @@ mod tests {
             *b = 0x5a;
         }
         std::fs::write(&path, bytes).unwrap();
-        let err = SqliteStore::open(&path).await.err().expect("refused");
+        let err = SqliteStore::open(&path, test_key()).await.err().expect("refused");
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     }
 
@@ -1002,7 +1058,7 @@ mod tests {
         drop(s);
         let path = dir.path().join("jit.db");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let _s = SqliteStore::open(&path).await.unwrap();
+        let _s = SqliteStore::open(&path, test_key()).await.unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(marker_path(&path)).unwrap().permissions().mode() & 0o777, 0o600);
     }
@@ -1012,7 +1068,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jit.db");
         std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
-        let err = SqliteStore::open(&path).await.err().expect("refused");
+        let err = SqliteStore::open(&path, test_key()).await.err().expect("refused");
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     }
 }

@@ -23,9 +23,13 @@ pub fn parse_since(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Com
 
 pub async fn cmd_audit(client: &Client, args: &AuditArgs) -> Result<(), CommandError> {
     let since = args.since.as_deref().map(|s| parse_since(s, Utc::now())).transpose()?;
+    // The checkpoint first: events written while the pages are read come after it.
+    let checkpoint = if args.json { Some(client.audit_checkpoint().await?) } else { None };
     let events = super::fetch_all(client, since).await?;
-    if args.json {
-        return print_json_lines(&events);
+    if let Some(checkpoint) = checkpoint {
+        // An export carries the latest signed checkpoint as its last line.
+        print_json_lines(&events)?;
+        return print_json_lines([&checkpoint]);
     }
     let rows: Vec<Vec<String>> = events
         .iter()

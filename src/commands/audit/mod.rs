@@ -27,14 +27,28 @@ pub enum AuditCommand {
     ///
     /// Recomputes every event's hash here, so a broker whose database was
     /// altered cannot vouch for itself; names the first event that breaks.
-    #[command(after_long_help = "Examples:\n  jit audit verify\n  jit audit verify --file audit.jsonl")]
+    /// Then checks the log reaches the broker's latest signed checkpoint, so a
+    /// cut tail (or an empty export) is named, not passed.
+    #[command(
+        after_long_help = "Examples:\n  jit audit verify\n  jit audit verify --file audit.jsonl --key \"$(cat audit.pub)\"\n  jit audit verify --file today.jsonl --pin yesterday.jsonl"
+    )]
     Verify(verify::AuditVerifyArgs),
+    /// Print the public key that verifies the broker's signed checkpoints
+    ///
+    /// Keep it somewhere the broker cannot change, and pass it to
+    /// `jit audit verify --key`.
+    #[command(after_long_help = "Example:\n  jit audit key > audit.pub")]
+    Key,
 }
 
 pub async fn run(args: &AuditArgs) -> Result<(), CommandError> {
     match &args.command {
         None => list::cmd_audit(&super::client()?, args).await,
         Some(AuditCommand::Verify(v)) => verify::cmd_audit_verify(v).await,
+        Some(AuditCommand::Key) => {
+            println!("{}", super::client()?.audit_checkpoint().await?.public_key);
+            Ok(())
+        }
     }
 }
 

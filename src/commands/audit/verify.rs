@@ -1,53 +1,100 @@
-//! `jit audit verify [--file F]`: recomputes the hash chain here, on the
-//! client, so a broker whose database was altered cannot vouch for itself.
+//! `jit audit verify [--file F] [--key K] [--pin OLD]`: recomputes the hash
+//! chain here, on the client, so a broker whose database was altered cannot
+//! vouch for itself; then checks the log reaches the latest checkpoint the
+//! broker signed, so events cut from the end are named rather than missed.
 
 use std::io::BufRead;
-
-use crate::domain::audit::{AuditEvent, GENESIS, verify_chain};
-use crate::error::{CommandError, ExitKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+
+use crate::api::AuditCheckpoint;
+use crate::domain::audit::{AuditEvent, CheckpointError, GENESIS, parse_public_key, verify_against, verify_chain};
+use crate::error::{CommandError, ExitKind};
 
 #[derive(Debug, Args)]
 pub struct AuditVerifyArgs {
     /// Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker's log
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// The public key checkpoints must verify with (`jit audit key`, kept
+    /// elsewhere); without it the key the log itself carries is used
+    #[arg(long, value_name = "BASE64")]
+    pub key: Option<String>,
+    /// An earlier export: the log must still hold the event its checkpoint signed
+    #[arg(long, value_name = "FILE")]
+    pub pin: Option<PathBuf>,
 }
 
-pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError> {
-    let events = match &args.file {
-        Some(path) => read_export(path)?,
-        None => super::fetch_all(&crate::commands::client()?, None).await?,
-    };
-    let start = events.first().map(|e| e.seq).unwrap_or(1);
-    let anchor = if start == 1 { GENESIS.to_string() } else { events[0].prev_hash.clone() };
-    match verify_chain(&events, start, &anchor) {
-        Ok(n) => {
-            if start == 1 {
-                println!("audit chain intact: {n} events");
-            } else {
-                println!("audit chain intact: {n} events from {start} (anchored on the export's first event)");
-            }
-            Ok(())
-        }
-        Err(e) => Err(CommandError::new(ExitKind::Unexpected, e.to_string())
-            .hint("the audit log was altered; treat the broker's database as compromised")),
-    }
+/// An export read back: its events, and the checkpoint line it ends with.
+struct Export {
+    events: Vec<AuditEvent>,
+    checkpoint: Option<AuditCheckpoint>,
 }
 
-fn read_export(path: &std::path::Path) -> Result<Vec<AuditEvent>, CommandError> {
-    let file = std::fs::File::open(path).map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", path.display())))?;
-    let mut events = Vec::new();
+fn read_export(path: &Path) -> Result<Export, CommandError> {
+    let cannot = |e: std::io::Error| CommandError::bad_input(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut export = Export { events: Vec::new(), checkpoint: None };
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+        let line = line.map_err(cannot)?;
         if line.trim().is_empty() {
             continue;
         }
-        let event = serde_json::from_str(&line)
-            .map_err(|e| CommandError::bad_input(format!("{}:{}: not an audit event: {e}", path.display(), i + 1)))?;
-        events.push(event);
+        let bad = |e: serde_json::Error| CommandError::bad_input(format!("{}:{}: not an audit event: {e}", path.display(), i + 1));
+        let value: serde_json::Value = serde_json::from_str(&line).map_err(bad)?;
+        if value.get("public_key").is_some() {
+            export.checkpoint = Some(serde_json::from_value(value).map_err(bad)?);
+        } else {
+            export.events.push(serde_json::from_value(value).map_err(bad)?);
+        }
     }
-    Ok(events)
+    Ok(export)
+}
+
+fn broken(message: impl Into<String>) -> CommandError {
+    CommandError::new(ExitKind::Unexpected, message).hint("the audit log was altered; treat the broker's database as compromised")
+}
+
+pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError> {
+    let export = match &args.file {
+        Some(path) => read_export(path)?,
+        None => {
+            let client = crate::commands::client()?;
+            // The checkpoint first: events written while the pages are read come after it.
+            let checkpoint = client.audit_checkpoint().await?;
+            Export { events: super::fetch_all(&client, None).await?, checkpoint: Some(checkpoint) }
+        }
+    };
+    let events = &export.events;
+    let start = events.first().map(|e| e.seq).unwrap_or(1);
+    let anchor = if start == 1 { GENESIS.to_string() } else { events[0].prev_hash.clone() };
+    let n = verify_chain(events, start, &anchor).map_err(|e| broken(e.to_string()))?;
+
+    let carried = export.checkpoint.as_ref();
+    let key_text = match (&args.key, carried) {
+        (Some(k), _) => k.clone(),
+        (None, Some(c)) => c.public_key.clone(),
+        (None, None) => return Err(broken(CheckpointError::NoCheckpoint.to_string())),
+    };
+    let key = parse_public_key(&key_text).map_err(|e| CommandError::bad_input(format!("--key: {e}")))?;
+    let Some(checkpoint) = carried.and_then(|c| c.checkpoint.clone()) else {
+        return Err(broken(CheckpointError::NoCheckpoint.to_string()));
+    };
+    checkpoint.verify(&key).map_err(|e| broken(format!("checkpoint at event {}: {e}", checkpoint.seq)))?;
+    verify_against(events, &checkpoint).map_err(|e| broken(e.to_string()))?;
+    if let Some(pin) = &args.pin {
+        let earlier = read_export(pin)?.checkpoint.and_then(|c| c.checkpoint).ok_or_else(|| {
+            CommandError::bad_input(format!("{}: no checkpoint line to pin to (an export from `jit audit --json`)", pin.display()))
+        })?;
+        earlier.verify(&key).map_err(|e| broken(format!("{}: {e}", pin.display())))?;
+        verify_against(events, &earlier).map_err(|e| broken(format!("against {}: {e}", pin.display())))?;
+    }
+    let origin = if start == 1 { String::new() } else { format!(" from {start} (anchored on the export's first event)") };
+    let key_note = if args.key.is_some() { "the given key" } else { "the key the log carries; pin it with --key" };
+    println!(
+        "audit chain intact: {n} events{origin}; reaches the checkpoint the broker signed at {} (event {}, {key_note})",
+        checkpoint.at, checkpoint.seq
+    );
+    Ok(())
 }

@@ -52,6 +52,8 @@ pub enum OpenError {
 
 pub struct Broker {
     store: Arc<dyn Store>,
+    /// Verifies the checkpoints the store signs (the private half stays in the store).
+    audit_key: ed25519_dalek::VerifyingKey,
     config: ServerConfig,
     clock: Arc<dyn Clock>,
     changes: watch::Sender<u64>,
@@ -88,8 +90,11 @@ impl Broker {
         if widened {
             tracing::warn!(dir = %config.data_dir.display(), "the data directory was readable by others; made it owner-only (0700)");
         }
+        let key_path = config.data_dir.join("audit-signing.key");
+        let key = audit::load_or_create_signing_key(&key_path).map_err(|source| OpenError::DataDir { path: key_path, source })?;
+        let audit_key = key.verifying_key();
         let path = config.database_path();
-        let store = SqliteStore::open(&path).await.map_err(|source| OpenError::Store { path, source })?;
+        let store = SqliteStore::open(&path, key).await.map_err(|source| OpenError::Store { path, source })?;
         let base = config.base_url();
         for provider in config.providers.all().cloned().collect::<Vec<_>>() {
             for repo in provider.discover(&base)? {
@@ -104,6 +109,7 @@ impl Broker {
             }
         }
         Ok(Broker {
+            audit_key,
             store: Arc::new(store),
             config,
             clock,

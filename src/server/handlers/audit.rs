@@ -34,6 +34,11 @@ pub async fn page(State(broker): AppState, Caller(user): Caller, Query(q): Query
     Ok(Json(broker.audit_page(&user, q.after, since, q.limit).await?))
 }
 
+pub async fn checkpoint(State(broker): AppState, Caller(user): Caller) -> Result<Json<api::AuditCheckpoint>, ApiError> {
+    let (checkpoint, key) = broker.audit_checkpoint(&user).await?;
+    Ok(Json(api::AuditCheckpoint { checkpoint, public_key: crate::domain::audit::public_key_text(&key) }))
+}
+
 pub async fn verify(State(broker): AppState, Caller(user): Caller) -> Result<Json<api::AuditVerification>, ApiError> {
     let report = broker.verify_audit(&user).await?;
     Ok(Json(api::AuditVerification { ok: report.error.is_none(), events: report.events, error: report.error }))
