@@ -126,6 +126,19 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, CommandError> {
 }
 
 async fn serve_until_signal(handle: crate::server::ServerHandle) -> Result<(), CommandError> {
+    #[cfg(unix)]
+    if let Some(tls) = handle.tls.clone() {
+        // SIGHUP re-reads the certificate and key; live connections keep theirs.
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!(cert = %tls.files().cert.display(), "TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "TLS reload failed; still serving the previous certificate"),
+                }
+            }
+        });
+    }
     let stop = handle.shutdown_sender();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -45,6 +45,8 @@ use crate::domain::policy::{Policy, PolicyError, RawRule, line_of};
 use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
 use crate::providers::local_gateway::{self, LocalGateway};
 use crate::providers::{ProviderSection, Registry};
+use crate::server::listener::ConnectionLimits;
+use crate::server::tls::TlsFiles;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 
@@ -82,6 +84,12 @@ struct RawServer {
     public_url: Option<String>,
     data_dir: Option<PathBuf>,
     pending_ttl: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    connections_per_address: Option<usize>,
+    header_timeout: Option<String>,
+    shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +113,9 @@ pub struct ServerConfig {
     /// How often the reaper looks for work when nothing is due sooner.
     pub reaper_interval: Duration,
     pub max_body_bytes: usize,
+    /// HTTPS: the certificate chain and key (PEM); plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    pub limits: ConnectionLimits,
     /// The built-in provider (`[gateway]`): bare repos on this machine.
     pub gateway: LocalGateway,
     /// Every provider by name, the built-in gateway among them.
@@ -129,6 +140,8 @@ impl ServerConfig {
             max_wait: Duration::from_secs(60),
             reaper_interval: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
+            tls: None,
+            limits: ConnectionLimits::default(),
             gateway,
             providers,
             repos: Vec::new(),
@@ -157,6 +170,31 @@ impl ServerConfig {
         }
         if let Some(ttl) = raw.server.pending_ttl {
             config.pending_ttl = ttl.parse().map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;
+        }
+        config.tls = match (raw.server.tls_cert, raw.server.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles { cert, key };
+                crate::server::tls::check(&files).map_err(|e| invalid(format!("server.tls_cert/tls_key: {e}")))?;
+                Some(files)
+            }
+            _ => return Err(invalid("server.tls_cert and server.tls_key go together".into())),
+        };
+        let positive = |field: &str, v: usize| if v > 0 { Ok(v) } else { Err(invalid(format!("server.{field}: must be at least 1"))) };
+        if let Some(n) = raw.server.max_connections {
+            config.limits.max_connections = positive("max_connections", n)?;
+            config.limits.health_headroom = config.limits.health_headroom.min(n / 4);
+        }
+        if let Some(n) = raw.server.connections_per_address {
+            config.limits.per_address = positive("connections_per_address", n)?;
+        }
+        if let Some(t) = raw.server.header_timeout {
+            config.limits.header_timeout =
+                t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.header_timeout: {e}")))?.as_std();
+        }
+        if let Some(t) = raw.server.shutdown_grace {
+            config.limits.shutdown_grace =
+                t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.shutdown_grace: {e}")))?.as_std();
         }
         config.gateway = LocalGateway::from_section(local_gateway::BUILTIN_NAME, raw.gateway, "gateway.").map_err(invalid)?;
         config.providers = Registry::default();
@@ -198,9 +236,10 @@ impl ServerConfig {
         Self::from_toml(&source, path, default_data_dir)
     }
 
-    /// The URL clients use: `public_url`, or `http://{listen}`.
+    /// The URL clients use: `public_url`, or `http(s)://{listen}`.
     pub fn base_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}", self.listen))
     }
 
     pub fn database_path(&self) -> PathBuf {

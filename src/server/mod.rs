@@ -11,8 +11,10 @@ pub mod dev;
 pub mod error;
 pub mod handlers;
 pub mod http_backend;
+pub mod listener;
 pub mod reaper;
 pub mod router;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub use config::ServerConfig;
 pub struct ServerHandle {
     pub addr: SocketAddr,
     pub broker: Arc<Broker>,
+    /// Present when serving HTTPS; `reload` re-reads the certificate files.
+    pub tls: Option<tls::TlsAcceptor>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     reaper: JoinHandle<()>,
@@ -35,7 +39,8 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish, stops the reaper, closes the store.
@@ -64,18 +69,15 @@ impl ServerHandle {
 /// Serves `broker` on `listener` until the returned handle is shut down.
 pub async fn launch_with_listener(broker: Arc<Broker>, listener: TcpListener) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
+    let tls = match &broker.config().tls {
+        Some(files) => Some(tls::TlsAcceptor::new(files).map_err(std::io::Error::other)?),
+        None => None,
+    };
     let (shutdown, rx) = watch::channel(false);
     let reaper = tokio::spawn(reaper::run(broker.clone(), rx.clone()));
     let app = router::router(broker.clone());
-    let mut stop = rx;
     let closer = broker.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-                closer.close();
-            })
-            .await
-    });
-    Ok(ServerHandle { addr, broker, shutdown, server, reaper })
+    let limits = broker.config().limits;
+    let server = tokio::spawn(listener::serve(listener, app, limits, tls.clone(), rx, move || closer.close()));
+    Ok(ServerHandle { addr, broker, tls, shutdown, server, reaper })
 }
