@@ -19,6 +19,7 @@ mod test_git_e2e;
 mod test_hardening;
 mod test_next_steps;
 mod test_setup;
+mod test_slow_clients;
 
 #[test]
 fn every_test_file_is_declared() {

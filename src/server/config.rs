@@ -90,6 +90,7 @@ struct RawServer {
     connections_per_address: Option<usize>,
     header_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    health_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +193,9 @@ impl ServerConfig {
             config.limits.header_timeout =
                 t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.header_timeout: {e}")))?.as_std();
         }
+        if let Some(nets) = raw.server.health_from {
+            config.limits.health_from = parse_networks("server.health_from", &nets).map_err(invalid)?;
+        }
         if let Some(t) = raw.server.shutdown_grace {
             config.limits.shutdown_grace =
                 t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.shutdown_grace: {e}")))?.as_std();
@@ -250,6 +254,17 @@ impl ServerConfig {
     pub fn gateway_dir(&self) -> Option<&Path> {
         self.gateway.repos_dir()
     }
+}
+
+/// Reads a list of networks (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+pub fn parse_networks(field: &str, nets: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    nets.iter()
+        .map(|n| {
+            n.parse::<ipnet::IpNet>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{field}: `{n}` is not a network (e.g. 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)"))
+        })
+        .collect()
 }
 
 /// Splits a `[[provider]]` table into its name, kind and the kind's own fields.

@@ -4,9 +4,10 @@
 //! - Every connection must send a full request head within `header_timeout`
 //!   (the same timer closes keep-alive connections that sit idle), and TLS
 //!   handshakes get the same bound: trickled headers do not hold a socket.
-//! - At most `max_connections` at once; the last `health_headroom` of them
-//!   only answer `/healthz`, so a full broker still says how it is. Past the
-//!   cap a connection is closed at once, never queued.
+//! - At most `max_connections` at once. The last `health_headroom` of them are
+//!   kept for health checkers (`health_from`: loopback by default) and only
+//!   answer `/healthz`, so a broker full of hostile connections still says how
+//!   it is. Past the cap a connection is closed at once, never queued.
 //! - At most `per_address` connections from one client address.
 //! - Shutdown stops accepting, lets requests in flight (git transfers
 //!   included) finish for `shutdown_grace`, then ends the rest.
@@ -35,11 +36,13 @@ use tower::ServiceExt;
 use super::tls::TlsAcceptor;
 
 /// How many connections, from where, for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
-    /// The last slots below the cap, kept for `/healthz`.
+    /// The last slots below the cap, kept for `/healthz` from `health_from`.
     pub health_headroom: usize,
+    /// Where health checks come from (load balancers, monitoring).
+    pub health_from: Vec<ipnet::IpNet>,
     pub per_address: usize,
     /// For a request head (and a TLS handshake), and for an idle keep-alive connection.
     pub header_timeout: Duration,
@@ -52,6 +55,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             max_connections: 512,
             health_headroom: 16,
+            health_from: vec!["127.0.0.1/32".parse().expect("valid"), "::1/128".parse().expect("valid")],
             per_address: 128,
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
@@ -96,10 +100,14 @@ enum Admission {
 fn admit(counts: &Arc<Mutex<Counts>>, ip: IpAddr, limits: &ConnectionLimits) -> (Admission, Option<Slot>) {
     let mut c = counts.lock().expect("connection counts");
     let from_here = c.by_address.get(&ip).copied().unwrap_or(0);
+    let in_headroom = c.total >= limits.max_connections.saturating_sub(limits.health_headroom);
+    let health_checker = limits.health_from.iter().any(|net| net.contains(&ip));
     let admission = if c.total >= limits.max_connections || from_here >= limits.per_address {
         Admission::Refused
-    } else if c.total >= limits.max_connections.saturating_sub(limits.health_headroom) {
+    } else if in_headroom && health_checker {
         Admission::HealthOnly
+    } else if in_headroom {
+        Admission::Refused
     } else {
         Admission::Full
     };
@@ -119,7 +127,7 @@ fn busy() -> Response<Body> {
 }
 
 /// Serves `app` on one accepted stream until it closes, times out or the server stops.
-async fn serve_connection<I>(io: I, app: Router, peer: SocketAddr, admission: Admission, limits: ConnectionLimits, watcher: Watcher)
+async fn serve_connection<I>(io: I, app: Router, peer: SocketAddr, admission: Admission, header_timeout: Duration, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -135,7 +143,7 @@ where
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -181,13 +189,13 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (app, watcher, tls) = (app.clone(), graceful.watcher(), tls.clone());
+        let (app, watcher, tls, header_timeout) = (app.clone(), graceful.watcher(), tls.clone(), limits.header_timeout);
         connections.spawn(async move {
             let _slot = slot;
             match tls {
-                None => serve_connection(stream, app, peer, admission, limits, watcher).await,
-                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, admission, limits, watcher).await,
+                None => serve_connection(stream, app, peer, admission, header_timeout, watcher).await,
+                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, admission, header_timeout, watcher).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -215,31 +223,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn admission_keeps_headroom_for_health_and_limits_each_address() {
-        let limits = ConnectionLimits { max_connections: 4, health_headroom: 1, per_address: 2, ..ConnectionLimits::default() };
+    fn admission_keeps_headroom_for_health_checkers_and_limits_each_address() {
+        let limits = ConnectionLimits { max_connections: 5, health_headroom: 2, per_address: 2, ..ConnectionLimits::default() };
         let counts = Arc::new(Mutex::new(Counts::default()));
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let [a, b, c]: [IpAddr; 3] = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        let checker: IpAddr = "127.0.0.1".parse().unwrap();
         let mut held = vec![];
         for (ip, expect) in [
             (a, Admission::Full),
             (a, Admission::Full),
-            (a, Admission::Refused),
+            (a, Admission::Refused), // per address
             (b, Admission::Full),
-            (b, Admission::HealthOnly),
+            (b, Admission::Refused), // the headroom is not for b
             (c, Admission::Refused),
+            (checker, Admission::HealthOnly),
+            (checker, Admission::HealthOnly),
+            (checker, Admission::Refused), // at the cap, and per address
         ] {
             let (admission, slot) = admit(&counts, ip, &limits);
             assert_eq!(admission, expect, "{ip}");
             held.extend(slot);
         }
+        assert_eq!(counts.lock().unwrap().total, 5);
         // A connection that ends gives its slot back.
-        held.pop();
-        let (admission, slot) = admit(&counts, c, &limits);
-        assert_eq!(admission, Admission::HealthOnly);
-        assert_eq!(counts.lock().unwrap().total, 4);
-        drop((held, slot));
+        drop(held);
         let counts = counts.lock().unwrap();
         assert_eq!((counts.total, counts.by_address.len()), (0, 0), "every slot given back");
     }

@@ -77,7 +77,7 @@ pub async fn launch_with_listener(broker: Arc<Broker>, listener: TcpListener) ->
     let reaper = tokio::spawn(reaper::run(broker.clone(), rx.clone()));
     let app = router::router(broker.clone());
     let closer = broker.clone();
-    let limits = broker.config().limits;
+    let limits = broker.config().limits.clone();
     let server = tokio::spawn(listener::serve(listener, app, limits, tls.clone(), rx, move || closer.close()));
     Ok(ServerHandle { addr, broker, tls, shutdown, server, reaper })
 }
