@@ -23,7 +23,7 @@ async fn trickler(source: &str, target: std::net::SocketAddr) -> Option<TcpStrea
 }
 
 /// Keeps each stream trickling a byte every 300 ms; counts those the broker closed.
-async fn trickle(streams: &mut Vec<TcpStream>, for_: Duration) -> usize {
+async fn trickle(streams: &mut [TcpStream], for_: Duration) -> usize {
     let end = Instant::now() + for_;
     let mut closed = vec![false; streams.len()];
     while Instant::now() < end {
