@@ -43,6 +43,7 @@ set edit:completion:arg-completer[jit] = {|@words|
         }
         &'jit;login'= {
             cand --server 'The broker''s URL (default: $JIT_SERVER)'
+            cand --ca-file 'A CA certificate (PEM) to trust for this broker beyond the system''s roots; remembered with the login (default: $JIT_CA_FILE)'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

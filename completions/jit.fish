@@ -45,6 +45,7 @@ complete -c jit -n "__fish_jit_needs_command" -f -a "server" -d 'Run the broker'
 complete -c jit -n "__fish_jit_needs_command" -f -a "admin" -d 'Manage users and tokens (admins)'
 complete -c jit -n "__fish_jit_needs_command" -f -a "audit" -d 'Read and verify the audit log (admins)'
 complete -c jit -n "__fish_jit_using_subcommand login" -l server -d 'The broker\'s URL (default: $JIT_SERVER)' -r
+complete -c jit -n "__fish_jit_using_subcommand login" -l ca-file -d 'A CA certificate (PEM) to trust for this broker beyond the system\'s roots; remembered with the login (default: $JIT_CA_FILE)' -r -F
 complete -c jit -n "__fish_jit_using_subcommand login" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand logout" -l json -d 'Print JSON for scripts instead of text'

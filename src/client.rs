@@ -50,14 +50,38 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 type Query<'a> = &'a [(&'a str, String)];
 
 impl Client {
-    pub fn new(server: &str, token: Option<SecretString>) -> Result<Client, ClientError> {
+    /// A client for `server`. HTTPS certificates are checked against the
+    /// system's roots and, when given, the CA certificates in `ca_file` (PEM).
+    /// A token is never sent over plain HTTP except to loopback, unless
+    /// `JIT_ALLOW_INSECURE_HTTP=1` says so (and then with a warning).
+    pub fn new(server: &str, token: Option<SecretString>, ca_file: Option<&std::path::Path>) -> Result<Client, ClientError> {
         let base_url = parse_server(server)?;
         let server = server.trim();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let loopback = base_url
+            .host_str()
+            .is_some_and(|h| h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+        if token.is_some() && base_url.scheme() == "http" && !loopback {
+            if std::env::var("JIT_ALLOW_INSECURE_HTTP").as_deref() != Ok("1") {
+                return Err(ClientError::BadUrl(format!(
+                    "refusing to send your token over plain HTTP to {server}: anyone on the way could read it; use https:// (or set JIT_ALLOW_INSECURE_HTTP=1 to send it anyway)"
+                )));
+            }
+            eprintln!("warning: JIT_ALLOW_INSECURE_HTTP=1: sending your token to {server} over plain HTTP, readable on the way");
+        }
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let cannot = |why: String| ClientError::BadUrl(format!("CA file {}: {why}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| cannot(e.to_string()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| cannot(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(cannot("no PEM certificate in it".into()));
+            }
+            for c in certificates {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(Client { base: server.trim_end_matches('/').to_string(), base_url, token, http })
     }
 
@@ -285,6 +309,12 @@ fn describe(e: &reqwest::Error, base: &Url) -> String {
             plain.as_str().trim_end_matches('/')
         );
     }
+    if let Some(start) = chain.find("invalid peer certificate") {
+        let what = chain[start..].split(':').next().unwrap_or("invalid peer certificate");
+        return format!(
+            "the broker's TLS certificate is not trusted here ({what}); if your organisation signs it, pass --ca-file or set JIT_CA_FILE to that CA"
+        );
+    }
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
@@ -311,11 +341,24 @@ mod tests {
     }
 
     #[test]
+    fn a_token_never_travels_over_plain_http_beyond_loopback() {
+        let token = || Some(SecretString::from("jit_x"));
+        let err = Client::new("http://jit.example.com", token(), None).unwrap_err().to_string();
+        assert!(err.contains("refusing to send your token over plain HTTP") && err.contains("https://"), "{err}");
+        for ok in ["http://127.0.0.1:8420", "http://localhost:8420", "http://[::1]:8420", "https://jit.example.com"] {
+            assert!(Client::new(ok, token(), None).is_ok(), "{ok}");
+        }
+        assert!(Client::new("http://jit.example.com", None, None).is_ok(), "no token, nothing to leak (health checks)");
+        let missing = Client::new("https://jit.example.com", token(), Some(std::path::Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(missing.to_string().contains("CA file /nonexistent/ca.pem"), "{missing}");
+    }
+
+    #[test]
     fn urls_are_built_segment_by_segment() {
-        let c = Client::new("https://jit.example.com/", None).unwrap();
+        let c = Client::new("https://jit.example.com/", None, None).unwrap();
         assert_eq!(c.url(&["v1", "users", "a b/../c", "token"]).as_str(), "https://jit.example.com/v1/users/a%20b%2F..%2Fc/token");
-        let prefixed = Client::new("https://example.com/jit", None).unwrap();
+        let prefixed = Client::new("https://example.com/jit", None, None).unwrap();
         assert_eq!(prefixed.url(&["v1", "whoami"]).as_str(), "https://example.com/jit/v1/whoami");
-        assert!(Client::new("mailto:x@example.com", None).is_err());
+        assert!(Client::new("mailto:x@example.com", None, None).is_err());
     }
 }

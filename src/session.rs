@@ -6,6 +6,8 @@
 //! `JIT_SERVER` elsewhere without `JIT_TOKEN` is "not logged in", never a leak
 //! of the stored token to another host.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::client::Client;
@@ -20,6 +22,18 @@ pub struct StoredLogin {
     pub server: String,
     #[serde(serialize_with = "expose_secret")]
     pub token: SecretString,
+    /// A CA certificate file to trust for this server, beyond the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Who the CLI talks to, as whom, trusting what.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub server: String,
+    pub token: SecretString,
+    /// `JIT_CA_FILE`, else the stored login's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl From<KeychainError> for CommandError {
@@ -61,17 +75,23 @@ fn same_server(a: &str, b: &str) -> bool {
 }
 
 /// The server and token to use, from the environment first, then the keychain.
-pub fn resolve() -> Result<(String, SecretString), CommandError> {
+pub fn resolve() -> Result<Session, CommandError> {
     let env_server = env("JIT_SERVER");
     let env_token = env("JIT_TOKEN").map(SecretString::from);
+    let env_ca = env("JIT_CA_FILE").map(PathBuf::from);
     if let (Some(server), Some(token)) = (&env_server, &env_token) {
-        return Ok((server.clone(), token.clone()));
+        return Ok(Session { server: server.clone(), token: token.clone(), ca_file: env_ca });
     }
     let stored = load(&Keychain::open()?)?;
     let not_logged_in =
         || CommandError::new(ExitKind::NotAllowed, "not logged in").hint("run `jit login --server URL`, or set JIT_SERVER and JIT_TOKEN");
+    let session = |server: String, token: SecretString, login: &StoredLogin| Session {
+        server,
+        token,
+        ca_file: env_ca.clone().or(login.ca_file.clone()),
+    };
     match (env_server, env_token, stored) {
-        (Some(server), None, Some(login)) if same_server(&server, &login.server) => Ok((server, login.token)),
+        (Some(server), None, Some(login)) if same_server(&server, &login.server) => Ok(session(server, login.token.clone(), &login)),
         (Some(server), None, Some(login)) => Err(CommandError::new(
             ExitKind::NotAllowed,
             format!(
@@ -80,13 +100,13 @@ pub fn resolve() -> Result<(String, SecretString), CommandError> {
             ),
         )
         .hint(format!("run `jit login --server {server}`, or set JIT_TOKEN"))),
-        (None, Some(token), Some(login)) => Ok((login.server, token)),
-        (None, None, Some(login)) => Ok((login.server, login.token)),
+        (None, Some(token), Some(login)) => Ok(session(login.server.clone(), token, &login)),
+        (None, None, Some(login)) => Ok(session(login.server.clone(), login.token.clone(), &login)),
         _ => Err(not_logged_in()),
     }
 }
 
 pub fn client() -> Result<Client, CommandError> {
-    let (server, token) = resolve()?;
-    Ok(Client::new(&server, Some(token))?)
+    let s = resolve()?;
+    Ok(Client::new(&s.server, Some(s.token), s.ca_file.as_deref())?)
 }

@@ -20,6 +20,7 @@ mod test_hardening;
 mod test_next_steps;
 mod test_setup;
 mod test_slow_clients;
+mod test_tls;
 
 #[test]
 fn every_test_file_is_declared() {

@@ -145,11 +145,11 @@ fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Res
 
 /// The broker client for `server`, with the stored login or the environment's token.
 fn broker_client(server: &str) -> Result<Client, String> {
-    let (logged_in, token) = crate::session::resolve().map_err(|e| e.message)?;
-    if logged_in.trim_end_matches('/') != server.trim_end_matches('/') {
+    let session = crate::session::resolve().map_err(|e| e.message)?;
+    if session.server.trim_end_matches('/') != server.trim_end_matches('/') {
         return Err(format!("not logged in to {server}"));
     }
-    Client::new(&logged_in, Some(token)).map_err(|e| e.to_string())
+    Client::new(&session.server, Some(session.token), session.ca_file.as_deref()).map_err(|e| e.to_string())
 }
 
 /// Runs one exchange with the broker on a small runtime of its own, within [`BROKER_TIMEOUT`].

@@ -17,6 +17,10 @@ pub struct LoginArgs {
     /// The broker's URL (default: $JIT_SERVER)
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// A CA certificate (PEM) to trust for this broker beyond the system's
+    /// roots; remembered with the login (default: $JIT_CA_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub json: JsonFlag,
 }
@@ -53,11 +57,13 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
         .or_else(|| std::env::var("JIT_SERVER").ok().filter(|s| !s.trim().is_empty()))
         .ok_or_else(|| CommandError::bad_input("no broker URL").hint("pass --server URL (or set JIT_SERVER)"))?;
     let server = server.trim().trim_end_matches('/').to_string();
+    let ca_file = args.ca_file.clone().or_else(|| std::env::var_os("JIT_CA_FILE").filter(|v| !v.is_empty()).map(Into::into));
+    let ca_file = ca_file.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
     // Check the URL and open the keychain before asking for anything.
-    Client::new(&server, None)?;
+    Client::new(&server, None, ca_file.as_deref())?;
     let keychain = Keychain::open()?;
     let token = read_token(&server)?;
-    let user = Client::new(&server, Some(token.clone()))?.whoami().await.map_err(|e| {
+    let user = Client::new(&server, Some(token.clone()), ca_file.as_deref())?.whoami().await.map_err(|e| {
         let err = CommandError::from(e);
         if err.kind == ExitKind::NotAllowed {
             CommandError::new(ExitKind::NotAllowed, format!("{server} refused this token: {}", err.message))
@@ -65,7 +71,7 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
             err
         }
     })?;
-    session::save(&keychain, &StoredLogin { server: server.clone(), token })?;
+    session::save(&keychain, &StoredLogin { server: server.clone(), token, ca_file })?;
     if let Some(warning) = keychain.file_warning() {
         eprintln!("{warning}");
     }
