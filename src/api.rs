@@ -42,6 +42,7 @@ pub mod codes {
     pub const REQUEST_EXPIRED: &str = "request_expired";
     pub const GRANT_ENDED: &str = "grant_ended";
     pub const CONFLICT: &str = "conflict";
+    pub const RATE_LIMITED: &str = "rate_limited";
     pub const INTERNAL: &str = "internal";
 }
 

@@ -88,7 +88,7 @@ impl From<ClientError> for CommandError {
                     codes::UNAUTHENTICATED | codes::FORBIDDEN | codes::POLICY_DENIED | codes::SELF_APPROVAL | codes::NOT_APPROVER => {
                         ExitKind::NotAllowed
                     }
-                    codes::REQUEST_EXPIRED | codes::GRANT_ENDED => ExitKind::TimedOut,
+                    codes::REQUEST_EXPIRED | codes::GRANT_ENDED | codes::RATE_LIMITED => ExitKind::TimedOut,
                     codes::INVALID_INPUT
                     | codes::INVALID_JSON
                     | codes::NOT_FOUND

@@ -185,10 +185,15 @@ async fn removing_a_user_ends_their_git_access_at_once() {
     assert_eq!((g["status"].as_str(), g["revoked_by"].as_str()), (Some("revoked"), Some("admin")));
     assert_eq!(b.get("admin", &format!("/v1/requests/{pending}")).await.body["status"], "canceled");
     let audit = b.audit().await;
+    let (refused, audit): (Vec<_>, Vec<_>) = audit.into_iter().partition(|e| e["action"] == "git_refused");
     let tail: Vec<(&str, &str)> =
         audit.iter().rev().take(3).rev().map(|e| (e["action"].as_str().unwrap(), e["detail"].as_str().unwrap_or(""))).collect();
     assert_eq!(tail, [("revoked", "user alice removed"), ("canceled", "user alice removed"), ("user_removed", "alice")]);
     assert!(audit.iter().all(|e| e["action"] != "git_push"));
+    // The refused attempt afterwards is in the log, under the name it presented.
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["actor"], "alice");
+    assert!(refused[0]["detail"].as_str().unwrap().contains("git-receive-pack from"), "{}", refused[0]);
 }
 
 #[tokio::test]
@@ -361,4 +366,145 @@ async fn a_pinned_earlier_export_catches_a_rolled_back_log() {
         .code(1)
         .stderr_has(&format!("events {}..=", n + 1))
         .stderr_has("are missing");
+}
+
+#[tokio::test]
+async fn guessing_tokens_is_throttled_logged_and_summarised() {
+    // Regression: hundreds of bad bearer or Basic attempts produced only 401s and no trace.
+    let b = TestBroker::start_gateway("1h").await;
+    for i in 0..10 {
+        let r = b.send(Method::GET, "/v1/whoami", Some(&format!("jit_guess{i}")), None).await;
+        assert_eq!(r.status, 401, "{i}");
+    }
+    // The eleventh is refused before it is looked at, even with a real token.
+    let raw = reqwest::Client::new().get(format!("{}/v1/whoami", b.url)).bearer_auth(b.token("alice")).send().await.unwrap();
+    assert_eq!(raw.status(), 429);
+    let retry: u64 = raw.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // An admin sees the attack in the log, as one summary.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let events: Vec<serde_json::Value> = sqlx_audit(&b).await;
+    let summaries: Vec<&serde_json::Value> = events.iter().filter(|e| e["action"] == "auth_failures").collect();
+    assert_eq!(summaries.len(), 1, "{events:?}");
+    let detail = summaries[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("10 failed authentication(s) from 1 source(s)") && detail.contains("127.0.0.1: 10 (unknown token ×10)"),
+        "{detail}"
+    );
+    assert!(!events.iter().any(|e| e.to_string().contains("jit_guess")), "no guessed token in the log");
+}
+
+/// The audit log read straight from the database (the API is throttled for this source).
+async fn sqlx_audit(b: &TestBroker) -> Vec<serde_json::Value> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    let rows: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT actor, action, detail FROM audit_events ORDER BY seq").fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(actor, action, detail)| json!({"actor": actor, "action": action, "detail": detail})).collect()
+}
+
+#[tokio::test]
+async fn guessing_a_gateway_password_is_throttled_per_user() {
+    let b = TestBroker::start_gateway("1h").await;
+    let password = read_password(&b).await;
+    let refs = format!("{}/git/demo.git/info/refs?service=git-upload-pack", b.url);
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let r = http.get(&refs).basic_auth("alice", Some(format!("jitgw_guess{i}"))).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{i}");
+    }
+    let r = http.get(&refs).basic_auth("alice", Some(&password)).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().await.unwrap().starts_with("jit: too many failed logins"));
+}
+
+#[tokio::test]
+async fn one_credential_cannot_flood_the_gateway() {
+    // Regression: a read-grant holder looping info/refs added 3,689 audit events in 20 s.
+    let policy = crate::common::POLICY
+        .replace("[server]\n", "[server]\ngit_requests_per_second = 1\n")
+        .replace("[[repo]]\nname = \"demo\"\nurl = \"http://127.0.0.1:9/git/demo.git\"\n", "[gateway]\nrepos_dir = \"{data_dir}/repos\"\n");
+    let b = TestBroker::start_with_repos(&policy, &[]).await;
+    let password = read_password(&b).await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let r = http
+            .post(format!("{}/git/demo.git/git-upload-pack", b.url))
+            .basic_auth("alice", Some(&password))
+            .header("Content-Type", "application/x-git-upload-pack-request")
+            .header("Git-Protocol", "version=2")
+            .body(format!("{}0000", pkt("command=ls-refs\n")))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // A burst of ten, then the rate.
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let fetches = b.audit().await.into_iter().filter(|e| e["action"] == "git_fetch").count();
+    assert_eq!(fetches, 1, "ten fetches within the window are one event");
+}
+
+#[tokio::test]
+async fn a_rule_may_confine_its_grants_to_networks() {
+    let restricted = |extra_server: &str| {
+        crate::common::POLICY
+            .replace("[server]\n", &format!("[server]\n{extra_server}"))
+            .replace(
+                "[[repo]]\nname = \"demo\"\nurl = \"http://127.0.0.1:9/git/demo.git\"\n",
+                "[gateway]\nrepos_dir = \"{data_dir}/repos\"\n",
+            )
+            .replace("name = \"demo-read\"\n", "name = \"demo-read\"\nfrom = [\"10.0.0.0/8\"]\n")
+    };
+    // Directly from 127.0.0.1: outside 10.0.0.0/8.
+    let b = TestBroker::start_with_repos(&restricted(""), &[]).await;
+    let grant = b.request("alice", "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
+    let r = b.post("alice", &format!("/v1/grants/{grant}/credentials"), json!({})).await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    assert!(
+        r.message().contains("can be used only from 10.0.0.0/8 (rule `demo-read`); this request came from 127.0.0.1"),
+        "{}",
+        r.message()
+    );
+    // A forwarded-for header from a peer that is not a trusted proxy changes nothing.
+    let raw = reqwest::Client::new()
+        .post(format!("{}/v1/grants/{grant}/credentials", b.url))
+        .bearer_auth(b.token("alice"))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 403);
+    assert_eq!(b.audit().await.into_iter().filter(|e| e["action"] == "credential_refused").count(), 2);
+
+    // Behind a trusted proxy, the address it saw counts, on minting and on every git request.
+    let b = TestBroker::start_with_repos(&restricted("trusted_proxies = [\"127.0.0.1\"]\n"), &[]).await;
+    let grant = b.request("alice", "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
+    let http = reqwest::Client::new();
+    let minted = http
+        .post(format!("{}/v1/grants/{grant}/credentials", b.url))
+        .bearer_auth(b.token("alice"))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 201);
+    let password = minted.json::<serde_json::Value>().await.unwrap()["password"].as_str().unwrap().to_string();
+    let refs = format!("{}/git/demo.git/info/refs?service=git-upload-pack", b.url);
+    let inside = http.get(&refs).basic_auth("alice", Some(&password)).header("X-Forwarded-For", "10.1.2.3").send().await.unwrap();
+    assert_eq!(inside.status(), 200);
+    let outside = http.get(&refs).basic_auth("alice", Some(&password)).header("X-Forwarded-For", "192.0.2.9").send().await.unwrap();
+    assert_eq!(outside.status(), 403);
+    assert!(outside.text().await.unwrap().contains("this request came from 192.0.2.9"));
+    let refused: Vec<_> = b.audit().await.into_iter().filter(|e| e["action"] == "git_refused").collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["actor"], "alice");
+    assert!(refused[0]["detail"].as_str().unwrap().contains("from 192.0.2.9: outside the rule's networks"), "{}", refused[0]);
 }

@@ -46,6 +46,12 @@ pub enum Action {
     UserAdded,
     UserRemoved,
     TokenRotated,
+    /// A git request the gateway refused (a dead or foreign credential, too low a level, another network).
+    GitRefused,
+    /// A credential the broker would not mint (another network).
+    CredentialRefused,
+    /// A summary of failed authentications, at most one a minute.
+    AuthFailures,
 }
 
 impl Action {
@@ -65,6 +71,9 @@ impl Action {
             Action::UserAdded => "user_added",
             Action::UserRemoved => "user_removed",
             Action::TokenRotated => "token_rotated",
+            Action::GitRefused => "git_refused",
+            Action::CredentialRefused => "credential_refused",
+            Action::AuthFailures => "auth_failures",
         }
     }
 }

@@ -5,6 +5,8 @@
 pub mod audit;
 pub mod duration;
 pub mod level;
+pub mod limits;
+pub mod network;
 pub mod policy;
 pub mod repo;
 pub mod request;

@@ -103,6 +103,9 @@ pub struct RawRule {
     pub max_duration: String,
     #[serde(default)]
     pub reason_required: bool,
+    /// Networks a grant under this rule may be used from (git and minting); none: anywhere.
+    #[serde(default)]
+    pub from: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +121,8 @@ pub struct Rule {
     pub auto_approve: bool,
     pub max_duration: AccessDuration,
     pub reason_required: bool,
+    /// Where its grants may be used from; empty: anywhere.
+    pub from: Vec<ipnet::IpNet>,
 }
 
 impl Rule {
@@ -235,6 +240,7 @@ impl Policy {
         if !raw.auto_approve {
             check_satisfiable(&requesters, &approvers, approvals_required)?;
         }
+        let from = super::network::parse_networks("from", &raw.from)?;
         Ok(Rule {
             name,
             line,
@@ -246,6 +252,7 @@ impl Policy {
             auto_approve: raw.auto_approve,
             max_duration,
             reason_required: raw.reason_required,
+            from,
         })
     }
 
@@ -466,6 +473,15 @@ max_duration = "1h"
             policy("[[rule]]\nrepos = [\"\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n")
                 .unwrap_err();
         assert!(err.message.contains("bad repo pattern ``"), "{err}");
+    }
+
+    #[test]
+    fn rules_may_name_the_networks_their_grants_are_used_from() {
+        let src = "[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\nfrom = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]\n";
+        let p = policy(src).unwrap();
+        assert_eq!(p.rules()[0].from.len(), 3);
+        let err = policy(&src.replace("10.0.0.0/8", "10.0.0.0/33")).unwrap_err();
+        assert!(err.message.contains("`10.0.0.0/33` is not a network"), "{err}");
     }
 
     #[test]

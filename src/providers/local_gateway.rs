@@ -162,6 +162,7 @@ mod tests {
             user: "alice".into(),
             repo: "demo".into(),
             level: Level::Read,
+            rule: None,
             granted_at: now,
             expires_at: now + chrono::Duration::seconds(expires_in_secs),
             revoked_at: None,

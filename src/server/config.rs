@@ -91,6 +91,9 @@ struct RawServer {
     header_timeout: Option<String>,
     shutdown_grace: Option<String>,
     health_from: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
+    auth_failures_per_minute: Option<u32>,
+    git_requests_per_second: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +120,14 @@ pub struct ServerConfig {
     /// HTTPS: the certificate chain and key (PEM); plain HTTP without.
     pub tls: Option<TlsFiles>,
     pub limits: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` is believed (none: the peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed authentications one address (or one user name) may make per minute.
+    pub auth_failures_per_minute: u32,
+    /// Git requests one credential may make per second (bursts of 10 s worth).
+    pub git_requests_per_second: f64,
+    /// How often failed logins are summarised into the audit log (not in the file: a minute).
+    pub auth_summary_every: Duration,
     /// The built-in provider (`[gateway]`): bare repos on this machine.
     pub gateway: LocalGateway,
     /// Every provider by name, the built-in gateway among them.
@@ -143,6 +154,10 @@ impl ServerConfig {
             max_body_bytes: 64 * 1024,
             tls: None,
             limits: ConnectionLimits::default(),
+            trusted_proxies: Vec::new(),
+            auth_failures_per_minute: 10,
+            git_requests_per_second: 10.0,
+            auth_summary_every: Duration::from_secs(60),
             gateway,
             providers,
             repos: Vec::new(),
@@ -192,6 +207,18 @@ impl ServerConfig {
         if let Some(t) = raw.server.header_timeout {
             config.limits.header_timeout =
                 t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.header_timeout: {e}")))?.as_std();
+        }
+        if let Some(nets) = raw.server.trusted_proxies {
+            config.trusted_proxies = parse_networks("server.trusted_proxies", &nets).map_err(invalid)?;
+        }
+        if let Some(n) = raw.server.auth_failures_per_minute {
+            config.auth_failures_per_minute = positive("auth_failures_per_minute", n as usize)? as u32;
+        }
+        if let Some(r) = raw.server.git_requests_per_second {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(invalid("server.git_requests_per_second: must be more than 0".into()));
+            }
+            config.git_requests_per_second = r;
         }
         if let Some(nets) = raw.server.health_from {
             config.limits.health_from = parse_networks("server.health_from", &nets).map_err(invalid)?;
@@ -256,16 +283,7 @@ impl ServerConfig {
     }
 }
 
-/// Reads a list of networks (`10.0.0.0/8`, `2001:db8::/32`, or one address).
-pub fn parse_networks(field: &str, nets: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
-    nets.iter()
-        .map(|n| {
-            n.parse::<ipnet::IpNet>()
-                .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| format!("{field}: `{n}` is not a network (e.g. 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)"))
-        })
-        .collect()
-}
+pub use crate::domain::network::parse_networks;
 
 /// Splits a `[[provider]]` table into its name, kind and the kind's own fields.
 fn provider_section(mut table: toml::Table, line: usize) -> Result<ProviderSection, String> {

@@ -25,11 +25,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub hint: Option<String>,
+    /// For 429: how long to wait (`Retry-After`, whole seconds, rounded up).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), hint: None }
+        ApiError { status, code, message: message.into(), hint: None, retry_after: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -53,6 +55,13 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, message)
     }
 
+    pub fn rate_limited(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let secs = retry_secs(wait);
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED, message).with_hint(format!("try again in {secs}s"));
+        e.retry_after = Some(wait);
+        e
+    }
+
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error; the broker's log has the details")
     }
@@ -65,6 +74,9 @@ impl IntoResponse for ApiError {
                 .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"jit\""));
+        }
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_secs(wait)));
         }
         response
     }
@@ -128,6 +140,18 @@ impl From<BrokerError> for ApiError {
     }
 }
 
+/// Whole seconds to wait, never zero.
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// 429 for git, with `Retry-After` and a line git shows.
+pub fn git_rate_limited(message: &str, wait: std::time::Duration) -> Response {
+    let mut r = git_plain(StatusCode::TOO_MANY_REQUESTS, format!("jit: {message}; try again in {}s", retry_secs(wait)));
+    r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_secs(wait)));
+    r
+}
+
 fn git_plain(status: StatusCode, message: String) -> Response {
     (status, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
 }
@@ -155,6 +179,10 @@ impl IntoResponse for GitRefusal {
             GitRefusal::LevelTooLow { repo, have, service, ask } => git_plain(
                 StatusCode::FORBIDDEN,
                 format!("jit: your grant on {repo} is {have}; {} needs {}.\njit: {ask}", service.verb(), service.needs()),
+            ),
+            GitRefusal::NotFromHere { repo, from, rule, client } => git_plain(
+                StatusCode::FORBIDDEN,
+                format!("jit: your grant on {repo} can be used only from {from} (rule `{rule}`); this request came from {client}"),
             ),
             GitRefusal::Unavailable => {
                 git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not check your access; try again".into())

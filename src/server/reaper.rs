@@ -18,6 +18,9 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = broker.expire_stale().await {
             tracing::warn!(error = ?e, "reaper: expiring stale requests failed");
         }
+        if let Err(e) = broker.summarise_auth_failures().await {
+            tracing::warn!(error = %e, "reaper: summarising failed logins failed");
+        }
         match broker.end_grants().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),

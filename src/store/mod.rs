@@ -116,6 +116,8 @@ pub struct GrantRecord {
     pub user: String,
     pub repo: String,
     pub level: Level,
+    /// The rule it was granted under (`None` only for grants older than this column).
+    pub rule: Option<String>,
     pub granted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

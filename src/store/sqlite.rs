@@ -148,6 +148,7 @@ struct GrantRow {
     user: String,
     repo: String,
     level: String,
+    rule: Option<String>,
     granted_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
@@ -166,6 +167,7 @@ impl TryFrom<GrantRow> for GrantRecord {
             user: r.user,
             repo: r.repo,
             level: parsed("level", &r.level)?,
+            rule: r.rule,
             granted_at: time(r.granted_at)?,
             expires_at: time(r.expires_at)?,
             revoked_at: opt_time(r.revoked_at)?,
@@ -263,6 +265,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
                     user: row.requester.clone(),
                     repo: row.repo.clone(),
                     level,
+                    rule: Some(row.rule.clone()),
                     granted_at: time(row.g_granted_at.unwrap_or_default())?,
                     expires_at: time(row.g_expires_at.unwrap_or_default())?,
                     revoked_at: opt_time(row.g_revoked_at)?,
@@ -363,13 +366,14 @@ async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<U
 
 async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO grants (request_id, user_id, user, repo, level, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO grants (request_id, user_id, user, repo, level, rule, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(req.id)
     .bind(req.requester_id)
     .bind(&req.requester)
     .bind(&req.repo)
     .bind(req.level.as_str())
+    .bind(&req.rule)
     .bind(ms(window.0))
     .bind(ms(window.1))
     .fetch_one(&mut *conn)

@@ -99,6 +99,7 @@ pub fn config_for(policy: &str, data_dir: &Path) -> ServerConfig {
     let mut config = ServerConfig::from_toml(policy, Path::new("test.toml"), Some(data_dir.to_path_buf())).expect("test policy is valid");
     config.data_dir = data_dir.to_path_buf();
     config.reaper_interval = std::time::Duration::from_millis(100);
+    config.auth_summary_every = std::time::Duration::from_millis(200);
     config
 }
 

@@ -8,7 +8,7 @@
 
 use super::{Broker, BrokerResult, event};
 use crate::domain::Level;
-use crate::domain::audit::Action;
+use crate::domain::audit::{Action, NewEvent};
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::domain::smart_http::{Endpoint, GitRoute, Service};
 use crate::domain::token::TokenHash;
@@ -47,8 +47,38 @@ pub enum GitRefusal {
         service: Service,
         ask: String,
     },
+    /// The grant's rule lets it be used only from other networks.
+    NotFromHere {
+        repo: String,
+        from: String,
+        rule: String,
+        client: std::net::IpAddr,
+    },
     /// The broker could not check (its store failed); try again.
     Unavailable,
+}
+
+impl GitRefusal {
+    /// A short name for the audit log and the coalescing of refusals.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GitRefusal::NoSuchRepo(_) => "no such repo",
+            GitRefusal::NoCredentials => "no credentials",
+            GitRefusal::UnknownCredential => "unknown or expired credential",
+            GitRefusal::WrongRepo => "credential for another user or repo",
+            GitRefusal::Ended { .. } => "grant ended",
+            GitRefusal::LevelTooLow { .. } => "level too low",
+            GitRefusal::NotFromHere { .. } => "outside the rule's networks",
+            GitRefusal::Unavailable => "broker unavailable",
+        }
+    }
+
+    /// Whether the refusal belongs in the audit log: every request refused
+    /// for what its credential is or may do, not git's unauthenticated first
+    /// probe, not an unknown path, not the broker's own trouble.
+    fn audited(&self) -> bool {
+        !matches!(self, GitRefusal::NoSuchRepo(_) | GitRefusal::NoCredentials | GitRefusal::Unavailable)
+    }
 }
 
 /// A git request that may pass: the grant it runs under, and where it goes.
@@ -60,7 +90,12 @@ pub struct GitAccess {
 
 impl Broker {
     /// Decides a git request on `route` with the Basic credentials it carried.
-    pub async fn authorize_git(&self, route: &GitRoute, credentials: Option<(&str, &str)>) -> Result<GitAccess, GitRefusal> {
+    pub async fn authorize_git(
+        &self,
+        route: &GitRoute,
+        credentials: Option<(&str, &str)>,
+        client: std::net::IpAddr,
+    ) -> Result<GitAccess, GitRefusal> {
         let backend = self
             .repo(&route.repo)
             .and_then(|spec| self.config.providers.for_repo(spec))
@@ -83,11 +118,49 @@ impl Broker {
             GrantStatus::Active => {}
             status => return Err(GitRefusal::Ended { grant: grant.id, repo: route.repo.clone(), status }),
         }
+        if let Some((rule, from)) = self.networks_of(&grant)
+            && !crate::domain::network::allowed_from(&from, client)
+        {
+            let from = from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(GitRefusal::NotFromHere { repo: route.repo.clone(), from, rule, client });
+        }
         if !grant.level.covers(route.service.needs()) {
             let ask = self.suggest_request(&grant.user, &route.repo, route.service.needs()).await;
             return Err(GitRefusal::LevelTooLow { repo: route.repo.clone(), have: grant.level, service: route.service, ask });
         }
         Ok(GitAccess { grant, backend })
+    }
+
+    /// The networks the grant's rule restricts it to, when it does.
+    pub(super) fn networks_of(&self, grant: &GrantRecord) -> Option<(String, Vec<ipnet::IpNet>)> {
+        let rule = self.config.policy.rule(grant.rule.as_deref()?)?;
+        (!rule.from.is_empty()).then(|| (rule.name.clone(), rule.from.clone()))
+    }
+
+    /// Audits a refused git request, with the user when the credential named
+    /// one; the same refusal from one source within [`FETCH_COALESCE`] is one event.
+    pub async fn record_git_refusal(&self, route: &GitRoute, refusal: &GitRefusal, user: Option<&str>, client: std::net::IpAddr) {
+        if !refusal.audited() {
+            return;
+        }
+        {
+            let now = tokio::time::Instant::now();
+            let mut recent = self.refusal_windows.lock().expect("refusal windows lock");
+            let key = (client, refusal.kind());
+            if recent.get(&key).is_some_and(|at| now.duration_since(*at) < FETCH_COALESCE) {
+                return;
+            }
+            if recent.len() > 10_000 {
+                recent.retain(|_, at| now.duration_since(*at) < FETCH_COALESCE);
+            }
+            recent.insert(key, now);
+        }
+        let mut e = NewEvent::new(user.unwrap_or("anonymous"), Action::GitRefused);
+        e.repo = Some(route.repo.clone());
+        e.detail = Some(format!("{} from {client}: {}", route.service.name(), refusal.kind()));
+        if let Err(err) = self.store.append_events(vec![e], self.now()).await {
+            tracing::error!(error = %err, "gateway: could not audit a refusal");
+        }
     }
 
     /// The request `user` would make for `level` on `repo`, as policy takes it:

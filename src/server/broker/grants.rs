@@ -60,7 +60,7 @@ impl Broker {
 
     /// Mints a git credential for the caller's own live grant, through the
     /// repo's provider, and records it (hash only) with its audit event.
-    pub async fn mint_credential(&self, caller: &UserRecord, id: i64) -> BrokerResult<(GrantRecord, Minted)> {
+    pub async fn mint_credential(&self, caller: &UserRecord, id: i64, client: std::net::IpAddr) -> BrokerResult<(GrantRecord, Minted)> {
         let grant = match self.store.grant(id).await? {
             Some(g) if g.user_id == Some(caller.id) => g,
             _ => return Err(BrokerError::NotFound(format!("grant {id}"))),
@@ -69,6 +69,19 @@ impl Broker {
         let status = grant_status(grant.expires_at, grant.revoked_at, now);
         if status != GrantStatus::Active {
             return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level });
+        }
+        if let Some((rule, from)) = self.networks_of(&grant)
+            && !crate::domain::network::allowed_from(&from, client)
+        {
+            let from = from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            let mut refused = event(&caller.name, Action::CredentialRefused, &grant.repo, grant.level);
+            refused.request_id = Some(grant.request_id);
+            refused.grant_id = Some(grant.id);
+            refused.detail = Some(format!("from {client}, outside {from} (rule `{rule}`)"));
+            self.store.append_events(vec![refused], now).await?;
+            return Err(BrokerError::Forbidden(format!(
+                "grant {id} can be used only from {from} (rule `{rule}`); this request came from {client}"
+            )));
         }
         let provider = self.provider_for(&grant.repo).ok_or_else(|| BrokerError::NoProvider(grant.repo.clone()))?;
         let minted = provider.mint(&grant, now).await.inspect_err(|e| tracing::error!(grant = id, error = %e, "mint failed"))?;

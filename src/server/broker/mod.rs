@@ -14,6 +14,7 @@ pub mod audit;
 mod error;
 pub mod git;
 mod grants;
+mod guard;
 mod requests;
 mod users;
 
@@ -62,6 +63,10 @@ pub struct Broker {
     closing: AtomicBool,
     /// Per grant, the fetch window that folds repeated fetches into one audit event.
     fetch_windows: std::sync::Mutex<std::collections::HashMap<i64, git::FetchWindow>>,
+    /// Per (source, kind of refusal), when a git refusal was last audited.
+    refusal_windows: std::sync::Mutex<std::collections::HashMap<(std::net::IpAddr, &'static str), tokio::time::Instant>>,
+    /// Failed-login limits, per-credential git limits, and the failure tally.
+    guard: std::sync::Mutex<guard::Guard>,
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
@@ -108,6 +113,7 @@ impl Broker {
                 config.repos.push(repo);
             }
         }
+        let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         Ok(Broker {
             audit_key,
             store: Arc::new(store),
@@ -117,6 +123,8 @@ impl Broker {
             reaper_wake: Notify::new(),
             closing: AtomicBool::new(false),
             fetch_windows: Default::default(),
+            refusal_windows: Default::default(),
+            guard,
         })
     }
 

@@ -16,11 +16,14 @@ use axum_extra::headers::{Authorization, HeaderMapExt};
 use super::AppState;
 use crate::domain::smart_http::{RouteError, route};
 use crate::providers::GitBackend;
-use crate::server::error::git_message;
+use crate::server::auth::ClientAddr;
+use crate::server::broker::git::GitRefusal;
+use crate::server::error::{git_message, git_rate_limited};
 use crate::server::http_backend;
 
 pub async fn serve(
     State(broker): AppState,
+    ClientAddr(client): ClientAddr,
     method: Method,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
@@ -35,10 +38,25 @@ pub async fn serve(
     // A malformed header is no credentials: git gets the challenge and asks its helpers.
     let basic: Option<Authorization<Basic>> = headers.typed_get();
     let credentials = basic.as_ref().map(|a| (a.username(), a.password()));
-    let access = match broker.authorize_git(&route, credentials).await {
+    let user = credentials.map(|(u, _)| u);
+    if credentials.is_some()
+        && let Some(wait) = broker.auth_wait(client, user)
+    {
+        return git_rate_limited("too many failed logins from this address or for this user", wait);
+    }
+    let access = match broker.authorize_git(&route, credentials, client).await {
         Ok(access) => access,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => {
+            if matches!(refusal, GitRefusal::UnknownCredential | GitRefusal::WrongRepo) {
+                broker.auth_failed(client, user, refusal.kind());
+            }
+            broker.record_git_refusal(&route, &refusal, user, client).await;
+            return refusal.into_response();
+        }
     };
+    if let Err(wait) = broker.git_request_allowed(access.grant.id) {
+        return git_rate_limited("too many git requests with this credential", wait);
+    }
     if let Err(e) = broker.record_git_operation(&access.grant, &route).await {
         tracing::error!(error = %e, "gateway: audit append failed; refusing the git request");
         return git_message(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not record this operation; try again");

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{AppState, parse_id, view_grant};
 use crate::api;
-use crate::server::auth::Caller;
+use crate::server::auth::{Caller, ClientAddr};
 use crate::server::error::{ApiError, OptionalJson};
 
 #[derive(Debug, Deserialize)]
@@ -44,11 +44,12 @@ pub async fn revoke(
 /// Mints a git credential for the caller's own live grant.
 pub async fn mint_credential(
     State(broker): AppState,
+    ClientAddr(client): ClientAddr,
     Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<api::Credential>), ApiError> {
     let id = parse_id("grant", &id)?;
-    let (grant, minted) = broker.mint_credential(&user, id).await?;
+    let (grant, minted) = broker.mint_credential(&user, id, client).await?;
     let credential = api::Credential {
         username: minted.username,
         password: minted.password,

@@ -1,0 +1,124 @@
+//! Rate rules, with the time passed in: how many failed logins a source may
+//! make before it must wait, and how fast one credential may drive git.
+//!
+//! Failures count in fixed windows per key (an address, or a user name): past
+//! the limit the key is refused, right or wrong, until its window ends; the
+//! wait is what a `Retry-After` says. Requests spend tokens from a bucket per
+//! credential that refills at a steady rate up to a burst.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// A fixed window of failures for one key.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+/// Failures per key and window; a key over the limit waits out its window.
+#[derive(Debug)]
+pub struct FailureLimit<K> {
+    pub limit: u32,
+    pub window: Duration,
+    windows: HashMap<K, Window>,
+}
+
+impl<K: Hash + Eq + Clone> FailureLimit<K> {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        FailureLimit { limit, window, windows: HashMap::new() }
+    }
+
+    /// How long `key` must wait before trying again, if it is over the limit now.
+    pub fn blocked(&self, key: &K, now: Instant) -> Option<Duration> {
+        let w = self.windows.get(key)?;
+        let ends = w.started + self.window;
+        (w.failures >= self.limit && now < ends).then(|| ends - now)
+    }
+
+    /// Counts one failure for `key`.
+    pub fn fail(&mut self, key: &K, now: Instant) {
+        if self.windows.len() > 100_000 {
+            // A flood of distinct keys: forget the stale ones first.
+            let window = self.window;
+            self.windows.retain(|_, w| now < w.started + window);
+        }
+        let w = self.windows.entry(key.clone()).or_insert(Window { started: now, failures: 0 });
+        if now >= w.started + self.window {
+            *w = Window { started: now, failures: 0 };
+        }
+        w.failures = w.failures.saturating_add(1);
+    }
+}
+
+/// A token bucket per key: `rate` per second, up to `burst`.
+#[derive(Debug)]
+pub struct RequestLimit<K> {
+    pub rate: f64,
+    pub burst: f64,
+    buckets: HashMap<K, (Instant, f64)>,
+}
+
+impl<K: Hash + Eq + Clone> RequestLimit<K> {
+    pub fn new(rate: f64, burst: f64) -> Self {
+        RequestLimit { rate, burst, buckets: HashMap::new() }
+    }
+
+    /// Takes one token for `key`, or says how long until one is there.
+    pub fn take(&mut self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.buckets.len() > 100_000 {
+            let full = Duration::from_secs_f64(self.burst / self.rate);
+            self.buckets.retain(|_, (at, _)| now.duration_since(*at) < full);
+        }
+        let (at, tokens) = self.buckets.entry(key.clone()).or_insert((now, self.burst));
+        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            Ok(())
+        } else {
+            *tokens = refilled;
+            Err(Duration::from_secs_f64((1.0 - refilled) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_over_the_limit_wait_out_their_window() {
+        let t0 = Instant::now();
+        let mut l: FailureLimit<&str> = FailureLimit::new(3, Duration::from_secs(60));
+        for i in 0..3 {
+            assert_eq!(l.blocked(&"a", t0), None, "{i}");
+            l.fail(&"a", t0 + Duration::from_secs(i));
+        }
+        assert_eq!(l.blocked(&"a", t0 + Duration::from_secs(10)), Some(Duration::from_secs(50)));
+        assert_eq!(l.blocked(&"b", t0 + Duration::from_secs(10)), None, "other keys are not affected");
+        assert_eq!(l.blocked(&"a", t0 + Duration::from_secs(60)), None, "the window ends");
+        l.fail(&"a", t0 + Duration::from_secs(61));
+        assert_eq!(l.blocked(&"a", t0 + Duration::from_secs(61)), None, "a fresh window counts from one");
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut l: RequestLimit<i64> = RequestLimit::new(2.0, 5.0);
+        for _ in 0..5 {
+            assert_eq!(l.take(&1, t0), Ok(()));
+        }
+        let wait = l.take(&1, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
+        assert_eq!(l.take(&2, t0), Ok(()), "per key");
+        assert_eq!(l.take(&1, t0 + Duration::from_millis(500)), Ok(()));
+        assert!(l.take(&1, t0 + Duration::from_millis(500)).is_err());
+        // A long pause refills to the burst, not beyond.
+        for _ in 0..5 {
+            assert_eq!(l.take(&1, t0 + Duration::from_secs(100)), Ok(()));
+        }
+        assert!(l.take(&1, t0 + Duration::from_secs(100)).is_err());
+    }
+}
