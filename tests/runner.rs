@@ -18,6 +18,7 @@ mod test_generated;
 mod test_git_e2e;
 mod test_hardening;
 mod test_next_steps;
+mod test_properties;
 mod test_setup;
 mod test_slow_clients;
 mod test_tls;
