@@ -104,7 +104,33 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
-        let mut req = self.http.request(method, self.url(segments)).timeout(timeout);
+        let (_, bytes) = self.exchange(method, self.url(segments), query, body, timeout).await?;
+        decode(&bytes)
+    }
+
+    /// Every page of a listing, following the broker's `Link: <…>; rel="next"`.
+    async fn get_all<T: DeserializeOwned>(&self, segments: &[&str], query: Query<'_>) -> Result<Vec<T>, ClientError> {
+        let (mut url, mut query) = (self.url(segments), query);
+        let mut all = Vec::new();
+        loop {
+            let (headers, bytes) = self.exchange(Method::GET, url.clone(), query, None::<&()>, CALL_TIMEOUT).await?;
+            all.extend(decode::<Vec<T>>(&bytes)?);
+            let Some(next) = next_link(&headers) else { return Ok(all) };
+            url = url.join(&next).map_err(|e| ClientError::Protocol(format!("bad next-page link `{next}`: {e}")))?;
+            query = &[];
+        }
+    }
+
+    /// One HTTP exchange: the headers and body of a success, or the broker's error.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: Url,
+        query: Query<'_>,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), ClientError> {
+        let mut req = self.http.request(method, url).timeout(timeout);
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -117,7 +143,8 @@ impl Client {
         let unreachable = |e: reqwest::Error| ClientError::Unreachable { url: self.base.clone(), message: describe(&e, &self.base_url) };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(unreachable)?;
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(unreachable)?.to_vec();
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
                 // The broker's own 404 for a path it does not have: the base URL is off.
@@ -138,8 +165,7 @@ impl Client {
                 },
             });
         }
-        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
-        serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+        Ok((headers, bytes))
     }
 
     async fn get<T: DeserializeOwned>(&self, segments: &[&str], query: Query<'_>) -> Result<T, ClientError> {
@@ -212,7 +238,7 @@ impl Client {
         if let Some(s) = status {
             query.push(("status", s.to_string()));
         }
-        self.get(&["v1", "requests"], &query).await
+        self.get_all(&["v1", "requests"], &query).await
     }
 
     pub async fn approve(&self, id: i64, comment: Option<&str>) -> Result<api::AccessRequest, ClientError> {
@@ -228,7 +254,7 @@ impl Client {
     }
 
     pub async fn grants(&self, all: bool, live: bool) -> Result<Vec<api::Grant>, ClientError> {
-        self.get(&["v1", "grants"], &[("all", all.to_string()), ("live", live.to_string())]).await
+        self.get_all(&["v1", "grants"], &[("all", all.to_string()), ("live", live.to_string())]).await
     }
 
     pub async fn revoke(&self, id: i64, reason: Option<&str>) -> Result<api::Grant, ClientError> {
@@ -288,6 +314,20 @@ pub fn parse_server(input: &str) -> Result<Url, ClientError> {
 }
 
 /// A short cause for a transport error, without the URL reqwest repeats.
+/// A body as JSON; an empty one (204) reads as `null`.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    let bytes = if bytes.is_empty() { &b"null"[..] } else { bytes };
+    serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// The target of a `Link` header's `rel="next"` entry.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers.get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|entry| {
+        let (target, params) = entry.trim().strip_prefix('<')?.split_once('>')?;
+        params.split(';').any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next")).then(|| target.to_string())
+    })
+}
+
 fn describe(e: &reqwest::Error, base: &Url) -> String {
     let chain = {
         let mut text = e.to_string();
@@ -327,6 +367,24 @@ fn describe(e: &reqwest::Error, base: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_page_is_the_link_marked_next() {
+        let headers = |values: &[&str]| {
+            let mut h = reqwest::header::HeaderMap::new();
+            for v in values {
+                h.append(reqwest::header::LINK, v.parse().unwrap());
+            }
+            h
+        };
+        assert_eq!(next_link(&headers(&["<?mine=true&before=7>; rel=\"next\""])).as_deref(), Some("?mine=true&before=7"));
+        assert_eq!(next_link(&headers(&["<?before=1>; rel=\"prev\", <?before=9>; rel=next"])).as_deref(), Some("?before=9"));
+        assert_eq!(next_link(&headers(&["<?before=1>; rel=\"prev\""])), None);
+        assert_eq!(next_link(&headers(&[])), None);
+        // Resolved against the page's URL, a query-only link keeps the path (and any proxy prefix).
+        let page = Url::parse("https://jit.example.com/prefix/v1/requests?mine=true").unwrap();
+        assert_eq!(page.join("?mine=true&before=7").unwrap().as_str(), "https://jit.example.com/prefix/v1/requests?mine=true&before=7");
+    }
 
     #[test]
     fn broker_urls_as_people_mistype_them_say_what_to_type() {

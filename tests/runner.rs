@@ -11,6 +11,7 @@ mod test_cli_admin;
 mod test_cli_interactive;
 mod test_cli_request;
 mod test_cli_session;
+mod test_crash;
 mod test_credential_cache;
 mod test_credential_helper;
 mod test_first_day;

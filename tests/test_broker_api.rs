@@ -324,6 +324,49 @@ async fn listing_mine_reviewable_and_by_status() {
 }
 
 #[tokio::test]
+async fn listings_page_newest_first_with_a_next_link() {
+    let b = TestBroker::start().await;
+    let mut made = vec![];
+    for i in 0..5 {
+        made.push(id(&b.request("alice", "acme/api", "read", "1h", Some(&format!("r{i}"))).await));
+        b.post("alice", &format!("/v1/requests/{}/cancel", made[i]), json!({})).await;
+    }
+    made.reverse();
+    // Pages of two, following the Link header, see each request once, newest first.
+    let (mut seen, mut path) = (vec![], Some("/v1/requests?mine=true&limit=2".to_string()));
+    while let Some(p) = path.take() {
+        let r = b.get("alice", &p).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(r.body.as_array().unwrap().iter().map(id));
+        if let Some(link) = r.headers.get("link") {
+            let link = link.to_str().unwrap();
+            let query = link.strip_prefix("<?").and_then(|l| l.strip_suffix(">; rel=\"next\"")).unwrap();
+            assert!(query.contains("mine=true") && query.contains("limit=2"), "the next page keeps the query: {link}");
+            path = Some(format!("/v1/requests?{query}"));
+        }
+    }
+    assert_eq!(seen, made);
+    // Grants page the same way.
+    for i in 0..3 {
+        let r = b.request("dave", "demo", "read", &format!("{}h", i + 1), None).await;
+        assert_eq!(r["status"], "approved");
+    }
+    let first = b.get("admin", "/v1/grants?all=true&limit=2").await;
+    assert_eq!(first.body.as_array().unwrap().len(), 2);
+    assert!(first.headers.get("link").unwrap().to_str().unwrap().contains("all=true"));
+    let last = b.get("admin", &format!("/v1/grants?all=true&limit=2&before={}", first.body[1]["id"])).await;
+    assert_eq!(last.body.as_array().unwrap().len(), 1);
+    assert!(last.headers.get("link").is_none(), "a short page is the last");
+    // Bad paging is a 400 in the API's own shape, saying what is accepted.
+    for bad in ["limit=0", "limit=1001", "limit=abc", "before=0", "before=x", "limit=-1"] {
+        for list in ["/v1/requests", "/v1/grants"] {
+            let r = b.get("alice", &format!("{list}?{bad}")).await;
+            assert_eq!((r.status, r.code()), (400, "invalid_input"), "{list}?{bad}: {}", r.body);
+        }
+    }
+}
+
+#[tokio::test]
 async fn admin_manages_users_and_tokens() {
     let b = TestBroker::start().await;
     let r = b.post("admin", "/v1/users", json!({"name": "frank", "groups": ["developers"]})).await;

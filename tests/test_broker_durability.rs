@@ -2,12 +2,12 @@
 //! refuses to start on a config it cannot read.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{POLICY, TestBroker};
+use crate::common::{POLICY, TestBroker, call, jit, spawn_broker};
 
 #[tokio::test]
 async fn restart_keeps_every_acknowledged_decision() {
@@ -27,51 +27,6 @@ async fn restart_keeps_every_acknowledged_decision() {
     let r = b.approve("carol", half).await;
     assert_eq!(r.body["status"], "approved", "{}", r.body);
     assert_eq!(b.get("admin", "/v1/audit/verify").await.body["ok"], true);
-}
-
-/// A broker process on a config file, reporting its URL from its log.
-struct Spawned {
-    child: Child,
-    url: String,
-}
-
-fn jit() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jit"));
-    cmd.env_remove("JIT_SERVER").env_remove("JIT_TOKEN").env("NO_COLOR", "1");
-    cmd
-}
-
-fn spawn_broker(config: &std::path::Path, data: &std::path::Path) -> Spawned {
-    let mut child = jit()
-        .args(["server", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("JIT_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("broker logs its URL").unwrap();
-        if let Some(i) = line.find("url=") {
-            break line[i + 4..].split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the broker never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Spawned { child, url }
-}
-
-async fn call(url: &str, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{url}{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -118,8 +73,7 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
         acknowledged.push(id);
     }
     // SIGKILL right after the last acknowledgement: no graceful anything.
-    broker.child.kill().unwrap();
-    broker.child.wait().unwrap();
+    broker.kill();
 
     let mut broker = spawn_broker(&config, &data);
     for id in &acknowledged {
@@ -131,8 +85,7 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
     assert_eq!(grants.as_array().unwrap().len(), 5, "no grant doubled or lost");
     let (_, verify) = call(&broker.url, &root, reqwest::Method::GET, "/v1/audit/verify", None).await;
     assert_eq!(verify["ok"], true, "{verify}");
-    broker.child.kill().unwrap();
-    broker.child.wait().unwrap();
+    broker.kill();
 }
 
 #[tokio::test]

@@ -185,11 +185,11 @@ pub fn target(query: &CredentialQuery) -> Result<CloneUrl, NotOurs> {
     let plain_host = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
     // One rule for the raw path, whichever key it came in: no encoding, no
     // query or fragment, no dot segments, no `.git` segment of its own
-    // (`demo/.git` is not `demo.git`), nothing invisible.
+    // (`demo/.git` is not `demo.git`), one trailing slash at most, nothing invisible.
     let plain_path = |p: &str| {
         !p.contains(['%', '\\', '?', '#', '@'])
             && !p.chars().any(|c| c.is_control() || c.is_whitespace())
-            && p.trim_end_matches('/').split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg != ".git")
+            && p.strip_suffix('/').unwrap_or(p).split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg != ".git")
     };
     let (hostname, port) = split_host(host).ok_or(NotOurs::Suspicious)?;
     if !plain_host(&hostname) || !plain_path(path) {
@@ -326,6 +326,9 @@ mod tests {
             "url=http://127.0.0.1:8420/git\\demo.git\n",
             "url=http://127.0.0.1:8420/git/\tdemo.git\n",
             "url=http://127.0.0.1:8420/git/demo/.git\n",
+            // Found by tests/test_properties.rs: more than one trailing slash.
+            "protocol=http\nhost=127.0.0.1:8420\npath=git/demo//\n",
+            "url=http://127.0.0.1:8420/git/demo.git//\n",
             "url=http://127.0.0.1:8420\n",
             "url=127.0.0.1:8420/git/demo.git\n",
         ] {

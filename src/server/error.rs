@@ -2,13 +2,14 @@
 //! stable code, a message and a hint), one mapping from [`BrokerError`], and
 //! the plain-text answers git gets for [`GitRefusal`]s.
 //!
-//! [`ApiJson`] replaces axum's `Json` extractor so malformed or oversized
-//! bodies get the same JSON error shape as everything else instead of axum's
-//! plain-text rejections.
+//! [`ApiJson`] and [`ApiQuery`] replace axum's `Json` and `Query` extractors
+//! so malformed or oversized input gets the same JSON error shape as
+//! everything else instead of axum's plain-text rejections.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, http};
 
@@ -210,6 +211,24 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// `Query<T>` with our error shape on rejection (`?limit=abc` is a 400 that says so).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(ApiError::bad_input(rejection.body_text())),
         }
     }
 }

@@ -147,7 +147,34 @@ pub struct RequestChange {
 pub struct RequestFilter {
     pub requester_id: Option<i64>,
     pub status: Option<RequestStatus>,
-    pub limit: Option<u32>,
+    pub page: Page,
+}
+
+/// One page of a listing, newest first: at most `limit` rows with ids below
+/// `before` (all ids when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+impl Page {
+    /// Rows per page unless the caller asks otherwise, and the most it may ask for.
+    pub const DEFAULT_LIMIT: u32 = 500;
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// Where the page after `ids` (this page's ids, newest first) starts:
+    /// `None` when this page was not full, so nothing older is left.
+    pub fn next(&self, ids: impl DoubleEndedIterator<Item = i64> + ExactSizeIterator) -> Option<i64> {
+        let full = ids.len() >= self.limit as usize;
+        if full { ids.last() } else { None }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { before: None, limit: Page::DEFAULT_LIMIT }
+    }
 }
 
 /// A credential the gateway will accept: the hash of its password, never the password.
@@ -228,7 +255,7 @@ pub trait Store: Send + Sync {
 
     async fn grant(&self, id: i64) -> StoreResult<Option<GrantRecord>>;
     /// Grants of user `user_id` (all users when `None`); with `live_at`, only those live then.
-    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>>;
+    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>>;
     /// Revokes a grant that is still live at `at`, or fails with [`StoreError::Conflict`].
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord>;
     /// Grants that ended (expired by `now` or revoked) but whose provider was not yet told.

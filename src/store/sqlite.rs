@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    ApprovalRecord, GrantRecord, NewCredential, NewRequest, NewUserRecord, Removal, RequestChange, RequestFilter, RequestRecord, Store,
-    StoreError, StoreResult, UserRecord, attach_ids,
+    ApprovalRecord, GrantRecord, NewCredential, NewRequest, NewUserRecord, Page, Removal, RequestChange, RequestFilter, RequestRecord,
+    Store, StoreError, StoreResult, UserRecord, attach_ids,
 };
 use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
@@ -24,9 +24,6 @@ use crate::domain::token::TokenHash;
 use ed25519_dalek::SigningKey;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// The default cap on one listing; a broker shows the newest.
-const DEFAULT_LIMIT: u32 = 500;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -302,13 +299,16 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
 }
 
 async fn load_requests(conn: &mut SqliteConnection, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
-    let query =
-        REQUESTS_QUERY.replace("{where}", "(?1 IS NULL OR requester_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR id = ?4)");
+    let query = REQUESTS_QUERY.replace(
+        "{where}",
+        "(?1 IS NULL OR requester_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR id = ?4) AND (?5 IS NULL OR id < ?5)",
+    );
     let rows: Vec<RequestJoinRow> = sqlx::query_as(&query)
         .bind(filter.requester_id)
         .bind(filter.status.map(RequestStatus::as_str))
-        .bind(i64::from(filter.limit.unwrap_or(DEFAULT_LIMIT)))
+        .bind(i64::from(filter.page.limit))
         .bind(id)
+        .bind(filter.page.before)
         .fetch_all(&mut *conn)
         .await?;
     fold_requests(rows)
@@ -761,14 +761,17 @@ impl Store for SqliteStore {
         load_grant(&mut conn, id).await
     }
 
-    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>) -> StoreResult<Vec<GrantRecord>> {
+    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>> {
         let rows: Vec<GrantRow> = sqlx::query_as(
             "SELECT * FROM grants WHERE (?1 IS NULL OR user_id = ?1)
                AND (?2 IS NULL OR (revoked_at IS NULL AND expires_at > ?2))
-             ORDER BY id DESC LIMIT 1000",
+               AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
         )
         .bind(user_id)
         .bind(live_at.map(ms))
+        .bind(page.before)
+        .bind(i64::from(page.limit))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(GrantRecord::try_from).collect()
@@ -946,8 +949,14 @@ mod tests {
         for r in &all {
             assert_eq!(&s.request(r.id).await.unwrap().unwrap(), r);
         }
-        let limited = s.requests(&RequestFilter { limit: Some(2), ..Default::default() }).await.unwrap();
+        let limited = s.requests(&RequestFilter { page: Page { before: None, limit: 2 }, ..Default::default() }).await.unwrap();
         assert_eq!(limited.iter().map(|r| (r.id, r.approvals.len())).collect::<Vec<_>>(), [(3, 1), (2, 2)]);
+        // The next page starts below the last id and holds the rest.
+        let next = Page { before: Page { before: None, limit: 2 }.next(limited.iter().map(|r| r.id)), limit: 2 };
+        assert_eq!(next.before, Some(2));
+        let rest = s.requests(&RequestFilter { page: next, ..Default::default() }).await.unwrap();
+        assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(next.next(rest.iter().map(|r| r.id)), None, "a short page is the last");
         let approved = s.requests(&RequestFilter { status: Some(RequestStatus::Approved), ..Default::default() }).await.unwrap();
         assert_eq!(approved.len(), 1);
         // The granted event carries the new grant's id.
@@ -1004,7 +1013,7 @@ mod tests {
         assert_eq!(request.grant.as_ref().unwrap().user_id, Some(alice.id));
         let found = s.grant_by_credential(&TokenHash("c-hash".into()), Utc::now()).await.unwrap();
         assert_eq!(found.map(|g| g.id), Some(1));
-        assert_eq!(s.grants(Some(alice.id), None).await.unwrap().len(), 1);
+        assert_eq!(s.grants(Some(alice.id), None, Page::default()).await.unwrap().len(), 1);
         // A removed user's credentials stop at the gateway's lookup, at once.
         s.remove_user("alice", "admin", "offboarded", Utc::now(), NewEvent::new("admin", Action::UserRemoved)).await.unwrap();
         assert!(s.grant_by_credential(&TokenHash("c-hash".into()), Utc::now()).await.unwrap().is_none());

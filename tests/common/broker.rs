@@ -83,6 +83,7 @@ pub struct TestBroker {
 
 pub struct Resp {
     pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -196,13 +197,14 @@ impl TestBroker {
         }
         let resp = req.send().await.expect("broker answers");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body expected, got: {text}"))
         };
-        Resp { status, body }
+        Resp { status, headers, body }
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Resp {

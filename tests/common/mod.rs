@@ -5,6 +5,8 @@
 
 pub mod broker;
 pub mod env;
+pub mod process;
 
 pub use broker::*;
 pub use env::*;
+pub use process::*;

@@ -1,11 +1,11 @@
 //! Grants: who sees them, who ends them, credentials minted for them, and
 //! the reaper's side (telling providers about every grant that ended).
 
-use super::{Broker, BrokerError, BrokerResult, event, subject};
+use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, timestamp};
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::providers::Minted;
-use crate::store::{GrantRecord, NewCredential, StoreError, UserRecord};
+use crate::store::{GrantRecord, NewCredential, Page, StoreError, UserRecord};
 
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.
@@ -18,12 +18,14 @@ impl Broker {
     }
 
     /// The caller's grants (every user's with `all`, admins only); with `live`, only those live now.
-    pub async fn list_grants(&self, caller: &UserRecord, all: bool, live: bool) -> BrokerResult<Vec<GrantRecord>> {
+    pub async fn list_grants(&self, caller: &UserRecord, all: bool, live: bool, page: Page) -> BrokerResult<Listing<GrantRecord>> {
         if all && !caller.admin {
             return Err(BrokerError::Forbidden("only admins can list every user's grants".into()));
         }
         let who = (!all).then_some(caller.id);
-        Ok(self.store.grants(who, live.then(|| self.now())).await?)
+        let items = self.store.grants(who, live.then(|| self.now()), page).await?;
+        let next_before = page.next(items.iter().map(|g| g.id));
+        Ok(Listing { items, next_before })
     }
 
     pub async fn get_grant(&self, caller: &UserRecord, id: i64) -> BrokerResult<GrantRecord> {

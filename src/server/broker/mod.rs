@@ -51,6 +51,13 @@ pub enum OpenError {
     Repos(String),
 }
 
+/// One page of a listing, and where the next one starts (`None`: this was the last).
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next_before: Option<i64>,
+}
+
 pub struct Broker {
     store: Arc<dyn Store>,
     /// Verifies the checkpoints the store signs (the private half stays in the store).

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Broker, BrokerError, BrokerResult, event, subject};
+use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
 use crate::domain::policy::{Rule, Subject};
 use crate::domain::repo;
 use crate::domain::request::{self, ApprovalOutcome, DecisionError, GrantWindow, RequestState, RequestStatus};
 use crate::domain::{AccessDuration, Level};
-use crate::store::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
+use crate::store::{ApprovalRecord, GrantRecord, NewRequest, Page, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
 
 const MAX_ATTEMPTS: usize = 8;
 
@@ -134,7 +134,8 @@ impl Broker {
     async fn live_grants_on(&self, user_id: Option<i64>, repo: &str) -> BrokerResult<Vec<GrantRecord>> {
         let Some(user_id) = user_id else { return Ok(Vec::new()) };
         let now = self.now();
-        Ok(self.store.grants(Some(user_id), Some(now)).await?.into_iter().filter(|g| g.repo == repo).collect())
+        let page = Page { before: None, limit: Page::MAX_LIMIT };
+        Ok(self.store.grants(Some(user_id), Some(now), page).await?.into_iter().filter(|g| g.repo == repo).collect())
     }
 
     /// Creates a request, unless a live grant of the caller already covers it:
@@ -199,10 +200,13 @@ impl Broker {
 
     /// Requests the caller may see; with `reviewable`, only someone else's
     /// that the governing rule lets the caller decide.
-    pub async fn list_requests(&self, caller: &UserRecord, query: &RequestQuery) -> BrokerResult<Vec<RequestRecord>> {
+    pub async fn list_requests(&self, caller: &UserRecord, query: &RequestQuery, page: Page) -> BrokerResult<Listing<RequestRecord>> {
         self.expire_stale().await?;
-        let filter = RequestFilter { requester_id: query.mine.then_some(caller.id), status: query.status, limit: None };
+        let filter = RequestFilter { requester_id: query.mine.then_some(caller.id), status: query.status, page };
         let records = self.store.requests(&filter).await?;
+        // The next page is decided before filtering what the caller may see,
+        // so a page of someone else's requests does not end the listing.
+        let next_before = page.next(records.iter().map(|r| r.id));
         // One read of everyone's groups, not one per request.
         let groups: HashMap<i64, Vec<String>> =
             if query.reviewable { self.store.users().await?.into_iter().map(|u| (u.id, u.groups)).collect() } else { HashMap::new() };
@@ -212,7 +216,8 @@ impl Broker {
             let rule = self.config.policy.rule_for(&r.repo, r.level, &Subject { name: &r.requester, groups: requester_groups });
             r.requester != caller.name && rule.is_ok_and(|rule| rule.may_approve(&me))
         };
-        Ok(records.into_iter().filter(|r| self.may_view(caller, r) && (!query.reviewable || reviewable(r))).collect())
+        let items = records.into_iter().filter(|r| self.may_view(caller, r) && (!query.reviewable || reviewable(r))).collect();
+        Ok(Listing { items, next_before })
     }
 
     /// One request; a request found pending past its TTL is expired on the spot.

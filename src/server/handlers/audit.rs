@@ -1,14 +1,14 @@
 //! `/v1/audit`: pages of the log, and the chain verified on the broker (admins).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use super::AppState;
 use crate::api;
 use crate::domain::audit::AuditEvent;
 use crate::server::auth::Caller;
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ApiQuery};
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -21,7 +21,11 @@ pub struct PageQuery {
     since: Option<String>,
 }
 
-pub async fn page(State(broker): AppState, Caller(user): Caller, Query(q): Query<PageQuery>) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+pub async fn page(
+    State(broker): AppState,
+    Caller(user): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Vec<AuditEvent>>, ApiError> {
     let since = q
         .since
         .as_deref()

@@ -1,14 +1,16 @@
 //! `/v1/grants`: list, read, revoke, and mint a git credential.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::{AppState, parse_id, view_grant};
+use super::{AppState, listed, page, parse_id, view_grant};
 use crate::api;
 use crate::server::auth::{Caller, ClientAddr};
-use crate::server::error::{ApiError, OptionalJson};
+use crate::server::error::{ApiError, ApiQuery, OptionalJson};
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -18,11 +20,14 @@ pub struct ListQuery {
     /// Only grants live now.
     #[serde(default)]
     live: bool,
+    /// Paging: grants older than this id (from the `Link` header).
+    before: Option<i64>,
+    limit: Option<u32>,
 }
 
-pub async fn list(State(broker): AppState, Caller(user): Caller, Query(q): Query<ListQuery>) -> Result<Json<Vec<api::Grant>>, ApiError> {
-    let grants = broker.list_grants(&user, q.all, q.live).await?;
-    Ok(Json(grants.iter().map(|g| view_grant(&broker, g)).collect()))
+pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let listing = broker.list_grants(&user, q.all, q.live, page(q.before, q.limit)?).await?;
+    Ok(listed(&uri, listing.next_before, listing.items.iter().map(|g| view_grant(&broker, g)).collect()))
 }
 
 pub async fn get(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::Grant>, ApiError> {

@@ -12,12 +12,16 @@ pub mod users;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::broker::Broker;
 use super::error::ApiError;
 use crate::api;
-use crate::store::{GrantRecord, RequestRecord, UserRecord};
+use crate::store::{GrantRecord, Page, RequestRecord, UserRecord};
 
 pub type AppState = State<Arc<Broker>>;
 
@@ -27,6 +31,36 @@ pub fn parse_id(kind: &str, raw: &str) -> Result<i64, ApiError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::bad_input(format!("invalid {kind} id `{raw}`: expected a positive number")))
+}
+
+/// `?before=ID&limit=N` on a listing: rows older than `before`, at most `limit`.
+pub fn page(before: Option<i64>, limit: Option<u32>) -> Result<Page, ApiError> {
+    if before.is_some_and(|b| b < 1) {
+        return Err(ApiError::bad_input("invalid before: expected a positive id"));
+    }
+    let limit = limit.unwrap_or(Page::DEFAULT_LIMIT);
+    if !(1..=Page::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_input(format!("invalid limit {limit}: expected 1 to {}", Page::MAX_LIMIT)));
+    }
+    Ok(Page { before, limit })
+}
+
+/// A listing as JSON, with a `Link: <?...>; rel="next"` header (as GitHub's
+/// API pages) when an older page may follow: the same query with `before`
+/// set, as a query-only reference so it resolves right behind a proxy that
+/// adds a path prefix.
+pub fn listed<T: Serialize>(uri: &Uri, next_before: Option<i64>, items: Vec<T>) -> Response {
+    let mut response = Json(items).into_response();
+    if let Some(before) = next_before {
+        let pairs = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).filter(|(k, _)| k != "before");
+        let query =
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).append_pair("before", &before.to_string()).finish();
+        let link = format!("<?{query}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
 }
 
 pub fn view_user(u: &UserRecord) -> api::User {

@@ -1,17 +1,18 @@
 //! `/v1/requests`: create, list, read (with long-poll), approve, deny, cancel.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::{AppState, parse_id, view_request};
+use super::{AppState, listed, page, parse_id, view_request};
 use crate::api;
 use crate::domain::request::RequestStatus;
 use crate::domain::{AccessDuration, Level};
 use crate::server::auth::Caller;
 use crate::server::broker::RequestQuery;
-use crate::server::error::{ApiError, ApiJson, OptionalJson};
+use crate::server::error::{ApiError, ApiJson, ApiQuery, OptionalJson};
 
 fn parse_status(raw: &str) -> Result<RequestStatus, ApiError> {
     raw.parse().map_err(ApiError::bad_input)
@@ -39,16 +40,16 @@ pub struct ListQuery {
     #[serde(default)]
     reviewable: bool,
     status: Option<String>,
+    /// Paging: requests older than this id (from the `Link` header).
+    before: Option<i64>,
+    limit: Option<u32>,
 }
 
-pub async fn list(
-    State(broker): AppState,
-    Caller(user): Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<api::AccessRequest>>, ApiError> {
+pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
-    let records = broker.list_requests(&user, &RequestQuery { mine: q.mine, reviewable: q.reviewable, status }).await?;
-    Ok(Json(records.iter().map(|r| view_request(&broker, r)).collect()))
+    let query = RequestQuery { mine: q.mine, reviewable: q.reviewable, status };
+    let listing = broker.list_requests(&user, &query, page(q.before, q.limit)?).await?;
+    Ok(listed(&uri, listing.next_before, listing.items.iter().map(|r| view_request(&broker, r)).collect()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,7 +64,7 @@ pub async fn get(
     State(broker): AppState,
     Caller(user): Caller,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
     let record = match q.wait {
