@@ -210,6 +210,20 @@ impl TypedValueParser for LevelParser {
     }
 }
 
+/// A user or group name, checked here so a bad one never reaches a URL.
+pub fn name_parser(kind: &'static str) -> impl TypedValueParser<Value = String> {
+    clap::builder::StringValueParser::new().try_map(move |s| {
+        if crate::domain::text::is_valid_name(&s) {
+            Ok(s)
+        } else {
+            Err(format!(
+                "invalid {kind} name `{}`: use 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+                s.escape_debug()
+            ))
+        }
+    })
+}
+
 /// A duration flag (`--for`, `--timeout`), parsed by the domain's rules.
 pub fn duration_parser() -> impl TypedValueParser<Value = AccessDuration> {
     clap::builder::StringValueParser::new().try_map(|s| s.parse::<AccessDuration>())

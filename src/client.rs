@@ -141,7 +141,10 @@ impl Client {
             req = req.json(body);
         }
         let unreachable = |e: reqwest::Error| ClientError::Unreachable { url: self.base.clone(), message: describe(&e, &self.base_url) };
-        let resp = req.send().await.map_err(unreachable)?;
+        let resp = req.send().await.map_err(|e| {
+            // A request that cannot even be built (a URL too long for HTTP) is bad input, not an outage.
+            if e.is_builder() { ClientError::BadUrl(format!("cannot send this request: {}", e.without_url())) } else { unreachable(e) }
+        })?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.map_err(unreachable)?.to_vec();

@@ -4,6 +4,7 @@
 mod common;
 
 mod test_architecture;
+mod test_bad_input_sweep;
 mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;

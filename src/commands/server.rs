@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::domain::token::ExposeSecret;
 use crate::error::{CommandError, ExitKind};
 use crate::server::broker::{BrokerError, OpenError};
-use crate::server::config::{ConfigError, DEFAULT_LISTEN, ServerConfig, default_data_dir};
+use crate::server::config::{ConfigError, DEFAULT_LISTEN, ServerConfig, check_public_url, default_data_dir};
 use crate::server::{Broker, dev, launch_with_listener};
 use crate::store::StoreError;
 use std::net::SocketAddr;
@@ -88,14 +88,30 @@ fn load_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {
         config.listen = listen;
     }
     if let Some(url) = &args.public_url {
-        config.public_url = Some(url.trim_end_matches('/').to_string());
+        config.public_url = Some(check_public_url(url).map_err(|e| CommandError::bad_input(format!("--public-url {e}")))?);
     }
+    check_data_dir(&config.data_dir)?;
     Ok(config)
+}
+
+/// SQLite takes only UTF-8 file names, so a data directory that is not is
+/// refused up front, by name.
+fn check_data_dir(dir: &std::path::Path) -> Result<(), CommandError> {
+    if dir.to_str().is_none() {
+        return Err(CommandError::bad_input(format!("the data directory {} is not valid UTF-8, which SQLite needs", dir.display())));
+    }
+    Ok(())
+}
+
+fn data_dir_error(dir: &std::path::Path, e: std::io::Error) -> CommandError {
+    CommandError::bad_input(format!("cannot create the data directory {}: {e}", dir.display()))
+        .hint("pass --data-dir a directory this user can create and write")
 }
 
 /// A broker that cannot open says why; a config it cannot use is bad input.
 fn open_error(e: OpenError) -> CommandError {
     match e {
+        OpenError::DataDir { path, source } => data_dir_error(&path, source),
         OpenError::Provider(_) | OpenError::Repos(_) => config_error_text(e.to_string()),
         OpenError::Store { source: StoreError::Corrupt(_), .. } => CommandError::unexpected(e.to_string())
             .hint("the database is damaged or not a jit database; restore it from a backup, or point --data-dir elsewhere"),
@@ -191,10 +207,14 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     }
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
-    let server_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let server_url = match &args.public_url {
+        Some(url) => check_public_url(url).map_err(|e| CommandError::bad_input(format!("--public-url {e}")))?,
+        None => format!("http://{addr}"),
+    };
+    check_data_dir(&data_dir)?;
     let mut config = dev::dev_config(data_dir, &server_url).map_err(config_error)?;
     config.listen = addr;
-    crate::fsutil::create_private_dir(&config.data_dir)?;
+    crate::fsutil::create_private_dir(&config.data_dir).map_err(|e| data_dir_error(&config.data_dir, e))?;
     if let Some(dir) = config.gateway_dir() {
         std::fs::create_dir_all(dir)?;
     }

@@ -137,6 +137,16 @@ pub struct ServerConfig {
     pub policy: Policy,
 }
 
+/// The broker's public URL as clients reach it: http or https with a host,
+/// without a trailing `/`.
+pub fn check_public_url(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}`: must be an http or https URL with a host"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
 impl ServerConfig {
     /// Defaults with no repos and no rules: a broker that refuses everything.
     pub fn new(data_dir: PathBuf) -> ServerConfig {
@@ -178,11 +188,7 @@ impl ServerConfig {
             config.listen = listen.parse().map_err(|e| invalid(format!("server.listen `{listen}`: {e}")))?;
         }
         if let Some(url) = raw.server.public_url {
-            let parsed = url::Url::parse(&url).map_err(|e| invalid(format!("server.public_url `{url}`: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(format!("server.public_url `{url}`: must be http or https")));
-            }
-            config.public_url = Some(url.trim_end_matches('/').to_string());
+            config.public_url = Some(check_public_url(&url).map_err(|e| invalid(format!("server.public_url {e}")))?);
         }
         if let Some(ttl) = raw.server.pending_ttl {
             config.pending_ttl = ttl.parse().map_err(|e| invalid(format!("server.pending_ttl: {e}")))?;

@@ -2,12 +2,12 @@
 //! stable code, a message and a hint), one mapping from [`BrokerError`], and
 //! the plain-text answers git gets for [`GitRefusal`]s.
 //!
-//! [`ApiJson`] and [`ApiQuery`] replace axum's `Json` and `Query` extractors
+//! [`ApiJson`], [`ApiQuery`] and [`ApiPath`] replace axum's extractors
 //! so malformed or oversized input gets the same JSON error shape as
 //! everything else instead of axum's plain-text rejections.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -228,6 +228,24 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::try_from_uri(&parts.uri) {
             Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(ApiError::bad_input(rejection.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` with our error shape on rejection (`/v1/requests/%FF`).
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
             Err(rejection) => Err(ApiError::bad_input(rejection.body_text())),
         }
     }

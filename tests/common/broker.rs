@@ -72,6 +72,16 @@ pub const USERS: &[(&str, &[&str], bool)] = &[
     ("admin", &[], true),
 ];
 
+/// [`POLICY`] with the demo repo served by the built-in gateway, whose
+/// credentials live `credential_ttl`.
+pub fn gateway_policy(credential_ttl: &str) -> String {
+    let demo_repo = POLICY.split("[[repo]]\nname = \"acme/api\"").collect::<Vec<_>>();
+    let rules_and_acme = format!("[[repo]]\nname = \"acme/api\"{}", demo_repo[1]);
+    format!(
+        "[server]\npending_ttl = \"1h\"\n\n[gateway]\nrepos_dir = \"{{data_dir}}/repos\"\ncredential_ttl = \"{credential_ttl}\"\n\n{rules_and_acme}"
+    )
+}
+
 pub struct TestBroker {
     pub dir: tempfile::TempDir,
     pub handle: Option<ServerHandle>,
@@ -112,12 +122,7 @@ impl TestBroker {
     /// A broker whose gateway serves the demo repo (one commit on `main`) at
     /// `<url>/git/demo.git`, with gateway credentials living `credential_ttl`.
     pub async fn start_gateway(credential_ttl: &str) -> TestBroker {
-        let demo_repo = POLICY.split("[[repo]]\nname = \"acme/api\"").collect::<Vec<_>>();
-        let rules_and_acme = format!("[[repo]]\nname = \"acme/api\"{}", demo_repo[1]);
-        let policy = format!(
-            "[server]\npending_ttl = \"1h\"\n\n[gateway]\nrepos_dir = \"{{data_dir}}/repos\"\ncredential_ttl = \"{credential_ttl}\"\n\n{rules_and_acme}"
-        );
-        Self::start_with(&policy).await
+        Self::start_with(&gateway_policy(credential_ttl)).await
     }
 
     pub async fn start_with(policy: &str) -> TestBroker {

@@ -7,6 +7,7 @@
 //! carry one.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -156,6 +157,24 @@ impl TestEnvironment {
         cmd.envs(extra.iter().copied());
         let out = assert_cmd::Command::from_std(cmd).write_stdin(stdin).timeout(std::time::Duration::from_secs(120)).output().unwrap();
         self.record(&out, stdout_carries_secrets)
+    }
+
+    /// Runs jit with arguments that need not be UTF-8, bounded by `timeout`
+    /// (`None`: it did not finish), and records its output.
+    pub fn run_os(
+        &self,
+        args: &[std::ffi::OsString],
+        extra: &[(&str, &str)],
+        stdout_carries_secrets: bool,
+        timeout: std::time::Duration,
+    ) -> Option<Run> {
+        let mut cmd = self.command(&[]);
+        cmd.args(args).envs(extra.iter().copied());
+        let out = assert_cmd::Command::from_std(cmd).write_stdin("").timeout(timeout).output().unwrap();
+        if out.status.code().is_none() && out.status.signal() == Some(9) {
+            return None;
+        }
+        Some(self.record(&out, stdout_carries_secrets))
     }
 
     /// Records what a terminal session showed, for the leak check.

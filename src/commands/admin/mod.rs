@@ -55,6 +55,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 pub struct UserNameArg {
     /// The user's name
+    #[arg(value_parser = crate::cli::name_parser("user"))]
     pub name: String,
     #[command(flatten)]
     pub json: JsonFlag,

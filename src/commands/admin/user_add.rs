@@ -11,9 +11,10 @@ use crate::cli::JsonFlag;
 #[derive(Debug, Args)]
 pub struct UserAddArgs {
     /// The new user's name: 1-64 letters, digits, `-`, `_` or `.`
+    #[arg(value_parser = crate::cli::name_parser("user"))]
     pub name: String,
     /// A group the user belongs to (repeatable)
-    #[arg(long = "group", value_name = "GROUP")]
+    #[arg(long = "group", value_name = "GROUP", value_parser = crate::cli::name_parser("group"))]
     pub groups: Vec<String>,
     /// Make the user an admin
     #[arg(long)]

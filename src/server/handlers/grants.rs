@@ -1,7 +1,7 @@
 //! `/v1/grants`: list, read, revoke, and mint a git credential.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::Uri;
 use axum::response::Response;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{AppState, listed, page, parse_id, view_grant};
 use crate::api;
 use crate::server::auth::{Caller, ClientAddr};
-use crate::server::error::{ApiError, ApiQuery, OptionalJson};
+use crate::server::error::{ApiError, ApiPath, ApiQuery, OptionalJson};
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -30,7 +30,7 @@ pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQu
     Ok(listed(&uri, listing.next_before, listing.items.iter().map(|g| view_grant(&broker, g)).collect()))
 }
 
-pub async fn get(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::Grant>, ApiError> {
+pub async fn get(State(broker): AppState, Caller(user): Caller, ApiPath(id): ApiPath<String>) -> Result<Json<api::Grant>, ApiError> {
     let id = parse_id("grant", &id)?;
     Ok(Json(view_grant(&broker, &broker.get_grant(&user, id).await?)))
 }
@@ -38,7 +38,7 @@ pub async fn get(State(broker): AppState, Caller(user): Caller, Path(id): Path<S
 pub async fn revoke(
     State(broker): AppState,
     Caller(user): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<api::RevokeBody>,
 ) -> Result<Json<api::Grant>, ApiError> {
     let id = parse_id("grant", &id)?;
@@ -51,7 +51,7 @@ pub async fn mint_credential(
     State(broker): AppState,
     ClientAddr(client): ClientAddr,
     Caller(user): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<api::Credential>), ApiError> {
     let id = parse_id("grant", &id)?;
     let (grant, minted) = broker.mint_credential(&user, id, client).await?;

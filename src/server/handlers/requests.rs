@@ -1,7 +1,7 @@
 //! `/v1/requests`: create, list, read (with long-poll), approve, deny, cancel.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use crate::domain::request::RequestStatus;
 use crate::domain::{AccessDuration, Level};
 use crate::server::auth::Caller;
 use crate::server::broker::RequestQuery;
-use crate::server::error::{ApiError, ApiJson, ApiQuery, OptionalJson};
+use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
 fn parse_status(raw: &str) -> Result<RequestStatus, ApiError> {
     raw.parse().map_err(ApiError::bad_input)
@@ -63,7 +63,7 @@ pub struct WaitQuery {
 pub async fn get(
     State(broker): AppState,
     Caller(user): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
@@ -82,7 +82,7 @@ pub async fn get(
 pub async fn approve(
     State(broker): AppState,
     Caller(user): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<api::ApproveBody>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
@@ -93,7 +93,7 @@ pub async fn approve(
 pub async fn deny(
     State(broker): AppState,
     Caller(user): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<api::DenyBody>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
@@ -101,7 +101,11 @@ pub async fn deny(
     Ok(Json(view_request(&broker, &record)))
 }
 
-pub async fn cancel(State(broker): AppState, Caller(user): Caller, Path(id): Path<String>) -> Result<Json<api::AccessRequest>, ApiError> {
+pub async fn cancel(
+    State(broker): AppState,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
     let record = broker.cancel(&user, id).await?;
     Ok(Json(view_request(&broker, &record)))

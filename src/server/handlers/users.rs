@@ -1,14 +1,14 @@
 //! `/v1/whoami` and `/v1/users`: the caller, and users and tokens for admins.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::{AppState, view_user};
 use crate::api;
 use crate::server::auth::Caller;
 use crate::server::broker::NewUser;
-use crate::server::error::{ApiError, ApiJson};
+use crate::server::error::{ApiError, ApiJson, ApiPath};
 
 pub async fn whoami(Caller(user): Caller) -> Json<api::User> {
     Json(view_user(&user))
@@ -28,7 +28,7 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(api::IssuedToken { user: view_user(&user), token })))
 }
 
-pub async fn remove(State(broker): AppState, Caller(caller): Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(State(broker): AppState, Caller(caller): Caller, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
     broker.remove_user(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -36,7 +36,7 @@ pub async fn remove(State(broker): AppState, Caller(caller): Caller, Path(name):
 pub async fn rotate_token(
     State(broker): AppState,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<api::IssuedToken>, ApiError> {
     let (user, token) = broker.rotate_token(&caller, &name).await?;
     Ok(Json(api::IssuedToken { user: view_user(&user), token }))
