@@ -110,3 +110,39 @@ async fn a_revoked_grant_stops_git_at_the_host_at_once() {
     assert_ne!(second.code, 0);
     assert!(second.stderr.contains("jit: your read grant on demo has ended") && second.stderr.contains("revoked"), "{}", second.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_push_is_recorded_ref_by_ref() {
+    let b = TestBroker::start_gateway("1h").await;
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
+    let repo = work.join("demo");
+    let rev = |r: &str| alice.git(&repo, &["rev-parse", r]).success().stdout.trim().to_string();
+    let before = rev("HEAD");
+    std::fs::write(repo.join("CHANGE.md"), "a change\n").unwrap();
+    alice.git(&repo, &["add", "CHANGE.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "a change"]).success();
+    let after = rev("HEAD");
+    alice.git(&repo, &["tag", "v1"]).success();
+    // One push: main moves, a branch and a tag appear.
+    alice.git(&repo, &["push", "origin", "main", "main:refs/heads/topic", "v1"]).success();
+    // Another: the branch goes away.
+    alice.git(&repo, &["push", "origin", ":topic"]).success();
+
+    let pushes: Vec<String> =
+        b.audit().await.iter().filter(|e| e["action"] == "git_push").map(|e| e["detail"].as_str().unwrap().to_string()).collect();
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    for expected in [
+        format!("refs/heads/main {before}→{after}"),
+        format!("refs/heads/topic created at {after}"),
+        format!("refs/tags/v1 created at {after}"),
+    ] {
+        assert!(pushes[0].contains(&expected), "{expected} missing from {}", pushes[0]);
+    }
+    assert_eq!(pushes[1], format!("git-receive-pack: refs/heads/topic deleted (was {after})"));
+}

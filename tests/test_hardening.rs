@@ -71,6 +71,51 @@ async fn posting_straight_to_upload_pack_is_audited() {
 }
 
 #[tokio::test]
+async fn a_push_whose_commands_cannot_be_read_never_reaches_the_repository() {
+    // The audit names every ref a push changes, so a push jit cannot read is not let through unrecorded.
+    let b = TestBroker::start_gateway("1h").await;
+    let (_, password) = write_password(&b, "alice").await;
+    let zero = "0".repeat(40);
+    let head = std::process::Command::new("git")
+        .args(["--git-dir", b.dir.path().join("repos/demo.git").to_str().unwrap(), "rev-parse", "main"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap().trim().to_string();
+    let post = |body: Vec<u8>, encoding: Option<&'static str>| {
+        let mut r = reqwest::Client::new()
+            .post(format!("{}/git/demo.git/git-receive-pack", b.url))
+            .basic_auth("alice", Some(&password))
+            .header("Content-Type", "application/x-git-receive-pack-request")
+            .body(body);
+        if let Some(e) = encoding {
+            r = r.header("Content-Encoding", e);
+        }
+        r.send()
+    };
+    for (body, encoding, says) in [
+        (format!("{}0000", pkt(&format!("{head} {zero} main\0report-status"))).into_bytes(), None, "not a ref name"),
+        (format!("{}0000", pkt(&format!("{head} {zero}\0report-status"))).into_bytes(), None, "OLD NEW REFNAME"),
+        (b"zzzz".to_vec(), None, "not hex"),
+        (pkt(&format!("{head} {zero} refs/heads/main\0report-status")).into_bytes(), None, "ended before its command list"),
+        (format!("{}0000", pkt(&format!("{head} {zero} refs/heads/main\0report-status"))).into_bytes(), Some("gzip"), "compressed"),
+    ] {
+        let r = post(body, encoding).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let text = r.text().await.unwrap();
+        assert!(text.starts_with("jit: ") && text.contains(says), "{says}: {text}");
+    }
+    // main was never deleted, and the refusals are in the log.
+    let still = std::process::Command::new("git")
+        .args(["--git-dir", b.dir.path().join("repos/demo.git").to_str().unwrap(), "rev-parse", "main"])
+        .output()
+        .unwrap();
+    assert!(still.status.success());
+    let audit = b.audit().await;
+    assert!(audit.iter().all(|e| e["action"] != "git_push"));
+    assert!(audit.iter().any(|e| e["action"] == "git_refused" && e["detail"].as_str().unwrap().contains("unreadable push")));
+}
+
+#[tokio::test]
 async fn hidden_and_direction_changing_characters_never_reach_an_approver() {
     let b = TestBroker::start().await;
     for reason in ["fix \u{202E}gnp.exe", "zero\u{200B}width", "isolate\u{2066}x\u{2069}"] {

@@ -1,13 +1,14 @@
 //! Property-based fuzzing (proptest, on stable, so every CI run does it) of
 //! what reads untrusted input: the credential protocol and its exact-match
-//! rule, clone URLs and repo names, durations, the policy file, and git's
-//! smart-HTTP routes. Each property runs a bounded number of cases; a failure
+//! rule, clone URLs and repo names, durations, the policy file, git's
+//! smart-HTTP routes and the receive-pack command list. Each property runs a bounded number of cases; a failure
 //! proptest finds is shrunk and kept in `proptest-regressions/` as a
 //! regression case.
 
 use proptest::prelude::*;
 
 use jit::domain::AccessDuration;
+use jit::domain::receive_pack::{self, RefUpdate};
 use jit::domain::repo::{CloneUrl, RepoSpec, resolve};
 use jit::domain::smart_http::route;
 use jit::git::credential::{parse, target};
@@ -185,6 +186,51 @@ proptest! {
         match jit::server::ServerConfig::from_toml(&src, std::path::Path::new("fuzz.toml"), Some("/tmp".into())) {
             Ok(config) => prop_assert_eq!(config.policy.rules().len(), 1),
             Err(e) => prop_assert!(e.to_string().contains("line") || e.to_string().contains("fuzz.toml"), "{}", e),
+        }
+    }
+}
+
+fn object_id() -> impl Strategy<Value = String> {
+    prop_oneof![Just("0".repeat(40)), "[0-9a-f]{40}"]
+}
+
+fn ref_update() -> impl Strategy<Value = RefUpdate> {
+    (object_id(), object_id(), "(heads|tags)/[a-z0-9_-]{1,12}(/[a-z0-9_-]{1,8}){0,2}")
+        .prop_map(|(old, new, name)| RefUpdate { name: format!("refs/{name}"), old, new })
+        .prop_filter("zero to zero is no command", |u| !(u.old.bytes().all(|b| b == b'0') && u.new.bytes().all(|b| b == b'0')))
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    /// What git's send-pack writes reads back exactly, with the pack left where it starts.
+    #[test]
+    fn receive_pack_commands_read_back_exactly(
+        updates in proptest::collection::vec(ref_update(), 1..20),
+        caps in proptest::collection::vec(prop_oneof![Just("report-status"), Just("side-band-64k"), Just("atomic"), Just("agent=git/2.47")], 0..4),
+        pack in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut body = receive_pack::encode(&updates, &caps);
+        let len = body.len();
+        body.extend_from_slice(&pack);
+        let parsed = receive_pack::parse(&body).unwrap().unwrap();
+        prop_assert_eq!(&parsed.updates, &updates);
+        prop_assert_eq!(parsed.len, len);
+        // Any shorter read is "not yet", never a wrong answer.
+        for cut in [0, 1, 4, len / 2, len - 1] {
+            prop_assert_eq!(receive_pack::parse(&body[..cut]), Ok(None));
+        }
+    }
+
+    /// Anything at all: no panic, and whatever parses names only real refs within the input.
+    #[test]
+    fn the_receive_pack_parser_takes_anything(bytes in proptest::collection::vec(any::<u8>(), 0..400), prefix in proptest::collection::vec(ref_update(), 0..2)) {
+        let mut body = receive_pack::encode(&prefix, &[]);
+        body.truncate(body.len().saturating_sub(4));
+        body.extend_from_slice(&bytes);
+        if let Ok(Some(parsed)) = receive_pack::parse(&body) {
+            prop_assert!(parsed.len <= body.len());
+            prop_assert!(parsed.updates.iter().all(|u| receive_pack::is_ref_name(&u.name)));
         }
     }
 }

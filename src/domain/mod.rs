@@ -8,6 +8,7 @@ pub mod level;
 pub mod limits;
 pub mod network;
 pub mod policy;
+pub mod receive_pack;
 pub mod repo;
 pub mod request;
 pub mod smart_http;

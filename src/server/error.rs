@@ -185,6 +185,7 @@ impl IntoResponse for GitRefusal {
                 StatusCode::FORBIDDEN,
                 format!("jit: your grant on {repo} can be used only from {from} (rule `{rule}`); this request came from {client}"),
             ),
+            GitRefusal::BadPush(why) => git_plain(StatusCode::BAD_REQUEST, format!("jit: {why}")),
             GitRefusal::Unavailable => {
                 git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not check your access; try again".into())
             }

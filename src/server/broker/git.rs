@@ -9,6 +9,7 @@
 use super::{Broker, BrokerResult, event};
 use crate::domain::Level;
 use crate::domain::audit::{Action, NewEvent};
+use crate::domain::receive_pack::Commands;
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::domain::smart_http::{Endpoint, GitRoute, Service};
 use crate::domain::token::TokenHash;
@@ -56,6 +57,8 @@ pub enum GitRefusal {
     },
     /// The broker could not check (its store failed); try again.
     Unavailable,
+    /// A push whose command list cannot be read, so it could not be audited.
+    BadPush(String),
 }
 
 impl GitRefusal {
@@ -70,6 +73,7 @@ impl GitRefusal {
             GitRefusal::LevelTooLow { .. } => "level too low",
             GitRefusal::NotFromHere { .. } => "outside the rule's networks",
             GitRefusal::Unavailable => "broker unavailable",
+            GitRefusal::BadPush(_) => "unreadable push",
         }
     }
 
@@ -184,13 +188,16 @@ impl Broker {
     /// and post straight to them, so that is where the event belongs). Every
     /// push is an event; fetches by one grant within [`FETCH_COALESCE`] are
     /// one event, and the next one written says how many were folded into it.
-    pub async fn record_git_operation(&self, grant: &GrantRecord, route: &GitRoute) -> BrokerResult<()> {
+    pub async fn record_git_operation(&self, grant: &GrantRecord, route: &GitRoute, push: Option<&Commands>) -> BrokerResult<()> {
         if route.endpoint != Endpoint::Rpc {
             tracing::debug!(user = %grant.user, repo = %route.repo, service = route.service.name(), "ref advertisement");
             return Ok(());
         }
         let action = if route.service == Service::ReceivePack { Action::GitPush } else { Action::GitFetch };
         let mut detail = route.service.name().to_string();
+        if let Some(push) = push {
+            detail = push_detail(push);
+        }
         if action == Action::GitFetch {
             let now = tokio::time::Instant::now();
             let mut windows = self.fetch_windows.lock().expect("fetch windows lock");
@@ -219,5 +226,17 @@ impl Broker {
         self.store.append_events(vec![op], self.now()).await?;
         tracing::info!(user = %grant.user, repo = %route.repo, service = route.service.name(), "git operation");
         Ok(())
+    }
+}
+
+/// What a push changed, ref by ref, for its `git_push` event.
+fn push_detail(push: &Commands) -> String {
+    let signed = if push.signed { " (signed)" } else { "" };
+    match push.updates.as_slice() {
+        [] => format!("git-receive-pack{signed}: no ref updates"),
+        updates => {
+            let list = updates.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            format!("git-receive-pack{signed}: {list}")
+        }
     }
 }

@@ -6,15 +6,17 @@
 //! request to the repo's backend (`server::http_backend` for bare repos on
 //! this machine). Bodies stream both ways: a pack never sits whole in memory.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::headers::authorization::Basic;
 use axum_extra::headers::{Authorization, HeaderMapExt};
+use futures_util::StreamExt;
 
 use super::AppState;
-use crate::domain::smart_http::{RouteError, route};
+use crate::domain::receive_pack::{self, Commands};
+use crate::domain::smart_http::{Endpoint, RouteError, Service, route};
 use crate::providers::GitBackend;
 use crate::server::auth::ClientAddr;
 use crate::server::broker::git::GitRefusal;
@@ -57,7 +59,19 @@ pub async fn serve(
     if let Err(wait) = broker.git_request_allowed(access.grant.id) {
         return git_rate_limited("too many git requests with this credential", wait);
     }
-    if let Err(e) = broker.record_git_operation(&access.grant, &route).await {
+    // A push is read up to its pack first, so its event says which refs it changes.
+    let (body, push) = if route.endpoint == Endpoint::Rpc && route.service == Service::ReceivePack {
+        match read_push_commands(&headers, body).await {
+            Ok((body, commands)) => (body, Some(commands)),
+            Err(refusal) => {
+                broker.record_git_refusal(&route, &refusal, user, client).await;
+                return refusal.into_response();
+            }
+        }
+    } else {
+        (body, None)
+    };
+    if let Err(e) = broker.record_git_operation(&access.grant, &route, push.as_ref()).await {
         tracing::error!(error = %e, "gateway: audit append failed; refusing the git request");
         return git_message(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not record this operation; try again");
     }
@@ -80,4 +94,34 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// How long a client may take to send a push's command list.
+const COMMANDS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a push's body up to the end of its command list and parses it;
+/// returns the commands and a body that replays what was read, then streams
+/// the rest (the pack) untouched.
+async fn read_push_commands(headers: &HeaderMap, body: Body) -> Result<(Body, Commands), GitRefusal> {
+    // git never compresses a push (only fetch negotiations); an encoded one could not be read here.
+    if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity") {
+        return Err(GitRefusal::BadPush("compressed push requests are not accepted".into()));
+    }
+    let mut stream = body.into_data_stream();
+    let mut read = Vec::new();
+    let commands = loop {
+        match receive_pack::parse(&read) {
+            Ok(Some(commands)) => break commands,
+            Ok(None) => {}
+            Err(e) => return Err(GitRefusal::BadPush(e.to_string())),
+        }
+        match tokio::time::timeout(COMMANDS_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(chunk))) => read.extend_from_slice(&chunk),
+            Ok(Some(Err(e))) => return Err(GitRefusal::BadPush(format!("the push could not be read: {e}"))),
+            Ok(None) => return Err(GitRefusal::BadPush("the push ended before its command list did".into())),
+            Err(_) => return Err(GitRefusal::BadPush("the push's command list did not arrive in time".into())),
+        }
+    };
+    let replay = futures_util::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(read)) });
+    Ok((Body::from_stream(replay.chain(stream)), commands))
 }
