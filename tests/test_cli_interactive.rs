@@ -2,8 +2,6 @@
 //! picker and its confirmation, and the waiting spinner, driven through a real
 //! pseudo-terminal.
 
-use std::time::Duration;
-
 use rexpect::session::PtySession;
 
 use crate::common::{TestBroker, TestEnvironment, cli_env};
@@ -12,14 +10,6 @@ fn terminal(env: &TestEnvironment, args: &[&str], extra: &[(&str, &str)]) -> Pty
     let mut cmd = env.command(args);
     cmd.envs(extra.iter().copied()).env("TERM", "xterm");
     rexpect::session::spawn_command(cmd, Some(20_000)).unwrap()
-}
-
-/// Sends keys once the prompt is reading: a prompt that switches the terminal
-/// to raw mode flushes whatever was typed before it did.
-fn keys(session: &mut PtySession, keys: &str) {
-    std::thread::sleep(Duration::from_millis(400));
-    session.send(keys).unwrap();
-    session.flush().unwrap();
 }
 
 /// Reads to the end of the session and returns everything shown since the last expectation.
@@ -35,7 +25,7 @@ async fn login_asks_for_the_token_without_echoing_it() {
     let env = cli_env(&b);
     let mut session = terminal(&env, &["login", "--server", &b.url], &[]);
     let before = session.exp_string("Token for").unwrap();
-    keys(&mut session, &format!("{}\r", b.token("alice")));
+    crate::common::keys(&mut session, "-echo", &format!("{}\r", b.token("alice")));
     let shown = session.exp_string("Logged in").unwrap();
     let (rest, status) = finish(session);
     assert!(status.contains("Exited") && status.ends_with(", 0)"), "{status}");
@@ -55,9 +45,9 @@ async fn the_approve_picker_shows_details_and_asks_before_approving() {
     let mut session = terminal(&env, &["approve"], &bob);
     session.exp_string("Which request?").unwrap();
     session.exp_string("hotfix INC-42").unwrap();
-    keys(&mut session, "\r");
+    crate::common::keys(&mut session, "-icanon", "\r");
     session.exp_string("Approve admin on demo for dave?").unwrap();
-    keys(&mut session, "n");
+    crate::common::keys(&mut session, "-icanon", "n");
     let (rest, status) = finish(session);
     assert!(status.ends_with(", 4)"), "{status}: {rest}");
     assert_eq!(b.get("admin", "/v1/requests/2").await.body["status"], "pending");
@@ -66,13 +56,12 @@ async fn the_approve_picker_shows_details_and_asks_before_approving() {
     let mut session = terminal(&env, &["approve", "--comment", "go ahead"], &bob);
     session.exp_string("Which request?").unwrap();
     session.exp_string("hotfix INC-42").unwrap();
-    keys(&mut session, "\x1b[B");
-    keys(&mut session, "\r");
+    crate::common::keys(&mut session, "-icanon", "\x1b[B\r");
     let details = session.exp_string("Approve write on demo for alice?").unwrap();
     for line in ["requester: alice", "for:       2h", "reason:    hotfix INC-42"] {
         assert!(details.contains(line), "{line} missing from:\n{details}");
     }
-    keys(&mut session, "y");
+    crate::common::keys(&mut session, "-icanon", "y");
     session.exp_string("approved #1").unwrap();
     let (_, status) = finish(session);
     assert!(status.ends_with(", 0)"), "{status}");
@@ -88,7 +77,6 @@ async fn the_spinner_says_who_can_approve_until_someone_does() {
     let alice = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("alice"))];
     let mut session = terminal(&env, &["request", "demo", "--level", "write", "--for", "1h", "--reason", "fix"], &alice);
     session.exp_string("Waiting for approval of #1 (group:reviewers, alice can approve)").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.approve("carol", 1).await.status, 200);
     session.exp_string("Approved by carol: write on demo until").unwrap();
     let (_, status) = finish(session);

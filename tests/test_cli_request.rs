@@ -51,7 +51,7 @@ async fn a_denied_request_exits_3_with_the_reason() {
 async fn waiting_times_out_with_exit_4_and_the_resume_hint() {
     let b = TestBroker::start().await;
     let alice = logged_in(&b, "alice").await;
-    let run = alice.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--timeout", "2s"]);
+    let run = alice.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--timeout", "1s"]);
     run.code(4).stderr_has("still pending").stderr_has("jit wait 1").stderr_has("jit cancel 1");
     alice.run(&["wait", "1", "--timeout", "1s"]).code(4);
     // The request is untouched; it can still be approved and waited for.
@@ -65,37 +65,36 @@ async fn waiting_times_out_with_exit_4_and_the_resume_hint() {
 async fn ctrl_c_leaves_the_request_pending_and_says_how_to_resume() {
     let b = TestBroker::start().await;
     let alice = logged_in(&b, "alice").await;
-    let child = alice.spawn(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"]);
+    let child = alice.spawn_watched(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"]);
+    child.until("waiting for approval");
     let id = pending_id(&b, "alice").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // The shell's builtin kill: no procps needed.
     let sent = std::process::Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().unwrap();
     assert!(sent.success());
     // 130 = 128 + SIGINT, what shells and scripts expect of an interrupt (it was 4).
-    alice.wait_child(child).code(130).stderr_has("stopped waiting").stderr_has(&format!("jit wait {id}"));
+    alice.finish(child).code(130).stderr_has("stopped waiting").stderr_has(&format!("jit wait {id}"));
     assert_eq!(b.get("alice", &format!("/v1/requests/{id}")).await.body["status"], "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_and_canceled_requests_exit_4() {
-    let policy = crate::common::POLICY.replace("pending_ttl = \"1h\"", "pending_ttl = \"2s\"");
-    let b = TestBroker::start_with(&policy).await;
+    let b = TestBroker::start().await;
     let alice = logged_in(&b, "alice").await;
-    alice
-        .run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"])
-        .code(4)
-        .stderr_has("expired")
-        .stderr_has("jit request demo --level write --for 1h");
+    let waiting = alice.spawn_watched(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x"]);
+    waiting.until("waiting for approval");
+    // Nobody decides within the pending TTL (1h).
+    b.advance(Duration::from_secs(3601));
+    alice.finish(waiting).code(4).stderr_has("expired").stderr_has("jit request demo --level write --for 1h");
     let id = alice
         .run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "y", "--no-wait"])
         .success()
         .stdout
         .trim()
         .to_string();
-    let waiter = alice.spawn(&["wait", &id]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiter = alice.spawn_watched(&["wait", &id]);
+    waiter.until("waiting for approval");
     alice.run(&["cancel", &id]).success().stderr_has("canceled");
-    alice.wait_child(waiter).code(4).stderr_has("canceled");
+    alice.finish(waiter).code(4).stderr_has("canceled");
     alice.run(&["cancel", &id]).code(2).stderr_has("already canceled");
 }
 
@@ -256,11 +255,11 @@ async fn an_approver_can_wait_on_someone_elses_request() {
     let bob = logged_in(&b, "bob").await;
     let req = b.request("alice", "demo", "admin", "1h", None).await;
     let id = req["id"].as_i64().unwrap().to_string();
-    let waiter = bob.spawn(&["wait", &id, "--json"]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiter = bob.spawn_watched(&["wait", &id, "--json"]);
+    waiter.until("waiting for approval");
     b.approve("carol", 1).await;
     b.approve("erin", 1).await;
-    let run = bob.wait_child(waiter);
+    let run = bob.finish(waiter);
     assert_eq!(run.success().json()["status"], "approved");
 }
 

@@ -63,10 +63,12 @@ async fn no_wait_then_approval_then_git_push_just_works() {
 async fn after_a_grant_ended_a_newer_grant_is_found_not_the_stale_advice() {
     let b = TestBroker::start_gateway("1h").await;
     let alice = logged_in_with_setup(&b, "alice").await;
-    alice.run(&["request", "demo", "--level", "read", "--for", "1s"]).success();
+    // The helper judges its cached grant by the wall clock, so it ends for real.
+    alice.run(&["request", "demo", "--level", "read", "--for", "2s"]).success();
+    let granted = std::time::Instant::now();
     let work = alice.work_dir();
     alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep((granted + Duration::from_millis(2100)).saturating_duration_since(std::time::Instant::now())).await;
     let repo = work.join("demo");
     commit(&alice, &repo, "B.md");
     // The write grant is approved elsewhere; alice never runs `jit wait`.

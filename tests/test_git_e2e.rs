@@ -20,8 +20,11 @@ async fn git_works_exactly_while_a_grant_lives() {
     let clone = alice.git(&work, &["clone", &url, "before"]);
     assert_ne!(clone.code, 0, "clone without a grant worked");
 
+    // This test keeps real time (git and the helper read the wall clock), so
+    // its grants are a few seconds long: long enough for the steps each
+    // covers, short enough to wait out.
     // Read, auto-approved: clone works; push is refused with a message.
-    let read = alice.run(&["request", "demo", "--level", "read", "--for", "25s"]);
+    let read = alice.run(&["request", "demo", "--level", "read", "--for", "5s"]);
     read.success();
     let read_granted = Instant::now();
     alice.git(&work, &["clone", &url, "demo"]).success();
@@ -34,19 +37,11 @@ async fn git_works_exactly_while_a_grant_lives() {
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("403") && refused.stderr.contains("pushing needs write"), "{}", refused.stderr);
 
-    // Write for 20 s, approved by bob while alice waits: plain git push works.
-    let waiting = alice.spawn(&["request", "demo", "--level", "write", "--for", "20s", "--reason", "hotfix INC-42"]);
-    let mut id = None;
-    for _ in 0..200 {
-        let pending = b.get("admin", "/v1/requests?status=pending").await;
-        if let Some(r) = pending.body.as_array().unwrap().first() {
-            id = r["id"].as_i64();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(b.approve("bob", id.expect("a pending request")).await.status, 200);
-    alice.wait_child(waiting).success();
+    // Write for 4 s, approved by bob while alice waits: plain git push works.
+    let waiting = alice.spawn_watched(&["request", "demo", "--level", "write", "--for", "4s", "--reason", "hotfix INC-42"]);
+    waiting.until("waiting for approval of #2");
+    assert_eq!(b.approve("bob", 2).await.status, 200);
+    alice.finish(waiting).success();
     let write_granted = Instant::now();
     alice.git(&repo, &["push", "origin", "main"]).success();
     alice.git(&repo, &["fetch", "origin"]).success();
@@ -59,7 +54,7 @@ async fn git_works_exactly_while_a_grant_lives() {
     assert!(!alice.home().join(".git-credentials").exists(), "a jit credential reached git-credential-store");
 
     // After both grants end, push and fetch fail at the host, and the helper says why.
-    let until = (read_granted + Duration::from_secs(26)).max(write_granted + Duration::from_secs(21));
+    let until = (read_granted + Duration::from_millis(5100)).max(write_granted + Duration::from_millis(4100));
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
     std::fs::write(repo.join("LATE.md"), "too late\n").unwrap();
     alice.git(&repo, &["add", "LATE.md"]).success();

@@ -428,16 +428,22 @@ async fn guessing_tokens_is_throttled_logged_and_summarised() {
     assert!((1..=60).contains(&retry), "{retry}");
     let body: serde_json::Value = raw.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
-    // An admin sees the attack in the log, as one summary.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let events: Vec<serde_json::Value> = sqlx_audit(&b).await;
-    let summaries: Vec<&serde_json::Value> = events.iter().filter(|e| e["action"] == "auth_failures").collect();
-    assert_eq!(summaries.len(), 1, "{events:?}");
-    let detail = summaries[0]["detail"].as_str().unwrap();
-    assert!(
-        detail.starts_with("10 failed authentication(s) from 1 source(s)") && detail.contains("127.0.0.1: 10 (unknown token ×10)"),
-        "{detail}"
-    );
+    // An admin sees the attack in the log, summarised (at most one summary per
+    // interval, here 200 ms, so a slow run may split the ten over two).
+    let summarised = |events: &Vec<serde_json::Value>| -> u64 {
+        events
+            .iter()
+            .filter(|e| e["action"] == "auth_failures")
+            .map(|e| e["detail"].as_str().unwrap().split(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let events = crate::common::eventually(|| sqlx_audit(&b), |e| summarised(e) >= 10).await;
+    assert_eq!(summarised(&events), 10, "{events:?}");
+    for summary in events.iter().filter(|e| e["action"] == "auth_failures") {
+        let detail = summary["detail"].as_str().unwrap();
+        assert!(detail.contains("failed authentication(s) from 1 source(s)") && detail.contains("127.0.0.1: "), "{detail}");
+        assert!(detail.contains("(unknown token ×"), "{detail}");
+    }
     assert!(!events.iter().any(|e| e.to_string().contains("jit_guess")), "no guessed token in the log");
 }
 
@@ -476,6 +482,7 @@ async fn one_credential_cannot_flood_the_gateway() {
     let password = read_password(&b).await;
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
+    let started = std::time::Instant::now();
     for _ in 0..15 {
         let r = http
             .post(format!("{}/git/demo.git/git-upload-pack", b.url))
@@ -488,11 +495,14 @@ async fn one_credential_cannot_flood_the_gateway() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    // A burst of ten, then the rate.
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
-    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // A burst of ten, then the rate (1/s: a slow run earns one more a second).
+    let elapsed = started.elapsed();
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert!((10..=10 + elapsed.as_secs() as usize + 1).contains(&passed), "{statuses:?} in {elapsed:?}");
+    assert!(statuses[..10].iter().all(|s| *s == 200) && statuses.last() == Some(&429), "{statuses:?}");
+    // Fetches within the coalescing window (2 s) are one event.
     let fetches = b.audit().await.into_iter().filter(|e| e["action"] == "git_fetch").count();
-    assert_eq!(fetches, 1, "ten fetches within the window are one event");
+    assert!(fetches <= 1 + (elapsed.as_secs() / 2) as usize, "{fetches} events for fetches within {elapsed:?}");
 }
 
 #[tokio::test]

@@ -95,10 +95,9 @@ fn the_printed_next_steps_work_as_printed_up_to_git_push() {
     bob.send_line(bob_steps[0]).unwrap();
     bob.exp_string("Which request?").unwrap();
     bob.exp_string("trying jit").unwrap();
-    bob.send_line("").unwrap();
+    crate::common::keys(&mut bob, "-icanon", "\r");
     bob.exp_string("Approve write on demo for alice?").unwrap();
-    bob.send("y").unwrap();
-    bob.flush().unwrap();
+    crate::common::keys(&mut bob, "-icanon", "y");
     bob.exp_string("approved #").unwrap();
     bob.wait_for_prompt().unwrap();
 

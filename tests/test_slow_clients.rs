@@ -10,7 +10,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::{ChildGuard, POLICY, TestBroker, cli_env};
 
-const LIMITS: &str = "max_connections = 24\nconnections_per_address = 8\nheader_timeout = \"2s\"\nshutdown_grace = \"3s\"\n";
+const LIMITS: &str = "max_connections = 24\nconnections_per_address = 8\nheader_timeout = \"1s\"\nshutdown_grace = \"1s\"\n";
 
 /// A connection from `source` (another loopback address) that sends a request
 /// head one byte at a time and never finishes it.
@@ -22,7 +22,7 @@ async fn trickler(source: &str, target: std::net::SocketAddr) -> Option<TcpStrea
     Some(stream)
 }
 
-/// Keeps each stream trickling a byte every 300 ms; counts those the broker closed.
+/// Keeps each stream trickling a byte every 100 ms; counts those the broker closed.
 async fn trickle(streams: &mut [TcpStream], for_: Duration) -> usize {
     let end = Instant::now() + for_;
     let mut closed = vec![false; streams.len()];
@@ -32,7 +32,7 @@ async fn trickle(streams: &mut [TcpStream], for_: Duration) -> usize {
                 closed[i] = true;
             }
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     closed.iter().filter(|c| **c).count()
 }
@@ -70,7 +70,7 @@ async fn trickling_clients_over_the_cap_leave_health_checks_and_git_working() {
     // At the cap, with every slot held by tricklers, /healthz still answers.
     assert_eq!(healthz(&b.url).await, 200, "healthz while held");
     // The header timeout ends every trickler, whatever it sends.
-    let closed = trickle(&mut streams, Duration::from_secs(3)).await;
+    let closed = trickle(&mut streams, Duration::from_millis(1600)).await;
     assert_eq!(closed, streams.len(), "connections that never finish a request head are closed");
     // And real git goes through.
     let alice = cli_env(&b);
@@ -118,8 +118,8 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
             break status;
         }
         let _ = trickle(&mut streams, Duration::from_millis(300)).await;
-        assert!(asked.elapsed() < Duration::from_secs(10), "SIGTERM did not end the broker within its 3 s grace (+ margin)");
+        assert!(asked.elapsed() < Duration::from_secs(10), "SIGTERM did not end the broker within its 1 s grace (+ margin)");
     };
     assert_eq!(status.code(), Some(0));
-    assert!(asked.elapsed() < Duration::from_secs(6), "took {:?}", asked.elapsed());
+    assert!(asked.elapsed() < Duration::from_secs(4), "took {:?}", asked.elapsed());
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use jit::clock::ShiftedClock;
 use jit::domain::token::ExposeSecret;
 use jit::server::broker::NewUser;
 use jit::server::{Broker, ServerConfig, ServerHandle, launch_with_listener};
@@ -83,6 +84,8 @@ pub fn gateway_policy(credential_ttl: &str) -> String {
 }
 
 pub struct TestBroker {
+    /// The broker's clock: the wall clock, jumped forward by [`TestBroker::advance`].
+    pub clock: Arc<ShiftedClock>,
     pub dir: tempfile::TempDir,
     pub handle: Option<ServerHandle>,
     pub url: String,
@@ -144,23 +147,34 @@ impl TestBroker {
             }
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let broker = Self::open(policy, dir.path(), &listener).await;
+        let clock = Arc::new(ShiftedClock::new());
+        let broker = Self::open(policy, dir.path(), &listener, clock.clone()).await;
         let mut tokens = std::collections::BTreeMap::new();
         for (name, groups, admin) in USERS {
             let new = NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin };
             let (_, token) = broker.create_user("test", new, false, None).await.unwrap();
             tokens.insert(name.to_string(), token.expose_secret().to_string());
         }
-        let mut b = TestBroker { dir, handle: None, url: String::new(), tokens, policy: policy.to_string(), http: reqwest::Client::new() };
+        let mut b =
+            TestBroker { clock, dir, handle: None, url: String::new(), tokens, policy: policy.to_string(), http: reqwest::Client::new() };
         b.launch(broker, listener).await;
         b
     }
 
     /// The broker on `data_dir`, its clone URLs on `listener`'s address.
-    async fn open(policy: &str, data_dir: &Path, listener: &tokio::net::TcpListener) -> Arc<Broker> {
+    async fn open(policy: &str, data_dir: &Path, listener: &tokio::net::TcpListener, clock: Arc<ShiftedClock>) -> Arc<Broker> {
         let mut config = config_for(policy, data_dir);
         config.listen = listener.local_addr().unwrap();
-        Arc::new(Broker::open(config).await.unwrap())
+        Arc::new(Broker::open_with_clock(config, clock).await.unwrap())
+    }
+
+    /// Moves the broker's time forward (the reaper and long-polls notice at
+    /// once), so grants and requests can end without the test sleeping.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(chrono::Duration::from_std(by).unwrap());
+        if let Some(h) = &self.handle {
+            h.broker.notify_change();
+        }
     }
 
     async fn launch(&mut self, broker: Arc<Broker>, listener: tokio::net::TcpListener) {
@@ -175,7 +189,7 @@ impl TestBroker {
             h.shutdown().await.unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let broker = Self::open(&self.policy, self.dir.path(), &listener).await;
+        let broker = Self::open(&self.policy, self.dir.path(), &listener, self.clock.clone()).await;
         self.launch(broker, listener).await;
     }
 

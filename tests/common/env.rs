@@ -187,6 +187,36 @@ impl TestEnvironment {
         self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
+    /// Starts jit in the background with its stderr read as it comes, so a
+    /// test can wait for what it says (`Watched::until`) instead of sleeping.
+    pub fn spawn_watched(&self, args: &[&str]) -> Watched {
+        let mut child = self.spawn(args);
+        let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Watched { child: Some(child), stderr, reader: Some(reader) }
+    }
+
+    /// Waits for a watched jit to exit, and records its output.
+    pub fn finish(&self, mut watched: Watched) -> Run {
+        let child = watched.child.take().unwrap();
+        let out = child.wait_with_output().unwrap();
+        watched.reader.take().unwrap().join().unwrap();
+        let stderr = watched.stderr.lock().unwrap().clone();
+        let out = Output { status: out.status, stdout: out.stdout, stderr: stderr.into_bytes() };
+        self.record(&out, false)
+    }
+
     pub fn wait_child(&self, child: std::process::Child) -> Run {
         let out = child.wait_with_output().unwrap();
         self.record(&out, false)
@@ -298,6 +328,37 @@ impl Drop for TestEnvironment {
     }
 }
 
+/// A jit started by [`TestEnvironment::spawn_watched`]; killed if dropped unfinished.
+pub struct Watched {
+    child: Option<std::process::Child>,
+    stderr: std::sync::Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watched {
+    /// Waits (at most 20 s) until the process has said `needle` on stderr.
+    pub fn until(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.stderr.lock().unwrap().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "never said {needle:?}; said {:?}", self.stderr.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A spawned process that is killed when the guard drops, so no broker or
 /// helper outlives its test, even when the test panics.
 pub struct ChildGuard(pub std::process::Child);
@@ -307,4 +368,24 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Sends keys once the prompt is reading them: keys typed while the terminal
+/// is still in line mode can be lost when the prompt switches it. The prompt
+/// is reading when the terminal shows `mode` (`-icanon`: key by key, for the
+/// pickers; `-echo`: hidden, for the token), as `stty` reads it through the
+/// pty (on Linux the master reports the terminal's settings).
+pub fn keys(session: &mut rexpect::session::PtySession, mode: &str, keys: &str) {
+    let master = session.process().get_file_handle().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("stty").arg("-a").stdin(master.try_clone().unwrap()).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).split_whitespace().any(|flag| flag == mode) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the terminal never showed {mode}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    session.send(keys).unwrap();
+    session.flush().unwrap();
 }

@@ -10,3 +10,21 @@ pub mod process;
 pub use broker::*;
 pub use env::*;
 pub use process::*;
+
+/// Polls `probe` until `done` holds of what it returns (at most 5 s, then
+/// returns the last answer for the test to assert on): for what the broker
+/// does in the background, like the reaper's work after the clock moves.
+pub async fn eventually<T, F, Fut>(mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let value = probe().await;
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

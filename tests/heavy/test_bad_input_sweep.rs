@@ -403,7 +403,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 
 #[test]
 fn the_sweep_covers_every_route() {
-    let router = include_str!("../src/server/router.rs");
+    let router = include_str!("../../src/server/router.rs");
     for line in router.lines().filter(|l| l.contains(".route(\"")) {
         let path = line.split('"').nth(1).unwrap();
         assert!(ROUTES.iter().any(|(_, p)| *p == path), "route {path} is not in the bad-input sweep's ROUTES");

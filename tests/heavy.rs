@@ -1,0 +1,23 @@
+//! The heavy suites, in a test binary of their own so they are timed and
+//! reported apart from the everyday suite (`tests/runner.rs`): the crash loop,
+//! the bad-input sweep and the property-based fuzzing. `cargo test` runs both.
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[path = "heavy/test_bad_input_sweep.rs"]
+mod test_bad_input_sweep;
+#[path = "heavy/test_crash.rs"]
+mod test_crash;
+#[path = "heavy/test_properties.rs"]
+mod test_properties;
+
+#[test]
+fn every_heavy_test_file_is_declared() {
+    let heavy = include_str!("heavy.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/heavy");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(heavy.contains(&format!("#[path = \"heavy/{name}\"]")), "tests/heavy/{name} is not declared in tests/heavy.rs");
+    }
+}
