@@ -5,6 +5,7 @@
 mod common;
 
 mod test_architecture;
+mod test_backstops;
 mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;
@@ -14,6 +15,7 @@ mod test_cli_request;
 mod test_cli_session;
 mod test_credential_cache;
 mod test_credential_helper;
+mod test_faults;
 mod test_first_day;
 mod test_generated;
 mod test_git_e2e;

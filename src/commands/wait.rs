@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::api::AccessRequest;
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::credcache;
 use crate::domain::AccessDuration;
 use crate::domain::request::RequestStatus;
@@ -35,6 +35,8 @@ pub struct WaitArgs {
 
 /// One long-poll's length; the broker caps it at 60 s.
 const POLL: Duration = Duration::from_secs(50);
+/// How long a waiting command keeps trying a broker it cannot reach.
+const RIDE_OUT: Duration = Duration::from_secs(3);
 
 /// Remembers a request left pending, so git's helper picks up its grant once
 /// approved (no `jit wait` needed). Best effort: the request stands either way.
@@ -61,6 +63,8 @@ pub async fn wait_for_decision(client: &Client, mut req: AccessRequest, timeout:
     }
     let deadline = timeout.map(|t| Instant::now() + t);
     let left_pending = req.clone();
+    // A broker restarting (a deploy) is ridden out for a few seconds; one that stays away ends the wait.
+    let mut unreachable_since: Option<Instant> = None;
     let outcome = loop {
         let poll = match deadline {
             Some(d) => POLL.min(d.saturating_duration_since(Instant::now())),
@@ -75,7 +79,23 @@ pub async fn wait_for_decision(client: &Client, mut req: AccessRequest, timeout:
         }
         tokio::select! {
             polled = client.wait_request(req.id, req.status.as_str(), poll) => {
-                req = polled?;
+                req = match polled {
+                    Ok(r) => r,
+                    Err(e @ ClientError::Unreachable { .. }) => {
+                        let since = *unreachable_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < RIDE_OUT {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                        break Err(CommandError::from(e).hint(format!(
+                            "request #{} stays pending on the broker; once it is back, {}",
+                            req.id,
+                            resume_hint(req.id)
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                unreachable_since = None;
                 if let Some(s) = &spinner {
                     let n = req.approvals.len();
                     if n > 0 {

@@ -39,7 +39,10 @@ pub struct Store {
 
 fn storage_error(e: KeyError) -> Error {
     match e {
-        KeyError::AccessDenied | KeyError::PermissionDenied => Error::NoStorageAccess(Box::new(std::io::Error::other(format!("{e:?}")))),
+        // No keyring this process may use: the one fix is to give it one.
+        KeyError::AccessDenied | KeyError::PermissionDenied | KeyError::KeyRevoked | KeyError::KeyExpired => {
+            Error::NoStorageAccess(Box::new(std::io::Error::other(format!("{e:?}"))))
+        }
         other => Error::PlatformFailure(Box::new(std::io::Error::other(format!("{other:?}")))),
     }
 }

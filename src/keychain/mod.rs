@@ -148,7 +148,10 @@ fn open_store(backend: Backend) -> Result<Arc<CredentialStore>, KeychainError> {
         #[cfg(target_os = "linux")]
         Backend::Keyutils => keyutils::Store::new().map_err(|e| map_error(backend, e))?,
         #[cfg(target_os = "linux")]
-        Backend::SecretService => zbus_secret_service_keyring_store::Store::new().map_err(|e| unavailable(backend, e))?,
+        // Connecting is already a conversation with the bus, which may never answer.
+        Backend::SecretService => {
+            bounded(backend, move || zbus_secret_service_keyring_store::Store::new().map_err(|e| unavailable(backend, e)))?
+        }
         #[cfg(target_os = "macos")]
         Backend::MacosKeychain => apple_native_keyring_store::keychain::Store::new().map_err(|e| unavailable(backend, e))?,
         #[cfg(target_os = "windows")]
@@ -280,12 +283,18 @@ impl Keychain {
         if self.backend == Backend::Keyutils {
             return f();
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(f());
-        });
-        rx.recv_timeout(CALL_TIMEOUT).unwrap_or(Err(KeychainError::Timeout { backend: self.backend.name(), secs: CALL_TIMEOUT.as_secs() }))
+        bounded(self.backend, f)
     }
+}
+
+/// Runs `f` on a thread of its own and gives up after [`CALL_TIMEOUT`] (the
+/// thread is left to finish or not; the process does not wait for it).
+fn bounded<T: Send + 'static>(backend: Backend, f: impl FnOnce() -> Result<T, KeychainError> + Send + 'static) -> Result<T, KeychainError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(CALL_TIMEOUT).unwrap_or(Err(KeychainError::Timeout { backend: backend.name(), secs: CALL_TIMEOUT.as_secs() }))
 }
 
 /// Turns a store error into ours, with the fix for the known keyutils trap.
@@ -294,7 +303,7 @@ fn map_error(backend: Backend, e: keyring_core::Error) -> KeychainError {
         (Backend::Keyutils, keyring_core::Error::NoStorageAccess(_)) => KeychainError::Unavailable {
             backend: backend.name(),
             message: format!(
-                "access denied ({e}); the kernel offers no persistent keyring here and this process has no session keyring of its own"
+                "no keyring to keep secrets in ({e}): the kernel offers no persistent keyring here and this process has no usable session keyring"
             ),
             hint: Some("run jit inside a session keyring: `keyctl session - <command>` (Debian package keyutils); JIT_KEYRING=file is the last resort".into()),
         },

@@ -912,6 +912,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_connection_writes_durably_in_wal_mode() {
+        // FULL, not NORMAL or OFF: in WAL mode only FULL syncs each commit, so
+        // an acknowledged decision survives power loss (a kill test cannot see this).
+        let (_dir, s) = store().await;
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(s.pool.acquire().await.unwrap());
+        }
+        for conn in &mut conns {
+            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&mut **conn).await.unwrap();
+            let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&mut **conn).await.unwrap();
+            assert_eq!((sync, journal.as_str()), (2, "wal"));
+        }
+    }
+
+    #[tokio::test]
     async fn requests_come_back_whole_in_one_listing() {
         let (_dir, s) = store().await;
         for n in 0..3 {

@@ -113,6 +113,9 @@ pub fn config_for(policy: &str, data_dir: &Path) -> ServerConfig {
     let mut config = ServerConfig::from_toml(policy, Path::new("test.toml"), Some(data_dir.to_path_buf())).expect("test policy is valid");
     config.data_dir = data_dir.to_path_buf();
     config.reaper_interval = std::time::Duration::from_millis(100);
+    // Long-polls end after a second (a broker's default is a minute), so a
+    // test of the cap is quick; clients poll again, as they would anyway.
+    config.max_wait = std::time::Duration::from_secs(1);
     config.auth_summary_every = std::time::Duration::from_millis(200);
     config
 }
