@@ -2,12 +2,12 @@
 //! refuses to start on a config it cannot read.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{POLICY, TestBroker, call, jit, spawn_broker};
+use crate::common::{ChildGuard, POLICY, TestBroker, call, jit, spawn_broker};
 
 #[tokio::test]
 async fn restart_keeps_every_acknowledged_decision() {
@@ -129,17 +129,17 @@ fn a_bad_policy_stops_start_up_and_names_the_line() {
 }
 
 /// `jit server --dev` on `data_dir`, with its printed next steps to read.
-fn spawn_dev(data_dir: &std::path::Path) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+fn spawn_dev(data_dir: &std::path::Path) -> (ChildGuard, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     let mut child = jit()
         .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .env("JIT_LOG", "warn")
+        .env("JIT_LOG", "debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, stdout)
+    (ChildGuard::logged(child), stdout)
 }
 
 #[test]

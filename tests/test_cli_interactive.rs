@@ -14,7 +14,8 @@ fn terminal(env: &TestEnvironment, args: &[&str], extra: &[(&str, &str)]) -> Pty
 
 /// Reads to the end of the session and returns everything shown since the last expectation.
 fn finish(mut session: PtySession) -> (String, String) {
-    let rest = session.exp_eof().unwrap_or_default();
+    // A session that never ends is a failure (the prompt hung), not an empty screen.
+    let rest = session.exp_eof().unwrap_or_else(|e| panic!("the command did not finish: {e}"));
     let status = format!("{:?}", session.process().wait().unwrap());
     (rest, status)
 }

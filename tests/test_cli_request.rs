@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::common::{TestBroker, TestEnvironment, cli_env};
 
 async fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
@@ -133,17 +131,9 @@ async fn the_origin_remote_names_the_repo() {
     let b = TestBroker::start().await;
     let alice = logged_in(&b, "alice").await;
     let checkout = alice.work_dir().join("api");
-    let git = |args: &[&str]| {
-        assert!(std::process::Command::new("git").args(args).current_dir(&checkout).envs(&alice.env).status().unwrap().success())
-    };
-    std::fs::create_dir_all(&checkout).unwrap();
-    git(&["init", "-q"]);
-    git(&["remote", "add", "origin", "https://github.com/acme/api.git"]);
-    let mut cmd = alice.command(&["request", "--level", "read", "--for", "30m", "--no-wait", "--json"]);
-    cmd.current_dir(checkout.join("."));
-    let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    alice.git(&checkout, &["init", "-q"]).success();
+    alice.git(&checkout, &["remote", "add", "origin", "https://github.com/acme/api.git"]).success();
+    let v = alice.run_in(&checkout.join("."), &["request", "--level", "read", "--for", "30m", "--no-wait", "--json"]).success().json();
     assert_eq!(v["repo"], "acme/api");
 }
 
@@ -154,9 +144,33 @@ async fn json_shapes_are_stable() {
     let bob = logged_in(&b, "bob").await;
     let pending = alice.run(&["request", "demo", "--level", "write", "--for", "1h30m", "--reason", "fix", "--no-wait", "--json"]);
     let v = pending.success().json();
-    for key in ["id", "status", "requester", "repo", "level", "duration", "reason", "grant"] {
-        assert!(v.get(key).is_some(), "request JSON lacks {key}: {v}");
-    }
+    // Every key, exactly: scripts break on a key removed or renamed.
+    assert_eq!(
+        keys_of(&v),
+        [
+            "approvals",
+            "approvals_required",
+            "approvers",
+            "created_at",
+            "decided_at",
+            "decided_by",
+            "decision_note",
+            "duration",
+            "duration_secs",
+            "existing",
+            "grant",
+            "id",
+            "level",
+            "pending_until",
+            "reason",
+            "repo",
+            "requester",
+            "rule",
+            "status",
+        ]
+    );
+    assert_eq!((v["duration_secs"].as_u64(), v["requester"].as_str(), v["repo"].as_str()), (Some(5400), Some("alice"), Some("demo")));
+    assert_eq!((v["level"].as_str(), v["reason"].as_str(), v["rule"].as_str()), (Some("write"), Some("fix"), Some("demo-write")));
     assert_eq!((v["status"].as_str(), v["duration"].as_str(), v["grant"].is_null()), (Some("pending"), Some("1h30m"), true));
     let id = v["id"].as_i64().unwrap().to_string();
 
@@ -166,18 +180,18 @@ async fn json_shapes_are_stable() {
     let approved = bob.run(&["approve", &id, "--comment", "ok", "--json"]).success().json();
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["approvals"][0]["comment"], "ok");
-    for key in ["id", "repo", "level", "expires_at"] {
-        assert!(approved["grant"].get(key).is_some(), "grant JSON lacks {key}");
-    }
+    assert_eq!(keys_of(&approved["approvals"][0]), ["at", "by", "comment"]);
+    const GRANT_KEYS: [&str; 11] =
+        ["clone_url", "expires_at", "granted_at", "id", "level", "repo", "request_id", "revoked_at", "revoked_by", "status", "user"];
+    assert_eq!(keys_of(&approved["grant"]), GRANT_KEYS);
+    assert_eq!((approved["grant"]["status"].as_str(), approved["grant"]["user"].as_str()), (Some("active"), Some("alice")));
     let mine = alice.run(&["requests", "--mine", "--json"]).success().json();
     assert_eq!(mine[0]["grant"]["id"], approved["grant"]["id"]);
     assert_eq!(bob.run(&["requests", "--mine", "--json"]).success().json(), serde_json::json!([]));
 
     let status = alice.run(&["status", "--json"]).success().json();
     assert_eq!(status.as_array().unwrap().len(), 1);
-    for key in ["id", "repo", "level", "expires_at"] {
-        assert!(status[0].get(key).is_some(), "status JSON lacks {key}");
-    }
+    assert_eq!(keys_of(&status[0]), GRANT_KEYS);
     // The table by meaning, not bytes: the UNTIL column widens when the grant
     // ends on another day (regression: this failed every evening after 22:30 UTC).
     let table = alice.run(&["status"]);
@@ -197,6 +211,13 @@ async fn json_shapes_are_stable() {
     assert_eq!(alice.run(&["status", "--json"]).success().json(), serde_json::json!([]));
     let repos = alice.run(&["repos", "--json"]).success().json();
     assert_eq!(repos[0]["name"], "demo");
+    assert_eq!(keys_of(&repos[0]), ["clone_url", "name"]);
+}
+
+fn keys_of(v: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,8 +95,18 @@ async fn authtype_capable_git_gets_an_ephemeral_pre_encoded_credential() {
     use base64::Engine;
     let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&credential).unwrap()).unwrap();
     env.secret(&credential);
-    env.secret(decoded.split_once(':').unwrap().1);
-    assert!(decoded.starts_with("alice:jitgw_"));
+    let (user, password) = decoded.split_once(':').unwrap();
+    env.secret(password);
+    assert_eq!(user, "alice");
+    // The pre-encoded header is the one git sends: the gateway must accept it as is.
+    let info_refs = reqwest::Client::new()
+        .get(format!("{}/{path}/info/refs?service=git-upload-pack", b.url))
+        .header("Authorization", format!("Basic {credential}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info_refs.status(), 200);
+    assert_eq!(info_refs.headers()["content-type"], "application/x-git-upload-pack-advertisement");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

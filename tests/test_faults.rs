@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 use crate::common::{Spawned, TestBroker, TestEnvironment, cli_env, jit, spawn_broker};
 
 /// A listener on `addr` that accepts every connection and never says a word.
+/// It takes over a port just closed (SO_REUSEADDR, as servers do), so
+/// connections of the broker there still in TIME_WAIT do not stop it.
 fn silent_listener(addr: std::net::SocketAddr) -> std::thread::JoinHandle<()> {
-    let listener = std::net::TcpListener::bind(addr).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    let listener = socket.listen(64).unwrap().into_std().unwrap();
+    listener.set_nonblocking(false).unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for stream in listener.incoming().flatten() {

@@ -240,10 +240,10 @@ fn the_dev_broker_refuses_other_interfaces_unless_told() {
         .spawn()
         .unwrap();
     // Bounded: a broker that starts serving instead of refusing fails the test, not hangs it.
-    let mut guard = crate::common::ChildGuard(child);
+    let mut guard = crate::common::ChildGuard::new(child);
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
+        if let Some(status) = guard.try_wait().unwrap() {
             break status;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "the dev broker started serving on 0.0.0.0");
@@ -251,7 +251,7 @@ fn the_dev_broker_refuses_other_interfaces_unless_told() {
     };
     assert_eq!(status.code(), Some(2));
     let mut stderr = String::new();
-    std::io::Read::read_to_string(guard.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(guard.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("refusing to serve the dev broker on 0.0.0.0:0") && stderr.contains("--allow-remote"), "{stderr}");
 }
 
@@ -261,7 +261,7 @@ fn a_closed_stdout_neither_kills_the_dev_broker_nor_keeps_it_from_stopping() {
     // panicked the broker, or left it deaf to SIGTERM.
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jit"))
+    let child = Command::new(env!("CARGO_BIN_EXE_jit"))
         .args(["server", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.path())
         .env("JIT_LOG", "info")
@@ -269,6 +269,7 @@ fn a_closed_stdout_neither_kills_the_dev_broker_nor_keeps_it_from_stopping() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = crate::common::ChildGuard::new(child);
     // Close both pipes before the broker writes anything.
     drop(child.stdout.take());
     drop(child.stderr.take());

@@ -30,6 +30,9 @@ async fn git_works_exactly_while_a_grant_lives() {
     alice.git(&work, &["clone", &url, "demo"]).success();
     let repo = work.join("demo");
     assert!(repo.join("README.md").exists());
+    let ask = format!("protocol=http\nhost={}\npath=git/demo.git\n", b.url.trim_start_matches("http://"));
+    // The password git used, registered with the leak check (as every helper answer is).
+    assert!(alice.run_helper("get", &ask).success().stdout.contains("password=jitgw_"));
     std::fs::write(repo.join("CHANGE.md"), "a change\n").unwrap();
     alice.git(&repo, &["add", "CHANGE.md"]).success();
     alice.git(&repo, &["commit", "-qm", "a change"]).success();
@@ -43,6 +46,7 @@ async fn git_works_exactly_while_a_grant_lives() {
     assert_eq!(b.approve("bob", 2).await.status, 200);
     alice.finish(waiting).success();
     let write_granted = Instant::now();
+    assert!(alice.run_helper("get", &ask).success().stdout.contains("password=jitgw_"));
     alice.git(&repo, &["push", "origin", "main"]).success();
     alice.git(&repo, &["fetch", "origin"]).success();
     let server_head = std::process::Command::new("git")

@@ -56,13 +56,13 @@ fn the_printed_next_steps_work_as_printed_up_to_git_push() {
     let mut broker = Command::new(env!("CARGO_BIN_EXE_jit"))
         .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
-        .env("JIT_LOG", "warn")
+        .env("JIT_LOG", "debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(broker.stdout.take().unwrap()).lines();
-    let _guard = ChildGuard(broker);
+    let _guard = ChildGuard::logged(broker);
     let mut steps = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();

@@ -91,12 +91,12 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path())
-        .env("JIT_LOG", "warn")
+        .env("JIT_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut broker = ChildGuard(child);
+    let mut broker = ChildGuard::logged(child);
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while healthz(&url).await != 200 {
@@ -111,10 +111,10 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
         }
     }
     assert!(!streams.is_empty());
-    let _ = Command::new("sh").args(["-c", &format!("kill -TERM {}", broker.0.id())]).status();
+    let _ = Command::new("sh").args(["-c", &format!("kill -TERM {}", broker.id())]).status();
     let asked = Instant::now();
     let status = loop {
-        if let Some(status) = broker.0.try_wait().unwrap() {
+        if let Some(status) = broker.try_wait().unwrap() {
             break status;
         }
         let _ = trickle(&mut streams, Duration::from_millis(300)).await;

@@ -133,11 +133,12 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path())
+        .env("JIT_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let broker = ChildGuard(child);
+    let broker = ChildGuard::logged(child);
     let started = Instant::now();
     while tokio::net::TcpStream::connect(&addr).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(20));
@@ -148,7 +149,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
 
     // New files in place, then SIGHUP.
     write_pair(dir.path(), ca.issue());
-    let _ = Command::new("sh").args(["-c", &format!("kill -HUP {}", broker.0.id())]).status();
+    let _ = Command::new("sh").args(["-c", &format!("kill -HUP {}", broker.id())]).status();
     let mut second = first.clone();
     let asked = Instant::now();
     while second == first {
@@ -160,7 +161,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     assert!(healthz_on(&mut open).await.starts_with("HTTP/1.1 200"));
     // A broken pair on disk is refused and the working one kept.
     std::fs::write(&cert, "not a certificate").unwrap();
-    let _ = Command::new("sh").args(["-c", &format!("kill -HUP {}", broker.0.id())]).status();
+    let _ = Command::new("sh").args(["-c", &format!("kill -HUP {}", broker.id())]).status();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(presented(&addr, &ca_file).await.0, second);
 }

@@ -250,7 +250,9 @@ mod tests {
         assert_eq!(verify_chain(&events, 1, GENESIS).unwrap_err().seq, 3);
         let mut events = chain(5);
         events.swap(0, 1);
-        assert!(verify_chain(&events, 1, GENESIS).is_err());
+        let err = verify_chain(&events, 1, GENESIS).unwrap_err();
+        assert_eq!(err.seq, 2, "the first event out of place is named");
+        assert!(err.reason.contains("expected event 1"), "{}", err.reason);
     }
 
     #[test]

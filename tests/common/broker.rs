@@ -92,6 +92,16 @@ pub struct TestBroker {
     pub tokens: std::collections::BTreeMap<String, String>,
     pub policy: String,
     http: reqwest::Client,
+    /// Where the shared log stood when this broker started: its drop searches from there.
+    log_mark: usize,
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            crate::common::logs::check_since(self.log_mark);
+        }
+    }
 }
 
 pub struct Resp {
@@ -138,6 +148,7 @@ impl TestBroker {
     /// A broker whose gateway serves the demo repo and a bare repo for each of
     /// `repos` (`team/r1` is `<repos_dir>/team/r1.git`, one commit on `main`).
     pub async fn start_with_repos(policy: &str, repos: &[&str]) -> TestBroker {
+        let log_mark = crate::common::logs::mark();
         let dir = tempfile::tempdir().unwrap();
         let policy = policy.replace("{data_dir}", &dir.path().display().to_string());
         let policy = policy.as_str();
@@ -158,8 +169,16 @@ impl TestBroker {
             let (_, token) = broker.create_user("test", new, false, None).await.unwrap();
             tokens.insert(name.to_string(), token.expose_secret().to_string());
         }
-        let mut b =
-            TestBroker { clock, dir, handle: None, url: String::new(), tokens, policy: policy.to_string(), http: reqwest::Client::new() };
+        let mut b = TestBroker {
+            clock,
+            dir,
+            handle: None,
+            url: String::new(),
+            tokens,
+            policy: policy.to_string(),
+            http: reqwest::Client::new(),
+            log_mark,
+        };
         b.launch(broker, listener).await;
         b
     }

@@ -109,6 +109,7 @@ impl TestEnvironment {
 
     /// Registers a secret that must never appear in any output.
     pub fn secret(&self, s: &str) {
+        crate::common::logs::secret(s);
         self.secrets.lock().unwrap().push(s.to_string());
     }
 
@@ -140,9 +141,25 @@ impl TestEnvironment {
         self.run_with(args, &[], None)
     }
 
-    /// The credential helper: its stdout is git's credential, by design.
+    /// Runs jit in `cwd` (a checkout whose remote names the repo), recorded.
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.current_dir(cwd);
+        let out = assert_cmd::Command::from_std(cmd).write_stdin("").timeout(std::time::Duration::from_secs(120)).output().unwrap();
+        self.record(&out, false)
+    }
+
+    /// The credential helper: its stdout is git's credential, by design, and
+    /// every password or pre-encoded credential it gives is registered as a
+    /// secret no other output (nor a broker log) may show.
     pub fn run_helper(&self, op: &str, stdin: &str) -> Run {
-        self.execute(&["credential", op], &[], stdin, true)
+        let run = self.execute(&["credential", op], &[], stdin, true);
+        for line in run.stdout.lines() {
+            if let Some(secret) = line.strip_prefix("password=").or_else(|| line.strip_prefix("credential=")) {
+                self.secret(secret);
+            }
+        }
+        run
     }
 
     /// For the commands whose job is to print a token (admin user add, token rotate).
@@ -182,9 +199,10 @@ impl TestEnvironment {
         self.outputs.lock().unwrap().push((text.to_string(), String::new()));
     }
 
-    /// Starts jit in the background (for waits interrupted or decided by others).
-    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    /// Starts jit in the background (for waits interrupted or decided by
+    /// others); killed if the test ends before it does.
+    pub fn spawn(&self, args: &[&str]) -> ChildGuard {
+        ChildGuard::new(self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
     }
 
     /// Starts jit in the background with its stderr read as it comes, so a
@@ -210,15 +228,15 @@ impl TestEnvironment {
     /// Waits for a watched jit to exit, and records its output.
     pub fn finish(&self, mut watched: Watched) -> Run {
         let child = watched.child.take().unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output();
         watched.reader.take().unwrap().join().unwrap();
         let stderr = watched.stderr.lock().unwrap().clone();
         let out = Output { status: out.status, stdout: out.stdout, stderr: stderr.into_bytes() };
         self.record(&out, false)
     }
 
-    pub fn wait_child(&self, child: std::process::Child) -> Run {
-        let out = child.wait_with_output().unwrap();
+    pub fn wait_child(&self, child: ChildGuard) -> Run {
+        let out = child.wait_with_output();
         self.record(&out, false)
     }
 
@@ -330,7 +348,7 @@ impl Drop for TestEnvironment {
 
 /// A jit started by [`TestEnvironment::spawn_watched`]; killed if dropped unfinished.
 pub struct Watched {
-    child: Option<std::process::Child>,
+    child: Option<ChildGuard>,
     stderr: std::sync::Arc<Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -350,23 +368,58 @@ impl Watched {
     }
 }
 
-impl Drop for Watched {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// A spawned process that is killed when the guard drops, so no broker or
+/// helper outlives its test, even when the test panics. A broker's guard
+/// keeps its stderr ([`ChildGuard::logged`]) and searches it for secrets
+/// once the process is gone.
+pub struct ChildGuard {
+    child: Option<std::process::Child>,
+    log: Option<crate::common::StderrLog>,
+}
+
+impl ChildGuard {
+    pub fn new(child: std::process::Child) -> ChildGuard {
+        ChildGuard { child: Some(child), log: None }
+    }
+
+    /// Guards a child whose stderr is piped, draining and keeping it.
+    pub fn logged(mut child: std::process::Child) -> ChildGuard {
+        let log = crate::common::StderrLog::read(&mut child);
+        ChildGuard { child: Some(child), log: Some(log) }
+    }
+
+    pub fn log(&self) -> &crate::common::StderrLog {
+        self.log.as_ref().expect("a logged child")
+    }
+
+    /// Waits for the process to end on its own, with what it wrote.
+    pub fn wait_with_output(mut self) -> std::process::Output {
+        self.child.take().expect("not yet waited for").wait_with_output().unwrap()
     }
 }
 
-/// A spawned process that is killed when the guard drops, so no broker or
-/// helper outlives its test, even when the test panics.
-pub struct ChildGuard(pub std::process::Child);
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.child.as_ref().expect("not yet waited for")
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.child.as_mut().expect("not yet waited for")
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.check();
+        }
     }
 }
 

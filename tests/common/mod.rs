@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod env;
+pub mod logs;
 pub mod process;
 
 pub use broker::*;

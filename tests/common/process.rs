@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use crate::common::ChildGuard;
+
 use serde_json::Value;
 
 /// The `jit` binary, with no broker or token from the caller's environment.
@@ -14,10 +16,11 @@ pub fn jit() -> Command {
     cmd
 }
 
-/// A broker process on a config file, its URL read from its log. Killed when
-/// dropped, so none outlives a failing test.
+/// A broker process on a config file, its URL read from its log; killed
+/// when dropped (none outlives a failing test) and its log then searched
+/// for secrets.
 pub struct Spawned {
-    pub child: Child,
+    pub child: ChildGuard,
     pub url: String,
 }
 
@@ -29,34 +32,70 @@ impl Spawned {
     }
 }
 
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn spawn_broker(config: &Path, data: &Path) -> Spawned {
-    let mut child = jit()
+    let child = jit()
         .args(["server", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(data)
-        .env("JIT_LOG", "info")
+        .env("JIT_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("broker logs its URL").unwrap();
-        if let Some(i) = line.find("url=") {
-            break line[i + 4..].split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the broker never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let child = ChildGuard::logged(child);
+    let line = child.log().until("url=");
+    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().to_string();
     Spawned { child, url }
+}
+
+/// A child's stderr, drained as it comes (so the child never blocks on a
+/// full pipe) and kept, to wait on and to search for secrets.
+pub struct StderrLog {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StderrLog {
+    pub fn read(child: &mut Child) -> StderrLog {
+        let lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = text.clone();
+        let reader = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        StderrLog { text, reader: Some(reader) }
+    }
+
+    /// The first line holding `needle` (waits at most 20 s).
+    pub fn until(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(line) = self.text.lock().unwrap().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(std::time::Instant::now() < deadline, "never logged {needle:?}: {}", self.text.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Once the child is gone: everything it wrote, searched for secrets.
+    pub fn check(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        if !std::thread::panicking() {
+            crate::common::logs::check(&self.text(), "a spawned broker's log");
+        }
+    }
 }
 
 /// One API call; a transport failure (the broker is gone) is `None`.
