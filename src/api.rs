@@ -74,7 +74,12 @@ pub struct IssuedToken {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Repo {
     pub name: String,
+    /// The URL git uses (the gateway's, for repos it fronts).
     pub clone_url: Option<String>,
+    /// Where the code lives, when the gateway fronts another host: `jit
+    /// setup` sends git for this URL (and its SSH forms) to `clone_url`.
+    #[serde(default)]
+    pub upstream_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

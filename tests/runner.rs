@@ -24,6 +24,7 @@ mod test_next_steps;
 mod test_setup;
 mod test_slow_clients;
 mod test_tls;
+mod test_upstream;
 
 #[test]
 fn every_test_file_is_declared() {

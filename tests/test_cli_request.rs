@@ -211,7 +211,7 @@ async fn json_shapes_are_stable() {
     assert_eq!(alice.run(&["status", "--json"]).success().json(), serde_json::json!([]));
     let repos = alice.run(&["repos", "--json"]).success().json();
     assert_eq!(repos[0]["name"], "demo");
-    assert_eq!(keys_of(&repos[0]), ["clone_url", "name"]);
+    assert_eq!(keys_of(&repos[0]), ["clone_url", "name", "upstream_url"]);
 }
 
 fn keys_of(v: &serde_json::Value) -> Vec<&str> {

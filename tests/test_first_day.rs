@@ -72,11 +72,12 @@ async fn after_a_grant_ended_a_newer_grant_is_found_not_the_stale_advice() {
     let repo = work.join("demo");
     commit(&alice, &repo, "B.md");
     // The write grant is approved elsewhere; alice never runs `jit wait`.
-    let waiting = alice.spawn(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "fix", "--timeout", "1m"]);
+    let waiting = alice.spawn_watched(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "fix", "--timeout", "1m"]);
+    waiting.until("waiting for approval");
     let id = pending_id(&b).await;
     // She gives up waiting (Ctrl-C); the request stays pending and is approved later.
     let _ = Command::new("sh").args(["-c", &format!("kill -INT {}", waiting.id())]).status();
-    alice.wait_child(waiting).code(130);
+    alice.finish(waiting).code(130);
     assert_eq!(b.approve("bob", id).await.status, 200);
     let pushed = alice.git(&repo, &["push", "origin", "main"]);
     pushed.success();

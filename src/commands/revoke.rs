@@ -27,7 +27,7 @@ pub async fn cmd_revoke(args: &RevokeArgs) -> Result<(), CommandError> {
             .repos()
             .await?
             .into_iter()
-            .map(|r| RepoSpec { name: r.name, url: r.clone_url.and_then(|u| CloneUrl::parse(&u).ok()), provider: None })
+            .map(|r| RepoSpec { name: r.name, url: r.clone_url.and_then(|u| CloneUrl::parse(&u).ok()), provider: None, upstream: None })
             .collect();
         let repo = resolve(&args.target, &repos).map_err(|e| CommandError::bad_input(e.to_string()))?;
         let live: Vec<i64> = client.grants(false, true).await?.into_iter().filter(|g| g.repo == repo.name).map(|g| g.id).collect();

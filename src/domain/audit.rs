@@ -50,6 +50,8 @@ pub enum Action {
     GitRefused,
     /// A credential the broker would not mint (another network).
     CredentialRefused,
+    /// A fronted repo's host failed a git request (refused the broker, 5xx, timeout, unreachable).
+    GitUpstreamFailed,
     /// A summary of failed authentications, at most one a minute.
     AuthFailures,
 }
@@ -73,6 +75,7 @@ impl Action {
             Action::TokenRotated => "token_rotated",
             Action::GitRefused => "git_refused",
             Action::CredentialRefused => "credential_refused",
+            Action::GitUpstreamFailed => "git_upstream_failed",
             Action::AuthFailures => "auth_failures",
         }
     }

@@ -150,6 +150,36 @@ pub struct RepoSpec {
     pub url: Option<CloneUrl>,
     #[serde(default)]
     pub provider: Option<String>,
+    /// Where the code lives when the gateway fronts another host (`url` is
+    /// then the gateway's URL for it); people may name the repo by either.
+    #[serde(default)]
+    pub upstream: Option<CloneUrl>,
+}
+
+impl RepoSpec {
+    /// Every URL the repo is known by: the one git uses, and where the code lives.
+    pub fn urls(&self) -> impl Iterator<Item = &CloneUrl> {
+        self.url.iter().chain(self.upstream.iter())
+    }
+}
+
+/// `host` and `path` (no `.git`) of an SSH remote: `user@host:path` (scp
+/// style) or `ssh://[user@]host[:port]/path`.
+pub fn ssh_host_path(input: &str) -> Option<(String, String)> {
+    let (host, path) = if let Some(rest) = input.strip_prefix("ssh://") {
+        let (authority, path) = rest.split_once('/')?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        (host.split_once(':').map_or(host, |(h, _)| h), path)
+    } else {
+        let (authority, path) = input.split_once(':')?;
+        if authority.contains('/') || !authority.contains('@') {
+            return None;
+        }
+        (authority.rsplit_once('@').map(|(_, h)| h)?, path)
+    };
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/');
+    (!host.is_empty() && !path.is_empty()).then(|| (host.to_ascii_lowercase(), path.to_string()))
 }
 
 /// Checks a short repo name: path parts of `[A-Za-z0-9._-]`, no `..`, no empty part.
@@ -173,11 +203,17 @@ pub fn validate_name(name: &str) -> Result<(), RepoError> {
 /// one does.
 pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, RepoError> {
     let input = input.trim();
+    if let Some((host, path)) = ssh_host_path(input) {
+        return repos
+            .iter()
+            .find(|r| r.urls().any(|u| u.host() == host && u.path() == path))
+            .ok_or_else(|| RepoError::Unknown { input: input.to_string(), suggestion: None });
+    }
     if input.contains("://") {
         let url = CloneUrl::parse(input)?;
         return repos
             .iter()
-            .find(|r| r.url.as_ref() == Some(&url))
+            .find(|r| r.urls().any(|u| *u == url))
             .ok_or_else(|| RepoError::Unknown { input: input.to_string(), suggestion: None });
     }
     let trimmed = input.trim_end_matches('/');
@@ -189,14 +225,12 @@ pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, R
         Some((host, path)) => format!("{}/{path}", host.to_ascii_lowercase()),
         None => trimmed.to_string(),
     };
-    if let Some(r) = repos.iter().find(|r| r.url.as_ref().is_some_and(|u| u.host_path() == lowered_host)) {
+    if let Some(r) = repos.iter().find(|r| r.urls().any(|u| u.host_path() == lowered_host)) {
         return Ok(r);
     }
     let suffix = format!("/{trimmed}");
-    let matches: Vec<&RepoSpec> = repos
-        .iter()
-        .filter(|r| r.url.as_ref().is_some_and(|u| u.path() == trimmed || format!("/{}", u.path()).ends_with(&suffix)))
-        .collect();
+    let matches: Vec<&RepoSpec> =
+        repos.iter().filter(|r| r.urls().any(|u| u.path() == trimmed || format!("/{}", u.path()).ends_with(&suffix))).collect();
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(unknown(input, repos)),
@@ -212,7 +246,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, url: &str) -> RepoSpec {
-        RepoSpec { name: name.into(), url: Some(CloneUrl::parse(url).unwrap()), provider: None }
+        RepoSpec { name: name.into(), url: Some(CloneUrl::parse(url).unwrap()), provider: None, upstream: None }
     }
 
     #[test]
@@ -280,6 +314,39 @@ mod tests {
         assert_eq!(resolve("demo", &repos).unwrap().name, "demo");
         assert_eq!(resolve("127.0.0.1:8420/git/demo", &repos).unwrap().name, "demo");
         assert_eq!(resolve("http://127.0.0.1:8420/git/demo.git", &repos).unwrap().name, "demo");
+    }
+
+    #[test]
+    fn a_fronted_repo_resolves_by_the_gateway_url_where_the_code_lives_and_its_ssh_forms() {
+        let mut fronted = spec("acme/api", "http://127.0.0.1:8420/git/acme/api.git");
+        fronted.upstream = Some(CloneUrl::parse("https://git.example.com/acme/api.git").unwrap());
+        let repos = vec![fronted, spec("acme/api-tools", "https://git.example.com/acme/api-tools.git")];
+        for input in [
+            "https://git.example.com/acme/api.git",
+            "https://git.example.com/acme/api",
+            "git.example.com/acme/api",
+            "http://127.0.0.1:8420/git/acme/api.git",
+            "git@git.example.com:acme/api.git",
+            "git@git.example.com:acme/api",
+            "ssh://git@git.example.com/acme/api.git",
+            "ssh://git@Git.Example.com:2222/acme/api.git/",
+        ] {
+            assert_eq!(resolve(input, &repos).unwrap().name, "acme/api", "{input}");
+        }
+        assert_eq!(resolve("git@git.example.com:acme/api-tools.git", &repos).unwrap().name, "acme/api-tools");
+        for other in ["git@git.example.com:acme/api.github.git", "git@other.example.com:acme/api.git", "ssh://git@git.example.com/acme"] {
+            assert!(resolve(other, &repos).is_err(), "{other}");
+        }
+    }
+
+    #[test]
+    fn ssh_forms_are_read_and_nothing_else_is() {
+        assert_eq!(ssh_host_path("git@h:a/b.git"), Some(("h".into(), "a/b".into())));
+        assert_eq!(ssh_host_path("ssh://h/a/b"), Some(("h".into(), "a/b".into())));
+        assert_eq!(ssh_host_path("ssh://u@h:22/a/b.git"), Some(("h".into(), "a/b".into())));
+        for not_ssh in ["acme/api", "h:a/b", "https://h/a/b.git", "github.com/acme/api", "git@h:", "ssh://h/"] {
+            assert_eq!(ssh_host_path(not_ssh), None, "{not_ssh}");
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl LocalGateway {
     pub fn from_section(name: &str, section: Section, field_prefix: &str) -> Result<LocalGateway, String> {
         let credential_ttl = match &section.credential_ttl {
             Some(ttl) => ttl.parse().map_err(|e| format!("{field_prefix}credential_ttl: {e}"))?,
-            None => AccessDuration::from_secs(DEFAULT_CREDENTIAL_TTL).expect("valid default"),
+            None => default_credential_ttl(),
         };
         Ok(LocalGateway { name: name.to_string(), repos_dir: section.repos_dir, credential_ttl })
     }
@@ -70,6 +70,11 @@ impl LocalGateway {
     pub fn credential_ttl(&self) -> AccessDuration {
         self.credential_ttl
     }
+}
+
+/// How long a gateway credential lives when the config does not say.
+pub fn default_credential_ttl() -> AccessDuration {
+    AccessDuration::from_secs(DEFAULT_CREDENTIAL_TTL).expect("valid default")
 }
 
 /// The `[[provider]]` form: `kind = "gateway"` with the same fields.
@@ -129,12 +134,12 @@ impl Provider for LocalGateway {
             .map(|name| {
                 validate_name(&name).map_err(|e| config(e.to_string()))?;
                 let url = CloneUrl::parse(&format!("{base_url}/git/{name}.git")).map_err(|e| config(e.to_string()))?;
-                Ok(RepoSpec { name, url: Some(url), provider: Some(self.name.clone()) })
+                Ok(RepoSpec { name, url: Some(url), provider: Some(self.name.clone()), upstream: None })
             })
             .collect()
     }
 
-    fn git_backend(&self, _repo: &str) -> Option<GitBackend> {
+    fn git_backend(&self, _repo: &RepoSpec) -> Option<GitBackend> {
         self.repos_dir.as_ref().map(|dir| GitBackend::Local { project_root: dir.clone() })
     }
 

@@ -12,6 +12,7 @@
 //! in [`KINDS`].
 
 pub mod local_gateway;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,10 +38,12 @@ pub struct Minted {
 }
 
 /// Where the gateway sends the git traffic of a repo it fronts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum GitBackend {
     /// A bare repository on the broker's disk, served by `git http-backend`.
     Local { project_root: PathBuf },
+    /// The repo's own host, reached at `url` (its `[[repo]] url`) with the broker's identity there.
+    Upstream { host: Arc<upstream::UpstreamHost>, url: crate::domain::repo::CloneUrl },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +67,14 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Whether the gateway fronts the `[[repo]]`s naming this provider: their
+    /// `url` is where the code lives, and users' git goes to the gateway instead.
+    fn fronts_listed_repos(&self) -> bool {
+        false
+    }
+
     /// Where the gateway sends git requests for `repo`; `None` when git does not go through the broker.
-    fn git_backend(&self, _repo: &str) -> Option<GitBackend> {
+    fn git_backend(&self, _repo: &RepoSpec) -> Option<GitBackend> {
         None
     }
 
@@ -88,7 +97,7 @@ pub struct ProviderSection {
 type Builder = fn(&str, toml::Table) -> Result<Arc<dyn Provider>, String>;
 
 /// Every kind of provider a `[[provider]]` section may name, and how to build it.
-pub const KINDS: &[(&str, Builder)] = &[(local_gateway::KIND, local_gateway::from_section)];
+pub const KINDS: &[(&str, Builder)] = &[(local_gateway::KIND, local_gateway::from_section), (upstream::KIND, upstream::from_section)];
 
 /// Builds the provider a `[[provider]]` section describes; the message names the field.
 pub fn build(section: &ProviderSection) -> Result<Arc<dyn Provider>, String> {

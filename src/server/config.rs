@@ -259,10 +259,16 @@ impl ServerConfig {
                             "repo at line {line}: the gateway's repos are found under its repos_dir; do not list them as [[repo]]"
                         )));
                     }
+                    Some(p) if p.fronts_listed_repos() => {
+                        let url = url.as_ref().ok_or_else(|| {
+                            invalid(format!("repo at line {line}: `url` is missing: provider `{name}` fronts the repo where it lives"))
+                        })?;
+                        crate::providers::upstream::check_url(url).map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
+                    }
                     Some(_) => {}
                 }
             }
-            config.repos.push(RepoSpec { name: repo.name, url, provider: repo.provider });
+            config.repos.push(RepoSpec { name: repo.name, url, provider: repo.provider, upstream: None });
         }
         config.policy = Policy::from_raw(raw.rule, source).map_err(|source| ConfigError::Policy { path: path.to_path_buf(), source })?;
         Ok(config)

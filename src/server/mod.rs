@@ -15,6 +15,7 @@ pub mod listener;
 pub mod reaper;
 pub mod router;
 pub mod tls;
+pub mod upstream_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -382,8 +382,18 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
 }
 
 /// Ends each superseded grant that is still live at `at`, with its event;
-/// one that ended meanwhile is left as it is.
-async fn supersede(conn: &mut SqliteConnection, grants: Vec<(i64, NewEvent)>, at: DateTime<Utc>, key: &SigningKey) -> StoreResult<()> {
+/// one that ended meanwhile is left as it is. Its gateway credentials now
+/// answer to the grant `by` that covers it (same user and repo, a level at
+/// least as high, ending no earlier; each keeps its own expiry), so a
+/// credential git already holds keeps working, with the new level, instead
+/// of failing once before git asks for another.
+async fn supersede(
+    conn: &mut SqliteConnection,
+    grants: Vec<(i64, NewEvent)>,
+    by: i64,
+    at: DateTime<Utc>,
+    key: &SigningKey,
+) -> StoreResult<()> {
     for (id, event) in grants {
         let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
             .bind(ms(at))
@@ -393,6 +403,7 @@ async fn supersede(conn: &mut SqliteConnection, grants: Vec<(i64, NewEvent)>, at
             .execute(&mut *conn)
             .await?;
         if done.rows_affected() == 1 {
+            sqlx::query("UPDATE credentials SET grant_id = ? WHERE grant_id = ?").bind(by).bind(id).execute(&mut *conn).await?;
             append(conn, &[event], at, key).await?;
         }
     }
@@ -688,8 +699,8 @@ impl Store for SqliteStore {
         };
         attach_ids(&mut events, id, grant_id);
         append(&mut tx, &events, new.created_at, &self.key).await?;
-        if grant_id.is_some() {
-            supersede(&mut tx, superseded, new.created_at, &self.key).await?;
+        if let Some(grant_id) = grant_id {
+            supersede(&mut tx, superseded, grant_id, new.created_at, &self.key).await?;
         }
         let record = must_load_request(&mut tx, id).await?;
         tx.commit().await?;
@@ -739,8 +750,8 @@ impl Store for SqliteStore {
         let mut events = change.events;
         attach_ids(&mut events, change.request_id, grant_id);
         append(&mut tx, &events, change.at, &self.key).await?;
-        if grant_id.is_some() {
-            supersede(&mut tx, change.supersede, change.at, &self.key).await?;
+        if let Some(grant_id) = grant_id {
+            supersede(&mut tx, change.supersede, grant_id, change.at, &self.key).await?;
         }
         let record = must_load_request(&mut tx, change.request_id).await?;
         tx.commit().await?;

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod env;
 pub mod logs;
 pub mod process;
+pub mod upstream;
 
 pub use broker::*;
 pub use env::*;

@@ -114,8 +114,8 @@ proptest! {
     #[test]
     fn resolve_is_exact_or_refuses(input in "[a-zA-Z0-9./:_-]{0,30}") {
         let repos = vec![
-            RepoSpec { name: "acme/api".into(), url: Some(CloneUrl::parse("https://github.com/acme/api.git").unwrap()), provider: None },
-            RepoSpec { name: "demo".into(), url: Some(CloneUrl::parse("http://127.0.0.1:8420/git/demo.git").unwrap()), provider: None },
+            RepoSpec { name: "acme/api".into(), url: Some(CloneUrl::parse("https://github.com/acme/api.git").unwrap()), provider: None, upstream: None },
+            RepoSpec { name: "demo".into(), url: Some(CloneUrl::parse("http://127.0.0.1:8420/git/demo.git").unwrap()), provider: None, upstream: None },
         ];
         if let Ok(repo) = resolve(&input, &repos) {
             let typed = input.trim().trim_end_matches('/').trim_end_matches(".git").to_ascii_lowercase();

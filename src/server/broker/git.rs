@@ -14,6 +14,7 @@ use crate::domain::request::{GrantStatus, grant_status};
 use crate::domain::smart_http::{Endpoint, GitRoute, Service};
 use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
+use crate::server::upstream_proxy::UpstreamError;
 use crate::store::GrantRecord;
 
 /// Fetches by one grant closer together than this are one audit event.
@@ -102,8 +103,7 @@ impl Broker {
     ) -> Result<GitAccess, GitRefusal> {
         let backend = self
             .repo(&route.repo)
-            .and_then(|spec| self.config.providers.for_repo(spec))
-            .and_then(|p| p.git_backend(&route.repo))
+            .and_then(|spec| self.config.providers.for_repo(spec).and_then(|p| p.git_backend(spec)))
             .ok_or_else(|| GitRefusal::NoSuchRepo(route.repo.clone()))?;
         let (user, password) = credentials.ok_or(GitRefusal::NoCredentials)?;
         let now = self.now();
@@ -164,6 +164,18 @@ impl Broker {
         e.detail = Some(format!("{} from {client}: {}", route.service.name(), refusal.kind()));
         if let Err(err) = self.store.append_events(vec![e], self.now()).await {
             tracing::error!(error = %err, "gateway: could not audit a refusal");
+        }
+    }
+
+    /// Audits (and logs) a request the repo's host failed; git's user sees the same words.
+    pub async fn record_upstream_failure(&self, grant: &GrantRecord, route: &GitRoute, error: &UpstreamError) {
+        tracing::warn!(user = %grant.user, repo = %route.repo, service = route.service.name(), error = %error, "gateway: upstream failed");
+        let mut e = NewEvent::new(&grant.user, Action::GitUpstreamFailed);
+        e.repo = Some(route.repo.clone());
+        e.grant_id = Some(grant.id);
+        e.detail = Some(format!("{}: {} ({error})", route.service.name(), error.kind()));
+        if let Err(err) = self.store.append_events(vec![e], self.now()).await {
+            tracing::error!(error = %err, "gateway: could not audit an upstream failure");
         }
     }
 

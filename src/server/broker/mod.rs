@@ -32,7 +32,7 @@ use super::config::ServerConfig;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::audit::NewEvent;
 use crate::domain::policy::{Rule, Subject};
-use crate::domain::repo::RepoSpec;
+use crate::domain::repo::{CloneUrl, RepoSpec};
 use crate::domain::{AccessDuration, Level};
 use crate::providers::{Provider, ProviderError};
 use crate::store::sqlite::SqliteStore;
@@ -108,6 +108,13 @@ impl Broker {
         let path = config.database_path();
         let store = SqliteStore::open(&path, key).await.map_err(|source| OpenError::Store { path, source })?;
         let base = config.base_url();
+        // A repo the gateway fronts is cloned from the gateway; its `url` is where the code lives.
+        for repo in &mut config.repos {
+            if config.providers.for_repo(repo).is_some_and(|p| p.fronts_listed_repos()) {
+                let gateway_url = CloneUrl::parse(&format!("{base}/git/{}.git", repo.name)).map_err(|e| OpenError::Repos(e.to_string()))?;
+                repo.upstream = repo.url.replace(gateway_url);
+            }
+        }
         for provider in config.providers.all().cloned().collect::<Vec<_>>() {
             for repo in provider.discover(&base)? {
                 if config.repos.iter().any(|r| r.name == repo.name) {

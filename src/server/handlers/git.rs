@@ -22,6 +22,7 @@ use crate::server::auth::ClientAddr;
 use crate::server::broker::git::GitRefusal;
 use crate::server::error::{git_message, git_rate_limited};
 use crate::server::http_backend;
+use crate::server::upstream_proxy::{self, UpstreamError};
 
 pub async fn serve(
     State(broker): AppState,
@@ -90,6 +91,23 @@ pub async fn serve(
                 Err(e) => {
                     tracing::error!(error = %e, "gateway: git http-backend failed");
                     git_message(StatusCode::BAD_GATEWAY, "jit: the git backend failed")
+                }
+            }
+        }
+        GitBackend::Upstream { host, url } => {
+            let request = upstream_proxy::UpstreamRequest {
+                repo_url: url.to_string(),
+                rest: route.rest(),
+                query: route.backend_query(),
+                method: &method,
+                headers: &headers,
+            };
+            match upstream_proxy::forward(&host, request, body).await {
+                Ok(r) => r,
+                Err(e) => {
+                    broker.record_upstream_failure(&access.grant, &route, &e).await;
+                    let status = if matches!(e, UpstreamError::Timeout) { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+                    git_message(status, format!("jit: {} is out of reach: {e}; tell your jit admin", route.repo))
                 }
             }
         }

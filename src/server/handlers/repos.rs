@@ -8,5 +8,10 @@ use crate::api;
 use crate::server::auth::Caller;
 
 pub async fn list(State(broker): AppState, Caller(_): Caller) -> Json<Vec<api::Repo>> {
-    Json(broker.repos().iter().map(|r| api::Repo { name: r.name.clone(), clone_url: r.url.as_ref().map(|u| u.to_string()) }).collect())
+    let view = |r: &crate::domain::repo::RepoSpec| api::Repo {
+        name: r.name.clone(),
+        clone_url: r.url.as_ref().map(ToString::to_string),
+        upstream_url: r.upstream.as_ref().map(ToString::to_string),
+    };
+    Json(broker.repos().iter().map(view).collect())
 }

@@ -1,0 +1,218 @@
+//! The `upstream` provider: repositories that live on another git host (GitHub,
+//! GitLab, Bitbucket, Gitea, any smart-HTTP server), fronted by the broker's
+//! gateway. Users' git talks to `<public_url>/git/NAME.git` with gateway
+//! credentials, exactly as for local repos; the gateway checks the grant on
+//! every request and forwards it to the host with the broker's own identity
+//! there (`server::upstream_proxy`). Nobody but the broker has standing access
+//! at the host, so a grant's end is the end of access.
+//!
+//! ```toml
+//! [[provider]]
+//! name = "corp"
+//! kind = "upstream"
+//! username = "jit-bot"                   # the broker's identity at the host
+//! password_file = "/etc/jit/corp.token"  # or password_env = "CORP_GIT_TOKEN"
+//! credential_ttl = "1h"                  # gateway credentials, as for [gateway]
+//! timeout = "30s"                        # to connect, and between bytes of an answer
+//!
+//! [[repo]]
+//! name = "acme/api"
+//! url = "https://git.example.com/acme/api.git"
+//! provider = "corp"
+//! ```
+//!
+//! The host's password is read once at start-up, kept in memory only as a
+//! [`SecretString`], and never written to the database or a log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{GitBackend, Minted, Provider, ProviderError, local_gateway};
+use crate::domain::AccessDuration;
+use crate::domain::repo::{CloneUrl, RepoSpec};
+use crate::domain::token::SecretString;
+use crate::store::GrantRecord;
+
+pub const KIND: &str = "upstream";
+
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    credential_ttl: Option<String>,
+    timeout: Option<String>,
+}
+
+/// What the gateway needs to forward a request: who the broker is at the
+/// host, and one HTTP client (its connections are reused across requests).
+pub struct UpstreamHost {
+    pub provider: String,
+    pub username: String,
+    pub password: SecretString,
+    pub client: reqwest::Client,
+}
+
+impl std::fmt::Debug for UpstreamHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamHost").field("provider", &self.provider).field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    name: String,
+    credential_ttl: AccessDuration,
+    host: Arc<UpstreamHost>,
+}
+
+/// Builds the provider from its `[[provider]]` table; messages name the field.
+pub fn from_section(name: &str, table: toml::Table) -> Result<Arc<dyn Provider>, String> {
+    let section: Section = table.try_into().map_err(|e: toml::de::Error| e.message().to_string())?;
+    Ok(Arc::new(Upstream::from_section(name, section, |var| std::env::var(var).ok())?))
+}
+
+impl Upstream {
+    fn from_section(name: &str, section: Section, env: impl Fn(&str) -> Option<String>) -> Result<Upstream, String> {
+        let username = section.username.filter(|u| !u.is_empty()).ok_or("username: missing (the broker's own login at the host)")?;
+        if username.contains(':') || username.chars().any(char::is_control) {
+            return Err("username: must not contain `:` or control characters".into());
+        }
+        let password = match (&section.password_file, &section.password_env) {
+            (Some(_), Some(_)) => return Err("set one of password_file and password_env, not both".into()),
+            (None, None) => return Err("password_file or password_env: missing (the broker's token at the host)".into()),
+            (Some(path), None) => std::fs::read_to_string(path)
+                .map_err(|e| format!("password_file {}: {e}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            (None, Some(var)) => env(var).ok_or_else(|| format!("password_env: the environment variable `{var}` is not set"))?,
+        };
+        if password.is_empty() || password.chars().any(char::is_control) {
+            return Err("the password is empty or has control characters (password_file / password_env)".into());
+        }
+        let credential_ttl = match &section.credential_ttl {
+            Some(ttl) => ttl.parse().map_err(|e| format!("credential_ttl: {e}"))?,
+            None => local_gateway::default_credential_ttl(),
+        };
+        let timeout = match &section.timeout {
+            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
+            None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            // A redirect is a misconfigured URL, not something to follow with the broker's credential.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let host = Arc::new(UpstreamHost { provider: name.to_string(), username, password: SecretString::from(password), client });
+        Ok(Upstream { name: name.to_string(), credential_ttl, host })
+    }
+}
+
+/// Where a fronted repo lives: plain http only on loopback, since the
+/// broker's credential travels with every request.
+pub fn check_url(url: &CloneUrl) -> Result<(), String> {
+    if url.scheme() != "https" && !url.is_loopback() {
+        return Err(format!("url {url}: an upstream is reached over https (plain http only on loopback)"));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Provider for Upstream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn fronts_listed_repos(&self) -> bool {
+        true
+    }
+
+    fn git_backend(&self, repo: &RepoSpec) -> Option<GitBackend> {
+        Some(GitBackend::Upstream { host: self.host.clone(), url: repo.upstream.clone()? })
+    }
+
+    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+        Ok(local_gateway::mint_password(grant, self.credential_ttl, now))
+    }
+
+    async fn revoke(&self, _grant: &GrantRecord) -> Result<(), ProviderError> {
+        // As for local repos: the gateway checks the grant on every request,
+        // and only the broker holds a credential the host accepts.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::token::ExposeSecret;
+
+    fn section(toml: &str) -> Section {
+        toml::from_str(toml).unwrap()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_section_needs_a_username_and_exactly_one_password_source() {
+        let err = |toml: &str| Upstream::from_section("corp", section(toml), no_env).unwrap_err();
+        assert!(err("password_env = \"X\"").starts_with("username: missing"));
+        assert!(err("username = \"bot\"").starts_with("password_file or password_env: missing"));
+        assert!(err("username = \"bot\"\npassword_env = \"X\"\npassword_file = \"/x\"").contains("not both"));
+        assert!(err("username = \"bot\"\npassword_env = \"NOPE\"").contains("`NOPE` is not set"));
+        assert!(err("username = \"b:t\"\npassword_env = \"X\"").starts_with("username: must not contain"));
+        let missing = err("username = \"bot\"\npassword_file = \"/nonexistent/corp.token\"");
+        assert!(missing.starts_with("password_file /nonexistent/corp.token:"), "{missing}");
+        let env = |var: &str| (var == "T").then(|| "s3cret".to_string());
+        assert!(
+            Upstream::from_section("corp", section("username = \"bot\"\npassword_env = \"T\"\ntimeout = \"soon\""), env)
+                .unwrap_err()
+                .starts_with("timeout:")
+        );
+        let empty = |_: &str| Some(String::new());
+        assert!(Upstream::from_section("corp", section("username = \"bot\"\npassword_env = \"T\""), empty).unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn the_password_file_is_read_without_its_newline_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corp.token");
+        std::fs::write(&path, "tok-123\n").unwrap();
+        let toml = format!("username = \"bot\"\npassword_file = \"{}\"", path.display());
+        let p = Upstream::from_section("corp", section(&toml), no_env).unwrap();
+        assert_eq!(p.host.password.expose_secret(), "tok-123");
+        assert_eq!(p.host.username, "bot");
+        assert!(!format!("{p:?}").contains("tok-123"), "{p:?}");
+        let upstream = CloneUrl::parse("https://git.example.com/acme/api.git").unwrap();
+        let spec = RepoSpec { name: "acme/api".into(), url: None, provider: Some("corp".into()), upstream: Some(upstream.clone()) };
+        assert!(matches!(p.git_backend(&spec), Some(GitBackend::Upstream { url, .. }) if url == upstream));
+        assert!(
+            from_section("corp", toml::from_str("username = \"bot\"\nrepos_dir = \"/x\"").unwrap()).err().unwrap().contains("repos_dir")
+        );
+    }
+
+    #[test]
+    fn upstreams_are_reached_over_https_except_on_loopback() {
+        assert!(check_url(&CloneUrl::parse("https://git.example.com/acme/api.git").unwrap()).is_ok());
+        assert!(check_url(&CloneUrl::parse("http://127.0.0.1:8080/acme/api.git").unwrap()).is_ok());
+        let err = check_url(&CloneUrl::parse("http://git.example.com/acme/api.git").unwrap()).unwrap_err();
+        assert!(err.contains("over https"), "{err}");
+    }
+}
