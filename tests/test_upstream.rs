@@ -82,3 +82,69 @@ async fn the_gateway_fronts_a_repo_on_another_host() {
     assert_eq!(pushes.len(), 1);
     assert!(pushes[0]["detail"].as_str().unwrap().contains(&format!("→{head}")), "{}", pushes[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_git_with_the_hosts_own_urls_goes_through_jit_and_nothing_else_does() {
+    let upstream = TestUpstream::start(&["acme/api", "acme/api-tools", "acme/api.github"]);
+    let b = TestBroker::start_with(&policy(&upstream)).await;
+    let alice = cli_env(&b);
+    alice.secret(&upstream.human_password);
+    // Alice has her own account at the host, for the repos jit does not guard,
+    // kept by git's own store helper.
+    let (host, port) = upstream.url.trim_start_matches("http://").split_once(':').unwrap();
+    std::fs::write(alice.home().join(".gitconfig"), "[credential]\n\thelper = store\n").unwrap();
+    std::fs::write(
+        alice.home().join(".git-credentials"),
+        format!("http://{}:{}@{host}%3a{port}\n", crate::common::upstream::HUMAN_USER, upstream.human_password),
+    )
+    .unwrap();
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success().stderr_has(&format!("git reaches {} through jit's gateway", upstream.repo_url("acme/api")));
+    let work = alice.work_dir();
+    let api = upstream.repo_url("acme/api");
+
+    // Before a grant: the host's URL goes to jit, which names the request to make.
+    let before = alice.git(&work, &["clone", &api, "before"]);
+    assert_ne!(before.code, 0);
+    assert!(before.stderr.contains("jit request acme/api --level read"), "{}", before.stderr);
+
+    // Repos jit does not guard, on the same host, are not captured: they clone
+    // straight from the host with Alice's own account, and jit sees nothing.
+    for other in ["acme/api-tools", "acme/api.github"] {
+        alice.git(&work, &["clone", &upstream.repo_url(other), other.replace('/', "_").as_str()]).success();
+    }
+    let seen_before_grant = b.audit().await.iter().filter(|e| e["action"] == "git_fetch").count();
+    assert_eq!(seen_before_grant, 0);
+
+    // With a read grant, the same command clones through the gateway.
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    alice.git(&work, &["clone", &api, "api"]).success();
+    let repo = work.join("api");
+    assert_eq!(alice.git(&repo, &["config", "remote.origin.url"]).stdout.trim(), api, "the remote keeps the host's URL");
+    let fetches = b.audit().await.iter().filter(|e| e["action"] == "git_fetch" && e["actor"] == "alice").count();
+    assert_eq!(fetches, 1);
+
+    // `jit request` in that checkout knows the repo from its origin.
+    let asked = alice.run_in(&repo, &["request", "--level", "write", "--for", "30m", "--no-wait", "--json"]).success().json();
+    assert_eq!(asked["repo"], "acme/api");
+    assert_eq!(b.approve("bob", asked["id"].as_i64().unwrap()).await.status, 200);
+
+    // A checkout whose origin is the SSH form goes through the gateway too; no ssh runs.
+    alice.git(&repo, &["remote", "set-url", "origin", &format!("git@{host}:acme/api.git")]).success();
+    let head = commit(&alice, &repo, "SSH.md");
+    alice.git_with(&repo, &["push", "origin", "main"], &[("GIT_SSH_COMMAND", "false")]).success();
+    alice.git_with(&repo, &["fetch", "origin"], &[("GIT_SSH_COMMAND", "false")]).success();
+    assert_eq!(upstream.git_on_disk("acme/api", &["rev-parse", "main"]), head);
+
+    // The grant ends (the broker's clock): the host's URL stops working at once.
+    b.advance(std::time::Duration::from_secs(3601));
+    let late = alice.git(&repo, &["fetch", "origin"]);
+    assert_ne!(late.code, 0, "fetch worked after every grant ended");
+
+    // Uninstall takes the rewrites away: the host's URL is the host's again
+    // (here Alice's own account still reads it; jit sees nothing).
+    let events = b.audit().await.len();
+    alice.run(&["setup", "--uninstall"]).success();
+    alice.git(&work, &["clone", &api, "direct"]).success();
+    assert_eq!(b.audit().await.len(), events);
+}

@@ -14,6 +14,7 @@ pub mod request;
 pub mod smart_http;
 pub mod text;
 pub mod token;
+pub mod url_rewrite;
 
 pub use duration::AccessDuration;
 pub use level::Level;

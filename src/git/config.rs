@@ -70,6 +70,9 @@ pub struct FileState {
     pub installed: String,
     /// Per host, what its section held before (for a file edited since).
     pub sections: BTreeMap<String, SavedSection>,
+    /// The file of `insteadOf` rewrites jit included from this config, if any.
+    #[serde(default)]
+    pub rewrites: Option<PathBuf>,
 }
 
 /// Saved per config file, so uninstall restores the same file.
@@ -260,6 +263,60 @@ pub fn install(path: &Path, hosts: &[String], jit_helper: &str, state: &mut Setu
     Ok(changed)
 }
 
+/// Writes `text` (the `insteadOf` entries for the repos the gateway fronts)
+/// to `file` and includes it from the config at `path`; `None` removes both.
+/// Returns whether anything changed. Kept in a file of its own so the user's
+/// config gains one line however many entries there are.
+pub fn set_rewrites(path: &Path, file: &Path, text: Option<&str>, state: &mut SetupState) -> Result<bool, SetupError> {
+    let io = |e: std::io::Error| SetupError::Git { path: file.to_path_buf(), message: e.to_string() };
+    let file_state = state
+        .files
+        .entry(path.to_path_buf())
+        .or_insert_with(|| FileState { original: std::fs::read_to_string(path).ok(), ..FileState::default() });
+    let mut config = GitConfig::open(path)?;
+    let included = config.values("include.path")?.iter().any(|p| Path::new(p) == file);
+    let mut changed = false;
+    match text {
+        Some(text) => {
+            if std::fs::read_to_string(file).ok().as_deref() != Some(text) {
+                crate::fsutil::replace_private(file, text.as_bytes()).map_err(io)?;
+                changed = true;
+            }
+            if !included {
+                config.config.set_multivar("include.path", NEVER_MATCHES, &file.to_string_lossy()).map_err(|e| config.err(e))?;
+                changed = true;
+            }
+            file_state.rewrites = Some(file.to_path_buf());
+        }
+        None => {
+            changed = remove_rewrites(&mut config, file)?;
+            file_state.rewrites = None;
+        }
+    }
+    drop(config);
+    file_state.installed = std::fs::read_to_string(path).unwrap_or_default();
+    Ok(changed)
+}
+
+/// Drops the include of `file` from `config`, and the file.
+fn remove_rewrites(config: &mut GitConfig, file: &Path) -> Result<bool, SetupError> {
+    let kept: Vec<String> = config.values("include.path")?.into_iter().filter(|p| Path::new(p) != file).collect();
+    let had = config.values("include.path")?.len() != kept.len();
+    if had {
+        if kept.is_empty() {
+            match config.config.remove_multivar("include.path", ".*") {
+                Ok(()) => {}
+                Err(e) if e.code() == git2::ErrorCode::NotFound => {}
+                Err(e) => return Err(config.err(e)),
+            }
+        } else {
+            config.set_values("include.path", &kept)?;
+        }
+    }
+    let existed = std::fs::remove_file(file).is_ok();
+    Ok(had || existed)
+}
+
 /// The helpers in `current` that jit did not write (`installed`), in order:
 /// what someone added to jit's section after setup.
 fn added_since(current: &[String], installed: &[String]) -> Vec<String> {
@@ -285,6 +342,9 @@ fn added_since(current: &[String], installed: &[String]) -> Vec<String> {
 pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Uninstalled, SetupError> {
     let Some(saved) = state.files.remove(path) else { return Ok(Uninstalled::default()) };
     let io = |e: std::io::Error| SetupError::Git { path: path.to_path_buf(), message: e.to_string() };
+    if let Some(file) = &saved.rewrites {
+        let _ = std::fs::remove_file(file);
+    }
     if std::fs::read_to_string(path).ok().as_deref() == Some(saved.installed.as_str()) {
         match &saved.original {
             Some(text) => std::fs::write(path, text).map_err(io)?,
@@ -294,6 +354,9 @@ pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Uninstalled, Set
     }
     let mut config = GitConfig::open(path)?;
     let mut done = Uninstalled::default();
+    if let Some(file) = &saved.rewrites {
+        remove_rewrites(&mut config, file)?;
+    }
     for (host, section) in saved.sections {
         let key = format!("credential.{host}.helper");
         let extra = added_since(&config.values(&key)?, &section.installed);
@@ -318,7 +381,7 @@ fn remove_empty_sections(path: &Path) {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim();
-        let is_header = line.starts_with("[credential ") && line.ends_with(']');
+        let is_header = (line.starts_with("[credential ") && line.ends_with(']')) || line == "[include]";
         let next_is_header_or_end = lines.get(i + 1).is_none_or(|n| n.trim_start().starts_with('['));
         if is_header && next_is_header_or_end {
             i += 1;
@@ -420,6 +483,42 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(added_since(&s(&["", "!jit credential", "store", "store"]), &s(&["", "!jit credential", "store"])), s(&["store"]));
         assert!(added_since(&s(&["", "!jit credential"]), &s(&["", "!jit credential", "cache"])).is_empty());
+    }
+
+    #[test]
+    fn rewrites_are_one_include_and_go_away_with_uninstall() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitconfig");
+        let file = dir.path().join("jit/rewrites.gitconfig");
+        let original = "[user]\n\tname = Alice\n";
+        std::fs::write(&path, original).unwrap();
+        let mut state = SetupState::default();
+        install(&path, &["https://jit.example.com".to_string()], "!/bin/jit credential", &mut state).unwrap();
+        assert!(set_rewrites(&path, &file, Some("[url \"a\"]\n\tinsteadOf = b\n"), &mut state).unwrap());
+        assert!(!set_rewrites(&path, &file, Some("[url \"a\"]\n\tinsteadOf = b\n"), &mut state).unwrap(), "twice changes nothing");
+        let config = GitConfig::open(&path).unwrap();
+        assert_eq!(config.values("include.path").unwrap(), [file.to_string_lossy()]);
+        drop(config);
+        assert!(std::fs::read_to_string(&file).unwrap().contains("insteadOf = b"));
+        uninstall(&path, &mut state).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+        assert!(!file.exists());
+
+        // Edited since: only jit's include goes, the user's own stays.
+        install(&path, &["https://jit.example.com".to_string()], "!/bin/jit credential", &mut state).unwrap();
+        set_rewrites(&path, &file, Some("x"), &mut state).unwrap();
+        let mut config = GitConfig::open(&path).unwrap();
+        config.config.set_multivar("include.path", NEVER_MATCHES, "/home/alice/.gitconfig.local").unwrap();
+        drop(config);
+        uninstall(&path, &mut state).unwrap();
+        assert_eq!(GitConfig::open(&path).unwrap().values("include.path").unwrap(), ["/home/alice/.gitconfig.local"]);
+        assert!(!file.exists());
+        // No fronted repos any more: the include and the file go.
+        install(&path, &["https://jit.example.com".to_string()], "!/bin/jit credential", &mut state).unwrap();
+        set_rewrites(&path, &file, Some("x"), &mut state).unwrap();
+        assert!(set_rewrites(&path, &file, None, &mut state).unwrap());
+        assert_eq!(GitConfig::open(&path).unwrap().values("include.path").unwrap(), ["/home/alice/.gitconfig.local"]);
+        assert!(!file.exists());
     }
 
     #[test]
