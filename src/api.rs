@@ -89,6 +89,10 @@ pub struct CreateRequest {
     pub duration: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Refs the grant may update, within what the rule allows (`hotfix/*` is
+    /// `refs/heads/hotfix/*`); none: all the rule allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -131,6 +135,9 @@ pub struct AccessRequest {
     /// When a still-pending request expires if nobody decides.
     pub pending_until: DateTime<Utc>,
     pub rule: String,
+    /// The refs its grant may update; empty: every ref.
+    #[serde(default)]
+    pub refs: Vec<String>,
     pub approvals_required: u32,
     /// Who may approve, as the rule names them (users and `group:NAME`).
     pub approvers: Vec<String>,
@@ -153,6 +160,9 @@ pub struct Grant {
     pub user: String,
     pub repo: String,
     pub level: String,
+    /// The refs it may update; empty: every ref.
+    #[serde(default)]
+    pub refs: Vec<String>,
     pub clone_url: Option<String>,
     pub granted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

@@ -36,6 +36,9 @@ pub struct CachedGrant {
     pub request_id: i64,
     pub repo: String,
     pub level: Level,
+    /// The refs the grant may update; empty: every ref.
+    #[serde(default)]
+    pub refs: Vec<String>,
     #[serde(default)]
     pub granted_at: Option<DateTime<Utc>>,
     pub grant_expires_at: DateTime<Utc>,
@@ -57,6 +60,7 @@ impl CachedGrant {
             user: self.username.clone(),
             repo: self.repo.clone(),
             level: self.level.to_string(),
+            refs: self.refs.clone(),
             clone_url: Some(url.to_string()),
             granted_at: self.granted_at.unwrap_or(self.grant_expires_at),
             expires_at: self.grant_expires_at,
@@ -266,6 +270,7 @@ pub async fn fetch_and_store(
         request_id: grant.request_id,
         repo: grant.repo.clone(),
         level,
+        refs: grant.refs.clone(),
         granted_at: Some(grant.granted_at),
         grant_expires_at: grant.expires_at,
         username: credential.username.clone(),
@@ -335,6 +340,7 @@ mod tests {
             request_id: id,
             repo: "demo".into(),
             level,
+            refs: Vec::new(),
             granted_at: Some(now),
             grant_expires_at: now + chrono::Duration::seconds(expires_in),
             username: "alice".into(),

@@ -21,6 +21,7 @@ mod test_generated;
 mod test_git_e2e;
 mod test_hardening;
 mod test_next_steps;
+mod test_ref_scopes;
 mod test_setup;
 mod test_slow_clients;
 mod test_tls;

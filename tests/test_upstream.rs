@@ -143,8 +143,53 @@ async fn plain_git_with_the_hosts_own_urls_goes_through_jit_and_nothing_else_doe
 
     // Uninstall takes the rewrites away: the host's URL is the host's again
     // (here Alice's own account still reads it; jit sees nothing).
-    let events = b.audit().await.len();
+    let git_events = |audit: Vec<serde_json::Value>| audit.iter().filter(|e| e["action"].as_str().unwrap().starts_with("git_")).count();
+    let seen = git_events(b.audit().await);
     alice.run(&["setup", "--uninstall"]).success();
     alice.git(&work, &["clone", &api, "direct"]).success();
-    assert_eq!(b.audit().await.len(), events);
+    assert_eq!(git_events(b.audit().await), seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_scoped_to_refs_pushes_those_and_is_refused_the_rest_in_gits_words() {
+    let (upstream, b, alice) = fronted().await;
+    let work = alice.work_dir();
+    let api = upstream.repo_url("acme/api");
+    let waiting = alice.spawn_watched(&["request", "acme/api", "--level", "write", "--for", "1h", "--ref", "hotfix/*"]);
+    waiting.until("waiting for approval");
+    let pending = b.get("bob", "/v1/requests?status=pending").await.body;
+    assert_eq!(pending[0]["refs"], serde_json::json!(["refs/heads/hotfix/*"]), "the approver sees the scope");
+    assert_eq!(b.approve("bob", pending[0]["id"].as_i64().unwrap()).await.status, 200);
+    alice.finish(waiting).success().stdout_has("write (refs/heads/hotfix/* only) on acme/api until");
+    alice.git(&work, &["clone", &api, "api"]).success();
+    let repo = work.join("api");
+    let main_before = upstream.git_on_disk("acme/api", &["rev-parse", "main"]);
+
+    let fix = commit(&alice, &repo, "FIX.md");
+    alice.git(&repo, &["push", "origin", "HEAD:refs/heads/hotfix/x"]).success();
+    assert_eq!(upstream.git_on_disk("acme/api", &["rev-parse", "hotfix/x"]), fix);
+
+    let refused = alice.git(&repo, &["push", "origin", "main"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("! [remote rejected] main -> main (jit: your grant allows refs/heads/hotfix/* only)"),
+        "{}",
+        refused.stderr
+    );
+    // Nothing of a refused push lands, not even its allowed refs.
+    let mixed = alice.git(&repo, &["push", "origin", "main", "HEAD:refs/heads/hotfix/y"]);
+    assert!(mixed.stderr.contains("hotfix/y (jit: refused with the rest of this push)"), "{}", mixed.stderr);
+    // Deleting needs admin.
+    let delete = alice.git(&repo, &["push", "origin", ":hotfix/x"]);
+    assert!(delete.stderr.contains("(jit: deleting a ref needs an admin grant)"), "{}", delete.stderr);
+    assert_eq!(upstream.git_on_disk("acme/api", &["rev-parse", "main"]), main_before);
+    assert!(upstream.git_on_disk("acme/api", &["for-each-ref", "--format=%(refname)"]).lines().all(|r| r != "refs/heads/hotfix/y"));
+
+    let audit = b.audit().await;
+    let refusals: Vec<&str> = audit.iter().filter(|e| e["action"] == "git_refused").map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals[0].contains("refused refs/heads/main (your grant allows refs/heads/hotfix/* only)"), "{}", refusals[0]);
+    let pushes: Vec<&str> = audit.iter().filter(|e| e["action"] == "git_push").map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(pushes.len(), 1);
+    assert!(pushes[0].contains(&format!("refs/heads/hotfix/x created at {fix}")), "{}", pushes[0]);
 }

@@ -40,7 +40,7 @@ fn details(r: &AccessRequest) -> String {
 fn confirm(r: &AccessRequest) -> Result<bool, CommandError> {
     eprintln!("{}", details(r));
     dialoguer::Confirm::new()
-        .with_prompt(format!("Approve {} on {} for {}?", r.level, r.repo, r.requester))
+        .with_prompt(format!("Approve {}{} on {} for {}?", r.level, super::refs_note(&r.refs), r.repo, r.requester))
         .default(false)
         .interact()
         .map_err(|e| CommandError::unexpected(format!("prompt failed: {e}")))

@@ -78,5 +78,10 @@ pub fn parse_id(kind: &str, raw: &str) -> Result<i64, CommandError> {
 /// One line about a request, for people.
 pub fn describe_request(r: &crate::api::AccessRequest) -> String {
     let reason = r.reason.as_deref().map(|r| format!(" — \"{r}\"")).unwrap_or_default();
-    format!("#{} {} wants {} on {} for {}{}", r.id, r.requester, r.level, r.repo, r.duration, reason)
+    format!("#{} {} wants {}{} on {} for {}{}", r.id, r.requester, r.level, refs_note(&r.refs), r.repo, r.duration, reason)
+}
+
+/// ` (refs/heads/hotfix/* only)` for a grant scoped to refs; nothing for every ref.
+pub fn refs_note(refs: &[String]) -> String {
+    if refs.is_empty() { String::new() } else { format!(" ({} only)", refs.join(", ")) }
 }

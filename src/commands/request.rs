@@ -24,6 +24,9 @@ pub struct RequestArgs {
     /// Why you need it (some policies require one)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows
+    #[arg(long = "ref", value_name = "PATTERN", value_parser = ref_parser)]
+    pub refs: Vec<String>,
     /// Print the request and return without waiting
     #[arg(long)]
     pub no_wait: bool,
@@ -33,6 +36,11 @@ pub struct RequestArgs {
     /// Print JSON for scripts instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+/// A ref pattern, checked before it travels (the broker checks it against the rule).
+fn ref_parser(s: &str) -> Result<String, String> {
+    crate::domain::refs::RefPattern::parse(s).map(|p| p.to_string()).map_err(|e| e.to_string())
 }
 
 /// The `origin` remote of the checkout around the current directory.
@@ -57,7 +65,13 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
         // leave git without access, and invite a second request.
         Keychain::open()?.check_writable()?;
     }
-    let body = api::CreateRequest { repo, level: args.level.to_string(), duration: args.duration.to_string(), reason: args.reason.clone() };
+    let body = api::CreateRequest {
+        repo,
+        level: args.level.to_string(),
+        duration: args.duration.to_string(),
+        reason: args.reason.clone(),
+        refs: args.refs.clone(),
+    };
     let req = client.create_request(&body).await?;
     if req.status == RequestStatus::Pending && args.no_wait {
         super::wait::follow_up_later(&client, &req).await;

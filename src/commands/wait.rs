@@ -162,7 +162,14 @@ pub fn approved_line(req: &AccessRequest) -> String {
         .map(|b| format!("Approved by {b}"))
         .unwrap_or_else(|| "Approved by policy".into());
     match &req.grant {
-        Some(g) => format!("{by}: {} on {} until {} ({})", g.level, g.repo, ui::local_time(g.expires_at), req.duration),
+        Some(g) => format!(
+            "{by}: {}{} on {} until {} ({})",
+            g.level,
+            super::refs_note(&g.refs),
+            g.repo,
+            ui::local_time(g.expires_at),
+            req.duration
+        ),
         None => format!("{by}: {} on {}", req.level, req.repo),
     }
 }

@@ -82,4 +82,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Level>("\"read\"").unwrap(), Level::Read);
         assert!(serde_json::from_str::<Level>("\"root\"").is_err());
     }
+
+    #[test]
+    fn displays_as_its_name() {
+        let shown: Vec<String> = [Level::Read, Level::Write, Level::Admin].iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["read", "write", "admin"]);
+    }
 }

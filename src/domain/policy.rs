@@ -106,6 +106,12 @@ pub struct RawRule {
     /// Networks a grant under this rule may be used from (git and minting); none: anywhere.
     #[serde(default)]
     pub from: Vec<String>,
+    /// Refs its grants may update (`refs/heads/hotfix/*`); none: every ref.
+    #[serde(default)]
+    pub refs: Vec<String>,
+    /// Whether its write grants may delete refs (otherwise deleting needs admin).
+    #[serde(default)]
+    pub allow_deletes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +129,9 @@ pub struct Rule {
     pub reason_required: bool,
     /// Where its grants may be used from; empty: anywhere.
     pub from: Vec<ipnet::IpNet>,
+    /// Which refs its grants may update.
+    pub refs: super::refs::RefScope,
+    pub allow_deletes: bool,
 }
 
 impl Rule {
@@ -172,6 +181,8 @@ pub enum Refusal {
     TooLong { asked: AccessDuration, max: AccessDuration, rule: String, level: Level, repo: String },
     #[error("rule `{rule}` requires a reason for {level} access to `{repo}`; pass --reason")]
     ReasonRequired { rule: String, level: Level, repo: String },
+    #[error("rule `{rule}`: {source}")]
+    Refs { rule: String, source: super::refs::RefError },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -241,6 +252,7 @@ impl Policy {
             check_satisfiable(&requesters, &approvers, approvals_required)?;
         }
         let from = super::network::parse_networks("from", &raw.from)?;
+        let refs = super::refs::RefScope::parse(&raw.refs).map_err(|e| format!("refs: {e}"))?;
         Ok(Rule {
             name,
             line,
@@ -253,6 +265,8 @@ impl Policy {
             max_duration,
             reason_required: raw.reason_required,
             from,
+            refs,
+            allow_deletes: raw.allow_deletes,
         })
     }
 
@@ -482,6 +496,18 @@ max_duration = "1h"
         assert_eq!(p.rules()[0].from.len(), 3);
         let err = policy(&src.replace("10.0.0.0/8", "10.0.0.0/33")).unwrap_err();
         assert!(err.message.contains("`10.0.0.0/33` is not a network"), "{err}");
+    }
+
+    #[test]
+    fn rules_may_scope_their_grants_to_refs() {
+        let src = "[[rule]]\nrepos = [\"x\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\nrefs = [\"hotfix/*\", \"refs/tags/v*\"]\nallow_deletes = true\n";
+        let p = policy(src).unwrap();
+        assert_eq!(p.rules()[0].refs.to_vec(), ["refs/heads/hotfix/*", "refs/tags/v*"]);
+        assert!(p.rules()[0].allow_deletes);
+        let unscoped = policy(&src.replace("refs = [\"hotfix/*\", \"refs/tags/v*\"]\nallow_deletes = true\n", "")).unwrap();
+        assert!(unscoped.rules()[0].refs.is_all() && !unscoped.rules()[0].allow_deletes);
+        let err = policy(&src.replace("hotfix/*", "hot fix")).unwrap_err();
+        assert!(err.message.starts_with("refs: invalid ref pattern `hot fix`"), "{err}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ impl RefUpdate {
             (false, false) => Change::Update,
         }
     }
+
+    pub fn is_delete(&self) -> bool {
+        self.change() == Change::Delete
+    }
 }
 
 /// As the audit log writes it: `refs/heads/main 1a2b…→3c4d…`, with full ids.
@@ -242,12 +246,73 @@ pub fn encode(updates: &[RefUpdate], capabilities: &[&str]) -> Vec<u8> {
     out
 }
 
+fn pkt_line(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:04x}", payload.len() + 4).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The answer to a push that is refused without reaching the repository: git's
+/// report-status (`unpack ok`, then `ng REF REASON` for every ref, so each is
+/// shown as `! [remote rejected] REF (REASON)`), in side-band channel 1 when
+/// the client asked for side-band. `refused` holds the reason of each update
+/// that broke a rule; the others are refused for their company.
+pub fn report_refusal(commands: &Commands, refused: &[(String, String)]) -> Vec<u8> {
+    let mut report = pkt_line(b"unpack ok\n");
+    for update in &commands.updates {
+        let reason = refused
+            .iter()
+            .find(|(name, _)| *name == update.name)
+            .map(|(_, why)| why.clone())
+            .unwrap_or_else(|| "jit: refused with the rest of this push".to_string());
+        report.extend(pkt_line(format!("ng {} {}\n", update.name, reason.replace('\n', " ")).as_bytes()));
+    }
+    report.extend_from_slice(b"0000");
+    let sideband = commands.capabilities.iter().any(|c| c == "side-band-64k" || c == "side-band");
+    if !sideband {
+        return report;
+    }
+    let limit = if commands.capabilities.iter().any(|c| c == "side-band-64k") { 65515 } else { 995 };
+    let mut out = Vec::new();
+    for chunk in report.chunks(limit) {
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(chunk);
+        out.extend(pkt_line(&payload));
+    }
+    out.extend_from_slice(b"0000");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const A: &str = "1111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222";
+
+    #[test]
+    fn a_refusal_is_reported_in_gits_own_words() {
+        let update = |name: &str| RefUpdate { name: name.into(), old: A.into(), new: B.into() };
+        let commands = Commands {
+            updates: vec![update("refs/heads/main"), update("refs/heads/hotfix/x")],
+            capabilities: vec!["report-status".into()],
+            signed: false,
+            len: 0,
+        };
+        let refused = [("refs/heads/main".to_string(), "jit: your grant allows refs/heads/hotfix/* only".to_string())];
+        let plain = String::from_utf8(report_refusal(&commands, &refused)).unwrap();
+        assert_eq!(
+            plain,
+            "000eunpack ok\n0047ng refs/heads/main jit: your grant allows refs/heads/hotfix/* only\n\
+             0043ng refs/heads/hotfix/x jit: refused with the rest of this push\n0000"
+        );
+        let banded = Commands { capabilities: vec!["report-status".into(), "side-band-64k".into()], ..commands };
+        let out = report_refusal(&banded, &refused);
+        let inner = plain.as_bytes();
+        assert_eq!(&out[..5], format!("{:04x}\x01", inner.len() + 5).as_bytes());
+        assert_eq!(&out[5..5 + inner.len()], inner);
+        assert_eq!(&out[5 + inner.len()..], b"0000");
+    }
     const Z: &str = "0000000000000000000000000000000000000000";
 
     fn update(name: &str, old: &str, new: &str) -> RefUpdate {

@@ -12,6 +12,7 @@
 //! only ever taken from `pending`, so a race between two approvers ends in
 //! exactly one decision: the second one finds the request no longer pending.
 
+use super::refs::RefScope;
 use std::fmt;
 use std::str::FromStr;
 
@@ -207,24 +208,25 @@ impl GrantStatus {
 
 /// A grant as the pile-up rules see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GrantWindow {
+pub struct GrantWindow<'a> {
     pub level: super::level::Level,
     pub expires_at: DateTime<Utc>,
+    pub refs: &'a RefScope,
 }
 
-/// Whether a live grant already gives what is asked (`level` for `duration`
-/// from `now`): then the request returns that grant instead of piling up a
-/// second one.
-pub fn covers(live: GrantWindow, level: super::level::Level, duration: chrono::Duration, now: DateTime<Utc>) -> bool {
-    live.level.covers(level) && live.expires_at >= now + duration
+/// Whether a live grant already gives what is asked (`level` on `refs` for
+/// `duration` from `now`): then the request returns that grant instead of
+/// piling up a second one.
+pub fn covers(live: GrantWindow, level: super::level::Level, refs: &RefScope, duration: chrono::Duration, now: DateTime<Utc>) -> bool {
+    live.level.covers(level) && live.refs.covers(refs) && live.expires_at >= now + duration
 }
 
 /// Whether a new grant makes an older live one of the same user on the same
-/// repo redundant (no higher level, ending no later): the older one ends,
-/// "superseded", so one repo never holds a pile of grants. An extension is
-/// such a request, approved like any other.
+/// repo redundant (no higher level, no fewer refs, ending no later): the
+/// older one ends, "superseded", so one repo never holds a pile of grants. An
+/// extension is such a request, approved like any other.
 pub fn supersedes(new: GrantWindow, old: GrantWindow) -> bool {
-    new.level.covers(old.level) && new.expires_at >= old.expires_at
+    new.level.covers(old.level) && new.refs.covers(old.refs) && new.expires_at >= old.expires_at
 }
 
 /// A grant is live while `now < expires_at` and nobody revoked it; the clock,
@@ -349,22 +351,30 @@ mod tests {
     fn a_live_grant_covers_what_it_outlasts_at_its_level_or_below() {
         use crate::domain::Level;
         let hour = chrono::Duration::hours(1);
-        let write_2h = GrantWindow { level: Level::Write, expires_at: now() + chrono::Duration::hours(2) };
-        assert!(covers(write_2h, Level::Read, hour, now()));
-        assert!(covers(write_2h, Level::Write, chrono::Duration::hours(2), now()));
-        assert!(!covers(write_2h, Level::Write, chrono::Duration::hours(3), now()), "longer: an extension, decided by policy");
-        assert!(!covers(write_2h, Level::Admin, hour, now()), "higher: a new request");
+        let all = RefScope::all();
+        let hotfix = RefScope::parse(&["hotfix/*"]).unwrap();
+        let write_2h = GrantWindow { level: Level::Write, expires_at: now() + chrono::Duration::hours(2), refs: &all };
+        assert!(covers(write_2h, Level::Read, &all, hour, now()));
+        assert!(covers(write_2h, Level::Write, &hotfix, chrono::Duration::hours(2), now()));
+        assert!(!covers(write_2h, Level::Write, &all, chrono::Duration::hours(3), now()), "longer: an extension, decided by policy");
+        assert!(!covers(write_2h, Level::Admin, &all, hour, now()), "higher: a new request");
+        let scoped = GrantWindow { refs: &hotfix, ..write_2h };
+        assert!(!covers(scoped, Level::Write, &all, hour, now()), "more refs: a new request");
     }
 
     #[test]
     fn a_new_grant_supersedes_only_what_it_fully_replaces() {
         use crate::domain::Level;
         let at = |h: i64| now() + chrono::Duration::hours(h);
-        let new = GrantWindow { level: Level::Write, expires_at: at(4) };
-        assert!(supersedes(new, GrantWindow { level: Level::Read, expires_at: at(1) }));
-        assert!(supersedes(new, GrantWindow { level: Level::Write, expires_at: at(4) }));
-        assert!(!supersedes(new, GrantWindow { level: Level::Read, expires_at: at(8) }), "the old one lasts longer");
-        assert!(!supersedes(new, GrantWindow { level: Level::Admin, expires_at: at(1) }), "the old one is higher");
+        let all = RefScope::all();
+        let hotfix = RefScope::parse(&["hotfix/*"]).unwrap();
+        let new = GrantWindow { level: Level::Write, expires_at: at(4), refs: &all };
+        assert!(supersedes(new, GrantWindow { level: Level::Read, expires_at: at(1), refs: &all }));
+        assert!(supersedes(new, GrantWindow { level: Level::Write, expires_at: at(4), refs: &hotfix }));
+        assert!(!supersedes(new, GrantWindow { level: Level::Read, expires_at: at(8), refs: &all }), "the old one lasts longer");
+        assert!(!supersedes(new, GrantWindow { level: Level::Admin, expires_at: at(1), refs: &all }), "the old one is higher");
+        let narrow = GrantWindow { refs: &hotfix, ..new };
+        assert!(!supersedes(narrow, GrantWindow { level: Level::Read, expires_at: at(1), refs: &all }), "the old one has more refs");
     }
 
     #[test]

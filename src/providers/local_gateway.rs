@@ -168,6 +168,7 @@ mod tests {
             repo: "demo".into(),
             level: Level::Read,
             rule: None,
+            refs: crate::domain::refs::RefScope::all(),
             granted_at: now,
             expires_at: now + chrono::Duration::seconds(expires_in_secs),
             revoked_at: None,

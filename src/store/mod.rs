@@ -11,6 +11,7 @@
 
 pub mod sqlite;
 
+use crate::domain::refs::RefScope;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -76,6 +77,8 @@ pub struct NewRequest {
     pub reason: Option<String>,
     pub rule: String,
     pub approvals_required: u32,
+    /// The refs its grant may update (the rule's, or narrower as asked).
+    pub refs: RefScope,
     pub created_at: DateTime<Utc>,
 }
 
@@ -91,6 +94,7 @@ pub struct RequestRecord {
     pub reason: Option<String>,
     pub rule: String,
     pub approvals_required: u32,
+    pub refs: RefScope,
     pub status: RequestStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -118,6 +122,8 @@ pub struct GrantRecord {
     pub level: Level,
     /// The rule it was granted under (`None` only for grants older than this column).
     pub rule: Option<String>,
+    /// The refs it may update.
+    pub refs: RefScope,
     pub granted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

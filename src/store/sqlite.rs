@@ -6,6 +6,7 @@
 //! `FromRow` structs and converted once into the store's records; a value that
 //! does not convert is [`StoreError::Corrupt`], never a panic.
 
+use crate::domain::refs::RefScope;
 use std::path::Path;
 use std::time::Duration;
 
@@ -146,11 +147,17 @@ struct GrantRow {
     repo: String,
     level: String,
     rule: Option<String>,
+    refs: Option<String>,
     granted_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
     revoked_by: Option<String>,
     ended_at: Option<i64>,
+}
+
+/// A stored ref scope; one that no longer parses is a corrupt row.
+fn scope(stored: Option<&str>) -> StoreResult<RefScope> {
+    RefScope::from_stored(stored).map_err(|e| StoreError::Corrupt(format!("refs: {e}")))
 }
 
 impl TryFrom<GrantRow> for GrantRecord {
@@ -165,6 +172,7 @@ impl TryFrom<GrantRow> for GrantRecord {
             repo: r.repo,
             level: parsed("level", &r.level)?,
             rule: r.rule,
+            refs: scope(r.refs.as_deref())?,
             granted_at: time(r.granted_at)?,
             expires_at: time(r.expires_at)?,
             revoked_at: opt_time(r.revoked_at)?,
@@ -219,6 +227,7 @@ struct RequestJoinRow {
     reason: Option<String>,
     rule: String,
     approvals_required: i64,
+    refs: Option<String>,
     status: String,
     created_at: i64,
     decided_at: Option<i64>,
@@ -238,7 +247,7 @@ struct RequestJoinRow {
 /// Requests with their approvals and grant, in one query. `{where}` filters
 /// the requests (before the limit), so a page holds whole requests.
 const REQUESTS_QUERY: &str = "
-SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.status,
+SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs, r.status,
        r.created_at, r.decided_at, r.decided_by, r.decision_note,
        a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
        g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
@@ -254,6 +263,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
     for row in rows {
         if out.last().is_none_or(|r| r.id != row.id) {
             let level = parsed("level", &row.level)?;
+            let refs = scope(row.refs.as_deref())?;
             let grant = match row.g_id {
                 Some(gid) => Some(GrantRecord {
                     id: gid,
@@ -263,6 +273,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
                     repo: row.repo.clone(),
                     level,
                     rule: Some(row.rule.clone()),
+                    refs: refs.clone(),
                     granted_at: time(row.g_granted_at.unwrap_or_default())?,
                     expires_at: time(row.g_expires_at.unwrap_or_default())?,
                     revoked_at: opt_time(row.g_revoked_at)?,
@@ -281,6 +292,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
                 reason: row.reason.clone(),
                 rule: row.rule.clone(),
                 approvals_required: u32::try_from(row.approvals_required).map_err(|_| StoreError::Corrupt("bad approval count".into()))?,
+                refs,
                 status: parsed("status", &row.status)?,
                 created_at: time(row.created_at)?,
                 decided_at: opt_time(row.decided_at)?,
@@ -366,7 +378,7 @@ async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<U
 
 async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO grants (request_id, user_id, user, repo, level, rule, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO grants (request_id, user_id, user, repo, level, rule, refs, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(req.id)
     .bind(req.requester_id)
@@ -374,6 +386,7 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
     .bind(&req.repo)
     .bind(req.level.as_str())
     .bind(&req.rule)
+    .bind(req.refs.to_stored())
     .bind(ms(window.0))
     .bind(ms(window.1))
     .fetch_one(&mut *conn)
@@ -673,8 +686,8 @@ impl Store for SqliteStore {
         let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
         let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, status, created_at, decided_at, decided_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs, status, created_at, decided_at, decided_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.requester_id)
         .bind(&new.requester)
@@ -684,6 +697,7 @@ impl Store for SqliteStore {
         .bind(&new.reason)
         .bind(&new.rule)
         .bind(i64::from(new.approvals_required))
+        .bind(new.refs.to_stored())
         .bind(status.as_str())
         .bind(ms(new.created_at))
         .bind(grant.map(|_| ms(new.created_at)))
@@ -918,6 +932,7 @@ mod tests {
             reason: Some(format!("r{n}")),
             rule: "demo-write".into(),
             approvals_required: 2,
+            refs: RefScope::all(),
             created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
         }
     }

@@ -167,6 +167,31 @@ impl Broker {
         }
     }
 
+    /// The ref updates of `push` that `grant` does not allow, each with the
+    /// reason git will show: a ref outside the grant's refs, or a deletion
+    /// below `admin` where the rule does not allow deletes.
+    pub fn push_refusals(&self, grant: &GrantRecord, push: &Commands) -> Vec<(String, String)> {
+        let deletes_allowed = grant.rule.as_deref().and_then(|r| self.config.policy.rule(r)).is_some_and(|r| r.allow_deletes);
+        push.updates
+            .iter()
+            .filter_map(|u| crate::domain::refs::refusal(u, grant.level, &grant.refs, deletes_allowed).map(|why| (u.name.clone(), why)))
+            .collect()
+    }
+
+    /// Audits a push refused ref by ref (nothing of it reached the repository).
+    pub async fn record_push_refusal(&self, grant: &GrantRecord, refused: &[(String, String)], client: std::net::IpAddr) {
+        tracing::info!(user = %grant.user, repo = %grant.repo, grant = grant.id, refs = refused.len(), "gateway: push refused by the grant's refs");
+        let mut e = NewEvent::new(&grant.user, Action::GitRefused);
+        e.repo = Some(grant.repo.clone());
+        e.grant_id = Some(grant.id);
+        e.level = Some(grant.level);
+        let refs: Vec<String> = refused.iter().map(|(name, why)| format!("{name} ({})", why.trim_start_matches("jit: "))).collect();
+        e.detail = Some(format!("git-receive-pack from {client}: refused {}", refs.join(", ")));
+        if let Err(err) = self.store.append_events(vec![e], self.now()).await {
+            tracing::error!(error = %err, "gateway: could not audit a refused push");
+        }
+    }
+
     /// Audits (and logs) a request the repo's host failed; git's user sees the same words.
     pub async fn record_upstream_failure(&self, grant: &GrantRecord, route: &GitRoute, error: &UpstreamError) {
         tracing::warn!(user = %grant.user, repo = %route.repo, service = route.service.name(), error = %error, "gateway: upstream failed");

@@ -2,6 +2,7 @@
 //! (approve, deny, cancel, expire), each decided on a fresh read and applied
 //! with a compare-and-set.
 
+use crate::domain::refs::RefScope;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
-use crate::domain::policy::{Rule, Subject};
+use crate::domain::policy::{Refusal, Rule, Subject};
 use crate::domain::repo;
 use crate::domain::request::{self, ApprovalOutcome, DecisionError, GrantWindow, RequestState, RequestStatus};
 use crate::domain::{AccessDuration, Level};
@@ -33,6 +34,7 @@ pub(super) fn check_text(field: &str, value: Option<&str>) -> BrokerResult<Optio
 }
 
 /// What a decision makes of a fresh read of a request.
+#[allow(clippy::large_enum_variant)] // one short-lived value per decision
 enum Step {
     Apply(RequestChange),
     Keep(RequestRecord),
@@ -63,10 +65,10 @@ fn change_for(
 }
 
 /// The live grants a new grant of `level` until `expires_at` makes redundant, each with its `revoked` event.
-fn superseded(live: &[GrantRecord], level: Level, expires_at: DateTime<Utc>) -> Vec<(i64, NewEvent)> {
-    let new = GrantWindow { level, expires_at };
+fn superseded(live: &[GrantRecord], level: Level, refs: &RefScope, expires_at: DateTime<Utc>) -> Vec<(i64, NewEvent)> {
+    let new = GrantWindow { level, expires_at, refs };
     live.iter()
-        .filter(|g| request::supersedes(new, GrantWindow { level: g.level, expires_at: g.expires_at }))
+        .filter(|g| request::supersedes(new, GrantWindow { level: g.level, expires_at: g.expires_at, refs: &g.refs }))
         .map(|g| {
             let mut e = event(BROKER_ACTOR, Action::Revoked, &g.repo, g.level);
             e.request_id = Some(g.request_id);
@@ -147,14 +149,24 @@ impl Broker {
         level: Level,
         duration: AccessDuration,
         reason: Option<&str>,
+        refs: &[String],
     ) -> BrokerResult<Created> {
         let reason = check_text("reason", reason)?;
+        let asked = RefScope::parse(refs).map_err(|e| BrokerError::InvalidInput(e.to_string()))?;
         let repo = repo::resolve(repo, &self.config.repos)?.name.clone();
         let now = self.now();
+        // What the grant would cover: the rule's refs, or fewer as asked.
+        let scope = match self.config.policy.rule_for(&repo, level, &subject(caller)) {
+            Ok(rule) => RefScope::narrow(&rule.refs, asked).map_err(|source| Refusal::Refs { rule: rule.name.clone(), source })?,
+            Err(_) => asked,
+        };
         let live = self.live_grants_on(Some(caller.id), &repo).await?;
         let covering = live
             .iter()
-            .filter(|g| request::covers(GrantWindow { level: g.level, expires_at: g.expires_at }, level, duration.as_chrono(), now))
+            .filter(|g| {
+                let window = GrantWindow { level: g.level, expires_at: g.expires_at, refs: &g.refs };
+                request::covers(window, level, &scope, duration.as_chrono(), now)
+            })
             .max_by_key(|g| (g.level, g.expires_at));
         if let Some(grant) = covering {
             let record = self
@@ -175,6 +187,7 @@ impl Broker {
             reason: reason.clone(),
             rule: rule.name.clone(),
             approvals_required: rule.approvals_required,
+            refs: scope.clone(),
             created_at: now,
         };
         let mut requested = event(&caller.name, Action::Requested, &repo, level);
@@ -188,7 +201,7 @@ impl Broker {
             let mut granted = event(BROKER_ACTOR, Action::Granted, &repo, level);
             granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(expires_at)));
             events.push(granted);
-            (Some((now, expires_at)), superseded(&live, level, expires_at))
+            (Some((now, expires_at)), superseded(&live, level, &scope, expires_at))
         } else {
             (None, Vec::new())
         };
@@ -288,7 +301,7 @@ impl Broker {
                         change.events = vec![vote, granted];
                         change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
                         change.grant = Some((now, expires_at));
-                        change.supersede = superseded(live, req.level, expires_at);
+                        change.supersede = superseded(live, req.level, &req.refs, expires_at);
                     }
                 }
                 Ok(Step::Apply(change))

@@ -72,6 +72,16 @@ pub async fn serve(
     } else {
         (body, None)
     };
+    // Every ref a push updates must be one the grant allows; otherwise none
+    // is, and git shows each as rejected, with the reason.
+    if let Some(push) = &push {
+        let refused = broker.push_refusals(&access.grant, push);
+        if !refused.is_empty() {
+            broker.record_push_refusal(&access.grant, &refused, client).await;
+            drain(body).await;
+            return report_status(receive_pack::report_refusal(push, &refused));
+        }
+    }
     if let Err(e) = broker.record_git_operation(&access.grant, &route, push.as_ref()).await {
         tracing::error!(error = %e, "gateway: audit append failed; refusing the git request");
         return git_message(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not record this operation; try again");
@@ -112,6 +122,24 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// How long a refused push may take to send the rest of itself (its pack):
+/// git reads the answer only once it has sent everything.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads and drops what is left of a request, within [`DRAIN_TIMEOUT`].
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+}
+
+/// A receive-pack result git reads as its own report-status.
+fn report_status(body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-git-receive-pack-result"));
+    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
+    r
 }
 
 /// How long a client may take to send a push's command list.

@@ -1,0 +1,61 @@
+//! Grants scoped to refs on a repo the broker hosts: the rule's `refs`, a
+//! request that narrows them, what the API refuses, and `allow_deletes`.
+
+use serde_json::json;
+
+use crate::common::{TestBroker, cli_env, gateway_policy};
+
+/// The demo repo's write rule allows release branches only, and deletes.
+fn policy() -> String {
+    let policy = gateway_policy("1h");
+    let scoped = policy.replace(
+        "name = \"demo-write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\n",
+        "name = \"demo-write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrefs = [\"release/*\"]\nallow_deletes = true\n",
+    );
+    assert_ne!(scoped, policy);
+    scoped
+}
+
+#[tokio::test]
+async fn a_request_may_narrow_the_rules_refs_and_nothing_else() {
+    let b = TestBroker::start_with(&policy()).await;
+    let ask = |refs: serde_json::Value| json!({"repo": "demo", "level": "write", "duration": "1h", "reason": "x", "refs": refs});
+    let r = b.post("alice", "/v1/requests", ask(json!(["main"]))).await;
+    assert_eq!((r.status, r.code()), (403, "policy_denied"), "{}", r.body);
+    assert!(r.message().contains("`refs/heads/main` is outside what the rule allows (refs/heads/release/*)"), "{}", r.message());
+    for bad in [json!(["a b"]), json!(["refs/heads/x..y"]), json!([""]), json!("release/*"), json!([7])] {
+        let r = b.post("alice", "/v1/requests", ask(bad.clone())).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let whole = b.post("alice", "/v1/requests", ask(json!([]))).await;
+    assert_eq!(whole.body["refs"], json!(["refs/heads/release/*"]), "nothing asked: the rule's refs");
+    let narrow = b.post("dave", "/v1/requests", ask(json!(["release/2.*"]))).await;
+    assert_eq!(narrow.body["refs"], json!(["refs/heads/release/2.*"]));
+    let approved = b.approve("bob", narrow.body["id"].as_i64().unwrap()).await;
+    assert_eq!(approved.body["grant"]["refs"], json!(["refs/heads/release/2.*"]));
+    // Reads are not scoped by the write rule.
+    assert_eq!(b.request("alice", "demo", "read", "1h", None).await["grant"]["refs"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_refs_bind_every_push_and_its_deletes_are_allowed() {
+    let b = TestBroker::start_with(&policy()).await;
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
+    let repo = work.join("demo");
+    std::fs::write(repo.join("R.md"), "r\n").unwrap();
+    alice.git(&repo, &["add", "R.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "r"]).success();
+    let refused = alice.git(&repo, &["push", "origin", "main"]);
+    assert!(refused.stderr.contains("(jit: your grant allows refs/heads/release/* only)"), "{}", refused.stderr);
+    alice.git(&repo, &["push", "origin", "HEAD:refs/heads/release/1"]).success();
+    // The rule allows deletes, so a write grant may delete inside its refs.
+    alice.git(&repo, &["push", "origin", ":release/1"]).success();
+    let tags = alice.git(&repo, &["push", "origin", "HEAD:refs/tags/v1"]);
+    assert!(tags.stderr.contains("[remote rejected] HEAD -> v1 (jit: your grant allows refs/heads/release/* only)"), "{}", tags.stderr);
+}
