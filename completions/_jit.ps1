@@ -69,6 +69,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Access level')
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'How long the access lasts once approved: 90s, 45m, 2h, 1h30m')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you need it (some policies require one)')
+            [CompletionResult]::new('--ref', '--ref', [CompletionResultType]::ParameterName, 'Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop waiting after this long (the request stays pending)')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Print the request and return without waiting')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')

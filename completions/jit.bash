@@ -403,7 +403,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__request)
-            opts="-h --level --for --reason --no-wait --timeout --json --help"
+            opts="-h --level --for --reason --ref --no-wait --timeout --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -418,6 +418,10 @@ _jit() {
                     return 0
                     ;;
                 --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ref)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -62,6 +62,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --level 'Access level'
             cand --for 'How long the access lasts once approved: 90s, 45m, 2h, 1h30m'
             cand --reason 'Why you need it (some policies require one)'
+            cand --ref 'Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows'
             cand --timeout 'Stop waiting after this long (the request stays pending)'
             cand --no-wait 'Print the request and return without waiting'
             cand --json 'Print JSON for scripts instead of text'

@@ -57,6 +57,7 @@ write\t''
 admin\t''"
 complete -c jit -n "__fish_jit_using_subcommand request" -l for -d 'How long the access lasts once approved: 90s, 45m, 2h, 1h30m' -r
 complete -c jit -n "__fish_jit_using_subcommand request" -l reason -d 'Why you need it (some policies require one)' -r
+complete -c jit -n "__fish_jit_using_subcommand request" -l ref -d 'Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows' -r
 complete -c jit -n "__fish_jit_using_subcommand request" -l timeout -d 'Stop waiting after this long (the request stays pending)' -r
 complete -c jit -n "__fish_jit_using_subcommand request" -l no-wait -d 'Print the request and return without waiting'
 complete -c jit -n "__fish_jit_using_subcommand request" -l json -d 'Print JSON for scripts instead of text'

@@ -1,6 +1,7 @@
 //! The heavy suites, in a test binary of their own so they are timed and
 //! reported apart from the everyday suite (`tests/runner.rs`): the crash loop,
-//! the bad-input sweep and the property-based fuzzing. `cargo test` runs both.
+//! the bad-input sweep, the property-based fuzzing and the upstream proxy's
+//! volume tests (protocol v2, gzip, a push of more than 100 MB). `cargo test` runs both.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -11,6 +12,8 @@ mod test_bad_input_sweep;
 mod test_crash;
 #[path = "heavy/test_properties.rs"]
 mod test_properties;
+#[path = "heavy/test_upstream_volume.rs"]
+mod test_upstream_volume;
 
 #[test]
 fn every_heavy_test_file_is_declared() {

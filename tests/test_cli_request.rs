@@ -163,6 +163,7 @@ async fn json_shapes_are_stable() {
             "level",
             "pending_until",
             "reason",
+            "refs",
             "repo",
             "requester",
             "rule",
@@ -181,8 +182,20 @@ async fn json_shapes_are_stable() {
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["approvals"][0]["comment"], "ok");
     assert_eq!(keys_of(&approved["approvals"][0]), ["at", "by", "comment"]);
-    const GRANT_KEYS: [&str; 11] =
-        ["clone_url", "expires_at", "granted_at", "id", "level", "repo", "request_id", "revoked_at", "revoked_by", "status", "user"];
+    const GRANT_KEYS: [&str; 12] = [
+        "clone_url",
+        "expires_at",
+        "granted_at",
+        "id",
+        "level",
+        "refs",
+        "repo",
+        "request_id",
+        "revoked_at",
+        "revoked_by",
+        "status",
+        "user",
+    ];
     assert_eq!(keys_of(&approved["grant"]), GRANT_KEYS);
     assert_eq!((approved["grant"]["status"].as_str(), approved["grant"]["user"].as_str()), (Some("active"), Some("alice")));
     let mine = alice.run(&["requests", "--mine", "--json"]).success().json();

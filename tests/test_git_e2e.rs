@@ -116,8 +116,10 @@ async fn every_push_is_recorded_ref_by_ref() {
     let alice = cli_env(&b);
     alice.login(&b.url, b.token("alice")).success();
     alice.run(&["setup"]).success();
-    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
+    // Admin: deleting a ref needs it.
+    let id = b.request("alice", "demo", "admin", "1h", None).await["id"].as_i64().unwrap();
     assert_eq!(b.approve("bob", id).await.status, 200);
+    assert_eq!(b.approve("carol", id).await.body["status"], "approved");
     let work = alice.work_dir();
     alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
     let repo = work.join("demo");

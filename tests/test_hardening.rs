@@ -563,3 +563,26 @@ async fn a_rule_may_confine_its_grants_to_networks() {
     assert_eq!(refused[0]["actor"], "alice");
     assert!(refused[0]["detail"].as_str().unwrap().contains("from 192.0.2.9: outside the rule's networks"), "{}", refused[0]);
 }
+
+#[tokio::test]
+async fn gits_probe_before_a_large_push_passes_and_nothing_else_does_without_credentials() {
+    // Git POSTs a lone flush packet before streaming a large push, without the
+    // pre-encoded credential its helper gave; it must pass, or the push fails.
+    let b = TestBroker::start_gateway("1h").await;
+    let post = |path: String, body: &'static [u8]| {
+        reqwest::Client::new()
+            .post(format!("{}{path}", b.url))
+            .header("content-type", "application/x-git-receive-pack-request")
+            .body(body)
+            .send()
+    };
+    let probe = post("/git/demo.git/git-receive-pack".into(), b"0000").await.unwrap();
+    assert_eq!(probe.status(), 200);
+    assert_eq!(probe.headers()["content-type"], "application/x-git-receive-pack-result");
+    assert!(probe.bytes().await.unwrap().is_empty(), "a probe learns nothing");
+    for (path, body) in [("/git/demo.git/git-receive-pack", &b"0001"[..]), ("/git/demo.git/git-upload-pack", b"00")] {
+        assert_eq!(post(path.into(), body).await.unwrap().status(), 401, "{path} {body:?}");
+    }
+    assert_eq!(post("/git/nope.git/git-receive-pack".into(), b"0000").await.unwrap().status(), 404);
+    assert!(b.audit().await.iter().all(|e| !e["action"].as_str().unwrap().starts_with("git_push")));
+}

@@ -5,43 +5,9 @@
 use crate::common::upstream::TestUpstream;
 use crate::common::{TestBroker, TestEnvironment, cli_env};
 
-/// The broker fronting `acme/api` (and nothing else) on `upstream`.
-fn policy(upstream: &TestUpstream) -> String {
-    format!(
-        r#"
-[server]
-pending_ttl = "1h"
-
-{provider}
-[[repo]]
-name = "acme/api"
-url = "{url}"
-provider = "corp"
-
-[[rule]]
-name = "api-read"
-repos = ["acme/api"]
-levels = ["read"]
-requesters = ["group:developers"]
-auto_approve = true
-max_duration = "8h"
-
-[[rule]]
-name = "api-write"
-repos = ["acme/api"]
-levels = ["write"]
-requesters = ["group:developers"]
-approvers = ["group:reviewers"]
-max_duration = "8h"
-"#,
-        provider = upstream.provider_section(),
-        url = upstream.repo_url("acme/api"),
-    )
-}
-
 async fn fronted() -> (TestUpstream, TestBroker, TestEnvironment) {
     let upstream = TestUpstream::start(&["acme/api", "acme/api-tools", "acme/api.github"]);
-    let b = TestBroker::start_with(&policy(&upstream)).await;
+    let b = TestBroker::start_with(&upstream.fronting_policy()).await;
     let alice = cli_env(&b);
     alice.login(&b.url, b.token("alice")).success();
     alice.run(&["setup"]).success();
@@ -86,7 +52,7 @@ async fn the_gateway_fronts_a_repo_on_another_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_git_with_the_hosts_own_urls_goes_through_jit_and_nothing_else_does() {
     let upstream = TestUpstream::start(&["acme/api", "acme/api-tools", "acme/api.github"]);
-    let b = TestBroker::start_with(&policy(&upstream)).await;
+    let b = TestBroker::start_with(&upstream.fronting_policy()).await;
     let alice = cli_env(&b);
     alice.secret(&upstream.human_password);
     // Alice has her own account at the host, for the repos jit does not guard,
@@ -192,4 +158,41 @@ async fn a_grant_scoped_to_refs_pushes_those_and_is_refused_the_rest_in_gits_wor
     let pushes: Vec<&str> = audit.iter().filter(|e| e["action"] == "git_push").map(|e| e["detail"].as_str().unwrap()).collect();
     assert_eq!(pushes.len(), 1);
     assert!(pushes[0].contains(&format!("refs/heads/hotfix/x created at {fix}")), "{}", pushes[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_host_is_one_clear_line_an_event_and_never_the_brokers_secret() {
+    let upstream = TestUpstream::start(&["acme/api"]);
+    // The broker's password at the host is wrong, and a second repo's host is not there at all.
+    let wrong = upstream.dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let policy = upstream
+        .fronting_policy()
+        .replace(&upstream.dir.path().join("bot.token").display().to_string(), &wrong.display().to_string())
+        .replace("[[rule]]\nname = \"api-read\"\nrepos = [\"acme/api\"]", "[[rule]]\nname = \"api-read\"\nrepos = [\"acme/*\"]")
+        + "\n[[repo]]\nname = \"acme/gone\"\nurl = \"http://127.0.0.1:9/acme/gone.git\"\nprovider = \"corp\"\n";
+    let b = TestBroker::start_with(&policy).await;
+    let alice = cli_env(&b);
+    alice.secret("not-the-password");
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    alice.run(&["request", "acme/gone", "--level", "read", "--for", "1h"]).success();
+    let work = alice.work_dir();
+    let refused = alice.git(&work, &["clone", &upstream.repo_url("acme/api"), "api"]);
+    assert_ne!(refused.code, 0);
+    let remote: Vec<&str> = refused.stderr.lines().filter(|l| l.starts_with("remote: ")).collect();
+    assert_eq!(remote, ["remote: jit: acme/api is out of reach: the host refused the broker's credential (HTTP 401); tell your jit admin"]);
+    let gone = alice.git(&work, &["clone", &format!("{}/git/acme/gone.git", b.url), "gone"]);
+    assert!(gone.stderr.contains("remote: jit: acme/gone is out of reach: the host could not be reached"), "{}", gone.stderr);
+    let failures: Vec<String> = b
+        .audit()
+        .await
+        .iter()
+        .filter(|e| e["action"] == "git_upstream_failed")
+        .map(|e| format!("{} {} {}", e["actor"].as_str().unwrap(), e["repo"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].starts_with("alice acme/api git-upload-pack: credential_refused"), "{}", failures[0]);
+    assert!(failures[1].starts_with("alice acme/gone git-upload-pack: unreachable"), "{}", failures[1]);
 }

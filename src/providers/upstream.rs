@@ -13,7 +13,7 @@
 //! username = "jit-bot"                   # the broker's identity at the host
 //! password_file = "/etc/jit/corp.token"  # or password_env = "CORP_GIT_TOKEN"
 //! credential_ttl = "1h"                  # gateway credentials, as for [gateway]
-//! timeout = "30s"                        # to connect, and between bytes of an answer
+//! timeout = "5m"                         # the longest silence in an answer (a host indexing a large push is quiet)
 //!
 //! [[repo]]
 //! name = "acme/api"
@@ -40,7 +40,12 @@ use crate::store::GrantRecord;
 
 pub const KIND: &str = "upstream";
 
-const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The longest a host may be silent mid-answer: it says nothing while it
+/// indexes a large push.
+const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// How long reaching the host may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +112,7 @@ impl Upstream {
             None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         };
         let client = reqwest::Client::builder()
-            .connect_timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .read_timeout(timeout)
             // A redirect is a misconfigured URL, not something to follow with the broker's credential.
             .redirect(reqwest::redirect::Policy::none())

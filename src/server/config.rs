@@ -376,6 +376,28 @@ max_duration = "2h"
     }
 
     #[test]
+    fn upstream_providers_and_their_repos_are_checked_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("corp.token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let provider =
+            format!("[[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"bot\"\npassword_file = \"{}\"\n", token.display());
+        let repo = |url: &str| format!("{provider}[[repo]]\nname = \"acme/api\"\n{url}provider = \"corp\"\n");
+        let c = parse(&repo("url = \"https://git.example.com/acme/api.git\"\n")).unwrap();
+        assert_eq!(c.providers.get("corp").unwrap().kind(), "upstream");
+        let err = parse(&repo("")).unwrap_err().to_string();
+        assert!(err.contains("repo at line 6") && err.contains("`url` is missing"), "{err}");
+        let err = parse(&repo("url = \"http://git.example.com/acme/api.git\"\n")).unwrap_err().to_string();
+        assert!(err.contains("over https"), "{err}");
+        let err = parse("[[provider]]\nname = \"corp\"\nkind = \"upstream\"\npassword_env = \"X\"\n").unwrap_err().to_string();
+        assert!(err.contains("provider `corp` at line 1") && err.contains("username: missing"), "{err}");
+        let missing = provider.replace("corp.token", "missing.token");
+        let err = parse(&missing).unwrap_err().to_string();
+        assert!(err.contains("password_file") && err.contains("missing.token"), "{err}");
+        assert!(!parse(&repo("url = \"https://git.example.com/acme/api.git\"\n")).map(|c| format!("{c:?}")).unwrap().contains("s3cret"));
+    }
+
+    #[test]
     fn providers_are_named_and_repos_must_name_a_known_one() {
         let c =
             parse("[gateway]\nrepos_dir = \"/srv/git\"\n[[provider]]\nname = \"local2\"\nkind = \"gateway\"\nrepos_dir = \"/srv/more\"\n")

@@ -105,5 +105,7 @@ pub async fn forward(host: &UpstreamHost, request: UpstreamRequest<'_>, body: Bo
 }
 
 fn transport_error(e: &reqwest::Error) -> UpstreamError {
+    // The error's chain names the cause (refused, reset, TLS); its URL carries no credential.
+    tracing::warn!(error = ?e, "gateway: upstream transport failed");
     if e.is_timeout() { UpstreamError::Timeout } else { UpstreamError::Unreachable }
 }

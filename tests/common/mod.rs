@@ -13,6 +13,10 @@ pub use broker::*;
 pub use env::*;
 pub use process::*;
 
+/// Taken by the tests that load the whole machine (the crash loop, the
+/// 100 MB push), so they take turns instead of starving each other.
+pub static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Polls `probe` until `done` holds of what it returns (at most 5 s, then
 /// returns the last answer for the test to assert on): for what the broker
 /// does in the background, like the reaper's work after the clock moves.

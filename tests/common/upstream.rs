@@ -81,6 +81,30 @@ impl TestUpstream {
         format!("[[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"{BOT_USER}\"\npassword_file = \"{}\"\n", file.display())
     }
 
+    /// A broker policy fronting `acme/api` (and nothing else) on this host:
+    /// developers read it at will, reviewers approve writes.
+    pub fn fronting_policy(&self) -> String {
+        let rules = r#"
+[[rule]]
+name = "api-read"
+repos = ["acme/api"]
+levels = ["read"]
+requesters = ["group:developers"]
+auto_approve = true
+max_duration = "8h"
+
+[[rule]]
+name = "api-write"
+repos = ["acme/api"]
+levels = ["write"]
+requesters = ["group:developers"]
+approvers = ["group:reviewers"]
+max_duration = "8h"
+"#;
+        let repo = format!("[[repo]]\nname = \"acme/api\"\nurl = \"{}\"\nprovider = \"corp\"\n", self.repo_url("acme/api"));
+        format!("[server]\npending_ttl = \"1h\"\n\n{}\n{repo}{rules}", self.provider_section())
+    }
+
     /// `git` run against the host's disk, outside any sandbox: `rev-parse`, `log`.
     pub fn git_on_disk(&self, repo: &str, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
@@ -105,7 +129,10 @@ fn git_http_backend() -> String {
     format!("{}/git-http-backend", String::from_utf8(out.stdout).unwrap().trim())
 }
 
-/// Streams both bodies (a push is never buffered whole), Basic auth on every path.
+/// Basic auth on every path. Answers stream; a request body is collected
+/// (in the test's directory) before `git http-backend` starts, since
+/// lighttpd answers 411 to a chunked body it would have to stream to a CGI,
+/// and git sends every push larger than its post buffer chunked.
 fn lighttpd_conf(dir: &Path, port: u16) -> String {
     let d = dir.display();
     let backend = git_http_backend();
@@ -116,7 +143,7 @@ server.bind = "127.0.0.1"
 server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi")
 server.errorlog = "{d}/error.log"
 server.upload-dirs = ("{d}")
-server.stream-request-body = 2
+server.stream-request-body = 0
 server.stream-response-body = 2
 auth.backend = "plain"
 auth.backend.plain.userfile = "{d}/users"

@@ -401,6 +401,7 @@ async fn add_user(root: &Client, name: &str, group: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_at_random_under_load_keeps_every_acknowledged_decision() {
+    let _turn = crate::common::MACHINE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = write_config(dir.path());
     let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();

@@ -40,6 +40,9 @@ pub async fn serve(
     };
     // A malformed header is no credentials: git gets the challenge and asks its helpers.
     let basic: Option<Authorization<Basic>> = headers.typed_get();
+    if basic.is_none() && route.endpoint == Endpoint::Rpc && is_probe_length(&headers) && broker.repo(&route.repo).is_some() {
+        return answer_probe(route.service, body).await;
+    }
     let credentials = basic.as_ref().map(|a| (a.username(), a.password()));
     let user = credentials.map(|(u, _)| u);
     if credentials.is_some()
@@ -122,6 +125,29 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// Whether a request could be git's probe: before streaming a request larger
+/// than its post buffer, git POSTs a lone flush packet (`0000`) to check it
+/// would be let through. Git sends that probe without the credential its
+/// helper gave as a pre-encoded header (`authtype`), so it would fail at the
+/// gateway and the push with it.
+fn is_probe_length(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"4")
+}
+
+/// Answers a probe: `200` with nothing in it when the body is the flush
+/// packet (it carries no command and reaches no repository); anything else
+/// is an ordinary request without credentials, and gets the challenge.
+async fn answer_probe(service: Service, body: Body) -> Response {
+    let body = axum::body::to_bytes(body, 4).await.unwrap_or_default();
+    if &body[..] != b"0000" {
+        return GitRefusal::NoCredentials.into_response();
+    }
+    let mut r = Response::new(Body::empty());
+    let content_type = format!("application/x-{}-result", service.name());
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_str(&content_type).expect("a plain name"));
+    r
 }
 
 /// How long a refused push may take to send the rest of itself (its pack):
