@@ -1,0 +1,206 @@
+//! Benchmark: `git clone` of a ~100 MB repository through the gateway's
+//! upstream proxy, against the same clone straight from the host, in the same
+//! run, on the same machine; and the broker's memory while it streams.
+//!
+//! ```sh
+//! cargo bench --bench upstream_clone
+//! ```
+//!
+//! The host is Debian's lighttpd running `git http-backend` behind Basic
+//! auth on loopback (as in the tests). The broker is the release `jit server`
+//! binary fronting the repo with an `upstream` provider. Clones alternate
+//! (direct, proxied) so both see the same machine; the report is the median
+//! time of each, the throughput ratio (proxied / direct), and the broker's
+//! resident memory before, and its peak (VmHWM) after.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 7;
+const REPO_MB: usize = 100;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes benches this way; nothing to list.
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let repo = dir.join("repos/acme/api.git");
+    make_repo(&repo);
+
+    let port = free_port();
+    std::fs::write(dir.join("users"), "jit-bot:bench-bot-password\n").unwrap();
+    std::fs::write(dir.join("lighttpd.conf"), lighttpd_conf(dir, port)).unwrap();
+    let host = Guard(Command::new("/usr/sbin/lighttpd").arg("-D").arg("-f").arg(dir.join("lighttpd.conf")).spawn().expect("lighttpd"));
+    wait_for_port(port);
+
+    std::fs::write(dir.join("bot.token"), "bench-bot-password\n").unwrap();
+    let config = dir.join("jit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"jit-bot\"\npassword_file = \"{}\"\n\n\
+             [[repo]]\nname = \"acme/api\"\nurl = \"http://127.0.0.1:{port}/acme/api.git\"\nprovider = \"corp\"\n\n\
+             [[rule]]\nrepos = [\"acme/api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n",
+            dir.join("bot.token").display()
+        ),
+    )
+    .unwrap();
+    let data = dir.join("broker");
+    let jit = env!("CARGO_BIN_EXE_jit");
+    let init =
+        Command::new(jit).args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let token =
+        String::from_utf8(init.stdout).unwrap().split_whitespace().find(|w| w.starts_with("jit_")).expect("the admin's token").to_string();
+    let broker_port = free_port();
+    let broker = Guard(
+        Command::new(jit)
+            .args(["server", "--listen", &format!("127.0.0.1:{broker_port}"), "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("JIT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(broker_port);
+    let api = format!("http://127.0.0.1:{broker_port}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let post = |path: String, body: serde_json::Value| {
+        runtime.block_on(async {
+            let r = reqwest::Client::new().post(format!("{api}{path}")).bearer_auth(&token).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json::<serde_json::Value>().await.unwrap()
+        })
+    };
+    let grant = post("/v1/requests".into(), serde_json::json!({"repo": "acme/api", "level": "read", "duration": "1h"}));
+    let grant_id = grant["grant"]["id"].as_i64().expect("auto-approved");
+    let minted = post(format!("/v1/grants/{grant_id}/credentials"), serde_json::json!({}));
+    let password = minted["password"].as_str().unwrap().to_string();
+
+    let direct_url = format!("http://jit-bot:bench-bot-password@127.0.0.1:{port}/acme/api.git");
+    let proxied_url = format!("http://root:{password}@127.0.0.1:{broker_port}/git/acme/api.git");
+    let rss_before = status_kib(broker.0.id(), "VmRSS");
+    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    clone(&direct_url, &dir.join("warm")); // page cache and pack warm for both
+    for _ in 0..RUNS {
+        direct.push(clone(&direct_url, &dir.join("d")));
+        proxied.push(clone(&proxied_url, &dir.join("p")));
+    }
+    let peak = status_kib(broker.0.id(), "VmHWM");
+    direct.sort();
+    proxied.sort();
+    let (d, p) = (direct[RUNS / 2], proxied[RUNS / 2]);
+    let mb = pack_mib(&repo);
+    println!("git clone of a {mb:.0} MiB pack, {RUNS} runs each, alternating (after one warm-up clone)");
+    println!("{:<34} {:>9} {:>9} {:>9} {:>11}", "", "median", "min", "max", "throughput");
+    for (name, v) in [("direct from the host (lighttpd)", &direct), ("through jit's upstream proxy", &proxied)] {
+        let m = v[RUNS / 2];
+        println!("{name:<34} {:>7.0}ms {:>7.0}ms {:>7.0}ms {:>7.0}MiB/s", ms(m), ms(v[0]), ms(v[RUNS - 1]), mb / m.as_secs_f64());
+    }
+    println!("proxied throughput / direct: {:.2}x (target >= 0.9x)", d.as_secs_f64() / p.as_secs_f64());
+    println!("broker RSS: {} KiB before the clones, peak {} KiB over {} proxied clones of {mb:.0} MiB", rss_before, peak, RUNS);
+    drop(broker);
+    drop(host);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A bare repo holding `REPO_MB` MiB of incompressible blobs, in one pack.
+fn make_repo(repo: &Path) {
+    let work = repo.parent().unwrap().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    for n in 0..REPO_MB / 5 {
+        let mut blob = vec![0u8; 5 * 1024 * 1024];
+        rand::fill(&mut blob[..]);
+        std::fs::write(work.join(format!("blob{n:02}.bin")), blob).unwrap();
+        git(&work, &["add", "."]);
+        git(&work, &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", &format!("blob {n}")]);
+    }
+    git(repo.parent().unwrap(), &["clone", "-q", "--bare", work.to_str().unwrap(), repo.to_str().unwrap()]);
+    git(repo, &["repack", "-adq"]);
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+fn pack_mib(repo: &Path) -> f64 {
+    let packs = repo.join("objects/pack");
+    let bytes: u64 = std::fs::read_dir(packs).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn git(cwd: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn clone(url: &str, into: &Path) -> Duration {
+    let _ = std::fs::remove_dir_all(into);
+    let started = Instant::now();
+    let out = Command::new("git")
+        .args(["clone", "-q", "--bare", url])
+        .arg(into)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "clone: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(into).unwrap();
+    took
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lighttpd_conf(dir: &Path, port: u16) -> String {
+    let exec = Command::new("git").arg("--exec-path").output().unwrap();
+    let backend = format!("{}/git-http-backend", String::from_utf8(exec.stdout).unwrap().trim());
+    let d = dir.display();
+    format!(
+        "server.document-root = \"{d}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\n\
+         server.modules = (\"mod_auth\", \"mod_authn_file\", \"mod_alias\", \"mod_setenv\", \"mod_cgi\")\n\
+         server.errorlog = \"{d}/error.log\"\nserver.stream-response-body = 2\n\
+         auth.backend = \"plain\"\nauth.backend.plain.userfile = \"{d}/users\"\n\
+         auth.require = ( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"git\", \"require\" => \"valid-user\" ) )\n\
+         alias.url = ( \"/\" => \"{backend}/\" )\ncgi.assign = ( \"\" => \"\" )\n\
+         setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{d}/repos\", \"GIT_HTTP_EXPORT_ALL\" => \"1\" )\n"
+    )
+}
+
+/// A child killed when the benchmark ends, however it ends.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
