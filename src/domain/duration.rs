@@ -221,6 +221,13 @@ mod tests {
     }
 
     #[test]
+    fn converts_to_std_and_chrono_durations() {
+        let d = "1h30m".parse::<AccessDuration>().unwrap();
+        assert_eq!(d.as_std(), Duration::from_secs(5400));
+        assert_eq!(d.as_chrono(), chrono::Duration::seconds(5400));
+    }
+
+    #[test]
     fn displays_canonically() {
         for (input, shown) in [("90s", "1m30s"), ("2h", "2h"), ("1h30m", "1h30m"), ("25h", "1d1h"), ("3661s", "1h1m1s")] {
             assert_eq!(input.parse::<AccessDuration>().unwrap().to_string(), shown);

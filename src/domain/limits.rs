@@ -89,6 +89,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_flood_of_keys_forgets_only_the_stale_ones() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(10);
+        let mut l: FailureLimit<u32> = FailureLimit::new(1, window);
+        for key in 0..=100_000 {
+            l.fail(&key, t0);
+        }
+        let fresh = u32::MAX;
+        l.fail(&fresh, t0 + Duration::from_secs(9));
+        // Past 100,000 keys, a failure first drops the windows that are over.
+        l.fail(&(u32::MAX - 1), t0 + window + Duration::from_secs(1));
+        assert_eq!(l.windows.len(), 2, "only the live windows are kept");
+        assert!(l.blocked(&fresh, t0 + window + Duration::from_secs(1)).is_some(), "a live window survives the purge");
+    }
+
+    #[test]
     fn failures_over_the_limit_wait_out_their_window() {
         let t0 = Instant::now();
         let mut l: FailureLimit<&str> = FailureLimit::new(3, Duration::from_secs(60));
@@ -101,6 +117,28 @@ mod tests {
         assert_eq!(l.blocked(&"a", t0 + Duration::from_secs(60)), None, "the window ends");
         l.fail(&"a", t0 + Duration::from_secs(61));
         assert_eq!(l.blocked(&"a", t0 + Duration::from_secs(61)), None, "a fresh window counts from one");
+    }
+
+    #[test]
+    fn a_flood_of_buckets_forgets_only_the_full_ones() {
+        let t0 = Instant::now();
+        // 2 a second, bursts of 10: a bucket idle for 5 s is full again.
+        let mut l: RequestLimit<u32> = RequestLimit::new(2.0, 10.0);
+        for key in 0..=100_000 {
+            l.take(&key, t0).unwrap();
+        }
+        let fresh = u32::MAX;
+        for _ in 0..10 {
+            l.take(&fresh, t0 + Duration::from_secs(4)).unwrap();
+        }
+        let later = t0 + Duration::from_secs(6);
+        l.take(&(u32::MAX - 1), later).unwrap();
+        assert_eq!(l.buckets.len(), 2, "only the buckets that are not full again are kept");
+        // The drained bucket kept its state: 2 s of refill is 4 tokens, not 10.
+        for _ in 0..3 {
+            l.take(&fresh, later).unwrap();
+        }
+        assert!(l.take(&fresh, later).is_ok() && l.take(&fresh, later).is_err());
     }
 
     #[test]
