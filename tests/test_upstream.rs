@@ -29,6 +29,11 @@ async fn the_gateway_fronts_a_repo_on_another_host() {
     assert_eq!(anonymous.status(), 401);
 
     let gateway = format!("{}/git/acme/api.git", b.url);
+    let listed = alice.run(&["repos"]).success().table();
+    assert_eq!(
+        (listed[0]["NAME"].as_str(), listed[0]["CLONE URL"].as_str(), listed[0]["VIA"].as_str()),
+        ("acme/api", upstream.repo_url("acme/api").as_str(), gateway.as_str())
+    );
     let work = alice.work_dir();
     assert_ne!(alice.git(&work, &["clone", &gateway, "before"]).code, 0);
     alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();

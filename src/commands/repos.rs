@@ -1,4 +1,6 @@
-//! `jit repos [--json]`: the repos the broker knows, by short name and clone URL.
+//! `jit repos [--json]`: the repos the broker knows, by short name and clone
+//! URL (for a repo on another host, the host's URL, which git sends through
+//! jit's gateway once `jit setup` ran).
 
 use crate::error::CommandError;
 
@@ -7,7 +9,13 @@ pub async fn cmd_repos(json: bool) -> Result<(), CommandError> {
     if json {
         return crate::output::print_json(&repos);
     }
-    let rows: Vec<Vec<String>> = repos.iter().map(|r| vec![r.name.clone(), r.clone_url.clone().unwrap_or_default()]).collect();
-    crate::output::print_table(&["NAME", "CLONE URL"], &rows);
+    let rows: Vec<Vec<String>> = repos
+        .iter()
+        .map(|r| match &r.upstream_url {
+            Some(host) => vec![r.name.clone(), host.clone(), r.clone_url.clone().unwrap_or_default()],
+            None => vec![r.name.clone(), r.clone_url.clone().unwrap_or_default(), String::new()],
+        })
+        .collect();
+    crate::output::print_table(&["NAME", "CLONE URL", "VIA"], &rows);
     Ok(())
 }
