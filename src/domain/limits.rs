@@ -93,7 +93,8 @@ mod tests {
         let t0 = Instant::now();
         let window = Duration::from_secs(10);
         let mut l: FailureLimit<u32> = FailureLimit::new(1, window);
-        for key in 0..=100_000 {
+        // Exactly 100,000 keys: the next failure adds one without a purge.
+        for key in 0..100_000 {
             l.fail(&key, t0);
         }
         let fresh = u32::MAX;
@@ -124,7 +125,7 @@ mod tests {
         let t0 = Instant::now();
         // 2 a second, bursts of 10: a bucket idle for 5 s is full again.
         let mut l: RequestLimit<u32> = RequestLimit::new(2.0, 10.0);
-        for key in 0..=100_000 {
+        for key in 0..100_000 {
             l.take(&key, t0).unwrap();
         }
         let fresh = u32::MAX;
@@ -150,6 +151,11 @@ mod tests {
         }
         let wait = l.take(&1, t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
+        // Half a token back after 0.25 s: the wait is for the other half.
+        let mut partial: RequestLimit<i64> = RequestLimit::new(2.0, 1.0);
+        partial.take(&1, t0).unwrap();
+        let wait = partial.take(&1, t0 + Duration::from_millis(250)).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.25).abs() < 1e-9, "{wait:?}");
         assert_eq!(l.take(&2, t0), Ok(()), "per key");
         assert_eq!(l.take(&1, t0 + Duration::from_millis(500)), Ok(()));
         assert!(l.take(&1, t0 + Duration::from_millis(500)).is_err());

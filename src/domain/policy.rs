@@ -499,6 +499,17 @@ max_duration = "1h"
     }
 
     #[test]
+    fn auto_approval_and_approvals_exclude_each_other() {
+        let src = "[[rule]]\nrepos = [\"x\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\n";
+        let err = policy(&format!("{src}approvals = 2\n")).unwrap_err();
+        assert!(err.message.contains("cannot also require approvals"), "{err}");
+        let zero = policy(&format!("{src}approvals = 0\n")).unwrap();
+        assert_eq!(zero.rules()[0].approvals_required, 0, "auto-approved with `approvals = 0` said outright");
+        let err = policy(&src.replace("auto_approve = true", "approvers = [\"carol\"]\napprovals = 0")).unwrap_err();
+        assert!(err.message.contains("must be at least 1"), "{err}");
+    }
+
+    #[test]
     fn rules_may_scope_their_grants_to_refs() {
         let src = "[[rule]]\nrepos = [\"x\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"1h\"\nrefs = [\"hotfix/*\", \"refs/tags/v*\"]\nallow_deletes = true\n";
         let p = policy(src).unwrap();

@@ -412,6 +412,34 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
+        let padded = |n: usize, len: usize| format!("refs/heads/{n:06}/{}", "x".repeat(len - 18));
+        let mut updates: Vec<RefUpdate> = Vec::new();
+        while encode(&updates, &[]).len() + 700 < MAX_COMMANDS_BYTES {
+            updates.push(update(&padded(updates.len(), 500), Z, A));
+        }
+        // The last command fills the list to the limit exactly: a pkt-line
+        // of 4 + 40 + 1 + 40 + 1 + the name's length.
+        let name_len = MAX_COMMANDS_BYTES - encode(&updates, &[]).len() - 86;
+        let mut exact = updates.clone();
+        exact.push(update(&padded(999_999, name_len), Z, A));
+        let body = encode(&exact, &[]);
+        assert_eq!(body.len(), MAX_COMMANDS_BYTES);
+        assert_eq!(parse(&body).unwrap().unwrap().len, MAX_COMMANDS_BYTES);
+        let mut over = updates;
+        over.push(update(&padded(999_999, name_len + 1), Z, A));
+        assert_eq!(parse(&encode(&over, &[])), Err(CommandsError::TooLarge));
+    }
+
+    #[test]
+    fn control_characters_and_del_are_not_ref_names() {
+        for bad in ["refs/heads/a\x01b", "refs/heads/a\x1fb", "refs/heads/a\x7fb", "refs/heads/a\tb"] {
+            assert!(!is_ref_name(bad), "{bad:?}");
+        }
+        assert!(is_ref_name("refs/heads/a!b"), "0x21 is a name character");
+    }
+
+    #[test]
     fn an_endless_list_is_too_large() {
         let updates: Vec<RefUpdate> = (0..20_000).map(|i| update(&format!("refs/tags/t{i}"), Z, A)).collect();
         let body = encode(&updates, &[]);

@@ -66,6 +66,13 @@ mod tests {
         let raw = URL_SAFE_NO_PAD.decode(&a.expose_secret()[TOKEN_PREFIX.len()..]).unwrap();
         assert_eq!(raw.len(), 32);
         assert!(!looks_like_token("ghp_abc"));
+        // The shape exactly: the prefix, 43 characters, base64url's alphabet.
+        let body = "-_".to_string() + &"a".repeat(41);
+        assert!(looks_like_token(&format!("jit_{body}")));
+        assert!(!looks_like_token(&format!("jit_{}", &body[1..])), "42 characters");
+        assert!(!looks_like_token(&format!("jit_{body}a")), "44 characters");
+        assert!(!looks_like_token(&format!("jit_!{}", &body[1..])), "a character outside base64url");
+        assert!(!looks_like_token(&format!("jit_+{}", &body[1..])), "standard base64 is not url-safe");
     }
 
     #[test]
