@@ -291,6 +291,17 @@ mod tests {
     }
 
     #[test]
+    fn the_schemes_default_port_is_no_port() {
+        // As git hands them to the helper: `host=github.com:443`.
+        let canonical = CloneUrl::parse("https://github.com/acme/api.git").unwrap();
+        assert_eq!(CloneUrl::from_parts("https", "github.com", Some(443), "acme/api").unwrap(), canonical);
+        assert_eq!(CloneUrl::from_parts("HTTPS", "GitHub.com", None, "/acme/api.git/").unwrap(), canonical);
+        let plain = CloneUrl::from_parts("http", "127.0.0.1", Some(80), "git/demo.git").unwrap();
+        assert_eq!(plain.host_with_port(), "127.0.0.1");
+        assert_eq!(CloneUrl::from_parts("http", "127.0.0.1", Some(443), "git/demo").unwrap().host_with_port(), "127.0.0.1:443");
+    }
+
+    #[test]
     fn loopback_detection() {
         assert!(CloneUrl::parse("http://127.0.0.1:8420/git/demo.git").unwrap().is_loopback());
         assert!(CloneUrl::parse("http://localhost/git/demo.git").unwrap().is_loopback());
@@ -344,7 +355,7 @@ mod tests {
         assert_eq!(ssh_host_path("git@h:a/b.git"), Some(("h".into(), "a/b".into())));
         assert_eq!(ssh_host_path("ssh://h/a/b"), Some(("h".into(), "a/b".into())));
         assert_eq!(ssh_host_path("ssh://u@h:22/a/b.git"), Some(("h".into(), "a/b".into())));
-        for not_ssh in ["acme/api", "h:a/b", "https://h/a/b.git", "github.com/acme/api", "git@h:", "ssh://h/"] {
+        for not_ssh in ["acme/api", "h:a/b", "https://h/a/b.git", "github.com/acme/api", "git@h:", "ssh://h/", "x/git@h:a/b.git"] {
             assert_eq!(ssh_host_path(not_ssh), None, "{not_ssh}");
         }
     }
@@ -356,6 +367,10 @@ mod tests {
         let typo = resolve("acme/apj", &repos).unwrap_err().to_string();
         assert_eq!(typo, "unknown repo `acme/apj`; did you mean `acme/api`?");
         assert!(resolve("zzz", &repos).unwrap_err().to_string().ends_with("`zzz`"), "nothing close: no guess");
+        // Long names allow more typos: a quarter of their length.
+        let long = vec![spec("platform/payments-service", "https://git.example.com/platform/payments-service.git")];
+        let typo = resolve("platform/paymnets-servcie-x", &long).unwrap_err().to_string();
+        assert!(typo.ends_with("did you mean `platform/payments-service`?"), "{typo}");
         assert!(matches!(resolve("api", &repos), Err(RepoError::Ambiguous { .. })));
         assert!(resolve("https://github.com/acme/api-evil.git", &repos).is_err());
         assert!(resolve("cme/api", &repos).is_err(), "a suffix must start at a path boundary");

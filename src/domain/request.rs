@@ -44,10 +44,6 @@ impl RequestStatus {
             RequestStatus::Expired => "expired",
         }
     }
-
-    pub fn is_final(self) -> bool {
-        self != RequestStatus::Pending
-    }
 }
 
 impl fmt::Display for RequestStatus {
