@@ -341,6 +341,12 @@ mod tests {
         assert_eq!(grant_status(exp, None, exp), GrantStatus::Expired);
         assert_eq!(grant_status(exp, Some(now()), now()), GrantStatus::Revoked);
         assert_eq!(grant_status(exp, Some(now()), exp + chrono::Duration::hours(1)), GrantStatus::Revoked);
+        // A revocation at or after the end changes nothing: it had expired.
+        assert_eq!(grant_status(exp, Some(exp), exp + chrono::Duration::hours(1)), GrantStatus::Expired);
+        assert_eq!(grant_status(exp, Some(exp + chrono::Duration::minutes(5)), exp + chrono::Duration::hours(1)), GrantStatus::Expired);
+        let words: Vec<String> =
+            [GrantStatus::Active, GrantStatus::Expired, GrantStatus::Revoked].iter().map(|s| format!("{s}: {}", s.phrase())).collect();
+        assert_eq!(words, ["active: is active", "expired: has expired", "revoked: was revoked"]);
     }
 
     #[test]

@@ -119,6 +119,13 @@ pub fn route(path: &str, is_post: bool, query: Option<&str>) -> Result<GitRoute,
 mod tests {
     use super::*;
 
+    #[test]
+    fn services_read_as_their_names_verbs_and_levels() {
+        let words: Vec<String> =
+            [Service::UploadPack, Service::ReceivePack].iter().map(|s| format!("{} {} {}", s.name(), s.verb(), s.needs())).collect();
+        assert_eq!(words, ["git-upload-pack fetching read", "git-receive-pack pushing write"]);
+    }
+
     fn r(repo: &str, endpoint: Endpoint, service: Service) -> Result<GitRoute, RouteError> {
         Ok(GitRoute { repo: repo.into(), endpoint, service })
     }
