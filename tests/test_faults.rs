@@ -1,43 +1,42 @@
 //! The "never hangs" promises under real faults: a broker that accepts and
-//! never answers, a D-Bus that never replies, no keyring to keep a secret in,
+//! never answers (stopped with SIGSTOP), a D-Bus that never replies, no keyring to keep a secret in,
 //! a broker killed while a CLI waits on it.
 
 use std::time::{Duration, Instant};
 
 use crate::common::{Spawned, TestBroker, TestEnvironment, cli_env, jit, spawn_broker};
 
-/// A listener on `addr` that accepts every connection and never says a word.
-/// It takes over a port just closed (SO_REUSEADDR, as servers do), so
-/// connections of the broker there still in TIME_WAIT do not stop it.
-fn silent_listener(addr: std::net::SocketAddr) -> std::thread::JoinHandle<()> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
-    socket.bind(addr).unwrap();
-    let listener = socket.listen(64).unwrap().into_std().unwrap();
-    listener.set_nonblocking(false).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_never_answers_costs_git_five_seconds_not_forever() {
-    let mut b = TestBroker::start_gateway("1h").await;
-    let env = cli_env(&b);
-    env.login(&b.url, b.token("alice")).success();
+    // A broker process stopped with SIGSTOP: the kernel still accepts
+    // connections on its socket, and nothing ever answers them.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("jit.toml");
+    std::fs::write(&config, crate::common::gateway_policy("1h").replace("{data_dir}", &data.display().to_string())).unwrap();
+    crate::common::init_bare_repo(&data.join("repos/demo.git"));
+    let init = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
+    let root = String::from_utf8(init.stdout).unwrap().trim().to_string();
+    let broker: Spawned = spawn_broker(&config, &data);
+    let body = serde_json::json!({"name": "alice", "groups": ["developers"]});
+    let (_, alice) = crate::common::call(&broker.url, &root, reqwest::Method::POST, "/v1/users", Some(body)).await;
+    // Regression: a broker on port 0 named port 0 in its clone URLs.
+    let (_, repos) = crate::common::call(&broker.url, &root, reqwest::Method::GET, "/v1/repos", None).await;
+    let demo = repos.as_array().unwrap().iter().find(|r| r["name"] == "demo").unwrap();
+    assert_eq!(demo["clone_url"], format!("{}/git/demo.git", broker.url));
+    let env = TestEnvironment::new();
+    env.secret(&root);
+    env.login(&broker.url, alice["token"].as_str().unwrap()).success();
     env.run(&["setup"]).success();
-    let addr = b.handle.as_ref().unwrap().addr;
-    let url = url::Url::parse(&b.demo_url()).unwrap();
+    let url = url::Url::parse(&format!("{}/git/demo.git", broker.url)).unwrap();
     let input =
         format!("protocol=http\nhost={}:{}\npath={}\n", url.host_str().unwrap(), url.port().unwrap(), url.path().trim_start_matches('/'));
-    b.handle.take().unwrap().shutdown().await.unwrap();
-    let _silent = silent_listener(addr);
+    let signal = |sig: &str| std::process::Command::new("sh").args(["-c", &format!("kill -{sig} {}", broker.child.id())]).status().unwrap();
+    assert!(signal("STOP").success());
     let started = Instant::now();
     let run = env.run_helper("get", &input);
     let took = started.elapsed();
+    signal("CONT");
     assert_eq!(run.code, 0, "git's helpers exit 0: {}", run.stderr);
     assert_eq!(run.stdout, "");
     assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(8), "the helper waited {took:?} (its limit is 5 s)");

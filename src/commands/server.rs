@@ -178,8 +178,10 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: &ServerArgs) -> Result<(), CommandError> {
-    let config = load_config(args)?;
-    let listen = config.listen;
+    let mut config = load_config(args)?;
+    // Bound first, so clone URLs name the real port (`--listen 127.0.0.1:0`).
+    let listener = bind(config.listen).await?;
+    config.listen = listener.local_addr()?;
     let broker = open(config).await?;
     if broker.admin_count().await.map_err(broker_error)? == 0 {
         tracing::warn!("this broker has no admin yet; create one with `jit server --init-admin NAME` (same --data-dir/--config)");
@@ -187,7 +189,6 @@ async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     if broker.config().policy.rules().is_empty() {
         tracing::warn!("the policy has no rules: every request will be refused (default deny)");
     }
-    let listener = bind(listen).await?;
     let handle = launch_with_listener(broker, listener).await?;
     tracing::info!(url = %handle.url(), "jit broker listening");
     serve_until_signal(handle).await
