@@ -99,10 +99,6 @@ impl RefScope {
         self.0.is_empty()
     }
 
-    pub fn patterns(&self) -> &[RefPattern] {
-        &self.0
-    }
-
     pub fn allows(&self, name: &str) -> bool {
         self.is_all() || self.0.iter().any(|p| p.matches(name))
     }
@@ -174,6 +170,11 @@ mod tests {
         for bad in ["", "refs/heads/a..b", "refs/heads/x.lock", "a b", "refs/heads/", "hot fix/*", "refs/heads/a\\b", "~x"] {
             assert!(RefPattern::parse(bad).is_err(), "{bad:?}");
         }
+        // At most 255 bytes, as a full name.
+        let longest = format!("refs/heads/{}", "x".repeat(244));
+        assert_eq!(RefPattern::parse(&longest).unwrap().as_str().len(), 255);
+        assert!(RefPattern::parse(&format!("{longest}x")).is_err());
+        assert!(RefPattern::parse(&"x".repeat(300)).is_err());
     }
 
     #[test]
@@ -187,6 +188,7 @@ mod tests {
         assert!(p("refs/heads/*-wip").matches("refs/heads/a/b-wip"));
         assert!(!p("refs/heads/*-wip").matches("refs/heads/a-wipe"));
         assert!(p("main").matches("refs/heads/main") && !p("main").matches("refs/heads/main2"));
+        assert!(p("a*b").matches("refs/heads/ab"), "a star may match nothing");
     }
 
     #[test]
