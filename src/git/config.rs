@@ -300,18 +300,12 @@ pub fn set_rewrites(path: &Path, file: &Path, text: Option<&str>, state: &mut Se
 
 /// Drops the include of `file` from `config`, and the file.
 fn remove_rewrites(config: &mut GitConfig, file: &Path) -> Result<bool, SetupError> {
-    let kept: Vec<String> = config.values("include.path")?.into_iter().filter(|p| Path::new(p) != file).collect();
-    let had = config.values("include.path")?.len() != kept.len();
+    let includes = config.values("include.path")?;
+    let kept: Vec<String> = includes.iter().filter(|p| Path::new(p) != file).cloned().collect();
+    let had = includes.len() != kept.len();
     if had {
-        if kept.is_empty() {
-            match config.config.remove_multivar("include.path", ".*") {
-                Ok(()) => {}
-                Err(e) if e.code() == git2::ErrorCode::NotFound => {}
-                Err(e) => return Err(config.err(e)),
-            }
-        } else {
-            config.set_values("include.path", &kept)?;
-        }
+        // An empty list removes the key: set_values drops every value first.
+        config.set_values("include.path", &kept)?;
     }
     let existed = std::fs::remove_file(file).is_ok();
     Ok(had || existed)
