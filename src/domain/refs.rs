@@ -189,6 +189,7 @@ mod tests {
         assert!(!p("refs/heads/*-wip").matches("refs/heads/a-wipe"));
         assert!(p("main").matches("refs/heads/main") && !p("main").matches("refs/heads/main2"));
         assert!(p("a*b").matches("refs/heads/ab"), "a star may match nothing");
+        assert!(!p("a*ab").matches("refs/heads/ab"), "what came before a star is not read again");
     }
 
     #[test]
