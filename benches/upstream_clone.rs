@@ -13,16 +13,20 @@
 //! time of each, the throughput ratio (proxied / direct), and the broker's
 //! resident memory before, and its peak (VmHWM) after.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Guard, free_port, ms, status_kib, wait_for_port};
 
 const RUNS: usize = 7;
 const REPO_MB: usize = 100;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo test --benches` probes benches this way; nothing to list.
+    if common::listing_only() {
+        return;
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path();
@@ -107,10 +111,6 @@ fn main() {
     drop(host);
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// A bare repo holding `REPO_MB` MiB of incompressible blobs, in one pack.
 fn make_repo(repo: &Path) {
     let work = repo.parent().unwrap().join("work");
@@ -162,24 +162,6 @@ fn clone(url: &str, into: &Path) -> Duration {
     took
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listened on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn lighttpd_conf(dir: &Path, port: u16) -> String {
     let exec = Command::new("git").arg("--exec-path").output().unwrap();
     let backend = format!("{}/git-http-backend", String::from_utf8(exec.stdout).unwrap().trim());
@@ -193,14 +175,4 @@ fn lighttpd_conf(dir: &Path, port: u16) -> String {
          alias.url = ( \"/\" => \"{backend}/\" )\ncgi.assign = ( \"\" => \"\" )\n\
          setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{d}/repos\", \"GIT_HTTP_EXPORT_ALL\" => \"1\" )\n"
     )
-}
-
-/// A child killed when the benchmark ends, however it ends.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -135,8 +135,20 @@ async fn open(config: ServerConfig) -> Result<Arc<Broker>, CommandError> {
     Ok(Arc::new(Broker::open(config).await.map_err(open_error)?))
 }
 
+/// Connections the kernel may queue before the broker accepts them (capped
+/// by `net.core.somaxconn`): a burst of long-polls arriving at once, such as
+/// every CI job of a pipeline waiting on one approval, must not overflow the
+/// queue while the accept loop catches up (tokio's default is 1024).
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, CommandError> {
-    TcpListener::bind(addr).await.map_err(|e| {
+    let listen = || {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|e: std::io::Error| {
         CommandError::new(ExitKind::Unexpected, format!("cannot listen on {addr}: {e}")).hint("pass --listen with a free address")
     })
 }

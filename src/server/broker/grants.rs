@@ -47,7 +47,7 @@ impl Broker {
         match self.store.revoke_grant(id, &caller.name, now, revoked).await {
             Ok(g) => {
                 tracing::info!(grant = id, by = %caller.name, "grant revoked");
-                self.notify_change();
+                self.reaper_wake.notify_one(); // the provider is told now, not at the next tick
                 Ok(g)
             }
             Err(StoreError::Conflict) => Err(BrokerError::GrantEnded {

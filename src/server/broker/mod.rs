@@ -3,9 +3,11 @@
 //!
 //! Every state change is decided on a fresh read and applied with a
 //! compare-and-set; on a lost race the operation re-reads and decides again, so
-//! concurrent approvers end in exactly one decision. After each change the
-//! broker bumps a [`watch`] counter that wakes every long-poll waiter, which
-//! then re-reads its request: no waiter sleeps through a decision.
+//! concurrent approvers end in exactly one decision. After each decision the
+//! broker hands the new record to that request's long-poll waiters
+//! ([`waiters`]); changes it cannot name by request (a removed user, a clock
+//! a test moved, shutdown) bump a [`watch`] counter that wakes every waiter to
+//! re-read. No waiter sleeps through a decision.
 //!
 //! Nothing here knows about HTTP: outcomes are [`BrokerError`]s and git
 //! refusals are [`git::GitRefusal`]s, mapped to responses in `server::error`.
@@ -17,6 +19,7 @@ mod grants;
 mod guard;
 mod requests;
 mod users;
+mod waiters;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +68,8 @@ pub struct Broker {
     config: ServerConfig,
     clock: Arc<dyn Clock>,
     changes: watch::Sender<u64>,
+    /// Long-poll waiters by request, woken with the record a decision wrote.
+    waiters: waiters::Waiters,
     reaper_wake: Notify,
     /// Set at shutdown so long-polls return at once instead of holding it up.
     closing: AtomicBool,
@@ -134,6 +139,7 @@ impl Broker {
             config,
             clock,
             changes: watch::Sender::new(0),
+            waiters: Default::default(),
             reaper_wake: Notify::new(),
             closing: AtomicBool::new(false),
             fetch_windows: Default::default(),
@@ -153,6 +159,13 @@ impl Broker {
     /// Wakes every long-poll waiter and the reaper (after a change, or when a test moves the clock).
     pub fn notify_change(&self) {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        self.reaper_wake.notify_one();
+    }
+
+    /// After a decision on one request: its waiters get the new record, and
+    /// the reaper looks again (a grant may have started or ended).
+    fn decided(&self, record: &crate::store::RequestRecord) {
+        self.waiters.publish(record);
         self.reaper_wake.notify_one();
     }
 

@@ -207,7 +207,7 @@ impl Broker {
         };
         let record = self.store.create_request(&new, grant, events, supersede).await?;
         tracing::info!(request = record.id, requester = %caller.name, %repo, %level, status = %record.status, "request created");
-        self.notify_change();
+        self.decided(&record);
         Ok(Created { record, existing: false })
     }
 
@@ -264,7 +264,7 @@ impl Broker {
             };
             match self.store.apply(change).await {
                 Ok(record) => {
-                    self.notify_change();
+                    self.decided(&record);
                     return Ok(record);
                 }
                 Err(StoreError::Conflict) => continue,
@@ -376,9 +376,10 @@ impl Broker {
         // Subscribe before the first read, so a change between the read and
         // the wait still wakes us.
         let mut changes = self.changes.subscribe();
+        let mut decisions = self.waiters.subscribe(id);
         let deadline = tokio::time::Instant::now() + timeout.min(self.config.max_wait);
+        let mut req = self.load_visible(caller, id).await?;
         loop {
-            let req = self.load_visible(caller, id).await?;
             if req.status != while_status || self.is_closing() {
                 return Ok(req);
             }
@@ -389,16 +390,23 @@ impl Broker {
                 wake = wake.min(tokio::time::Instant::now() + until);
             }
             tokio::select! {
+                decided = decisions.next() => match decided {
+                    // What the decision wrote: no read needed.
+                    Some(record) => req = RequestRecord::clone(&record),
+                    None => return Ok(req),
+                },
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return Ok(req);
                     }
+                    req = self.load_visible(caller, id).await?;
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     if wake >= deadline {
                         return self.load_visible(caller, id).await;
                     }
                     self.expire(id).await?;
+                    req = self.load_visible(caller, id).await?;
                 }
             }
         }

@@ -1,0 +1,321 @@
+//! Benchmark: the broker at the limits of this machine, against baselines
+//! measured in the same run.
+//!
+//! ```sh
+//! cargo bench --bench broker_load            # the full run (~1 min)
+//! cargo bench --bench broker_load -- --quick # CI's regression guard
+//! ```
+//!
+//! It starts the release `jit server` on loopback with SQLite, eight
+//! developers and eight reviewers, and measures:
+//! - full cycles (request → approve → mint a credential: three HTTP calls,
+//!   three durable decisions) with 1 and 8 clients, against one durable
+//!   4 KiB write (`fdatasync`) in the broker's data directory and one
+//!   authenticated read (`GET /v1/whoami`);
+//! - how fast a long-polling requester hears an approval, alone and while
+//!   10,000 others long-poll one request; how long those 10,000 take to all
+//!   be woken, and the broker's memory while it holds them and after.
+//!
+//! Every loop is bounded in count and time; traffic goes to 127.0.0.1 only.
+//! With `--quick` it runs shorter and exits 1 when cycles/s falls below a
+//! tenth of the target (150/s), so CI catches a collapse, not noise.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{BrokerProcess, cpu_time, ms, percentile, status_kib};
+use serde_json::{Value, json};
+
+const TARGET_CYCLES_PER_SEC: f64 = 1500.0;
+
+struct Settings {
+    cycle_secs: u64,
+    waiters: usize,
+    approvals: usize,
+}
+
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Api {
+    async fn call(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> Value {
+        self.call(token, reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Value {
+        self.call(token, reqwest::Method::GET, path, None).await
+    }
+
+    async fn request(&self, dev: &str) -> i64 {
+        let r = self.post(dev, "/v1/requests", json!({"repo": "demo", "level": "write", "duration": "1h", "reason": "bench"})).await;
+        r["id"].as_i64().expect("a request id")
+    }
+
+    /// One full cycle: request, approve, mint.
+    async fn cycle(&self, dev: &str, reviewer: &str) {
+        let id = self.request(dev).await;
+        let approved = self.post(reviewer, &format!("/v1/requests/{id}/approve"), json!({})).await;
+        let grant = approved["grant"]["id"].as_i64().expect("approved with a grant");
+        let minted = self.post(dev, &format!("/v1/grants/{grant}/credentials"), json!({})).await;
+        assert!(minted["password"].is_string());
+    }
+}
+
+fn main() {
+    if common::listing_only() {
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let mut settings = if quick {
+        Settings { cycle_secs: 2, waiters: 1000, approvals: 30 }
+    } else {
+        Settings { cycle_secs: 5, waiters: 10_000, approvals: 200 }
+    };
+    if let Ok(n) = std::env::var("JIT_BENCH_WAITERS") {
+        settings.waiters = n.parse().expect("JIT_BENCH_WAITERS: a number");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repos = dir.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let init = std::process::Command::new("git").args(["init", "-q", "--bare"]).arg(repos.join("demo.git")).output().unwrap();
+    assert!(init.status.success());
+    let config = format!(
+        "[server]\npending_ttl = \"1h\"\nmax_connections = {max}\nconnections_per_address = {max}\n\n\
+         [gateway]\nrepos_dir = \"{repos}\"\n\n\
+         [[rule]]\nname = \"write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrequesters = [\"group:developers\"]\n\
+         approvers = [\"group:reviewers\"]\napprovals = 1\nmax_duration = \"8h\"\n",
+        max = settings.waiters + 200,
+        repos = repos.display()
+    );
+    let broker = BrokerProcess::start(dir.path(), &config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let passed = runtime.block_on(run(&broker, &settings, quick));
+    if !passed {
+        std::process::exit(1);
+    }
+}
+
+async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
+    let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
+    let mut devs = Vec::new();
+    let mut reviewers = Vec::new();
+    for n in 0..8 {
+        for (prefix, group, into) in [("dev", "developers", &mut devs), ("rev", "reviewers", &mut reviewers)] {
+            let body = json!({"name": format!("{prefix}{n}"), "groups": [group]});
+            let user = api.post(&broker.admin_token, "/v1/users", body).await;
+            into.push(user["token"].as_str().unwrap().to_string());
+        }
+    }
+    let (devs, reviewers) = (Arc::new(devs), Arc::new(reviewers));
+    for _ in 0..20 {
+        api.cycle(&devs[0], &reviewers[0]).await; // warm up
+    }
+
+    println!("jit broker on SQLite (synchronous=FULL), release build, loopback; {} s per load run", settings.cycle_secs);
+    println!("{:<58} {:>12} {:>10} {:>10}", "", "rate", "p50", "p99");
+    let fsync = fsync_floor(&broker.data);
+    println!("{:<58} {:>12} {:>8.3}ms {:>8.3}ms", "floor: one 4 KiB write + fdatasync", "", ms(fsync.0), ms(fsync.1));
+    let reads = load(settings.cycle_secs, 8, {
+        let (api, devs) = (api.clone(), devs.clone());
+        move |n| {
+            let (api, devs) = (api.clone(), devs.clone());
+            async move {
+                api.get(&devs[n], "/v1/whoami").await;
+            }
+        }
+    })
+    .await;
+    println!("{:<58} {:>10.0}/s {:>8.3}ms {:>8.3}ms", "baseline: GET /v1/whoami, 8 clients", reads.rate, ms(reads.p50), ms(reads.p99));
+
+    let mut worst_rate = f64::MAX;
+    for clients in [1, 8] {
+        let cpu_before = cpu_time(broker.pid());
+        let cycles = load(settings.cycle_secs, clients, {
+            let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
+            move |n| {
+                let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
+                async move { api.cycle(&devs[n], &reviewers[n]).await }
+            }
+        })
+        .await;
+        let cpu_after = cpu_time(broker.pid());
+        let (user, system) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+        let per_cycle = |d: Duration| ms(d) / cycles.count as f64;
+        println!(
+            "{:<58} {:>10.0}/s {:>8.3}ms {:>8.3}ms",
+            format!("request → approve → mint, {clients} client(s)"),
+            cycles.rate,
+            ms(cycles.p50),
+            ms(cycles.p99)
+        );
+        println!(
+            "{:<58} {:>12}",
+            format!("  broker CPU per cycle: {:.2} ms user + {:.2} ms system", per_cycle(user), per_cycle(system)),
+            format!("{:.2}x target", cycles.rate / TARGET_CYCLES_PER_SEC)
+        );
+        worst_rate = worst_rate.min(cycles.rate);
+    }
+
+    let alone = approval_latency(&api, &devs[1], &reviewers[1], settings.approvals).await;
+    println!("{:<58} {:>12} {:>8.3}ms {:>8.3}ms", "approve → long-polling requester returns", "", ms(alone.0), ms(alone.1));
+
+    // Many long-polls on one request.
+    let held_id = api.request(&devs[0]).await;
+    let idle_kib = status_kib(broker.pid(), "VmRSS");
+    let fds_before = open_fds(broker.pid());
+    let waiters_http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let mut waiters = tokio::task::JoinSet::new();
+    // They arrive in waves of 500, each held before the next comes.
+    for wave in (0..settings.waiters).collect::<Vec<_>>().chunks(500) {
+        for _ in wave {
+            let (http, url, token) = (waiters_http.clone(), broker.url.clone(), devs[0].clone());
+            waiters.spawn(async move {
+                let resp =
+                    http.get(format!("{url}/v1/requests/{held_id}?wait=60s")).bearer_auth(token).send().await.expect("long-poll");
+                let body: Value = resp.json().await.expect("a request");
+                (Instant::now(), body["status"].as_str().unwrap_or("").to_string())
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while open_fds(broker.pid()) < fds_before + waiters.len() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // every request read and waiting
+    let holding_kib = status_kib(broker.pid(), "VmRSS");
+
+    let busy = approval_latency(&api, &devs[1], &reviewers[1], settings.approvals).await;
+    let approving = Instant::now();
+    api.post(&reviewers[0], &format!("/v1/requests/{held_id}/approve"), json!({})).await;
+    let mut last = approving;
+    let mut woken = 0;
+    while let Some(done) = waiters.join_next().await {
+        let (at, status) = done.expect("a waiter");
+        assert_eq!(status, "approved");
+        last = last.max(at);
+        woken += 1;
+    }
+    drop(waiters_http);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_kib = status_kib(broker.pid(), "VmRSS");
+    println!(
+        "{:<58} {:>12} {:>8.3}ms {:>8.3}ms",
+        format!("approve → requester returns, {} others long-polling", settings.waiters),
+        "",
+        ms(busy.0),
+        ms(busy.1)
+    );
+    println!("{:<58} {:>10.0}ms", format!("{woken} long-polls on one request: all woken after approve"), ms(last - approving));
+    println!(
+        "broker RSS: {:.1} MiB idle, {:.1} MiB holding {} long-polls, {:.1} MiB 2 s after they returned",
+        idle_kib as f64 / 1024.0,
+        holding_kib as f64 / 1024.0,
+        settings.waiters,
+        after_kib as f64 / 1024.0
+    );
+    if quick && worst_rate < TARGET_CYCLES_PER_SEC / 10.0 {
+        eprintln!("regression: {worst_rate:.0} cycles/s is below a tenth of the target ({TARGET_CYCLES_PER_SEC}/s)");
+        return false;
+    }
+    true
+}
+
+struct LoadResult {
+    count: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `clients` loops calling `op(client)` back to back for `secs` seconds.
+async fn load<F, Fut>(secs: u64, clients: usize, op: F) -> LoadResult
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..clients {
+        let op = op.clone();
+        tasks.spawn(async move {
+            let mut took = Vec::new();
+            while Instant::now() < until && took.len() < 1_000_000 {
+                let t = Instant::now();
+                op(n).await;
+                took.push(t.elapsed());
+            }
+            took
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(took) = tasks.join_next().await {
+        all.extend(took.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    LoadResult { count: all.len(), rate: all.len() as f64 / elapsed.as_secs_f64(), p50: percentile(&all, 0.5), p99: percentile(&all, 0.99) }
+}
+
+/// From the approve call's start to the long-polling requester's answer, `runs` times: (p50, p99).
+async fn approval_latency(api: &Api, dev: &str, reviewer: &str, runs: usize) -> (Duration, Duration) {
+    let mut took = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let id = api.request(dev).await;
+        let waiter = {
+            let (api, dev) = (api.clone(), dev.to_string());
+            tokio::spawn(async move {
+                let r = api.get(&dev, &format!("/v1/requests/{id}?wait=30s")).await;
+                (Instant::now(), r["status"].as_str().unwrap_or("").to_string())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await; // the long-poll is held
+        let approving = Instant::now();
+        api.post(reviewer, &format!("/v1/requests/{id}/approve"), json!({})).await;
+        let (returned, status) = waiter.await.unwrap();
+        assert_eq!(status, "approved");
+        took.push(returned.saturating_duration_since(approving));
+    }
+    took.sort();
+    (percentile(&took, 0.5), percentile(&took, 0.99))
+}
+
+/// Median and p99 of one 4 KiB write + `fdatasync` in `dir` (200 times).
+fn fsync_floor(dir: &std::path::Path) -> (Duration, Duration) {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = [7u8; 4096];
+    let mut took = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+        took.push(t.elapsed());
+    }
+    std::fs::remove_file(path).unwrap();
+    took.sort();
+    (percentile(&took, 0.5), percentile(&took, 0.99))
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
