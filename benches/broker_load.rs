@@ -187,8 +187,7 @@ async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
         for _ in wave {
             let (http, url, token) = (waiters_http.clone(), broker.url.clone(), devs[0].clone());
             waiters.spawn(async move {
-                let resp =
-                    http.get(format!("{url}/v1/requests/{held_id}?wait=60s")).bearer_auth(token).send().await.expect("long-poll");
+                let resp = http.get(format!("{url}/v1/requests/{held_id}?wait=60s")).bearer_auth(token).send().await.expect("long-poll");
                 let body: Value = resp.json().await.expect("a request");
                 (Instant::now(), body["status"].as_str().unwrap_or("").to_string())
             });

@@ -10,6 +10,7 @@
 //! caller.
 
 pub mod sqlite;
+mod writer;
 
 use crate::domain::refs::RefScope;
 use async_trait::async_trait;

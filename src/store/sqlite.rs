@@ -1,8 +1,10 @@
 //! The embedded SQLite store: one file under the data directory, WAL mode.
 //!
-//! Writes run in `BEGIN IMMEDIATE` transactions, which take SQLite's write
-//! lock up front; that serializes writers (so the audit chain never forks) and
-//! makes each compare-and-set in [`Store::apply`] exact. Rows are read into
+//! Every write goes through one connection owned by a [`Writer`] task, which
+//! group-commits what is queued: one transaction and one `fsync` for many
+//! decisions, each in its own savepoint, each acknowledged only after the
+//! commit. Writes still run one at a time, so the audit chain never forks and
+//! each compare-and-set in [`Store::apply`] is exact; reads use a pool beside it. Rows are read into
 //! `FromRow` structs and converted once into the store's records; a value that
 //! does not convert is [`StoreError::Corrupt`], never a panic.
 
@@ -23,13 +25,19 @@ use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, ti
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::domain::token::TokenHash;
 use ed25519_dalek::SigningKey;
+use sqlx::ConnectOptions;
+
+use super::writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
+    /// Reads; WAL lets them run beside the writer.
     pool: SqlitePool,
-    /// Signs a checkpoint of the audit chain's head with every append.
-    key: SigningKey,
+    /// Every write, group-committed on the one connection that writes (it
+    /// holds the key that signs a checkpoint of the audit chain's head with
+    /// every append).
+    writer: Writer,
     /// When the last integrity check ran, and what it found (for `/healthz`).
     integrity: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
@@ -453,7 +461,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         restrict_permissions(path).map_err(|e| StoreError::Unavailable(format!("cannot make {} private: {e}", path.display())))?;
         if existing && let Err(found) = quick_check(&pool).await? {
             return Err(StoreError::Corrupt(format!("{} failed SQLite's integrity check: {found}", path.display())));
@@ -474,7 +482,8 @@ impl SqliteStore {
             None => crate::fsutil::write_private(&marker, format!("{id}\n").as_bytes())
                 .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?,
         }
-        let store = SqliteStore { pool, key, integrity: tokio::sync::Mutex::new(None) };
+        let writer = Writer::start(options.connect().await?, key);
+        let store = SqliteStore { pool, writer, integrity: tokio::sync::Mutex::new(None) };
         store.check_tail().await?;
         Ok(store)
     }
@@ -510,15 +519,12 @@ impl SqliteStore {
                 .await?;
         Ok(row.map(|(seq, hash, at, signature)| Checkpoint { seq, hash, at, signature }))
     }
-
-    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -561,113 +567,151 @@ impl Store for SqliteStore {
     }
 
     async fn add_user(&self, user: &NewUserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<UserRecord> {
-        let mut tx = self.write().await?;
-        if only_if_no_admin {
-            let (admins,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND removed_at IS NULL").fetch_one(&mut *tx).await?;
-            if admins > 0 {
-                return Err(StoreError::Conflict);
-            }
-        }
-        let exists =
-            sqlx::query("SELECT 1 FROM users WHERE name = ? AND removed_at IS NULL").bind(&user.name).fetch_optional(&mut *tx).await?;
-        if exists.is_some() {
-            return Err(StoreError::AlreadyExists(format!("user `{}`", user.name)));
-        }
-        let (id,): (i64,) =
-            sqlx::query_as("INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
-                .bind(&user.name)
-                .bind(serde_json::to_string(&user.groups).expect("strings serialize"))
-                .bind(user.admin)
-                .bind(&token.0)
-                .bind(ms(user.created_at))
-                .fetch_one(&mut *tx)
-                .await?;
-        append(&mut tx, &[event], user.created_at, &self.key).await?;
-        tx.commit().await?;
-        Ok(UserRecord { id, name: user.name.clone(), groups: user.groups.clone(), admin: user.admin, created_at: user.created_at })
+        let (user, token) = (user.clone(), token.clone());
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let (user, token) = (&user, &token);
+                    if only_if_no_admin {
+                        let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND removed_at IS NULL")
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        if admins > 0 {
+                            return Err(StoreError::Conflict);
+                        }
+                    }
+                    let exists = sqlx::query("SELECT 1 FROM users WHERE name = ? AND removed_at IS NULL")
+                        .bind(&user.name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if exists.is_some() {
+                        return Err(StoreError::AlreadyExists(format!("user `{}`", user.name)));
+                    }
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(&user.name)
+                    .bind(serde_json::to_string(&user.groups).expect("strings serialize"))
+                    .bind(user.admin)
+                    .bind(&token.0)
+                    .bind(ms(user.created_at))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    append(tx, &[event], user.created_at, key).await?;
+                    Ok(UserRecord {
+                        id,
+                        name: user.name.clone(),
+                        groups: user.groups.clone(),
+                        admin: user.admin,
+                        created_at: user.created_at,
+                    })
+                })
+            })
+            .await
     }
 
     async fn remove_user(&self, name: &str, by: &str, why: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<Removal> {
-        let mut tx = self.write().await?;
-        let found: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL").bind(name).fetch_optional(&mut *tx).await?;
-        let Some((user_id,)) = found else { return Err(StoreError::NotFound(format!("user `{name}`"))) };
-        sqlx::query("UPDATE users SET removed_at = ?, token_hash = NULL WHERE id = ?").bind(ms(at)).bind(user_id).execute(&mut *tx).await?;
-        let mut removal = Removal::default();
-        let mut events = Vec::new();
-        let live: Vec<GrantRow> = sqlx::query_as("SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?")
-            .bind(user_id)
-            .bind(ms(at))
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in live {
-            sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?")
-                .bind(ms(at))
-                .bind(by)
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            let grant = GrantRecord::try_from(row)?;
-            let mut e = NewEvent::new(by, Action::Revoked);
-            e.request_id = Some(grant.request_id);
-            e.grant_id = Some(grant.id);
-            e.repo = Some(grant.repo.clone());
-            e.level = Some(grant.level);
-            e.detail = Some(why.to_string());
-            events.push(e);
-            removal.grants.push(grant);
-        }
-        let pending: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT id, repo, level FROM requests WHERE requester_id = ? AND status = ?")
-                .bind(user_id)
-                .bind(RequestStatus::Pending.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
-        for (id, repo, level) in pending {
-            sqlx::query("UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ?")
-                .bind(RequestStatus::Canceled.as_str())
-                .bind(ms(at))
-                .bind(by)
-                .bind(why)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let mut e = NewEvent::new(by, Action::Canceled);
-            e.request_id = Some(id);
-            e.repo = Some(repo);
-            e.level = Some(parsed("level", &level)?);
-            e.detail = Some(why.to_string());
-            events.push(e);
-            removal.requests.push(id);
-        }
-        removal.credentials = sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        events.push(event);
-        append(&mut tx, &events, at, &self.key).await?;
-        tx.commit().await?;
-        Ok(removal)
+        let (name, by, why) = (name.to_string(), by.to_string(), why.to_string());
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let (name, by, why) = (name.as_str(), by.as_str(), why.as_str());
+                    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some((user_id,)) = found else { return Err(StoreError::NotFound(format!("user `{name}`"))) };
+                    sqlx::query("UPDATE users SET removed_at = ?, token_hash = NULL WHERE id = ?")
+                        .bind(ms(at))
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut removal = Removal::default();
+                    let mut events = Vec::new();
+                    let live: Vec<GrantRow> =
+                        sqlx::query_as("SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?")
+                            .bind(user_id)
+                            .bind(ms(at))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for row in live {
+                        sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?")
+                            .bind(ms(at))
+                            .bind(by)
+                            .bind(row.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        let grant = GrantRecord::try_from(row)?;
+                        let mut e = NewEvent::new(by, Action::Revoked);
+                        e.request_id = Some(grant.request_id);
+                        e.grant_id = Some(grant.id);
+                        e.repo = Some(grant.repo.clone());
+                        e.level = Some(grant.level);
+                        e.detail = Some(why.to_string());
+                        events.push(e);
+                        removal.grants.push(grant);
+                    }
+                    let pending: Vec<(i64, String, String)> =
+                        sqlx::query_as("SELECT id, repo, level FROM requests WHERE requester_id = ? AND status = ?")
+                            .bind(user_id)
+                            .bind(RequestStatus::Pending.as_str())
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for (id, repo, level) in pending {
+                        sqlx::query("UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ?")
+                            .bind(RequestStatus::Canceled.as_str())
+                            .bind(ms(at))
+                            .bind(by)
+                            .bind(why)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        let mut e = NewEvent::new(by, Action::Canceled);
+                        e.request_id = Some(id);
+                        e.repo = Some(repo);
+                        e.level = Some(parsed("level", &level)?);
+                        e.detail = Some(why.to_string());
+                        events.push(e);
+                        removal.requests.push(id);
+                    }
+                    removal.credentials =
+                        sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
+                            .bind(user_id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    events.push(event);
+                    append(tx, &events, at, key).await?;
+                    Ok(removal)
+                })
+            })
+            .await
     }
 
     async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, mut event: NewEvent) -> StoreResult<u64> {
-        let mut tx = self.write().await?;
-        let found: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL").bind(name).fetch_optional(&mut *tx).await?;
-        let Some((user_id,)) = found else { return Err(StoreError::NotFound(format!("user `{name}`"))) };
-        sqlx::query("UPDATE users SET token_hash = ? WHERE id = ?").bind(&token.0).bind(user_id).execute(&mut *tx).await?;
-        let revoked = sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let before = event.detail.take().unwrap_or_default();
-        event.detail = Some(format!("{before} ({revoked} git credential(s) minted under the old token revoked)"));
-        append(&mut tx, &[event], at, &self.key).await?;
-        tx.commit().await?;
-        Ok(revoked)
+        let (name, token) = (name.to_string(), token.clone());
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let (name, token) = (name.as_str(), &token);
+                    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some((user_id,)) = found else { return Err(StoreError::NotFound(format!("user `{name}`"))) };
+                    sqlx::query("UPDATE users SET token_hash = ? WHERE id = ?").bind(&token.0).bind(user_id).execute(&mut *tx).await?;
+                    let revoked = sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let before = event.detail.take().unwrap_or_default();
+                    event.detail = Some(format!("{before} ({revoked} git credential(s) minted under the old token revoked)"));
+                    append(tx, &[event], at, key).await?;
+                    Ok(revoked)
+                })
+            })
+            .await
     }
 
     async fn admin_count(&self) -> StoreResult<u64> {
@@ -684,41 +728,47 @@ impl Store for SqliteStore {
         superseded: Vec<(i64, NewEvent)>,
     ) -> StoreResult<RequestRecord> {
         let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
-        let mut tx = self.write().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs, status, created_at, decided_at, decided_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(new.requester_id)
-        .bind(&new.requester)
-        .bind(&new.repo)
-        .bind(new.level.as_str())
-        .bind(new.duration_secs as i64)
-        .bind(&new.reason)
-        .bind(&new.rule)
-        .bind(i64::from(new.approvals_required))
-        .bind(new.refs.to_stored())
-        .bind(status.as_str())
-        .bind(ms(new.created_at))
-        .bind(grant.map(|_| ms(new.created_at)))
-        .bind(grant.map(|_| POLICY_DECIDER))
-        .fetch_one(&mut *tx)
-        .await?;
-        let grant_id = match grant {
-            Some(window) => {
-                let request = must_load_request(&mut tx, id).await?;
-                Some(insert_grant(&mut tx, &request, window).await?)
+        let new = new.clone();
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let new = &new;
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs, status, created_at, decided_at, decided_by)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(new.requester_id)
+            .bind(&new.requester)
+            .bind(&new.repo)
+            .bind(new.level.as_str())
+            .bind(new.duration_secs as i64)
+            .bind(&new.reason)
+            .bind(&new.rule)
+            .bind(i64::from(new.approvals_required))
+            .bind(new.refs.to_stored())
+            .bind(status.as_str())
+            .bind(ms(new.created_at))
+            .bind(grant.map(|_| ms(new.created_at)))
+            .bind(grant.map(|_| POLICY_DECIDER))
+            .fetch_one(&mut *tx)
+            .await?;
+            let grant_id = match grant {
+                Some(window) => {
+                    let request = must_load_request(tx, id).await?;
+                    Some(insert_grant(tx, &request, window).await?)
+                }
+                None => None,
+            };
+            attach_ids(&mut events, id, grant_id);
+            append(tx, &events, new.created_at, key).await?;
+            if let Some(grant_id) = grant_id {
+                supersede(tx, superseded, grant_id, new.created_at, key).await?;
             }
-            None => None,
-        };
-        attach_ids(&mut events, id, grant_id);
-        append(&mut tx, &events, new.created_at, &self.key).await?;
-        if let Some(grant_id) = grant_id {
-            supersede(&mut tx, superseded, grant_id, new.created_at, &self.key).await?;
-        }
-        let record = must_load_request(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(record)
+            let record = must_load_request(tx, id).await?;
+            Ok(record)
+                })
+            })
+            .await
     }
 
     async fn request(&self, id: i64) -> StoreResult<Option<RequestRecord>> {
@@ -732,44 +782,50 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord> {
-        let mut tx = self.write().await?;
-        let current = must_load_request(&mut tx, change.request_id).await?;
-        if current.status != RequestStatus::Pending || current.approvals.len() != change.expect_approvals {
-            return Err(StoreError::Conflict);
-        }
-        if let Some(a) = &change.add_approval {
-            sqlx::query("INSERT INTO approvals (request_id, approver, comment, at) VALUES (?, ?, ?, ?)")
-                .bind(change.request_id)
-                .bind(&a.approver)
-                .bind(&a.comment)
-                .bind(ms(a.at))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut grant_id = None;
-        if let Some((status, by, note)) = &change.decide {
-            sqlx::query("UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ? AND status = ?")
-                .bind(status.as_str())
-                .bind(ms(change.at))
-                .bind(by)
-                .bind(note)
-                .bind(change.request_id)
-                .bind(RequestStatus::Pending.as_str())
-                .execute(&mut *tx)
-                .await?;
-            if let Some(window) = change.grant {
-                grant_id = Some(insert_grant(&mut tx, &current, window).await?);
-            }
-        }
-        let mut events = change.events;
-        attach_ids(&mut events, change.request_id, grant_id);
-        append(&mut tx, &events, change.at, &self.key).await?;
-        if let Some(grant_id) = grant_id {
-            supersede(&mut tx, change.supersede, grant_id, change.at, &self.key).await?;
-        }
-        let record = must_load_request(&mut tx, change.request_id).await?;
-        tx.commit().await?;
-        Ok(record)
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let current = must_load_request(tx, change.request_id).await?;
+                    if current.status != RequestStatus::Pending || current.approvals.len() != change.expect_approvals {
+                        return Err(StoreError::Conflict);
+                    }
+                    if let Some(a) = &change.add_approval {
+                        sqlx::query("INSERT INTO approvals (request_id, approver, comment, at) VALUES (?, ?, ?, ?)")
+                            .bind(change.request_id)
+                            .bind(&a.approver)
+                            .bind(&a.comment)
+                            .bind(ms(a.at))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let mut grant_id = None;
+                    if let Some((status, by, note)) = &change.decide {
+                        sqlx::query(
+                            "UPDATE requests SET status = ?, decided_at = ?, decided_by = ?, decision_note = ? WHERE id = ? AND status = ?",
+                        )
+                        .bind(status.as_str())
+                        .bind(ms(change.at))
+                        .bind(by)
+                        .bind(note)
+                        .bind(change.request_id)
+                        .bind(RequestStatus::Pending.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                        if let Some(window) = change.grant {
+                            grant_id = Some(insert_grant(tx, &current, window).await?);
+                        }
+                    }
+                    let mut events = change.events;
+                    attach_ids(&mut events, change.request_id, grant_id);
+                    append(tx, &events, change.at, key).await?;
+                    if let Some(grant_id) = grant_id {
+                        supersede(tx, change.supersede, grant_id, change.at, key).await?;
+                    }
+                    let record = must_load_request(tx, change.request_id).await?;
+                    Ok(record)
+                })
+            })
+            .await
     }
 
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
@@ -803,22 +859,30 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
-        let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
-            .bind(ms(at))
-            .bind(by)
-            .bind(id)
-            .bind(ms(at))
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            let exists = load_grant(&mut tx, id).await?.is_some();
-            return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
-        }
-        append(&mut tx, &[event], at, &self.key).await?;
-        let grant = load_grant(&mut tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
-        tx.commit().await?;
-        Ok(grant)
+        let by = by.to_string();
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let by = by.as_str();
+                    let done = sqlx::query(
+                        "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+                    )
+                    .bind(ms(at))
+                    .bind(by)
+                    .bind(id)
+                    .bind(ms(at))
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        let exists = load_grant(tx, id).await?.is_some();
+                        return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
+                    }
+                    append(tx, &[event], at, key).await?;
+                    let grant = load_grant(tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
+                    Ok(grant)
+                })
+            })
+            .await
     }
 
     async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
@@ -832,18 +896,25 @@ impl Store for SqliteStore {
     }
 
     async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        let done =
-            sqlx::query("UPDATE grants SET ended_at = ? WHERE id = ? AND ended_at IS NULL").bind(ms(at)).bind(id).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
-        if let Some(event) = event {
-            append(&mut tx, &[event], at, &self.key).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let done = sqlx::query("UPDATE grants SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
+                        .bind(ms(at))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
+                    if let Some(event) = event {
+                        append(tx, &[event], at, key).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -853,17 +924,23 @@ impl Store for SqliteStore {
     }
 
     async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(&credential.hash.0)
-            .bind(credential.grant_id)
-            .bind(ms(credential.created_at))
-            .bind(ms(credential.expires_at))
-            .execute(&mut *tx)
-            .await?;
-        append(&mut tx, &[event], credential.created_at, &self.key).await?;
-        tx.commit().await?;
-        Ok(())
+        let credential = credential.clone();
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    let credential = &credential;
+                    sqlx::query("INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+                        .bind(&credential.hash.0)
+                        .bind(credential.grant_id)
+                        .bind(ms(credential.created_at))
+                        .bind(ms(credential.expires_at))
+                        .execute(&mut *tx)
+                        .await?;
+                    append(tx, &[event], credential.created_at, key).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
@@ -879,10 +956,14 @@ impl Store for SqliteStore {
     }
 
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        append(&mut tx, &events, at, &self.key).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(move |tx, key| {
+                Box::pin(async move {
+                    append(tx, &events, at, key).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
@@ -951,6 +1032,19 @@ mod tests {
             let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&mut **conn).await.unwrap();
             assert_eq!((sync, journal.as_str()), (2, "wal"));
         }
+        // And the one connection that writes.
+        let writer = s
+            .writer
+            .write(|tx, _| {
+                Box::pin(async move {
+                    let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&mut *tx).await?;
+                    let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&mut *tx).await?;
+                    Ok((sync, journal))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!((writer.0, writer.1.as_str()), (2, "wal"));
     }
 
     #[tokio::test]
