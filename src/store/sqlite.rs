@@ -342,12 +342,69 @@ async fn must_load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<
     load_request(conn, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))
 }
 
-/// Appends events to the chain inside the caller's transaction, and signs a
-/// checkpoint of the new head in the same transaction.
-async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<Utc>, key: &SigningKey) -> StoreResult<()> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-    let (mut seq, mut prev) = last.unwrap_or_else(|| (0, GENESIS.to_string()));
+/// The audit chain's head as the writer left it, and the key that signs it.
+/// Only the writer appends, so it need not read the head back for every
+/// append; it signs one checkpoint per committed batch.
+pub struct Chain {
+    key: SigningKey,
+    /// `None` until read from the database, and again after a failed batch.
+    head: Option<ChainHead>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    seq: i64,
+    hash: String,
+    at: String,
+}
+
+impl Chain {
+    pub fn new(key: SigningKey) -> Chain {
+        Chain { key, head: None }
+    }
+
+    async fn head(&mut self, conn: &mut SqliteConnection) -> StoreResult<ChainHead> {
+        if let Some(head) = &self.head {
+            return Ok(head.clone());
+        }
+        let last: Option<(i64, String, String)> =
+            sqlx::query_as("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+        let (seq, hash, at) = last.unwrap_or_else(|| (0, GENESIS.to_string(), String::new()));
+        Ok(ChainHead { seq, hash, at })
+    }
+
+    /// Where the head is (to put it back if a job is rolled back).
+    pub fn mark(&self) -> Option<ChainHead> {
+        self.head.clone()
+    }
+
+    pub fn reset(&mut self, mark: Option<ChainHead>) {
+        self.head = mark;
+    }
+
+    /// Signs a checkpoint of the head, inside the batch's transaction, if it
+    /// moved since `since`.
+    pub async fn sign_if_moved(&self, conn: &mut SqliteConnection, since: &Option<ChainHead>) -> StoreResult<()> {
+        let Some(head) = self.head.as_ref().filter(|h| Some(*h) != since.as_ref()) else { return Ok(()) };
+        let cp = Checkpoint::sign(&self.key, head.seq, &head.hash, &head.at);
+        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?, ?, ?, ?)")
+            .bind(cp.seq)
+            .bind(&cp.hash)
+            .bind(&cp.at)
+            .bind(&cp.signature)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Appends events to the chain inside the writer's transaction (whose
+/// commit signs a checkpoint of the new head).
+async fn append(conn: &mut SqliteConnection, chain: &mut Chain, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ChainHead { mut seq, hash: mut prev, .. } = chain.head(conn).await?;
     let at = timestamp(at);
     for event in events {
         seq += 1;
@@ -371,16 +428,7 @@ async fn append(conn: &mut SqliteConnection, events: &[NewEvent], at: DateTime<U
         .await?;
         prev = e.hash;
     }
-    if !events.is_empty() {
-        let cp = Checkpoint::sign(key, seq, &prev, &at);
-        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?, ?, ?, ?)")
-            .bind(cp.seq)
-            .bind(&cp.hash)
-            .bind(&cp.at)
-            .bind(&cp.signature)
-            .execute(&mut *conn)
-            .await?;
-    }
+    chain.head = Some(ChainHead { seq, hash: prev, at });
     Ok(())
 }
 
@@ -413,7 +461,7 @@ async fn supersede(
     grants: Vec<(i64, NewEvent)>,
     by: i64,
     at: DateTime<Utc>,
-    key: &SigningKey,
+    chain: &mut Chain,
 ) -> StoreResult<()> {
     for (id, event) in grants {
         let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
@@ -425,7 +473,7 @@ async fn supersede(
             .await?;
         if done.rows_affected() == 1 {
             sqlx::query("UPDATE credentials SET grant_id = ? WHERE grant_id = ?").bind(by).bind(id).execute(&mut *conn).await?;
-            append(conn, &[event], at, key).await?;
+            append(conn, chain, &[event], at).await?;
         }
     }
     Ok(())
@@ -482,7 +530,7 @@ impl SqliteStore {
             None => crate::fsutil::write_private(&marker, format!("{id}\n").as_bytes())
                 .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?,
         }
-        let writer = Writer::start(options.connect().await?, key);
+        let writer = Writer::start(options.connect().await?, Chain::new(key));
         let store = SqliteStore { pool, writer, integrity: tokio::sync::Mutex::new(None) };
         store.check_tail().await?;
         Ok(store)
@@ -569,7 +617,7 @@ impl Store for SqliteStore {
     async fn add_user(&self, user: &NewUserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<UserRecord> {
         let (user, token) = (user.clone(), token.clone());
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let (user, token) = (&user, &token);
                     if only_if_no_admin {
@@ -597,7 +645,7 @@ impl Store for SqliteStore {
                     .bind(ms(user.created_at))
                     .fetch_one(&mut *tx)
                     .await?;
-                    append(tx, &[event], user.created_at, key).await?;
+                    append(tx, chain, &[event], user.created_at).await?;
                     Ok(UserRecord {
                         id,
                         name: user.name.clone(),
@@ -613,7 +661,7 @@ impl Store for SqliteStore {
     async fn remove_user(&self, name: &str, by: &str, why: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<Removal> {
         let (name, by, why) = (name.to_string(), by.to_string(), why.to_string());
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let (name, by, why) = (name.as_str(), by.as_str(), why.as_str());
                     let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL")
@@ -681,7 +729,7 @@ impl Store for SqliteStore {
                             .await?
                             .rows_affected();
                     events.push(event);
-                    append(tx, &events, at, key).await?;
+                    append(tx, chain, &events, at).await?;
                     Ok(removal)
                 })
             })
@@ -691,7 +739,7 @@ impl Store for SqliteStore {
     async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, mut event: NewEvent) -> StoreResult<u64> {
         let (name, token) = (name.to_string(), token.clone());
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let (name, token) = (name.as_str(), &token);
                     let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE name = ? AND removed_at IS NULL")
@@ -707,7 +755,7 @@ impl Store for SqliteStore {
                         .rows_affected();
                     let before = event.detail.take().unwrap_or_default();
                     event.detail = Some(format!("{before} ({revoked} git credential(s) minted under the old token revoked)"));
-                    append(tx, &[event], at, key).await?;
+                    append(tx, chain, &[event], at).await?;
                     Ok(revoked)
                 })
             })
@@ -730,7 +778,7 @@ impl Store for SqliteStore {
         let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
         let new = new.clone();
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let new = &new;
             let (id,): (i64,) = sqlx::query_as(
@@ -760,9 +808,9 @@ impl Store for SqliteStore {
                 None => None,
             };
             attach_ids(&mut events, id, grant_id);
-            append(tx, &events, new.created_at, key).await?;
+            append(tx, chain, &events, new.created_at).await?;
             if let Some(grant_id) = grant_id {
-                supersede(tx, superseded, grant_id, new.created_at, key).await?;
+                supersede(tx, superseded, grant_id, new.created_at, chain).await?;
             }
             let record = must_load_request(tx, id).await?;
             Ok(record)
@@ -783,7 +831,7 @@ impl Store for SqliteStore {
 
     async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord> {
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let current = must_load_request(tx, change.request_id).await?;
                     if current.status != RequestStatus::Pending || current.approvals.len() != change.expect_approvals {
@@ -817,9 +865,9 @@ impl Store for SqliteStore {
                     }
                     let mut events = change.events;
                     attach_ids(&mut events, change.request_id, grant_id);
-                    append(tx, &events, change.at, key).await?;
+                    append(tx, chain, &events, change.at).await?;
                     if let Some(grant_id) = grant_id {
-                        supersede(tx, change.supersede, grant_id, change.at, key).await?;
+                        supersede(tx, change.supersede, grant_id, change.at, chain).await?;
                     }
                     let record = must_load_request(tx, change.request_id).await?;
                     Ok(record)
@@ -861,7 +909,7 @@ impl Store for SqliteStore {
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
         let by = by.to_string();
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let by = by.as_str();
                     let done = sqlx::query(
@@ -877,7 +925,7 @@ impl Store for SqliteStore {
                         let exists = load_grant(tx, id).await?.is_some();
                         return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
                     }
-                    append(tx, &[event], at, key).await?;
+                    append(tx, chain, &[event], at).await?;
                     let grant = load_grant(tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
                     Ok(grant)
                 })
@@ -897,7 +945,7 @@ impl Store for SqliteStore {
 
     async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool> {
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let done = sqlx::query("UPDATE grants SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
                         .bind(ms(at))
@@ -909,7 +957,7 @@ impl Store for SqliteStore {
                     }
                     sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
                     if let Some(event) = event {
-                        append(tx, &[event], at, key).await?;
+                        append(tx, chain, &[event], at).await?;
                     }
                     Ok(true)
                 })
@@ -926,7 +974,7 @@ impl Store for SqliteStore {
     async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {
         let credential = credential.clone();
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
                     let credential = &credential;
                     sqlx::query("INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
@@ -936,7 +984,7 @@ impl Store for SqliteStore {
                         .bind(ms(credential.expires_at))
                         .execute(&mut *tx)
                         .await?;
-                    append(tx, &[event], credential.created_at, key).await?;
+                    append(tx, chain, &[event], credential.created_at).await?;
                     Ok(())
                 })
             })
@@ -957,9 +1005,9 @@ impl Store for SqliteStore {
 
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()> {
         self.writer
-            .write(move |tx, key| {
+            .write(move |tx, chain| {
                 Box::pin(async move {
-                    append(tx, &events, at, key).await?;
+                    append(tx, chain, &events, at).await?;
                     Ok(())
                 })
             })
@@ -1110,6 +1158,39 @@ mod tests {
         s.remove_user("alice", "test", "removed", at("2003-02-03T04:05:06Z"), NewEvent::new("test", Action::UserRemoved)).await.unwrap();
         let times: Vec<String> = s.audit(0, None, 10).await.unwrap().into_iter().map(|e| e.at).collect();
         assert_eq!(times, ["2001-02-03T04:05:06.000Z", "2002-02-03T04:05:06.000Z", "2003-02-03T04:05:06.000Z"]);
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_append_leaves_the_chain_whole_and_each_batch_signs_its_head() {
+        let (_dir, s) = store().await;
+        let event = |n: &str| NewEvent::new(n, Action::UserAdded);
+        // In one batch: an append that is kept, one rolled back with its job, one kept.
+        let (kept, dropped, last) = tokio::join!(
+            s.append_events(vec![event("one")], at("2001-01-01T00:00:00Z")),
+            s.writer.write(move |tx, chain| {
+                Box::pin(async move {
+                    append(tx, chain, &[event("gone")], at("2001-01-01T00:00:01Z")).await?;
+                    Err::<(), _>(StoreError::Conflict)
+                })
+            }),
+            s.append_events(vec![event("two")], at("2001-01-01T00:00:02Z")),
+        );
+        kept.unwrap();
+        assert!(matches!(dropped, Err(StoreError::Conflict)));
+        last.unwrap();
+        let events = s.audit(0, None, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(), ["one", "two"]);
+        crate::domain::audit::verify_chain(&events, 1, GENESIS).expect("the chain is whole");
+        let checkpoint = s.latest_checkpoint().await.unwrap().expect("the batch signed its head");
+        assert_eq!((checkpoint.seq, checkpoint.hash.as_str()), (2, events[1].hash.as_str()));
+        checkpoint.verify(&test_key().verifying_key()).unwrap();
+        let (signed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_checkpoints").fetch_one(&s.pool).await.unwrap();
+        assert_eq!(signed, 1, "one checkpoint for the one batch");
+        // A later batch chains on from the head it left.
+        s.append_events(vec![event("three")], at("2001-01-01T00:00:03Z")).await.unwrap();
+        let events = s.audit(0, None, 10).await.unwrap();
+        crate::domain::audit::verify_chain(&events, 1, GENESIS).expect("still whole");
+        assert_eq!(s.latest_checkpoint().await.unwrap().unwrap().seq, 3);
     }
 
     #[tokio::test]

@@ -9,11 +9,11 @@
 //! another, so each sees the one before it (the audit chain never forks, and
 //! a compare-and-set is exact).
 
-use ed25519_dalek::SigningKey;
 use futures_util::future::BoxFuture;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite::Chain;
 use super::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes; more wait for the next.
@@ -26,7 +26,7 @@ type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
 trait Job: Send {
     /// Runs inside the batch's transaction: whether it succeeded, and how to
     /// answer its caller after the commit.
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection, key: &'c SigningKey) -> BoxFuture<'c, (bool, Answer)>;
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection, chain: &'c mut Chain) -> BoxFuture<'c, (bool, Answer)>;
     /// Answers without running: the batch could not start or was abandoned.
     fn refuse(self: Box<Self>, why: &str);
 }
@@ -39,12 +39,12 @@ struct Work<T, F> {
 impl<T, F> Job for Work<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection, &'c SigningKey) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut Chain) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
 {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection, key: &'c SigningKey) -> BoxFuture<'c, (bool, Answer)> {
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection, chain: &'c mut Chain) -> BoxFuture<'c, (bool, Answer)> {
         let Work { work, reply } = *self;
         Box::pin(async move {
-            let result = work(conn, key).await;
+            let result = work(conn, chain).await;
             let succeeded = result.is_ok();
             let answer: Answer = Box::new(move |commit| {
                 let _ = reply.send(match commit {
@@ -76,9 +76,9 @@ const STOPPED: &str = "the database writer has stopped";
 
 impl Writer {
     /// Starts the writer task on `conn` (which must be in WAL mode, like every connection).
-    pub fn start(conn: SqliteConnection, key: SigningKey) -> Writer {
+    pub fn start(conn: SqliteConnection, chain: Chain) -> Writer {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(conn, key, jobs));
+        tokio::spawn(run(conn, chain, jobs));
         Writer { queue }
     }
 
@@ -88,7 +88,7 @@ impl Writer {
     pub async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection, &'c SigningKey) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut Chain) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.queue.send(Message::Job(Box::new(Work { work, reply }))).map_err(|_| StoreError::Unavailable(STOPPED.into()))?;
@@ -104,7 +104,7 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, key: SigningKey, mut queue: mpsc::UnboundedReceiver<Message>) {
+async fn run(mut conn: SqliteConnection, mut chain: Chain, mut queue: mpsc::UnboundedReceiver<Message>) {
     let mut closing = None;
     while closing.is_none() {
         let Some(first) = queue.recv().await else { break };
@@ -123,7 +123,7 @@ async fn run(mut conn: SqliteConnection, key: SigningKey, mut queue: mpsc::Unbou
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, &key, batch).await;
+            commit_batch(&mut conn, &mut chain, batch).await;
         }
     }
     let _ = conn.close().await;
@@ -137,46 +137,58 @@ async fn run(mut conn: SqliteConnection, key: SigningKey, mut queue: mpsc::Unbou
     }
 }
 
+/// Runs `sql` (one or more statements without parameters) in one round trip
+/// to the connection's thread.
 async fn execute(conn: &mut SqliteConnection, sql: &str) -> Result<(), String> {
     sqlx::query(sql).execute(&mut *conn).await.map(|_| ()).map_err(|e| StoreError::from(e).to_string())
 }
 
-/// One transaction for the whole batch, a savepoint per job.
-async fn commit_batch(conn: &mut SqliteConnection, key: &SigningKey, batch: Vec<Box<dyn Job>>) {
-    if let Err(why) = execute(conn, "BEGIN IMMEDIATE").await {
-        batch.into_iter().for_each(|job| job.refuse(&why));
-        return;
-    }
+/// One transaction for the whole batch, a savepoint per job, and one signed
+/// checkpoint of the audit chain's head at the end.
+async fn commit_batch(conn: &mut SqliteConnection, chain: &mut Chain, batch: Vec<Box<dyn Job>>) {
+    let since = chain.mark();
     let mut answers = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
+    let mut jobs = batch.into_iter().peekable();
+    // Round trips are the cost here (each statement is a hand-off to
+    // SQLite's thread), so one job's end and the next one's start go together.
+    let mut next_step = "BEGIN IMMEDIATE; SAVEPOINT job";
     let mut abandoned = None;
-    for job in jobs.by_ref() {
-        if let Err(why) = execute(conn, "SAVEPOINT job").await {
+    while let Some(job) = jobs.next() {
+        if let Err(why) = execute(conn, next_step).await {
             job.refuse(&why);
             abandoned = Some(why);
             break;
         }
-        let (succeeded, answer) = job.run(conn, key).await;
+        let before = chain.mark();
+        let (succeeded, answer) = job.run(conn, chain).await;
         answers.push(answer);
-        // A failed job's writes go; if even that fails (SQLite may have
-        // ended the whole transaction, e.g. on a full disk) the batch goes.
-        let ended = if succeeded {
-            execute(conn, "RELEASE job").await
-        } else {
-            execute(conn, "ROLLBACK TO job").await.and(execute(conn, "RELEASE job").await)
+        let last = jobs.peek().is_none();
+        next_step = match (succeeded, last) {
+            (true, false) => "RELEASE job; SAVEPOINT job",
+            (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+            (true, true) => "",
+            (false, true) => "ROLLBACK TO job",
         };
-        if let Err(why) = ended {
-            abandoned = Some(why);
-            break;
+        if !succeeded {
+            // Whatever it wrote goes; if even that fails (SQLite may have
+            // ended the whole transaction, e.g. on a full disk) the batch goes.
+            chain.reset(before);
+            if last && let Err(why) = execute(conn, next_step).await {
+                abandoned = Some(why);
+            }
         }
     }
     let outcome = match abandoned {
-        None => execute(conn, "COMMIT").await,
+        None => match chain.sign_if_moved(conn, &since).await {
+            Ok(()) => execute(conn, "COMMIT").await,
+            Err(e) => Err(e.to_string()),
+        },
         Some(why) => Err(why),
     };
     if outcome.is_err() {
         // Nothing of this batch was written; the next batch starts clean.
         let _ = execute(conn, "ROLLBACK").await;
+        chain.reset(None);
     }
     tracing::debug!(jobs = answers.len(), committed = outcome.is_ok(), "group commit");
     let outcome = outcome.as_ref().map(|_| ()).map_err(String::as_str);
@@ -202,10 +214,13 @@ mod tests {
         let mut conn = options.clone().connect().await.unwrap();
         sqlx::query("CREATE TABLE t (n INTEGER)").execute(&mut conn).await.unwrap();
         let reads = sqlx::SqlitePool::connect_with(options).await.unwrap();
-        (dir, Writer::start(conn, SigningKey::from_bytes(&[7; 32])), reads)
+        (dir, Writer::start(conn, Chain::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]))), reads)
     }
 
-    fn insert(n: i64, then: StoreResult<i64>) -> impl for<'c> FnOnce(&'c mut SqliteConnection, &'c SigningKey) -> BoxFuture<'c, StoreResult<i64>> {
+    fn insert(
+        n: i64,
+        then: StoreResult<i64>,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection, &'c mut Chain) -> BoxFuture<'c, StoreResult<i64>> {
         move |tx, _| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO t (n) VALUES (?)").bind(n).execute(&mut *tx).await?;
@@ -242,7 +257,7 @@ mod tests {
     async fn a_batch_whose_commit_fails_acknowledges_nothing() {
         let (_dir, w, reads) = writer().await;
         // A job that ends the transaction itself makes the batch's COMMIT fail.
-        fn sabotage<'c>(tx: &'c mut SqliteConnection, _: &'c SigningKey) -> BoxFuture<'c, StoreResult<()>> {
+        fn sabotage<'c>(tx: &'c mut SqliteConnection, _: &'c mut Chain) -> BoxFuture<'c, StoreResult<()>> {
             Box::pin(async move {
                 sqlx::query("INSERT INTO t (n) VALUES (9)").execute(&mut *tx).await?;
                 sqlx::query("RELEASE job").execute(&mut *tx).await?;

@@ -70,6 +70,8 @@ pub struct Broker {
     changes: watch::Sender<u64>,
     /// Long-poll waiters by request, woken with the record a decision wrote.
     waiters: waiters::Waiters,
+    /// Bearer tokens already checked against the store, and whose they are.
+    known_tokens: users::KnownTokens,
     reaper_wake: Notify,
     /// Set at shutdown so long-polls return at once instead of holding it up.
     closing: AtomicBool,
@@ -140,6 +142,7 @@ impl Broker {
             clock,
             changes: watch::Sender::new(0),
             waiters: Default::default(),
+            known_tokens: Default::default(),
             reaper_wake: Notify::new(),
             closing: AtomicBool::new(false),
             fetch_windows: Default::default(),
@@ -163,10 +166,13 @@ impl Broker {
     }
 
     /// After a decision on one request: its waiters get the new record, and
-    /// the reaper looks again (a grant may have started or ended).
+    /// when it started a grant (which may end sooner than the reaper's next
+    /// wake-up, and may have ended the grants it supersedes) the reaper looks again.
     fn decided(&self, record: &crate::store::RequestRecord) {
         self.waiters.publish(record);
-        self.reaper_wake.notify_one();
+        if record.grant.is_some() {
+            self.reaper_wake.notify_one();
+        }
     }
 
     /// Releases every long-poll waiter; called when the server shuts down.

@@ -25,12 +25,54 @@ fn check_name(kind: &str, name: &str) -> BrokerResult<()> {
     }
 }
 
+/// Who each recently used token belongs to, so a busy client costs no
+/// database read per call. Emptied whenever a token may have stopped working
+/// (rotation, removal) before that change is acknowledged; a read that raced
+/// with such a change is not remembered, because the generation moved on.
+#[derive(Default)]
+pub(super) struct KnownTokens {
+    inner: std::sync::Mutex<(u64, std::collections::HashMap<TokenHash, UserRecord>)>,
+}
+
+impl KnownTokens {
+    /// More than this many and the map starts over (it holds only valid tokens).
+    const MAX: usize = 10_000;
+
+    fn lookup(&self, hash: &TokenHash) -> (u64, Option<UserRecord>) {
+        let inner = self.inner.lock().expect("known tokens");
+        (inner.0, inner.1.get(hash).cloned())
+    }
+
+    fn remember(&self, generation: u64, hash: TokenHash, user: &UserRecord) {
+        let mut inner = self.inner.lock().expect("known tokens");
+        if inner.0 == generation {
+            if inner.1.len() >= Self::MAX {
+                inner.1.clear();
+            }
+            inner.1.insert(hash, user.clone());
+        }
+    }
+
+    fn forget_all(&self) {
+        let mut inner = self.inner.lock().expect("known tokens");
+        inner.0 += 1;
+        inner.1.clear();
+    }
+}
+
 impl Broker {
     /// The user a bearer token belongs to; the stored hash is compared in constant time.
     pub async fn authenticate(&self, token: &str) -> BrokerResult<UserRecord> {
         let presented = TokenHash::of(token);
+        let (generation, known) = self.known_tokens.lookup(&presented);
+        if let Some(user) = known {
+            return Ok(user);
+        }
         match self.store.user_by_token(&presented).await? {
-            Some((user, stored)) if stored.matches(&presented) => Ok(user),
+            Some((user, stored)) if stored.matches(&presented) => {
+                self.known_tokens.remember(generation, presented, &user);
+                Ok(user)
+            }
             _ => Err(BrokerError::InvalidToken),
         }
     }
@@ -113,7 +155,9 @@ impl Broker {
         }
         let mut event = NewEvent::new(&caller.name, Action::UserRemoved);
         event.detail = Some(name.to_string());
-        let removal = self.store.remove_user(name, &caller.name, &format!("user {name} removed"), self.now(), event).await?;
+        let removal = self.store.remove_user(name, &caller.name, &format!("user {name} removed"), self.now(), event).await;
+        self.known_tokens.forget_all(); // even on an error: the removal may have committed
+        let removal = removal?;
         tracing::info!(user = %name, by = %caller.name, grants = removal.grants.len(), requests = removal.requests.len(), "user removed");
         self.notify_change();
         Ok(removal)
@@ -134,8 +178,32 @@ impl Broker {
             Some(n) => format!("{name} ({n})"),
             None => name.to_string(),
         });
-        let revoked = self.store.set_token(name, &TokenHash::of(token.expose_secret()), self.now(), event).await?;
+        let revoked = self.store.set_token(name, &TokenHash::of(token.expose_secret()), self.now(), event).await;
+        self.known_tokens.forget_all(); // even on an error: the rotation may have committed
+        let revoked = revoked?;
         tracing::info!(user = %name, by = %actor, credentials = revoked, "token rotated");
         Ok((user, token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_that_raced_a_rotation_is_not_remembered() {
+        let known = KnownTokens::default();
+        let user = UserRecord { id: 1, name: "alice".into(), groups: vec![], admin: false, created_at: chrono::Utc::now() };
+        let hash = TokenHash::of("old");
+        let (before, none) = known.lookup(&hash);
+        assert!(none.is_none());
+        known.forget_all(); // a rotation lands while the read is in flight
+        known.remember(before, hash.clone(), &user);
+        assert!(known.lookup(&hash).1.is_none(), "the old token would outlive its rotation");
+        let (now, _) = known.lookup(&hash);
+        known.remember(now, hash.clone(), &user);
+        assert_eq!(known.lookup(&hash).1, Some(user));
+        known.forget_all();
+        assert!(known.lookup(&hash).1.is_none());
     }
 }
