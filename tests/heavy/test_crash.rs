@@ -514,3 +514,74 @@ async fn a_broker_killed_at_random_under_load_keeps_every_acknowledged_decision(
         && expired.len() >= 3;
     assert!(did_enough, "the load did too little to prove anything (see the counts above)");
 }
+
+/// A burst of concurrent requests is group-committed (many decisions in one
+/// transaction); a SIGKILL in the middle of it loses none the broker
+/// acknowledged, and the signed audit chain comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_during_a_group_committed_burst_keeps_every_acknowledged_decision() {
+    const PER_DEVELOPER: usize = 80;
+    const KILL_AFTER: usize = 60;
+    let _turn = crate::common::MACHINE.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = write_config(dir.path());
+    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let mut broker: Spawned = spawn_broker(&config, &data);
+    let root = client(&http, &broker.url, &root_token);
+    let mut developers = Vec::new();
+    for name in DEVELOPERS {
+        developers.push((name, add_user(&root, name, "developers").await));
+    }
+
+    // Three rounds: a kill lands between a batch's commit and its answers
+    // only some of the time, so a broken promise shows in at least one.
+    for round in 0..3 {
+        let acknowledged: Arc<Mutex<Vec<(&str, i64)>>> = Arc::default();
+        let mut burst = tokio::task::JoinSet::new();
+        for (name, token) in &developers {
+            for n in 0..PER_DEVELOPER {
+                let (dev, name, acknowledged) = (client(&http, &broker.url, token), *name, acknowledged.clone());
+                burst.spawn(async move {
+                    let body = json!({"repo": "demo", "level": "write", "duration": "1h", "reason": format!("burst {n}")});
+                    if let Some((201, created)) = dev.call(Method::POST, "/v1/requests", Some(body)).await {
+                        acknowledged.lock().unwrap().push((name, created["id"].as_i64().unwrap()));
+                    }
+                });
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while acknowledged.lock().unwrap().len() < KILL_AFTER {
+            assert!(std::time::Instant::now() < deadline, "the burst never got going");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        broker.kill();
+        while burst.join_next().await.is_some() {}
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        let sent = DEVELOPERS.len() * PER_DEVELOPER;
+        assert!(acknowledged.len() < sent, "every request was answered before the kill: it proved nothing");
+        let log = broker.child.log().text();
+        let largest_batch = log
+            .lines()
+            .filter(|l| l.contains("group commit"))
+            .filter_map(|l| l.split("jobs=").nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        assert!(largest_batch > 1, "the burst was never group-committed (largest batch {largest_batch})");
+
+        broker = spawn_broker(&config, &data);
+        let root = client(&http, &broker.url, &root_token);
+        for (name, id) in &acknowledged {
+            let request = get(&root, &format!("/v1/requests/{id}")).await;
+            assert_eq!(request["requester"], *name, "acknowledged request {id} came back wrong: {request}");
+        }
+        let verify = get(&root, "/v1/audit/verify").await;
+        assert_eq!(verify["ok"], true, "{verify}");
+        eprintln!(
+            "burst kill {round}: {} of {sent} requests acknowledged before the kill, every one kept; largest group commit {largest_batch} jobs",
+            acknowledged.len()
+        );
+    }
+}
