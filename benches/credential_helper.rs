@@ -5,7 +5,12 @@
 //!
 //! ```sh
 //! keyctl session - cargo bench --bench credential_helper
+//! keyctl session - cargo bench --bench credential_helper -- --quick  # CI's guard
 //! ```
+//!
+//! With `--quick` it runs fewer rounds and exits 1 when `jit credential get`
+//! takes more than 3x `git credential-store get` (a loose bound, so noise
+//! cannot trip it; the target is 1x).
 //!
 //! It starts a real broker in-process with the demo repo behind its gateway,
 //! logs in and requests read access with the real `jit` binary (so the
@@ -26,6 +31,8 @@ use jit::server::{Broker, ServerConfig, launch_with_listener};
 
 const RUNS: usize = 300;
 const WARMUP: usize = 20;
+/// CI's bound on the ratio of medians, in `--quick` mode.
+const GUARD_RATIO: f64 = 3.0;
 
 fn run(cmd: &mut Command, stdin: &str) -> (Duration, String) {
     let started = Instant::now();
@@ -49,6 +56,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probes benches this way; nothing to list.
     }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (runs, warmup) = if quick { (60, 5) } else { (RUNS, WARMUP) };
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let home = root.path().join("home");
@@ -115,15 +124,15 @@ fn main() {
     let (_, baseline_answer) = run(&mut git_store("get"), &query);
     assert!(baseline_answer.contains(&password), "credential-store answers too");
 
-    let mut jit_times = Vec::with_capacity(RUNS);
-    let mut store_times = Vec::with_capacity(RUNS);
-    let mut spawn_times = Vec::with_capacity(RUNS);
-    for i in 0..WARMUP + RUNS {
+    let mut jit_times = Vec::with_capacity(runs);
+    let mut store_times = Vec::with_capacity(runs);
+    let mut spawn_times = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
         let (j, out) = run(&mut jit(&["credential", "get"]), &query);
         assert!(out.contains(&password));
         let (s, _) = run(&mut git_store("get"), &query);
         let (t, _) = run(&mut Command::new("true"), "");
-        if i >= WARMUP {
+        if i >= warmup {
             jit_times.push(j);
             store_times.push(s);
             spawn_times.push(t);
@@ -133,7 +142,7 @@ fn main() {
         v.sort();
     }
     let (jm, sm, tm) = (percentile(&jit_times, 0.5), percentile(&store_times, 0.5), percentile(&spawn_times, 0.5));
-    println!("credential helper, cached credential, {RUNS} runs each (alternating, after {WARMUP} warm-up runs)");
+    println!("credential helper, cached credential, {runs} runs each (alternating, after {warmup} warm-up runs)");
     println!("{:<32} {:>10} {:>10} {:>10}", "", "median", "p10", "p90");
     for (name, v) in
         [("jit credential get", &jit_times), ("git credential-store get", &store_times), ("true (process spawn floor)", &spawn_times)]
@@ -143,4 +152,9 @@ fn main() {
     println!("ratio jit / credential-store (medians): {:.2}x", us(jm) / us(sm));
     println!("ratio above the spawn floor:            {:.2}x", (us(jm) - us(tm)) / (us(sm) - us(tm)));
     let _ = jit(&["logout"]).output();
+    let ratio = us(jm) / us(sm);
+    if quick && ratio > GUARD_RATIO {
+        eprintln!("regression: jit credential get takes {ratio:.2}x git credential-store get (the guard allows {GUARD_RATIO}x)");
+        std::process::exit(1);
+    }
 }
