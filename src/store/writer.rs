@@ -265,9 +265,11 @@ mod tests {
                 Ok(())
             })
         }
-        let (a, b) = tokio::join!(w.write(insert(1, Ok(1))), w.write(sabotage));
+        let (a, b, c) = tokio::join!(w.write(insert(1, Ok(1))), w.write(sabotage), w.write(insert(2, Ok(2))));
         assert!(matches!(a, Err(StoreError::Unavailable(_))), "{a:?}");
         assert!(matches!(b, Err(StoreError::Unavailable(_))), "{b:?}");
+        // The job after the sabotage never ran: it hears why, not that the writer stopped.
+        assert!(matches!(c, Err(StoreError::Unavailable(ref why)) if why != STOPPED && why.contains("savepoint")), "{c:?}");
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t").fetch_one(&reads).await.unwrap();
         assert_eq!(n, 0);
         // The writer goes on with a clean transaction.

@@ -131,6 +131,10 @@ mod tests {
         w.publish(&record(1, RequestStatus::Pending, 1));
         w.publish(&record(1, RequestStatus::Pending, 0));
         assert_eq!(sub.next().await.unwrap().status, RequestStatus::Approved);
+        // The same state again wakes nobody.
+        w.publish(&record(1, RequestStatus::Approved, 2));
+        let quiet = tokio::time::timeout(std::time::Duration::from_millis(20), sub.next()).await;
+        assert!(quiet.is_err(), "a waiter was woken by a state it already had");
         // A second approval of two is later than the first.
         let mut other = w.subscribe(3);
         w.publish(&record(3, RequestStatus::Pending, 1));
