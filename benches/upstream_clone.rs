@@ -1,6 +1,9 @@
-//! Benchmark: `git clone` of a ~100 MB repository through the gateway's
-//! upstream proxy, against the same clone straight from the host, in the same
-//! run, on the same machine; and the broker's memory while it streams.
+//! Benchmark: `git clone` of a ~100 MB repository four ways, in the same
+//! run, on the same machine: from `git daemon` (git's own server, the
+//! baseline), from `git http-backend` under lighttpd (a plain HTTP host),
+//! through jit's gateway serving the repository itself, and through jit's
+//! upstream proxy in front of the lighttpd host; and the broker's memory
+//! while it streams.
 //!
 //! ```sh
 //! cargo bench --bench upstream_clone
@@ -8,10 +11,11 @@
 //!
 //! The host is Debian's lighttpd running `git http-backend` behind Basic
 //! auth on loopback (as in the tests). The broker is the release `jit server`
-//! binary fronting the repo with an `upstream` provider. Clones alternate
-//! (direct, proxied) so both see the same machine; the report is the median
-//! time of each, the throughput ratio (proxied / direct), and the broker's
-//! resident memory before, and its peak (VmHWM) after.
+//! binary, with the same bare repository in its gateway directory and the
+//! host's copy behind an `upstream` provider. Clones rotate through the four
+//! so all see the same machine; the report is the median time of each, its
+//! ratio to `git daemon` and to lighttpd, and the broker's resident memory
+//! before and its peak (VmHWM) after.
 
 mod common;
 
@@ -39,14 +43,36 @@ fn main() {
     let host = Guard(Command::new("/usr/sbin/lighttpd").arg("-D").arg("-f").arg(dir.join("lighttpd.conf")).spawn().expect("lighttpd"));
     wait_for_port(port);
 
+    // git's own server over its own protocol: the baseline.
+    let daemon_port = free_port();
+    // Started as `git-daemon` itself: `git daemon` runs it as a child that
+    // would outlive the guard's kill.
+    let daemon = Guard(
+        Command::new(format!("{}/git-daemon", git_exec_path()))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1", &format!("--port={daemon_port}")])
+            .arg(format!("--base-path={}", dir.join("repos").display()))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon"),
+    );
+    wait_for_port(daemon_port);
+
+    // The same bare repository, served by jit's gateway itself.
+    std::fs::create_dir_all(dir.join("local")).unwrap();
+    std::os::unix::fs::symlink(&repo, dir.join("local/api.git")).unwrap();
+
     std::fs::write(dir.join("bot.token"), "bench-bot-password\n").unwrap();
     let config = dir.join("jit.toml");
     std::fs::write(
         &config,
         format!(
-            "[[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"jit-bot\"\npassword_file = \"{}\"\n\n\
+            "[gateway]\nrepos_dir = \"{}\"\n\n\
+             [[rule]]\nrepos = [\"api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n\n\
+             [[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"jit-bot\"\npassword_file = \"{}\"\n\n\
              [[repo]]\nname = \"acme/api\"\nurl = \"http://127.0.0.1:{port}/acme/api.git\"\nprovider = \"corp\"\n\n\
              [[rule]]\nrepos = [\"acme/api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n",
+            dir.join("local").display(),
             dir.join("bot.token").display()
         ),
     )
@@ -80,35 +106,55 @@ fn main() {
             r.json::<serde_json::Value>().await.unwrap()
         })
     };
-    let grant = post("/v1/requests".into(), serde_json::json!({"repo": "acme/api", "level": "read", "duration": "1h"}));
-    let grant_id = grant["grant"]["id"].as_i64().expect("auto-approved");
-    let minted = post(format!("/v1/grants/{grant_id}/credentials"), serde_json::json!({}));
-    let password = minted["password"].as_str().unwrap().to_string();
+    let mint = |repo: &str| {
+        let grant = post("/v1/requests".into(), serde_json::json!({"repo": repo, "level": "read", "duration": "1h"}));
+        let grant_id = grant["grant"]["id"].as_i64().expect("auto-approved");
+        let minted = post(format!("/v1/grants/{grant_id}/credentials"), serde_json::json!({}));
+        minted["password"].as_str().unwrap().to_string()
+    };
+    let (proxy_password, gateway_password) = (mint("acme/api"), mint("api"));
 
-    let direct_url = format!("http://jit-bot:bench-bot-password@127.0.0.1:{port}/acme/api.git");
-    let proxied_url = format!("http://root:{password}@127.0.0.1:{broker_port}/git/acme/api.git");
+    let ways = [
+        ("git daemon (git://)", format!("git://127.0.0.1:{daemon_port}/acme/api.git")),
+        ("git http-backend under lighttpd", format!("http://jit-bot:bench-bot-password@127.0.0.1:{port}/acme/api.git")),
+        ("jit gateway (its own repo)", format!("http://root:{gateway_password}@127.0.0.1:{broker_port}/git/api.git")),
+        ("jit upstream proxy (to lighttpd)", format!("http://root:{proxy_password}@127.0.0.1:{broker_port}/git/acme/api.git")),
+    ];
     let rss_before = status_kib(broker.0.id(), "VmRSS");
-    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
-    clone(&direct_url, &dir.join("warm")); // page cache and pack warm for both
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); ways.len()];
+    for (_, url) in &ways {
+        clone(url, &dir.join("warm")); // page cache, pack and every path warm
+    }
     for _ in 0..RUNS {
-        direct.push(clone(&direct_url, &dir.join("d")));
-        proxied.push(clone(&proxied_url, &dir.join("p")));
+        for (n, (_, url)) in ways.iter().enumerate() {
+            times[n].push(clone(url, &dir.join("c")));
+        }
     }
     let peak = status_kib(broker.0.id(), "VmHWM");
-    direct.sort();
-    proxied.sort();
-    let (d, p) = (direct[RUNS / 2], proxied[RUNS / 2]);
-    let mb = pack_mib(&repo);
-    println!("git clone of a {mb:.0} MiB pack, {RUNS} runs each, alternating (after one warm-up clone)");
-    println!("{:<34} {:>9} {:>9} {:>9} {:>11}", "", "median", "min", "max", "throughput");
-    for (name, v) in [("direct from the host (lighttpd)", &direct), ("through jit's upstream proxy", &proxied)] {
-        let m = v[RUNS / 2];
-        println!("{name:<34} {:>7.0}ms {:>7.0}ms {:>7.0}ms {:>7.0}MiB/s", ms(m), ms(v[0]), ms(v[RUNS - 1]), mb / m.as_secs_f64());
+    for v in &mut times {
+        v.sort();
     }
-    println!("proxied throughput / direct: {:.2}x (target >= 0.9x)", d.as_secs_f64() / p.as_secs_f64());
-    println!("broker RSS: {} KiB before the clones, peak {} KiB over {} proxied clones of {mb:.0} MiB", rss_before, peak, RUNS);
+    let median = |n: usize| times[n][RUNS / 2].as_secs_f64();
+    let mb = pack_mib(&repo);
+    println!("git clone of a {mb:.0} MiB pack, {RUNS} runs each, rotating (after one warm-up clone each)");
+    println!("{:<34} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10}", "", "median", "min", "max", "throughput", "/ daemon", "/ lighttpd");
+    for (n, (name, _)) in ways.iter().enumerate() {
+        let v = &times[n];
+        println!(
+            "{name:<34} {:>7.0}ms {:>7.0}ms {:>7.0}ms {:>7.0}MiB/s {:>9.2}x {:>9.2}x",
+            ms(v[RUNS / 2]),
+            ms(v[0]),
+            ms(v[RUNS - 1]),
+            mb / median(n),
+            median(n) / median(0),
+            median(n) / median(1)
+        );
+    }
+    println!("(time ratios: lower is faster; targets: gateway <= 1.1x git daemon, proxy throughput >= 0.9x its host)");
+    println!("broker RSS: {} KiB before the clones, peak {} KiB over {} clones of {mb:.0} MiB each way", rss_before, peak, RUNS);
     drop(broker);
     drop(host);
+    drop(daemon);
 }
 
 /// A bare repo holding `REPO_MB` MiB of incompressible blobs, in one pack.
@@ -162,9 +208,13 @@ fn clone(url: &str, into: &Path) -> Duration {
     took
 }
 
-fn lighttpd_conf(dir: &Path, port: u16) -> String {
+fn git_exec_path() -> String {
     let exec = Command::new("git").arg("--exec-path").output().unwrap();
-    let backend = format!("{}/git-http-backend", String::from_utf8(exec.stdout).unwrap().trim());
+    String::from_utf8(exec.stdout).unwrap().trim().to_string()
+}
+
+fn lighttpd_conf(dir: &Path, port: u16) -> String {
+    let backend = format!("{}/git-http-backend", git_exec_path());
     let d = dir.display();
     format!(
         "server.document-root = \"{d}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\n\
