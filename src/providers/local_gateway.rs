@@ -152,6 +152,10 @@ impl Provider for LocalGateway {
         // request, and the broker drops the credential hashes when it ends.
         Ok(())
     }
+
+    fn revokes_at_host(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,13 @@ pub trait Provider: Send + Sync {
 
     /// Makes sure no credential minted for `grant` works any more at the host. Idempotent.
     async fn revoke(&self, grant: &GrantRecord) -> Result<(), ProviderError>;
+
+    /// Whether ending a grant has anything to undo at a host (a token or a
+    /// membership there). When not, a grant superseded by another is ended
+    /// in the same transaction instead of by the reaper.
+    fn revokes_at_host(&self) -> bool {
+        true
+    }
 }
 
 /// A `[[provider]]` section as written: its name, kind and the rest of its table.

@@ -160,6 +160,10 @@ impl Provider for Upstream {
         // and only the broker holds a credential the host accepts.
         Ok(())
     }
+
+    fn revokes_at_host(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -147,7 +147,18 @@ pub struct RequestChange {
     /// Events to append; the store fills in the request id and the new grant's id.
     pub events: Vec<NewEvent>,
     /// Older grants the new one supersedes: each is ended (if still live) with its event.
-    pub supersede: Vec<(i64, NewEvent)>,
+    pub supersede: Vec<Supersede>,
+}
+
+/// An older grant that a new one supersedes.
+#[derive(Debug, Clone)]
+pub struct Supersede {
+    pub grant_id: i64,
+    /// Its `revoked` event.
+    pub event: NewEvent,
+    /// Its provider has nothing to undo at a host: it is marked ended in the
+    /// same transaction, leaving the reaper nothing to do for it.
+    pub ended: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -249,7 +260,7 @@ pub trait Store: Send + Sync {
         new: &NewRequest,
         grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
         events: Vec<NewEvent>,
-        supersede: Vec<(i64, NewEvent)>,
+        supersede: Vec<Supersede>,
     ) -> StoreResult<RequestRecord>;
     async fn request(&self, id: i64) -> StoreResult<Option<RequestRecord>>;
     /// Requests matching `filter`, newest first, each with its approvals and grant.

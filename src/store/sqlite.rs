@@ -19,7 +19,7 @@ use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
     ApprovalRecord, GrantRecord, NewCredential, NewRequest, NewUserRecord, Page, Removal, RequestChange, RequestFilter, RequestRecord,
-    Store, StoreError, StoreResult, UserRecord, attach_ids,
+    Store, StoreError, StoreResult, Supersede, UserRecord, attach_ids,
 };
 use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
@@ -456,21 +456,18 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
 /// least as high, ending no earlier; each keeps its own expiry), so a
 /// credential git already holds keeps working, with the new level, instead
 /// of failing once before git asks for another.
-async fn supersede(
-    conn: &mut SqliteConnection,
-    grants: Vec<(i64, NewEvent)>,
-    by: i64,
-    at: DateTime<Utc>,
-    chain: &mut Chain,
-) -> StoreResult<()> {
-    for (id, event) in grants {
-        let done = sqlx::query("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?")
-            .bind(ms(at))
-            .bind(&event.actor)
-            .bind(id)
-            .bind(ms(at))
-            .execute(&mut *conn)
-            .await?;
+async fn supersede(conn: &mut SqliteConnection, grants: Vec<Supersede>, by: i64, at: DateTime<Utc>, chain: &mut Chain) -> StoreResult<()> {
+    for Supersede { grant_id: id, event, ended } in grants {
+        let done = sqlx::query(
+            "UPDATE grants SET revoked_at = ?, revoked_by = ?, ended_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(ms(at))
+        .bind(&event.actor)
+        .bind(ended.then(|| ms(at)))
+        .bind(id)
+        .bind(ms(at))
+        .execute(&mut *conn)
+        .await?;
         if done.rows_affected() == 1 {
             sqlx::query("UPDATE credentials SET grant_id = ? WHERE grant_id = ?").bind(by).bind(id).execute(&mut *conn).await?;
             append(conn, chain, &[event], at).await?;
@@ -773,7 +770,7 @@ impl Store for SqliteStore {
         new: &NewRequest,
         grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
         mut events: Vec<NewEvent>,
-        superseded: Vec<(i64, NewEvent)>,
+        superseded: Vec<Supersede>,
     ) -> StoreResult<RequestRecord> {
         let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
         let new = new.clone();
@@ -1064,6 +1061,31 @@ mod tests {
             refs: RefScope::all(),
             created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
         }
+    }
+
+    #[tokio::test]
+    async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
+        let (_dir, s) = store().await;
+        let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2026-11-25T11:00:00Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        let grant = |n: i64| {
+            let r = new_request(n);
+            (r.created_at, r.created_at + chrono::Duration::hours(1))
+        };
+        let first = s.create_request(&new_request(1), Some(grant(1)), vec![], vec![]).await.unwrap().grant.unwrap();
+        let second = s.create_request(&new_request(2), Some(grant(2)), vec![], vec![]).await.unwrap().grant.unwrap();
+        let revoked = |id: i64, ended: bool| Supersede { grant_id: id, event: NewEvent::new("broker", Action::Revoked), ended };
+        // The first is superseded where no host holds anything: ended with it.
+        s.create_request(&new_request(3), Some(grant(3)), vec![], vec![revoked(first.id, true)]).await.unwrap();
+        // The second, where a host must be told: left for the reaper.
+        s.create_request(&new_request(4), Some(grant(4)), vec![], vec![revoked(second.id, false)]).await.unwrap();
+        let now = at("2026-11-25T12:00:10Z");
+        let first = s.grant(first.id).await.unwrap().unwrap();
+        assert!(first.revoked_at.is_some() && first.ended_at.is_some(), "{first:?}");
+        let second = s.grant(second.id).await.unwrap().unwrap();
+        assert!(second.revoked_at.is_some() && second.ended_at.is_none(), "{second:?}");
+        let to_end: Vec<i64> = s.grants_to_end(now).await.unwrap().iter().map(|g| g.id).collect();
+        assert_eq!(to_end, vec![second.id]);
     }
 
     #[tokio::test]

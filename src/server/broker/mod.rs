@@ -166,13 +166,19 @@ impl Broker {
     }
 
     /// After a decision on one request: its waiters get the new record, and
-    /// when it started a grant (which may end sooner than the reaper's next
-    /// wake-up, and may have ended the grants it supersedes) the reaper looks again.
-    fn decided(&self, record: &crate::store::RequestRecord) {
+    /// when grants it superseded must be ended at a host, the reaper goes
+    /// now (a new grant's end it finds on its next tick, every
+    /// `reaper_interval`).
+    fn decided(&self, record: &crate::store::RequestRecord, host_to_tell: bool) {
         self.waiters.publish(record);
-        if record.grant.is_some() {
+        if host_to_tell {
             self.reaper_wake.notify_one();
         }
+    }
+
+    /// Whether ending a grant on `repo` has anything to undo at a host.
+    fn revokes_at_host(&self, repo: &str) -> bool {
+        self.provider_for(repo).is_some_and(|p| p.revokes_at_host())
     }
 
     /// Releases every long-poll waiter; called when the server shuts down.

@@ -14,7 +14,9 @@ use crate::domain::policy::{Refusal, Rule, Subject};
 use crate::domain::repo;
 use crate::domain::request::{self, ApprovalOutcome, DecisionError, GrantWindow, RequestState, RequestStatus};
 use crate::domain::{AccessDuration, Level};
-use crate::store::{ApprovalRecord, GrantRecord, NewRequest, Page, RequestChange, RequestFilter, RequestRecord, StoreError, UserRecord};
+use crate::store::{
+    ApprovalRecord, GrantRecord, NewRequest, Page, RequestChange, RequestFilter, RequestRecord, StoreError, Supersede, UserRecord,
+};
 
 const MAX_ATTEMPTS: usize = 8;
 
@@ -65,7 +67,9 @@ fn change_for(
 }
 
 /// The live grants a new grant of `level` until `expires_at` makes redundant, each with its `revoked` event.
-fn superseded(live: &[GrantRecord], level: Level, refs: &RefScope, expires_at: DateTime<Utc>) -> Vec<(i64, NewEvent)> {
+/// The live grants a new one supersedes, each with its `revoked` event;
+/// `ended` when their provider has nothing to undo at a host.
+fn superseded(live: &[GrantRecord], level: Level, refs: &RefScope, expires_at: DateTime<Utc>, ended: bool) -> Vec<Supersede> {
     let new = GrantWindow { level, expires_at, refs };
     live.iter()
         .filter(|g| request::supersedes(new, GrantWindow { level: g.level, expires_at: g.expires_at, refs: &g.refs }))
@@ -74,7 +78,7 @@ fn superseded(live: &[GrantRecord], level: Level, refs: &RefScope, expires_at: D
             e.request_id = Some(g.request_id);
             e.grant_id = Some(g.id);
             e.detail = Some(format!("superseded by a new {level} grant until {}", timestamp(expires_at)));
-            (g.id, e)
+            Supersede { grant_id: g.id, event: e, ended }
         })
         .collect()
 }
@@ -201,13 +205,14 @@ impl Broker {
             let mut granted = event(BROKER_ACTOR, Action::Granted, &repo, level);
             granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(expires_at)));
             events.push(granted);
-            (Some((now, expires_at)), superseded(&live, level, &scope, expires_at))
+            (Some((now, expires_at)), superseded(&live, level, &scope, expires_at, !self.revokes_at_host(&repo)))
         } else {
             (None, Vec::new())
         };
+        let host_to_tell = supersede.iter().any(|s| !s.ended);
         let record = self.store.create_request(&new, grant, events, supersede).await?;
         tracing::info!(request = record.id, requester = %caller.name, %repo, %level, status = %record.status, "request created");
-        self.decided(&record);
+        self.decided(&record, host_to_tell);
         Ok(Created { record, existing: false })
     }
 
@@ -262,9 +267,10 @@ impl Broker {
                 }
                 Err(e) => return Err(e),
             };
+            let host_to_tell = change.supersede.iter().any(|s| !s.ended);
             match self.store.apply(change).await {
                 Ok(record) => {
-                    self.decided(&record);
+                    self.decided(&record, host_to_tell);
                     return Ok(record);
                 }
                 Err(StoreError::Conflict) => continue,
@@ -301,7 +307,7 @@ impl Broker {
                         change.events = vec![vote, granted];
                         change.decide = Some((RequestStatus::Approved, caller.name.clone(), comment.clone()));
                         change.grant = Some((now, expires_at));
-                        change.supersede = superseded(live, req.level, &req.refs, expires_at);
+                        change.supersede = superseded(live, req.level, &req.refs, expires_at, !self.revokes_at_host(&req.repo));
                     }
                 }
                 Ok(Step::Apply(change))
