@@ -84,7 +84,7 @@ fn main() {
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let mut settings = if quick {
-        Settings { cycle_secs: 2, waiters: 1000, approvals: 30 }
+        Settings { cycle_secs: 2, waiters: 500, approvals: 30 }
     } else {
         Settings { cycle_secs: 5, waiters: 10_000, approvals: 200 }
     };
