@@ -16,14 +16,21 @@ use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
 use crate::server::upstream_proxy::UpstreamError;
 use crate::store::GrantRecord;
+use chrono::{DateTime, Utc};
 
 /// Fetches by one grant closer together than this are one audit event.
 pub const FETCH_COALESCE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Whether `now` is less than `window` after `since`, on the broker's clock
+/// (so tests move it); a clock that stepped back counts as within.
+fn within(since: DateTime<Utc>, now: DateTime<Utc>, window: std::time::Duration) -> bool {
+    (now - since).to_std().map_or(true, |elapsed| elapsed < window)
+}
+
 /// Fetches folded into the event that opened a window.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct FetchWindow {
-    started: tokio::time::Instant,
+    started: DateTime<Utc>,
     folded: u32,
 }
 
@@ -148,14 +155,14 @@ impl Broker {
             return;
         }
         {
-            let now = tokio::time::Instant::now();
+            let now = self.now();
             let mut recent = self.refusal_windows.lock().expect("refusal windows lock");
             let key = (client, refusal.kind());
-            if recent.get(&key).is_some_and(|at| now.duration_since(*at) < FETCH_COALESCE) {
+            if recent.get(&key).is_some_and(|at| within(*at, now, FETCH_COALESCE)) {
                 return;
             }
             if recent.len() > 10_000 {
-                recent.retain(|_, at| now.duration_since(*at) < FETCH_COALESCE);
+                recent.retain(|_, at| within(*at, now, FETCH_COALESCE));
             }
             recent.insert(key, now);
         }
@@ -236,10 +243,10 @@ impl Broker {
             detail = push_detail(push);
         }
         if action == Action::GitFetch {
-            let now = tokio::time::Instant::now();
+            let now = self.now();
             let mut windows = self.fetch_windows.lock().expect("fetch windows lock");
             match windows.get_mut(&grant.id) {
-                Some(w) if now.duration_since(w.started) < FETCH_COALESCE => {
+                Some(w) if within(w.started, now, FETCH_COALESCE) => {
                     w.folded += 1;
                     return Ok(());
                 }
@@ -250,7 +257,7 @@ impl Broker {
                     }
                     // One window per grant that fetched lately; a long-idle broker forgets the rest.
                     if windows.len() > 10_000 {
-                        windows.retain(|_, w| now.duration_since(w.started) < FETCH_COALESCE * 6);
+                        windows.retain(|_, w| within(w.started, now, FETCH_COALESCE * 6));
                     }
                     windows.insert(grant.id, FetchWindow { started: now, folded: 0 });
                 }

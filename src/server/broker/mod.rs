@@ -78,7 +78,7 @@ pub struct Broker {
     /// Per grant, the fetch window that folds repeated fetches into one audit event.
     fetch_windows: std::sync::Mutex<std::collections::HashMap<i64, git::FetchWindow>>,
     /// Per (source, kind of refusal), when a git refusal was last audited.
-    refusal_windows: std::sync::Mutex<std::collections::HashMap<(std::net::IpAddr, &'static str), tokio::time::Instant>>,
+    refusal_windows: std::sync::Mutex<std::collections::HashMap<(std::net::IpAddr, &'static str), DateTime<Utc>>>,
     /// Failed-login limits, per-credential git limits, and the failure tally.
     guard: std::sync::Mutex<guard::Guard>,
 }
