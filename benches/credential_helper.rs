@@ -18,6 +18,8 @@
 //! finds it), stores an equivalent credential with `git credential-store`,
 //! then runs both helpers alternately and reports medians and the ratio.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use common::{percentile, us};
 use jit::domain::token::ExposeSecret;
 use jit::server::broker::NewUser;
 use jit::server::{Broker, ServerConfig, launch_with_listener};
@@ -44,17 +47,9 @@ fn run(cmd: &mut Command, stdin: &str) -> (Duration, String) {
     (elapsed, String::from_utf8(out.stdout).unwrap())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo test --benches` probes benches this way; nothing to list.
+    if common::listing_only() {
+        return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let (runs, warmup) = if quick { (60, 5) } else { (RUNS, WARMUP) };

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Guard, free_port, ms, status_kib, wait_for_port};
+use common::{BrokerProcess, Guard, free_port, ms, status_kib, wait_for_port};
 
 const RUNS: usize = 7;
 const REPO_MB: usize = 100;
@@ -63,41 +63,17 @@ fn main() {
     std::os::unix::fs::symlink(&repo, dir.join("local/api.git")).unwrap();
 
     std::fs::write(dir.join("bot.token"), "bench-bot-password\n").unwrap();
-    let config = dir.join("jit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nrepos_dir = \"{}\"\n\n\
-             [[rule]]\nrepos = [\"api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n\n\
-             [[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"jit-bot\"\npassword_file = \"{}\"\n\n\
-             [[repo]]\nname = \"acme/api\"\nurl = \"http://127.0.0.1:{port}/acme/api.git\"\nprovider = \"corp\"\n\n\
-             [[rule]]\nrepos = [\"acme/api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n",
-            dir.join("local").display(),
-            dir.join("bot.token").display()
-        ),
-    )
-    .unwrap();
-    let data = dir.join("broker");
-    let jit = env!("CARGO_BIN_EXE_jit");
-    let init =
-        Command::new(jit).args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let token =
-        String::from_utf8(init.stdout).unwrap().split_whitespace().find(|w| w.starts_with("jit_")).expect("the admin's token").to_string();
-    let broker_port = free_port();
-    let broker = Guard(
-        Command::new(jit)
-            .args(["server", "--listen", &format!("127.0.0.1:{broker_port}"), "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data)
-            .env("JIT_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let config = format!(
+        "[gateway]\nrepos_dir = \"{}\"\n\n\
+         [[rule]]\nrepos = [\"api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n\n\
+         [[provider]]\nname = \"corp\"\nkind = \"upstream\"\nusername = \"jit-bot\"\npassword_file = \"{}\"\n\n\
+         [[repo]]\nname = \"acme/api\"\nurl = \"http://127.0.0.1:{port}/acme/api.git\"\nprovider = \"corp\"\n\n\
+         [[rule]]\nrepos = [\"acme/api\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nauto_approve = true\nmax_duration = \"8h\"\n",
+        dir.join("local").display(),
+        dir.join("bot.token").display()
     );
-    wait_for_port(broker_port);
-    let api = format!("http://127.0.0.1:{broker_port}");
+    let broker = BrokerProcess::start(dir, &config);
+    let (api, token) = (broker.url.clone(), broker.admin_token.clone());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let post = |path: String, body: serde_json::Value| {
         runtime.block_on(async {
@@ -117,10 +93,13 @@ fn main() {
     let ways = [
         ("git daemon (git://)", format!("git://127.0.0.1:{daemon_port}/acme/api.git")),
         ("git http-backend under lighttpd", format!("http://jit-bot:bench-bot-password@127.0.0.1:{port}/acme/api.git")),
-        ("jit gateway (its own repo)", format!("http://root:{gateway_password}@127.0.0.1:{broker_port}/git/api.git")),
-        ("jit upstream proxy (to lighttpd)", format!("http://root:{proxy_password}@127.0.0.1:{broker_port}/git/acme/api.git")),
+        ("jit gateway (its own repo)", format!("http://root:{gateway_password}@{}/git/api.git", api.trim_start_matches("http://"))),
+        (
+            "jit upstream proxy (to lighttpd)",
+            format!("http://root:{proxy_password}@{}/git/acme/api.git", api.trim_start_matches("http://")),
+        ),
     ];
-    let rss_before = status_kib(broker.0.id(), "VmRSS");
+    let rss_before = status_kib(broker.pid(), "VmRSS");
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); ways.len()];
     for (_, url) in &ways {
         clone(url, &dir.join("warm")); // page cache, pack and every path warm
@@ -130,7 +109,7 @@ fn main() {
             times[n].push(clone(url, &dir.join("c")));
         }
     }
-    let peak = status_kib(broker.0.id(), "VmHWM");
+    let peak = status_kib(broker.pid(), "VmHWM");
     for v in &mut times {
         v.sort();
     }

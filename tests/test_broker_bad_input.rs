@@ -178,4 +178,7 @@ async fn the_gateway_answers_bad_git_requests_plainly() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    // With the request that would do: the write rule wants a reason and allows up to 8h, so an hour.
+    assert!(text.contains("jit: ask for it: jit request demo --level write --for 1h --reason '…'"), "{text}");
 }

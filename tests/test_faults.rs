@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Spawned, TestBroker, TestEnvironment, cli_env, jit, spawn_broker};
+use crate::common::{Spawned, TestBroker, TestEnvironment, cli_env, spawn_broker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_never_answers_costs_git_five_seconds_not_forever() {
@@ -15,8 +15,7 @@ async fn a_broker_that_never_answers_costs_git_five_seconds_not_forever() {
     let config = dir.path().join("jit.toml");
     std::fs::write(&config, crate::common::gateway_policy("1h").replace("{data_dir}", &data.display().to_string())).unwrap();
     crate::common::init_bare_repo(&data.join("repos/demo.git"));
-    let init = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
-    let root = String::from_utf8(init.stdout).unwrap().trim().to_string();
+    let root = crate::common::init_admin(&config, &data);
     let broker: Spawned = spawn_broker(&config, &data);
     let body = serde_json::json!({"name": "alice", "groups": ["developers"]});
     let (_, alice) = crate::common::call(&broker.url, &root, reqwest::Method::POST, "/v1/users", Some(body)).await;
@@ -89,8 +88,7 @@ async fn a_broker_killed_during_a_wait_is_reported_not_waited_on() {
     let config = dir.path().join("jit.toml");
     std::fs::write(&config, crate::common::POLICY).unwrap();
     let data = dir.path().join("data");
-    let init = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
-    let root = String::from_utf8(init.stdout).unwrap().trim().to_string();
+    let root = crate::common::init_admin(&config, &data);
     let mut broker: Spawned = spawn_broker(&config, &data);
     let (_, alice) = crate::common::call(
         &broker.url,

@@ -3,22 +3,11 @@
 
 use serde_json::json;
 
-use crate::common::{TestBroker, cli_env, gateway_policy};
-
-/// The demo repo's write rule allows release branches only, and deletes.
-fn policy() -> String {
-    let policy = gateway_policy("1h");
-    let scoped = policy.replace(
-        "name = \"demo-write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\n",
-        "name = \"demo-write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrefs = [\"release/*\"]\nallow_deletes = true\n",
-    );
-    assert_ne!(scoped, policy);
-    scoped
-}
+use crate::common::{TestBroker, alice_with_a_write_clone, release_only_policy};
 
 #[tokio::test]
 async fn a_request_may_narrow_the_rules_refs_and_nothing_else() {
-    let b = TestBroker::start_with(&policy()).await;
+    let b = TestBroker::start_with(&release_only_policy()).await;
     let ask = |refs: serde_json::Value| json!({"repo": "demo", "level": "write", "duration": "1h", "reason": "x", "refs": refs});
     let r = b.post("alice", "/v1/requests", ask(json!(["main"]))).await;
     assert_eq!((r.status, r.code()), (403, "policy_denied"), "{}", r.body);
@@ -39,15 +28,8 @@ async fn a_request_may_narrow_the_rules_refs_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rules_refs_bind_every_push_and_its_deletes_are_allowed() {
-    let b = TestBroker::start_with(&policy()).await;
-    let alice = cli_env(&b);
-    alice.login(&b.url, b.token("alice")).success();
-    alice.run(&["setup"]).success();
-    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
-    assert_eq!(b.approve("bob", id).await.status, 200);
-    let work = alice.work_dir();
-    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
-    let repo = work.join("demo");
+    let b = TestBroker::start_with(&release_only_policy()).await;
+    let (alice, repo) = alice_with_a_write_clone(&b).await;
     std::fs::write(repo.join("R.md"), "r\n").unwrap();
     alice.git(&repo, &["add", "R.md"]).success();
     alice.git(&repo, &["commit", "-qm", "r"]).success();

@@ -293,7 +293,7 @@ pub trait Store: Send + Sync {
 
     // Audit.
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()>;
-    /// The latest signed checkpoint of the chain's head (one is signed with every append).
+    /// The latest signed checkpoint of the chain's head (one is signed with every committed write).
     async fn latest_checkpoint(&self) -> StoreResult<Option<crate::domain::audit::Checkpoint>>;
     /// Events with `seq > after_seq` (and at or after `since`), oldest first, at most `limit`.
     async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>>;

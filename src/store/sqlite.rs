@@ -36,7 +36,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Every write, group-committed on the one connection that writes (it
     /// holds the key that signs a checkpoint of the audit chain's head with
-    /// every append).
+    /// every committed batch).
     writer: Writer,
     /// When the last integrity check ran, and what it found (for `/healthz`).
     integrity: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,

@@ -83,6 +83,18 @@ pub fn gateway_policy(credential_ttl: &str) -> String {
     )
 }
 
+/// [`gateway_policy`] with the demo repo's write rule scoped to release
+/// branches, deletes allowed there.
+pub fn release_only_policy() -> String {
+    let policy = gateway_policy("1h");
+    let scoped = policy.replace(
+        "name = \"demo-write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\n",
+        "name = \"demo-write\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrefs = [\"release/*\"]\nallow_deletes = true\n",
+    );
+    assert_ne!(scoped, policy);
+    scoped
+}
+
 pub struct TestBroker {
     /// The broker's clock: the wall clock, jumped forward by [`TestBroker::advance`].
     pub clock: Arc<ShiftedClock>,
@@ -305,4 +317,17 @@ pub fn cli_env(b: &TestBroker) -> crate::common::TestEnvironment {
         env.secret(token);
     }
     env
+}
+
+/// Alice, logged in and set up, with bob's approval of a write grant on the
+/// demo repo, and her clone of it: the environment and the clone's path.
+pub async fn alice_with_a_write_clone(b: &TestBroker) -> (crate::common::TestEnvironment, std::path::PathBuf) {
+    let alice = cli_env(b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
+    (alice, work.join("demo"))
 }

@@ -32,6 +32,13 @@ impl Spawned {
     }
 }
 
+/// Initialises `data` with the first admin, `root`, and returns their token.
+pub fn init_admin(config: &Path, data: &Path) -> String {
+    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(config).arg("--data-dir").arg(data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 pub fn spawn_broker(config: &Path, data: &Path) -> Spawned {
     let child = jit()
         .args(["server", "--listen", "127.0.0.1:0", "--config"])

@@ -20,7 +20,7 @@ use ed25519_dalek::VerifyingKey;
 use jit::api;
 use jit::domain::audit::{AuditEvent, GENESIS, parse_public_key, verify_against, verify_chain};
 
-use crate::common::{Spawned, init_bare_repo, jit, spawn_broker, try_call};
+use crate::common::{Spawned, init_admin, init_bare_repo, spawn_broker, try_call};
 
 /// How many times the broker is killed.
 const KILLS: u32 = 100;
@@ -404,9 +404,7 @@ async fn a_broker_killed_at_random_under_load_keeps_every_acknowledged_decision(
     let _turn = crate::common::MACHINE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = write_config(dir.path());
-    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let root_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let root_token = init_admin(&config, &data);
 
     let http = reqwest::Client::new();
     let mut broker: Spawned = spawn_broker(&config, &data);
@@ -525,9 +523,7 @@ async fn a_broker_killed_during_a_group_committed_burst_keeps_every_acknowledged
     let _turn = crate::common::MACHINE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (config, data) = write_config(dir.path());
-    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let root_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let root_token = init_admin(&config, &data);
     let http = reqwest::Client::new();
     let mut broker: Spawned = spawn_broker(&config, &data);
     let root = client(&http, &broker.url, &root_token);

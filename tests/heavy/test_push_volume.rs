@@ -2,23 +2,13 @@
 //! words, because the gateway reads the rest of the pack before it answers
 //! (git reads the answer only once it has sent everything).
 
-use crate::common::{TestBroker, cli_env, gateway_policy};
+use crate::common::{TestBroker, alice_with_a_write_clone, release_only_policy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_push_of_a_large_pack_is_told_why_not_cut_off() {
     let _turn = crate::common::MACHINE.lock().await;
-    let policy = gateway_policy("1h");
-    let scoped = policy.replace("levels = [\"write\"]\n", "levels = [\"write\"]\nrefs = [\"release/*\"]\n");
-    assert_ne!(scoped, policy);
-    let b = TestBroker::start_with(&scoped).await;
-    let alice = cli_env(&b);
-    alice.login(&b.url, b.token("alice")).success();
-    alice.run(&["setup"]).success();
-    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
-    assert_eq!(b.approve("bob", id).await.status, 200);
-    let work = alice.work_dir();
-    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
-    let repo = work.join("demo");
+    let b = TestBroker::start_with(&release_only_policy()).await;
+    let (alice, repo) = alice_with_a_write_clone(&b).await;
     // Random bytes do not compress: a 32 MiB pack, far more than the socket buffers hold.
     let mut data = vec![0u8; 32 * 1024 * 1024];
     rand::fill(&mut data[..]);

@@ -66,9 +66,9 @@ fn change_for(
     }
 }
 
-/// The live grants a new grant of `level` until `expires_at` makes redundant, each with its `revoked` event.
-/// The live grants a new one supersedes, each with its `revoked` event;
-/// `ended` when their provider has nothing to undo at a host.
+/// The live grants a new grant of `level` until `expires_at` makes redundant,
+/// each with its `revoked` event; `ended` when their provider has nothing to
+/// undo at a host.
 fn superseded(live: &[GrantRecord], level: Level, refs: &RefScope, expires_at: DateTime<Utc>, ended: bool) -> Vec<Supersede> {
     let new = GrantWindow { level, expires_at, refs };
     live.iter()
