@@ -342,6 +342,51 @@ async fn must_load_request(conn: &mut SqliteConnection, id: i64) -> StoreResult<
     load_request(conn, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))
 }
 
+/// A time as the store keeps it (to the millisecond), so a record built in
+/// memory equals the one a read would return.
+fn as_stored(t: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+    time(ms(t))
+}
+
+/// The grant `insert_grant` wrote for `req`, as a read would return it.
+fn grant_of(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<GrantRecord> {
+    Ok(GrantRecord {
+        id,
+        request_id: req.id,
+        user_id: req.requester_id,
+        user: req.requester.clone(),
+        repo: req.repo.clone(),
+        level: req.level,
+        rule: Some(req.rule.clone()),
+        refs: req.refs.clone(),
+        granted_at: as_stored(granted_at)?,
+        expires_at: as_stored(expires_at)?,
+        revoked_at: None,
+        revoked_by: None,
+        ended_at: None,
+    })
+}
+
+/// What `current` became once `change` was written (the new grant, if any,
+/// has id `grant_id`): the writer answers with it instead of reading it back.
+fn after_change(mut req: RequestRecord, change: &RequestChange, grant_id: Option<i64>) -> StoreResult<RequestRecord> {
+    if let Some(a) = &change.add_approval {
+        req.approvals.push(ApprovalRecord { at: as_stored(a.at)?, ..a.clone() });
+        // The order a read returns them in.
+        req.approvals.sort_by(|x, y| (x.at, &x.approver).cmp(&(y.at, &y.approver)));
+    }
+    if let Some((status, by, note)) = &change.decide {
+        req.status = *status;
+        req.decided_at = Some(as_stored(change.at)?);
+        req.decided_by = Some(by.clone());
+        req.decision_note = note.clone();
+    }
+    if let (Some(id), Some(window)) = (grant_id, change.grant) {
+        req.grant = Some(grant_of(&req, id, window)?);
+    }
+    Ok(req)
+}
+
 /// The audit chain's head as the writer left it, and the key that signs it.
 /// Only the writer appends, so it need not read the head back for every
 /// append; it signs one checkpoint per committed batch.
@@ -398,35 +443,43 @@ impl Chain {
     }
 }
 
+/// Events per `INSERT`: 11 values each, well inside SQLite's 32,766 bound parameters.
+const EVENTS_PER_INSERT: usize = 256;
+
 /// Appends events to the chain inside the writer's transaction (whose
-/// commit signs a checkpoint of the new head).
+/// commit signs a checkpoint of the new head), in one statement per
+/// [`EVENTS_PER_INSERT`] events rather than one per event.
 async fn append(conn: &mut SqliteConnection, chain: &mut Chain, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     let ChainHead { mut seq, hash: mut prev, .. } = chain.head(conn).await?;
     let at = timestamp(at);
+    let mut chained = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
         let e = AuditEvent::chain(event, seq, at.clone(), &prev);
-        sqlx::query(
-            "INSERT INTO audit_events (seq, at, actor, action, request_id, grant_id, repo, level, detail, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.seq)
-        .bind(&e.at)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(e.request_id)
-        .bind(e.grant_id)
-        .bind(&e.repo)
-        .bind(&e.level)
-        .bind(&e.detail)
-        .bind(&e.prev_hash)
-        .bind(&e.hash)
-        .execute(&mut *conn)
-        .await?;
-        prev = e.hash;
+        prev = e.hash.clone();
+        chained.push(e);
+    }
+    for part in chained.chunks(EVENTS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO audit_events (seq, at, actor, action, request_id, grant_id, repo, level, detail, prev_hash, hash) ",
+        );
+        insert.push_values(part, |mut row, e| {
+            row.push_bind(e.seq)
+                .push_bind(&e.at)
+                .push_bind(&e.actor)
+                .push_bind(&e.action)
+                .push_bind(e.request_id)
+                .push_bind(e.grant_id)
+                .push_bind(&e.repo)
+                .push_bind(&e.level)
+                .push_bind(&e.detail)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        insert.build().execute(&mut *conn).await?;
     }
     chain.head = Some(ChainHead { seq, hash: prev, at });
     Ok(())
@@ -506,7 +559,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A local file's connection does not drop; testing it costs a
+            // round trip to its thread on every read.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
         restrict_permissions(path).map_err(|e| StoreError::Unavailable(format!("cannot make {} private: {e}", path.display())))?;
         if existing && let Err(found) = quick_check(&pool).await? {
             return Err(StoreError::Corrupt(format!("{} failed SQLite's integrity check: {found}", path.display())));
@@ -797,10 +856,30 @@ impl Store for SqliteStore {
             .bind(grant.map(|_| POLICY_DECIDER))
             .fetch_one(&mut *tx)
             .await?;
+            let mut record = RequestRecord {
+                id,
+                requester_id: Some(new.requester_id),
+                requester: new.requester.clone(),
+                repo: new.repo.clone(),
+                level: new.level,
+                duration_secs: new.duration_secs,
+                reason: new.reason.clone(),
+                rule: new.rule.clone(),
+                approvals_required: new.approvals_required,
+                refs: new.refs.clone(),
+                status,
+                created_at: as_stored(new.created_at)?,
+                decided_at: grant.map(|_| as_stored(new.created_at)).transpose()?,
+                decided_by: grant.map(|_| POLICY_DECIDER.to_string()),
+                decision_note: None,
+                approvals: Vec::new(),
+                grant: None,
+            };
             let grant_id = match grant {
                 Some(window) => {
-                    let request = must_load_request(tx, id).await?;
-                    Some(insert_grant(tx, &request, window).await?)
+                    let grant_id = insert_grant(tx, &record, window).await?;
+                    record.grant = Some(grant_of(&record, grant_id, window)?);
+                    Some(grant_id)
                 }
                 None => None,
             };
@@ -809,7 +888,6 @@ impl Store for SqliteStore {
             if let Some(grant_id) = grant_id {
                 supersede(tx, superseded, grant_id, new.created_at, chain).await?;
             }
-            let record = must_load_request(tx, id).await?;
             Ok(record)
                 })
             })
@@ -860,13 +938,13 @@ impl Store for SqliteStore {
                             grant_id = Some(insert_grant(tx, &current, window).await?);
                         }
                     }
+                    let record = after_change(current, &change, grant_id)?;
                     let mut events = change.events;
                     attach_ids(&mut events, change.request_id, grant_id);
                     append(tx, chain, &events, change.at).await?;
                     if let Some(grant_id) = grant_id {
                         supersede(tx, change.supersede, grant_id, change.at, chain).await?;
                     }
-                    let record = must_load_request(tx, change.request_id).await?;
                     Ok(record)
                 })
             })
@@ -1072,7 +1150,9 @@ mod tests {
             let r = new_request(n);
             (r.created_at, r.created_at + chrono::Duration::hours(1))
         };
-        let first = s.create_request(&new_request(1), Some(grant(1)), vec![], vec![]).await.unwrap().grant.unwrap();
+        let first = s.create_request(&new_request(1), Some(grant(1)), vec![], vec![]).await.unwrap();
+        assert_eq!(s.request(first.id).await.unwrap().unwrap(), first, "an auto-approved request comes back as a read finds it");
+        let first = first.grant.unwrap();
         let second = s.create_request(&new_request(2), Some(grant(2)), vec![], vec![]).await.unwrap().grant.unwrap();
         let revoked = |id: i64, ended: bool| Supersede { grant_id: id, event: NewEvent::new("broker", Action::Revoked), ended };
         // The first is superseded where no host holds anything: ended with it.
@@ -1121,9 +1201,11 @@ mod tests {
     async fn requests_come_back_whole_in_one_listing() {
         let (_dir, s) = store().await;
         for n in 0..3 {
-            s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)], vec![]).await.unwrap();
+            let created = s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)], vec![]).await.unwrap();
+            assert_eq!(s.request(created.id).await.unwrap().unwrap(), created, "what create returns is what a read finds");
         }
-        let now = at("2026-11-25T12:10:00Z");
+        // Finer than the store keeps: what apply returns must be what a read finds.
+        let now = at("2026-11-25T12:10:00.123456789Z");
         let vote = |id: i64, who: &str, expect: usize, decide: bool| RequestChange {
             request_id: id,
             expect_approvals: expect,
@@ -1138,9 +1220,19 @@ mod tests {
                 vec![NewEvent::new(who, Action::Approved)]
             },
         };
-        s.apply(vote(2, "bob", 0, false)).await.unwrap();
-        s.apply(vote(2, "carol", 1, true)).await.unwrap();
-        s.apply(vote(3, "bob", 0, false)).await.unwrap();
+        for (id, who, expect, decide) in [(2, "bob", 0, false), (2, "carol", 1, true), (3, "bob", 0, false)] {
+            let applied = s.apply(vote(id, who, expect, decide)).await.unwrap();
+            assert_eq!(s.request(id).await.unwrap().unwrap(), applied, "what apply returns is what a read finds");
+        }
+        let denial = RequestChange {
+            decide: Some((RequestStatus::Denied, "dave".into(), Some("no".into()))),
+            add_approval: None,
+            grant: None,
+            ..vote(1, "dave", 0, false)
+        };
+        let denied = s.apply(denial).await.unwrap();
+        assert_eq!((denied.status, denied.decision_note.as_deref()), (RequestStatus::Denied, Some("no")));
+        assert_eq!(s.request(1).await.unwrap().unwrap(), denied);
         // A stale compare-and-set is refused.
         assert!(matches!(s.apply(vote(3, "carol", 0, true)).await, Err(StoreError::Conflict)));
 
@@ -1149,8 +1241,8 @@ mod tests {
         assert_eq!(all[0].approver_names(), ["bob"]);
         assert_eq!(all[1].approver_names(), ["bob", "carol"]);
         assert_eq!(all[1].status, RequestStatus::Approved);
-        assert_eq!(all[1].grant.as_ref().unwrap().expires_at, now + chrono::Duration::hours(1));
-        assert!(all[2].approvals.is_empty() && all[2].grant.is_none());
+        assert_eq!(all[1].grant.as_ref().unwrap().expires_at, as_stored(now + chrono::Duration::hours(1)).unwrap());
+        assert!(all[2].approvals.is_empty() && all[2].grant.is_none() && all[2].status == RequestStatus::Denied);
         // The listing and the single read agree.
         for r in &all {
             assert_eq!(&s.request(r.id).await.unwrap().unwrap(), r);
