@@ -70,10 +70,7 @@ impl CredentialQuery {
 pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError> {
     let mut query = CredentialQuery::default();
     let mut buf = Vec::new();
-    for number in 1..=MAX_LINES + 1 {
-        if number > MAX_LINES {
-            return Err(ProtocolError::TooManyLines);
-        }
+    for number in 1.. {
         buf.clear();
         let n = std::io::Read::take(&mut input, MAX_LINE as u64 + 2)
             .read_until(b'\n', &mut buf)
@@ -88,6 +85,9 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
+        }
+        if number > MAX_LINES {
+            return Err(ProtocolError::TooManyLines);
         }
         if line.contains(&0) {
             return Err(ProtocolError::Nul(number));
@@ -270,9 +270,37 @@ mod tests {
     }
 
     #[test]
+    fn a_line_may_be_up_to_max_line_bytes_and_not_one_more() {
+        // `path=` and then enough to make the line `len` bytes long.
+        let line = |len: usize, end: &str| format!("path={}{end}", "a".repeat(len - "path=".len()));
+        // What comes before the `\n` counts, a `\r` too.
+        for (end, max) in [("\n", MAX_LINE), ("\r\n", MAX_LINE - 1), ("", MAX_LINE)] {
+            let fits = parse(line(max, end).as_bytes()).unwrap_or_else(|e| panic!("{end:?}: {e}"));
+            assert_eq!(fits.path.map(|p| p.len()), Some(max - "path=".len()), "{end:?}");
+            assert_eq!(parse(line(max + 1, end).as_bytes()).unwrap_err(), ProtocolError::LineTooLong(1), "{end:?}");
+        }
+        // Long paths are real: a 5,000-byte line is read whole.
+        assert_eq!(q(&line(5_000, "\n")).path.unwrap().len(), 5_000 - "path=".len());
+        // A line after a full one is still read.
+        let two = format!("{}host=x\n", line(MAX_LINE, "\n"));
+        assert_eq!(q(&two).host.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn up_to_max_lines_are_read() {
+        let full = format!("{}host=last\n", "x=y\n".repeat(MAX_LINES - 1));
+        for end in ["", "\n", "\nhost=after the blank line\n"] {
+            assert_eq!(q(&format!("{full}{end}")).host.as_deref(), Some("last"), "{end:?}");
+        }
+        assert_eq!(parse(format!("{full}x=y\n").as_bytes()).unwrap_err(), ProtocolError::TooManyLines);
+    }
+
+    #[test]
     fn debug_redacts_the_password() {
         let query = q("protocol=https\nhost=x\npassword=hunter2\n");
-        assert!(!format!("{query:?}").contains("hunter2"));
+        let shown = format!("{query:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains(r#"host: Some("x")"#), "{shown}");
     }
 
     #[test]
