@@ -34,30 +34,17 @@ pub enum ProtocolError {
     Io(String),
 }
 
-/// What git asked about. `Debug` never shows a password.
-#[derive(Clone, Default)]
+/// What git asked about. A `password` git sends (with `store` and `erase`)
+/// is not kept: jit never needs it, so it is never in memory to leak.
+#[derive(Debug, Clone, Default)]
 pub struct CredentialQuery {
     pub protocol: Option<String>,
     pub host: Option<String>,
     pub path: Option<String>,
     pub username: Option<String>,
-    pub password: Option<SecretString>,
     pub capabilities: Vec<String>,
     /// `url=` carried user-info (`user@`, or an empty `@`): never ours.
     pub url_userinfo: bool,
-}
-
-impl std::fmt::Debug for CredentialQuery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialQuery")
-            .field("protocol", &self.protocol)
-            .field("host", &self.host)
-            .field("path", &self.path)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("capabilities", &self.capabilities)
-            .finish()
-    }
 }
 
 impl CredentialQuery {
@@ -99,7 +86,6 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
             "host" => query.host = Some(value.to_string()),
             "path" => query.path = Some(value.to_string()),
             "username" => query.username = Some(value.to_string()),
-            "password" => query.password = Some(SecretString::from(value)),
             "capability[]" => query.capabilities.push(value.to_string()),
             "url" => {
                 // Same meaning as its parts, split from the raw text without
@@ -115,7 +101,8 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
                     None => query.protocol = None,
                 }
             }
-            _ => {} // Unknown keys are for newer gits and other helpers.
+            // `password` among them: not kept. Unknown keys are for newer gits and other helpers.
+            _ => {}
         }
     }
     Ok(query)
@@ -296,11 +283,10 @@ mod tests {
     }
 
     #[test]
-    fn debug_redacts_the_password() {
+    fn a_password_git_sends_is_not_kept() {
         let query = q("protocol=https\nhost=x\npassword=hunter2\n");
         let shown = format!("{query:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("<redacted>") && shown.contains(r#"host: Some("x")"#), "{shown}");
+        assert!(!shown.contains("hunter2") && shown.contains(r#"host: Some("x")"#), "{shown}");
     }
 
     #[test]
@@ -362,6 +348,16 @@ mod tests {
         ] {
             assert!(!answers(bad), "answered {bad:?}");
         }
+    }
+
+    #[test]
+    fn a_url_without_a_plain_scheme_names_nothing() {
+        for bad in ["url=://127.0.0.1:8420/git/demo.git\n", "url=ht tp://127.0.0.1:8420/git/demo.git\n", "url=h_t://x/a.git\n"] {
+            let query = q(bad);
+            assert_eq!(query.protocol, None, "{bad:?}");
+            assert_eq!(target(&query), Err(NotOurs::Incomplete), "{bad:?}");
+        }
+        assert_eq!(q("url=git+ssh.v2-x://x/a.git\n").protocol.as_deref(), Some("git+ssh.v2-x"));
     }
 
     #[test]
