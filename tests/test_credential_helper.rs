@@ -126,10 +126,49 @@ async fn bad_protocol_input_is_refused_quietly() {
     }
     // Unknown operations are ignored, as git's protocol says: exit 0, say nothing.
     // (Regression: this used to be a clap usage error, exit 2.)
-    for op in ["list", "capability", "frobnicate"] {
-        let run = env.run_with(&["credential", op], &[], Some(&format!("protocol=http\nhost={host}\npath={path}\n\n")));
-        assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "", ""), "{op}");
+    for op in ["list", "capability", "frobnicate", ""] {
+        let input = format!("protocol=http\nhost={host}\npath={path}\n\n");
+        let run = env.run_with(&["credential", op], &[], Some(&input));
+        assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "", ""), "jit credential {op}");
+        let run = env.run_helper(op, &input);
+        assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "", ""), "git-credential-jit {op}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_small_helper_answers_from_the_cache_alone_and_hands_the_rest_to_jit() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n\n");
+    let full = env.run_jit_helper("get", &input);
+    let password = field(&full, "password").expect("jit credential answers").to_string();
+    // A copy of the small binary with no jit beside it: the cached answer
+    // needs nothing else, and is the one jit gives.
+    let lone = env.root.path().join("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_git-credential-jit"), lone.join("git-credential-jit")).unwrap();
+    let run_lone = |op: &str, input: &str| {
+        let mut cmd = std::process::Command::new(lone.join("git-credential-jit"));
+        cmd.env_clear().envs(&env.env).arg(op);
+        let out = assert_cmd::Command::from_std(cmd).write_stdin(input).timeout(Duration::from_secs(60)).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "the helper exits 0");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (stdout, stderr) = run_lone("get", &input);
+    assert_eq!((stdout.as_str(), stderr.as_str()), (full.stdout.as_str(), ""));
+    assert_eq!(field(&get(&env, &input), "password"), Some(password.as_str()));
+    // What it settles alone needs no jit either: a URL no broker guards, a store.
+    assert_eq!(run_lone("get", "protocol=https\nhost=example.com\npath=a/b.git\n\n"), (String::new(), String::new()));
+    assert_eq!(run_lone("store", &input), (String::new(), String::new()));
+    // The rest goes to jit: without it, one line says so and git moves on.
+    let (stdout, stderr) = run_lone("erase", &input);
+    assert!(stdout.is_empty() && stderr.contains("cannot run") && stderr.contains("lone/jit"), "{stderr}");
+    let (stdout, stderr) = run_lone("get", "protocol=http\nhost=x\0\n\n");
+    assert!(stdout.is_empty() && stderr.contains("cannot run"), "{stderr}");
+    // With jit beside it, what jit says about bad input reaches git's stderr.
+    let run = get(&env, "protocol=http\nhost=x\0\n\n");
+    assert!(run.stderr.contains("NUL"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,7 +85,8 @@ async fn setup_on_an_empty_config_and_its_bad_inputs() {
     let json = env.run(&["setup", "--json"]).success().json();
     assert_eq!(json["hosts"], serde_json::json!([b.url, "https://github.com"]));
     let helper = json["helper"].as_str().unwrap();
-    assert!(helper.starts_with('!') && helper.ends_with(" credential") && helper.contains(env!("CARGO_BIN_EXE_jit")), "{helper}");
+    // The small helper binary beside jit, which git runs with the operation appended.
+    assert!(helper.starts_with('!') && helper.trim_end_matches('\'').ends_with(env!("CARGO_BIN_EXE_git-credential-jit")), "{helper}");
     assert_eq!(helpers_run_for(&env, &b.demo_url()), ["jit"]);
     env.run(&["setup", "--uninstall"]).success();
     assert_eq!(meaning(&env), "");

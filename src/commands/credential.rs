@@ -16,7 +16,7 @@
 //! answers, so git moves on to its next helper. git's protocol says unknown
 //! operations are ignored; they are.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -69,6 +69,57 @@ pub fn cmd_credential(args: &CredentialArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// What `git-credential-jit` (the small binary git runs) does before it hands
+/// over to `jit credential`: everything the local cache settles alone. `Ok`:
+/// done (answered from a fresh cached credential, or silent for a URL no
+/// broker guards, a `store`, an unknown operation). `Err` holds the input read
+/// so far, for `jit credential` to take from the start: a broker to ask, a
+/// line to explain, a password to drop, input to complain about.
+pub fn answer_from_cache_alone(op: &str, input: impl Read, out: &mut impl Write) -> Result<(), Vec<u8>> {
+    let mut input = Recorded { inner: input, seen: Vec::new() };
+    if !matches!(op, "get" | "erase") {
+        return Ok(()); // store: jit keeps nothing it did not mint; unknown: ignored
+    }
+    let parsed = parse(BufReader::new(&mut input));
+    let Ok(query) = parsed else { return Err(input.seen) };
+    let Ok(url) = target(&query) else { return Ok(()) };
+    if op == "erase" {
+        return Err(input.seen);
+    }
+    let key = url.to_string();
+    let index = Index::load();
+    let now = Utc::now();
+    match pick(index.urls.get(&key).map(Vec::as_slice).unwrap_or_default(), now) {
+        Pick::Live(grant) if index.repo_for(&key).is_none_or(|r| index.pending_on(&r).is_empty()) => {
+            let answer = Keychain::open().ok().and_then(|k| from_keychain(&k, &key, &grant, now));
+            match answer {
+                Some(answer) => {
+                    let _ = write_answer(out, &query, &answer);
+                    Ok(())
+                }
+                None => Err(input.seen),
+            }
+        }
+        // Not a URL any broker guards: not ours.
+        _ if index.repo_for(&key).is_none() => Ok(()),
+        _ => Err(input.seen),
+    }
+}
+
+/// A reader that keeps what it read, to hand on.
+struct Recorded<R> {
+    inner: R,
+    seen: Vec<u8>,
+}
+
+impl<R: Read> Read for Recorded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// The request to make, without guessing at what the policy needs.
 fn ask_command(repo: &str, level: &str) -> String {
     format!("jit request {repo} --level {level} --for 1h")
@@ -114,16 +165,22 @@ enum Fallback {
     Ended(String),
 }
 
-/// Answers from the cached credential of a live grant, re-minting it when it
-/// expired; a grant the broker says has ended falls through to the broker lookup.
-fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Result<Answer, Fallback> {
-    let keychain = Keychain::open().map_err(|e| Fallback::Line(format!("jit: cannot open the keychain: {e}")))?;
+/// The cached credential of a live grant, when it is fresh and in the keychain.
+fn from_keychain(keychain: &Keychain, key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Option<Answer> {
     // A credential that lives to the end of its grant is used to the end; a
     // shorter one is renewed a little before it expires.
     let lasts_the_grant = cached.credential_expires_at >= cached.grant_expires_at;
     let fresh = now < cached.credential_expires_at && (lasts_the_grant || cached.credential_expires_at - RENEW_MARGIN > now);
-    if fresh && let Ok(Some(password)) = credcache::password(&keychain, key, cached.grant_id) {
-        return Ok(Answer { username: cached.username.clone(), password, expires_unix: cached.credential_expires_at.timestamp() });
+    let password = credcache::password(keychain, key, cached.grant_id).ok().flatten().filter(|_| fresh)?;
+    Some(Answer { username: cached.username.clone(), password, expires_unix: cached.credential_expires_at.timestamp() })
+}
+
+/// Answers from the cached credential of a live grant, re-minting it when it
+/// expired; a grant the broker says has ended falls through to the broker lookup.
+fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Result<Answer, Fallback> {
+    let keychain = Keychain::open().map_err(|e| Fallback::Line(format!("jit: cannot open the keychain: {e}")))?;
+    if let Some(answer) = from_keychain(&keychain, key, cached, now) {
+        return Ok(answer);
     }
     let cannot = |why: String| Fallback::Line(format!("jit: cannot renew the credential for {}: {why}", cached.repo));
     let client = broker_client(&cached.server).map_err(cannot)?;

@@ -2,7 +2,7 @@
 //!
 //! For each host jit guards (`scheme://host[:port]`), the section
 //! `credential.<host>` gets: an empty `helper` (git's reset of the list so
-//! far), `!'<jit>' credential`, then the helpers the user already had for that
+//! far), `!'<git-credential-jit>'` (or `!'<jit>' credential`), then the helpers the user already had for that
 //! host, in their order, so they still serve repos jit has no grant for; and
 //! `useHttpPath = true`, so the helper sees which repository git wants.
 //!
@@ -101,15 +101,29 @@ impl SetupState {
     }
 }
 
-/// The helper command for the running binary: `!'/abs/jit' credential`.
+/// The small helper binary installed beside `jit` (`src/bin/git-credential-jit.rs`).
+pub const HELPER_BIN: &str = "git-credential-jit";
+
+/// The helper command for the running binary: `!'/abs/git-credential-jit'`
+/// when that binary is beside it (git appends the operation), else
+/// `!'/abs/jit' credential`.
 pub fn helper_command(exe: &Path) -> String {
-    let s = exe.to_string_lossy();
-    let plain = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ','));
-    if plain { format!("!{s} credential") } else { format!("!'{}' credential", s.replace('\'', r"'\''")) }
+    let small = exe.with_file_name(HELPER_BIN);
+    if small.is_file() { format!("!{}", shell_word(&small)) } else { format!("!{} credential", shell_word(exe)) }
 }
 
+/// A path as one word for git's `sh -c`: as it is when plain, else single-quoted.
+fn shell_word(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let plain = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ','));
+    if plain { s.into_owned() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+/// Whether a `helper` value is one `jit setup` wrote, in either form.
 fn is_jit_helper(value: &str) -> bool {
-    value.starts_with('!') && value.trim_end().ends_with(" credential") && value.contains("jit")
+    let value = value.trim_end();
+    value.starts_with('!')
+        && ((value.ends_with(" credential") && value.contains("jit")) || value.trim_end_matches('\'').ends_with(HELPER_BIN))
 }
 
 pub struct GitConfig {
@@ -404,6 +418,20 @@ mod tests {
         assert_eq!(helper_command(Path::new("/x/it's/jit")), r"!'/x/it'\''s/jit' credential");
         assert!(is_jit_helper(&helper_command(Path::new("/home/a b/jit"))));
         assert!(!is_jit_helper("store"));
+        assert!(!is_jit_helper("!/usr/bin/git-credential-other"));
+    }
+
+    #[test]
+    fn the_small_helper_is_used_when_it_is_beside_jit() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("it's bin");
+        std::fs::create_dir(&bin).unwrap();
+        let jit = bin.join("jit");
+        assert!(helper_command(&jit).ends_with("/jit' credential"), "{}", helper_command(&jit));
+        std::fs::write(bin.join(HELPER_BIN), b"").unwrap();
+        let helper = helper_command(&jit);
+        assert_eq!(helper, format!("!'{}/it'\\''s bin/{HELPER_BIN}'", dir.path().display()));
+        assert!(is_jit_helper(&helper) && is_jit_helper(&format!("!{}/{HELPER_BIN}", dir.path().display())));
     }
 
     #[test]

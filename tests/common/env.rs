@@ -157,8 +157,25 @@ impl TestEnvironment {
     /// The credential helper: its stdout is git's credential, by design, and
     /// every password or pre-encoded credential it gives is registered as a
     /// secret no other output (nor a broker log) may show.
+    ///
+    /// It runs `git-credential-jit OP`, what `jit setup` has git run: the
+    /// small binary answers from the cache and hands the rest to
+    /// `jit credential OP`, so both are exercised.
     pub fn run_helper(&self, op: &str, stdin: &str) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_git-credential-jit"));
+        cmd.env_clear().envs(&self.env).arg(op).current_dir(self.work_dir());
+        let out = assert_cmd::Command::from_std(cmd).write_stdin(stdin).timeout(std::time::Duration::from_secs(120)).output().unwrap();
+        self.credential_output(self.record(&out, true))
+    }
+
+    /// `jit credential OP` itself, as an older `jit setup` configured it.
+    pub fn run_jit_helper(&self, op: &str, stdin: &str) -> Run {
         let run = self.execute(&["credential", op], &[], stdin, true);
+        self.credential_output(run)
+    }
+
+    /// Registers every password or pre-encoded credential a helper gave as a secret.
+    fn credential_output(&self, run: Run) -> Run {
         for line in run.stdout.lines() {
             if let Some(secret) = line.strip_prefix("password=").or_else(|| line.strip_prefix("credential=")) {
                 self.secret(secret);
