@@ -6,8 +6,8 @@
 //!
 //! [`target`] is the security gate: it turns what git sent into a normalized
 //! clone URL only when it names one repository exactly: a path is required
-//! (never by host alone), no user name, no percent-encoding or dot segments
-//! left in the path, and plain `http` only to loopback.
+//! (never by host alone), no user name, no percent-encoding, dot segments or
+//! anything but printable ASCII in the path, and plain `http` only to loopback.
 
 use std::io::{BufRead, Write};
 
@@ -172,10 +172,11 @@ pub fn target(query: &CredentialQuery) -> Result<CloneUrl, NotOurs> {
     let plain_host = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
     // One rule for the raw path, whichever key it came in: no encoding, no
     // query or fragment, no dot segments, no `.git` segment of its own
-    // (`demo/.git` is not `demo.git`), one trailing slash at most, nothing invisible.
+    // (`demo/.git` is not `demo.git`), one trailing slash at most, nothing
+    // invisible or look-alike (printable ASCII only, as repo names are).
     let plain_path = |p: &str| {
         !p.contains(['%', '\\', '?', '#', '@'])
-            && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+            && p.chars().all(|c| c.is_ascii_graphic())
             && p.strip_suffix('/').unwrap_or(p).split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg != ".git")
     };
     let (hostname, port) = split_host(host).ok_or(NotOurs::Suspicious)?;
@@ -358,6 +359,20 @@ mod tests {
             assert_eq!(target(&query), Err(NotOurs::Incomplete), "{bad:?}");
         }
         assert_eq!(q("url=git+ssh.v2-x://x/a.git\n").protocol.as_deref(), Some("git+ssh.v2-x"));
+    }
+
+    #[test]
+    fn only_plain_hosts_and_paths_are_judged() {
+        let suspicious = |host: &str, path: &str| target(&q(&format!("protocol=https\nhost={host}\npath={path}\n")));
+        // What a URL parser would accept or decode in a host is refused before it gets the chance.
+        for host in ["exa_mple.com", "example%2ecom", "exa*mple.com", "example.com!", ""] {
+            assert_eq!(suspicious(host, "a/b.git"), Err(NotOurs::Suspicious), "{host:?}");
+        }
+        // Nothing invisible or look-alike in a path: printable ASCII only.
+        for path in ["a/b c.git", "a/b\u{a0}c.git", "a/b\u{1}c.git", "a/b\u{7f}c.git", "a/b\u{200b}c.git", "a/\u{430}.git"] {
+            assert_eq!(suspicious("example.com", path), Err(NotOurs::Suspicious), "{path:?}");
+        }
+        assert!(suspicious("git-01.example.com", "a/b.git").is_ok());
     }
 
     #[test]
