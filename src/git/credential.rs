@@ -59,13 +59,14 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
     let mut buf = Vec::new();
     for number in 1.. {
         buf.clear();
-        let n = std::io::Read::take(&mut input, MAX_LINE as u64 + 2)
+        // At most a full line and its `\n`: never more than that is read.
+        let n = std::io::Read::take(&mut input, MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| ProtocolError::Io(e.to_string()))?;
         if n == 0 {
             break;
         }
-        if buf.len() > MAX_LINE + 1 || (buf.len() == MAX_LINE + 1 && buf.last() != Some(&b'\n')) {
+        if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
             return Err(ProtocolError::LineTooLong(number));
         }
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
