@@ -245,6 +245,46 @@ async fn an_expired_credential_on_a_live_grant_is_reminted_and_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_near_its_end_is_renewed_first_unless_it_lasts_the_grant() {
+    // Credentials live 20 s: always inside the helper's 30 s renewal margin.
+    let b = TestBroker::start_gateway("20s").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let minted = || async { b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count() };
+    let before = minted().await;
+    let first = field(&get(&env, &input), "password").unwrap().to_string();
+    let second = field(&get(&env, &input), "password").unwrap().to_string();
+    assert_ne!(first, second, "a credential about to expire is renewed, not handed to git");
+    assert_eq!(minted().await, before + 2);
+    // One that lives to its grant's end is used to the end, however close it is.
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "20s").await;
+    let first = field(&get(&env, &input.replace(&host, parts(&b).0.as_str())), "password").unwrap().to_string();
+    let again = field(&get(&env, &input.replace(&host, parts(&b).0.as_str())), "password").unwrap().to_string();
+    assert_eq!(first, again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_the_broker_refuses_is_named_and_the_grant_is_kept() {
+    let b = TestBroker::start_gateway("20s").await;
+    let env = with_read_grant(&b, "1h").await;
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    // alice's token is rotated elsewhere: the broker refuses this login (401),
+    // which says nothing about the grant.
+    let rotated = b.post("admin", "/v1/users/alice/token", serde_json::json!({})).await;
+    assert_eq!(rotated.status, 200);
+    env.secret(rotated.body["token"].as_str().unwrap());
+    let run = get(&env, &input);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("jit: cannot renew the credential for demo:"), "{}", run.stderr);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(env.data_dir().join("jit/credentials.json")).unwrap()).unwrap();
+    let cached = &index["urls"][b.demo_url()];
+    assert_eq!(cached.as_array().map(Vec::len), Some(1), "the grant stays cached: {index}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "1s").await;
