@@ -314,9 +314,11 @@ pub fn forget_grant(keychain: &Keychain, grant_id: i64) -> Result<(), KeychainEr
     })
 }
 
-/// Forgets every cached credential (logout); returns how many.
+/// Forgets every cached credential (logout), and the requests left pending
+/// (they were the logged-out user's to follow); returns how many credentials.
 pub fn forget_all(keychain: &Keychain) -> Result<usize, KeychainError> {
     update(|index| {
+        index.pending.clear();
         let mut n = 0;
         for (url, list) in std::mem::take(&mut index.urls) {
             for g in list {

@@ -85,9 +85,19 @@ async fn logout_forgets_every_cached_git_credential() {
         format!("protocol=http\nhost={}:{}\npath={}\n", url.host_str().unwrap(), url.port().unwrap(), url.path().trim_start_matches('/'));
     let before = env.run_helper("get", &input);
     assert!(before.stdout.contains("password="), "the cached credential is answered: {}", before.stdout);
+    // A request left pending is forgotten too: it was this user's to follow.
+    env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]).success();
+    let index = || std::fs::read_to_string(env.data_dir().join("jit/credentials.json")).unwrap();
+    assert!(index().contains("\"request_id\""), "{}", index());
     env.run(&["logout"]).success();
     let after = env.run_helper("get", &input);
     assert_eq!(after.stdout, "", "a logged-out machine still answered git");
+    // Whoever logs in next is not told about that request as theirs.
+    env.login(&b.url, b.token("bob")).success();
+    let next = env.run_helper("get", &input);
+    assert!(!next.stderr.contains("your request"), "{}", next.stderr);
+    let pending: serde_json::Value = serde_json::from_str(&index()).unwrap();
+    assert_eq!(pending["pending"], serde_json::json!([]));
 }
 
 #[cfg(unix)]

@@ -198,6 +198,8 @@ async fn store_is_a_no_op_and_erase_forces_a_fresh_credential() {
     let second = field(&get(&env, &input), "password").unwrap().to_string();
     env.secret(&second);
     assert_ne!(second, first, "erase must drop the cached password");
+    // The new one is cached with its own expiry, and used from then on.
+    assert_eq!(field(&get(&env, &input), "password"), Some(second.as_str()));
     let minted_after = b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count();
     assert_eq!(minted_after, minted_before + 1);
 }
@@ -282,6 +284,28 @@ async fn a_renewal_the_broker_refuses_is_named_and_the_grant_is_kept() {
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(env.data_dir().join("jit/credentials.json")).unwrap()).unwrap();
     let cached = &index["urls"][b.demo_url()];
     assert_eq!(cached.as_array().map(Vec::len), Some(1), "the grant stays cached: {index}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_request_the_broker_does_not_know_is_dropped_not_reported() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    env.login(&b.url, b.token("alice")).success();
+    env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]).success();
+    // The broker's database was restored from before that request: it does not know the id.
+    let index_path = env.data_dir().join("jit/credentials.json");
+    let index = std::fs::read_to_string(&index_path).unwrap().replace("\"request_id\": 1", "\"request_id\": 999");
+    std::fs::write(&index_path, &index).unwrap();
+    assert!(index.contains("999"), "{index}");
+    let (host, path) = parts(&b);
+    let run = get(&env, &format!("protocol=http\nhost={host}\npath={path}\n"));
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr.trim_end(),
+        "jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (write, to push)"
+    );
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(index_path).unwrap()).unwrap();
+    assert_eq!(index["pending"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,11 +22,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::api::{self, codes};
+use crate::api::codes;
 use crate::client::{Client, ClientError};
 use crate::credcache::{self, CachedGrant, GuardedRepo, Index, PendingRequest, Pick, pick};
 use crate::domain::repo::CloneUrl;
-use crate::domain::request::{GrantStatus, RequestStatus};
+use crate::domain::request::RequestStatus;
 use crate::domain::token::SecretString;
 use crate::error::CommandError;
 use crate::git::credential::{Answer, CredentialQuery, parse, target, write_answer};
@@ -270,14 +270,14 @@ fn ask_broker(
 }
 
 async fn lookup(client: &Client, keychain: &Keychain, key: &str, repo: &GuardedRepo, pending: &[PendingRequest]) -> Result<Found, String> {
-    let mut candidates: Vec<api::Grant> = Vec::new();
     let mut still_pending = None;
     for p in pending {
         match client.request(p.request_id).await {
             Ok(req) if req.status == RequestStatus::Pending => still_pending = Some((req.id, req.level)),
-            Ok(req) => {
+            // Decided (a grant it made is among the live grants below), or not
+            // this user's to see (left by someone logged in before): done with.
+            Ok(_) => {
                 let _ = credcache::forget_pending(&repo.server, p.request_id);
-                candidates.extend(req.grant.filter(|g| g.status == GrantStatus::Active));
             }
             Err(ClientError::Api { code, .. }) if code == codes::NOT_FOUND => {
                 let _ = credcache::forget_pending(&repo.server, p.request_id);
@@ -285,9 +285,10 @@ async fn lookup(client: &Client, keychain: &Keychain, key: &str, repo: &GuardedR
             Err(e) => return Err(e.to_string()),
         }
     }
+    // The broker lists only grants live now.
     let live = client.grants(false, true).await.map_err(|e| e.to_string())?;
-    candidates.extend(live.into_iter().filter(|g| g.repo == repo.repo && g.status == GrantStatus::Active));
-    let best = candidates.into_iter().max_by_key(|g| (g.level.parse::<crate::domain::Level>().ok(), g.expires_at));
+    let best =
+        live.into_iter().filter(|g| g.repo == repo.repo).max_by_key(|g| (g.level.parse::<crate::domain::Level>().ok(), g.expires_at));
     if let Some(grant) = best {
         return match credcache::fetch_and_store(client, keychain, &grant).await {
             Ok(Some((url, credential))) if url.to_string() == key => {

@@ -1,5 +1,6 @@
-//! `jit logout`: forgets the stored token and every cached git credential (the
-//! broker keeps the token valid; an admin rotates it to kill it).
+//! `jit logout`: forgets the stored token, every cached git credential and the
+//! requests left pending to follow (the broker keeps the token valid; an admin
+//! rotates it to kill it).
 
 use crate::error::CommandError;
 use crate::keychain::Keychain;
