@@ -364,6 +364,15 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_has_ended_at_its_end_instant() {
+        // As the broker and the gateway judge it: live strictly before its end.
+        let g = grant(1, Level::Read, 60);
+        assert!(g.is_live(g.grant_expires_at - chrono::Duration::nanoseconds(1)));
+        assert!(!g.is_live(g.grant_expires_at));
+        assert_eq!(pick(std::slice::from_ref(&g), g.grant_expires_at), Pick::Ended(g.clone()));
+    }
+
+    #[test]
     fn upsert_keeps_live_grants_and_the_last_ended_one() {
         let now = Utc::now();
         let mut index = Index::default();
