@@ -56,6 +56,7 @@ async fn eight_requests_finishing_at_once_keep_all_eight_credentials() {
         serde_json::from_slice(&std::fs::read(env.data_dir().join("jit").join("credentials.json")).unwrap()).unwrap();
     let urls = index["urls"].as_object().unwrap();
     assert_eq!(urls.len(), names.len(), "{index}");
+    let mut answered = std::collections::HashSet::new();
     for repo in &names {
         let url = format!("{}/git/{repo}.git", b.url);
         assert_eq!(urls[&url].as_array().unwrap().len(), 1, "{url}: {index}");
@@ -65,7 +66,10 @@ async fn eight_requests_finishing_at_once_keep_all_eight_credentials() {
         let pw = password(&run).unwrap_or_else(|| panic!("no answer for {repo}: {}", run.stderr));
         env.secret(&pw);
         assert!(pw.starts_with("jitgw_"));
+        answered.insert(pw);
     }
+    // Each repo's own credential, not one entry shared by all.
+    assert_eq!(answered.len(), names.len());
     assert!(
         !std::fs::read_dir(env.data_dir().join("jit")).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with(".tmp")),
         "no temp file left behind"

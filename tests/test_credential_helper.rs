@@ -342,9 +342,22 @@ async fn status_falls_back_to_the_cache_when_the_broker_is_away() {
     if let Some(h) = b.handle.take() {
         h.shutdown().await.unwrap();
     }
+    // Beside it in the cache: a grant that ended, and a live one from another broker.
+    let index_path = env.data_dir().join("jit/credentials.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let list = index["urls"][b.demo_url()].as_array_mut().unwrap();
+    let mut ended = list[0].clone();
+    ended["grant_id"] = 98.into();
+    ended["grant_expires_at"] = "2020-01-01T00:00:00Z".into();
+    let mut elsewhere = list[0].clone();
+    elsewhere["grant_id"] = 99.into();
+    elsewhere["server"] = "https://other-broker.example".into();
+    list.extend([ended, elsewhere]);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     let offline = env.run(&["status", "--json"]);
     offline.success().stderr_has("out of reach");
     let offline = offline.json();
+    assert_eq!(offline.as_array().unwrap().len(), 1, "only this broker's live grant: {offline}");
     for key in ["id", "request_id", "repo", "level", "expires_at", "granted_at", "clone_url"] {
         assert_eq!(offline[0][key], online[0][key], "{key}");
     }
