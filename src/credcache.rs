@@ -168,6 +168,17 @@ impl Index {
         crate::fsutil::replace_private(&path, &serde_json::to_vec_pretty(self).expect("index serializes"))
     }
 
+    /// Replaces what is known of the repos `server` guards (by clone URL),
+    /// leaving other brokers' alone.
+    fn set_repos(&mut self, server: &str, repos: &[api::Repo]) {
+        self.repos.retain(|_, r| r.server != server);
+        for repo in repos {
+            if let Some(url) = repo.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) {
+                self.repos.insert(url.to_string(), GuardedRepo { server: server.to_string(), repo: repo.name.clone() });
+            }
+        }
+    }
+
     /// Adds or refreshes a grant; keeps the live ones and the last ended one (for hints).
     fn upsert(&mut self, url: &str, grant: CachedGrant, now: DateTime<Utc>) -> Vec<CachedGrant> {
         let list = self.urls.entry(url.to_string()).or_default();
@@ -218,12 +229,7 @@ pub enum FetchError {
 /// helper knows which URLs to ask that broker about.
 pub fn remember_repos(server: &str, repos: &[api::Repo]) -> Result<(), KeychainError> {
     update(|index| {
-        index.repos.retain(|_, r| r.server != server);
-        for repo in repos {
-            if let Some(url) = repo.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) {
-                index.repos.insert(url.to_string(), GuardedRepo { server: server.to_string(), repo: repo.name.clone() });
-            }
-        }
+        index.set_repos(server, repos);
         Ok(())
     })
 }
@@ -361,6 +367,34 @@ mod tests {
         assert_eq!(pick(&[read_day.clone(), write_ended.clone()], now), Pick::Live(read_day));
         assert_eq!(pick(std::slice::from_ref(&write_ended), now), Pick::Ended(write_ended));
         assert_eq!(pick(&[], now), Pick::Nothing);
+    }
+
+    #[test]
+    fn each_broker_s_repos_replace_only_its_own() {
+        let repo = |name: &str, url: Option<&str>| api::Repo { name: name.into(), clone_url: url.map(Into::into), upstream_url: None };
+        let mut index = Index::default();
+        index.set_repos("http://a", &[repo("r1", Some("http://a/git/r1.git")), repo("r2", Some("http://a/git/r2.git"))]);
+        index.set_repos("http://b", &[repo("r3", Some("https://b/r3.git")), repo("no-url", None)]);
+        // Broker a no longer guards r1: only its own list changes.
+        index.set_repos("http://a", &[repo("r2", Some("HTTP://A/git/r2"))]);
+        let known: Vec<(&str, &str, &str)> =
+            index.repos.iter().map(|(url, r)| (url.as_str(), r.server.as_str(), r.repo.as_str())).collect();
+        assert_eq!(known, [("http://a/git/r2.git", "http://a", "r2"), ("https://b/r3.git", "http://b", "r3")]);
+        assert_eq!(index.repo_for("http://a/git/r2.git"), Some(GuardedRepo { server: "http://a".into(), repo: "r2".into() }));
+        assert_eq!(index.repo_for("http://a/git/r1.git"), None);
+    }
+
+    #[test]
+    fn pending_requests_are_found_by_broker_and_repo() {
+        let mut index = Index::default();
+        let p = |server: &str, repo: &str, id: i64| PendingRequest { server: server.into(), repo: repo.into(), request_id: id };
+        index.pending = vec![p("http://a", "r1", 1), p("http://a", "r2", 2), p("http://b", "r1", 3), p("http://a", "r1", 4)];
+        let on = |server: &str, repo: &str| -> Vec<i64> {
+            index.pending_on(&GuardedRepo { server: server.into(), repo: repo.into() }).iter().map(|p| p.request_id).collect()
+        };
+        assert_eq!(on("http://a", "r1"), [1, 4]);
+        assert_eq!(on("http://b", "r1"), [3]);
+        assert!(on("http://b", "r2").is_empty());
     }
 
     #[test]
