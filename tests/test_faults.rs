@@ -62,6 +62,8 @@ async fn a_dbus_that_never_replies_is_a_clear_error_within_the_keychain_timeout(
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("secret-service keychain did not answer within 5s"), "{}", run.stderr);
+    // And what to do about it.
+    assert!(run.stderr.contains("unlock your keychain, or set JIT_KEYRING=keyutils"), "{}", run.stderr);
     assert!(took < Duration::from_secs(9), "login took {took:?} against a silent bus");
 }
 
