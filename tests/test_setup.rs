@@ -91,3 +91,43 @@ async fn setup_on_an_empty_config_and_its_bad_inputs() {
     env.run(&["setup", "--uninstall"]).success();
     assert_eq!(meaning(&env), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_part_and_names_the_fix() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    let checks = |run: &crate::common::Run| -> Vec<(String, bool, String)> {
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+        json.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c["ok"].as_bool().unwrap(), c["detail"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    // Logged out: the machine's side passes, the login fails with its fix.
+    let run = env.run(&["doctor", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let found = checks(&run);
+    let keychain = found.iter().find(|c| c.0 == "keychain").unwrap();
+    assert!(keychain.1 && keychain.2.starts_with("keyutils (") && keychain.2.ends_with(", writable"), "{keychain:?}");
+    assert!(found.iter().any(|c| c.0 == "git" && c.1), "{found:?}");
+    assert!(found.iter().any(|c| c.0 == "login" && !c.1), "{found:?}");
+    assert!(run.stdout.contains("jit login --server URL"), "{}", run.stdout);
+    // Logged in and set up: every check passes.
+    env.login(&b.url, b.token("alice")).success();
+    env.run(&["setup"]).success();
+    let run = env.run(&["doctor", "--json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let found = checks(&run);
+    assert!(found.iter().all(|c| c.1), "{found:?}");
+    let names: Vec<&str> = found.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names[..5], ["keychain", "git", "broker", "clock", "token"]);
+    assert!(found.iter().any(|c| c.0 == "token" && c.2 == "valid: you are alice"), "{found:?}");
+    assert!(found.iter().any(|c| c.0 == "git config" && c.2 == format!("{}: jit answers first, with the repo path", b.url)), "{found:?}");
+    // Without the helper in git's config, that check fails and says how to fix it.
+    env.run(&["setup", "--uninstall"]).success();
+    let run = env.run(&["doctor"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains(&format!("✘ git config: {}: git does not ask jit first\n  fix: run `jit setup`", b.url)), "{}", run.stdout);
+    assert!(run.stderr.contains("checks failed"), "{}", run.stderr);
+}

@@ -98,8 +98,12 @@ impl std::fmt::Debug for Keychain {
 /// The service name entries live under; `JIT_KEYRING_NAMESPACE` keeps test
 /// runs (or two brokers' logins) apart.
 fn service_name() -> String {
-    match std::env::var("JIT_KEYRING_NAMESPACE") {
-        Ok(ns) if !ns.is_empty() => format!("jit-{ns}"),
+    service_for(std::env::var("JIT_KEYRING_NAMESPACE").ok().as_deref())
+}
+
+fn service_for(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("jit-{ns}"),
         _ => "jit".to_string(),
     }
 }
@@ -341,6 +345,19 @@ mod tests {
         let err = choose_backend(Some("memory")).unwrap_err().to_string();
         assert!(err.contains("`memory`") && err.contains("keyutils"), "{err}");
         assert!(choose_backend(None).is_ok());
+    }
+
+    #[test]
+    fn a_namespace_keeps_entries_apart_and_an_empty_one_is_none() {
+        assert_eq!(service_for(Some("ci-7")), "jit-ci-7");
+        assert_eq!(service_for(Some("")), "jit");
+        assert_eq!(service_for(None), "jit");
+    }
+
+    #[test]
+    fn debug_names_the_backend_and_service_only() {
+        let kc = Keychain { backend: Backend::File, inner: Inner::File("/x/secrets.json".into()), service: "jit-t".into() };
+        assert_eq!(format!("{kc:?}"), r#"Keychain { backend: File, service: "jit-t" }"#);
     }
 
     #[test]
