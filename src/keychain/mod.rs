@@ -394,5 +394,9 @@ mod tests {
         assert!(!kc.delete("login").unwrap());
         std::fs::write(&path, "garbage").unwrap();
         assert!(matches!(kc.get("login"), Err(KeychainError::File { .. })));
+        // Only a missing file is an empty one: one that cannot be read is an error, not "no secrets".
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(kc.get("login"), Err(KeychainError::File { .. })));
     }
 }
