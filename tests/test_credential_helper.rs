@@ -309,6 +309,22 @@ async fn a_pending_request_the_broker_does_not_know_is_dropped_not_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_is_answered_only_for_the_url_it_was_minted_for() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = with_read_grant(&b, "1h").await;
+    // The cache says an old URL (say, the broker's name before a move) also named demo.
+    let index_path = env.data_dir().join("jit/credentials.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let old = format!("{}/git/old-demo.git", b.url);
+    index["repos"][&old] = serde_json::json!({"server": b.url, "repo": "demo"});
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    // git asks about the old URL: the broker's grant on demo mints for demo's URL, not that one.
+    let (host, _) = parts(&b);
+    let run = get(&env, &format!("protocol=http\nhost={host}\npath=git/old-demo.git\n"));
+    assert_eq!(run.stdout, "", "answered a URL the credential was not minted for");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "1s").await;
