@@ -179,6 +179,11 @@ impl Index {
         }
     }
 
+    /// Stops following request `request_id` of `server` (ids are per broker).
+    fn drop_pending(&mut self, server: &str, request_id: i64) {
+        self.pending.retain(|p| !(p.server == server && p.request_id == request_id));
+    }
+
     /// Adds or refreshes a grant; keeps the live ones and the last ended one (for hints).
     fn upsert(&mut self, url: &str, grant: CachedGrant, now: DateTime<Utc>) -> Vec<CachedGrant> {
         let list = self.urls.entry(url.to_string()).or_default();
@@ -248,7 +253,7 @@ pub fn remember_pending(server: &str, repo: &str, request_id: i64) -> Result<(),
 /// Drops a request from the pending list once it was decided.
 pub fn forget_pending(server: &str, request_id: i64) -> Result<(), KeychainError> {
     update(|index| {
-        index.pending.retain(|p| !(p.server == server && p.request_id == request_id));
+        index.drop_pending(server, request_id);
         Ok(())
     })
 }
@@ -285,7 +290,7 @@ pub async fn fetch_and_store(
     store(keychain, &url.to_string(), cached, &credential.password)?;
     update(|index| {
         index.repos.insert(url.to_string(), GuardedRepo { server: client.base().to_string(), repo: grant.repo.clone() });
-        index.pending.retain(|p| !(p.server == client.base() && p.request_id == grant.request_id));
+        index.drop_pending(client.base(), grant.request_id);
         Ok(())
     })?;
     Ok(Some((url, credential)))
@@ -395,6 +400,12 @@ mod tests {
         assert_eq!(on("http://a", "r1"), [1, 4]);
         assert_eq!(on("http://b", "r1"), [3]);
         assert!(on("http://b", "r2").is_empty());
+        // Request 3 of broker a is not request 3 of broker b.
+        index.pending.push(p("http://a", "r1", 3));
+        index.drop_pending("http://b", 3);
+        index.drop_pending("http://a", 1);
+        let left: Vec<(&str, i64)> = index.pending.iter().map(|p| (p.server.as_str(), p.request_id)).collect();
+        assert_eq!(left, [("http://a", 2), ("http://a", 4), ("http://a", 3)]);
     }
 
     #[test]
