@@ -301,14 +301,10 @@ pub fn password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<Option<
 }
 
 /// Drops a grant's password but keeps its metadata (so the helper can still
-/// explain that it ended, or re-mint while it lives).
+/// explain that it ended, or re-mint while it lives: with no password to
+/// read, the next `get` mints a fresh one).
 pub fn drop_password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<(), KeychainError> {
-    update(|index| {
-        if let Some(g) = index.urls.get_mut(url).and_then(|l| l.iter_mut().find(|g| g.grant_id == grant_id)) {
-            g.credential_expires_at = Utc::now();
-        }
-        keychain.delete(&keychain_key(url, grant_id)).map(|_| ())
-    })
+    keychain.delete(&keychain_key(url, grant_id)).map(|_| ())
 }
 
 /// Forgets whatever is cached for grant `grant_id`.

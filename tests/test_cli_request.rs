@@ -329,3 +329,25 @@ fn the_table_reader_finds_cells_by_column_name() {
     assert_eq!((rows[0]["CLONE URL"].as_str(), rows[0]["UNTIL"].as_str(), rows[0]["LEFT"].as_str()), ("x y", "Nov 26 00:26", "1h 29m"));
     assert_eq!((rows[1]["GRANT"].as_str(), rows[1]["CLONE URL"].as_str(), rows[1]["UNTIL"].as_str()), ("12", "", "16:42"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_whose_credential_cannot_be_minted_here_says_so_and_an_approver_is_not_warned() {
+    // demo read works only from 10.0.0.0/8, and this machine is 127.0.0.1.
+    let policy = crate::common::gateway_policy("1h").replace("name = \"demo-read\"\n", "name = \"demo-read\"\nfrom = [\"10.0.0.0/8\"]\n");
+    assert!(policy.contains("from = [\"10.0.0.0/8\"]"), "the policy names demo-read");
+    let b = TestBroker::start_with(&policy).await;
+    let alice = logged_in(&b, "alice").await;
+    // Granted (the grant exists: exit 0), but the broker refuses the credential here, and alice is told why.
+    let run = alice.run(&["request", "demo", "--level", "read", "--for", "1h"]);
+    run.success().stderr_has("warning: granted, but the git credential could not be kept on this machine").stderr_has("10.0.0.0/8");
+    // An approver following someone else's request hears the decision, with no warning about a credential that is not theirs.
+    let child = alice.spawn(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "fix"]);
+    let id = pending_id(&b, "alice").await;
+    let bob = logged_in(&b, "bob").await;
+    bob.run(&["approve", &id.to_string(), "--yes"]).success();
+    let waited = bob.run(&["wait", &id.to_string()]);
+    waited.success();
+    assert!(!waited.stderr.contains("warning"), "{}", waited.stderr);
+    assert!(waited.stdout.contains("Approved by bob: write on demo"), "{}", waited.stdout);
+    alice.wait_child(child).success();
+}
