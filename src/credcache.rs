@@ -179,6 +179,21 @@ impl Index {
         }
     }
 
+    /// Takes grant `grant_id` out of every URL's list (a URL left with none
+    /// goes too); returns the URLs it was cached for, whose passwords go next.
+    fn remove_grant(&mut self, grant_id: i64) -> Vec<String> {
+        let mut held = Vec::new();
+        for (url, list) in self.urls.iter_mut() {
+            let before = list.len();
+            list.retain(|g| g.grant_id != grant_id);
+            if list.len() < before {
+                held.push(url.clone());
+            }
+        }
+        self.urls.retain(|_, l| !l.is_empty());
+        held
+    }
+
     /// Stops following request `request_id` of `server` (ids are per broker).
     fn drop_pending(&mut self, server: &str, request_id: i64) {
         self.pending.retain(|p| !(p.server == server && p.request_id == request_id));
@@ -310,13 +325,9 @@ pub fn drop_password(keychain: &Keychain, url: &str, grant_id: i64) -> Result<()
 /// Forgets whatever is cached for grant `grant_id`.
 pub fn forget_grant(keychain: &Keychain, grant_id: i64) -> Result<(), KeychainError> {
     update(|index| {
-        for (url, list) in index.urls.iter_mut() {
-            if list.iter().any(|g| g.grant_id == grant_id) {
-                keychain.delete(&keychain_key(url, grant_id))?;
-                list.retain(|g| g.grant_id != grant_id);
-            }
+        for url in index.remove_grant(grant_id) {
+            keychain.delete(&keychain_key(&url, grant_id))?;
         }
-        index.urls.retain(|_, l| !l.is_empty());
         Ok(())
     })
 }
@@ -402,6 +413,20 @@ mod tests {
         index.drop_pending("http://a", 1);
         let left: Vec<(&str, i64)> = index.pending.iter().map(|p| (p.server.as_str(), p.request_id)).collect();
         assert_eq!(left, [("http://a", 2), ("http://a", 4), ("http://a", 3)]);
+    }
+
+    #[test]
+    fn removing_a_grant_leaves_every_other_one() {
+        let now = Utc::now();
+        let mut index = Index::default();
+        index.upsert("u1", grant(1, Level::Read, 60), now);
+        index.upsert("u1", grant(2, Level::Write, 60), now);
+        index.upsert("u2", grant(2, Level::Write, 60), now);
+        index.upsert("u3", grant(3, Level::Read, 60), now);
+        assert_eq!(index.remove_grant(2), ["u1", "u2"]);
+        let left: Vec<(&str, Vec<i64>)> = index.urls.iter().map(|(u, l)| (u.as_str(), l.iter().map(|g| g.grant_id).collect())).collect();
+        assert_eq!(left, [("u1", vec![1]), ("u3", vec![3])]);
+        assert!(index.remove_grant(9).is_empty());
     }
 
     #[test]

@@ -89,7 +89,8 @@ async fn logout_forgets_every_cached_git_credential() {
     env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]).success();
     let index = || std::fs::read_to_string(env.data_dir().join("jit/credentials.json")).unwrap();
     assert!(index().contains("\"request_id\""), "{}", index());
-    env.run(&["logout"]).success();
+    let out = env.run(&["logout", "--json"]).success().json();
+    assert_eq!((out["logged_out"].as_bool(), out["credentials_removed"].as_u64()), (Some(true), Some(1)), "{out}");
     let after = env.run_helper("get", &input);
     assert_eq!(after.stdout, "", "a logged-out machine still answered git");
     // Whoever logs in next is not told about that request as theirs.
