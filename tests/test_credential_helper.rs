@@ -325,6 +325,37 @@ async fn a_credential_is_answered_only_for_the_url_it_was_minted_for() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_request_is_followed_until_it_is_decided_and_dropped_only_then() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    env.login(&b.url, b.token("alice")).success();
+    let requested = env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]);
+    let id: i64 = requested.success().stdout.trim().parse().unwrap();
+    let index_path = env.data_dir().join("jit/credentials.json");
+    let pending = || -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&index_path).unwrap()).unwrap()["pending"].clone()
+    };
+    let (host, path) = parts(&b);
+    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    // The broker refuses this login: the request is not forgotten for that.
+    let rotated = b.post("admin", "/v1/users/alice/token", serde_json::json!({})).await;
+    let token = rotated.body["token"].as_str().unwrap().to_string();
+    env.secret(&token);
+    let run = get(&env, &input);
+    assert!(run.stderr.contains("the broker could not be asked"), "{}", run.stderr);
+    assert_eq!(pending()[0]["request_id"], id);
+    // Denied: there is nothing to wait for any more, and git is told there is no grant.
+    env.login(&b.url, &token).success();
+    assert_eq!(b.deny("bob", id, "not now").await.status, 200);
+    let run = get(&env, &input);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (write, to push)"
+    );
+    assert_eq!(pending(), serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "1s").await;
