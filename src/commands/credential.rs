@@ -192,8 +192,9 @@ fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Res
         }
         Err(e) => Err(cannot(e.to_string())),
         Ok(credential) => {
-            let refreshed =
-                CachedGrant { credential_expires_at: credential.expires_at, username: credential.username.clone(), ..cached.clone() };
+            let mut refreshed = cached.clone();
+            refreshed.credential_expires_at = credential.expires_at;
+            refreshed.username = credential.username.clone();
             credcache::store(&keychain, key, refreshed, &credential.password).map_err(|e| cannot(e.to_string()))?;
             Ok(Answer { username: credential.username, password: credential.password, expires_unix: credential.expires_at.timestamp() })
         }

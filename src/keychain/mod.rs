@@ -284,10 +284,11 @@ impl Keychain {
 
     /// Runs a store call, with a timeout for stores that talk to another process.
     fn call<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T, KeychainError> + Send + 'static) -> Result<T, KeychainError> {
-        if self.backend == Backend::Keyutils {
-            return f();
+        match self.backend {
+            // A system call: it cannot hang on another process, so no thread for it.
+            Backend::Keyutils => f(),
+            backend => bounded(backend, f),
         }
-        bounded(self.backend, f)
     }
 }
 
