@@ -151,3 +151,52 @@ impl Registry {
         repo.provider.as_deref().and_then(|name| self.get(name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider that states only what it must.
+    struct Bare;
+
+    #[async_trait]
+    impl Provider for Bare {
+        fn name(&self) -> &str {
+            "bare"
+        }
+        fn kind(&self) -> &'static str {
+            "bare"
+        }
+        async fn mint(&self, _: &GrantRecord, _: DateTime<Utc>) -> Result<Minted, ProviderError> {
+            Err(ProviderError::Failed { provider: "bare".into(), message: "no".into() })
+        }
+        async fn revoke(&self, _: &GrantRecord) -> Result<(), ProviderError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_provider_that_says_nothing_is_assumed_to_hold_access_at_a_host() {
+        // The safe defaults: the reaper always tells it when a grant ends, and
+        // the gateway neither fronts its repos nor routes git to it.
+        let bare = Bare;
+        assert!(bare.revokes_at_host());
+        assert!(!bare.fronts_listed_repos());
+        assert!(bare.discover("http://127.0.0.1:8420").unwrap().is_empty());
+        let repo = RepoSpec { name: "demo".into(), url: None, provider: Some("bare".into()), upstream: None };
+        assert!(bare.git_backend(&repo).is_none());
+    }
+
+    #[test]
+    fn providers_are_held_by_unique_name() {
+        let mut registry = Registry::default();
+        registry.add(Arc::new(Bare)).unwrap();
+        assert_eq!(registry.add(Arc::new(Bare)).unwrap_err(), "duplicate provider name `bare`");
+        let repo = RepoSpec { name: "demo".into(), url: None, provider: Some("bare".into()), upstream: None };
+        assert_eq!(registry.for_repo(&repo).map(|p| p.kind()), Some("bare"));
+        assert!(registry.for_repo(&RepoSpec { provider: None, ..repo.clone() }).is_none());
+        assert!(registry.for_repo(&RepoSpec { provider: Some("other".into()), ..repo }).is_none());
+        assert_eq!(format!("{registry:?}"), r#"{"bare": "bare"}"#);
+        assert_eq!(registry.all().count(), 1);
+    }
+}
