@@ -210,19 +210,25 @@ mod tests {
     #[test]
     fn discovery_finds_bare_repos_only() {
         let dir = tempfile::tempdir().unwrap();
-        for bare in ["demo.git", "acme/api.git"] {
+        // Three levels deep is found; a fourth is not looked at.
+        for bare in ["demo.git", "acme/api.git", "a/b/c.git", "a/b/c/d.git"] {
             let path = dir.path().join(bare);
             std::fs::create_dir_all(path.join("objects")).unwrap();
             std::fs::write(path.join("HEAD"), "ref: refs/heads/main\n").unwrap();
         }
         std::fs::create_dir_all(dir.path().join("not-a-repo.git")).unwrap();
         std::fs::create_dir_all(dir.path().join("plain")).unwrap();
+        // A HEAD without objects, or objects without a HEAD, is no repository.
+        std::fs::create_dir_all(dir.path().join("head-only.git")).unwrap();
+        std::fs::write(dir.path().join("head-only.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("objects-only.git/objects")).unwrap();
         let g = LocalGateway::from_section("gateway", Section { repos_dir: Some(dir.path().into()), credential_ttl: None }, "").unwrap();
         let found = g.discover("http://127.0.0.1:8420").unwrap();
         let names: Vec<(&str, String)> = found.iter().map(|r| (r.name.as_str(), r.url.as_ref().unwrap().to_string())).collect();
         assert_eq!(
             names,
             [
+                ("a/b/c", "http://127.0.0.1:8420/git/a/b/c.git".to_string()),
                 ("acme/api", "http://127.0.0.1:8420/git/acme/api.git".to_string()),
                 ("demo", "http://127.0.0.1:8420/git/demo.git".to_string())
             ]
