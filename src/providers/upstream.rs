@@ -208,7 +208,9 @@ mod tests {
         let p = Upstream::from_section("corp", section(&toml), no_env).unwrap();
         assert_eq!(p.host.password.expose_secret(), "tok-123");
         assert_eq!(p.host.username, "bot");
-        assert!(!format!("{p:?}").contains("tok-123"), "{p:?}");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("tok-123"), "{shown}");
+        assert!(shown.contains(r#"UpstreamHost { provider: "corp", username: "bot", .. }"#), "{shown}");
         let upstream = CloneUrl::parse("https://git.example.com/acme/api.git").unwrap();
         let spec = RepoSpec { name: "acme/api".into(), url: None, provider: Some("corp".into()), upstream: Some(upstream.clone()) };
         assert!(matches!(p.git_backend(&spec), Some(GitBackend::Upstream { url, .. }) if url == upstream));
