@@ -234,5 +234,8 @@ mod tests {
             ]
         );
         assert!(found.iter().all(|r| r.provider.as_deref() == Some("gateway")));
+        // Nothing is held at a host: the gateway checks every request against
+        // the grant itself, so a superseded grant can end in the approving transaction.
+        assert!(!g.revokes_at_host());
     }
 }

@@ -214,6 +214,8 @@ mod tests {
         let upstream = CloneUrl::parse("https://git.example.com/acme/api.git").unwrap();
         let spec = RepoSpec { name: "acme/api".into(), url: None, provider: Some("corp".into()), upstream: Some(upstream.clone()) };
         assert!(matches!(p.git_backend(&spec), Some(GitBackend::Upstream { url, .. }) if url == upstream));
+        // The host sees only the broker's identity: nothing of the grant's to undo there.
+        assert!(!p.revokes_at_host() && p.fronts_listed_repos());
         assert!(
             from_section("corp", toml::from_str("username = \"bot\"\nrepos_dir = \"/x\"").unwrap()).err().unwrap().contains("repos_dir")
         );
