@@ -87,22 +87,39 @@ pub fn answer_from_cache_alone(op: &str, input: impl Read, out: &mut impl Write)
         return Err(input.seen);
     }
     let key = url.to_string();
-    let index = Index::load();
     let now = Utc::now();
-    match pick(index.urls.get(&key).map(Vec::as_slice).unwrap_or_default(), now) {
-        Pick::Live(grant) if index.repo_for(&key).is_none_or(|r| index.pending_on(&r).is_empty()) => {
-            let answer = Keychain::open().ok().and_then(|k| from_keychain(&k, &key, &grant, now));
-            match answer {
-                Some(answer) => {
-                    let _ = write_answer(out, &query, &answer);
-                    Ok(())
-                }
-                None => Err(input.seen),
+    let Local { cached, repo, pending } = Local::read(&key, now);
+    match cached {
+        Pick::Live(grant) if pending.is_empty() => match Keychain::open().ok().and_then(|k| from_keychain(&k, &key, &grant, now)) {
+            Some(answer) => {
+                let _ = write_answer(out, &query, &answer);
+                Ok(())
             }
-        }
+            None => Err(input.seen),
+        },
         // Not a URL any broker guards: not ours.
-        _ if index.repo_for(&key).is_none() => Ok(()),
+        _ if repo.is_none() => Ok(()),
         _ => Err(input.seen),
+    }
+}
+
+/// What the local index says about a URL.
+struct Local {
+    /// The grant to answer with.
+    cached: Pick,
+    /// The repo, when a broker guards the URL.
+    repo: Option<GuardedRepo>,
+    /// The user's requests left pending on that repo.
+    pending: Vec<PendingRequest>,
+}
+
+impl Local {
+    fn read(key: &str, now: DateTime<Utc>) -> Local {
+        let index = Index::load();
+        let cached = pick(index.urls.get(key).map(Vec::as_slice).unwrap_or_default(), now);
+        let repo = index.repo_for(key);
+        let pending = repo.as_ref().map(|r| index.pending_on(r)).unwrap_or_default();
+        Local { cached, repo, pending }
     }
 }
 
@@ -127,11 +144,8 @@ fn ask_command(repo: &str, level: &str) -> String {
 
 fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     let key = url.to_string();
-    let index = Index::load();
     let now = Utc::now();
-    let cached = pick(index.urls.get(&key).map(Vec::as_slice).unwrap_or_default(), now);
-    let repo = index.repo_for(&key);
-    let pending = repo.as_ref().map(|r| index.pending_on(r)).unwrap_or_default();
+    let Local { cached, repo, pending } = Local::read(&key, now);
     // The hot path: a live grant, nothing pending.
     let ended_because = match &cached {
         Pick::Live(grant) if pending.is_empty() => match answer_from_cache(&key, grant, now) {
