@@ -87,8 +87,7 @@ async fn logout_forgets_every_cached_git_credential() {
     assert!(before.stdout.contains("password="), "the cached credential is answered: {}", before.stdout);
     // A request left pending is forgotten too: it was this user's to follow.
     env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]).success();
-    let index = || std::fs::read_to_string(env.data_dir().join("jit/credentials.json")).unwrap();
-    assert!(index().contains("\"request_id\""), "{}", index());
+    assert_eq!(env.credential_index()["pending"].as_array().map(Vec::len), Some(1), "{}", env.credential_index());
     let out = env.run(&["logout", "--json"]).success().json();
     assert_eq!((out["logged_out"].as_bool(), out["credentials_removed"].as_u64()), (Some(true), Some(1)), "{out}");
     let after = env.run_helper("get", &input);
@@ -97,8 +96,7 @@ async fn logout_forgets_every_cached_git_credential() {
     env.login(&b.url, b.token("bob")).success();
     let next = env.run_helper("get", &input);
     assert!(!next.stderr.contains("your request"), "{}", next.stderr);
-    let pending: serde_json::Value = serde_json::from_str(&index()).unwrap();
-    assert_eq!(pending["pending"], serde_json::json!([]));
+    assert_eq!(env.credential_index()["pending"], serde_json::json!([]));
 }
 
 #[cfg(unix)]

@@ -52,8 +52,7 @@ async fn eight_requests_finishing_at_once_keep_all_eight_credentials() {
         }
     }
 
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.data_dir().join("jit").join("credentials.json")).unwrap()).unwrap();
+    let index = env.credential_index();
     let urls = index["urls"].as_object().unwrap();
     assert_eq!(urls.len(), names.len(), "{index}");
     let mut answered = std::collections::HashSet::new();

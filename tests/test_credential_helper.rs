@@ -21,6 +21,17 @@ fn parts(b: &TestBroker) -> (String, String) {
     (b.url.trim_start_matches("http://").to_string(), "git/demo.git".to_string())
 }
 
+/// git's question about the demo repo, as it sends it.
+fn demo_query(b: &TestBroker) -> String {
+    let (host, path) = parts(b);
+    format!("protocol=http\nhost={host}\npath={path}\n")
+}
+
+/// How many credentials the broker minted, by its audit log.
+async fn minted(b: &TestBroker) -> usize {
+    b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count()
+}
+
 async fn with_read_grant(b: &TestBroker, duration: &str) -> TestEnvironment {
     let env = cli_env(b);
     env.login(&b.url, b.token("alice")).success();
@@ -175,8 +186,7 @@ async fn the_small_helper_answers_from_the_cache_alone_and_hands_the_rest_to_jit
 async fn nothing_cached_means_silence_even_logged_out() {
     let b = TestBroker::start_gateway("1h").await;
     let env = cli_env(&b);
-    let (host, path) = parts(&b);
-    let run = get(&env, &format!("protocol=http\nhost={host}\npath={path}\n"));
+    let run = get(&env, &demo_query(&b));
     assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
     let run = get(&env, "protocol=https\nhost=github.com\npath=acme/api.git\n");
     assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
@@ -186,21 +196,20 @@ async fn nothing_cached_means_silence_even_logged_out() {
 async fn store_is_a_no_op_and_erase_forces_a_fresh_credential() {
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "1h").await;
-    let (host, path) = parts(&b);
-    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let input = demo_query(&b);
     let first = field(&get(&env, &input), "password").unwrap().to_string();
     env.secret(&first);
     let stored = env.run_helper("store", &format!("{input}username=alice\npassword=something-else\n"));
     assert_eq!((stored.code, stored.stdout.as_str()), (0, ""));
     assert_eq!(field(&get(&env, &input), "password"), Some(first.as_str()), "store must not change anything");
-    let minted_before = b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count();
+    let minted_before = minted(&b).await;
     env.run_helper("erase", &input).success();
     let second = field(&get(&env, &input), "password").unwrap().to_string();
     env.secret(&second);
     assert_ne!(second, first, "erase must drop the cached password");
     // The new one is cached with its own expiry, and used from then on.
     assert_eq!(field(&get(&env, &input), "password"), Some(second.as_str()));
-    let minted_after = b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count();
+    let minted_after = minted(&b).await;
     assert_eq!(minted_after, minted_before + 1);
 }
 
@@ -209,8 +218,7 @@ async fn an_expired_credential_on_a_live_grant_is_reminted_and_works() {
     // Credentials live 1 s (the helper judges its cache by the wall clock, so this test waits for real).
     let b = TestBroker::start_gateway("1s").await;
     let env = with_read_grant(&b, "1h").await;
-    let (host, path) = parts(&b);
-    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let input = demo_query(&b);
     let first = get(&env, &input);
     let first_password = field(&first, "password").unwrap().to_string();
     env.secret(&first_password);
@@ -251,19 +259,17 @@ async fn a_credential_near_its_end_is_renewed_first_unless_it_lasts_the_grant() 
     // Credentials live 20 s: always inside the helper's 30 s renewal margin.
     let b = TestBroker::start_gateway("20s").await;
     let env = with_read_grant(&b, "1h").await;
-    let (host, path) = parts(&b);
-    let input = format!("protocol=http\nhost={host}\npath={path}\n");
-    let minted = || async { b.audit().await.iter().filter(|e| e["action"] == "credential_minted").count() };
-    let before = minted().await;
+    let input = demo_query(&b);
+    let before = minted(&b).await;
     let first = field(&get(&env, &input), "password").unwrap().to_string();
     let second = field(&get(&env, &input), "password").unwrap().to_string();
     assert_ne!(first, second, "a credential about to expire is renewed, not handed to git");
-    assert_eq!(minted().await, before + 2);
+    assert_eq!(minted(&b).await, before + 2);
     // One that lives to its grant's end is used to the end, however close it is.
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "20s").await;
-    let first = field(&get(&env, &input.replace(&host, parts(&b).0.as_str())), "password").unwrap().to_string();
-    let again = field(&get(&env, &input.replace(&host, parts(&b).0.as_str())), "password").unwrap().to_string();
+    let first = field(&get(&env, &demo_query(&b)), "password").unwrap().to_string();
+    let again = field(&get(&env, &demo_query(&b)), "password").unwrap().to_string();
     assert_eq!(first, again);
 }
 
@@ -271,8 +277,7 @@ async fn a_credential_near_its_end_is_renewed_first_unless_it_lasts_the_grant() 
 async fn a_renewal_the_broker_refuses_is_named_and_the_grant_is_kept() {
     let b = TestBroker::start_gateway("20s").await;
     let env = with_read_grant(&b, "1h").await;
-    let (host, path) = parts(&b);
-    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let input = demo_query(&b);
     // alice's token is rotated elsewhere: the broker refuses this login (401),
     // which says nothing about the grant.
     let rotated = b.post("admin", "/v1/users/alice/token", serde_json::json!({})).await;
@@ -281,7 +286,7 @@ async fn a_renewal_the_broker_refuses_is_named_and_the_grant_is_kept() {
     let run = get(&env, &input);
     assert_eq!(run.stdout, "");
     assert!(run.stderr.contains("jit: cannot renew the credential for demo:"), "{}", run.stderr);
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(env.data_dir().join("jit/credentials.json")).unwrap()).unwrap();
+    let index = env.credential_index();
     let cached = &index["urls"][b.demo_url()];
     assert_eq!(cached.as_array().map(Vec::len), Some(1), "the grant stays cached: {index}");
 }
@@ -293,19 +298,16 @@ async fn a_pending_request_the_broker_does_not_know_is_dropped_not_reported() {
     env.login(&b.url, b.token("alice")).success();
     env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]).success();
     // The broker's database was restored from before that request: it does not know the id.
-    let index_path = env.data_dir().join("jit/credentials.json");
-    let index = std::fs::read_to_string(&index_path).unwrap().replace("\"request_id\": 1", "\"request_id\": 999");
-    std::fs::write(&index_path, &index).unwrap();
-    assert!(index.contains("999"), "{index}");
-    let (host, path) = parts(&b);
-    let run = get(&env, &format!("protocol=http\nhost={host}\npath={path}\n"));
+    let mut index = env.credential_index();
+    index["pending"][0]["request_id"] = 999.into();
+    env.write_credential_index(&index);
+    let run = get(&env, &demo_query(&b));
     assert_eq!(run.stdout, "");
     assert_eq!(
         run.stderr.trim_end(),
         "jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (write, to push)"
     );
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(index_path).unwrap()).unwrap();
-    assert_eq!(index["pending"], serde_json::json!([]));
+    assert_eq!(env.credential_index()["pending"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,11 +315,10 @@ async fn a_credential_is_answered_only_for_the_url_it_was_minted_for() {
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "1h").await;
     // The cache says an old URL (say, the broker's name before a move) also named demo.
-    let index_path = env.data_dir().join("jit/credentials.json");
-    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut index = env.credential_index();
     let old = format!("{}/git/old-demo.git", b.url);
     index["repos"][&old] = serde_json::json!({"server": b.url, "repo": "demo"});
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    env.write_credential_index(&index);
     // git asks about the old URL: the broker's grant on demo mints for demo's URL, not that one.
     let (host, _) = parts(&b);
     let run = get(&env, &format!("protocol=http\nhost={host}\npath=git/old-demo.git\n"));
@@ -331,12 +332,8 @@ async fn a_pending_request_is_followed_until_it_is_decided_and_dropped_only_then
     env.login(&b.url, b.token("alice")).success();
     let requested = env.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"]);
     let id: i64 = requested.success().stdout.trim().parse().unwrap();
-    let index_path = env.data_dir().join("jit/credentials.json");
-    let pending = || -> serde_json::Value {
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&index_path).unwrap()).unwrap()["pending"].clone()
-    };
-    let (host, path) = parts(&b);
-    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let pending = || env.credential_index()["pending"].clone();
+    let input = demo_query(&b);
     // The broker refuses this login: the request is not forgotten for that.
     let rotated = b.post("admin", "/v1/users/alice/token", serde_json::json!({})).await;
     let token = rotated.body["token"].as_str().unwrap().to_string();
@@ -360,8 +357,7 @@ async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
     let b = TestBroker::start_gateway("1h").await;
     let env = with_read_grant(&b, "1s").await;
     let granted = std::time::Instant::now();
-    let (host, path) = parts(&b);
-    let input = format!("protocol=http\nhost={host}\npath={path}\n");
+    let input = demo_query(&b);
     let live = get(&env, &input);
     if let Some(password) = field(&live, "password") {
         env.secret(password);
@@ -390,8 +386,7 @@ async fn status_falls_back_to_the_cache_when_the_broker_is_away() {
         h.shutdown().await.unwrap();
     }
     // Beside it in the cache: a grant that ended, and a live one from another broker.
-    let index_path = env.data_dir().join("jit/credentials.json");
-    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut index = env.credential_index();
     let list = index["urls"][b.demo_url()].as_array_mut().unwrap();
     let mut ended = list[0].clone();
     ended["grant_id"] = 98.into();
@@ -400,7 +395,7 @@ async fn status_falls_back_to_the_cache_when_the_broker_is_away() {
     elsewhere["grant_id"] = 99.into();
     elsewhere["server"] = "https://other-broker.example".into();
     list.extend([ended, elsewhere]);
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    env.write_credential_index(&index);
     let offline = env.run(&["status", "--json"]);
     offline.success().stderr_has("out of reach");
     let offline = offline.json();

@@ -55,8 +55,7 @@ async fn no_wait_then_approval_then_git_push_just_works() {
     let pushed = alice.git(&repo, &["push", "origin", "main"]);
     pushed.success();
     // And once the request is decided, the hot path has nothing left to follow up.
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(alice.data_dir().join("jit/credentials.json")).unwrap()).unwrap();
-    assert_eq!(index["pending"], serde_json::json!([]));
+    assert_eq!(alice.credential_index()["pending"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,6 +112,20 @@ impl TestEnvironment {
         self.root.path().join("data")
     }
 
+    /// The helper's local index (`credentials.json`: no secrets), as tests read it.
+    pub fn credential_index(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.credential_index_path()).unwrap()).unwrap()
+    }
+
+    /// Replaces the helper's local index, for tests that stage what it holds.
+    pub fn write_credential_index(&self, index: &serde_json::Value) {
+        std::fs::write(self.credential_index_path(), serde_json::to_vec(index).unwrap()).unwrap();
+    }
+
+    fn credential_index_path(&self) -> PathBuf {
+        self.data_dir().join("jit/credentials.json")
+    }
+
     /// Registers a secret that must never appear in any output.
     pub fn secret(&self, s: &str) {
         crate::common::logs::secret(s);
