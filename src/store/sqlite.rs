@@ -508,8 +508,10 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
 /// answer to the grant `by` that covers it (same user and repo, a level at
 /// least as high, ending no earlier; each keeps its own expiry), so a
 /// credential git already holds keeps working, with the new level, instead
-/// of failing once before git asks for another.
-async fn supersede(conn: &mut SqliteConnection, grants: Vec<Supersede>, by: i64, at: DateTime<Utc>, chain: &mut Chain) -> StoreResult<()> {
+/// of failing once before git asks for another. Returns the events of the
+/// grants it ended, for the caller's one append.
+async fn supersede(conn: &mut SqliteConnection, grants: Vec<Supersede>, by: i64, at: DateTime<Utc>) -> StoreResult<Vec<NewEvent>> {
+    let mut ended_events = Vec::new();
     for Supersede { grant_id: id, event, ended } in grants {
         let done = sqlx::query(
             "UPDATE grants SET revoked_at = ?, revoked_by = ?, ended_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
@@ -523,10 +525,10 @@ async fn supersede(conn: &mut SqliteConnection, grants: Vec<Supersede>, by: i64,
         .await?;
         if done.rows_affected() == 1 {
             sqlx::query("UPDATE credentials SET grant_id = ? WHERE grant_id = ?").bind(by).bind(id).execute(&mut *conn).await?;
-            append(conn, chain, &[event], at).await?;
+            ended_events.push(event);
         }
     }
-    Ok(())
+    Ok(ended_events)
 }
 
 async fn load_grant(conn: &mut SqliteConnection, id: i64) -> StoreResult<Option<GrantRecord>> {
@@ -884,10 +886,10 @@ impl Store for SqliteStore {
                 None => None,
             };
             attach_ids(&mut events, id, grant_id);
-            append(tx, chain, &events, new.created_at).await?;
             if let Some(grant_id) = grant_id {
-                supersede(tx, superseded, grant_id, new.created_at, chain).await?;
+                events.extend(supersede(tx, superseded, grant_id, new.created_at).await?);
             }
+            append(tx, chain, &events, new.created_at).await?;
             Ok(record)
                 })
             })
@@ -941,10 +943,10 @@ impl Store for SqliteStore {
                     let record = after_change(current, &change, grant_id)?;
                     let mut events = change.events;
                     attach_ids(&mut events, change.request_id, grant_id);
-                    append(tx, chain, &events, change.at).await?;
                     if let Some(grant_id) = grant_id {
-                        supersede(tx, change.supersede, grant_id, change.at, chain).await?;
+                        events.extend(supersede(tx, change.supersede, grant_id, change.at).await?);
                     }
+                    append(tx, chain, &events, change.at).await?;
                     Ok(record)
                 })
             })
