@@ -2,9 +2,10 @@
 //!
 //! For each host jit guards (`scheme://host[:port]`), the section
 //! `credential.<host>` gets: an empty `helper` (git's reset of the list so
-//! far), `!'<git-credential-jit>'` (or `!'<jit>' credential`), then the helpers the user already had for that
-//! host, in their order, so they still serve repos jit has no grant for; and
-//! `useHttpPath = true`, so the helper sees which repository git wants.
+//! far), `!'<git-credential-jit>'` (or `!'<jit>' credential`), then the
+//! helpers the user already had for that host, in their order, so they still
+//! serve repos jit has no grant for; and `useHttpPath = true`, so the helper
+//! sees which repository git wants.
 //!
 //! What was in those sections before is saved the first time, and
 //! `--uninstall` puts exactly that back. Running setup twice changes nothing.

@@ -839,58 +839,58 @@ impl Store for SqliteStore {
             .write(move |tx, chain| {
                 Box::pin(async move {
                     let new = &new;
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs, status, created_at, decided_at, decided_by)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(new.requester_id)
-            .bind(&new.requester)
-            .bind(&new.repo)
-            .bind(new.level.as_str())
-            .bind(new.duration_secs as i64)
-            .bind(&new.reason)
-            .bind(&new.rule)
-            .bind(i64::from(new.approvals_required))
-            .bind(new.refs.to_stored())
-            .bind(status.as_str())
-            .bind(ms(new.created_at))
-            .bind(grant.map(|_| ms(new.created_at)))
-            .bind(grant.map(|_| POLICY_DECIDER))
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut record = RequestRecord {
-                id,
-                requester_id: Some(new.requester_id),
-                requester: new.requester.clone(),
-                repo: new.repo.clone(),
-                level: new.level,
-                duration_secs: new.duration_secs,
-                reason: new.reason.clone(),
-                rule: new.rule.clone(),
-                approvals_required: new.approvals_required,
-                refs: new.refs.clone(),
-                status,
-                created_at: as_stored(new.created_at)?,
-                decided_at: grant.map(|_| as_stored(new.created_at)).transpose()?,
-                decided_by: grant.map(|_| POLICY_DECIDER.to_string()),
-                decision_note: None,
-                approvals: Vec::new(),
-                grant: None,
-            };
-            let grant_id = match grant {
-                Some(window) => {
-                    let grant_id = insert_grant(tx, &record, window).await?;
-                    record.grant = Some(grant_of(&record, grant_id, window)?);
-                    Some(grant_id)
-                }
-                None => None,
-            };
-            attach_ids(&mut events, id, grant_id);
-            if let Some(grant_id) = grant_id {
-                events.extend(supersede(tx, superseded, grant_id, new.created_at).await?);
-            }
-            append(tx, chain, &events, new.created_at).await?;
-            Ok(record)
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs, status, created_at, decided_at, decided_by)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(new.requester_id)
+                    .bind(&new.requester)
+                    .bind(&new.repo)
+                    .bind(new.level.as_str())
+                    .bind(new.duration_secs as i64)
+                    .bind(&new.reason)
+                    .bind(&new.rule)
+                    .bind(i64::from(new.approvals_required))
+                    .bind(new.refs.to_stored())
+                    .bind(status.as_str())
+                    .bind(ms(new.created_at))
+                    .bind(grant.map(|_| ms(new.created_at)))
+                    .bind(grant.map(|_| POLICY_DECIDER))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let mut record = RequestRecord {
+                        id,
+                        requester_id: Some(new.requester_id),
+                        requester: new.requester.clone(),
+                        repo: new.repo.clone(),
+                        level: new.level,
+                        duration_secs: new.duration_secs,
+                        reason: new.reason.clone(),
+                        rule: new.rule.clone(),
+                        approvals_required: new.approvals_required,
+                        refs: new.refs.clone(),
+                        status,
+                        created_at: as_stored(new.created_at)?,
+                        decided_at: grant.map(|_| as_stored(new.created_at)).transpose()?,
+                        decided_by: grant.map(|_| POLICY_DECIDER.to_string()),
+                        decision_note: None,
+                        approvals: Vec::new(),
+                        grant: None,
+                    };
+                    let grant_id = match grant {
+                        Some(window) => {
+                            let grant_id = insert_grant(tx, &record, window).await?;
+                            record.grant = Some(grant_of(&record, grant_id, window)?);
+                            Some(grant_id)
+                        }
+                        None => None,
+                    };
+                    attach_ids(&mut events, id, grant_id);
+                    if let Some(grant_id) = grant_id {
+                        events.extend(supersede(tx, superseded, grant_id, new.created_at).await?);
+                    }
+                    append(tx, chain, &events, new.created_at).await?;
+                    Ok(record)
                 })
             })
             .await
