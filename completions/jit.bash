@@ -70,6 +70,9 @@ _jit() {
             jit,whoami)
                 cmd="jit__subcmd__whoami"
                 ;;
+            jit__subcmd__admin,grants)
+                cmd="jit__subcmd__admin__subcmd__grants"
+                ;;
             jit__subcmd__admin,token)
                 cmd="jit__subcmd__admin__subcmd__token"
                 ;;
@@ -115,8 +118,22 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin)
-            opts="-h --help user token"
+            opts="-h --help user token grants"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__admin__subcmd__grants)
+            opts="-h --failing --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

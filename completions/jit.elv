@@ -148,6 +148,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand user 'Manage users'
             cand token 'Manage tokens'
+            cand grants 'List every user''s live grants, or those failing to end at their host'
         }
         &'jit;admin;user'= {
             cand -h 'Print help (see more with ''--help'')'
@@ -179,6 +180,12 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand rotate 'Issue a new token for a user, invalidating the old one (shown once)'
         }
         &'jit;admin;token;rotate'= {
+            cand --json 'Print JSON for scripts instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;admin;grants'= {
+            cand --failing 'Only grants that ended but whose host has not yet revoked them'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

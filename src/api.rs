@@ -43,6 +43,10 @@ pub mod codes {
     pub const GRANT_ENDED: &str = "grant_ended";
     pub const CONFLICT: &str = "conflict";
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// A git host's API refused what the broker asked (its configuration needs fixing).
+    pub const HOST_REFUSED: &str = "host_refused";
+    /// A git host's API could not be reached or failed.
+    pub const HOST_FAILED: &str = "host_failed";
     pub const INTERNAL: &str = "internal";
 }
 
@@ -171,6 +175,18 @@ pub struct Grant {
     pub revoked_by: Option<String>,
 }
 
+/// `GET /v1/grants/failing` (admins): a grant that ended but whose host has
+/// not yet revoked what it holds; the broker keeps trying.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailingGrant {
+    pub grant: Grant,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// The last attempt's error.
+    pub error: String,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     /// `ok`, or `unhealthy` (with HTTP 503).
@@ -179,6 +195,9 @@ pub struct Health {
     /// What is wrong, when something is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// What needs an operator's eye while the broker still works (grants whose host has not agreed to their end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `GET /v1/audit/checkpoint`, and the last line of every export: the latest

@@ -260,6 +260,11 @@ impl Client {
         self.get_all(&["v1", "grants"], &[("all", all.to_string()), ("live", live.to_string())]).await
     }
 
+    /// Admins: grants that ended but whose host has not yet agreed.
+    pub async fn failing_grants(&self) -> Result<Vec<api::FailingGrant>, ClientError> {
+        self.get(&["v1", "grants", "failing"], &[]).await
+    }
+
     pub async fn revoke(&self, id: i64, reason: Option<&str>) -> Result<api::Grant, ClientError> {
         self.post(&["v1", "grants", &id.to_string(), "revoke"], &api::RevokeBody { reason: reason.map(str::to_string) }).await
     }

@@ -10,6 +10,7 @@
 //! | 3 | denied |
 //! | 4 | timed out, expired or canceled |
 //! | 5 | not authenticated, or not allowed |
+//! | 6 | the git host refused or failed what the broker asked of it |
 //! | 130 | interrupted (Ctrl-C) |
 
 use std::fmt;
@@ -24,6 +25,8 @@ pub enum ExitKind {
     Denied,
     TimedOut,
     NotAllowed,
+    /// A git host's API (GitHub, GitLab) refused or failed a mint: fixed at the host, not by the caller.
+    HostFailed,
     /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     Interrupted,
 }
@@ -36,6 +39,7 @@ impl ExitKind {
             ExitKind::Denied => 3,
             ExitKind::TimedOut => 4,
             ExitKind::NotAllowed => 5,
+            ExitKind::HostFailed => 6,
             ExitKind::Interrupted => 130,
         }
     }
@@ -96,6 +100,7 @@ impl From<ClientError> for CommandError {
                     | codes::NOT_PENDING
                     | codes::CONFLICT
                     | codes::BODY_TOO_LARGE => ExitKind::BadInput,
+                    codes::HOST_REFUSED | codes::HOST_FAILED => ExitKind::HostFailed,
                     _ if status == 401 || status == 403 => ExitKind::NotAllowed,
                     _ if (400..500).contains(&status) => ExitKind::BadInput,
                     _ => ExitKind::Unexpected,
@@ -148,6 +153,8 @@ mod tests {
         assert_eq!(api(404, codes::NOT_FOUND).kind.code(), 2);
         assert_eq!(api(409, codes::REQUEST_EXPIRED).kind.code(), 4);
         assert_eq!(api(500, codes::INTERNAL).kind.code(), 1);
+        assert_eq!(api(502, codes::HOST_REFUSED).kind.code(), 6);
+        assert_eq!(api(502, codes::HOST_FAILED).kind.code(), 6);
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub enum Action {
     GitUpstreamFailed,
     /// A summary of failed authentications, at most one a minute.
     AuthFailures,
+    /// A credential the host would not mint, or failed to (its message says why).
+    CredentialFailed,
+    /// A grant's end reached its host: every credential minted there revoked.
+    HostRevoked,
+    /// An attempt to end a grant at its host failed; the reaper tries again.
+    HostRevokeFailed,
 }
 
 impl Action {
@@ -77,6 +83,9 @@ impl Action {
             Action::CredentialRefused => "credential_refused",
             Action::GitUpstreamFailed => "git_upstream_failed",
             Action::AuthFailures => "auth_failures",
+            Action::CredentialFailed => "credential_failed",
+            Action::HostRevoked => "host_revoked",
+            Action::HostRevokeFailed => "host_revoke_failed",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod receive_pack;
 pub mod refs;
 pub mod repo;
 pub mod request;
+pub mod retry;
 pub mod smart_http;
 pub mod text;
 pub mod token;

@@ -87,7 +87,13 @@ pub fn from_section(name: &str, table: toml::Table) -> Result<Arc<dyn Provider>,
 pub fn mint_password(grant: &GrantRecord, ttl: AccessDuration, now: DateTime<Utc>) -> Minted {
     let password = generate(PASSWORD_PREFIX);
     let gateway_hash = Some(TokenHash::of(password.expose_secret()));
-    Minted { username: grant.user.clone(), password, expires_at: grant.expires_at.min(now + ttl.as_chrono()), gateway_hash }
+    Minted {
+        username: grant.user.clone(),
+        password,
+        expires_at: grant.expires_at.min(now + ttl.as_chrono()),
+        gateway_hash,
+        host_handle: None,
+    }
 }
 
 /// Finds the bare repositories under `dir` (`NAME.git`, up to three levels deep).
@@ -143,11 +149,11 @@ impl Provider for LocalGateway {
         self.repos_dir.as_ref().map(|dir| GitBackend::Local { project_root: dir.clone() })
     }
 
-    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+    async fn mint(&self, _repo: &RepoSpec, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError> {
         Ok(mint_password(grant, self.credential_ttl, now))
     }
 
-    async fn revoke(&self, _grant: &GrantRecord) -> Result<(), ProviderError> {
+    async fn revoke(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<(), ProviderError> {
         // Nothing lives at a remote host: the gateway checks the grant on every
         // request, and the broker drops the credential hashes when it ends.
         Ok(())

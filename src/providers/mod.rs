@@ -4,13 +4,14 @@
 //! [`Registry`] and goes through it to mint credentials (when the grantee asks
 //! for one) and to revoke (once the grant ended; the reaper guarantees it, also
 //! after a restart). A provider never touches the store: it returns what the
-//! broker must keep ([`Minted::gateway_hash`]) and the broker records it in the
-//! same transaction as the audit event.
+//! broker must keep ([`Minted::gateway_hash`], [`Minted::host_handle`]) and the
+//! broker records it in the same transaction as the audit event.
 //!
 //! A new provider is one file here: a type implementing [`Provider`], its
 //! config section (a `[[provider]]` table with `name` and `kind`), and one line
 //! in [`KINDS`].
 
+pub mod github;
 pub mod local_gateway;
 pub mod upstream;
 
@@ -35,6 +36,10 @@ pub struct Minted {
     pub expires_at: DateTime<Utc>,
     /// When git goes through the broker's gateway: the hash it checks on every request.
     pub gateway_hash: Option<TokenHash>,
+    /// When the credential lives at a host: what revoking it there needs (a
+    /// GitHub installation token, a GitLab token id). The broker seals it
+    /// before storing it and erases it once the host revoked the credential.
+    pub host_handle: Option<SecretString>,
 }
 
 /// Where the gateway sends the git traffic of a repo it fronts.
@@ -46,12 +51,31 @@ pub enum GitBackend {
     Upstream { host: Arc<upstream::UpstreamHost>, url: crate::domain::repo::CloneUrl },
 }
 
+/// What a host did instead of what the broker asked. Messages never carry a
+/// secret: they are shown to the requester and written to the audit log.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
+    /// The host could not be reached or failed (a timeout, a 5xx): worth retrying.
     #[error("provider `{provider}` failed: {message}")]
     Failed { provider: String, message: String },
     #[error("provider `{provider}`: {message}")]
     Config { provider: String, message: String },
+    /// The host refused: its configuration (or the app's) needs fixing; the message says what.
+    #[error("provider `{provider}`: {message}")]
+    Refused { provider: String, message: String },
+    /// The host asks the broker to slow down, for this long.
+    #[error("provider `{provider}`: the host is rate limiting the broker; retry in {}s", retry_after.as_secs())]
+    RateLimited { provider: String, retry_after: std::time::Duration },
+}
+
+impl ProviderError {
+    /// How long the host asked to be left alone, when it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 #[async_trait]
@@ -78,11 +102,30 @@ pub trait Provider: Send + Sync {
         None
     }
 
-    /// Mints a credential for a live grant that expires no later than the grant.
-    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError>;
+    /// Whether its credentials carry a [`Minted::host_handle`] the broker must
+    /// keep (sealed) to revoke them: the broker then needs a sealing key.
+    fn keeps_revocation_data(&self) -> bool {
+        false
+    }
 
-    /// Makes sure no credential minted for `grant` works any more at the host. Idempotent.
-    async fn revoke(&self, grant: &GrantRecord) -> Result<(), ProviderError>;
+    /// Whether `repo`, listed with this provider, is one it can serve (the
+    /// message names what is missing); checked when the config is read.
+    fn check_repo(&self, _repo: &RepoSpec) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Mints a credential for a live grant on `repo` that expires no later than the grant.
+    async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError>;
+
+    /// Revokes at the host one credential minted for `grant`, given its
+    /// [`Minted::host_handle`]. Idempotent: one the host no longer honours is done.
+    async fn revoke_minted(&self, _repo: &RepoSpec, _grant: &GrantRecord, _handle: &SecretString) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Makes sure `grant` gives no access at the host any more, once every
+    /// credential minted for it was revoked. Idempotent.
+    async fn revoke(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<(), ProviderError>;
 
     /// Whether ending a grant has anything to undo at a host (a token or a
     /// membership there). When not, a grant superseded by another is ended
@@ -104,7 +147,8 @@ pub struct ProviderSection {
 type Builder = fn(&str, toml::Table) -> Result<Arc<dyn Provider>, String>;
 
 /// Every kind of provider a `[[provider]]` section may name, and how to build it.
-pub const KINDS: &[(&str, Builder)] = &[(local_gateway::KIND, local_gateway::from_section), (upstream::KIND, upstream::from_section)];
+pub const KINDS: &[(&str, Builder)] =
+    &[(local_gateway::KIND, local_gateway::from_section), (upstream::KIND, upstream::from_section), (github::KIND, github::from_section)];
 
 /// Builds the provider a `[[provider]]` section describes; the message names the field.
 pub fn build(section: &ProviderSection) -> Result<Arc<dyn Provider>, String> {
@@ -167,10 +211,10 @@ mod tests {
         fn kind(&self) -> &'static str {
             "bare"
         }
-        async fn mint(&self, _: &GrantRecord, _: DateTime<Utc>) -> Result<Minted, ProviderError> {
+        async fn mint(&self, _: &RepoSpec, _: &GrantRecord, _: DateTime<Utc>) -> Result<Minted, ProviderError> {
             Err(ProviderError::Failed { provider: "bare".into(), message: "no".into() })
         }
-        async fn revoke(&self, _: &GrantRecord) -> Result<(), ProviderError> {
+        async fn revoke(&self, _: &RepoSpec, _: &GrantRecord) -> Result<(), ProviderError> {
             Ok(())
         }
     }

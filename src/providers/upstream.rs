@@ -151,11 +151,11 @@ impl Provider for Upstream {
         Some(GitBackend::Upstream { host: self.host.clone(), url: repo.upstream.clone()? })
     }
 
-    async fn mint(&self, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+    async fn mint(&self, _repo: &RepoSpec, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError> {
         Ok(local_gateway::mint_password(grant, self.credential_ttl, now))
     }
 
-    async fn revoke(&self, _grant: &GrantRecord) -> Result<(), ProviderError> {
+    async fn revoke(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<(), ProviderError> {
         // As for local repos: the gateway checks the grant on every request,
         // and only the broker holds a credential the host accepts.
         Ok(())

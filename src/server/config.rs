@@ -6,6 +6,7 @@
 //! public_url = "https://jit.example.com"  # what clients and clone URLs use
 //! data_dir = "/var/lib/jit"           # --data-dir overrides
 //! pending_ttl = "1h"                  # undecided requests expire after this
+//! sealing_key_file = "/etc/jit/sealing.key"  # for providers that mint at a host (server::sealing)
 //!
 //! [gateway]                           # the built-in provider (providers::local_gateway)
 //! repos_dir = "/srv/git"              # bare repos served at <public_url>/git/NAME.git
@@ -46,6 +47,7 @@ use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
 use crate::providers::local_gateway::{self, LocalGateway};
 use crate::providers::{ProviderSection, Registry};
 use crate::server::listener::ConnectionLimits;
+use crate::server::sealing::SealingKey;
 use crate::server::tls::TlsFiles;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
@@ -94,6 +96,7 @@ struct RawServer {
     trusted_proxies: Option<Vec<String>>,
     auth_failures_per_minute: Option<u32>,
     git_requests_per_second: Option<f64>,
+    sealing_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +135,9 @@ pub struct ServerConfig {
     pub gateway: LocalGateway,
     /// Every provider by name, the built-in gateway among them.
     pub providers: Registry,
+    /// Seals what revoking a host credential needs before it is stored
+    /// (`server.sealing_key_file`); required by providers that mint at a host.
+    pub sealing_key: Option<Arc<SealingKey>>,
     /// The `[[repo]]` entries; the gateway's own repos are added when the broker opens.
     pub repos: Vec<RepoSpec>,
     pub policy: Policy,
@@ -170,6 +176,7 @@ impl ServerConfig {
             auth_summary_every: Duration::from_secs(60),
             gateway,
             providers,
+            sealing_key: None,
             repos: Vec::new(),
             policy: Policy::default(),
         }
@@ -233,6 +240,9 @@ impl ServerConfig {
             config.limits.shutdown_grace =
                 t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.shutdown_grace: {e}")))?.as_std();
         }
+        if let Some(path) = raw.server.sealing_key_file {
+            config.sealing_key = Some(Arc::new(SealingKey::from_file(&path).map_err(|e| invalid(format!("server.sealing_key_file {e}")))?));
+        }
         config.gateway = LocalGateway::from_section(local_gateway::BUILTIN_NAME, raw.gateway, "gateway.").map_err(invalid)?;
         config.providers = Registry::default();
         config.providers.add(Arc::new(config.gateway.clone())).map_err(invalid)?;
@@ -241,6 +251,12 @@ impl ServerConfig {
             let section = provider_section(spanned.into_inner(), line).map_err(|e| invalid(format!("provider at line {line}: {e}")))?;
             let provider =
                 crate::providers::build(&section).map_err(|e| invalid(format!("provider `{}` at line {line}: {e}", section.name)))?;
+            if provider.keeps_revocation_data() && config.sealing_key.is_none() {
+                return Err(invalid(format!(
+                    "provider `{}` at line {line}: server.sealing_key_file is missing: what revoking its credentials needs is stored sealed with it (create one: `openssl rand -hex 32 > sealing.key; chmod 600 sealing.key`)",
+                    section.name
+                )));
+            }
             config.providers.add(provider).map_err(|e| invalid(format!("provider at line {line}: {e}")))?;
         }
         for spanned in raw.repo {
@@ -268,7 +284,11 @@ impl ServerConfig {
                     Some(_) => {}
                 }
             }
-            config.repos.push(RepoSpec { name: repo.name, url, provider: repo.provider, upstream: None });
+            let spec = RepoSpec { name: repo.name, url, provider: repo.provider, upstream: None };
+            if let Some(provider) = config.providers.for_repo(&spec) {
+                provider.check_repo(&spec).map_err(|e| invalid(format!("repo at line {line}: {e}")))?;
+            }
+            config.repos.push(spec);
         }
         config.policy = Policy::from_raw(raw.rule, source).map_err(|source| ConfigError::Policy { path: path.to_path_buf(), source })?;
         Ok(config)

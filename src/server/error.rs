@@ -19,6 +19,7 @@ use crate::api::{ErrorBody, ErrorDetail, codes};
 use crate::domain::policy::Refusal;
 use crate::domain::repo::RepoError;
 use crate::domain::request::DecisionError;
+use crate::providers::ProviderError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -127,11 +128,19 @@ impl From<BrokerError> for ApiError {
             BrokerError::Conflict(_) | BrokerError::NoProvider(_) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message),
             BrokerError::Provider(ref inner) => {
                 tracing::error!(error = %inner, "provider failure");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    codes::INTERNAL,
-                    "the git host did not do what the broker asked; the broker's log has the details",
-                )
+                // Provider messages name what the host said and what to fix; they never carry a secret.
+                match inner {
+                    ProviderError::Refused { .. } => ApiError::new(StatusCode::BAD_GATEWAY, codes::HOST_REFUSED, message)
+                        .with_hint("the git host's setup needs fixing; tell your jit admin (the audit log has this as credential_failed)"),
+                    ProviderError::RateLimited { retry_after, .. } => {
+                        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::RATE_LIMITED, message);
+                        e.retry_after = Some(*retry_after);
+                        e
+                    }
+                    ProviderError::Failed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, codes::HOST_FAILED, message)
+                        .with_hint("the git host did not answer as expected; try again shortly"),
+                    ProviderError::Config { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, message),
+                }
             }
             BrokerError::Store(ref inner) => {
                 tracing::error!(error = %inner, "store failure");

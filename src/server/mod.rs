@@ -14,6 +14,7 @@ pub mod http_backend;
 pub mod listener;
 pub mod reaper;
 pub mod router;
+pub mod sealing;
 pub mod tls;
 pub mod upstream_proxy;
 

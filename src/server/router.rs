@@ -26,6 +26,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/requests/{id}/deny", post(requests::deny))
         .route("/v1/requests/{id}/cancel", post(requests::cancel))
         .route("/v1/grants", get(grants::list))
+        .route("/v1/grants/failing", get(grants::failing))
         .route("/v1/grants/{id}", get(grants::get))
         .route("/v1/grants/{id}/revoke", post(grants::revoke))
         .route("/v1/grants/{id}/credentials", post(grants::mint_credential))

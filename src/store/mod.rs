@@ -204,6 +204,43 @@ pub struct NewCredential {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A credential minted at a git host: what revoking it there needs, sealed
+/// by the broker (the store never sees it in clear).
+#[derive(Debug, Clone)]
+pub struct NewHostToken {
+    pub grant_id: i64,
+    pub sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostToken {
+    pub id: i64,
+    pub grant_id: i64,
+    pub sealed: Vec<u8>,
+}
+
+/// One failed attempt to end a grant at its host.
+#[derive(Debug, Clone)]
+pub struct EndFailure {
+    pub error: String,
+    pub at: DateTime<Utc>,
+    pub retry_at: DateTime<Utc>,
+}
+
+/// A grant that ended but whose host has not yet agreed: the reaper keeps trying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingEnd {
+    pub grant: GrantRecord,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// The last attempt's error, as the host put it.
+    pub error: String,
+    /// When the reaper tries again.
+    pub retry_at: DateTime<Utc>,
+}
+
 /// Fills in what only the store knows once it has written: the request id on
 /// every event, and the new grant's id on the `granted` event.
 pub fn attach_ids(events: &mut [NewEvent], request_id: i64, grant_id: Option<i64>) {
@@ -276,12 +313,23 @@ pub trait Store: Send + Sync {
     async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>>;
     /// Revokes a grant that is still live at `at`, or fails with [`StoreError::Conflict`].
     async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord>;
-    /// Grants that ended (expired by `now` or revoked) but whose provider was not yet told.
+    /// Grants that ended (expired by `now` or revoked) but whose provider was
+    /// not yet told, leaving out those whose next attempt is after `now`.
     async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>>;
-    /// Marks that the provider was told and drops the grant's gateway
-    /// credentials; appends `event` once (the first time only).
-    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool>;
-    /// The earliest `expires_at` of a grant not yet ended, for the reaper's next wake-up.
+    /// Erases the host tokens `revoked` (ids, revoked at the host); then, if
+    /// none of the grant's is left, marks that the provider was told, drops its
+    /// gateway credentials and appends `events`, and returns true. A token
+    /// minted meanwhile keeps the grant for the next round.
+    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, revoked: &[i64], events: Vec<NewEvent>) -> StoreResult<bool>;
+    /// Failed attempts in a row to end a grant at its host.
+    async fn end_failures(&self, id: i64) -> StoreResult<u32>;
+    /// Records a failed attempt to end a grant at its host, with its event,
+    /// erasing the host tokens it did revoke (`revoked`, ids).
+    async fn record_end_failure(&self, id: i64, revoked: &[i64], failure: &EndFailure, event: NewEvent) -> StoreResult<()>;
+    /// Grants whose end the host has not yet agreed to, oldest first.
+    async fn failing_ends(&self) -> StoreResult<Vec<FailingEnd>>;
+    /// When the reaper next has something to do: the earliest end (or retry)
+    /// of a grant not yet ended.
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
     // Gateway credentials (hashes only).
@@ -290,6 +338,14 @@ pub trait Store: Send + Sync {
     /// The grant a credential belongs to, if the credential exists, has not
     /// expired at `now`, and its user has not been removed.
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>>;
+
+    // Credentials minted at a host (sealed revocation data only).
+    /// Records a host credential with its `credential_minted` event, if the
+    /// grant is live at its `created_at` (else [`StoreError::Conflict`]: the caller revokes
+    /// the credential at the host itself).
+    async fn add_host_token(&self, token: &NewHostToken, event: NewEvent) -> StoreResult<()>;
+    /// The host credentials of a grant not yet revoked there.
+    async fn host_tokens(&self, grant_id: i64) -> StoreResult<Vec<HostToken>>;
 
     // Audit.
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()>;

@@ -18,8 +18,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    ApprovalRecord, GrantRecord, NewCredential, NewRequest, NewUserRecord, Page, Removal, RequestChange, RequestFilter, RequestRecord,
-    Store, StoreError, StoreResult, Supersede, UserRecord, attach_ids,
+    ApprovalRecord, EndFailure, FailingEnd, GrantRecord, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
+    RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, UserRecord, attach_ids,
 };
 use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
@@ -161,6 +161,15 @@ struct GrantRow {
     revoked_at: Option<i64>,
     revoked_by: Option<String>,
     ended_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct FailingRow {
+    #[sqlx(flatten)]
+    grant: GrantRow,
+    end_failures: i64,
+    end_error: Option<String>,
+    end_retry_at: Option<i64>,
 }
 
 /// A stored ref scope; one that no longer parses is a corrupt row.
@@ -1012,19 +1021,30 @@ impl Store for SqliteStore {
 
     async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
         let rows: Vec<GrantRow> = sqlx::query_as(
-            "SELECT * FROM grants WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?) ORDER BY expires_at",
+            "SELECT * FROM grants WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?)
+                 AND (end_retry_at IS NULL OR end_retry_at <= ?) ORDER BY expires_at",
         )
+        .bind(ms(now))
         .bind(ms(now))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(GrantRecord::try_from).collect()
     }
 
-    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, event: Option<NewEvent>) -> StoreResult<bool> {
+    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, revoked: &[i64], events: Vec<NewEvent>) -> StoreResult<bool> {
+        let revoked = revoked.to_vec();
         self.writer
             .write(move |tx, chain| {
                 Box::pin(async move {
-                    let done = sqlx::query("UPDATE grants SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
+                    for token in &revoked {
+                        sqlx::query("DELETE FROM host_tokens WHERE id = ? AND grant_id = ?").bind(token).bind(id).execute(&mut *tx).await?;
+                    }
+                    let (left,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM host_tokens WHERE grant_id = ?").bind(id).fetch_one(&mut *tx).await?;
+                    if left > 0 {
+                        return Ok(false);
+                    }
+                    let done = sqlx::query("UPDATE grants SET ended_at = ?, end_retry_at = NULL WHERE id = ? AND ended_at IS NULL")
                         .bind(ms(at))
                         .bind(id)
                         .execute(&mut *tx)
@@ -1033,19 +1053,102 @@ impl Store for SqliteStore {
                         return Ok(false);
                     }
                     sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
-                    if let Some(event) = event {
-                        append(tx, chain, &[event], at).await?;
-                    }
+                    append(tx, chain, &events, at).await?;
                     Ok(true)
                 })
             })
             .await
     }
 
+    async fn end_failures(&self, id: i64) -> StoreResult<u32> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT end_failures FROM grants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let (failures,) = row.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
+        Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+    }
+
+    async fn record_end_failure(&self, id: i64, revoked: &[i64], failure: &EndFailure, event: NewEvent) -> StoreResult<()> {
+        let (revoked, failure) = (revoked.to_vec(), failure.clone());
+        self.writer
+            .write(move |tx, chain| {
+                Box::pin(async move {
+                    for token in &revoked {
+                        sqlx::query("DELETE FROM host_tokens WHERE id = ? AND grant_id = ?").bind(token).bind(id).execute(&mut *tx).await?;
+                    }
+                    let done = sqlx::query(
+                        "UPDATE grants SET end_failures = end_failures + 1, end_error = ?, end_retry_at = ? WHERE id = ? AND ended_at IS NULL",
+                    )
+                    .bind(&failure.error)
+                    .bind(ms(failure.retry_at))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                    append(tx, chain, &[event], failure.at).await
+                })
+            })
+            .await
+    }
+
+    async fn failing_ends(&self) -> StoreResult<Vec<FailingEnd>> {
+        let rows: Vec<FailingRow> =
+            sqlx::query_as("SELECT * FROM grants WHERE ended_at IS NULL AND end_failures > 0 ORDER BY expires_at, id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(FailingEnd {
+                    failures: u32::try_from(r.end_failures).unwrap_or(u32::MAX),
+                    error: r.end_error.unwrap_or_default(),
+                    retry_at: time(r.end_retry_at.unwrap_or_default())?,
+                    grant: GrantRecord::try_from(r.grant)?,
+                })
+            })
+            .collect()
+    }
+
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let (t,): (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(expires_at) FROM grants WHERE ended_at IS NULL").fetch_one(&self.pool).await?;
+        let (t,): (Option<i64>,) = sqlx::query_as("SELECT MIN(COALESCE(end_retry_at, expires_at)) FROM grants WHERE ended_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
         opt_time(t)
+    }
+
+    async fn add_host_token(&self, token: &NewHostToken, event: NewEvent) -> StoreResult<()> {
+        let token = token.clone();
+        self.writer
+            .write(move |tx, chain| {
+                Box::pin(async move {
+                    let token = &token;
+                    let done = sqlx::query(
+                        "INSERT INTO host_tokens (grant_id, sealed, created_at, expires_at)
+                             SELECT id, ?, ?, ? FROM grants WHERE id = ? AND ended_at IS NULL AND revoked_at IS NULL AND expires_at > ?",
+                    )
+                    .bind(&token.sealed)
+                    .bind(ms(token.created_at))
+                    .bind(ms(token.expires_at))
+                    .bind(token.grant_id)
+                    .bind(ms(token.created_at))
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                    append(tx, chain, &[event], token.created_at).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn host_tokens(&self, grant_id: i64) -> StoreResult<Vec<HostToken>> {
+        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as("SELECT id, grant_id, sealed FROM host_tokens WHERE grant_id = ? ORDER BY id")
+            .bind(grant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id, grant_id, sealed)| HostToken { id, grant_id, sealed }).collect())
     }
 
     async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {

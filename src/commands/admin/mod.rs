@@ -1,5 +1,6 @@
 //! `jit admin …`: users and tokens, over the broker's admin API.
 
+mod grants;
 mod token_rotate;
 mod user_add;
 mod user_list;
@@ -22,6 +23,13 @@ pub enum AdminCommand {
     /// Issue a new token for a user; the old one stops working at once.
     #[command(subcommand, disable_help_subcommand = true)]
     Token(TokenCommand),
+    /// List every user's live grants, or those failing to end at their host
+    ///
+    /// With --failing: grants that ended (expired or revoked) whose git host
+    /// has not yet revoked what it holds; the broker retries with backoff and
+    /// records each attempt in the audit log (host_revoke_failed).
+    #[command(after_long_help = "Examples:\n  jit admin grants\n  jit admin grants --failing --json")]
+    Grants(grants::GrantsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,5 +76,6 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CommandError> {
         AdminCommand::User(UserCommand::List(json)) => user_list::cmd_user_list(&client, json.json).await,
         AdminCommand::User(UserCommand::Remove(args)) => user_remove::cmd_user_remove(&client, &args).await,
         AdminCommand::Token(TokenCommand::Rotate(args)) => token_rotate::cmd_token_rotate(&client, &args).await,
+        AdminCommand::Grants(args) => grants::cmd_grants(&client, &args).await,
     }
 }

@@ -1,11 +1,14 @@
 //! Grants: who sees them, who ends them, credentials minted for them, and
 //! the reaper's side (telling providers about every grant that ended).
 
+use chrono::{DateTime, Utc};
+
 use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
-use crate::domain::audit::{Action, BROKER_ACTOR, timestamp};
+use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
+use crate::domain::repo::RepoSpec;
 use crate::domain::request::{GrantStatus, grant_status};
-use crate::providers::Minted;
-use crate::store::{GrantRecord, NewCredential, Page, StoreError, UserRecord};
+use crate::providers::{Minted, Provider, ProviderError};
+use crate::store::{EndFailure, FailingEnd, GrantRecord, NewCredential, NewHostToken, Page, StoreError, UserRecord};
 
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.
@@ -85,46 +88,149 @@ impl Broker {
                 "grant {id} can be used only from {from} (rule `{rule}`); this request came from {client}"
             )));
         }
-        let provider = self.provider_for(&grant.repo).ok_or_else(|| BrokerError::NoProvider(grant.repo.clone()))?;
-        let minted = provider.mint(&grant, now).await.inspect_err(|e| tracing::error!(grant = id, error = %e, "mint failed"))?;
+        let (repo, provider) = self.repo_and_provider(&grant.repo).ok_or_else(|| BrokerError::NoProvider(grant.repo.clone()))?;
+        let minted = match provider.mint(repo, &grant, now).await {
+            Ok(minted) => minted,
+            Err(e) => {
+                tracing::error!(grant = id, error = %e, "mint failed");
+                let mut failed = event(&caller.name, Action::CredentialFailed, &grant.repo, grant.level);
+                failed.request_id = Some(grant.request_id);
+                failed.grant_id = Some(grant.id);
+                failed.detail = Some(e.to_string());
+                self.store.append_events(vec![failed], now).await?;
+                return Err(e.into());
+            }
+        };
         let expires_at = minted.expires_at.min(grant.expires_at);
         let mut record = event(&caller.name, Action::CredentialMinted, &grant.repo, grant.level);
         record.request_id = Some(grant.request_id);
         record.grant_id = Some(grant.id);
         record.detail = Some(format!("{} credential until {}", provider.name(), timestamp(expires_at)));
-        match &minted.gateway_hash {
-            Some(hash) => {
+        match (&minted.gateway_hash, &minted.host_handle) {
+            (Some(hash), _) => {
                 let credential = NewCredential { grant_id: grant.id, hash: hash.clone(), created_at: now, expires_at };
                 self.store.add_credential(&credential, record).await?
             }
-            None => self.store.append_events(vec![record], now).await?,
+            (None, Some(handle)) => {
+                let key = self.config.sealing_key.as_ref().ok_or_else(|| {
+                    BrokerError::Provider(ProviderError::Config {
+                        provider: provider.name().to_string(),
+                        message: "no sealing key to keep what revoking its credentials needs".into(),
+                    })
+                })?;
+                let sealed = key.seal(grant.id, handle);
+                let token = NewHostToken { grant_id: grant.id, sealed, created_at: now, expires_at };
+                if let Err(e) = self.store.add_host_token(&token, record).await {
+                    // Not recorded, so the reaper would never revoke it: revoke it now.
+                    if let Err(undo) = provider.revoke_minted(repo, &grant, handle).await {
+                        tracing::error!(grant = id, error = %undo, "a credential minted for a grant that ended meanwhile could not be revoked");
+                    }
+                    return Err(match e {
+                        StoreError::Conflict => {
+                            let status = grant_status(grant.expires_at, Some(now), now);
+                            BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level }
+                        }
+                        other => other.into(),
+                    });
+                }
+            }
+            (None, None) => self.store.append_events(vec![record], now).await?,
         }
         Ok((grant, Minted { expires_at, ..minted }))
     }
 
     /// Tells providers about grants that ended and records expiries; returns
-    /// how many grants were closed. Run by the reaper, safe to run anywhere.
+    /// how many grants were closed. A host that fails is tried again later
+    /// (`domain::retry`), each attempt an audit event, until it agrees; until
+    /// then the grant is listed by [`Broker::failing_ends`]. Run by the
+    /// reaper, safe to run anywhere.
     pub async fn end_grants(&self) -> BrokerResult<usize> {
         let now = self.now();
         let mut closed = 0;
         for grant in self.store.grants_to_end(now).await? {
-            if let Some(provider) = self.provider_for(&grant.repo)
-                && let Err(e) = provider.revoke(&grant).await
-            {
-                tracing::warn!(grant = grant.id, error = %e, "provider revoke failed; will retry");
-                continue;
+            let mut events = Vec::new();
+            let mut revoked = Vec::new();
+            if let Some((repo, provider)) = self.repo_and_provider(&grant.repo) {
+                match self.end_at_host(repo, provider.as_ref(), &grant, &mut revoked).await {
+                    Ok(()) if provider.revokes_at_host() => {
+                        let failures = self.store.end_failures(grant.id).await?;
+                        let mut done = self.grant_event(&grant, Action::HostRevoked);
+                        let after = if failures > 0 { format!(", after {failures} failed attempts") } else { String::new() };
+                        done.detail = Some(format!("{}: {} credential(s) revoked at the host{after}", provider.name(), revoked.len()));
+                        events.push(done);
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.record_end_failure(&grant, &revoked, &e, now).await?;
+                        continue;
+                    }
+                }
             }
-            let expired = grant.revoked_at.is_none().then(|| {
-                let mut e = event(BROKER_ACTOR, Action::GrantExpired, &grant.repo, grant.level);
-                e.request_id = Some(grant.request_id);
-                e.grant_id = Some(grant.id);
-                e
-            });
-            if self.store.mark_grant_ended(grant.id, now, expired).await? {
+            if grant.revoked_at.is_none() {
+                events.push(self.grant_event(&grant, Action::GrantExpired));
+            }
+            if self.store.mark_grant_ended(grant.id, now, &revoked, events).await? {
                 closed += 1;
             }
         }
         Ok(closed)
+    }
+
+    /// Revokes every credential minted for `grant` at its host, then whatever
+    /// else the grant holds there; `revoked` collects the host tokens done.
+    async fn end_at_host(
+        &self,
+        repo: &RepoSpec,
+        provider: &dyn Provider,
+        grant: &GrantRecord,
+        revoked: &mut Vec<i64>,
+    ) -> Result<(), ProviderError> {
+        let tokens = self.store.host_tokens(grant.id).await.map_err(|e| ProviderError::Failed {
+            provider: provider.name().to_string(),
+            message: format!("cannot read the grant's host credentials: {e}"),
+        })?;
+        for token in tokens {
+            let handle = self
+                .config
+                .sealing_key
+                .as_ref()
+                .ok_or_else(|| "no sealing key is configured".to_string())
+                .and_then(|key| key.open(grant.id, &token.sealed).map_err(|e| e.to_string()))
+                .map_err(|message| ProviderError::Config { provider: provider.name().to_string(), message })?;
+            provider.revoke_minted(repo, grant, &handle).await?;
+            revoked.push(token.id);
+        }
+        provider.revoke(repo, grant).await
+    }
+
+    async fn record_end_failure(&self, grant: &GrantRecord, revoked: &[i64], e: &ProviderError, now: DateTime<Utc>) -> BrokerResult<()> {
+        let attempt = self.store.end_failures(grant.id).await?.saturating_add(1);
+        let wait = crate::domain::retry::retry_after(attempt, e.retry_after());
+        let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        tracing::warn!(grant = grant.id, attempt, error = %e, retry_in = ?wait, "the host did not end the grant; will retry");
+        let mut failed = self.grant_event(grant, Action::HostRevokeFailed);
+        failed.detail = Some(format!("attempt {attempt}: {e}; next attempt at {}", timestamp(retry_at)));
+        let failure = EndFailure { error: e.to_string(), at: now, retry_at };
+        match self.store.record_end_failure(grant.id, revoked, &failure, failed).await {
+            Err(StoreError::Conflict) => Ok(()), // ended meanwhile, by another reaper
+            other => Ok(other?),
+        }
+    }
+
+    /// An event about `grant` by the broker itself.
+    fn grant_event(&self, grant: &GrantRecord, action: Action) -> NewEvent {
+        let mut e = event(BROKER_ACTOR, action, &grant.repo, grant.level);
+        e.request_id = Some(grant.request_id);
+        e.grant_id = Some(grant.id);
+        e
+    }
+
+    /// Grants that ended but whose host has not yet agreed (admins only).
+    pub async fn failing_ends(&self, caller: &UserRecord) -> BrokerResult<Vec<FailingEnd>> {
+        if !caller.admin {
+            return Err(BrokerError::Forbidden("only admins can list grants whose end is failing at the host".into()));
+        }
+        Ok(self.store.failing_ends().await?)
     }
 
     /// When the next live grant ends, for the reaper's wake-up.

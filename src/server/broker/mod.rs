@@ -215,7 +215,13 @@ impl Broker {
 
     /// The provider that makes grants on `repo` real, if any does.
     fn provider_for(&self, repo: &str) -> Option<&Arc<dyn Provider>> {
-        self.repo(repo).and_then(|r| self.config.providers.for_repo(r))
+        self.repo_and_provider(repo).map(|(_, p)| p)
+    }
+
+    /// A known repo and the provider that makes grants on it real.
+    fn repo_and_provider(&self, repo: &str) -> Option<(&RepoSpec, &Arc<dyn Provider>)> {
+        let spec = self.repo(repo)?;
+        Some((spec, self.config.providers.for_repo(spec)?))
     }
 
     /// The approvers a rule names (users and `group:NAME`), for "who can approve".
@@ -233,8 +239,14 @@ impl Broker {
         self.store.close().await;
     }
 
-    /// Whether the store answers (for `/healthz`).
-    pub async fn health(&self) -> BrokerResult<()> {
-        Ok(self.store.check().await?)
+    /// Whether the store answers (for `/healthz`), and what an operator
+    /// should look at meanwhile. Counts only: `/healthz` needs no login.
+    pub async fn health(&self) -> BrokerResult<Vec<String>> {
+        self.store.check().await?;
+        let failing = self.store.failing_ends().await?.len();
+        Ok(match failing {
+            0 => Vec::new(),
+            n => vec![format!("{n} ended grant(s) still held at their git host: the broker keeps retrying (jit admin grants --failing)")],
+        })
     }
 }

@@ -30,6 +30,22 @@ pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQu
     Ok(listed(&uri, listing.next_before, listing.items.iter().map(|g| view_grant(&broker, g)).collect()))
 }
 
+/// Admins: grants that ended but whose host has not yet agreed.
+pub async fn failing(State(broker): AppState, Caller(user): Caller) -> Result<Json<Vec<api::FailingGrant>>, ApiError> {
+    let failing = broker.failing_ends(&user).await?;
+    Ok(Json(
+        failing
+            .iter()
+            .map(|f| api::FailingGrant {
+                grant: view_grant(&broker, &f.grant),
+                failures: f.failures,
+                error: f.error.clone(),
+                next_attempt_at: f.retry_at,
+            })
+            .collect(),
+    ))
+}
+
 pub async fn get(State(broker): AppState, Caller(user): Caller, ApiPath(id): ApiPath<String>) -> Result<Json<api::Grant>, ApiError> {
     let id = parse_id("grant", &id)?;
     Ok(Json(view_grant(&broker, &broker.get_grant(&user, id).await?)))

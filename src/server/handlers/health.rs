@@ -1,6 +1,7 @@
 //! `GET /healthz`: 200 when the broker can do its job, 503 with the reason
 //! when it cannot (a database that fails reads or its integrity check), so a
-//! load balancer or an operator sees the truth.
+//! load balancer or an operator sees the truth. Grants whose end a host has
+//! not yet agreed to are a warning (the broker still works; an admin acts).
 
 use axum::Json;
 use axum::extract::State;
@@ -14,14 +15,17 @@ use crate::store::StoreError;
 pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>) {
     let version = env!("CARGO_PKG_VERSION").to_string();
     match broker.health().await {
-        Ok(()) => (StatusCode::OK, Json(api::Health { status: "ok".into(), version, problem: None })),
+        Ok(warnings) => (StatusCode::OK, Json(api::Health { status: "ok".into(), version, problem: None, warnings })),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
             let problem = match e {
                 BrokerError::Store(StoreError::Corrupt(_)) => "the database is damaged",
                 _ => "the database is unavailable",
             };
-            (StatusCode::SERVICE_UNAVAILABLE, Json(api::Health { status: "unhealthy".into(), version, problem: Some(problem.into()) }))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(api::Health { status: "unhealthy".into(), version, problem: Some(problem.into()), warnings: Vec::new() }),
+            )
         }
     }
 }

@@ -1,0 +1,457 @@
+//! The `github` provider: a GitHub App mints an installation token for the one
+//! repository and the level's permissions, and revokes every token it minted
+//! for a grant when the grant ends. Git talks to GitHub directly (username
+//! `x-access-token`); the broker is not on the data path.
+//!
+//! ```toml
+//! [server]
+//! sealing_key_file = "/etc/jit/sealing.key"     # what revoking a token needs is stored sealed
+//!
+//! [[provider]]
+//! name = "github"
+//! kind = "github"
+//! api_url = "https://api.github.com"            # GHES: "https://github.example.com/api/v3"
+//! app_id = "123456"                             # the App ID (or the app's client ID)
+//! private_key_file = "/etc/jit/github-app.pem"  # read once at start-up, never stored or logged
+//! installations = { acme = 4242 }               # optional: else found per repo (GET /repos/{owner}/{repo}/installation)
+//!
+//! [[repo]]
+//! name = "acme/api"
+//! url = "https://github.com/acme/api.git"
+//! provider = "github"
+//! ```
+//!
+//! Levels map to installation-token permissions: `read` → `contents: read`;
+//! `write` → `contents: write`; `admin` → `contents: write` and `workflows:
+//! write` (a push that changes `.github/workflows` needs it; it is what lets
+//! a push run code with the repository's secrets, so it is kept for admin).
+//! Installation tokens live an hour at most and cannot be shortened: the
+//! credential's expiry is the earlier of the token's and the grant's, and a
+//! longer grant is served by minting again when the helper asks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Minted, Provider, ProviderError};
+use crate::domain::AccessDuration;
+use crate::domain::Level;
+use crate::domain::repo::RepoSpec;
+use crate::domain::token::{ExposeSecret, SecretString};
+use crate::store::GrantRecord;
+
+pub const KIND: &str = "github";
+
+/// The user name git sends with an installation token.
+pub const TOKEN_USERNAME: &str = "x-access-token";
+
+const DEFAULT_API_URL: &str = "https://api.github.com";
+const API_VERSION: &str = "2022-11-28";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest wait a rate limit can ask of the reaper before it tries again anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    api_url: Option<String>,
+    app_id: Option<toml::Value>,
+    private_key_file: Option<PathBuf>,
+    #[serde(default)]
+    installations: BTreeMap<String, u64>,
+    mode: Option<String>,
+    timeout: Option<String>,
+}
+
+pub struct GitHub {
+    name: String,
+    api_url: String,
+    app_id: String,
+    key: jsonwebtoken::EncodingKey,
+    /// Installation ids by owner (configured), and by `owner/repo` (discovered).
+    installations: Mutex<HashMap<String, u64>>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("name", &self.name)
+            .field("api_url", &self.api_url)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn from_section(name: &str, table: toml::Table) -> Result<std::sync::Arc<dyn Provider>, String> {
+    let section: Section = table.try_into().map_err(|e: toml::de::Error| e.message().to_string())?;
+    Ok(std::sync::Arc::new(GitHub::from_section(name, section)?))
+}
+
+impl GitHub {
+    fn from_section(name: &str, section: Section) -> Result<GitHub, String> {
+        match section.mode.as_deref() {
+            None | Some("token") => {}
+            Some(other) => return Err(format!("mode `{other}`: this broker supports mode = \"token\" (GitHub App installation tokens)")),
+        }
+        let api_url = section.api_url.unwrap_or_else(|| DEFAULT_API_URL.to_string()).trim_end_matches('/').to_string();
+        let parsed = url::Url::parse(&api_url).map_err(|e| format!("api_url `{api_url}`: {e}"))?;
+        let loopback =
+            parsed.host_str().is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+            return Err(format!("api_url `{api_url}`: GitHub's API is reached over https (plain http only on loopback)"));
+        }
+        let app_id = match section.app_id {
+            Some(toml::Value::Integer(n)) if n > 0 => n.to_string(),
+            Some(toml::Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => s,
+            Some(_) => return Err("app_id: the App ID (a number) or the app's client ID".into()),
+            None => return Err("app_id: missing (the GitHub App's ID, on its settings page)".into()),
+        };
+        let key_file = section.private_key_file.ok_or("private_key_file: missing (the GitHub App's private key, PEM)")?;
+        let pem = std::fs::read(&key_file).map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem)
+            .map_err(|_| format!("private_key_file {}: not an RSA private key in PEM form", key_file.display()))?;
+        let timeout = match &section.timeout {
+            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
+            None => DEFAULT_TIMEOUT,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(GitHub {
+            name: name.to_string(),
+            api_url,
+            app_id,
+            key,
+            installations: Mutex::new(section.installations.into_iter().collect()),
+            client,
+        })
+    }
+
+    /// The app's own credential: a JWT signed with its key, valid nine
+    /// minutes, issued a minute in the past for clock drift. GitHub checks it
+    /// against its own clock, so it is the wall clock's, not the broker's.
+    fn app_jwt(&self) -> Result<String, ProviderError> {
+        #[derive(Serialize)]
+        struct Claims<'a> {
+            iat: i64,
+            exp: i64,
+            iss: &'a str,
+        }
+        let now = Utc::now().timestamp();
+        let claims = Claims { iat: now - 60, exp: now + 9 * 60, iss: &self.app_id };
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &self.key)
+            .map_err(|e| self.failed(format!("cannot sign the app's JWT: {e}")))
+    }
+
+    fn failed(&self, message: String) -> ProviderError {
+        ProviderError::Failed { provider: self.name.clone(), message }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str, bearer: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(bearer)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", API_VERSION)
+    }
+
+    /// Sends and reads the answer; anything but `expect` becomes the host's error for `doing`.
+    async fn send(&self, request: reqwest::RequestBuilder, expect: u16, doing: &str) -> Result<serde_json::Value, ProviderError> {
+        let response = request.send().await.map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
+        let status = response.status().as_u16();
+        let retry_after = rate_limit_wait(response.headers());
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status == expect {
+            return Ok(body);
+        }
+        Err(host_error(&self.name, doing, status, retry_after, body["message"].as_str()))
+    }
+
+    /// The installation that covers `owner/repo`: configured for the owner, or asked of GitHub once.
+    async fn installation(&self, owner: &str, repo: &str) -> Result<u64, ProviderError> {
+        let full = format!("{owner}/{repo}");
+        if let Some(id) = {
+            let known = self.installations.lock().expect("not poisoned");
+            known.get(owner).or_else(|| known.get(&full)).copied()
+        } {
+            return Ok(id);
+        }
+        let jwt = self.app_jwt()?;
+        let doing = format!("finding the app's installation on {full}");
+        let body = self.send(self.request(reqwest::Method::GET, &format!("/repos/{owner}/{repo}/installation"), &jwt), 200, &doing).await?;
+        let id = body["id"].as_u64().ok_or_else(|| self.failed(format!("GitHub's answer while {doing} has no installation id")))?;
+        self.installations.lock().expect("not poisoned").insert(full, id);
+        Ok(id)
+    }
+
+    /// Revokes an installation token; one GitHub no longer accepts (401:
+    /// expired or already revoked) is already done.
+    async fn revoke_token(&self, token: &SecretString) -> Result<(), ProviderError> {
+        let doing = "revoking an installation token";
+        let response = self
+            .request(reqwest::Method::DELETE, "/installation/token", token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
+        match response.status().as_u16() {
+            204 | 401 => Ok(()),
+            status => {
+                let retry_after = rate_limit_wait(response.headers());
+                let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+                Err(host_error(&self.name, doing, status, retry_after, body["message"].as_str()))
+            }
+        }
+    }
+}
+
+/// The owner and repository a GitHub clone URL names.
+fn owner_and_repo(repo: &RepoSpec) -> Result<(&str, &str), String> {
+    let url = repo.url.as_ref().ok_or("`url` is missing: the repository's clone URL at GitHub")?;
+    match url.path().split('/').collect::<Vec<_>>().as_slice() {
+        [owner, name] => Ok((owner, name)),
+        _ => Err(format!("url {url}: a GitHub repository is https://HOST/OWNER/REPO.git")),
+    }
+}
+
+/// The installation-token permissions a level needs (see the module doc).
+pub fn permissions(level: Level) -> BTreeMap<&'static str, &'static str> {
+    match level {
+        Level::Read => BTreeMap::from([("contents", "read")]),
+        Level::Write => BTreeMap::from([("contents", "write")]),
+        Level::Admin => BTreeMap::from([("contents", "write"), ("workflows", "write")]),
+    }
+}
+
+/// Whether GitHub gave more than was asked: a permission not asked for, or
+/// `write` where `read` was.
+fn exceeds(granted: &serde_json::Map<String, serde_json::Value>, asked: &BTreeMap<&str, &str>) -> Option<String> {
+    granted.iter().find_map(|(name, value)| {
+        let value = value.as_str().unwrap_or("?");
+        let within = name == "metadata" && value == "read"
+            || asked.get(name.as_str()).is_some_and(|a| *a == value || *a == "write" && value == "read");
+        (!within).then(|| format!("{name}: {value}"))
+    })
+}
+
+/// How long GitHub asked the broker to wait: `Retry-After`, or an exhausted
+/// primary rate limit's reset time.
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(secs) = header("retry-after") {
+        return Some(Duration::from_secs(secs.max(1)).min(MAX_RETRY_AFTER));
+    }
+    if header("x-ratelimit-remaining") == Some(0) {
+        let reset = header("x-ratelimit-reset")?;
+        let wait = reset.saturating_sub(Utc::now().timestamp().max(0) as u64).max(1);
+        return Some(Duration::from_secs(wait).min(MAX_RETRY_AFTER));
+    }
+    None
+}
+
+/// GitHub's answer, in words that say what to fix. GitHub's own `message` is
+/// quoted (bounded, printable): it never carries a credential.
+fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<Duration>, message: Option<&str>) -> ProviderError {
+    let said: String = message.unwrap_or("").chars().filter(|c| !c.is_control()).take(200).collect();
+    let said = if said.is_empty() { String::new() } else { format!(": \"{said}\"") };
+    let provider = provider.to_string();
+    if let (403 | 429, Some(retry_after)) = (status, retry_after) {
+        return ProviderError::RateLimited { provider, retry_after };
+    }
+    let refused = |message: String| ProviderError::Refused { provider: provider.clone(), message };
+    match status {
+        401 => refused(format!(
+            "GitHub refused the app's credentials while {doing} (HTTP 401{said}); check app_id and private_key_file, and the broker's clock"
+        )),
+        403 => refused(format!("GitHub forbade {doing} (HTTP 403{said}); check the app's permissions")),
+        404 => refused(format!(
+            "GitHub found nothing while {doing} (HTTP 404{said}); is the app installed on the repository, and does the repository exist?"
+        )),
+        422 => refused(format!(
+            "GitHub refused {doing} (HTTP 422{said}); the app may lack the permission the level needs (Contents: read and write, and Workflows for admin), or the repository is not in its installation"
+        )),
+        _ => ProviderError::Failed { provider, message: format!("GitHub answered HTTP {status} while {doing}{said}") },
+    }
+}
+
+fn transport(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        // Without the URL: it is the API's, but keep messages short.
+        e.without_url().to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    token: String,
+    expires_at: DateTime<Utc>,
+    #[serde(default)]
+    permissions: serde_json::Map<String, serde_json::Value>,
+    repository_selection: Option<String>,
+}
+
+#[async_trait]
+impl Provider for GitHub {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn keeps_revocation_data(&self) -> bool {
+        true
+    }
+
+    fn check_repo(&self, repo: &RepoSpec) -> Result<(), String> {
+        owner_and_repo(repo).map(drop)
+    }
+
+    async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, _now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+        let (owner, name) = owner_and_repo(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let installation = self.installation(owner, name).await?;
+        let asked = permissions(grant.level);
+        let body = serde_json::json!({ "repositories": [name], "permissions": asked });
+        let jwt = self.app_jwt()?;
+        let doing = format!("minting a {} token for {owner}/{name}", grant.level);
+        let path = format!("/app/installations/{installation}/access_tokens");
+        let answer = self.send(self.request(reqwest::Method::POST, &path, &jwt).json(&body), 201, &doing).await?;
+        let answer: TokenAnswer =
+            serde_json::from_value(answer).map_err(|e| self.failed(format!("GitHub's answer while {doing} is not a token: {e}")))?;
+        let token = SecretString::from(answer.token);
+        // A token is any non-empty text git can carry: its length and format are GitHub's to change.
+        let usable = !token.expose_secret().is_empty() && !token.expose_secret().chars().any(char::is_control);
+        let too_wide = match answer.repository_selection.as_deref() {
+            Some("all") => Some("every repository of the installation".to_string()),
+            _ => exceeds(&answer.permissions, &asked),
+        };
+        if !usable || too_wide.is_some() {
+            let _ = self.revoke_token(&token).await;
+            let why = too_wide.map_or("a token git cannot send".to_string(), |w| format!("more than was asked ({w})"));
+            return Err(self.failed(format!("GitHub answered {doing} with {why}; the token was revoked")));
+        }
+        Ok(Minted {
+            username: TOKEN_USERNAME.to_string(),
+            password: token.clone(),
+            expires_at: answer.expires_at.min(grant.expires_at),
+            gateway_hash: None,
+            host_handle: Some(token),
+        })
+    }
+
+    async fn revoke_minted(&self, _repo: &RepoSpec, _grant: &GrantRecord, handle: &SecretString) -> Result<(), ProviderError> {
+        self.revoke_token(handle).await
+    }
+
+    async fn revoke(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<(), ProviderError> {
+        // Token mode holds nothing at GitHub but the tokens, each revoked above.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_message(e: ProviderError) -> String {
+        match e {
+            ProviderError::Refused { message, .. } => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn levels_ask_for_the_least_that_serves_them() {
+        assert_eq!(permissions(Level::Read), BTreeMap::from([("contents", "read")]));
+        assert_eq!(permissions(Level::Write), BTreeMap::from([("contents", "write")]));
+        assert_eq!(permissions(Level::Admin), BTreeMap::from([("contents", "write"), ("workflows", "write")]));
+    }
+
+    #[test]
+    fn a_token_wider_than_asked_is_named() {
+        let granted = |json: serde_json::Value| json.as_object().unwrap().clone();
+        let read = permissions(Level::Read);
+        let write = permissions(Level::Write);
+        assert_eq!(exceeds(&granted(serde_json::json!({"contents": "read", "metadata": "read"})), &read), None);
+        assert_eq!(exceeds(&granted(serde_json::json!({"contents": "write"})), &read).as_deref(), Some("contents: write"));
+        assert_eq!(exceeds(&granted(serde_json::json!({"issues": "read"})), &write).as_deref(), Some("issues: read"));
+        assert_eq!(exceeds(&granted(serde_json::json!({"contents": "read"})), &write), None, "less than asked is not more");
+        assert_eq!(exceeds(&granted(serde_json::json!({"metadata": "write"})), &write).as_deref(), Some("metadata: write"));
+    }
+
+    #[test]
+    fn each_documented_error_says_what_to_fix() {
+        let e = |status, message| host_error("gh", "minting", status, None, message);
+        assert!(refused_message(e(401, Some("A JSON web token could not be decoded"))).contains("check app_id and private_key_file"));
+        assert!(refused_message(e(404, None)).contains("is the app installed"));
+        assert!(refused_message(e(422, Some("The permissions requested are not granted to this installation."))).contains("Contents"));
+        assert!(refused_message(e(403, None)).contains("HTTP 403"));
+        let limited = host_error("gh", "minting", 403, Some(Duration::from_secs(60)), None);
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(60)));
+        assert_eq!(host_error("gh", "minting", 429, Some(Duration::from_secs(5)), None).retry_after(), Some(Duration::from_secs(5)));
+        match e(503, Some("down\nfor\tmaintenance")) {
+            ProviderError::Failed { message, .. } => assert_eq!(message, "GitHub answered HTTP 503 while minting: \"downformaintenance\""),
+            other => panic!("{other:?}"),
+        }
+        let long = "x".repeat(500);
+        assert!(refused_message(e(404, Some(&long))).len() < 400, "GitHub's message is bounded");
+    }
+
+    #[test]
+    fn a_rate_limit_says_how_long_to_wait() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(rate_limit_wait(&headers), None);
+        headers.insert("retry-after", "0".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), Some(Duration::from_secs(1)), "never zero");
+        headers.insert("retry-after", "999999".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), Some(MAX_RETRY_AFTER));
+        headers.clear();
+        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("x-ratelimit-reset", (Utc::now().timestamp() + 120).to_string().parse().unwrap());
+        let wait = rate_limit_wait(&headers).unwrap();
+        assert!((Duration::from_secs(118)..=Duration::from_secs(120)).contains(&wait), "{wait:?}");
+        headers.insert("x-ratelimit-remaining", "10".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), None, "not exhausted");
+    }
+
+    #[test]
+    fn repos_are_named_by_owner_and_name() {
+        let spec = |url: &str| RepoSpec {
+            name: "x".into(),
+            url: Some(crate::domain::repo::CloneUrl::parse(url).unwrap()),
+            provider: Some("github".into()),
+            upstream: None,
+        };
+        assert_eq!(owner_and_repo(&spec("https://github.com/acme/api.git")).unwrap(), ("acme", "api"));
+        assert!(owner_and_repo(&spec("https://github.com/acme/team/api.git")).unwrap_err().contains("OWNER/REPO"));
+        assert!(owner_and_repo(&RepoSpec { url: None, ..spec("https://github.com/a/b") }).unwrap_err().contains("`url` is missing"));
+    }
+
+    #[test]
+    fn a_section_is_checked_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |toml: &str| GitHub::from_section("gh", toml::from_str(toml).unwrap()).unwrap_err();
+        assert!(err("private_key_file = \"/x\"").starts_with("app_id: missing"));
+        assert!(err("app_id = -1").starts_with("app_id:"));
+        assert!(err("app_id = 1").starts_with("private_key_file: missing"));
+        assert!(err("app_id = 1\nprivate_key_file = \"/nonexistent.pem\"").starts_with("private_key_file /nonexistent.pem"));
+        let not_a_key = dir.path().join("k.pem");
+        std::fs::write(&not_a_key, "hello").unwrap();
+        assert!(err(&format!("app_id = 1\nprivate_key_file = \"{}\"", not_a_key.display())).contains("not an RSA private key"));
+        assert!(err("app_id = 1\napi_url = \"http://github.example.com\"").contains("over https"));
+        assert!(err("app_id = 1\nmode = \"magic\"").starts_with("mode `magic`"));
+    }
+}
