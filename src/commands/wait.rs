@@ -193,21 +193,34 @@ async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), Com
 /// Prints the outcome (JSON or a line), then maps it to the exit code. The
 /// grant exists whatever happens to the local copy of its credential: a
 /// failure to keep it is a warning (the helper fetches it later), never a
-/// failed request that invites a second one.
+/// failed request that invites a second one. A git host that refused or
+/// failed to mint (exit 6, or 4 when it rate-limits) is the exception: git
+/// cannot work until the host agrees, and a script must see that; the
+/// message says the grant stands.
 pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<(), CommandError> {
+    let mut host_failure = None;
     if req.status == RequestStatus::Approved
         && let Err(e) = keep_credential(client, req).await
     {
-        eprintln!("warning: granted, but the git credential could not be kept on this machine: {}", e.message);
-        for hint in &e.hints {
-            eprintln!("hint: {hint}");
+        if matches!(e.kind, ExitKind::HostFailed | ExitKind::TimedOut) {
+            host_failure = Some(e);
+        } else {
+            eprintln!("warning: granted, but the git credential could not be kept on this machine: {}", e.message);
+            for hint in &e.hints {
+                eprintln!("hint: {hint}");
+            }
+            eprintln!("hint: once that is fixed, git fetches the credential by itself (`jit doctor` checks the keychain)");
         }
-        eprintln!("hint: once that is fixed, git fetches the credential by itself (`jit doctor` checks the keychain)");
     }
     if json {
         print_json(req)?;
     } else if req.status == RequestStatus::Approved {
         println!("{}", ui::success(&approved_line(req)));
+    }
+    if let Some(e) = host_failure {
+        let grant = req.grant.as_ref().map(|g| format!("grant {} stands", g.id)).unwrap_or_else(|| "the grant stands".into());
+        return Err(CommandError { message: format!("granted, but the git host did not mint its credential: {}", e.message), ..e }
+            .hint(format!("{grant}: git asks the broker for the credential again by itself (no new request needed)")));
     }
     decided(req)
 }

@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod env;
+pub mod fake_github;
 pub mod logs;
 pub mod process;
 pub mod upstream;

@@ -1,0 +1,356 @@
+//! [`FakeGitHub`]: GitHub's App API as documented, on loopback, for the
+//! `github` provider to talk to (these machines cannot reach GitHub).
+//!
+//! It is stateful and strict. It verifies the app JWT's RS256 signature with
+//! the app's public key and its claims (`iss` the app id, `iat`/`exp` at most
+//! ten minutes apart and current), the headers GitHub documents, and the
+//! token request's body (one repository of the installation, permissions the
+//! app holds); it answers with GitHub's documented shapes and errors (401,
+//! 404, 422, 403 with `Retry-After`, 5xx), mints tokens of changing lengths
+//! and formats, and honours `DELETE /installation/token`. What it finds wrong
+//! in a request that GitHub would not refuse (a missing header) is kept as a
+//! violation, and dropping the fake fails the test if there is any.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub const APP_ID: u64 = 4242;
+pub const INSTALLATION_ID: u64 = 77;
+pub const OWNER: &str = "acme";
+/// Repositories the app is installed on (`acme/web` exists but is not among them).
+pub const INSTALLED_REPOS: &[&str] = &["api", "tools"];
+
+/// A route whose next answers a test can script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    Installation,
+    Mint,
+    Revoke,
+}
+
+/// A token the fake minted.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub repositories: Vec<String>,
+    pub permissions: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+#[derive(Default)]
+struct FakeState {
+    /// The app's own permissions: a token may ask for these or less.
+    app_permissions: BTreeMap<String, String>,
+    tokens: Vec<Issued>,
+    scripted: HashMap<Route, VecDeque<(u16, Option<u64>)>>,
+    /// Every request, as `METHOD /path`.
+    seen: Vec<String>,
+    violations: Vec<String>,
+}
+
+pub struct FakeGitHub {
+    pub url: String,
+    /// The app's private key and the broker's sealing key, for the broker's config.
+    pub dir: tempfile::TempDir,
+    state: Arc<Mutex<FakeState>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.server.abort();
+        if !std::thread::panicking() {
+            let violations = self.state.lock().unwrap().violations.clone();
+            assert!(violations.is_empty(), "the broker sent GitHub requests it should not have: {violations:#?}");
+        }
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+impl FakeGitHub {
+    /// An app installed on `acme/api` and `acme/tools` with Contents read and write (no Workflows).
+    pub async fn start() -> FakeGitHub {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(fixture("github-app-test.pem"), dir.path().join("app.pem")).unwrap();
+        let key_path = dir.path().join("sealing.key");
+        std::fs::write(&key_path, format!("{}\n", hex::encode(rand::random::<[u8; 32]>()))).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        for line in std::fs::read_to_string(fixture("github-app-test.pem")).unwrap().lines().filter(|l| !l.starts_with("-----")) {
+            crate::common::logs::secret(line);
+        }
+        let state = Arc::new(Mutex::new(FakeState {
+            app_permissions: BTreeMap::from([("contents".into(), "write".into()), ("metadata".into(), "read".into())]),
+            ..FakeState::default()
+        }));
+        let app = axum::Router::new()
+            .route("/repos/{owner}/{repo}/installation", get(installation))
+            .route("/app/installations/{id}/access_tokens", post(mint))
+            .route("/installation/token", delete(revoke))
+            .fallback(unknown)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeGitHub { url, dir, state, server }
+    }
+
+    /// The `[server]` line and `[[provider]]` section a broker needs for this fake.
+    pub fn provider_config(&self) -> String {
+        format!(
+            "sealing_key_file = \"{}\"\n\n[[provider]]\nname = \"github\"\nkind = \"github\"\napi_url = \"{}\"\napp_id = {APP_ID}\nprivate_key_file = \"{}\"\n",
+            self.dir.path().join("sealing.key").display(),
+            self.url,
+            self.dir.path().join("app.pem").display()
+        )
+    }
+
+    /// A policy: `acme/api`, `acme/tools` (installed) and `acme/web` (not)
+    /// on this GitHub; reads auto-approved, writes and admin approved by carol.
+    pub fn policy(&self) -> String {
+        let repos: String = ["api", "tools", "web"]
+            .iter()
+            .map(|r| format!("[[repo]]\nname = \"acme/{r}\"\nurl = \"https://github.com/acme/{r}.git\"\nprovider = \"github\"\n\n"))
+            .collect();
+        format!("[server]\npending_ttl = \"1h\"\n{}\n{repos}{RULES}", self.provider_config())
+    }
+
+    /// Answers the next `times` calls to `route` with `status` (and `Retry-After`).
+    pub fn fail_next(&self, route: Route, times: usize, status: u16, retry_after: Option<u64>) {
+        let mut state = self.state.lock().unwrap();
+        let queue = state.scripted.entry(route).or_default();
+        for _ in 0..times {
+            queue.push_back((status, retry_after));
+        }
+    }
+
+    pub fn tokens(&self) -> Vec<Issued> {
+        self.state.lock().unwrap().tokens.clone()
+    }
+
+    /// Tokens GitHub would still honour.
+    pub fn live_tokens(&self) -> Vec<Issued> {
+        self.tokens().into_iter().filter(|t| !t.revoked).collect()
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.state.lock().unwrap().seen.clone()
+    }
+}
+
+const RULES: &str = r#"[[rule]]
+name = "acme-read"
+repos = ["acme/*"]
+levels = ["read"]
+requesters = ["*"]
+auto_approve = true
+max_duration = "8h"
+
+[[rule]]
+name = "acme-write"
+repos = ["acme/*"]
+levels = ["write", "admin"]
+requesters = ["*"]
+approvers = ["carol"]
+max_duration = "8h"
+"#;
+
+/// GitHub's error body.
+fn error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap();
+    (status, Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_str()})))
+        .into_response()
+}
+
+/// A scripted answer for `route`, if one is queued: GitHub's documented shape for its status.
+fn scripted(state: &mut FakeState, route: Route) -> Option<Response> {
+    let (status, retry_after) = state.scripted.get_mut(&route)?.pop_front()?;
+    let mut response = match status {
+        401 => error(401, "A JSON web token could not be decoded"),
+        403 => error(403, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+        404 => error(404, "Not Found"),
+        422 => error(422, "The permissions requested are not granted to this installation."),
+        _ => error(status, "Service Unavailable"),
+    };
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+        response.headers_mut().insert("x-ratelimit-remaining", "0".parse().unwrap());
+    }
+    Some(response)
+}
+
+/// The headers GitHub documents for every REST call; a missing one is a violation.
+fn check_headers(state: &mut FakeState, what: &str, headers: &HeaderMap) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if header("accept") != "application/vnd.github+json" {
+        state.violations.push(format!("{what}: Accept is `{}`", header("accept")));
+    }
+    if header("x-github-api-version") != "2022-11-28" {
+        state.violations.push(format!("{what}: X-GitHub-Api-Version is `{}`", header("x-github-api-version")));
+    }
+    if header("user-agent").is_empty() {
+        state.violations.push(format!("{what}: no User-Agent (GitHub refuses requests without one)"));
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::to_string)
+}
+
+/// Verifies the app JWT as GitHub does: RS256 under the app's public key,
+/// `iss` the app id, issued in the past, expiring in the future, at most ten
+/// minutes apart.
+fn check_jwt(headers: &HeaderMap) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iat: i64,
+        exp: i64,
+        iss: String,
+    }
+    let jwt = bearer(headers).ok_or("no Bearer token")?;
+    let public = std::fs::read(fixture("github-app-test.pub.pem")).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    validation.set_issuer(&[APP_ID.to_string()]);
+    validation.leeway = 0;
+    let claims = jsonwebtoken::decode::<Claims>(&jwt, &key, &validation).map_err(|e| format!("bad JWT: {e}"))?.claims;
+    let now = Utc::now().timestamp();
+    if claims.iat > now || claims.exp - claims.iat > 600 || claims.iss != APP_ID.to_string() {
+        return Err(format!("bad claims: iat {} exp {} (now {now})", claims.iat, claims.exp));
+    }
+    Ok(())
+}
+
+async fn installation(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("GET /repos/{owner}/{repo}/installation"));
+    check_headers(&mut state, "GET installation", &headers);
+    if let Some(answer) = scripted(&mut state, Route::Installation) {
+        return answer;
+    }
+    if check_jwt(&headers).is_err() {
+        return error(401, "A JSON web token could not be decoded");
+    }
+    if owner != OWNER || !INSTALLED_REPOS.contains(&repo.as_str()) {
+        return error(404, "Not Found");
+    }
+    Json(json!({"id": INSTALLATION_ID, "app_id": APP_ID, "target_type": "Organization", "account": {"login": OWNER}})).into_response()
+}
+
+async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, headers: HeaderMap, body: String) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("POST /app/installations/{id}/access_tokens"));
+    check_headers(&mut state, "POST access_tokens", &headers);
+    if let Some(answer) = scripted(&mut state, Route::Mint) {
+        return answer;
+    }
+    if check_jwt(&headers).is_err() {
+        return error(401, "A JSON web token could not be decoded");
+    }
+    if id != INSTALLATION_ID {
+        return error(404, "Not Found");
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body) else {
+        return error(400, "Problems parsing JSON");
+    };
+    let repositories: Vec<String> =
+        body["repositories"].as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    if repositories.len() != 1 {
+        state.violations.push(format!("a token must name exactly one repository, got {}", body["repositories"]));
+    }
+    if repositories.iter().any(|r| !INSTALLED_REPOS.contains(&r.as_str())) {
+        return error(422, "There is at least one repository that does not exist or is not accessible to the parent installation.");
+    }
+    let Some(asked) = body["permissions"].as_object() else {
+        state.violations.push("a token request without permissions gets all of the app's".into());
+        return error(422, "permissions: missing");
+    };
+    let mut permissions = BTreeMap::new();
+    for (name, level) in asked {
+        let level = level.as_str().unwrap_or("").to_string();
+        let held = state.app_permissions.get(name).cloned().unwrap_or_default();
+        if !matches!(level.as_str(), "read" | "write") || held.is_empty() || (held == "read" && level == "write") {
+            return error(422, "The permissions requested are not granted to this installation.");
+        }
+        permissions.insert(name.clone(), level);
+    }
+    // Tokens change length and shape: the classic 40 characters, and the
+    // longer stateless form with dots.
+    let n = state.tokens.len();
+    let random = hex::encode(rand::random::<[u8; 32]>());
+    let token = if n % 2 == 0 {
+        format!("ghs_{}", &random[..36])
+    } else {
+        format!("ghs_{APP_ID}_{}.{}.{}", &random[..20], &random[20..44], &random[44..])
+    };
+    crate::common::logs::secret(&token);
+    let expires_at = Utc::now() + chrono::Duration::hours(1);
+    state.tokens.push(Issued {
+        token: token.clone(),
+        repositories: repositories.clone(),
+        permissions: permissions.clone(),
+        expires_at,
+        revoked: false,
+    });
+    let mut shown = serde_json::Map::new();
+    for (k, v) in &permissions {
+        shown.insert(k.clone(), json!(v));
+    }
+    shown.insert("metadata".into(), json!("read"));
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "permissions": shown,
+            "repository_selection": "selected",
+            "repositories": repositories.iter().map(|r| json!({"name": r, "full_name": format!("{OWNER}/{r}")})).collect::<Vec<_>>(),
+        })),
+    )
+        .into_response()
+}
+
+async fn revoke(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push("DELETE /installation/token".into());
+    check_headers(&mut state, "DELETE installation/token", &headers);
+    if let Some(answer) = scripted(&mut state, Route::Revoke) {
+        return answer;
+    }
+    let token = bearer(&headers).unwrap_or_default();
+    match state.tokens.iter_mut().find(|t| t.token == token && !t.revoked && t.expires_at > Utc::now()) {
+        Some(t) => {
+            t.revoked = true;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(401, "Bad credentials"),
+    }
+}
+
+async fn unknown(State(state): State<Arc<Mutex<FakeState>>>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    state.violations.push(format!("{method} {uri}: not an endpoint the provider should call"));
+    error(404, "Not Found")
+}

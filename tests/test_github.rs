@@ -1,0 +1,254 @@
+//! The `github` provider against a stateful fake of GitHub's App API
+//! (`common::fake_github`): installation tokens for the one repository and
+//! the level's permissions, every token revoked at GitHub when its grant ends
+//! (also after a restart, also when GitHub fails for a while), GitHub's
+//! documented refusals reaching the requester, and no token kept in clear.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::fake_github::{FakeGitHub, Route};
+use crate::common::{TestBroker, TestEnvironment, cli_env, eventually};
+
+const API_QUERY: &str = "protocol=https\nhost=github.com\npath=acme/api.git\n";
+
+async fn github() -> (FakeGitHub, TestBroker) {
+    let gh = FakeGitHub::start().await;
+    let b = TestBroker::start_with(&gh.policy()).await;
+    (gh, b)
+}
+
+/// A write grant on acme/api for alice, approved by carol: its id.
+async fn write_grant(b: &TestBroker, duration: &str) -> i64 {
+    let id = b.request("alice", "acme/api", "write", duration, Some("hotfix")).await["id"].as_i64().unwrap();
+    let approved = b.approve("carol", id).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    approved.body["grant"]["id"].as_i64().unwrap()
+}
+
+async fn mint(b: &TestBroker, user: &str, grant: i64) -> Value {
+    let r = b.post(user, &format!("/v1/grants/{grant}/credentials"), serde_json::json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.code());
+    r.body
+}
+
+fn actions(audit: &[Value], action: &str) -> Vec<Value> {
+    audit.iter().filter(|e| e["action"] == action).cloned().collect()
+}
+
+/// Every byte the broker keeps on disk (the database and its journal).
+fn stored_bytes(b: &TestBroker) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(b.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+fn host_tokens_stored(b: &TestBroker) -> i64 {
+    let out = std::process::Command::new("sqlite3").arg(b.db_path()).arg("SELECT COUNT(*) FROM host_tokens").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
+    let env = cli_env(b);
+    env.login(&b.url, b.token(user)).success();
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_mints_tokens_for_its_one_repo_and_every_one_is_revoked_when_it_ends() {
+    let (gh, b) = github().await;
+    let grant = write_grant(&b, "2h").await;
+    let alice = logged_in(&b, "alice");
+    alice.run(&["setup"]).success();
+    let config = std::fs::read_to_string(alice.home().join(".gitconfig")).unwrap();
+    assert!(config.contains("[credential \"https://github.com\"]"), "git asks jit for GitHub's URLs:\n{config}");
+
+    // git asks for github.com/acme/api: the helper answers with an installation token.
+    let answer = alice.run_helper("get", API_QUERY);
+    answer.success();
+    assert!(answer.stderr.is_empty(), "{}", answer.stderr);
+    let issued = gh.tokens();
+    assert_eq!(issued.len(), 1);
+    assert!(answer.stdout.contains("username=x-access-token\n"), "{}", answer.stdout);
+    assert!(answer.stdout.contains(&format!("password={}\n", issued[0].token)), "{}", answer.stdout);
+    assert_eq!(issued[0].repositories, ["api"]);
+    assert_eq!(issued[0].permissions.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>(), ["contents:write"]);
+    // An installation token lives an hour; the grant two: the credential ends with the token.
+    let expiry: i64 = answer.stdout.lines().find_map(|l| l.strip_prefix("password_expiry_utc=")).unwrap().parse().unwrap();
+    assert_eq!(expiry, issued[0].expires_at.timestamp());
+
+    // Minted again (the helper's refresh path asks the same endpoint): each a new token.
+    let second = mint(&b, "alice", grant).await;
+    let third = mint(&b, "alice", grant).await;
+    assert_eq!(second["username"], "x-access-token");
+    let issued = gh.tokens();
+    assert_eq!(issued.len(), 3);
+    assert_eq!((second["password"].as_str(), third["password"].as_str()), (Some(issued[1].token.as_str()), Some(issued[2].token.as_str())));
+    assert_ne!(issued[0].token.len(), issued[1].token.len(), "tokens of either shape are taken as they come");
+    assert!(gh.live_tokens().len() == 3);
+    assert_eq!(host_tokens_stored(&b), 3, "what revoking each needs is kept");
+
+    // No token in clear: not on disk, not in the audit log, not in another API answer.
+    let disk = stored_bytes(&b);
+    let audit = serde_json::to_string(&b.audit().await).unwrap();
+    let grant_view = b.get("alice", &format!("/v1/grants/{grant}")).await.body.to_string();
+    for t in &issued {
+        assert!(!disk.windows(t.token.len()).any(|w| w == t.token.as_bytes()), "a token is on disk in clear");
+        assert!(!audit.contains(&t.token) && !grant_view.contains(&t.token));
+    }
+    let minted = actions(&b.audit().await, "credential_minted");
+    assert_eq!(minted.len(), 3);
+    assert!(minted[0]["detail"].as_str().unwrap().starts_with("github credential until"), "{}", minted[0]);
+
+    // The grant ends: every token is revoked at GitHub, and what revoking needed is erased.
+    b.advance(Duration::from_secs(2 * 3600 + 1));
+    let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0, "GitHub still honours a token of an ended grant");
+    let audit = eventually(|| b.audit(), |a| !actions(a, "grant_expired").is_empty()).await;
+    let revoked = actions(&audit, "host_revoked");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["grant_id"], grant);
+    assert_eq!(revoked[0]["detail"], "github: 3 credential(s) revoked at the host");
+    assert_eq!(host_tokens_stored(&b), 0);
+    assert_eq!(gh.seen().iter().filter(|s| *s == "DELETE /installation/token").count(), 3);
+    // The installation was looked up once, then remembered.
+    assert_eq!(gh.seen().iter().filter(|s| s.ends_with("/installation")).count(), 1);
+
+    // An ended grant mints nothing more.
+    let refused = b.post("alice", &format!("/v1/grants/{grant}/credentials"), serde_json::json!({})).await;
+    assert_eq!((refused.status, refused.code()), (409, "grant_ended"));
+    assert_eq!(gh.tokens().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jit_revoke_revokes_every_token_at_github_at_once() {
+    let (gh, b) = github().await;
+    let grant = write_grant(&b, "2h").await;
+    mint(&b, "alice", grant).await;
+    mint(&b, "alice", grant).await;
+    assert_eq!(gh.live_tokens().len(), 2);
+    let carol = logged_in(&b, "carol");
+    carol.run(&["revoke", &grant.to_string(), "--reason", "done"]).success();
+    // No clock moved: the revoke itself wakes the reaper.
+    let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_revoked").is_empty()).await;
+    assert_eq!(actions(&audit, "host_revoked")[0]["detail"], "github: 2 credential(s) revoked at the host");
+    assert!(actions(&audit, "grant_expired").is_empty(), "revoked, not expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_level_asks_for_its_permissions_and_githubs_refusals_reach_the_requester() {
+    let (gh, b) = github().await;
+
+    // read: auto-approved, a contents:read token kept for git.
+    let dave = logged_in(&b, "dave");
+    dave.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    assert_eq!(gh.tokens()[0].permissions.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>(), ["contents:read"]);
+
+    // admin asks for workflows too, which this app lacks: GitHub's 422, named.
+    let alice = logged_in(&b, "alice");
+    let id = alice.run(&["request", "acme/tools", "--level", "admin", "--for", "1h", "--no-wait"]).success().stdout.trim().to_string();
+    assert_eq!(b.approve("carol", id.parse().unwrap()).await.status, 200);
+    let refused = alice.run(&["wait", &id]);
+    refused.code(6).stderr_has("HTTP 422").stderr_has("Workflows").stderr_has("stands: git asks the broker for the credential again");
+    assert!(refused.stdout.contains("admin on acme/tools"), "the grant is still shown: {}", refused.stdout);
+
+    // Not installed on the repository: GitHub's 404, named.
+    let erin = logged_in(&b, "erin");
+    erin.run(&["request", "acme/web", "--level", "read", "--for", "1h"]).code(6).stderr_has("is the app installed");
+
+    // A bad app credential (GitHub's 401), GitHub down (503), a rate limit (403 with Retry-After).
+    let bob = logged_in(&b, "bob");
+    gh.fail_next(Route::Mint, 1, 401, None);
+    bob.run(&["request", "acme/tools", "--level", "read", "--for", "1h"]).code(6).stderr_has("check app_id and private_key_file");
+    let mallory = logged_in(&b, "mallory");
+    gh.fail_next(Route::Mint, 1, 503, None);
+    mallory.run(&["request", "acme/tools", "--level", "read", "--for", "1h"]).code(6).stderr_has("GitHub answered HTTP 503");
+    gh.fail_next(Route::Mint, 1, 403, Some(30));
+    let limited = b.post("dave", &format!("/v1/grants/{}/credentials", first_grant(&b, "dave").await), serde_json::json!({})).await;
+    assert_eq!((limited.status, limited.code()), (503, "rate_limited"));
+    assert_eq!(limited.headers["retry-after"], "30");
+    assert!(limited.message().contains("retry in 30s"), "{}", limited.message());
+
+    // Each refusal is in the audit log, with GitHub's reason.
+    let failed = actions(&b.audit().await, "credential_failed");
+    let details: Vec<&str> = failed.iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(failed.len(), 5, "{details:#?}");
+    assert!(details[0].contains("HTTP 422") && failed[0]["actor"] == "alice", "{details:#?}");
+    assert!(details[1].contains("HTTP 404") && details[2].contains("HTTP 401") && details[3].contains("HTTP 503"), "{details:#?}");
+    assert!(details[4].contains("rate limiting"), "{details:#?}");
+    // Nothing that failed left a token behind.
+    assert_eq!(gh.tokens().len(), 1);
+}
+
+async fn first_grant(b: &TestBroker, user: &str) -> i64 {
+    b.get(user, "/v1/grants").await.body.as_array().unwrap()[0]["id"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_github_keeps_failing_is_retried_audited_and_listed_until_it_succeeds() {
+    let (gh, b) = github().await;
+    let grant = write_grant(&b, "1h").await;
+    mint(&b, "alice", grant).await;
+    gh.fail_next(Route::Revoke, 3, 503, None);
+    let admin = logged_in(&b, "admin");
+
+    b.advance(Duration::from_secs(3601));
+    // Each failure is an audit event; the next attempt waits 5 s, then 10 s, then 20 s (the broker's clock).
+    for (attempt, wait) in [(1, 5), (2, 10), (3, 20)] {
+        let audit = eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == attempt).await;
+        let failed = actions(&audit, "host_revoke_failed");
+        assert_eq!(failed.len(), attempt);
+        let detail = failed[attempt - 1]["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("attempt {attempt}: ")) && detail.contains("HTTP 503"), "{detail}");
+        let listed = admin.run(&["admin", "grants", "--failing", "--json"]).success().json();
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!((listed[0]["grant"]["id"].as_i64(), listed[0]["failures"].as_u64()), (Some(grant), Some(attempt as u64)));
+        assert!(listed[0]["error"].as_str().unwrap().contains("HTTP 503"));
+        let health = b.get("admin", "/healthz").await;
+        assert_eq!(health.status, 200, "the broker still works");
+        assert!(health.body["warnings"][0].as_str().unwrap().contains("1 ended grant(s) still held"), "{}", health.body);
+        assert_eq!(gh.live_tokens().len(), 1, "GitHub still honours it, and that is visible");
+        // Not before its time: the attempt count holds until the wait has passed.
+        b.advance(Duration::from_secs(wait - 1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(actions(&b.audit().await, "host_revoke_failed").len(), attempt, "retried before its backoff");
+        b.advance(Duration::from_secs(1));
+    }
+    let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_revoked").is_empty()).await;
+    assert_eq!(actions(&audit, "host_revoked")[0]["detail"], "github: 1 credential(s) revoked at the host, after 3 failed attempts");
+    assert_eq!(actions(&audit, "grant_expired").len(), 1);
+    let table = admin.run(&["admin", "grants", "--failing"]).success().stdout.clone();
+    assert!(table.contains("No grant is failing to end"), "{table}");
+    assert!(b.get("admin", "/healthz").await.body.get("warnings").is_none());
+    // Only admins see the list.
+    let alice = logged_in(&b, "alice");
+    alice.run(&["admin", "grants", "--failing"]).code(5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_when_a_grant_ends_revokes_its_tokens_on_restart() {
+    let (gh, mut b) = github().await;
+    let grant = write_grant(&b, "1h").await;
+    mint(&b, "alice", grant).await;
+    mint(&b, "alice", grant).await;
+    b.handle.take().unwrap().shutdown().await.unwrap();
+    b.advance(Duration::from_secs(2 * 3600));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gh.live_tokens().len(), 2, "nobody was there to revoke them");
+    b.restart().await;
+    let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0, "the restarted broker caught up");
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_revoked").is_empty()).await;
+    assert_eq!(actions(&audit, "host_revoked")[0]["detail"], "github: 2 credential(s) revoked at the host");
+}
