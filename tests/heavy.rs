@@ -1,7 +1,7 @@
 //! The heavy suites, in a test binary of their own so they are timed and
 //! reported apart from the everyday suite (`tests/runner.rs`): the crash loop,
 //! the bad-input sweep, the property-based fuzzing and the upstream proxy's
-//! volume tests (protocol v2, gzip, a push of more than 100 MB) and a large refused push. `cargo test` runs both.
+//! volume tests (protocol v2, gzip, a push of more than 100 MB), a large refused push, and the GitHub contract tests (Prism). `cargo test` runs both.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -10,6 +10,8 @@ mod common;
 mod test_bad_input_sweep;
 #[path = "heavy/test_crash.rs"]
 mod test_crash;
+#[path = "heavy/test_github_contract.rs"]
+mod test_github_contract;
 #[path = "heavy/test_properties.rs"]
 mod test_properties;
 #[path = "heavy/test_push_volume.rs"]

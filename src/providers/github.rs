@@ -52,6 +52,10 @@ pub const TOKEN_USERNAME: &str = "x-access-token";
 
 const DEFAULT_API_URL: &str = "https://api.github.com";
 const API_VERSION: &str = "2022-11-28";
+/// GitHub's media type first, as it recommends; plain JSON after it, which
+/// GitHub's answers also are (and what a server built from its OpenAPI
+/// description, such as the contract tests' Prism, offers).
+const ACCEPT: &str = "application/vnd.github+json, application/json;q=0.9";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest wait a rate limit can ask of the reaper before it tries again anyway.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -160,7 +164,7 @@ impl GitHub {
         self.client
             .request(method, format!("{}{path}", self.api_url))
             .bearer_auth(bearer)
-            .header("Accept", "application/vnd.github+json")
+            .header("Accept", ACCEPT)
             .header("X-GitHub-Api-Version", API_VERSION)
     }
 

@@ -199,7 +199,7 @@ fn scripted(state: &mut FakeState, route: Route) -> Option<Response> {
 /// The headers GitHub documents for every REST call; a missing one is a violation.
 fn check_headers(state: &mut FakeState, what: &str, headers: &HeaderMap) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    if header("accept") != "application/vnd.github+json" {
+    if !header("accept").starts_with("application/vnd.github+json") {
         state.violations.push(format!("{what}: Accept is `{}`", header("accept")));
     }
     if header("x-github-api-version") != "2022-11-28" {
