@@ -38,8 +38,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Minted, Provider, ProviderError};
-use crate::domain::AccessDuration;
+use super::host_api::{quoted, rate_limit_wait, transport};
+use super::{Minted, Provider, ProviderError, host_api};
 use crate::domain::Level;
 use crate::domain::repo::RepoSpec;
 use crate::domain::token::{ExposeSecret, SecretString};
@@ -56,9 +56,6 @@ const API_VERSION: &str = "2022-11-28";
 /// GitHub's answers also are (and what a server built from its OpenAPI
 /// description, such as the contract tests' Prism, offers).
 const ACCEPT: &str = "application/vnd.github+json, application/json;q=0.9";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest wait a rate limit can ask of the reaper before it tries again anyway.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,13 +100,7 @@ impl GitHub {
             None | Some("token") => {}
             Some(other) => return Err(format!("mode `{other}`: this broker supports mode = \"token\" (GitHub App installation tokens)")),
         }
-        let api_url = section.api_url.unwrap_or_else(|| DEFAULT_API_URL.to_string()).trim_end_matches('/').to_string();
-        let parsed = url::Url::parse(&api_url).map_err(|e| format!("api_url `{api_url}`: {e}"))?;
-        let loopback =
-            parsed.host_str().is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
-        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-            return Err(format!("api_url `{api_url}`: GitHub's API is reached over https (plain http only on loopback)"));
-        }
+        let api_url = host_api::api_url(section.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
         let app_id = match section.app_id {
             Some(toml::Value::Integer(n)) if n > 0 => n.to_string(),
             Some(toml::Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => s,
@@ -120,16 +111,7 @@ impl GitHub {
         let pem = std::fs::read(&key_file).map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem)
             .map_err(|_| format!("private_key_file {}: not an RSA private key in PEM form", key_file.display()))?;
-        let timeout = match &section.timeout {
-            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
-            None => DEFAULT_TIMEOUT,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = host_api::client(section.timeout.as_deref())?;
         Ok(GitHub {
             name: name.to_string(),
             api_url,
@@ -172,7 +154,7 @@ impl GitHub {
     async fn send(&self, request: reqwest::RequestBuilder, expect: u16, doing: &str) -> Result<serde_json::Value, ProviderError> {
         let response = request.send().await.map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
         let status = response.status().as_u16();
-        let retry_after = rate_limit_wait(response.headers());
+        let retry_after = rate_limit_wait(response.headers(), "x-ratelimit-remaining", "x-ratelimit-reset");
         let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
         if status == expect {
             return Ok(body);
@@ -209,7 +191,7 @@ impl GitHub {
         match response.status().as_u16() {
             204 | 401 => Ok(()),
             status => {
-                let retry_after = rate_limit_wait(response.headers());
+                let retry_after = rate_limit_wait(response.headers(), "x-ratelimit-remaining", "x-ratelimit-reset");
                 let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
                 Err(host_error(&self.name, doing, status, retry_after, body["message"].as_str()))
             }
@@ -246,26 +228,10 @@ fn exceeds(granted: &serde_json::Map<String, serde_json::Value>, asked: &BTreeMa
     })
 }
 
-/// How long GitHub asked the broker to wait: `Retry-After`, or an exhausted
-/// primary rate limit's reset time.
-fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(secs) = header("retry-after") {
-        return Some(Duration::from_secs(secs.max(1)).min(MAX_RETRY_AFTER));
-    }
-    if header("x-ratelimit-remaining") == Some(0) {
-        let reset = header("x-ratelimit-reset")?;
-        let wait = reset.saturating_sub(Utc::now().timestamp().max(0) as u64).max(1);
-        return Some(Duration::from_secs(wait).min(MAX_RETRY_AFTER));
-    }
-    None
-}
-
 /// GitHub's answer, in words that say what to fix. GitHub's own `message` is
 /// quoted (bounded, printable): it never carries a credential.
 fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<Duration>, message: Option<&str>) -> ProviderError {
-    let said: String = message.unwrap_or("").chars().filter(|c| !c.is_control()).take(200).collect();
-    let said = if said.is_empty() { String::new() } else { format!(": \"{said}\"") };
+    let said = quoted(message);
     let provider = provider.to_string();
     if let (403 | 429, Some(retry_after)) = (status, retry_after) {
         return ProviderError::RateLimited { provider, retry_after };
@@ -283,17 +249,6 @@ fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<Dura
             "GitHub refused {doing} (HTTP 422{said}); the app may lack the permission the level needs (Contents: read and write, and Workflows for admin), or the repository is not in its installation"
         )),
         _ => ProviderError::Failed { provider, message: format!("GitHub answered HTTP {status} while {doing}{said}") },
-    }
-}
-
-fn transport(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect".into()
-    } else {
-        // Without the URL: it is the API's, but keep messages short.
-        e.without_url().to_string()
     }
 }
 
@@ -412,23 +367,6 @@ mod tests {
         }
         let long = "x".repeat(500);
         assert!(refused_message(e(404, Some(&long))).len() < 400, "GitHub's message is bounded");
-    }
-
-    #[test]
-    fn a_rate_limit_says_how_long_to_wait() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        assert_eq!(rate_limit_wait(&headers), None);
-        headers.insert("retry-after", "0".parse().unwrap());
-        assert_eq!(rate_limit_wait(&headers), Some(Duration::from_secs(1)), "never zero");
-        headers.insert("retry-after", "999999".parse().unwrap());
-        assert_eq!(rate_limit_wait(&headers), Some(MAX_RETRY_AFTER));
-        headers.clear();
-        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
-        headers.insert("x-ratelimit-reset", (Utc::now().timestamp() + 120).to_string().parse().unwrap());
-        let wait = rate_limit_wait(&headers).unwrap();
-        assert!((Duration::from_secs(118)..=Duration::from_secs(120)).contains(&wait), "{wait:?}");
-        headers.insert("x-ratelimit-remaining", "10".parse().unwrap());
-        assert_eq!(rate_limit_wait(&headers), None, "not exhausted");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! in [`KINDS`].
 
 pub mod github;
+pub mod host_api;
 pub mod local_gateway;
 pub mod upstream;
 

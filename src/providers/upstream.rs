@@ -91,18 +91,7 @@ impl Upstream {
         if username.contains(':') || username.chars().any(char::is_control) {
             return Err("username: must not contain `:` or control characters".into());
         }
-        let password = match (&section.password_file, &section.password_env) {
-            (Some(_), Some(_)) => return Err("set one of password_file and password_env, not both".into()),
-            (None, None) => return Err("password_file or password_env: missing (the broker's token at the host)".into()),
-            (Some(path), None) => std::fs::read_to_string(path)
-                .map_err(|e| format!("password_file {}: {e}", path.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            (None, Some(var)) => env(var).ok_or_else(|| format!("password_env: the environment variable `{var}` is not set"))?,
-        };
-        if password.is_empty() || password.chars().any(char::is_control) {
-            return Err("the password is empty or has control characters (password_file / password_env)".into());
-        }
+        let password = super::host_api::secret_from("password", section.password_file.as_ref(), section.password_env.as_deref(), env)?;
         let credential_ttl = match &section.credential_ttl {
             Some(ttl) => ttl.parse().map_err(|e| format!("credential_ttl: {e}"))?,
             None => local_gateway::default_credential_ttl(),
@@ -119,7 +108,7 @@ impl Upstream {
             .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let host = Arc::new(UpstreamHost { provider: name.to_string(), username, password: SecretString::from(password), client });
+        let host = Arc::new(UpstreamHost { provider: name.to_string(), username, password, client });
         Ok(Upstream { name: name.to_string(), credential_ttl, host })
     }
 }
