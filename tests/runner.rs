@@ -20,6 +20,7 @@ mod test_first_day;
 mod test_generated;
 mod test_git_e2e;
 mod test_github;
+mod test_gitlab;
 mod test_hardening;
 mod test_next_steps;
 mod test_ref_scopes;

@@ -92,10 +92,11 @@ fn each_provider_is_one_file_registered_by_kind() {
     let registry = std::fs::read_to_string(providers.join("mod.rs")).unwrap();
     for file in rust_files(&providers) {
         let name = file.file_stem().unwrap().to_str().unwrap();
-        if name == "mod" {
+        assert!(registry.contains(&format!("pub mod {name};")) || name == "mod", "{name}.rs is not declared in providers/mod.rs");
+        // What the API-calling providers share is no provider of its own.
+        if name == "mod" || name == "host_api" {
             continue;
         }
-        assert!(registry.contains(&format!("pub mod {name};")), "{name}.rs is not declared in providers/mod.rs");
         assert!(registry.contains(&format!("{name}::KIND")), "{name}.rs has no entry in providers::KINDS");
     }
 }

@@ -12,6 +12,7 @@
 //! in [`KINDS`].
 
 pub mod github;
+pub mod gitlab;
 pub mod host_api;
 pub mod local_gateway;
 pub mod upstream;
@@ -148,8 +149,12 @@ pub struct ProviderSection {
 type Builder = fn(&str, toml::Table) -> Result<Arc<dyn Provider>, String>;
 
 /// Every kind of provider a `[[provider]]` section may name, and how to build it.
-pub const KINDS: &[(&str, Builder)] =
-    &[(local_gateway::KIND, local_gateway::from_section), (upstream::KIND, upstream::from_section), (github::KIND, github::from_section)];
+pub const KINDS: &[(&str, Builder)] = &[
+    (local_gateway::KIND, local_gateway::from_section),
+    (upstream::KIND, upstream::from_section),
+    (github::KIND, github::from_section),
+    (gitlab::KIND, gitlab::from_section),
+];
 
 /// Builds the provider a `[[provider]]` section describes; the message names the field.
 pub fn build(section: &ProviderSection) -> Result<Arc<dyn Provider>, String> {

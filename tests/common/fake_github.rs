@@ -155,9 +155,9 @@ impl FakeGitHub {
     }
 }
 
-const RULES: &str = r#"[[rule]]
+pub const RULES: &str = r#"[[rule]]
 name = "acme-read"
-repos = ["acme/*"]
+repos = ["acme/*", "acme/*/*"]
 levels = ["read"]
 requesters = ["*"]
 auto_approve = true
@@ -165,7 +165,7 @@ max_duration = "8h"
 
 [[rule]]
 name = "acme-write"
-repos = ["acme/*"]
+repos = ["acme/*", "acme/*/*"]
 levels = ["write", "admin"]
 requesters = ["*"]
 approvers = ["carol"]

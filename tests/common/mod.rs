@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod env;
 pub mod fake_github;
+pub mod fake_gitlab;
 pub mod logs;
 pub mod process;
 pub mod upstream;

@@ -1,0 +1,273 @@
+//! The `gitlab` provider: a project access token per credential, with the
+//! level's scopes and role, revoked by id when the grant ends. Git talks to
+//! GitLab directly; the broker is not on the data path.
+//!
+//! ```toml
+//! [[provider]]
+//! name = "gitlab"
+//! kind = "gitlab"
+//! api_url = "https://gitlab.com/api/v4"      # self-managed: "https://gitlab.example.com/api/v4"
+//! token_file = "/etc/jit/gitlab.token"       # or token_env = "GITLAB_TOKEN": the broker's own token
+//!
+//! [[repo]]
+//! name = "acme/api"
+//! url = "https://gitlab.com/acme/api.git"    # the project's path, any depth of groups
+//! provider = "gitlab"
+//! ```
+//!
+//! The broker's token needs the `api` scope and the Maintainer role (Owner
+//! to mint Owner-level tokens, which jit never asks for) on the projects it
+//! guards. Levels map to a token's scopes and role: `read` →
+//! `read_repository`, Reporter (20); `write` → `read_repository` and
+//! `write_repository`, Developer (30); `admin` → the same scopes, Maintainer
+//! (40: pushes to protected branches as the project allows Maintainers).
+//! GitLab counts a token's life in days, so it is created to expire the day
+//! after the grant ends and revoked by jit at the grant's end; the credential
+//! git gets ends with the grant.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::host_api::{quoted, rate_limit_wait, transport};
+use super::{Minted, Provider, ProviderError, host_api};
+use crate::domain::Level;
+use crate::domain::repo::RepoSpec;
+use crate::domain::token::{ExposeSecret, SecretString};
+use crate::store::GrantRecord;
+
+pub const KIND: &str = "gitlab";
+
+const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    api_url: Option<String>,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+    mode: Option<String>,
+    timeout: Option<String>,
+}
+
+pub struct GitLab {
+    name: String,
+    api_url: String,
+    token: SecretString,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for GitLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitLab").field("name", &self.name).field("api_url", &self.api_url).finish_non_exhaustive()
+    }
+}
+
+pub fn from_section(name: &str, table: toml::Table) -> Result<std::sync::Arc<dyn Provider>, String> {
+    let section: Section = table.try_into().map_err(|e: toml::de::Error| e.message().to_string())?;
+    Ok(std::sync::Arc::new(GitLab::from_section(name, section, |var| std::env::var(var).ok())?))
+}
+
+/// A project access token's scopes and role for a level (see the module doc).
+pub fn scopes_and_role(level: Level) -> (&'static [&'static str], u32) {
+    match level {
+        Level::Read => (&["read_repository"], 20),
+        Level::Write => (&["read_repository", "write_repository"], 30),
+        Level::Admin => (&["read_repository", "write_repository"], 40),
+    }
+}
+
+/// The project a clone URL names, as GitLab's API takes it: its full path, URL-encoded.
+fn project_id(repo: &RepoSpec) -> Result<String, String> {
+    let url = repo.url.as_ref().ok_or("`url` is missing: the project's clone URL at GitLab")?;
+    if !url.path().contains('/') {
+        return Err(format!("url {url}: a GitLab project is https://HOST/GROUP/PROJECT.git"));
+    }
+    Ok(url::form_urlencoded::byte_serialize(url.path().as_bytes()).collect())
+}
+
+/// GitLab's answer, in words that say what to fix.
+fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<std::time::Duration>, message: Option<&str>) -> ProviderError {
+    let said = quoted(message);
+    let provider = provider.to_string();
+    if let (429 | 403, Some(retry_after)) = (status, retry_after) {
+        return ProviderError::RateLimited { provider, retry_after };
+    }
+    let refused = |message: String| ProviderError::Refused { provider: provider.clone(), message };
+    match status {
+        401 => refused(format!(
+            "GitLab refused the broker's token while {doing} (HTTP 401{said}); check token_file / token_env, and that the token has not expired"
+        )),
+        403 => refused(format!(
+            "GitLab forbade {doing} (HTTP 403{said}); the broker's token needs the api scope and the Maintainer role on the project"
+        )),
+        404 => refused(format!(
+            "GitLab found nothing while {doing} (HTTP 404{said}); does the project exist, and can the broker's token see it?"
+        )),
+        400 | 422 => refused(format!("GitLab refused {doing} (HTTP {status}{said})")),
+        _ => ProviderError::Failed { provider, message: format!("GitLab answered HTTP {status} while {doing}{said}") },
+    }
+}
+
+#[derive(Deserialize)]
+struct CreatedToken {
+    id: u64,
+    token: String,
+}
+
+impl GitLab {
+    fn from_section(name: &str, section: Section, env: impl Fn(&str) -> Option<String>) -> Result<GitLab, String> {
+        match section.mode.as_deref() {
+            None | Some("token") => {}
+            Some(other) => return Err(format!("mode `{other}`: expected \"token\" (project access tokens)")),
+        }
+        let api_url = host_api::api_url(section.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
+        let token = host_api::secret_from("token", section.token_file.as_ref(), section.token_env.as_deref(), env)?;
+        let client = host_api::client(section.timeout.as_deref())?;
+        Ok(GitLab { name: name.to_string(), api_url, token, client })
+    }
+
+    fn failed(&self, message: String) -> ProviderError {
+        ProviderError::Failed { provider: self.name.clone(), message }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.api_url)).header("PRIVATE-TOKEN", self.token.expose_secret())
+    }
+
+    /// Sends; a status in `expect` gives the answer's JSON (null when empty),
+    /// any other becomes GitLab's error for `doing`.
+    async fn send(&self, request: reqwest::RequestBuilder, expect: &[u16], doing: &str) -> Result<(u16, serde_json::Value), ProviderError> {
+        let response = request.send().await.map_err(|e| self.failed(format!("GitLab did not answer while {doing}: {}", transport(e))))?;
+        let status = response.status().as_u16();
+        let retry_after = rate_limit_wait(response.headers(), "ratelimit-remaining", "ratelimit-reset");
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if expect.contains(&status) {
+            return Ok((status, body));
+        }
+        let message = body["message"].as_str().or_else(|| body["error"].as_str());
+        Err(host_error(&self.name, doing, status, retry_after, message))
+    }
+}
+
+#[async_trait]
+impl Provider for GitLab {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn keeps_revocation_data(&self) -> bool {
+        true
+    }
+
+    fn check_repo(&self, repo: &RepoSpec) -> Result<(), String> {
+        project_id(repo).map(drop)
+    }
+
+    async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, _now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+        let project = project_id(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let (scopes, role) = scopes_and_role(grant.level);
+        // GitLab counts in days: the day after the grant ends, and jit revokes it at the end.
+        let expires_on = (grant.expires_at + chrono::Duration::days(1)).date_naive();
+        let body = serde_json::json!({
+            "name": format!("jit grant {} ({}, {})", grant.id, grant.user, grant.level),
+            "scopes": scopes,
+            "access_level": role,
+            "expires_at": expires_on.format("%Y-%m-%d").to_string(),
+        });
+        let doing = format!("creating a {} project access token for {}", grant.level, repo.name);
+        let (_, answer) = self
+            .send(self.request(reqwest::Method::POST, &format!("/projects/{project}/access_tokens")).json(&body), &[201], &doing)
+            .await?;
+        let created: CreatedToken =
+            serde_json::from_value(answer).map_err(|e| self.failed(format!("GitLab's answer while {doing} is not a token: {e}")))?;
+        let token = SecretString::from(created.token);
+        if token.expose_secret().is_empty() || token.expose_secret().chars().any(char::is_control) {
+            let _ = self.revoke_minted(repo, grant, &SecretString::from(created.id.to_string())).await;
+            return Err(self.failed(format!("GitLab answered {doing} with a token git cannot send; it was revoked")));
+        }
+        Ok(Minted {
+            // GitLab takes any user name with a project access token; this one names the grant in its logs.
+            username: format!("jit-grant-{}", grant.id),
+            password: token,
+            expires_at: grant.expires_at,
+            gateway_hash: None,
+            host_handle: Some(SecretString::from(created.id.to_string())),
+        })
+    }
+
+    async fn revoke_minted(&self, repo: &RepoSpec, _grant: &GrantRecord, handle: &SecretString) -> Result<(), ProviderError> {
+        let project = project_id(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let id = handle.expose_secret();
+        let doing = format!("revoking project access token {id} of {}", repo.name);
+        // 404: already revoked, or gone with its expiry.
+        self.send(self.request(reqwest::Method::DELETE, &format!("/projects/{project}/access_tokens/{id}")), &[204, 404], &doing)
+            .await
+            .map(drop)
+    }
+
+    async fn revoke(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(url: &str) -> RepoSpec {
+        RepoSpec {
+            name: "x".into(),
+            url: Some(crate::domain::repo::CloneUrl::parse(url).unwrap()),
+            provider: Some("gitlab".into()),
+            upstream: None,
+        }
+    }
+
+    #[test]
+    fn levels_map_to_scopes_and_roles() {
+        assert_eq!(scopes_and_role(Level::Read), (&["read_repository"][..], 20));
+        assert_eq!(scopes_and_role(Level::Write), (&["read_repository", "write_repository"][..], 30));
+        assert_eq!(scopes_and_role(Level::Admin), (&["read_repository", "write_repository"][..], 40));
+    }
+
+    #[test]
+    fn projects_are_named_by_their_encoded_path() {
+        assert_eq!(project_id(&spec("https://gitlab.com/acme/api.git")).unwrap(), "acme%2Fapi");
+        assert_eq!(project_id(&spec("https://gitlab.com/acme/platform/api.git")).unwrap(), "acme%2Fplatform%2Fapi");
+        assert!(project_id(&spec("https://gitlab.com/api.git")).unwrap_err().contains("GROUP/PROJECT"));
+        assert!(project_id(&RepoSpec { url: None, ..spec("https://gitlab.com/a/b") }).unwrap_err().contains("`url` is missing"));
+    }
+
+    #[test]
+    fn each_documented_error_says_what_to_fix() {
+        let message = |e: ProviderError| e.to_string();
+        let e = |status, said| host_error("gl", "minting", status, None, said);
+        assert!(message(e(401, Some("401 Unauthorized"))).contains("check token_file / token_env"));
+        assert!(message(e(403, Some("403 Forbidden"))).contains("Maintainer role"));
+        assert!(message(e(404, Some("404 Project Not Found"))).contains("does the project exist"));
+        assert!(message(e(400, Some("expires_at is invalid"))).contains("HTTP 400: \"expires_at is invalid\""));
+        assert!(matches!(e(500, None), ProviderError::Failed { .. }));
+        let limited = host_error("gl", "minting", 429, Some(std::time::Duration::from_secs(7)), None);
+        assert_eq!(limited.retry_after(), Some(std::time::Duration::from_secs(7)));
+        assert!(matches!(e(429, None), ProviderError::Failed { .. }), "429 without a wait is a failure to retry");
+    }
+
+    #[test]
+    fn a_section_needs_exactly_one_token_source() {
+        let err = |toml: &str| GitLab::from_section("gl", toml::from_str(toml).unwrap(), |_| None).unwrap_err();
+        assert!(err("").starts_with("token_file or token_env: missing"));
+        assert!(err("token_env = \"T\"\ntoken_file = \"/x\"").contains("not both"));
+        assert!(err("token_env = \"T\"\napi_url = \"http://gitlab.example.com/api/v4\"").contains("over https"));
+        assert!(err("token_env = \"T\"\nmode = \"magic\"").starts_with("mode `magic`"));
+        let gl = GitLab::from_section("gl", toml::from_str("token_env = \"T\"").unwrap(), |_| Some("glpat-x".into())).unwrap();
+        assert_eq!(gl.api_url, "https://gitlab.com/api/v4");
+        assert!(!format!("{gl:?}").contains("glpat-x"));
+    }
+}

@@ -1,0 +1,208 @@
+//! [`FakeGitLab`]: GitLab's project access tokens API as documented
+//! (`/api/v4/projects/:id/access_tokens`), on loopback, stateful and strict:
+//! it checks the broker's `PRIVATE-TOKEN`, that the project is named by its
+//! URL-encoded path, and each token request's body (a name, scopes GitLab
+//! has, a role the broker may give, an `expires_at` date within a year); it
+//! answers with GitLab's shapes and errors and revokes by id. A request
+//! GitLab would take but the provider should not send is a violation, and
+//! dropping the fake fails the test if there is any.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use chrono::{NaiveDate, Utc};
+use serde_json::{Value, json};
+
+/// Projects the broker's token is Maintainer of.
+pub const PROJECTS: &[&str] = &["acme/api", "acme/platform/tools"];
+
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub id: u64,
+    pub project: String,
+    pub token: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub access_level: u64,
+    pub expires_at: NaiveDate,
+    pub revoked: bool,
+}
+
+#[derive(Default)]
+struct FakeState {
+    broker_token: String,
+    tokens: Vec<Issued>,
+    scripted: HashMap<&'static str, VecDeque<u16>>,
+    violations: Vec<String>,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+pub struct FakeGitLab {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    state: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGitLab {
+    fn drop(&mut self) {
+        self.server.abort();
+        if !std::thread::panicking() {
+            let violations = self.state.lock().unwrap().violations.clone();
+            assert!(violations.is_empty(), "the broker sent GitLab requests it should not have: {violations:#?}");
+        }
+    }
+}
+
+impl FakeGitLab {
+    pub async fn start() -> FakeGitLab {
+        let dir = tempfile::tempdir().unwrap();
+        let broker_token = format!("glpat-{}", hex::encode(rand::random::<[u8; 10]>()));
+        crate::common::logs::secret(&broker_token);
+        std::fs::write(dir.path().join("gitlab.token"), format!("{broker_token}\n")).unwrap();
+        let key_path = dir.path().join("sealing.key");
+        std::fs::write(&key_path, hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let state = Arc::new(Mutex::new(FakeState { broker_token, ..FakeState::default() }));
+        let app = axum::Router::new()
+            .route("/api/v4/projects/{id}/access_tokens", post(create))
+            .route("/api/v4/projects/{id}/access_tokens/{token_id}", delete(revoke))
+            .fallback(unknown)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeGitLab { url, dir, state, server }
+    }
+
+    /// A policy: `acme/api` and `acme/platform/tools` (the broker's) and
+    /// `acme/other` (not) on this GitLab; reads auto-approved, the rest approved by carol.
+    pub fn policy(&self) -> String {
+        let repos: String = ["acme/api", "acme/platform/tools", "acme/other"]
+            .iter()
+            .map(|r| format!("[[repo]]\nname = \"{r}\"\nurl = \"https://gitlab.example.com/{r}.git\"\nprovider = \"gitlab\"\n\n"))
+            .collect();
+        format!(
+            "[server]\npending_ttl = \"1h\"\nsealing_key_file = \"{}\"\n\n[[provider]]\nname = \"gitlab\"\nkind = \"gitlab\"\napi_url = \"{}/api/v4\"\ntoken_file = \"{}\"\n\n{repos}{}",
+            self.dir.path().join("sealing.key").display(),
+            self.url,
+            self.dir.path().join("gitlab.token").display(),
+            crate::common::fake_github::RULES
+        )
+    }
+
+    /// Answers the next `times` calls to `route` (`"create"` or `"revoke"`) with `status`.
+    pub fn fail_next(&self, route: &'static str, times: usize, status: u16) {
+        let mut state = self.state.lock().unwrap();
+        state.scripted.entry(route).or_default().extend(std::iter::repeat_n(status, times));
+    }
+
+    pub fn tokens(&self) -> Vec<Issued> {
+        self.state.lock().unwrap().tokens.clone()
+    }
+
+    pub fn live_tokens(&self) -> Vec<Issued> {
+        self.tokens().into_iter().filter(|t| !t.revoked).collect()
+    }
+}
+
+fn error(status: u16, message: &str) -> Response {
+    (StatusCode::from_u16(status).unwrap(), Json(json!({"message": message}))).into_response()
+}
+
+/// Checks the broker's token and the raw project id; the error to answer with, if any.
+fn admit(state: &mut FakeState, headers: &HeaderMap, uri: &Uri, route: &'static str) -> Option<Response> {
+    if let Some(status) = state.scripted.get_mut(route).and_then(VecDeque::pop_front) {
+        return Some(error(status, &format!("{status} scripted")));
+    }
+    if headers.get("private-token").and_then(|v| v.to_str().ok()) != Some(state.broker_token.as_str()) {
+        return Some(error(401, "401 Unauthorized"));
+    }
+    let raw = uri.path().trim_start_matches("/api/v4/projects/");
+    if raw.split('/').next().is_some_and(|id| !id.contains("%2F")) {
+        state.violations.push(format!("{uri}: a project path must be URL-encoded as one segment"));
+    }
+    None
+}
+
+async fn create(State(state): State<Shared>, Path(project): Path<String>, headers: HeaderMap, uri: Uri, body: String) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "create") {
+        return refused;
+    }
+    if !PROJECTS.contains(&project.as_str()) {
+        return error(404, "404 Project Not Found");
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body) else { return error(400, "400 Bad request") };
+    let name = body["name"].as_str().unwrap_or("").to_string();
+    let scopes: Vec<String> =
+        body["scopes"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let access_level = body["access_level"].as_u64().unwrap_or(40);
+    let Some(expires_at) = body["expires_at"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else {
+        return error(400, "expires_at is missing or not a date");
+    };
+    if name.is_empty() || scopes.is_empty() {
+        return error(400, "name, scopes is missing");
+    }
+    let allowed = BTreeMap::from([("read_repository", ()), ("write_repository", ()), ("api", ()), ("read_api", ())]);
+    if scopes.iter().any(|s| !allowed.contains_key(s.as_str())) {
+        return error(400, "scopes does not have a valid value");
+    }
+    if scopes.iter().any(|s| s == "api" || s == "read_api") {
+        state.violations.push(format!("a git credential needs no API scope: {scopes:?}"));
+    }
+    if !body.as_object().unwrap().contains_key("access_level") {
+        state.violations.push("no access_level: GitLab defaults to Maintainer".into());
+    }
+    if ![10, 20, 30, 40].contains(&access_level) {
+        return error(400, "access_level does not have a valid value");
+    }
+    let today = Utc::now().date_naive();
+    if expires_at <= today || expires_at > today + chrono::Duration::days(365) {
+        return error(400, "expires_at must be in the future and within a year");
+    }
+    let id = 1000 + state.tokens.len() as u64;
+    let token = format!("glpat-{}", hex::encode(rand::random::<[u8; 12]>()));
+    crate::common::logs::secret(&token);
+    let issued =
+        Issued { id, project, token: token.clone(), name: name.clone(), scopes: scopes.clone(), access_level, expires_at, revoked: false };
+    state.tokens.push(issued);
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id, "name": name, "scopes": scopes, "access_level": access_level, "expires_at": expires_at.to_string(),
+            "active": true, "revoked": false, "user_id": 166, "created_at": Utc::now().to_rfc3339(), "token": token,
+        })),
+    )
+        .into_response()
+}
+
+async fn revoke(State(state): State<Shared>, Path((project, token_id)): Path<(String, u64)>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "revoke") {
+        return refused;
+    }
+    match state.tokens.iter_mut().find(|t| t.id == token_id && t.project == project && !t.revoked) {
+        Some(t) => {
+            t.revoked = true;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(404, "404 Not Found"),
+    }
+}
+
+async fn unknown(State(state): State<Shared>, method: axum::http::Method, uri: Uri) -> Response {
+    state.lock().unwrap().violations.push(format!("{method} {uri}: not an endpoint the provider should call"));
+    error(404, "404 Not Found")
+}

@@ -1,0 +1,125 @@
+//! The `gitlab` provider against a stateful fake of GitLab's project access
+//! tokens API (`common::fake_gitlab`): a token per credential with the
+//! level's scopes and role, expiring the day after the grant (GitLab counts
+//! in days) and revoked by id when the grant ends; GitLab's refusals reach
+//! the requester; no token kept in clear.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::fake_gitlab::FakeGitLab;
+use crate::common::{TestBroker, TestEnvironment, cli_env, eventually};
+
+async fn gitlab() -> (FakeGitLab, TestBroker) {
+    let gl = FakeGitLab::start().await;
+    let b = TestBroker::start_with(&gl.policy()).await;
+    (gl, b)
+}
+
+fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
+    let env = cli_env(b);
+    env.login(&b.url, b.token(user)).success();
+    env
+}
+
+fn actions(audit: &[Value], action: &str) -> Vec<Value> {
+    audit.iter().filter(|e| e["action"] == action).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_level_gets_a_project_token_with_its_scopes_and_role_revoked_when_the_grant_ends() {
+    let (gl, b) = gitlab().await;
+    let alice = logged_in(&b, "alice");
+    alice.run(&["setup"]).success();
+    // read: auto-approved; git asks for the project's URL and gets the token.
+    alice.run(&["request", "gitlab.example.com/acme/api", "--level", "read", "--for", "2h"]).success();
+    let answer = alice.run_helper("get", "protocol=https\nhost=gitlab.example.com\npath=acme/api.git\n");
+    answer.success();
+    let issued = gl.tokens();
+    assert_eq!(issued.len(), 1, "{}", answer.stderr);
+    assert!(answer.stdout.contains(&format!("password={}\n", issued[0].token)), "{}", answer.stdout);
+    assert!(answer.stdout.contains("username=jit-grant-1\n"), "{}", answer.stdout);
+    assert_eq!(
+        (issued[0].project.as_str(), issued[0].scopes.clone(), issued[0].access_level),
+        ("acme/api", vec!["read_repository".to_string()], 20)
+    );
+    assert!(issued[0].name.starts_with("jit grant 1 (alice, read)"), "{}", issued[0].name);
+    let grant_end =
+        chrono::DateTime::parse_from_rfc3339(b.get("alice", "/v1/grants/1").await.body["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(issued[0].expires_at, (grant_end + chrono::Duration::days(1)).date_naive(), "the day after the grant ends");
+
+    // write and admin (approved by carol) on a project two groups deep.
+    for (level, role) in [("write", 30), ("admin", 40)] {
+        let id = b.request("alice", "acme/platform/tools", level, "1h", Some("release")).await["id"].as_i64().unwrap();
+        let grant = b.approve("carol", id).await.body["grant"]["id"].as_i64().unwrap();
+        let minted = b.post("alice", &format!("/v1/grants/{grant}/credentials"), serde_json::json!({})).await;
+        assert_eq!(minted.status, 201, "{}", minted.code());
+        let last = gl.tokens().pop().unwrap();
+        assert_eq!((last.project.as_str(), last.access_level), ("acme/platform/tools", role));
+        assert_eq!(last.scopes, ["read_repository", "write_repository"]);
+    }
+    // The admin grant superseded the write grant: its token is revoked at once.
+    let live = eventually(|| async { gl.live_tokens() }, |t| t.len() == 2).await;
+    assert_eq!(live.iter().map(|t| t.access_level).collect::<Vec<_>>(), [20, 40]);
+    // No token in clear on disk or in the audit log.
+    let audit = serde_json::to_string(&b.audit().await).unwrap();
+    let mut disk = Vec::new();
+    for entry in std::fs::read_dir(b.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            disk.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    for t in gl.tokens() {
+        assert!(!disk.windows(t.token.len()).any(|w| w == t.token.as_bytes()) && !audit.contains(&t.token));
+    }
+
+    // Every grant ends: every token is revoked at GitLab by its id.
+    b.advance(Duration::from_secs(2 * 3600 + 1));
+    let live = eventually(|| async { gl.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0, "GitLab still honours a token of an ended grant");
+    let audit = eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 3).await;
+    assert_eq!(actions(&audit, "host_revoked").len(), 3);
+    assert!(actions(&audit, "host_revoked").iter().all(|e| e["detail"] == "gitlab: 1 credential(s) revoked at the host"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlabs_refusals_reach_the_requester_and_a_failed_revocation_is_retried() {
+    let (gl, b) = gitlab().await;
+    // A project the broker's token cannot see: GitLab's 404, named.
+    let dave = logged_in(&b, "dave");
+    dave.run(&["request", "acme/other", "--level", "read", "--for", "1h"]).code(6).stderr_has("does the project exist");
+    // The broker's token refused: GitLab's 401.
+    gl.fail_next("create", 1, 401);
+    let erin = logged_in(&b, "erin");
+    erin.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).code(6).stderr_has("check token_file / token_env");
+    let failed = actions(&b.audit().await, "credential_failed");
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0]["detail"].as_str().unwrap().contains("HTTP 404"));
+
+    // A revocation GitLab fails twice is retried until it succeeds.
+    let bob = logged_in(&b, "bob");
+    bob.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    assert_eq!(gl.live_tokens().len(), 1);
+    gl.fail_next("revoke", 2, 502);
+    b.advance(Duration::from_secs(3601));
+    eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == 1).await;
+    b.advance(Duration::from_secs(5));
+    eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == 2).await;
+    b.advance(Duration::from_secs(10));
+    let live = eventually(|| async { gl.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0);
+    let audit = eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 3).await;
+    let revoked = actions(&audit, "host_revoked");
+    let details: Vec<&str> = revoked.iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    // dave's and erin's grants held nothing at GitLab (their mints failed); bob's one token, after two failures.
+    assert_eq!(
+        details,
+        [
+            "gitlab: 0 credential(s) revoked at the host",
+            "gitlab: 0 credential(s) revoked at the host",
+            "gitlab: 1 credential(s) revoked at the host, after 2 failed attempts"
+        ]
+    );
+}
