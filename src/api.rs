@@ -84,6 +84,11 @@ pub struct Repo {
     /// setup` sends git for this URL (and its SSH forms) to `clone_url`.
     #[serde(default)]
     pub upstream_url: Option<String>,
+    /// The repo's URL at its host when grants there are memberships (a
+    /// GitHub team, a GitLab project): git uses the person's own credentials
+    /// for it, so `jit setup` and the helper leave it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_credentials_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -383,7 +383,12 @@ mod tests {
 
     #[test]
     fn each_broker_s_repos_replace_only_its_own() {
-        let repo = |name: &str, url: Option<&str>| api::Repo { name: name.into(), clone_url: url.map(Into::into), upstream_url: None };
+        let repo = |name: &str, url: Option<&str>| api::Repo {
+            name: name.into(),
+            clone_url: url.map(Into::into),
+            upstream_url: None,
+            own_credentials_url: None,
+        };
         let mut index = Index::default();
         index.set_repos("http://a", &[repo("r1", Some("http://a/git/r1.git")), repo("r2", Some("http://a/git/r2.git"))]);
         index.set_repos("http://b", &[repo("r3", Some("https://b/r3.git")), repo("no-url", None)]);

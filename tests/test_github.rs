@@ -252,3 +252,83 @@ async fn a_broker_down_when_a_grant_ends_revokes_its_tokens_on_restart() {
     let audit = eventually(|| b.audit(), |a| !actions(a, "host_revoked").is_empty()).await;
     assert_eq!(actions(&audit, "host_revoked")[0]["detail"], "github: 2 credential(s) revoked at the host");
 }
+
+fn details(audit: &[Value], action: &str) -> Vec<String> {
+    actions(audit, action).iter().map(|e| e["detail"].as_str().unwrap_or("").to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_mode_adds_the_person_on_approval_and_removes_only_what_jit_added() {
+    let gh = FakeGitHub::start().await;
+    let b = TestBroker::start_with(&gh.team_policy()).await;
+    // bob was in the write team before any grant: jit must leave him there.
+    gh.add_team_member("jit-api-write", "bob-gh");
+
+    // git uses people's own GitHub credentials: jit's helper is not set up for these repos.
+    let alice = logged_in(&b, "alice");
+    let repos = alice.run(&["repos", "--json"]).success().json();
+    assert_eq!((repos[0]["clone_url"].as_str(), repos[0]["own_credentials_url"].as_str()), (None, Some("https://github.com/acme/api.git")));
+    alice.run(&["setup"]).success();
+    let config = std::fs::read_to_string(alice.home().join(".gitconfig")).unwrap_or_default();
+    assert!(!config.contains("github.com"), "{config}");
+
+    let grant = write_grant(&b, "2h").await;
+    let members = eventually(|| async { gh.team_members("jit-api-write") }, |m| m.contains(&"alice-gh".to_string())).await;
+    assert_eq!(members, ["alice-gh", "bob-gh"]);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_granted").is_empty()).await;
+    assert_eq!(details(&audit, "host_granted"), ["github: alice-gh added to team acme/jit-api-write"]);
+    let minted = b.post("alice", &format!("/v1/grants/{grant}/credentials"), serde_json::json!({})).await;
+    assert_eq!((minted.status, minted.code()), (409, "conflict"));
+    assert!(minted.message().contains("git uses your own credentials"), "{}", minted.message());
+
+    // bob's grant finds him there already: left as it was.
+    let id = b.request("bob", "acme/api", "write", "1h", Some("review")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| actions(a, "host_granted").len() == 2).await;
+    assert_eq!(details(&audit, "host_granted")[1], "github: bob-gh already in team acme/jit-api-write");
+
+    // A longer write grant supersedes alice's first: the membership is kept throughout its handover.
+    let id = b.request("alice", "acme/api", "write", "4h", Some("longer")).await["id"].as_i64().unwrap();
+    let second = b.approve("carol", id).await.body["grant"]["id"].as_i64().unwrap();
+    let audit = eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 1 && actions(a, "host_granted").len() == 4).await;
+    assert_eq!(actions(&audit, "host_revoked")[0]["grant_id"], grant);
+    assert!(gh.team_members("jit-api-write").contains(&"alice-gh".to_string()), "the live grant's membership was given back");
+    let last = actions(&audit, "host_granted").pop().unwrap();
+    assert_eq!(
+        (last["grant_id"].as_i64(), last["detail"].as_str()),
+        (Some(second), Some("github: alice-gh added to team acme/jit-api-write"))
+    );
+
+    // jit revoke takes alice out; bob's grant ends and he stays, as before it.
+    logged_in(&b, "carol").run(&["revoke", &second.to_string()]).success();
+    let members = eventually(|| async { gh.team_members("jit-api-write") }, |m| m.len() == 1).await;
+    assert_eq!(members, ["bob-gh"]);
+    b.advance(Duration::from_secs(3601));
+    eventually(|| b.audit(), |a| actions(a, "grant_expired").len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gh.team_members("jit-api-write"), ["bob-gh"], "jit removes only what it added");
+    assert!(!gh.seen().contains(&"DELETE /orgs/acme/teams/jit-api-write/memberships/bob-gh".to_string()));
+    // Every organization token minted for a change was revoked after it.
+    assert!(gh.live_tokens().is_empty(), "{:?}", gh.live_tokens().iter().map(|t| t.permissions.clone()).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_mode_without_a_login_or_a_team_is_retried_and_audited() {
+    let gh = FakeGitHub::start().await;
+    let b = TestBroker::start_with(&gh.team_policy()).await;
+    // erin has no GitHub login in the config.
+    let id = b.request("erin", "acme/api", "write", "1h", Some("x")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_grant_failed").is_empty()).await;
+    let failed = details(&audit, "host_grant_failed");
+    assert!(failed[0].starts_with("attempt 1: ") && failed[0].contains("no GitHub login for jit user `erin`"), "{failed:?}");
+    b.advance(Duration::from_secs(5));
+    let audit = eventually(|| b.audit(), |a| actions(a, "host_grant_failed").len() == 2).await;
+    assert!(details(&audit, "host_grant_failed")[1].starts_with("attempt 2: "));
+    // The admin level's team does not exist at GitHub: its 404 is named.
+    let id = b.request("dave", "acme/tools", "admin", "1h", Some("x")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| details(a, "host_grant_failed").iter().any(|d| d.contains("jit-tools-admin"))).await;
+    let failed = details(&audit, "host_grant_failed");
+    assert!(failed.iter().any(|d| d.contains("adding dave-gh to team acme/jit-tools-admin") && d.contains("HTTP 404")), "{failed:?}");
+}

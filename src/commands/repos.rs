@@ -11,9 +11,10 @@ pub async fn cmd_repos(json: bool) -> Result<(), CommandError> {
     }
     let rows: Vec<Vec<String>> = repos
         .iter()
-        .map(|r| match &r.upstream_url {
-            Some(host) => vec![r.name.clone(), host.clone(), r.clone_url.clone().unwrap_or_default()],
-            None => vec![r.name.clone(), r.clone_url.clone().unwrap_or_default(), String::new()],
+        .map(|r| match (&r.upstream_url, &r.own_credentials_url) {
+            (Some(host), _) => vec![r.name.clone(), host.clone(), r.clone_url.clone().unwrap_or_default()],
+            (None, Some(url)) => vec![r.name.clone(), url.clone(), "your own credentials (membership)".into()],
+            (None, None) => vec![r.name.clone(), r.clone_url.clone().unwrap_or_default(), String::new()],
         })
         .collect();
     crate::output::print_table(&["NAME", "CLONE URL", "VIA"], &rows);

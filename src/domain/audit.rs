@@ -60,6 +60,10 @@ pub enum Action {
     HostRevoked,
     /// An attempt to end a grant at its host failed; the reaper tries again.
     HostRevokeFailed,
+    /// A grant's access given at its host (a membership added, or found there already).
+    HostGranted,
+    /// An attempt to give a grant its access at the host failed; the reaper tries again.
+    HostGrantFailed,
 }
 
 impl Action {
@@ -86,6 +90,8 @@ impl Action {
             Action::CredentialFailed => "credential_failed",
             Action::HostRevoked => "host_revoked",
             Action::HostRevokeFailed => "host_revoke_failed",
+            Action::HostGranted => "host_granted",
+            Action::HostGrantFailed => "host_grant_failed",
         }
     }
 }

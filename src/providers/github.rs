@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::host_api::{quoted, rate_limit_wait, transport};
-use super::{Minted, Provider, ProviderError, host_api};
+use super::{Membership, Minted, Provider, ProviderError, host_api};
 use crate::domain::Level;
 use crate::domain::repo::RepoSpec;
 use crate::domain::token::{ExposeSecret, SecretString};
@@ -66,11 +66,26 @@ struct Section {
     #[serde(default)]
     installations: BTreeMap<String, u64>,
     mode: Option<String>,
+    /// Team mode: jit user → GitHub login.
+    #[serde(default)]
+    logins: BTreeMap<String, String>,
+    /// Team mode: the teams are `{prefix}{repo}-{level}` (default `jit-`).
+    team_prefix: Option<String>,
     timeout: Option<String>,
+}
+
+/// How grants become access at GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// An installation token per credential.
+    Token,
+    /// Membership of a per-repo, per-level team, for people who use their own GitHub credentials.
+    Team { logins: BTreeMap<String, String>, prefix: String },
 }
 
 pub struct GitHub {
     name: String,
+    mode: Mode,
     api_url: String,
     app_id: String,
     key: jsonwebtoken::EncodingKey,
@@ -96,10 +111,21 @@ pub fn from_section(name: &str, table: toml::Table) -> Result<std::sync::Arc<dyn
 
 impl GitHub {
     fn from_section(name: &str, section: Section) -> Result<GitHub, String> {
-        match section.mode.as_deref() {
-            None | Some("token") => {}
-            Some(other) => return Err(format!("mode `{other}`: this broker supports mode = \"token\" (GitHub App installation tokens)")),
-        }
+        let mode = match section.mode.as_deref() {
+            None | Some("token") if section.logins.is_empty() && section.team_prefix.is_none() => Mode::Token,
+            None | Some("token") => return Err("logins and team_prefix are for mode = \"team\"".into()),
+            Some("team") => {
+                let prefix = section.team_prefix.unwrap_or_else(|| "jit-".into());
+                if prefix.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+                    return Err(format!("team_prefix `{prefix}`: letters, digits, `-` and `_` only (it starts a team slug)"));
+                }
+                if let Some((user, login)) = section.logins.iter().find(|(_, l)| !valid_login(l)) {
+                    return Err(format!("logins: `{login}` (for {user}) is not a GitHub login"));
+                }
+                Mode::Team { logins: section.logins, prefix }
+            }
+            Some(other) => return Err(format!("mode `{other}`: expected \"token\" (installation tokens) or \"team\" (team membership)")),
+        };
         let api_url = host_api::api_url(section.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
         let app_id = match section.app_id {
             Some(toml::Value::Integer(n)) if n > 0 => n.to_string(),
@@ -114,6 +140,7 @@ impl GitHub {
         let client = host_api::client(section.timeout.as_deref())?;
         Ok(GitHub {
             name: name.to_string(),
+            mode,
             api_url,
             app_id,
             key,
@@ -152,14 +179,56 @@ impl GitHub {
 
     /// Sends and reads the answer; anything but `expect` becomes the host's error for `doing`.
     async fn send(&self, request: reqwest::RequestBuilder, expect: u16, doing: &str) -> Result<serde_json::Value, ProviderError> {
+        self.send_expecting(request, &[expect], doing).await.map(|(_, body)| body)
+    }
+
+    /// Sends; a status in `expect` gives it with the answer's JSON (null when
+    /// empty), any other becomes GitHub's error for `doing`.
+    async fn send_expecting(
+        &self,
+        request: reqwest::RequestBuilder,
+        expect: &[u16],
+        doing: &str,
+    ) -> Result<(u16, serde_json::Value), ProviderError> {
         let response = request.send().await.map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
         let status = response.status().as_u16();
         let retry_after = rate_limit_wait(response.headers(), "x-ratelimit-remaining", "x-ratelimit-reset");
         let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-        if status == expect {
-            return Ok(body);
+        if expect.contains(&status) {
+            return Ok((status, body));
         }
         Err(host_error(&self.name, doing, status, retry_after, body["message"].as_str()))
+    }
+
+    /// An installation token for managing the organization's team
+    /// memberships (`members: write`), for the length of one change.
+    async fn org_token(&self, owner: &str, repo: &str) -> Result<SecretString, ProviderError> {
+        let installation = self.installation(owner, repo).await?;
+        let jwt = self.app_jwt()?;
+        let doing = format!("minting a token to manage {owner}'s team memberships");
+        let body = serde_json::json!({ "permissions": { "members": "write" } });
+        let path = format!("/app/installations/{installation}/access_tokens");
+        let answer = self.send(self.request(reqwest::Method::POST, &path, &jwt).json(&body), 201, &doing).await?;
+        let token = answer["token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| self.failed(format!("GitHub's answer while {doing} has no token")))?;
+        Ok(SecretString::from(token.to_string()))
+    }
+
+    /// Runs `change` with an organization token, then revokes the token.
+    async fn with_org_token<T>(
+        &self,
+        owner: &str,
+        repo: &str,
+        change: impl AsyncFnOnce(&SecretString) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let token = self.org_token(owner, repo).await?;
+        let result = change(&token).await;
+        if let Err(e) = self.revoke_token(&token).await {
+            tracing::warn!(provider = %self.name, error = %e, "could not revoke the organization token; it expires within the hour");
+        }
+        result
     }
 
     /// The installation that covers `owner/repo`: configured for the owner, or asked of GitHub once.
@@ -197,6 +266,29 @@ impl GitHub {
             }
         }
     }
+}
+
+/// A GitHub login: letters, digits and single hyphens, at most 39 characters.
+fn valid_login(login: &str) -> bool {
+    !login.is_empty()
+        && login.len() <= 39
+        && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !login.starts_with('-')
+        && !login.ends_with('-')
+        && !login.contains("--")
+}
+
+/// The team a level's grants on `repo` are given: `{prefix}{repo}-{level}`.
+pub fn team_slug(prefix: &str, repo: &str, level: Level) -> String {
+    format!("{prefix}{}-{level}", repo.to_ascii_lowercase().replace('.', "-"))
+}
+
+/// What removing a team membership jit added needs.
+#[derive(Serialize, Deserialize)]
+struct TeamHandle {
+    org: String,
+    team: String,
+    login: String,
 }
 
 /// The owner and repository a GitHub clone URL names.
@@ -311,8 +403,62 @@ impl Provider for GitHub {
         })
     }
 
-    async fn revoke_minted(&self, _repo: &RepoSpec, _grant: &GrantRecord, handle: &SecretString) -> Result<(), ProviderError> {
-        self.revoke_token(handle).await
+    fn grants_membership(&self) -> bool {
+        matches!(self.mode, Mode::Team { .. })
+    }
+
+    async fn add_membership(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<Membership, ProviderError> {
+        let Mode::Team { logins, prefix } = &self.mode else {
+            return Err(ProviderError::Config { provider: self.name.clone(), message: "memberships are for mode = \"team\"".into() });
+        };
+        let (owner, name) = owner_and_repo(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let login = logins.get(&grant.user).ok_or_else(|| ProviderError::Refused {
+            provider: self.name.clone(),
+            message: format!("no GitHub login for jit user `{}`: add it to provider `{}`'s logins", grant.user, self.name),
+        })?;
+        let team = team_slug(prefix, name, grant.level);
+        let path = format!("/orgs/{owner}/teams/{team}/memberships/{login}");
+        let added = self
+            .with_org_token(owner, name, async |token| {
+                let doing = format!("reading {login}'s membership of team {owner}/{team}");
+                let (status, body) =
+                    self.send_expecting(self.request(reqwest::Method::GET, &path, token.expose_secret()), &[200, 404], &doing).await?;
+                if status == 200 && body["state"] == "active" {
+                    return Ok(false);
+                }
+                let doing =
+                    format!("adding {login} to team {owner}/{team} (does the team exist, with {} access to {owner}/{name}?)", grant.level);
+                let request =
+                    self.request(reqwest::Method::PUT, &path, token.expose_secret()).json(&serde_json::json!({ "role": "member" }));
+                self.send(request, 200, &doing).await?;
+                Ok(true)
+            })
+            .await?;
+        let handle = serde_json::to_string(&TeamHandle { org: owner.to_string(), team: team.clone(), login: login.clone() })
+            .expect("plain strings serialize");
+        Ok(Membership {
+            key: format!("{}:{owner}/{team}:{login}", self.name),
+            handle: SecretString::from(handle),
+            added,
+            detail: match added {
+                true => format!("{login} added to team {owner}/{team}"),
+                false => format!("{login} already in team {owner}/{team}"),
+            },
+        })
+    }
+
+    async fn revoke_minted(&self, repo: &RepoSpec, _grant: &GrantRecord, handle: &SecretString) -> Result<(), ProviderError> {
+        let Ok(team) = serde_json::from_str::<TeamHandle>(handle.expose_secret()) else {
+            return self.revoke_token(handle).await;
+        };
+        let (owner, name) = owner_and_repo(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let path = format!("/orgs/{}/teams/{}/memberships/{}", team.org, team.team, team.login);
+        self.with_org_token(owner, name, async |token| {
+            let doing = format!("removing {} from team {}/{}", team.login, team.org, team.team);
+            // 404: not a member any more.
+            self.send_expecting(self.request(reqwest::Method::DELETE, &path, token.expose_secret()), &[204, 404], &doing).await.map(drop)
+        })
+        .await
     }
 
     async fn revoke(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<(), ProviderError> {

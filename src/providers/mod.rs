@@ -44,6 +44,21 @@ pub struct Minted {
     pub host_handle: Option<SecretString>,
 }
 
+/// A membership at a host, as [`Provider::add_membership`] found or made it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// Names the membership (host, team or project, person): grants of one
+    /// person sharing it end it at the host only when the last one ends.
+    pub key: String,
+    /// What taking it away needs, for [`Provider::revoke_minted`]: the broker
+    /// seals it like a minted credential's.
+    pub handle: SecretString,
+    /// Whether jit added it now; `false` when the person already had it.
+    pub added: bool,
+    /// What happened, for the audit log (never a secret).
+    pub detail: String,
+}
+
 /// Where the gateway sends the git traffic of a repo it fronts.
 #[derive(Debug, Clone)]
 pub enum GitBackend {
@@ -118,6 +133,19 @@ pub trait Provider: Send + Sync {
 
     /// Mints a credential for a live grant on `repo` that expires no later than the grant.
     async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError>;
+
+    /// Whether grants give access by membership at the host (a team, a
+    /// project), added when the grant starts, so people use their own
+    /// credentials there; the broker then calls [`Provider::add_membership`].
+    fn grants_membership(&self) -> bool {
+        false
+    }
+
+    /// Gives the grant's person access at the host (adds them to a team or a
+    /// project), unless they already have it. Idempotent.
+    async fn add_membership(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<Membership, ProviderError> {
+        Err(ProviderError::Config { provider: self.name().to_string(), message: "this provider gives no memberships".into() })
+    }
 
     /// Revokes at the host one credential minted for `grant`, given its
     /// [`Minted::host_handle`]. Idempotent: one the host no longer honours is done.

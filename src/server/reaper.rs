@@ -1,6 +1,7 @@
 //! The reaper: ends what time has ended.
 //!
-//! It expires requests nobody decided within the pending TTL and tells the
+//! It expires requests nobody decided within the pending TTL, gives new
+//! grants their access at hosts that grant by membership, and tells the
 //! provider about every grant that expired or was revoked, recording each
 //! expiry in the audit log exactly once. It runs at start-up first, so a broker
 //! that was down catches up, then sleeps until the next grant expiry, a change,
@@ -20,6 +21,11 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         }
         if let Err(e) = broker.summarise_auth_failures().await {
             tracing::warn!(error = %e, "reaper: summarising failed logins failed");
+        }
+        match broker.start_grants().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(grants = n, "reaper: gave grants their access at the host"),
+            Err(e) => tracing::warn!(error = %e, "reaper: starting grants at the host failed"),
         }
         match broker.end_grants().await {
             Ok(0) => {}

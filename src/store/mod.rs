@@ -212,6 +212,8 @@ pub struct NewHostToken {
     pub sealed: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// For a membership: what names it, so grants sharing it end it once.
+    pub shared_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +221,15 @@ pub struct HostToken {
     pub id: i64,
     pub grant_id: i64,
     pub sealed: Vec<u8>,
+    pub shared_key: Option<String>,
+}
+
+/// Which of the reaper's jobs at a host an attempt was: giving a grant its
+/// access (a membership), or taking it away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPhase {
+    Start,
+    End,
 }
 
 /// One failed attempt to end a grant at its host.
@@ -319,13 +330,38 @@ pub trait Store: Send + Sync {
     /// Erases the host tokens `revoked` (ids, revoked at the host); then, if
     /// none of the grant's is left, marks that the provider was told, drops its
     /// gateway credentials and appends `events`, and returns true. A token
-    /// minted meanwhile keeps the grant for the next round.
-    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, revoked: &[i64], events: Vec<NewEvent>) -> StoreResult<bool>;
-    /// Failed attempts in a row to end a grant at its host.
-    async fn end_failures(&self, id: i64) -> StoreResult<u32>;
-    /// Records a failed attempt to end a grant at its host, with its event,
-    /// erasing the host tokens it did revoke (`revoked`, ids).
-    async fn record_end_failure(&self, id: i64, revoked: &[i64], failure: &EndFailure, event: NewEvent) -> StoreResult<()>;
+    /// minted meanwhile keeps the grant for the next round. Memberships named
+    /// in `released` were removed at the host: the other live grants holding
+    /// them lose their hold and are to be given their access again.
+    async fn mark_grant_ended(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        revoked: &[i64],
+        released: &[String],
+        events: Vec<NewEvent>,
+    ) -> StoreResult<bool>;
+    /// Failed attempts in a row to start or end a grant at its host.
+    async fn host_failures(&self, id: i64, phase: HostPhase) -> StoreResult<u32>;
+    /// Records a failed attempt to start or end a grant at its host, with its
+    /// event; an end erases the host tokens it did revoke (`revoked`, ids).
+    async fn record_host_failure(
+        &self,
+        id: i64,
+        phase: HostPhase,
+        revoked: &[i64],
+        failure: &EndFailure,
+        event: NewEvent,
+    ) -> StoreResult<()>;
+    /// Live grants on `repos` (whose provider gives access by membership) not
+    /// yet given it at the host, leaving out those whose next attempt is after `now`.
+    async fn grants_to_start(&self, repos: &[String], now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>>;
+    /// Records that the host gave a grant its access, with what taking it
+    /// away needs (none when the person had it before: jit leaves it) and its
+    /// event; [`StoreError::Conflict`] when the grant ended meanwhile.
+    async fn mark_grant_started(&self, id: i64, at: DateTime<Utc>, held: Option<NewHostToken>, event: NewEvent) -> StoreResult<()>;
+    /// A hold on the membership `key` by a grant other than `except` not yet ended, if any.
+    async fn holder_of(&self, key: &str, except: i64) -> StoreResult<Option<HostToken>>;
     /// Grants whose end the host has not yet agreed to, oldest first.
     async fn failing_ends(&self) -> StoreResult<Vec<FailingEnd>>;
     /// When the reaper next has something to do: the earliest end (or retry)

@@ -18,8 +18,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    ApprovalRecord, EndFailure, FailingEnd, GrantRecord, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
-    RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, UserRecord, attach_ids,
+    ApprovalRecord, EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord,
+    Page, Removal, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, UserRecord, attach_ids,
 };
 use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
@@ -458,6 +458,18 @@ const EVENTS_PER_INSERT: usize = 256;
 /// Appends events to the chain inside the writer's transaction (whose
 /// commit signs a checkpoint of the new head), in one statement per
 /// [`EVENTS_PER_INSERT`] events rather than one per event.
+async fn insert_host_token(conn: &mut SqliteConnection, token: &NewHostToken) -> StoreResult<()> {
+    sqlx::query("INSERT INTO host_tokens (grant_id, sealed, created_at, expires_at, shared_key) VALUES (?, ?, ?, ?, ?)")
+        .bind(token.grant_id)
+        .bind(&token.sealed)
+        .bind(ms(token.created_at))
+        .bind(ms(token.expires_at))
+        .bind(&token.shared_key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 async fn append(conn: &mut SqliteConnection, chain: &mut Chain, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
@@ -1031,8 +1043,15 @@ impl Store for SqliteStore {
         rows.into_iter().map(GrantRecord::try_from).collect()
     }
 
-    async fn mark_grant_ended(&self, id: i64, at: DateTime<Utc>, revoked: &[i64], events: Vec<NewEvent>) -> StoreResult<bool> {
-        let revoked = revoked.to_vec();
+    async fn mark_grant_ended(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        revoked: &[i64],
+        released: &[String],
+        events: Vec<NewEvent>,
+    ) -> StoreResult<bool> {
+        let (revoked, released) = (revoked.to_vec(), released.to_vec());
         self.writer
             .write(move |tx, chain| {
                 Box::pin(async move {
@@ -1053,6 +1072,16 @@ impl Store for SqliteStore {
                         return Ok(false);
                     }
                     sqlx::query("DELETE FROM credentials WHERE grant_id = ?").bind(id).execute(&mut *tx).await?;
+                    for key in &released {
+                        sqlx::query(
+                            "UPDATE grants SET host_started_at = NULL, start_retry_at = NULL
+                                 WHERE ended_at IS NULL AND id IN (SELECT grant_id FROM host_tokens WHERE shared_key = ?)",
+                        )
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("DELETE FROM host_tokens WHERE shared_key = ?").bind(key).execute(&mut *tx).await?;
+                    }
                     append(tx, chain, &events, at).await?;
                     Ok(true)
                 })
@@ -1060,14 +1089,24 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn end_failures(&self, id: i64) -> StoreResult<u32> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT end_failures FROM grants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+    async fn host_failures(&self, id: i64, phase: HostPhase) -> StoreResult<u32> {
+        let sql = match phase {
+            HostPhase::Start => "SELECT start_failures FROM grants WHERE id = ?",
+            HostPhase::End => "SELECT end_failures FROM grants WHERE id = ?",
+        };
+        let row: Option<(i64,)> = sqlx::query_as(sql).bind(id).fetch_optional(&self.pool).await?;
         let (failures,) = row.ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
         Ok(u32::try_from(failures).unwrap_or(u32::MAX))
     }
 
-    async fn record_end_failure(&self, id: i64, revoked: &[i64], failure: &EndFailure, event: NewEvent) -> StoreResult<()> {
+    async fn record_host_failure(
+        &self,
+        id: i64,
+        phase: HostPhase,
+        revoked: &[i64],
+        failure: &EndFailure,
+        event: NewEvent,
+    ) -> StoreResult<()> {
         let (revoked, failure) = (revoked.to_vec(), failure.clone());
         self.writer
             .write(move |tx, chain| {
@@ -1075,14 +1114,21 @@ impl Store for SqliteStore {
                     for token in &revoked {
                         sqlx::query("DELETE FROM host_tokens WHERE id = ? AND grant_id = ?").bind(token).bind(id).execute(&mut *tx).await?;
                     }
-                    let done = sqlx::query(
-                        "UPDATE grants SET end_failures = end_failures + 1, end_error = ?, end_retry_at = ? WHERE id = ? AND ended_at IS NULL",
-                    )
-                    .bind(&failure.error)
-                    .bind(ms(failure.retry_at))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    let update = match phase {
+                        HostPhase::Start => sqlx::query(
+                            "UPDATE grants SET start_failures = start_failures + 1, start_retry_at = ? WHERE id = ? AND ended_at IS NULL",
+                        ),
+                        HostPhase::End => sqlx::query(
+                            "UPDATE grants SET end_failures = end_failures + 1, end_retry_at = ?, end_error = ? WHERE id = ? AND ended_at IS NULL",
+                        )
+                        .bind(ms(failure.retry_at))
+                        .bind(&failure.error),
+                    };
+                    let update = match phase {
+                        HostPhase::Start => update.bind(ms(failure.retry_at)),
+                        HostPhase::End => update,
+                    };
+                    let done = update.bind(id).execute(&mut *tx).await?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::Conflict);
                     }
@@ -1090,6 +1136,56 @@ impl Store for SqliteStore {
                 })
             })
             .await
+    }
+
+    async fn grants_to_start(&self, repos: &[String], now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
+        if repos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let places = vec!["?"; repos.len()].join(", ");
+        let sql = format!(
+            "SELECT * FROM grants WHERE host_started_at IS NULL AND ended_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+                 AND (start_retry_at IS NULL OR start_retry_at <= ?) AND repo IN ({places}) ORDER BY id"
+        );
+        let mut query = sqlx::query_as::<_, GrantRow>(&sql).bind(ms(now)).bind(ms(now));
+        for repo in repos {
+            query = query.bind(repo);
+        }
+        query.fetch_all(&self.pool).await?.into_iter().map(GrantRecord::try_from).collect()
+    }
+
+    async fn mark_grant_started(&self, id: i64, at: DateTime<Utc>, held: Option<NewHostToken>, event: NewEvent) -> StoreResult<()> {
+        self.writer
+            .write(move |tx, chain| {
+                Box::pin(async move {
+                    let done =
+                        sqlx::query("UPDATE grants SET host_started_at = ?, start_retry_at = NULL WHERE id = ? AND ended_at IS NULL")
+                            .bind(ms(at))
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                    if let Some(held) = &held {
+                        insert_host_token(tx, held).await?;
+                    }
+                    append(tx, chain, &[event], at).await
+                })
+            })
+            .await
+    }
+
+    async fn holder_of(&self, key: &str, except: i64) -> StoreResult<Option<HostToken>> {
+        let row: Option<(i64, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+            "SELECT t.id, t.grant_id, t.sealed, t.shared_key FROM host_tokens t JOIN grants g ON g.id = t.grant_id
+                 WHERE t.shared_key = ? AND t.grant_id != ? AND g.ended_at IS NULL ORDER BY t.id LIMIT 1",
+        )
+        .bind(key)
+        .bind(except)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, grant_id, sealed, shared_key)| HostToken { id, grant_id, sealed, shared_key }))
     }
 
     async fn failing_ends(&self) -> StoreResult<Vec<FailingEnd>> {
@@ -1122,20 +1218,16 @@ impl Store for SqliteStore {
             .write(move |tx, chain| {
                 Box::pin(async move {
                     let token = &token;
-                    let done = sqlx::query(
-                        "INSERT INTO host_tokens (grant_id, sealed, created_at, expires_at)
-                             SELECT id, ?, ?, ? FROM grants WHERE id = ? AND ended_at IS NULL AND revoked_at IS NULL AND expires_at > ?",
-                    )
-                    .bind(&token.sealed)
-                    .bind(ms(token.created_at))
-                    .bind(ms(token.expires_at))
-                    .bind(token.grant_id)
-                    .bind(ms(token.created_at))
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
+                    let live: Option<(i64,)> =
+                        sqlx::query_as("SELECT id FROM grants WHERE id = ? AND ended_at IS NULL AND revoked_at IS NULL AND expires_at > ?")
+                            .bind(token.grant_id)
+                            .bind(ms(token.created_at))
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if live.is_none() {
                         return Err(StoreError::Conflict);
                     }
+                    insert_host_token(tx, token).await?;
                     append(tx, chain, &[event], token.created_at).await?;
                     Ok(())
                 })
@@ -1144,11 +1236,12 @@ impl Store for SqliteStore {
     }
 
     async fn host_tokens(&self, grant_id: i64) -> StoreResult<Vec<HostToken>> {
-        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as("SELECT id, grant_id, sealed FROM host_tokens WHERE grant_id = ? ORDER BY id")
-            .bind(grant_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|(id, grant_id, sealed)| HostToken { id, grant_id, sealed }).collect())
+        let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> =
+            sqlx::query_as("SELECT id, grant_id, sealed, shared_key FROM host_tokens WHERE grant_id = ? ORDER BY id")
+                .bind(grant_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id, grant_id, sealed, shared_key)| HostToken { id, grant_id, sealed, shared_key }).collect())
     }
 
     async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {

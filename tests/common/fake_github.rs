@@ -35,6 +35,7 @@ pub enum Route {
     Installation,
     Mint,
     Revoke,
+    RemoveMember,
 }
 
 /// A token the fake minted.
@@ -51,6 +52,8 @@ pub struct Issued {
 struct FakeState {
     /// The app's own permissions: a token may ask for these or less.
     app_permissions: BTreeMap<String, String>,
+    /// The organization's teams (the operator made them), by slug: their members' logins.
+    teams: BTreeMap<String, std::collections::BTreeSet<String>>,
     tokens: Vec<Issued>,
     scripted: HashMap<Route, VecDeque<(u16, Option<u64>)>>,
     /// Every request, as `METHOD /path`.
@@ -95,13 +98,19 @@ impl FakeGitHub {
             crate::common::logs::secret(line);
         }
         let state = Arc::new(Mutex::new(FakeState {
-            app_permissions: BTreeMap::from([("contents".into(), "write".into()), ("metadata".into(), "read".into())]),
+            app_permissions: BTreeMap::from([
+                ("contents".into(), "write".into()),
+                ("metadata".into(), "read".into()),
+                ("members".into(), "write".into()),
+            ]),
+            teams: ["jit-api-read", "jit-api-write", "jit-api-admin"].iter().map(|t| (t.to_string(), Default::default())).collect(),
             ..FakeState::default()
         }));
         let app = axum::Router::new()
             .route("/repos/{owner}/{repo}/installation", get(installation))
             .route("/app/installations/{id}/access_tokens", post(mint))
             .route("/installation/token", delete(revoke))
+            .route("/orgs/{org}/teams/{team}/memberships/{login}", get(membership).put(add_member).delete(remove_member))
             .fallback(unknown)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,6 +157,24 @@ impl FakeGitHub {
     /// Tokens GitHub would still honour.
     pub fn live_tokens(&self) -> Vec<Issued> {
         self.tokens().into_iter().filter(|t| !t.revoked).collect()
+    }
+
+    /// A policy like [`FakeGitHub::policy`] whose provider gives team
+    /// memberships: alice, dave and bob have GitHub logins (`alice-gh`, …).
+    pub fn team_policy(&self) -> String {
+        self.policy().replace(
+            "kind = \"github\"\n",
+            "kind = \"github\"\nmode = \"team\"\nlogins = { alice = \"alice-gh\", dave = \"dave-gh\", bob = \"bob-gh\" }\n",
+        )
+    }
+
+    /// Someone in a team before any grant (the operator put them there).
+    pub fn add_team_member(&self, team: &str, login: &str) {
+        self.state.lock().unwrap().teams.get_mut(team).expect("a known team").insert(login.to_string());
+    }
+
+    pub fn team_members(&self, team: &str) -> Vec<String> {
+        self.state.lock().unwrap().teams[team].iter().cloned().collect()
     }
 
     pub fn seen(&self) -> Vec<String> {
@@ -277,8 +304,9 @@ async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, h
     };
     let repositories: Vec<String> =
         body["repositories"].as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    if repositories.len() != 1 {
-        state.violations.push(format!("a token must name exactly one repository, got {}", body["repositories"]));
+    let org_only = body["permissions"].as_object().is_some_and(|p| p.keys().all(|k| k == "members"));
+    if org_only && !repositories.is_empty() || !org_only && repositories.len() != 1 {
+        state.violations.push(format!("a token must name exactly one repository (none for team changes), got {}", body["repositories"]));
     }
     if repositories.iter().any(|r| !INSTALLED_REPOS.contains(&r.as_str())) {
         return error(422, "There is at least one repository that does not exist or is not accessible to the parent installation.");
@@ -347,6 +375,68 @@ async fn revoke(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) 
         }
         None => error(401, "Bad credentials"),
     }
+}
+
+/// A live token that may manage team memberships, from the request's `Authorization`.
+fn org_token(state: &FakeState, headers: &HeaderMap) -> bool {
+    let token = bearer(headers).unwrap_or_default();
+    state
+        .tokens
+        .iter()
+        .any(|t| t.token == token && !t.revoked && t.expires_at > Utc::now() && t.permissions.get("members").is_some_and(|p| p == "write"))
+}
+
+type Member = Path<(String, String, String)>;
+
+async fn membership(State(state): State<Arc<Mutex<FakeState>>>, Path((org, team, login)): Member, headers: HeaderMap) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("GET /orgs/{org}/teams/{team}/memberships/{login}"));
+    check_headers(&mut state, "GET membership", &headers);
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    match state.teams.get(&team) {
+        Some(members) if org == OWNER && members.contains(&login) => Json(json!({"role": "member", "state": "active", "url": format!("https://api.github.com/organizations/1/team/1/memberships/{login}")})).into_response(),
+        _ => error(404, "Not Found"),
+    }
+}
+
+async fn add_member(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path((org, team, login)): Member,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("PUT /orgs/{org}/teams/{team}/memberships/{login}"));
+    check_headers(&mut state, "PUT membership", &headers);
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    if serde_json::from_str::<Value>(&body).ok().and_then(|b| b["role"].as_str().map(str::to_string)).as_deref() != Some("member") {
+        state.violations.push(format!("a membership is added as a plain member, not {body}"));
+    }
+    match state.teams.get_mut(&team) {
+        Some(members) if org == OWNER => {
+            members.insert(login.clone());
+            Json(json!({"role": "member", "state": "active", "url": format!("https://api.github.com/organizations/1/team/1/memberships/{login}")})).into_response()
+        }
+        _ => error(404, "Not Found"),
+    }
+}
+
+async fn remove_member(State(state): State<Arc<Mutex<FakeState>>>, Path((org, team, login)): Member, headers: HeaderMap) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("DELETE /orgs/{org}/teams/{team}/memberships/{login}"));
+    check_headers(&mut state, "DELETE membership", &headers);
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    if let Some(answer) = scripted(&mut state, Route::RemoveMember) {
+        return answer;
+    }
+    let removed = org == OWNER && state.teams.get_mut(&team).is_some_and(|members| members.remove(&login));
+    if removed { StatusCode::NO_CONTENT.into_response() } else { error(404, "Not Found") }
 }
 
 async fn unknown(State(state): State<Arc<Mutex<FakeState>>>, method: axum::http::Method, uri: axum::http::Uri) -> Response {

@@ -8,7 +8,7 @@ use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
 use crate::domain::repo::RepoSpec;
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::providers::{Minted, Provider, ProviderError};
-use crate::store::{EndFailure, FailingEnd, GrantRecord, NewCredential, NewHostToken, Page, StoreError, UserRecord};
+use crate::store::{EndFailure, FailingEnd, GrantRecord, HostPhase, NewCredential, NewHostToken, Page, StoreError, UserRecord};
 
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.
@@ -89,6 +89,12 @@ impl Broker {
             )));
         }
         let (repo, provider) = self.repo_and_provider(&grant.repo).ok_or_else(|| BrokerError::NoProvider(grant.repo.clone()))?;
+        if provider.grants_membership() {
+            return Err(BrokerError::Conflict(format!(
+                "grant {id} is a membership at the host: git uses your own credentials for {}, and jit mints none",
+                grant.repo
+            )));
+        }
         let minted = match provider.mint(repo, &grant, now).await {
             Ok(minted) => minted,
             Err(e) => {
@@ -112,14 +118,8 @@ impl Broker {
                 self.store.add_credential(&credential, record).await?
             }
             (None, Some(handle)) => {
-                let key = self.config.sealing_key.as_ref().ok_or_else(|| {
-                    BrokerError::Provider(ProviderError::Config {
-                        provider: provider.name().to_string(),
-                        message: "no sealing key to keep what revoking its credentials needs".into(),
-                    })
-                })?;
-                let sealed = key.seal(grant.id, handle);
-                let token = NewHostToken { grant_id: grant.id, sealed, created_at: now, expires_at };
+                let sealed = self.seal(provider.name(), grant.id, handle)?;
+                let token = NewHostToken { grant_id: grant.id, sealed, created_at: now, expires_at, shared_key: None };
                 if let Err(e) = self.store.add_host_token(&token, record).await {
                     // Not recorded, so the reaper would never revoke it: revoke it now.
                     if let Err(undo) = provider.revoke_minted(repo, &grant, handle).await {
@@ -146,14 +146,13 @@ impl Broker {
     /// reaper, safe to run anywhere.
     pub async fn end_grants(&self) -> BrokerResult<usize> {
         let now = self.now();
-        let mut closed = 0;
+        let (mut closed, mut restart) = (0, false);
         for grant in self.store.grants_to_end(now).await? {
-            let mut events = Vec::new();
-            let mut revoked = Vec::new();
+            let (mut events, mut revoked, mut released) = (Vec::new(), Vec::new(), Vec::new());
             if let Some((repo, provider)) = self.repo_and_provider(&grant.repo) {
-                match self.end_at_host(repo, provider.as_ref(), &grant, &mut revoked).await {
+                match self.end_at_host(repo, provider.as_ref(), &grant, &mut revoked, &mut released).await {
                     Ok(()) if provider.revokes_at_host() => {
-                        let failures = self.store.end_failures(grant.id).await?;
+                        let failures = self.store.host_failures(grant.id, HostPhase::End).await?;
                         let mut done = self.grant_event(&grant, Action::HostRevoked);
                         let after = if failures > 0 { format!(", after {failures} failed attempts") } else { String::new() };
                         done.detail = Some(format!("{}: {} credential(s) revoked at the host{after}", provider.name(), revoked.len()));
@@ -161,7 +160,7 @@ impl Broker {
                     }
                     Ok(()) => {}
                     Err(e) => {
-                        self.record_end_failure(&grant, &revoked, &e, now).await?;
+                        self.record_host_failure(&grant, HostPhase::End, &revoked, &e, now).await?;
                         continue;
                     }
                 }
@@ -169,52 +168,150 @@ impl Broker {
             if grant.revoked_at.is_none() {
                 events.push(self.grant_event(&grant, Action::GrantExpired));
             }
-            if self.store.mark_grant_ended(grant.id, now, &revoked, events).await? {
+            if self.store.mark_grant_ended(grant.id, now, &revoked, &released, events).await? {
                 closed += 1;
+                restart |= !released.is_empty();
             }
+        }
+        if restart {
+            // Grants that shared a membership just removed get theirs back now.
+            self.start_grants().await?;
         }
         Ok(closed)
     }
 
-    /// Revokes every credential minted for `grant` at its host, then whatever
-    /// else the grant holds there; `revoked` collects the host tokens done.
+    /// Revokes every credential minted for `grant` at its host and removes
+    /// every membership it holds there, then whatever else the provider
+    /// undoes; `revoked` collects the host tokens done, `released` the
+    /// memberships removed (other live grants of the person that shared one
+    /// are given theirs again at once, at their own level).
     async fn end_at_host(
         &self,
         repo: &RepoSpec,
         provider: &dyn Provider,
         grant: &GrantRecord,
         revoked: &mut Vec<i64>,
+        released: &mut Vec<String>,
     ) -> Result<(), ProviderError> {
         let tokens = self.store.host_tokens(grant.id).await.map_err(|e| ProviderError::Failed {
             provider: provider.name().to_string(),
             message: format!("cannot read the grant's host credentials: {e}"),
         })?;
         for token in tokens {
-            let handle = self
-                .config
-                .sealing_key
-                .as_ref()
-                .ok_or_else(|| "no sealing key is configured".to_string())
-                .and_then(|key| key.open(grant.id, &token.sealed).map_err(|e| e.to_string()))
-                .map_err(|message| ProviderError::Config { provider: provider.name().to_string(), message })?;
+            let handle = self.unseal(provider.name(), grant.id, &token.sealed)?;
             provider.revoke_minted(repo, grant, &handle).await?;
             revoked.push(token.id);
+            released.extend(token.shared_key);
         }
         provider.revoke(repo, grant).await
     }
 
-    async fn record_end_failure(&self, grant: &GrantRecord, revoked: &[i64], e: &ProviderError, now: DateTime<Utc>) -> BrokerResult<()> {
-        let attempt = self.store.end_failures(grant.id).await?.saturating_add(1);
+    async fn record_host_failure(
+        &self,
+        grant: &GrantRecord,
+        phase: HostPhase,
+        revoked: &[i64],
+        e: &ProviderError,
+        now: DateTime<Utc>,
+    ) -> BrokerResult<()> {
+        let attempt = self.store.host_failures(grant.id, phase).await?.saturating_add(1);
         let wait = crate::domain::retry::retry_after(attempt, e.retry_after());
         let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-        tracing::warn!(grant = grant.id, attempt, error = %e, retry_in = ?wait, "the host did not end the grant; will retry");
-        let mut failed = self.grant_event(grant, Action::HostRevokeFailed);
+        let (action, what) = match phase {
+            HostPhase::Start => (Action::HostGrantFailed, "give the grant its access"),
+            HostPhase::End => (Action::HostRevokeFailed, "end the grant"),
+        };
+        tracing::warn!(grant = grant.id, attempt, error = %e, retry_in = ?wait, "the host did not {what}; will retry");
+        let mut failed = self.grant_event(grant, action);
         failed.detail = Some(format!("attempt {attempt}: {e}; next attempt at {}", timestamp(retry_at)));
         let failure = EndFailure { error: e.to_string(), at: now, retry_at };
-        match self.store.record_end_failure(grant.id, revoked, &failure, failed).await {
+        match self.store.record_host_failure(grant.id, phase, revoked, &failure, failed).await {
             Err(StoreError::Conflict) => Ok(()), // ended meanwhile, by another reaper
             other => Ok(other?),
         }
+    }
+
+    /// Gives grants whose provider grants memberships their access at the
+    /// host (adding the person to a team or project); returns how many were
+    /// started. A membership the person already had is left as it was and
+    /// never removed by jit, unless another live grant of theirs added it, in
+    /// which case this grant shares it. Failures are retried like ends.
+    pub async fn start_grants(&self) -> BrokerResult<usize> {
+        let repos: Vec<String> = self
+            .repos()
+            .iter()
+            .filter(|r| self.config.providers.for_repo(r).is_some_and(|p| p.grants_membership()))
+            .map(|r| r.name.clone())
+            .collect();
+        let now = self.now();
+        let mut started = 0;
+        for grant in self.store.grants_to_start(&repos, now).await? {
+            let Some((repo, provider)) = self.repo_and_provider(&grant.repo) else { continue };
+            let membership = match provider.add_membership(repo, &grant).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.record_host_failure(&grant, HostPhase::Start, &[], &e, now).await?;
+                    continue;
+                }
+            };
+            // Already a member: because another live grant of theirs added it
+            // (this grant shares that hold, and what undoing it needs), or from
+            // before (left as it was, never removed by jit).
+            let holder = if membership.added { None } else { self.store.holder_of(&membership.key, grant.id).await? };
+            let shared = holder.is_some();
+            let handle = match &holder {
+                Some(h) => match self.unseal(provider.name(), h.grant_id, &h.sealed) {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        self.record_host_failure(&grant, HostPhase::Start, &[], &e, now).await?;
+                        continue;
+                    }
+                },
+                None => membership.handle.clone(),
+            };
+            let held = match membership.added || shared {
+                true => Some(NewHostToken {
+                    grant_id: grant.id,
+                    sealed: self.seal(provider.name(), grant.id, &handle)?,
+                    created_at: now,
+                    expires_at: grant.expires_at,
+                    shared_key: Some(membership.key.clone()),
+                }),
+                false => None,
+            };
+            let mut event = self.grant_event(&grant, Action::HostGranted);
+            let kept = if shared { "; shared with another live grant, removed when the last ends" } else { "" };
+            event.detail = Some(format!("{}: {}{kept}", provider.name(), membership.detail));
+            match self.store.mark_grant_started(grant.id, now, held, event).await {
+                Ok(()) => started += 1,
+                // Ended meanwhile: the next end pass finds nothing of it held; take back what was added.
+                Err(StoreError::Conflict) if membership.added => {
+                    if let Err(e) = provider.revoke_minted(repo, &grant, &membership.handle).await {
+                        tracing::error!(grant = grant.id, error = %e, "a membership added for a grant that ended meanwhile could not be removed");
+                    }
+                }
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(started)
+    }
+
+    /// Opens what [`Broker::seal`] sealed for `grant_id`.
+    fn unseal(&self, provider: &str, grant_id: i64, sealed: &[u8]) -> Result<crate::domain::token::SecretString, ProviderError> {
+        let config = |message: String| ProviderError::Config { provider: provider.to_string(), message };
+        let key = self.config.sealing_key.as_ref().ok_or_else(|| config("no sealing key is configured".into()))?;
+        key.open(grant_id, sealed).map_err(|e| config(e.to_string()))
+    }
+
+    /// Seals what taking a grant's access away at a host needs (the config
+    /// requires a key for every provider that keeps such data).
+    fn seal(&self, provider: &str, grant_id: i64, value: &crate::domain::token::SecretString) -> Result<Vec<u8>, ProviderError> {
+        let key = self.config.sealing_key.as_ref().ok_or_else(|| ProviderError::Config {
+            provider: provider.to_string(),
+            message: "no sealing key to keep what revoking its credentials needs".into(),
+        })?;
+        Ok(key.seal(grant_id, value))
     }
 
     /// An event about `grant` by the broker itself.

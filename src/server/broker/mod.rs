@@ -208,9 +208,16 @@ impl Broker {
         self.config.repos.iter().find(|r| r.name == name)
     }
 
-    /// The clone URL of a known repo, as clients show it.
+    /// The clone URL of a known repo for which git uses jit's credentials;
+    /// `None` where grants are memberships at the host (git uses the
+    /// person's own credentials there, and jit's helper stays out of the way).
     pub fn clone_url(&self, repo: &str) -> Option<String> {
-        self.repo(repo).and_then(|r| r.url.as_ref()).map(|u| u.to_string())
+        self.repo(repo).filter(|r| !self.by_membership(r)).and_then(|r| r.url.as_ref()).map(|u| u.to_string())
+    }
+
+    /// Whether grants on `repo` are memberships at its host.
+    pub fn by_membership(&self, repo: &RepoSpec) -> bool {
+        self.config.providers.for_repo(repo).is_some_and(|p| p.grants_membership())
     }
 
     /// The provider that makes grants on `repo` real, if any does.

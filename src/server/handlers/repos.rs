@@ -8,10 +8,19 @@ use crate::api;
 use crate::server::auth::Caller;
 
 pub async fn list(State(broker): AppState, Caller(_): Caller) -> Json<Vec<api::Repo>> {
-    let view = |r: &crate::domain::repo::RepoSpec| api::Repo {
-        name: r.name.clone(),
-        clone_url: r.url.as_ref().map(ToString::to_string),
-        upstream_url: r.upstream.as_ref().map(ToString::to_string),
+    let view = |r: &crate::domain::repo::RepoSpec| match broker.by_membership(r) {
+        true => api::Repo {
+            name: r.name.clone(),
+            clone_url: None,
+            upstream_url: None,
+            own_credentials_url: r.url.as_ref().map(ToString::to_string),
+        },
+        false => api::Repo {
+            name: r.name.clone(),
+            clone_url: r.url.as_ref().map(ToString::to_string),
+            upstream_url: r.upstream.as_ref().map(ToString::to_string),
+            own_credentials_url: None,
+        },
     };
     Json(broker.repos().iter().map(view).collect())
 }
