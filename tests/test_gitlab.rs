@@ -123,3 +123,62 @@ async fn gitlabs_refusals_reach_the_requester_and_a_failed_revocation_is_retried
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_mode_adds_raises_and_takes_back_only_what_jit_gave() {
+    let gl = FakeGitLab::start().await;
+    let b = TestBroker::start_with(&gl.member_policy()).await;
+    // bob is a Reporter of acme/api himself; dave a Maintainer through a group.
+    gl.set_member("acme/api", "bob.gl", 20);
+    gl.set_inherited("acme/api", "dave.gl", 40);
+    let grant_of = |body: Value| body["grant"]["id"].as_i64().unwrap();
+    for user in ["alice", "bob", "dave"] {
+        let id = b.request(user, "acme/api", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+        grant_of(b.approve("carol", id).await.body);
+    }
+    let audit = eventually(|| b.audit(), |a| actions(a, "host_granted").len() == 3).await;
+    let granted: Vec<String> = actions(&audit, "host_granted").iter().map(|e| e["detail"].as_str().unwrap().to_string()).collect();
+    assert_eq!(
+        granted,
+        [
+            "gitlab: alice.gl added to acme/api with access level 30",
+            "gitlab: bob.gl raised from access level 20 to 30 on acme/api",
+            "gitlab: dave.gl already has access level 40 on acme/api",
+        ]
+    );
+    let (level, expires_at) = gl.member("acme/api", "alice.gl").unwrap();
+    assert_eq!(level, 30);
+    assert!(expires_at.is_some(), "GitLab ends it by itself too, should the broker be down");
+    assert_eq!(gl.member("acme/api", "bob.gl").unwrap().0, 30);
+    assert_eq!(gl.member("acme/api", "dave.gl"), None, "dave's group access was enough: nothing added");
+
+    // The grants end: alice is removed, bob put back to Reporter, dave untouched.
+    b.advance(Duration::from_secs(3601));
+    eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 3).await;
+    assert_eq!(gl.member("acme/api", "alice.gl"), None);
+    assert_eq!(gl.member("acme/api", "bob.gl").unwrap().0, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_mode_keeps_a_shorter_higher_grant_from_leaving_its_level_behind() {
+    let gl = FakeGitLab::start().await;
+    let b = TestBroker::start_with(&gl.member_policy()).await;
+    // Read for four hours (auto-approved), then admin for one: one membership, raised.
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "4h"]).success();
+    eventually(|| async { gl.member("acme/api", "alice.gl") }, |m| m.is_some()).await;
+    assert_eq!(gl.member("acme/api", "alice.gl").unwrap().0, 20);
+    let id = b.request("alice", "acme/api", "admin", "1h", Some("release")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let raised = eventually(|| async { gl.member("acme/api", "alice.gl") }, |m| m.as_ref().is_some_and(|m| m.0 == 40)).await;
+    assert_eq!(raised.unwrap().0, 40);
+    // The admin grant ends first: alice is back to what her read grant gives, not left a Maintainer.
+    b.advance(Duration::from_secs(3601));
+    let back = eventually(|| async { gl.member("acme/api", "alice.gl") }, |m| m.as_ref().is_some_and(|m| m.0 == 20)).await;
+    assert_eq!(back.unwrap().0, 20);
+    // And when the read grant ends, nothing of jit's is left.
+    b.advance(Duration::from_secs(3 * 3600));
+    let gone = eventually(|| async { gl.member("acme/api", "alice.gl") }, |m| m.is_none()).await;
+    assert_eq!(gone, None);
+}

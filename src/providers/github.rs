@@ -216,6 +216,19 @@ impl GitHub {
         Ok(SecretString::from(token.to_string()))
     }
 
+    /// The organization, team and login a team-mode grant is given.
+    fn team_of(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<(String, String, String), ProviderError> {
+        let Mode::Team { logins, prefix } = &self.mode else {
+            return Err(ProviderError::Config { provider: self.name.clone(), message: "memberships are for mode = \"team\"".into() });
+        };
+        let (owner, name) = owner_and_repo(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let login = logins.get(&grant.user).ok_or_else(|| ProviderError::Refused {
+            provider: self.name.clone(),
+            message: format!("no GitHub login for jit user `{}`: add it to provider `{}`'s logins", grant.user, self.name),
+        })?;
+        Ok((owner.to_string(), team_slug(prefix, name, grant.level), login.clone()))
+    }
+
     /// Runs `change` with an organization token, then revokes the token.
     async fn with_org_token<T>(
         &self,
@@ -407,16 +420,15 @@ impl Provider for GitHub {
         matches!(self.mode, Mode::Team { .. })
     }
 
-    async fn add_membership(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<Membership, ProviderError> {
-        let Mode::Team { logins, prefix } = &self.mode else {
-            return Err(ProviderError::Config { provider: self.name.clone(), message: "memberships are for mode = \"team\"".into() });
-        };
-        let (owner, name) = owner_and_repo(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
-        let login = logins.get(&grant.user).ok_or_else(|| ProviderError::Refused {
-            provider: self.name.clone(),
-            message: format!("no GitHub login for jit user `{}`: add it to provider `{}`'s logins", grant.user, self.name),
-        })?;
-        let team = team_slug(prefix, name, grant.level);
+    fn membership_key(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<String, ProviderError> {
+        let (owner, team, login) = self.team_of(repo, grant)?;
+        Ok(format!("{}:{owner}/{team}:{login}", self.name))
+    }
+
+    async fn add_membership(&self, repo: &RepoSpec, grant: &GrantRecord, _jit_holds: bool) -> Result<Membership, ProviderError> {
+        let (owner, team, login) = self.team_of(repo, grant)?;
+        let (owner, login) = (owner.as_str(), login.as_str());
+        let (_, name) = owner_and_repo(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
         let path = format!("/orgs/{owner}/teams/{team}/memberships/{login}");
         let added = self
             .with_org_token(owner, name, async |token| {
@@ -434,10 +446,9 @@ impl Provider for GitHub {
                 Ok(true)
             })
             .await?;
-        let handle = serde_json::to_string(&TeamHandle { org: owner.to_string(), team: team.clone(), login: login.clone() })
+        let handle = serde_json::to_string(&TeamHandle { org: owner.to_string(), team: team.clone(), login: login.to_string() })
             .expect("plain strings serialize");
         Ok(Membership {
-            key: format!("{}:{owner}/{team}:{login}", self.name),
             handle: SecretString::from(handle),
             added,
             detail: match added {

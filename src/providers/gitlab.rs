@@ -24,6 +24,14 @@
 //! GitLab counts a token's life in days, so it is created to expire the day
 //! after the grant ends and revoked by jit at the grant's end; the credential
 //! git gets ends with the grant.
+//!
+//! Member mode (`mode = "member"`, `logins = { alice = "alice.gl" }`) is for
+//! people who use their own GitLab credentials or SSH keys: a grant makes
+//! them a member of the project with the level's role (expiring at GitLab the
+//! day after the grant, as a backstop), and its end removes them. Someone who
+//! already has that access (their own membership, or a group's) is left as
+//! they were; someone whose own membership is lower is raised, and put back
+//! to it at the end.
 
 use std::path::PathBuf;
 
@@ -32,7 +40,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::host_api::{quoted, rate_limit_wait, transport};
-use super::{Minted, Provider, ProviderError, host_api};
+use super::{Membership, Minted, Provider, ProviderError, host_api};
 use crate::domain::Level;
 use crate::domain::repo::RepoSpec;
 use crate::domain::token::{ExposeSecret, SecretString};
@@ -49,11 +57,16 @@ struct Section {
     token_file: Option<PathBuf>,
     token_env: Option<String>,
     mode: Option<String>,
+    /// Member mode: jit user → GitLab username.
+    #[serde(default)]
+    logins: std::collections::BTreeMap<String, String>,
     timeout: Option<String>,
 }
 
 pub struct GitLab {
     name: String,
+    /// Member mode's usernames (jit user → GitLab username); `None` in token mode.
+    logins: Option<std::collections::BTreeMap<String, String>>,
     api_url: String,
     token: SecretString,
     client: reqwest::Client,
@@ -111,6 +124,14 @@ fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<std:
     }
 }
 
+/// What ending a membership jit added or raised needs.
+#[derive(Deserialize)]
+struct MemberHandle {
+    user_id: u64,
+    /// The access level to put back (their own membership was raised); `None`: remove it.
+    restore: Option<u64>,
+}
+
 #[derive(Deserialize)]
 struct CreatedToken {
     id: u64,
@@ -119,14 +140,37 @@ struct CreatedToken {
 
 impl GitLab {
     fn from_section(name: &str, section: Section, env: impl Fn(&str) -> Option<String>) -> Result<GitLab, String> {
-        match section.mode.as_deref() {
-            None | Some("token") => {}
-            Some(other) => return Err(format!("mode `{other}`: expected \"token\" (project access tokens)")),
-        }
+        let logins = match section.mode.as_deref() {
+            None | Some("token") if section.logins.is_empty() => None,
+            None | Some("token") => return Err("logins are for mode = \"member\"".into()),
+            Some("member") => Some(section.logins),
+            Some(other) => {
+                return Err(format!("mode `{other}`: expected \"token\" (project access tokens) or \"member\" (project membership)"));
+            }
+        };
         let api_url = host_api::api_url(section.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
         let token = host_api::secret_from("token", section.token_file.as_ref(), section.token_env.as_deref(), env)?;
         let client = host_api::client(section.timeout.as_deref())?;
-        Ok(GitLab { name: name.to_string(), api_url, token, client })
+        Ok(GitLab { name: name.to_string(), logins, api_url, token, client })
+    }
+
+    /// The GitLab username of a grant's person (member mode).
+    fn username_of(&self, grant: &GrantRecord) -> Result<&str, ProviderError> {
+        self.logins.as_ref().and_then(|l| l.get(&grant.user)).map(String::as_str).ok_or_else(|| ProviderError::Refused {
+            provider: self.name.clone(),
+            message: format!("no GitLab username for jit user `{}`: add it to provider `{}`'s logins", grant.user, self.name),
+        })
+    }
+
+    /// A GitLab user's id by username.
+    async fn user_id(&self, username: &str) -> Result<u64, ProviderError> {
+        let doing = format!("looking up GitLab user `{username}`");
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("username", username).finish();
+        let (_, users) = self.send(self.request(reqwest::Method::GET, &format!("/users?{query}")), &[200], &doing).await?;
+        users[0]["id"].as_u64().ok_or_else(|| ProviderError::Refused {
+            provider: self.name.clone(),
+            message: format!("GitLab has no user `{username}` (provider `{}`'s logins)", self.name),
+        })
     }
 
     fn failed(&self, message: String) -> ProviderError {
@@ -171,6 +215,9 @@ impl Provider for GitLab {
     }
 
     async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, _now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+        if self.logins.is_some() {
+            return Err(ProviderError::Config { provider: self.name.clone(), message: "member mode mints no credentials".into() });
+        }
         let project = project_id(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
         let (scopes, role) = scopes_and_role(grant.level);
         // GitLab counts in days: the day after the grant ends, and jit revokes it at the end.
@@ -202,8 +249,67 @@ impl Provider for GitLab {
         })
     }
 
+    fn grants_membership(&self) -> bool {
+        self.logins.is_some()
+    }
+
+    fn membership_key(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<String, ProviderError> {
+        Ok(format!("{}:{}:{}", self.name, repo.name, self.username_of(grant)?))
+    }
+
+    async fn add_membership(&self, repo: &RepoSpec, grant: &GrantRecord, jit_holds: bool) -> Result<Membership, ProviderError> {
+        let project = project_id(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        let username = self.username_of(grant)?;
+        let user_id = self.user_id(username).await?;
+        let (_, role) = scopes_and_role(grant.level);
+        let members = format!("/projects/{project}/members");
+        // What they can do in the project now (inherited from groups too), and their own membership of it.
+        let doing = format!("reading {username}'s access to {}", repo.name);
+        let (status, effective) =
+            self.send(self.request(reqwest::Method::GET, &format!("{members}/all/{user_id}")), &[200, 404], &doing).await?;
+        let had = if status == 200 { effective["access_level"].as_u64().unwrap_or(0) } else { 0 };
+        let (status, direct) = self.send(self.request(reqwest::Method::GET, &format!("{members}/{user_id}")), &[200, 404], &doing).await?;
+        let direct = if status == 200 { direct["access_level"].as_u64() } else { None };
+        let handle = |restore: Option<u64>| SecretString::from(serde_json::json!({ "user_id": user_id, "restore": restore }).to_string());
+        if had >= u64::from(role) {
+            let detail = format!("{username} already has access level {had} on {}", repo.name);
+            return Ok(Membership { handle: handle(None), added: false, detail });
+        }
+        let (added, restore) = match direct {
+            // A membership jit gave for another grant: raised, and removed at the end
+            // (the other grant is given its own again). Their own, lower: raised, and put back.
+            Some(level) => {
+                let doing = format!("raising {username}'s membership of {} to {role}", repo.name);
+                let body = serde_json::json!({ "access_level": role });
+                self.send(self.request(reqwest::Method::PUT, &format!("{members}/{user_id}")).json(&body), &[200], &doing).await?;
+                (format!("{username} raised from access level {level} to {role} on {}", repo.name), (!jit_holds).then_some(level))
+            }
+            None => {
+                // GitLab also ends it by itself the day after the grant, should the broker be down then.
+                let expires_on = (grant.expires_at + chrono::Duration::days(1)).date_naive().format("%Y-%m-%d").to_string();
+                let body = serde_json::json!({ "user_id": user_id, "access_level": role, "expires_at": expires_on });
+                let doing = format!("adding {username} to {} with access level {role}", repo.name);
+                self.send(self.request(reqwest::Method::POST, &members).json(&body), &[201], &doing).await?;
+                (format!("{username} added to {} with access level {role}", repo.name), None)
+            }
+        };
+        Ok(Membership { handle: handle(restore), added: true, detail: added })
+    }
+
     async fn revoke_minted(&self, repo: &RepoSpec, _grant: &GrantRecord, handle: &SecretString) -> Result<(), ProviderError> {
         let project = project_id(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
+        if let Ok(member) = serde_json::from_str::<MemberHandle>(handle.expose_secret()) {
+            let path = format!("/projects/{project}/members/{}", member.user_id);
+            let doing = format!("ending user {}'s membership of {}", member.user_id, repo.name);
+            return match member.restore {
+                Some(level) => {
+                    let body = serde_json::json!({ "access_level": level });
+                    self.send(self.request(reqwest::Method::PUT, &path).json(&body), &[200], &doing).await.map(drop)
+                }
+                // 404: not a member any more.
+                None => self.send(self.request(reqwest::Method::DELETE, &path), &[204, 404], &doing).await.map(drop),
+            };
+        }
         let id = handle.expose_secret();
         let doing = format!("revoking project access token {id} of {}", repo.name);
         // 404: already revoked, or gone with its expiry.

@@ -47,9 +47,6 @@ pub struct Minted {
 /// A membership at a host, as [`Provider::add_membership`] found or made it.
 #[derive(Debug, Clone)]
 pub struct Membership {
-    /// Names the membership (host, team or project, person): grants of one
-    /// person sharing it end it at the host only when the last one ends.
-    pub key: String,
     /// What taking it away needs, for [`Provider::revoke_minted`]: the broker
     /// seals it like a minted credential's.
     pub handle: SecretString,
@@ -141,9 +138,17 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// Names the membership a grant is given (host, team or project, person),
+    /// so the broker knows whether another live grant of the person holds it.
+    fn membership_key(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<String, ProviderError> {
+        Err(ProviderError::Config { provider: self.name().to_string(), message: "this provider gives no memberships".into() })
+    }
+
     /// Gives the grant's person access at the host (adds them to a team or a
-    /// project), unless they already have it. Idempotent.
-    async fn add_membership(&self, _repo: &RepoSpec, _grant: &GrantRecord) -> Result<Membership, ProviderError> {
+    /// project), unless they already have it. `jit_holds`: the membership
+    /// they have now is one jit gave for another live grant of theirs (not
+    /// theirs from before). Idempotent.
+    async fn add_membership(&self, _repo: &RepoSpec, _grant: &GrantRecord, _jit_holds: bool) -> Result<Membership, ProviderError> {
         Err(ProviderError::Config { provider: self.name().to_string(), message: "this provider gives no memberships".into() })
     }
 

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
@@ -36,6 +36,12 @@ pub struct Issued {
 #[derive(Default)]
 struct FakeState {
     broker_token: String,
+    /// Users by username: their ids.
+    users: BTreeMap<String, u64>,
+    /// Direct project memberships, (project, user id) → (access level, expires_at).
+    members: BTreeMap<(String, u64), (u64, Option<String>)>,
+    /// Access inherited from a group, (project, user id) → access level.
+    inherited: BTreeMap<(String, u64), u64>,
     tokens: Vec<Issued>,
     scripted: HashMap<&'static str, VecDeque<u16>>,
     violations: Vec<String>,
@@ -72,10 +78,15 @@ impl FakeGitLab {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let state = Arc::new(Mutex::new(FakeState { broker_token, ..FakeState::default() }));
+        let users = BTreeMap::from([("alice.gl".to_string(), 7), ("dave.gl".to_string(), 8), ("bob.gl".to_string(), 9)]);
+        let state = Arc::new(Mutex::new(FakeState { broker_token, users, ..FakeState::default() }));
         let app = axum::Router::new()
             .route("/api/v4/projects/{id}/access_tokens", post(create))
             .route("/api/v4/projects/{id}/access_tokens/{token_id}", delete(revoke))
+            .route("/api/v4/users", get(list_users))
+            .route("/api/v4/projects/{id}/members", post(add_member))
+            .route("/api/v4/projects/{id}/members/all/{user_id}", get(effective_member))
+            .route("/api/v4/projects/{id}/members/{user_id}", get(direct_member).put(change_member).delete(remove_member))
             .fallback(unknown)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -100,6 +111,34 @@ impl FakeGitLab {
             self.dir.path().join("gitlab.token").display(),
             crate::common::fake_github::RULES
         )
+    }
+
+    /// [`FakeGitLab::policy`] with member mode: alice, dave and bob have GitLab usernames (`alice.gl`, …).
+    pub fn member_policy(&self) -> String {
+        self.policy().replace(
+            "kind = \"gitlab\"\n",
+            "kind = \"gitlab\"\nmode = \"member\"\nlogins = { alice = \"alice.gl\", dave = \"dave.gl\", bob = \"bob.gl\" }\n",
+        )
+    }
+
+    /// A direct membership from before any grant.
+    pub fn set_member(&self, project: &str, username: &str, level: u64) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.users[username];
+        state.members.insert((project.to_string(), id), (level, None));
+    }
+
+    /// Access through a group.
+    pub fn set_inherited(&self, project: &str, username: &str, level: u64) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.users[username];
+        state.inherited.insert((project.to_string(), id), level);
+    }
+
+    /// A direct membership now: its access level and expiry date.
+    pub fn member(&self, project: &str, username: &str) -> Option<(u64, Option<String>)> {
+        let state = self.state.lock().unwrap();
+        state.members.get(&(project.to_string(), state.users[username])).cloned()
     }
 
     /// Answers the next `times` calls to `route` (`"create"` or `"revoke"`) with `status`.
@@ -129,8 +168,8 @@ fn admit(state: &mut FakeState, headers: &HeaderMap, uri: &Uri, route: &'static 
     if headers.get("private-token").and_then(|v| v.to_str().ok()) != Some(state.broker_token.as_str()) {
         return Some(error(401, "401 Unauthorized"));
     }
-    let raw = uri.path().trim_start_matches("/api/v4/projects/");
-    if raw.split('/').next().is_some_and(|id| !id.contains("%2F")) {
+    let project = uri.path().strip_prefix("/api/v4/projects/");
+    if project.and_then(|p| p.split('/').next()).is_some_and(|id| !id.contains("%2F")) {
         state.violations.push(format!("{uri}: a project path must be URL-encoded as one segment"));
     }
     None
@@ -199,6 +238,105 @@ async fn revoke(State(state): State<Shared>, Path((project, token_id)): Path<(St
             StatusCode::NO_CONTENT.into_response()
         }
         None => error(404, "404 Not Found"),
+    }
+}
+
+async fn list_users(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "users") {
+        return refused;
+    }
+    let username =
+        uri.query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "username")).map(|(_, v)| v.to_string());
+    match username.and_then(|u| state.users.get(&u).map(|id| (u, *id))) {
+        Some((username, id)) => Json(json!([{"id": id, "username": username, "state": "active"}])).into_response(),
+        None => Json(json!([])).into_response(),
+    }
+}
+
+fn member_json(id: u64, (level, expires_at): &(u64, Option<String>)) -> Response {
+    Json(json!({"id": id, "access_level": level, "expires_at": expires_at, "state": "active"})).into_response()
+}
+
+async fn effective_member(State(state): State<Shared>, Path((project, id)): Path<(String, u64)>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "members") {
+        return refused;
+    }
+    let direct = state.members.get(&(project.clone(), id)).map(|m| m.0).unwrap_or(0);
+    let inherited = state.inherited.get(&(project, id)).copied().unwrap_or(0);
+    match direct.max(inherited) {
+        0 => error(404, "404 Not found"),
+        level => member_json(id, &(level, None)),
+    }
+}
+
+async fn direct_member(State(state): State<Shared>, Path((project, id)): Path<(String, u64)>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "members") {
+        return refused;
+    }
+    match state.members.get(&(project, id)) {
+        Some(m) => member_json(id, m),
+        None => error(404, "404 Not found"),
+    }
+}
+
+async fn add_member(State(state): State<Shared>, Path(project): Path<String>, headers: HeaderMap, uri: Uri, body: String) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "members") {
+        return refused;
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body) else { return error(400, "400 Bad request") };
+    let (Some(id), Some(level)) = (body["user_id"].as_u64(), body["access_level"].as_u64()) else {
+        return error(400, "user_id, access_level is missing");
+    };
+    let expires_at = body["expires_at"].as_str().map(str::to_string);
+    if expires_at.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).is_none_or(|d| d <= Utc::now().date_naive()) {
+        state.violations.push(format!("a membership jit adds expires at GitLab too (a date after today), got {expires_at:?}"));
+    }
+    if state.members.contains_key(&(project.clone(), id)) {
+        return error(409, "Member already exists");
+    }
+    let member = (level, expires_at);
+    state.members.insert((project, id), member.clone());
+    let mut response = member_json(id, &member);
+    *response.status_mut() = StatusCode::CREATED;
+    response
+}
+
+async fn change_member(
+    State(state): State<Shared>,
+    Path((project, id)): Path<(String, u64)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: String,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "members") {
+        return refused;
+    }
+    let Some(level) = serde_json::from_str::<Value>(&body).ok().and_then(|b| b["access_level"].as_u64()) else {
+        return error(400, "access_level is missing");
+    };
+    match state.members.get_mut(&(project, id)) {
+        Some(member) => {
+            member.0 = level;
+            let member = member.clone();
+            member_json(id, &member)
+        }
+        None => error(404, "404 Not found"),
+    }
+}
+
+async fn remove_member(State(state): State<Shared>, Path((project, id)): Path<(String, u64)>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "members") {
+        return refused;
+    }
+    match state.members.remove(&(project, id)) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => error(404, "404 Not found"),
     }
 }
 

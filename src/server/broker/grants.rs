@@ -247,8 +247,15 @@ impl Broker {
         let mut started = 0;
         for grant in self.store.grants_to_start(&repos, now).await? {
             let Some((repo, provider)) = self.repo_and_provider(&grant.repo) else { continue };
-            let membership = match provider.add_membership(repo, &grant).await {
-                Ok(m) => m,
+            let added = match provider.membership_key(repo, &grant) {
+                Ok(key) => {
+                    let holder = self.store.holder_of(&key, grant.id).await?;
+                    provider.add_membership(repo, &grant, holder.is_some()).await.map(|m| (key, holder, m))
+                }
+                Err(e) => Err(e),
+            };
+            let (key, holder, membership) = match added {
+                Ok(added) => added,
                 Err(e) => {
                     self.record_host_failure(&grant, HostPhase::Start, &[], &e, now).await?;
                     continue;
@@ -257,7 +264,7 @@ impl Broker {
             // Already a member: because another live grant of theirs added it
             // (this grant shares that hold, and what undoing it needs), or from
             // before (left as it was, never removed by jit).
-            let holder = if membership.added { None } else { self.store.holder_of(&membership.key, grant.id).await? };
+            let holder = if membership.added { None } else { holder };
             let shared = holder.is_some();
             let handle = match &holder {
                 Some(h) => match self.unseal(provider.name(), h.grant_id, &h.sealed) {
@@ -275,7 +282,7 @@ impl Broker {
                     sealed: self.seal(provider.name(), grant.id, &handle)?,
                     created_at: now,
                     expires_at: grant.expires_at,
-                    shared_key: Some(membership.key.clone()),
+                    shared_key: Some(key.clone()),
                 }),
                 false => None,
             };
