@@ -12,6 +12,8 @@ mod test_bad_input_sweep;
 mod test_crash;
 #[path = "heavy/test_github_contract.rs"]
 mod test_github_contract;
+#[path = "heavy/test_host_catch_up.rs"]
+mod test_host_catch_up;
 #[path = "heavy/test_properties.rs"]
 mod test_properties;
 #[path = "heavy/test_push_volume.rs"]
