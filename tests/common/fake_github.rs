@@ -168,6 +168,16 @@ impl FakeGitHub {
         )
     }
 
+    /// Forgets what the fake found wrong so far (a test that sent a wrong request on purpose).
+    pub fn forget_violations(&self) {
+        self.state.lock().unwrap().violations.clear();
+    }
+
+    /// A team the operator made.
+    pub fn add_team(&self, team: &str) {
+        self.state.lock().unwrap().teams.entry(team.to_string()).or_default();
+    }
+
     /// Someone in a team before any grant (the operator put them there).
     pub fn add_team_member(&self, team: &str, login: &str) {
         self.state.lock().unwrap().teams.get_mut(team).expect("a known team").insert(login.to_string());

@@ -1,32 +1,27 @@
-//! Contract tests: every request the `github` provider sends, checked by
-//! Prism against GitHub's own OpenAPI description of its REST API
+//! Contract tests: every request the `github` provider sends, in both modes,
+//! checked by Prism against GitHub's own OpenAPI description of its REST API
 //! (`@octokit/openapi`, `generated/api.github.com.json`): paths, methods,
-//! parameters and bodies. Both are pinned in `contract/package-lock.json` and
+//! parameters and bodies. Prism runs as a validating proxy in front of the
+//! stateful fake (`common::fake_github`), so whole flows run through it:
+//! installation lookup, tokens per level, revocation, team memberships added
+//! and removed. Both tools are pinned in `contract/package-lock.json` and
 //! installed by `scripts/contract-tools` (which `scripts/test` runs). A
-//! request Prism finds fault with fails the test; a deliberately wrong
-//! request shows first that it would.
+//! request Prism finds fault with fails the test; a deliberately wrong one
+//! shows first that it would.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use jit::domain::Level;
-use jit::domain::refs::RefScope;
-use jit::domain::repo::{CloneUrl, RepoSpec};
-use jit::domain::token::SecretString;
-use jit::providers::{Provider, ProviderSection};
-use jit::store::GrantRecord;
-
-use crate::common::ChildGuard;
+use crate::common::fake_github::FakeGitHub;
+use crate::common::{ChildGuard, TestBroker, eventually};
 
 fn contract_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contract")
 }
 
-/// Prism serving GitHub's description, with `--errors`: a request that
-/// breaks the description is answered with an error, and logged as one.
+/// Prism serving GitHub's description as a proxy to `upstream`, logging
+/// every request's validation.
 struct Prism {
     url: String,
     log: PathBuf,
@@ -35,7 +30,7 @@ struct Prism {
 }
 
 impl Prism {
-    fn start() -> Prism {
+    fn proxy(upstream: &str) -> Prism {
         let prism = contract_dir().join("node_modules/.bin/prism");
         let spec = contract_dir().join("node_modules/@octokit/openapi/generated/api.github.com.json");
         assert!(prism.exists() && spec.exists(), "the contract tools are not installed: run scripts/contract-tools (scripts/test does)");
@@ -43,8 +38,9 @@ impl Prism {
         let log = dir.path().join("prism.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&prism)
-            .args(["mock", "--errors", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["proxy", "-h", "127.0.0.1", "-p", &port.to_string()])
             .arg(&spec)
+            .arg(upstream)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
@@ -67,107 +63,98 @@ impl Prism {
 }
 
 /// The requests Prism received after `mark` (bytes of its log), and its
-/// complaints about them.
+/// complaints about them. (It also checks the fake's answers against
+/// GitHub's schemas and logs `Violation: response…` lines: the fake answers
+/// with the fields the provider reads, not every one GitHub sends.)
 fn judged(log: &str, mark: usize) -> (Vec<String>, Vec<String>) {
-    let mut received = Vec::new();
-    let mut complaints = Vec::new();
-    for line in log[mark..].lines() {
-        if line.contains("Request received") {
-            let route = line.split("[HTTP SERVER] ").nth(1).unwrap_or(line).split(" ℹ").next().unwrap().trim().to_string();
-            received.push(route);
-        }
-        if line.contains("did not pass the validation rules")
-            || line.contains("Violation:")
-            || line.contains("Request terminated with error")
-        {
-            complaints.push(line.to_string());
-        }
-    }
+    let log = &log[mark..];
+    let received = log
+        .lines()
+        .filter(|l| l.contains("Request received"))
+        .map(|l| l.split("[HTTP SERVER] ").nth(1).unwrap_or(l).split(" ℹ").next().unwrap().trim().to_string())
+        .collect();
+    let complaints = log
+        .lines()
+        .filter(|l| l.contains("did not pass the validation rules") || l.contains("Violation: request"))
+        .map(str::to_string)
+        .collect();
     (received, complaints)
-}
-
-fn grant(level: Level) -> GrantRecord {
-    let now = Utc::now();
-    GrantRecord {
-        id: 1,
-        request_id: 1,
-        user_id: Some(1),
-        user: "alice".into(),
-        repo: "acme/api".into(),
-        level,
-        rule: Some("acme".into()),
-        refs: RefScope::all(),
-        granted_at: now,
-        expires_at: now + chrono::Duration::hours(2),
-        revoked_at: None,
-        revoked_by: None,
-        ended_at: None,
-    }
-}
-
-fn provider(api_url: &str, dir: &std::path::Path) -> Arc<dyn Provider> {
-    let key = dir.join("app.pem");
-    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github-app-test.pem"), &key).unwrap();
-    let table: toml::Table =
-        toml::from_str(&format!("api_url = \"{api_url}\"\napp_id = 4242\nprivate_key_file = \"{}\"\n", key.display())).unwrap();
-    jit::providers::build(&ProviderSection { name: "github".into(), kind: "github".into(), line: 1, table }).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_the_github_provider_sends_matches_githubs_openapi_description() {
-    let prism = Prism::start();
+    let gh = FakeGitHub::start().await;
+    gh.add_team("jit-tools-write");
+    let prism = Prism::proxy(&gh.url);
 
     // First, that a wrong request is caught: a repository list that is not a
     // list, and a permission level GitHub does not have.
     let wrong = reqwest::Client::new()
-        .post(format!("{}/app/installations/1/access_tokens", prism.url))
-        .header("Accept", "application/json")
+        .post(format!("{}/app/installations/77/access_tokens", prism.url))
         .json(&serde_json::json!({"repositories": "api", "permissions": {"contents": "writ"}}))
         .send()
         .await
         .unwrap();
-    assert_eq!(wrong.status(), 422);
-    let (received, complaints) = judged(&prism.log(), 0);
-    assert_eq!(received.len(), 1);
+    drop(wrong);
+    let (_, complaints) = eventually(|| async { judged(&prism.log(), 0) }, |(_, c)| !c.is_empty()).await;
     assert!(complaints.iter().any(|c| c.contains("permissions.contents")), "{complaints:#?}");
-
+    gh.forget_violations(); // the fake saw it too, forwarded
     let mark = prism.log().len();
-    let dir = tempfile::tempdir().unwrap();
-    let github = provider(&prism.url, dir.path());
-    let repo = RepoSpec {
-        name: "acme/api".into(),
-        url: Some(CloneUrl::parse("https://github.com/acme/api.git").unwrap()),
-        provider: Some("github".into()),
-        upstream: None,
-    };
-    // Each level's token request. Prism answers with the description's
-    // example, a token that also holds `issues: write`: more than asked, so
-    // the provider refuses it and revokes it at once (a DELETE per mint).
-    for level in Level::ALL {
-        let refused = github.mint(&repo, &grant(level), Utc::now()).await.unwrap_err().to_string();
-        assert!(refused.contains("more than was asked (issues: write); the token was revoked"), "{refused}");
+
+    // acme/api through installation tokens, acme/tools through team membership.
+    let policy = gh.policy().replace(&gh.url, &prism.url);
+    let teams = format!(
+        "[[provider]]\nname = \"github-teams\"\nkind = \"github\"\nmode = \"team\"\napi_url = \"{}\"\napp_id = 4242\nprivate_key_file = \"{}\"\nlogins = {{ dave = \"dave-gh\" }}\n\n",
+        prism.url,
+        gh.dir.path().join("app.pem").display()
+    );
+    let policy = policy.replace("[[repo]]\nname = \"acme/api\"", &format!("{teams}[[repo]]\nname = \"acme/api\"")).replace(
+        "url = \"https://github.com/acme/tools.git\"\nprovider = \"github\"",
+        "url = \"https://github.com/acme/tools.git\"\nprovider = \"github-teams\"",
+    );
+    let b = TestBroker::start_with(&policy).await;
+
+    // Token mode: a write token, minted twice, both revoked with the grant.
+    let id = b.request("alice", "acme/api", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    let grant = b.approve("carol", id).await.body["grant"]["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        assert_eq!(b.post("alice", &format!("/v1/grants/{grant}/credentials"), serde_json::json!({})).await.status, 201);
     }
-    // The revocation the reaper sends for a token a grant held.
-    github
-        .revoke_minted(&repo, &grant(Level::Write), &SecretString::from("ghs_16C7e42F292c6912E7710c838347Ae178B4a".to_string()))
-        .await
-        .unwrap();
+    assert_eq!(b.post("carol", &format!("/v1/grants/{grant}/revoke"), serde_json::json!({})).await.status, 200);
+    let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(live, 0);
+
+    // Team mode: dave added to jit-tools-write on approval, removed on revoke.
+    let id = b.request("dave", "acme/tools", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    let grant = b.approve("carol", id).await.body["grant"]["id"].as_i64().unwrap();
+    let members = eventually(|| async { gh.team_members("jit-tools-write") }, |m| !m.is_empty()).await;
+    assert_eq!(members, ["dave-gh"]);
+    assert_eq!(b.post("carol", &format!("/v1/grants/{grant}/revoke"), serde_json::json!({})).await.status, 200);
+    let members = eventually(|| async { gh.team_members("jit-tools-write") }, |m| m.is_empty()).await;
+    assert!(members.is_empty());
+    let all_revoked = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
+    assert_eq!(all_revoked, 0, "the organization tokens too");
 
     let (received, complaints) = judged(&prism.log(), mark);
     assert_eq!(
         received,
         [
             "get /repos/acme/api/installation",
-            "post /app/installations/1/access_tokens",
-            "delete /installation/token",
-            "post /app/installations/1/access_tokens",
-            "delete /installation/token",
-            "post /app/installations/1/access_tokens",
+            "post /app/installations/77/access_tokens",
+            "post /app/installations/77/access_tokens",
             "delete /installation/token",
             "delete /installation/token",
-        ]
+            // Team mode: each change with an organization token, revoked after it.
+            "get /repos/acme/tools/installation",
+            "post /app/installations/77/access_tokens",
+            "get /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
+            "put /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
+            "delete /installation/token",
+            "post /app/installations/77/access_tokens",
+            "delete /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
+            "delete /installation/token",
+        ],
+        "every request both modes send went through Prism"
     );
     assert!(complaints.is_empty(), "GitHub's description refuses what the provider sent: {complaints:#?}");
-    let passed = prism.log()[mark..].matches("The request passed the validation rules").count();
-    assert_eq!(passed, received.len(), "each request was validated");
 }
