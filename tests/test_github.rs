@@ -332,3 +332,26 @@ async fn team_mode_without_a_login_or_a_team_is_retried_and_audited() {
     let failed = details(&audit, "host_grant_failed");
     assert!(failed.iter().any(|d| d.contains("adding dave-gh to team acme/jit-tools-admin") && d.contains("HTTP 404")), "{failed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_github_secret_is_kept_in_clear_or_shown_but_where_it_is_the_point() {
+    let (gh, b) = github().await;
+    let alice = logged_in(&b, "alice");
+    alice.run(&["setup"]).success();
+    let grant = write_grant(&b, "1h").await;
+    alice.run_helper("get", API_QUERY).success();
+    mint(&b, "alice", grant).await;
+    // A revocation that fails once, so its error is in the audit log and the failing list.
+    gh.fail_next(Route::Revoke, 1, 503, None);
+    logged_in(&b, "carol").run(&["revoke", &grant.to_string()]).success();
+    eventually(|| b.audit(), |a| !actions(a, "host_revoke_failed").is_empty()).await;
+    alice.run(&["status", "--json"]).success();
+    alice.run(&["requests", "--json"]).success();
+    logged_in(&b, "admin").run(&["admin", "grants", "--failing", "--json"]).success();
+    let secrets = gh.secrets();
+    assert_eq!(secrets.len(), FakeGitHub::secrets_of_the_app().len() + 1 + 2, "the key's lines, the sealing key, two tokens");
+    b.assert_keeps_and_shows_none_of(&secrets).await;
+    for secret in &secrets {
+        alice.secret(secret); // and no command printed one (checked when alice's environment is dropped)
+    }
+}

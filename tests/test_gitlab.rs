@@ -182,3 +182,22 @@ async fn member_mode_keeps_a_shorter_higher_grant_from_leaving_its_level_behind(
     let gone = eventually(|| async { gl.member("acme/api", "alice.gl") }, |m| m.is_none()).await;
     assert_eq!(gone, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gitlab_secret_is_kept_in_clear_or_shown_but_where_it_is_the_point() {
+    let (gl, b) = gitlab().await;
+    let alice = logged_in(&b, "alice");
+    alice.run(&["setup"]).success();
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    alice.run_helper("get", "protocol=https\nhost=gitlab.example.com\npath=acme/api.git\n").success();
+    alice.run(&["status", "--json"]).success();
+    let secrets = gl.secrets();
+    assert_eq!(secrets.len(), 3, "the broker's token, the sealing key, one project token");
+    b.assert_keeps_and_shows_none_of(&secrets).await;
+    b.advance(Duration::from_secs(3601));
+    eventually(|| async { gl.live_tokens().len() }, |n| *n == 0).await;
+    b.assert_keeps_and_shows_none_of(&secrets).await;
+    for secret in &secrets {
+        alice.secret(secret);
+    }
+}

@@ -232,6 +232,36 @@ impl TestBroker {
         format!("{}/git/demo.git", self.url)
     }
 
+    /// Panics, naming where, if any of `secrets` is kept or shown where it
+    /// must not be: in the broker's files (its database and journal), its
+    /// audit log, or its answers (other than minting, which is the point).
+    /// The broker's log is searched when it is dropped (`logs::secret`).
+    pub async fn assert_keeps_and_shows_none_of(&self, secrets: &[String]) {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+        let mut answers = vec![("the audit log".to_string(), serde_json::to_string(&self.audit().await).unwrap())];
+        for path in ["/v1/grants?all=true", "/v1/requests", "/v1/repos", "/v1/grants/failing", "/healthz", "/v1/audit/verify"] {
+            answers.push((path.to_string(), self.get("admin", path).await.body.to_string()));
+        }
+        for grant in self.get("admin", "/v1/grants?all=true").await.body.as_array().unwrap() {
+            let path = format!("/v1/grants/{}", grant["id"]);
+            answers.push((path.clone(), self.get("admin", &path).await.body.to_string()));
+        }
+        for secret in secrets.iter().filter(|s| s.len() >= 8) {
+            for (name, bytes) in &files {
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "a provider secret is in {name} in clear");
+            }
+            for (name, text) in &answers {
+                assert!(!text.contains(secret.as_str()), "a provider secret is in {name}: {text}");
+            }
+        }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("jit.db")
     }

@@ -94,9 +94,10 @@ impl FakeGitHub {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        for line in std::fs::read_to_string(fixture("github-app-test.pem")).unwrap().lines().filter(|l| !l.starts_with("-----")) {
-            crate::common::logs::secret(line);
+        for line in Self::secrets_of_the_app() {
+            crate::common::logs::secret(&line);
         }
+        crate::common::logs::secret(std::fs::read_to_string(&key_path).unwrap().trim());
         let state = Arc::new(Mutex::new(FakeState {
             app_permissions: BTreeMap::from([
                 ("contents".into(), "write".into()),
@@ -119,6 +120,25 @@ impl FakeGitHub {
             axum::serve(listener, app).await.unwrap();
         });
         FakeGitHub { url, dir, state, server }
+    }
+
+    /// The app's private key, line by line (what no log, answer or file of the broker may hold).
+    pub fn secrets_of_the_app() -> Vec<String> {
+        std::fs::read_to_string(fixture("github-app-test.pem"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every secret of this GitHub and of the broker's config for it: the
+    /// app's key, the sealing key, every token minted.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = Self::secrets_of_the_app();
+        all.push(std::fs::read_to_string(self.dir.path().join("sealing.key")).unwrap().trim().to_string());
+        all.extend(self.tokens().into_iter().map(|t| t.token));
+        all
     }
 
     /// The `[server]` line and `[[provider]]` section a broker needs for this fake.

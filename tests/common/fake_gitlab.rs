@@ -73,7 +73,9 @@ impl FakeGitLab {
         crate::common::logs::secret(&broker_token);
         std::fs::write(dir.path().join("gitlab.token"), format!("{broker_token}\n")).unwrap();
         let key_path = dir.path().join("sealing.key");
-        std::fs::write(&key_path, hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        let sealing_key = hex::encode(rand::random::<[u8; 32]>());
+        crate::common::logs::secret(&sealing_key);
+        std::fs::write(&key_path, sealing_key).unwrap();
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -145,6 +147,15 @@ impl FakeGitLab {
     pub fn fail_next(&self, route: &'static str, times: usize, status: u16) {
         let mut state = self.state.lock().unwrap();
         state.scripted.entry(route).or_default().extend(std::iter::repeat_n(status, times));
+    }
+
+    /// Every secret of this GitLab and of the broker's config for it: the
+    /// broker's token, the sealing key, every token minted.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = vec![self.state.lock().unwrap().broker_token.clone()];
+        all.push(std::fs::read_to_string(self.dir.path().join("sealing.key")).unwrap().trim().to_string());
+        all.extend(self.tokens().into_iter().map(|t| t.token));
+        all
     }
 
     pub fn tokens(&self) -> Vec<Issued> {
