@@ -150,7 +150,8 @@ async fn each_level_asks_for_its_permissions_and_githubs_refusals_reach_the_requ
 
     // read: auto-approved, a contents:read token kept for git.
     let dave = logged_in(&b, "dave");
-    dave.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    // Named as people type it: host/owner/name, owner/name, or the clone URL.
+    dave.run(&["request", "github.com/acme/api", "--level", "read", "--for", "1h"]).success();
     assert_eq!(gh.tokens()[0].permissions.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>(), ["contents:read"]);
 
     // admin asks for workflows too, which this app lacks: GitHub's 422, named.
@@ -163,7 +164,7 @@ async fn each_level_asks_for_its_permissions_and_githubs_refusals_reach_the_requ
 
     // Not installed on the repository: GitHub's 404, named.
     let erin = logged_in(&b, "erin");
-    erin.run(&["request", "acme/web", "--level", "read", "--for", "1h"]).code(6).stderr_has("is the app installed");
+    erin.run(&["request", "https://github.com/acme/web.git", "--level", "read", "--for", "1h"]).code(6).stderr_has("is the app installed");
 
     // A bad app credential (GitHub's 401), GitHub down (503), a rate limit (403 with Retry-After).
     let bob = logged_in(&b, "bob");
