@@ -1206,9 +1206,12 @@ impl Store for SqliteStore {
     }
 
     async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let (t,): (Option<i64>,) = sqlx::query_as("SELECT MIN(COALESCE(end_retry_at, expires_at)) FROM grants WHERE ended_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        // A grant's end, or its next attempt at the host (to end it, or to give it its access).
+        let (t,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(MIN(COALESCE(end_retry_at, expires_at), COALESCE(start_retry_at, end_retry_at, expires_at))) FROM grants WHERE ended_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         opt_time(t)
     }
 
@@ -1364,6 +1367,57 @@ mod tests {
         assert!(second.revoked_at.is_some() && second.ended_at.is_none(), "{second:?}");
         let to_end: Vec<i64> = s.grants_to_end(now).await.unwrap().iter().map(|g| g.id).collect();
         assert_eq!(to_end, vec![second.id]);
+    }
+
+    #[tokio::test]
+    async fn a_grant_ends_only_once_its_host_holds_nothing_of_it() {
+        let (_dir, s) = store().await;
+        let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2026-11-25T11:00:00Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        let start = at("2026-11-25T12:00:01Z");
+        let end = start + chrono::Duration::hours(1);
+        let grant = s.create_request(&new_request(1), Some((start, end)), vec![], vec![]).await.unwrap().grant.unwrap();
+        let token = |sealed: &[u8], key: Option<&str>| NewHostToken {
+            grant_id: grant.id,
+            sealed: sealed.to_vec(),
+            created_at: start,
+            expires_at: end,
+            shared_key: key.map(str::to_string),
+        };
+        let minted = NewEvent::new("alice", Action::CredentialMinted);
+        s.add_host_token(&token(b"one", None), minted.clone()).await.unwrap();
+        s.add_host_token(&token(b"two", Some("k")), minted.clone()).await.unwrap();
+        let held = s.host_tokens(grant.id).await.unwrap();
+        assert_eq!(
+            held.iter().map(|t| (t.sealed.as_slice(), t.shared_key.as_deref())).collect::<Vec<_>>(),
+            [(&b"one"[..], None), (&b"two"[..], Some("k"))]
+        );
+        assert_eq!(s.holder_of("k", grant.id).await.unwrap(), None, "its own hold is not another's");
+        assert_eq!(s.holder_of("k", grant.id + 1).await.unwrap().map(|t| t.grant_id), Some(grant.id));
+
+        // Expired: one token revoked, one left, so the grant stays for the next round.
+        let later = end + chrono::Duration::seconds(1);
+        assert_eq!(s.grants_to_end(later).await.unwrap().len(), 1);
+        assert!(!s.mark_grant_ended(grant.id, later, &[held[0].id], &[], vec![]).await.unwrap());
+        assert_eq!(s.host_tokens(grant.id).await.unwrap().len(), 1);
+        // A failed attempt waits for its retry time, and is counted.
+        let failure = EndFailure { error: "HTTP 503".into(), at: later, retry_at: later + chrono::Duration::seconds(5) };
+        s.record_host_failure(grant.id, HostPhase::End, &[], &failure, NewEvent::new("broker", Action::HostRevokeFailed)).await.unwrap();
+        assert_eq!(s.host_failures(grant.id, HostPhase::End).await.unwrap(), 1);
+        assert_eq!(s.host_failures(grant.id, HostPhase::Start).await.unwrap(), 0);
+        assert!(s.grants_to_end(later).await.unwrap().is_empty(), "not before its retry");
+        assert_eq!(s.next_grant_expiry().await.unwrap(), Some(failure.retry_at));
+        let failing = s.failing_ends().await.unwrap();
+        assert_eq!((failing.len(), failing[0].failures, failing[0].error.as_str()), (1, 1, "HTTP 503"));
+        // A credential minted once the grant is over is refused.
+        let late = NewHostToken { created_at: later, ..token(b"three", None) };
+        assert!(matches!(s.add_host_token(&late, minted).await, Err(StoreError::Conflict)));
+        // The last one revoked: ended, and it is erased.
+        let retry = failure.retry_at;
+        assert!(s.mark_grant_ended(grant.id, retry, &[held[1].id], &["k".to_string()], vec![]).await.unwrap());
+        assert!(s.host_tokens(grant.id).await.unwrap().is_empty());
+        assert!(s.failing_ends().await.unwrap().is_empty());
+        assert!(!s.mark_grant_ended(grant.id, retry, &[], &[], vec![]).await.unwrap(), "once");
     }
 
     #[tokio::test]
