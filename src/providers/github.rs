@@ -296,6 +296,22 @@ pub fn team_slug(prefix: &str, repo: &str, level: Level) -> String {
     format!("{prefix}{}-{level}", repo.to_ascii_lowercase().replace('.', "-"))
 }
 
+/// What is wrong with a team's permissions on a repository for `level`
+/// (`permissions` as GitHub shows them: `pull`, `triage`, `push`,
+/// `maintain`, `admin`), if anything: too little, or more than the level.
+fn team_permission_problem(permissions: &serde_json::Value, level: Level) -> Option<String> {
+    let has = |p: &str| permissions[p].as_bool().unwrap_or(false);
+    let (needs, beyond): (&str, &[&str]) = match level {
+        Level::Read => ("pull", &["push", "maintain", "admin"]),
+        Level::Write => ("push", &["maintain", "admin"]),
+        Level::Admin => ("admin", &[]),
+    };
+    if !has(needs) {
+        return Some(format!("lacks {needs}"));
+    }
+    beyond.iter().find(|p| has(p)).map(|p| format!("also has {p}"))
+}
+
 /// What removing a team membership jit added needs.
 #[derive(Serialize, Deserialize)]
 struct TeamHandle {
@@ -432,6 +448,29 @@ impl Provider for GitHub {
         let path = format!("/orgs/{owner}/teams/{team}/memberships/{login}");
         let added = self
             .with_org_token(owner, name, async |token| {
+                // The team must give exactly the level on the repository: a
+                // read team that can push would hand out more than approved.
+                let doing = format!("reading team {owner}/{team}'s access to {owner}/{name}");
+                let request = self
+                    .request(reqwest::Method::GET, &format!("/orgs/{owner}/teams/{team}/repos/{owner}/{name}"), token.expose_secret())
+                    .headers(reqwest::header::HeaderMap::from_iter([(
+                        reqwest::header::ACCEPT,
+                        reqwest::header::HeaderValue::from_static("application/vnd.github.v3.repository+json"),
+                    )]));
+                let (status, body) = self.send_expecting(request, &[200, 404], &doing).await?;
+                let problem = match status {
+                    404 => Some("has no access".to_string()),
+                    _ => team_permission_problem(&body["permissions"], grant.level),
+                };
+                if let Some(problem) = problem {
+                    return Err(ProviderError::Refused {
+                        provider: self.name.clone(),
+                        message: format!(
+                            "team {owner}/{team} {problem} on {owner}/{name}: give the team {} access, and only that",
+                            grant.level
+                        ),
+                    });
+                }
                 let doing = format!("reading {login}'s membership of team {owner}/{team}");
                 let (status, body) =
                     self.send_expecting(self.request(reqwest::Method::GET, &path, token.expose_secret()), &[200, 404], &doing).await?;
@@ -524,6 +563,22 @@ mod tests {
         }
         let long = "x".repeat(500);
         assert!(refused_message(e(404, Some(&long))).len() < 400, "GitHub's message is bounded");
+    }
+
+    #[test]
+    fn a_team_must_give_exactly_its_level() {
+        let perms = |list: &[&str]| {
+            let all = ["pull", "triage", "push", "maintain", "admin"];
+            serde_json::Value::Object(all.iter().map(|p| (p.to_string(), serde_json::json!(list.contains(p)))).collect())
+        };
+        assert_eq!(team_permission_problem(&perms(&["pull", "triage"]), Level::Read), None);
+        assert_eq!(team_permission_problem(&perms(&["pull", "push"]), Level::Read).as_deref(), Some("also has push"));
+        assert_eq!(team_permission_problem(&perms(&["pull", "push"]), Level::Write), None);
+        assert_eq!(team_permission_problem(&perms(&["pull", "push", "maintain"]), Level::Write).as_deref(), Some("also has maintain"));
+        assert_eq!(team_permission_problem(&perms(&["pull"]), Level::Write).as_deref(), Some("lacks push"));
+        assert_eq!(team_permission_problem(&perms(&["pull", "push", "maintain", "admin"]), Level::Admin), None);
+        assert_eq!(team_permission_problem(&perms(&["pull", "push", "maintain"]), Level::Admin).as_deref(), Some("lacks admin"));
+        assert_eq!(team_permission_problem(&serde_json::Value::Null, Level::Read).as_deref(), Some("lacks pull"));
     }
 
     #[test]

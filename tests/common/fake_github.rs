@@ -54,6 +54,8 @@ struct FakeState {
     app_permissions: BTreeMap<String, String>,
     /// The organization's teams (the operator made them), by slug: their members' logins.
     teams: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// What each team may do on a repository: (team, repo) → its permission (`pull`, `push`, `admin`).
+    team_repos: BTreeMap<(String, String), String>,
     tokens: Vec<Issued>,
     scripted: HashMap<Route, VecDeque<(u16, Option<u64>)>>,
     /// Every request, as `METHOD /path`.
@@ -105,6 +107,10 @@ impl FakeGitHub {
                 ("members".into(), "write".into()),
             ]),
             teams: ["jit-api-read", "jit-api-write", "jit-api-admin"].iter().map(|t| (t.to_string(), Default::default())).collect(),
+            team_repos: [("jit-api-read", "pull"), ("jit-api-write", "push"), ("jit-api-admin", "admin")]
+                .iter()
+                .map(|(t, p)| ((t.to_string(), "api".to_string()), p.to_string()))
+                .collect(),
             ..FakeState::default()
         }));
         let app = axum::Router::new()
@@ -112,6 +118,7 @@ impl FakeGitHub {
             .route("/app/installations/{id}/access_tokens", post(mint))
             .route("/installation/token", delete(revoke))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(membership).put(add_member).delete(remove_member))
+            .route("/orgs/{org}/teams/{team}/repos/{owner}/{repo}", get(team_repo))
             .fallback(unknown)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -193,9 +200,11 @@ impl FakeGitHub {
         self.state.lock().unwrap().violations.clear();
     }
 
-    /// A team the operator made.
-    pub fn add_team(&self, team: &str) {
-        self.state.lock().unwrap().teams.entry(team.to_string()).or_default();
+    /// A team the operator made, with `permission` (`pull`, `push`, `admin`) on `acme/{repo}`.
+    pub fn add_team(&self, team: &str, repo: &str, permission: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.teams.entry(team.to_string()).or_default();
+        state.team_repos.insert((team.to_string(), repo.to_string()), permission.to_string());
     }
 
     /// Someone in a team before any grant (the operator put them there).
@@ -417,6 +426,29 @@ fn org_token(state: &FakeState, headers: &HeaderMap) -> bool {
 }
 
 type Member = Path<(String, String, String)>;
+
+async fn team_repo(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path((org, team, owner, repo)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("GET /orgs/{org}/teams/{team}/repos/{owner}/{repo}"));
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    if headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/vnd.github.v3.repository+json") {
+        state.violations.push("a team's permissions come only with Accept: application/vnd.github.v3.repository+json".into());
+    }
+    let Some(permission) = state.team_repos.get(&(team.clone(), repo.clone())).filter(|_| org == OWNER && owner == OWNER) else {
+        return error(404, "Not Found");
+    };
+    let rank = ["pull", "triage", "push", "maintain", "admin"];
+    let held = rank.iter().position(|p| p == permission).unwrap();
+    let permissions: serde_json::Map<String, Value> = rank.iter().enumerate().map(|(i, p)| (p.to_string(), json!(i <= held))).collect();
+    Json(json!({"id": 1, "name": repo, "full_name": format!("{OWNER}/{repo}"), "permissions": permissions, "role_name": permission}))
+        .into_response()
+}
 
 async fn membership(State(state): State<Arc<Mutex<FakeState>>>, Path((org, team, login)): Member, headers: HeaderMap) -> Response {
     let mut state = state.lock().unwrap();

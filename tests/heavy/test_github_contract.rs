@@ -84,7 +84,7 @@ fn judged(log: &str, mark: usize) -> (Vec<String>, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_the_github_provider_sends_matches_githubs_openapi_description() {
     let gh = FakeGitHub::start().await;
-    gh.add_team("jit-tools-write");
+    gh.add_team("jit-tools-write", "tools", "push");
     let prism = Prism::proxy(&gh.url);
 
     // First, that a wrong request is caught: a repository list that is not a
@@ -147,6 +147,7 @@ async fn every_request_the_github_provider_sends_matches_githubs_openapi_descrip
             // Team mode: each change with an organization token, revoked after it.
             "get /repos/acme/tools/installation",
             "post /app/installations/77/access_tokens",
+            "get /orgs/acme/teams/jit-tools-write/repos/acme/tools",
             "get /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
             "put /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
             "delete /installation/token",
