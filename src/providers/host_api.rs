@@ -149,6 +149,33 @@ mod tests {
         assert_eq!(wait(&headers), None, "not exhausted");
     }
 
+    #[tokio::test]
+    async fn the_client_is_bounded_and_follows_no_redirect_with_the_brokers_credential() {
+        assert!(client(Some("soon")).unwrap_err().starts_with("timeout:"));
+        // A host answering with a redirect: the answer is the redirect itself.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/steal\r\nContent-Length: 0\r\n\r\n").await;
+            }
+        });
+        let answer = client(None).unwrap().get(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(answer.status(), 302);
+        // A host that never answers: cut at the timeout, and said so.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let e = client(Some("1s")).unwrap().get(format!("http://{silent_addr}/")).send().await.unwrap_err();
+        assert_eq!(transport(e), "timed out");
+        drop(silent);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let e = client(None).unwrap().get(format!("http://{closed}/")).send().await.unwrap_err();
+        assert_eq!(transport(e), "could not connect");
+    }
+
     #[test]
     fn the_hosts_message_is_quoted_printable_and_bounded() {
         assert_eq!(quoted(None), "");

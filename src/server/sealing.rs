@@ -74,7 +74,8 @@ impl SealingKey {
     }
 
     pub fn open(&self, grant_id: i64, sealed: &[u8]) -> Result<SecretString, SealError> {
-        if sealed.len() < NONCE_LEN {
+        // The nonce and the tag at least (an empty value seals to exactly that).
+        if sealed.len() < NONCE_LEN + CHACHA20_POLY1305.tag_len() {
             return Err(SealError::Open);
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
@@ -108,6 +109,10 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(key.open(7, &tampered).unwrap_err(), SealError::Open);
         assert_eq!(key.open(7, &sealed[..5]).unwrap_err(), SealError::Open);
+        assert_eq!(key.open(7, &sealed[..NONCE_LEN + 15]).unwrap_err(), SealError::Open);
+        let empty = key.seal(7, &SecretString::from(String::new()));
+        assert_eq!(empty.len(), NONCE_LEN + 16);
+        assert_eq!(key.open(7, &empty).unwrap().expose_secret(), "", "the shortest sealed value opens");
         assert_eq!(format!("{key:?}"), "SealingKey(..)");
     }
 

@@ -193,10 +193,14 @@ impl Broker {
         revoked: &mut Vec<i64>,
         released: &mut Vec<String>,
     ) -> Result<(), ProviderError> {
-        let tokens = self.store.host_tokens(grant.id).await.map_err(|e| ProviderError::Failed {
-            provider: provider.name().to_string(),
-            message: format!("cannot read the grant's host credentials: {e}"),
-        })?;
+        // Only providers that keep revocation data have any to read.
+        let tokens = match provider.keeps_revocation_data() {
+            true => self.store.host_tokens(grant.id).await.map_err(|e| ProviderError::Failed {
+                provider: provider.name().to_string(),
+                message: format!("cannot read the grant's host credentials: {e}"),
+            })?,
+            false => Vec::new(),
+        };
         for token in tokens {
             let handle = self.unseal(provider.name(), grant.id, &token.sealed)?;
             provider.revoke_minted(repo, grant, &handle).await?;
