@@ -146,7 +146,7 @@ impl Broker {
     /// reaper, safe to run anywhere.
     pub async fn end_grants(&self) -> BrokerResult<usize> {
         let now = self.now();
-        let (mut closed, mut restart) = (0, false);
+        let mut closed = 0;
         for grant in self.store.grants_to_end(now).await? {
             let (mut events, mut revoked, mut released) = (Vec::new(), Vec::new(), Vec::new());
             if let Some((repo, provider)) = self.repo_and_provider(&grant.repo) {
@@ -170,12 +170,7 @@ impl Broker {
             }
             if self.store.mark_grant_ended(grant.id, now, &revoked, &released, events).await? {
                 closed += 1;
-                restart |= !released.is_empty();
             }
-        }
-        if restart {
-            // Grants that shared a membership just removed get theirs back now.
-            self.start_grants().await?;
         }
         Ok(closed)
     }
@@ -184,7 +179,8 @@ impl Broker {
     /// every membership it holds there, then whatever else the provider
     /// undoes; `revoked` collects the host tokens done, `released` the
     /// memberships removed (other live grants of the person that shared one
-    /// are given theirs again at once, at their own level).
+    /// are given theirs again by the reaper's next pass, within a second, at
+    /// their own level).
     async fn end_at_host(
         &self,
         repo: &RepoSpec,
