@@ -19,10 +19,7 @@ BREAKS = [
  ("8 data dir mode 0755", 'src/fsutil.rs', 'std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);', 'std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);'),
  ("9 synchronous OFF", 'src/store/sqlite.rs', '.synchronous(SqliteSynchronous::Full)', '.synchronous(SqliteSynchronous::Off)'),
  ("10a long-poll default cap 3600s", 'src/server/config.rs', 'max_wait: Duration::from_secs(60),', 'max_wait: Duration::from_secs(3600),'),
- ("11 host credentials stored unsealed", 'src/server/sealing.rs', '        let mut out = nonce.to_vec();
-        out.append(&mut sealed);
-        out', '        let _ = sealed;
-        value.expose_secret().as_bytes().to_vec()'),
+ ("11 host credentials stored unsealed", 'src/server/sealing.rs', '        let mut out = nonce.to_vec();\n        out.append(&mut sealed);\n        out', '        let _ = sealed;\n        value.expose_secret().as_bytes().to_vec()'),
  ("12 grant marked ended without the host", 'src/server/broker/grants.rs', '            provider.revoke_minted(repo, grant, &handle).await?;', '            let _ = &handle;'),
  ("13 a failed revocation retried at once", 'src/server/broker/grants.rs', 'let wait = crate::domain::retry::retry_after(attempt, e.retry_after());', 'let wait = std::time::Duration::ZERO;'),
  ("14 jit removes a membership it did not add", 'src/server/broker/grants.rs', 'let held = match membership.added || shared {', 'let held = match true {'),

@@ -160,9 +160,20 @@ async fn the_small_helper_answers_from_the_cache_alone_and_hands_the_rest_to_jit
     std::fs::create_dir(&lone).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_git-credential-jit"), lone.join("git-credential-jit")).unwrap();
     let run_lone = |op: &str, input: &str| {
-        let mut cmd = std::process::Command::new(lone.join("git-credential-jit"));
-        cmd.env_clear().envs(&env.env).arg(op);
-        let out = assert_cmd::Command::from_std(cmd).write_stdin(input).timeout(Duration::from_secs(60)).output().unwrap();
+        // A copy just written may be open in a process another test forked
+        // before the copy closed it (ETXTBSY until that process execs): try again.
+        let mut tries = 0;
+        let out = loop {
+            let mut cmd = std::process::Command::new(lone.join("git-credential-jit"));
+            cmd.env_clear().envs(&env.env).arg(op);
+            match assert_cmd::Command::from_std(cmd).write_stdin(input).timeout(Duration::from_secs(60)).output() {
+                Err(e) if e.raw_os_error() == Some(26) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         assert_eq!(out.status.code(), Some(0), "the helper exits 0");
         (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
