@@ -566,6 +566,15 @@ mod tests {
     }
 
     #[test]
+    fn logins_and_team_slugs() {
+        assert!(valid_login("alice-gh") && valid_login("a") && valid_login(&"a".repeat(39)));
+        for bad in ["", "-a", "a-", "a--b", "a_b", "a.b", &"a".repeat(40)] {
+            assert!(!valid_login(bad), "{bad}");
+        }
+        assert_eq!(team_slug("jit-", "API.Service", Level::Write), "jit-api-service-write");
+    }
+
+    #[test]
     fn a_team_must_give_exactly_its_level() {
         let perms = |list: &[&str]| {
             let all = ["pull", "triage", "push", "maintain", "admin"];
@@ -607,5 +616,13 @@ mod tests {
         assert!(err(&format!("app_id = 1\nprivate_key_file = \"{}\"", not_a_key.display())).contains("not an RSA private key"));
         assert!(err("app_id = 1\napi_url = \"http://github.example.com\"").contains("over https"));
         assert!(err("app_id = 1\nmode = \"magic\"").starts_with("mode `magic`"));
+        assert!(err("app_id = 1\nlogins = { a = \"b\" }").contains("for mode = \"team\""));
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github-app-test.pem");
+        let team = |extra: &str| format!("app_id = 1\nprivate_key_file = \"{key}\"\nmode = \"team\"\n{extra}");
+        assert!(err(&team("team_prefix = \"a b\"")).starts_with("team_prefix `a b`"));
+        assert!(err(&team("logins = { alice = \"-x\" }")).contains("`-x` (for alice) is not a GitHub login"));
+        let gh = GitHub::from_section("gh", toml::from_str(&team("logins = { alice = \"alice-gh\" }")).unwrap()).unwrap();
+        assert!(gh.grants_membership());
+        assert_eq!(format!("{gh:?}"), r#"GitHub { name: "gh", api_url: "https://api.github.com", app_id: "1", .. }"#, "never the key");
     }
 }
