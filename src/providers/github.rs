@@ -565,6 +565,40 @@ mod tests {
         assert!(refused_message(e(404, Some(&long))).len() < 400, "GitHub's message is bounded");
     }
 
+    fn test_app(extra: &str) -> Result<GitHub, String> {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github-app-test.pem");
+        GitHub::from_section("gh", toml::from_str(&format!("private_key_file = \"{key}\"\n{extra}")).unwrap())
+    }
+
+    #[test]
+    fn the_app_is_named_by_its_id_or_client_id() {
+        assert_eq!(test_app("app_id = 1").unwrap().app_id, "1");
+        assert_eq!(test_app("app_id = \"Iv1.a1b2\"").unwrap().app_id, "Iv1.a1b2");
+        for bad in ["app_id = 0", "app_id = \"\"", "app_id = \"a b\"", "app_id = \"a/b\"", "app_id = true"] {
+            assert!(test_app(bad).unwrap_err().starts_with("app_id:"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_app_jwt_is_signed_issued_a_minute_back_and_valid_nine_minutes_more() {
+        #[derive(Deserialize)]
+        struct Claims {
+            iat: i64,
+            exp: i64,
+            iss: String,
+        }
+        let jwt = test_app("app_id = 4242").unwrap().app_jwt().unwrap();
+        let public = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github-app-test.pub.pem")).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_issuer(&["4242"]);
+        let claims =
+            jsonwebtoken::decode::<Claims>(&jwt, &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(), &validation).unwrap().claims;
+        let now = Utc::now().timestamp();
+        assert!((now - 62..=now - 58).contains(&claims.iat), "iat {} now {now}", claims.iat);
+        assert_eq!(claims.exp - claims.iat, 600, "GitHub takes at most ten minutes");
+        assert_eq!(claims.iss, "4242");
+    }
+
     #[test]
     fn logins_and_team_slugs() {
         assert!(valid_login("alice-gh") && valid_login("a") && valid_login(&"a".repeat(39)));
