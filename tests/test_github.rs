@@ -361,3 +361,32 @@ async fn no_github_secret_is_kept_in_clear_or_shown_but_where_it_is_the_point() 
         alice.secret(secret); // and no command printed one (checked when alice's environment is dropped)
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_wider_than_asked_or_that_git_cannot_send_is_revoked_and_refused() {
+    let (gh, b) = github().await;
+    let grant = write_grant(&b, "1h").await;
+    let path = format!("/v1/grants/{grant}/credentials");
+    // GitHub answers with a token for every repository of the installation.
+    gh.odd_mint_next(None, Some("all"));
+    let refused = b.post("alice", &path, serde_json::json!({})).await;
+    assert_eq!((refused.status, refused.code()), (502, "host_failed"));
+    assert!(
+        refused.message().contains("more than was asked (every repository of the installation); the token was revoked"),
+        "{}",
+        refused.message()
+    );
+    // A token with a line break in it would end git's credential answer early.
+    gh.odd_mint_next(Some("ghs_one\nusername=evil"), None);
+    let refused = b.post("alice", &path, serde_json::json!({})).await;
+    assert!(
+        refused.message().contains("a token git cannot send; it could not be revoked and lapses within the hour"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(gh.tokens().len(), 2);
+    // The wide one is revoked at once; the other cannot even be sent back to
+    // GitHub to revoke (no HTTP header carries a line break): it lapses within the hour.
+    assert_eq!(gh.live_tokens().iter().map(|t| t.token.as_str()).collect::<Vec<_>>(), ["ghs_one\nusername=evil"]);
+    assert_eq!(actions(&b.audit().await, "credential_failed").len(), 2);
+}

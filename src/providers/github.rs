@@ -419,9 +419,15 @@ impl Provider for GitHub {
             _ => exceeds(&answer.permissions, &asked),
         };
         if !usable || too_wide.is_some() {
-            let _ = self.revoke_token(&token).await;
+            let undone = match self.revoke_token(&token).await {
+                Ok(()) => "the token was revoked".to_string(),
+                Err(e) => {
+                    tracing::error!(provider = %self.name, error = %e, "a token GitHub should not have minted could not be revoked");
+                    "it could not be revoked and lapses within the hour".to_string()
+                }
+            };
             let why = too_wide.map_or("a token git cannot send".to_string(), |w| format!("more than was asked ({w})"));
-            return Err(self.failed(format!("GitHub answered {doing} with {why}; the token was revoked")));
+            return Err(self.failed(format!("GitHub answered {doing} with {why}; {undone}")));
         }
         Ok(Minted {
             username: TOKEN_USERNAME.to_string(),
@@ -545,6 +551,11 @@ mod tests {
         assert_eq!(exceeds(&granted(serde_json::json!({"issues": "read"})), &write).as_deref(), Some("issues: read"));
         assert_eq!(exceeds(&granted(serde_json::json!({"contents": "read"})), &write), None, "less than asked is not more");
         assert_eq!(exceeds(&granted(serde_json::json!({"metadata": "write"})), &write).as_deref(), Some("metadata: write"));
+        assert_eq!(
+            exceeds(&granted(serde_json::json!({"contents": "admin"})), &write).as_deref(),
+            Some("contents: admin"),
+            "not a level GitHub has"
+        );
     }
 
     #[test]
@@ -657,6 +668,15 @@ mod tests {
         assert!(err(&team("logins = { alice = \"-x\" }")).contains("`-x` (for alice) is not a GitHub login"));
         let gh = GitHub::from_section("gh", toml::from_str(&team("logins = { alice = \"alice-gh\" }")).unwrap()).unwrap();
         assert!(gh.grants_membership());
+        assert_eq!(gh.kind(), "github");
+        let repo = |url: &str| RepoSpec {
+            name: "x".into(),
+            url: Some(crate::domain::repo::CloneUrl::parse(url).unwrap()),
+            provider: Some("gh".into()),
+            upstream: None,
+        };
+        assert_eq!(gh.check_repo(&repo("https://github.com/acme/api.git")), Ok(()));
+        assert!(gh.check_repo(&repo("https://github.com/acme/team/api.git")).unwrap_err().contains("OWNER/REPO"));
         assert_eq!(format!("{gh:?}"), r#"GitHub { name: "gh", api_url: "https://api.github.com", app_id: "1", .. }"#, "never the key");
     }
 }

@@ -58,6 +58,8 @@ struct FakeState {
     team_repos: BTreeMap<(String, String), String>,
     tokens: Vec<Issued>,
     scripted: HashMap<Route, VecDeque<(u16, Option<u64>)>>,
+    /// What the next mint answers instead of the usual: a token, and `repository_selection`.
+    odd_mints: VecDeque<(Option<String>, Option<String>)>,
     /// Every request, as `METHOD /path`.
     seen: Vec<String>,
     violations: Vec<String>,
@@ -175,6 +177,12 @@ impl FakeGitHub {
         for _ in 0..times {
             queue.push_back((status, retry_after));
         }
+    }
+
+    /// Makes the next mint answer with this token and/or `repository_selection`
+    /// (GitHub misbehaving: a token git cannot send, one for every repository).
+    pub fn odd_mint_next(&self, token: Option<&str>, selection: Option<&str>) {
+        self.state.lock().unwrap().odd_mints.push_back((token.map(str::to_string), selection.map(str::to_string)));
     }
 
     pub fn tokens(&self) -> Vec<Issued> {
@@ -366,8 +374,11 @@ async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, h
     // Tokens change length and shape: the classic 40 characters, and the
     // longer stateless form with dots.
     let n = state.tokens.len();
+    let (odd_token, selection) = state.odd_mints.pop_front().unwrap_or_default();
     let random = hex::encode(rand::random::<[u8; 32]>());
-    let token = if n % 2 == 0 {
+    let token = if let Some(odd) = odd_token {
+        odd
+    } else if n % 2 == 0 {
         format!("ghs_{}", &random[..36])
     } else {
         format!("ghs_{APP_ID}_{}.{}.{}", &random[..20], &random[20..44], &random[44..])
@@ -392,7 +403,7 @@ async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, h
             "token": token,
             "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "permissions": shown,
-            "repository_selection": "selected",
+            "repository_selection": selection.unwrap_or_else(|| "selected".into()),
             "repositories": repositories.iter().map(|r| json!({"name": r, "full_name": format!("{OWNER}/{r}")})).collect::<Vec<_>>(),
         })),
     )
