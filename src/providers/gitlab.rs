@@ -372,6 +372,11 @@ mod tests {
         assert!(err("token_env = \"T\"\ntoken_file = \"/x\"").contains("not both"));
         assert!(err("token_env = \"T\"\napi_url = \"http://gitlab.example.com/api/v4\"").contains("over https"));
         assert!(err("token_env = \"T\"\nmode = \"magic\"").starts_with("mode `magic`"));
+        let env = |_: &str| Some("glpat-x".to_string());
+        let with = |toml: &str| GitLab::from_section("gl", toml::from_str(toml).unwrap(), env);
+        assert!(with("token_env = \"T\"\nlogins = { a = \"b\" }").unwrap_err().contains("for mode = \"member\""));
+        assert!(with("token_env = \"T\"\nmode = \"member\"\nlogins = { a = \"b\" }").unwrap().grants_membership());
+        assert!(!with("token_env = \"T\"").unwrap().grants_membership());
         let gl = GitLab::from_section("gl", toml::from_str("token_env = \"T\"").unwrap(), |_| Some("glpat-x".into())).unwrap();
         assert_eq!(gl.api_url, "https://gitlab.com/api/v4");
         assert_eq!(format!("{gl:?}"), r#"GitLab { name: "gl", api_url: "https://gitlab.com/api/v4", .. }"#, "never the token");
