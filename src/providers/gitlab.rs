@@ -376,7 +376,11 @@ mod tests {
         let with = |toml: &str| GitLab::from_section("gl", toml::from_str(toml).unwrap(), env);
         assert!(with("token_env = \"T\"\nlogins = { a = \"b\" }").unwrap_err().contains("for mode = \"member\""));
         assert!(with("token_env = \"T\"\nmode = \"member\"\nlogins = { a = \"b\" }").unwrap().grants_membership());
-        assert!(!with("token_env = \"T\"").unwrap().grants_membership());
+        let token_mode = with("token_env = \"T\"").unwrap();
+        assert!(!token_mode.grants_membership());
+        assert_eq!(token_mode.kind(), "gitlab");
+        assert_eq!(token_mode.check_repo(&spec("https://gitlab.com/acme/platform/api.git")), Ok(()));
+        assert!(token_mode.check_repo(&spec("https://gitlab.com/api.git")).unwrap_err().contains("GROUP/PROJECT"));
         let gl = GitLab::from_section("gl", toml::from_str("token_env = \"T\"").unwrap(), |_| Some("glpat-x".into())).unwrap();
         assert_eq!(gl.api_url, "https://gitlab.com/api/v4");
         assert_eq!(format!("{gl:?}"), r#"GitLab { name: "gl", api_url: "https://gitlab.com/api/v4", .. }"#, "never the token");
