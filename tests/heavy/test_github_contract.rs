@@ -83,6 +83,9 @@ fn judged(log: &str, mark: usize) -> (Vec<String>, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_the_github_provider_sends_matches_githubs_openapi_description() {
+    // Prism takes a core for ~10 s loading GitHub's description: not beside
+    // the volume and crash tests, which need the machine.
+    let _turn = crate::common::MACHINE.lock().await;
     let gh = FakeGitHub::start().await;
     gh.add_team("jit-tools-write", "tools", "push");
     let prism = Prism::proxy(&gh.url);
