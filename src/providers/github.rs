@@ -264,20 +264,8 @@ impl GitHub {
     /// Revokes an installation token; one GitHub no longer accepts (401:
     /// expired or already revoked) is already done.
     async fn revoke_token(&self, token: &SecretString) -> Result<(), ProviderError> {
-        let doing = "revoking an installation token";
-        let response = self
-            .request(reqwest::Method::DELETE, "/installation/token", token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
-        match response.status().as_u16() {
-            204 | 401 => Ok(()),
-            status => {
-                let retry_after = rate_limit_wait(response.headers(), "x-ratelimit-remaining", "x-ratelimit-reset");
-                let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-                Err(host_error(&self.name, doing, status, retry_after, body["message"].as_str()))
-            }
-        }
+        let request = self.request(reqwest::Method::DELETE, "/installation/token", token.expose_secret());
+        self.send_expecting(request, &[204, 401], "revoking an installation token").await.map(drop)
     }
 }
 
