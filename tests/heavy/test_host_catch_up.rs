@@ -59,7 +59,12 @@ async fn a_broker_killed_before_a_grant_ends_revokes_its_tokens_when_it_comes_ba
     let broker = spawn_broker(&config, &data);
     let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
     assert_eq!(live, 0, "the restarted broker revoked them");
-    let (_, audit) = call(&broker.url, &root, Method::GET, "/v1/audit", None).await;
+    // The host hears of it before the audit event is committed: wait for the event.
+    let audit = eventually(
+        || async { call(&broker.url, &root, Method::GET, "/v1/audit", None).await.1 },
+        |a| a.as_array().unwrap().iter().any(|e| e["action"] == "host_revoked"),
+    )
+    .await;
     let revoked: Vec<_> = audit.as_array().unwrap().iter().filter(|e| e["action"] == "host_revoked").collect();
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["detail"], "github: 2 credential(s) revoked at the host");
