@@ -22,6 +22,7 @@ mod test_git_e2e;
 mod test_github;
 mod test_gitlab;
 mod test_hardening;
+mod test_hardening_two;
 mod test_next_steps;
 mod test_ref_scopes;
 mod test_setup;

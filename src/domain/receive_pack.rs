@@ -3,9 +3,18 @@
 //! (and check) a push before a byte of its pack reaches a repository.
 //!
 //! The shape is git's (`gitprotocol-pack`, "Reference Update Request"):
-//! optional `shallow` lines, then either commands — `OLD NEW REFNAME`, the
-//! first followed by NUL and the capabilities — or a signed `push-cert` block
-//! holding them, then a flush packet; the pack (if any) follows.
+//! optional `shallow` lines, then commands — `OLD NEW REFNAME`, the first
+//! followed by NUL and the capabilities — then a flush packet; the pack (if
+//! any) follows.
+//!
+//! Two decisions keep jit's reading and git's from ever differing:
+//! - A signed push (`push-cert`) is refused. The gateway never advertises
+//!   `push-cert`, so no honest client sends one, and git's receive-pack
+//!   reads a certificate's commands from the packets' concatenation, where
+//!   a packet-by-packet reading can be shown other commands than git applies.
+//! - What reaches the repository is never the client's bytes but
+//!   [`Commands::encode`]: the list as parsed, written anew, so git can only
+//!   apply the updates that were checked.
 
 use std::fmt;
 
@@ -61,18 +70,34 @@ impl fmt::Display for RefUpdate {
 /// A parsed command list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commands {
+    /// The `shallow` lines of a push from a shallow clone: object ids.
+    pub shallow: Vec<String>,
     pub updates: Vec<RefUpdate>,
     pub capabilities: Vec<String>,
-    /// Whether the commands came in a signed push certificate.
-    pub signed: bool,
     /// How many bytes of the request the command list took (the pack follows).
     pub len: usize,
+}
+
+impl Commands {
+    /// The command list as git's `send-pack` writes it, from what was parsed:
+    /// what the repository receives in place of the client's own bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for id in &self.shallow {
+            out.extend(pkt_line(format!("shallow {id}").as_bytes()));
+        }
+        let capabilities: Vec<&str> = self.capabilities.iter().map(String::as_str).collect();
+        out.extend(encode(&self.updates, &capabilities));
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandsError {
     #[error("the push's command list is larger than {MAX_COMMANDS_BYTES} bytes")]
     TooLarge,
+    #[error("signed pushes are not accepted here (this gateway does not offer push certificates); push without --signed")]
+    Signed,
     #[error("malformed push request: {0}")]
     Malformed(String),
 }
@@ -165,8 +190,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Commands>, CommandsError> {
 
 fn parse_complete(buf: &[u8]) -> Result<Option<Commands>, CommandsError> {
     let mut at = 0;
-    let mut commands = Commands { updates: Vec::new(), capabilities: Vec::new(), signed: false, len: 0 };
-    let mut first = true;
+    let mut commands = Commands { shallow: Vec::new(), updates: Vec::new(), capabilities: Vec::new(), len: 0 };
     loop {
         let Some((packet, next)) = packet(buf, at)? else { return Ok(None) };
         at = next;
@@ -177,20 +201,13 @@ fn parse_complete(buf: &[u8]) -> Result<Option<Commands>, CommandsError> {
             }
             Packet::Data(p) => p,
         };
-        if first && payload.starts_with(b"shallow ") {
-            continue;
+        let first = commands.updates.is_empty();
+        if payload.starts_with(b"push-cert") {
+            return Err(CommandsError::Signed);
         }
-        if first && payload.starts_with(b"push-cert\0") {
-            let (_, caps) = with_capabilities(payload);
-            commands.capabilities = caps;
-            commands.signed = true;
-            let Some(end) = certificate(buf, at, &mut commands.updates)? else { return Ok(None) };
-            at = end;
-            first = false;
+        if first && let Some(id) = payload.strip_prefix(b"shallow ") {
+            commands.shallow.push(shallow_id(id)?);
             continue;
-        }
-        if commands.signed {
-            return Err(malformed("commands after a push certificate"));
         }
         let line = if first {
             let (line, caps) = with_capabilities(payload);
@@ -199,38 +216,21 @@ fn parse_complete(buf: &[u8]) -> Result<Option<Commands>, CommandsError> {
         } else {
             payload
         };
-        first = false;
         commands.updates.push(command(line)?);
     }
 }
 
-/// The commands inside a push certificate, up to `push-cert-end`: the header
-/// lines, an empty line, the commands, then the signature.
-fn certificate(buf: &[u8], mut at: usize, updates: &mut Vec<RefUpdate>) -> Result<Option<usize>, CommandsError> {
-    #[derive(PartialEq)]
-    enum Part {
-        Header,
-        Commands,
-        Signature,
-    }
-    let mut part = Part::Header;
-    loop {
-        let Some((packet, next)) = packet(buf, at)? else { return Ok(None) };
-        at = next;
-        let Packet::Data(line) = packet else { return Err(malformed("a push certificate ends without `push-cert-end`")) };
-        if line.strip_suffix(b"\n").unwrap_or(line) == b"push-cert-end" {
-            return Ok(Some(at));
-        }
-        match part {
-            Part::Header if line == b"\n" => part = Part::Commands,
-            Part::Commands if line.starts_with(b"-----BEGIN") => part = Part::Signature,
-            Part::Commands => updates.push(command(line)?),
-            Part::Header | Part::Signature => {}
-        }
+/// The object id of a `shallow` line (a trailing LF allowed).
+fn shallow_id(id: &[u8]) -> Result<String, CommandsError> {
+    let id = id.strip_suffix(b"\n").unwrap_or(id);
+    match std::str::from_utf8(id) {
+        Ok(id) if is_object_id(id) => Ok(id.to_string()),
+        _ => Err(malformed(format!("`shallow {}` does not name an object", String::from_utf8_lossy(id).escape_debug()))),
     }
 }
 
-/// Writes `updates` as git's `send-pack` does (for tests and fuzzing).
+/// Writes `updates` as git's `send-pack` does, the capabilities after the
+/// first, then the flush packet.
 pub fn encode(updates: &[RefUpdate], capabilities: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, u) in updates.iter().enumerate() {
@@ -239,8 +239,7 @@ pub fn encode(updates: &[RefUpdate], capabilities: &[&str]) -> Vec<u8> {
             line.push(0);
             line.extend_from_slice(capabilities.join(" ").as_bytes());
         }
-        out.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-        out.extend_from_slice(&line);
+        out.extend(pkt_line(&line));
     }
     out.extend_from_slice(b"0000");
     out
@@ -295,8 +294,8 @@ mod tests {
         let update = |name: &str| RefUpdate { name: name.into(), old: A.into(), new: B.into() };
         let commands = Commands {
             updates: vec![update("refs/heads/main"), update("refs/heads/hotfix/x")],
+            shallow: Vec::new(),
             capabilities: vec!["report-status".into()],
-            signed: false,
             len: 0,
         };
         let refused = [("refs/heads/main".to_string(), "jit: your grant allows refs/heads/hotfix/* only".to_string())];
@@ -359,29 +358,66 @@ mod tests {
         assert_eq!(parsed.updates, [update("refs/heads/main", &a, &b)]);
     }
 
-    #[test]
-    fn signed_pushes_are_read_from_their_certificate() {
-        let lines = [
-            "push-cert\0report-status push-cert=1".to_string(),
-            "certificate version 0.1\n".into(),
-            "pusher Alice <a@example.com> 1700000000 +0000\n".into(),
-            "pushee http://127.0.0.1/git/demo.git\n".into(),
-            "nonce 1700000000-abc\n".into(),
-            "\n".into(),
-            format!("{A} {B} refs/heads/main\n"),
-            "-----BEGIN PGP SIGNATURE-----\n".into(),
-            "iQEzBAABCAAdFiEE\n".into(),
-            "-----END PGP SIGNATURE-----\n".into(),
-            "push-cert-end\n".into(),
-        ];
+    fn pkts(lines: &[String]) -> Vec<u8> {
         let mut body = Vec::new();
-        for l in &lines {
-            body.extend_from_slice(format!("{:04x}{l}", l.len() + 4).as_bytes());
+        for l in lines {
+            body.extend(pkt_line(l.as_bytes()));
         }
         body.extend_from_slice(b"0000");
+        body
+    }
+
+    /// Regression (hardening round two, finding 1): git reads a certificate's
+    /// commands from its packets joined together, so a packet-by-packet
+    /// reading could be shown an empty or harmless list while git applied
+    /// another. Every certificate is refused, however its packets are cut.
+    #[test]
+    fn a_push_certificate_is_refused_however_it_is_encoded() {
+        let hidden = format!("{A} {Z} refs/heads/main");
+        let head = |extra: &str| format!("certificate version 0.1\npusher x 0 +0000\nnonce n\n{extra}");
+        let sig =
+            ["-----BEGIN PGP SIGNATURE-----\n".to_string(), "x\n".into(), "-----END PGP SIGNATURE-----\n".into(), "push-cert-end\n".into()];
+        let encodings = [
+            // The command inside a header packet, after the blank line.
+            vec![head(&format!("\n{hidden}\n"))],
+            // A command without its newline, then a line that only looks like the signature.
+            vec![head(""), "\n".into(), format!("{A} {B} refs/heads/hotfix/x"), "-----BEGIN x\n".into(), format!("{hidden}\n")],
+            // The blank line and the command in one packet, then a lone newline.
+            vec![head(""), format!("\n{hidden}"), "\n".into()],
+            // As an honest client would send it.
+            vec![head(""), "\n".into(), format!("{hidden}\n")],
+        ];
+        for (i, cert) in encodings.into_iter().enumerate() {
+            let mut lines = vec!["push-cert\0report-status".to_string()];
+            lines.extend(cert);
+            lines.extend(sig.iter().cloned());
+            assert_eq!(parse(&pkts(&lines)), Err(CommandsError::Signed), "encoding {i}");
+        }
+        for lead in ["push-cert", "push-cert\n", "push-cert\0"] {
+            assert_eq!(parse(&pkts(&[lead.to_string()])), Err(CommandsError::Signed), "{lead:?}");
+        }
+    }
+
+    #[test]
+    fn what_reaches_the_repository_is_the_list_as_parsed() {
+        // Bytes git would read but jit has no use for (a second NUL, a newline
+        // after the capabilities) are not passed on; shallow lines are.
+        let line = format!("{A} {B} refs/heads/main\0report-status  atomic\n");
+        let mut body = pkts(&[format!("shallow {A}\n"), line, format!("{Z} {B} refs/heads/x\n")]);
+        let len = body.len();
+        body.extend_from_slice(b"PACK");
         let parsed = parse(&body).unwrap().unwrap();
-        assert!(parsed.signed);
-        assert_eq!(parsed.updates, [update("refs/heads/main", A, B)]);
+        assert_eq!(parsed.len, len);
+        assert_eq!(parsed.shallow, [A]);
+        let canonical =
+            pkts(&[format!("shallow {A}"), format!("{A} {B} refs/heads/main\0report-status atomic"), format!("{Z} {B} refs/heads/x")]);
+        assert_eq!(parsed.encode(), canonical);
+        assert_eq!(parse(&canonical).unwrap().unwrap(), Commands { len: canonical.len(), ..parsed }, "the encoding reads back as itself");
+        for bad in ["shallow x", "shallow ", &format!("shallow {A} {B}")] {
+            assert!(matches!(parse(&pkts(&[bad.to_string()])), Err(CommandsError::Malformed(_))), "{bad}");
+        }
+        // After the first command, a shallow line is no command: refused, as git would.
+        assert!(matches!(parse(&pkts(&[format!("{A} {B} refs/heads/main"), format!("shallow {A}")])), Err(CommandsError::Malformed(_))));
     }
 
     #[test]

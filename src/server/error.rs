@@ -17,6 +17,7 @@ use super::broker::BrokerError;
 use super::broker::git::GitRefusal;
 use crate::api::{ErrorBody, ErrorDetail, codes};
 use crate::domain::policy::Refusal;
+use crate::domain::receive_pack::CommandsError;
 use crate::domain::repo::RepoError;
 use crate::domain::request::DecisionError;
 use crate::providers::ProviderError;
@@ -195,6 +196,7 @@ impl IntoResponse for GitRefusal {
                 format!("jit: your grant on {repo} can be used only from {from} (rule `{rule}`); this request came from {client}"),
             ),
             GitRefusal::BadPush(why) => git_plain(StatusCode::BAD_REQUEST, format!("jit: {why}")),
+            GitRefusal::SignedPush => git_plain(StatusCode::BAD_REQUEST, format!("jit: {}", CommandsError::Signed)),
             GitRefusal::Unavailable => {
                 git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not check your access; try again".into())
             }

@@ -67,6 +67,8 @@ pub enum GitRefusal {
     Unavailable,
     /// A push whose command list cannot be read, so it could not be audited.
     BadPush(String),
+    /// A signed push: its certificate could hide commands (never advertised, so never honest).
+    SignedPush,
 }
 
 impl GitRefusal {
@@ -82,6 +84,7 @@ impl GitRefusal {
             GitRefusal::NotFromHere { .. } => "outside the rule's networks",
             GitRefusal::Unavailable => "broker unavailable",
             GitRefusal::BadPush(_) => "unreadable push",
+            GitRefusal::SignedPush => "signed push (push certificates are not accepted)",
         }
     }
 
@@ -140,6 +143,41 @@ impl Broker {
             return Err(GitRefusal::LevelTooLow { repo: route.repo.clone(), have: grant.level, service: route.service, ask });
         }
         Ok(GitAccess { grant, backend })
+    }
+
+    /// Whether a push authorised under `grant` with `credential` may still
+    /// land now that all of it has arrived: the credential still answers to
+    /// a live grant of the same user on the same repo (the one it was let in
+    /// under, or one that superseded it) that allows every update. When not,
+    /// the push is cut off and audited as refused.
+    pub async fn push_may_land(&self, grant: &GrantRecord, credential: &TokenHash, push: &Commands) -> bool {
+        let now = self.now();
+        let live = match self.store.grant_by_credential(credential, now).await {
+            Ok(Some(g)) => {
+                g.user == grant.user
+                    && g.repo == grant.repo
+                    && grant_status(g.expires_at, g.revoked_at, now) == GrantStatus::Active
+                    && g.level.covers(Level::Write)
+                    && self.push_refusals(&g, push).is_empty()
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "gateway: could not check a push's grant again; cutting it off");
+                false
+            }
+        };
+        if !live {
+            tracing::warn!(user = %grant.user, repo = %grant.repo, grant = grant.id, "gateway: grant ended while a push was in flight; cut off");
+            let mut e = NewEvent::new(&grant.user, Action::GitRefused);
+            e.repo = Some(grant.repo.clone());
+            e.grant_id = Some(grant.id);
+            e.level = Some(grant.level);
+            e.detail = Some("git-receive-pack: the grant ended while the push was in flight; nothing of it landed".into());
+            if let Err(err) = self.store.append_events(vec![e], now).await {
+                tracing::error!(error = %err, "gateway: could not audit a push cut off");
+            }
+        }
+        live
     }
 
     /// The networks the grant's rule restricts it to, when it does.
@@ -275,12 +313,11 @@ impl Broker {
 
 /// What a push changed, ref by ref, for its `git_push` event.
 fn push_detail(push: &Commands) -> String {
-    let signed = if push.signed { " (signed)" } else { "" };
     match push.updates.as_slice() {
-        [] => format!("git-receive-pack{signed}: no ref updates"),
+        [] => "git-receive-pack: no ref updates".to_string(),
         updates => {
             let list = updates.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            format!("git-receive-pack{signed}: {list}")
+            format!("git-receive-pack: {list}")
         }
     }
 }

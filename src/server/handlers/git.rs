@@ -17,12 +17,16 @@ use futures_util::StreamExt;
 use super::AppState;
 use crate::domain::receive_pack::{self, Commands};
 use crate::domain::smart_http::{Endpoint, RouteError, Service, route};
+use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
+use crate::server::Broker;
 use crate::server::auth::ClientAddr;
 use crate::server::broker::git::GitRefusal;
 use crate::server::error::{git_message, git_rate_limited};
 use crate::server::http_backend;
 use crate::server::upstream_proxy::{self, UpstreamError};
+use crate::store::GrantRecord;
+use std::sync::Arc;
 
 pub async fn serve(
     State(broker): AppState,
@@ -30,7 +34,7 @@ pub async fn serve(
     method: Method,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Body,
 ) -> Response {
     let route = match route(&path, method == Method::POST, query.as_deref()) {
@@ -45,16 +49,13 @@ pub async fn serve(
     }
     let credentials = basic.as_ref().map(|a| (a.username(), a.password()));
     let user = credentials.map(|(u, _)| u);
-    if credentials.is_some()
-        && let Some(wait) = broker.auth_wait(client, user)
-    {
-        return git_rate_limited("too many failed logins from this address or for this user", wait);
-    }
     let access = match broker.authorize_git(&route, credentials, client).await {
         Ok(access) => access,
         Err(refusal) => {
-            if matches!(refusal, GitRefusal::UnknownCredential | GitRefusal::WrongRepo) {
-                broker.auth_failed(client, user, refusal.kind());
+            if matches!(refusal, GitRefusal::UnknownCredential | GitRefusal::WrongRepo)
+                && let Some(wait) = broker.auth_failed(client, user, refusal.kind())
+            {
+                return git_rate_limited("too many failed logins from this address", wait);
             }
             broker.record_git_refusal(&route, &refusal, user, client).await;
             return refusal.into_response();
@@ -65,7 +66,7 @@ pub async fn serve(
     }
     // A push is read up to its pack first, so its event says which refs it changes.
     let (body, push) = if route.endpoint == Endpoint::Rpc && route.service == Service::ReceivePack {
-        match read_push_commands(&headers, body).await {
+        match read_push_commands(&mut headers, body).await {
             Ok((body, commands)) => (body, Some(commands)),
             Err(refusal) => {
                 broker.record_git_refusal(&route, &refusal, user, client).await;
@@ -89,6 +90,13 @@ pub async fn serve(
         tracing::error!(error = %e, "gateway: audit append failed; refusing the git request");
         return git_message(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not record this operation; try again");
     }
+    // A push lands only if its grant still stands once the client has sent all of it.
+    let body = match (&push, credentials) {
+        (Some(push), Some((_, password))) => {
+            held_until_still_live(body, broker.clone(), (access.grant.clone(), TokenHash::of(password), push.clone()))
+        }
+        _ => body,
+    };
     match access.backend {
         GitBackend::Local { project_root } => {
             let request = http_backend::CgiRequest {
@@ -136,11 +144,15 @@ fn is_probe_length(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"4")
 }
 
+/// How long an unauthenticated probe may take to send its four bytes.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Answers a probe: `200` with nothing in it when the body is the flush
 /// packet (it carries no command and reaches no repository); anything else
-/// is an ordinary request without credentials, and gets the challenge.
+/// is an ordinary request without credentials, and gets the challenge. Nobody
+/// is known yet, so the body gets the shortest time of any.
 async fn answer_probe(service: Service, body: Body) -> Response {
-    let body = axum::body::to_bytes(body, 4).await.unwrap_or_default();
+    let body = tokio::time::timeout(PROBE_TIMEOUT, axum::body::to_bytes(body, 4)).await.ok().and_then(Result::ok).unwrap_or_default();
     if &body[..] != b"0000" {
         return GitRefusal::NoCredentials.into_response();
     }
@@ -168,13 +180,60 @@ fn report_status(body: Vec<u8>) -> Response {
     r
 }
 
+/// How many bytes at the end of a push are held back until the grant is
+/// checked again: more than a pack's trailing checksum (20 or 32 bytes), so
+/// git cannot finish reading the pack (nor a delete-only list its flush)
+/// before the check.
+const PUSH_TAIL: usize = 64;
+
+/// Streams a push's body on to the repository, holding back its last
+/// [`PUSH_TAIL`] bytes until the client has sent everything; then, if the
+/// grant ended meanwhile, ends the stream with an error instead, so the
+/// repository sees a cut pack and applies nothing.
+fn held_until_still_live(body: Body, broker: Arc<Broker>, pushed: (GrantRecord, TokenHash, Commands)) -> Body {
+    struct Held {
+        inner: axum::body::BodyDataStream,
+        tail: Vec<u8>,
+        /// `None` once the stream has ended.
+        check: Option<(Arc<Broker>, (GrantRecord, TokenHash, Commands))>,
+    }
+    let start = Held { inner: body.into_data_stream(), tail: Vec::new(), check: Some((broker, pushed)) };
+    let stream = futures_util::stream::unfold(start, |mut held| async move {
+        let (broker, pushed) = held.check.take()?;
+        loop {
+            match held.inner.next().await {
+                Some(Ok(chunk)) => {
+                    held.tail.extend_from_slice(&chunk);
+                    if held.tail.len() > PUSH_TAIL {
+                        let keep = held.tail.split_off(held.tail.len() - PUSH_TAIL);
+                        let out = std::mem::replace(&mut held.tail, keep);
+                        held.check = Some((broker, pushed));
+                        return Some((Ok(Bytes::from(out)), held));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), held)),
+                None => {
+                    let (grant, credential, commands) = &pushed;
+                    if broker.push_may_land(grant, credential, commands).await {
+                        let tail = std::mem::take(&mut held.tail);
+                        return Some((Ok(Bytes::from(tail)), held));
+                    }
+                    return Some((Err(axum::Error::new("the grant ended while the push was in flight")), held));
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
 /// How long a client may take to send a push's command list.
 const COMMANDS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Reads a push's body up to the end of its command list and parses it;
-/// returns the commands and a body that replays what was read, then streams
-/// the rest (the pack) untouched.
-async fn read_push_commands(headers: &HeaderMap, body: Body) -> Result<(Body, Commands), GitRefusal> {
+/// returns the commands and a body that starts with the list as parsed (never
+/// the client's own bytes, so the repository applies only what was checked),
+/// then streams the rest (the pack) untouched.
+async fn read_push_commands(headers: &mut HeaderMap, body: Body) -> Result<(Body, Commands), GitRefusal> {
     // git never compresses a push (only fetch negotiations); an encoded one could not be read here.
     if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity") {
         return Err(GitRefusal::BadPush("compressed push requests are not accepted".into()));
@@ -185,6 +244,7 @@ async fn read_push_commands(headers: &HeaderMap, body: Body) -> Result<(Body, Co
         match receive_pack::parse(&read) {
             Ok(Some(commands)) => break commands,
             Ok(None) => {}
+            Err(receive_pack::CommandsError::Signed) => return Err(GitRefusal::SignedPush),
             Err(e) => return Err(GitRefusal::BadPush(e.to_string())),
         }
         match tokio::time::timeout(COMMANDS_TIMEOUT, stream.next()).await {
@@ -194,6 +254,18 @@ async fn read_push_commands(headers: &HeaderMap, body: Body) -> Result<(Body, Co
             Err(_) => return Err(GitRefusal::BadPush("the push's command list did not arrive in time".into())),
         }
     };
-    let replay = futures_util::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(read)) });
+    let mut checked = commands.encode();
+    checked.extend_from_slice(&read[commands.len..]);
+    // The body's length changes by what the encoding changed.
+    if let Some(declared) = headers.get(header::CONTENT_LENGTH) {
+        let length = declared
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .and_then(|n| (n + checked.len()).checked_sub(read.len()))
+            .ok_or_else(|| GitRefusal::BadPush("the push's Content-Length does not match its body".into()))?;
+        headers.insert(header::CONTENT_LENGTH, length.into());
+    }
+    let replay = futures_util::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(checked)) });
     Ok((Body::from_stream(replay.chain(stream)), commands))
 }
