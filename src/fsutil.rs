@@ -1,5 +1,8 @@
 //! Files that hold anything private: created owner-only from the first byte,
-//! replaced atomically, and changed by one process at a time.
+//! replaced atomically, and changed by one process at a time. None of them
+//! is ever reached through a symbolic link (a link planted where a key or a
+//! marker belongs would send it elsewhere), and a directory or file another
+//! user owns is refused, not used.
 
 use std::fs::File;
 use std::io::Write;
@@ -19,10 +22,57 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// `O_NOFOLLOW`: opening a symbolic link fails instead of following it.
+#[cfg(unix)]
+fn no_follow(options: &mut std::fs::OpenOptions) {
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+}
+
+#[cfg(not(unix))]
+fn no_follow(_: &mut std::fs::OpenOptions) {}
+
+/// Refuses `path` when it is a symbolic link, or owned by another user than
+/// this process's (an absent path is fine: it will be created as ours).
+pub fn check_ours(path: &Path) -> std::io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let refuse = |why: String| Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, why));
+    if meta.file_type().is_symlink() {
+        return refuse(format!("{} is a symbolic link; jit keeps private files only where it put them", path.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return refuse(format!("{} is owned by uid {}, not by the broker's user (uid {me})", path.display(), meta.uid()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a private file, never through a symbolic link, refusing one another user owns.
+pub fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = options.open(path)?;
+    check_ours(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(bytes)
+}
+
 /// Makes `dir` owner-only, creating it if needed; returns whether it existed
-/// with wider permissions (which were then narrowed).
+/// with wider permissions (which were then narrowed). A `dir` that is a
+/// symbolic link, or another user's, is refused.
 pub fn make_private_dir(dir: &Path) -> std::io::Result<bool> {
+    check_ours(dir)?;
     create_private_dir(dir)?;
+    check_ours(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -40,6 +90,7 @@ pub fn make_private_dir(dir: &Path) -> std::io::Result<bool> {
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
+    no_follow(&mut options);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut f = options.open(path)?;

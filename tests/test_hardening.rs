@@ -436,8 +436,12 @@ async fn guessing_tokens_is_throttled_logged_and_summarised() {
         let r = b.send(Method::GET, "/v1/whoami", Some(&format!("jit_guess{i}")), None).await;
         assert_eq!(r.status, 401, "{i}");
     }
-    // The eleventh is refused before it is looked at, even with a real token.
-    let raw = reqwest::Client::new().get(format!("{}/v1/whoami", b.url)).bearer_auth(b.token("alice")).send().await.unwrap();
+    // The eleventh guess is refused with a wait; a real token from the same
+    // source still passes (hardening round two, finding 9: others' failures
+    // never lock a valid credential out).
+    let real = reqwest::Client::new().get(format!("{}/v1/whoami", b.url)).bearer_auth(b.token("alice")).send().await.unwrap();
+    assert_eq!(real.status(), 200);
+    let raw = reqwest::Client::new().get(format!("{}/v1/whoami", b.url)).bearer_auth("jit_guess10").send().await.unwrap();
     assert_eq!(raw.status(), 429);
     let retry: u64 = raw.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
@@ -452,8 +456,8 @@ async fn guessing_tokens_is_throttled_logged_and_summarised() {
             .map(|e| e["detail"].as_str().unwrap().split(' ').next().unwrap().parse::<u64>().unwrap())
             .sum()
     };
-    let events = crate::common::eventually(|| sqlx_audit(&b), |e| summarised(e) >= 10).await;
-    assert_eq!(summarised(&events), 10, "{events:?}");
+    let events = crate::common::eventually(|| sqlx_audit(&b), |e| summarised(e) >= 11).await;
+    assert_eq!(summarised(&events), 11, "{events:?}");
     for summary in events.iter().filter(|e| e["action"] == "auth_failures") {
         let detail = summary["detail"].as_str().unwrap();
         assert!(detail.contains("failed authentication(s) from 1 source(s)") && detail.contains("127.0.0.1: "), "{detail}");
@@ -471,20 +475,28 @@ async fn sqlx_audit(b: &TestBroker) -> Vec<serde_json::Value> {
     rows.into_iter().map(|(actor, action, detail)| json!({"actor": actor, "action": action, "detail": detail})).collect()
 }
 
+/// Regression (hardening round two, finding 9): ten bad passwords a minute
+/// under alice's name, from anywhere, made her valid credential answer 429.
 #[tokio::test]
-async fn guessing_a_gateway_password_is_throttled_per_user() {
+async fn guessing_a_gateway_password_is_throttled_and_never_locks_out_the_real_one() {
     let b = TestBroker::start_gateway("1h").await;
     let password = read_password(&b).await;
     let refs = format!("{}/git/demo.git/info/refs?service=git-upload-pack", b.url);
-    let http = reqwest::Client::new();
+    let from = |source: &str| reqwest::Client::builder().local_address(source.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let (attacker, alice) = (from("127.0.0.2"), from("127.0.0.1"));
     for i in 0..10 {
-        let r = http.get(&refs).basic_auth("alice", Some(format!("jitgw_guess{i}"))).send().await.unwrap();
+        let r = attacker.get(&refs).basic_auth("alice", Some(format!("jitgw_guess{i}"))).send().await.unwrap();
         assert_eq!(r.status(), 401, "{i}");
     }
-    let r = http.get(&refs).basic_auth("alice", Some(&password)).send().await.unwrap();
+    let r = attacker.get(&refs).basic_auth("alice", Some("jitgw_guess10")).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     assert!(r.text().await.unwrap().starts_with("jit: too many failed logins"));
+    // Alice, from her own address and even from the attacker's, is let in.
+    assert_eq!(alice.get(&refs).basic_auth("alice", Some(&password)).send().await.unwrap().status(), 200);
+    assert_eq!(attacker.get(&refs).basic_auth("alice", Some(&password)).send().await.unwrap().status(), 200);
+    // A wrong password from alice's own address is not held up by the attacker's failures.
+    assert_eq!(alice.get(&refs).basic_auth("alice", Some("jitgw_typo")).send().await.unwrap().status(), 401);
 }
 
 #[tokio::test]

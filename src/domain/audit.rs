@@ -315,8 +315,28 @@ mod tests {
         // Events written after the checkpoint are fine.
         let older = Checkpoint::sign(&key(), 3, &events[2].hash, "T");
         assert_eq!(verify_against(&events, &older), Ok(()));
-        // An export that starts after the checkpoint says nothing of what came before it.
-        assert_eq!(verify_against(&events[3..], &older), Ok(()));
+        // An export that starts after a checkpoint does not reach it (hardening
+        // round two, finding 5: one with its first events removed passed)...
+        assert_eq!(verify_against(&events[3..], &older), Err(CheckpointError::StartsAfter { start: 4, seq: 3, at: "T".into() }));
+        // ...though a checkpoint of the event right before its first anchors its start.
+        assert!(anchors(&events[3..], &older));
+        assert!(!anchors(&events[4..], &older) && !anchors(&events, &older) && !anchors(&[], &older));
+        let elsewhere = Checkpoint::sign(&key(), 3, &events[1].hash, "T");
+        assert!(!anchors(&events[3..], &elsewhere), "a checkpoint of another chain anchors nothing");
+    }
+
+    /// Regression (hardening round two, finding 5): three invented events
+    /// numbered after a genuine checkpoint "reached" it although its event
+    /// was not in the export.
+    #[test]
+    fn invented_events_after_a_checkpoint_do_not_reach_it() {
+        let events = chain(30);
+        let cp = Checkpoint::sign(&key(), 30, &events[29].hash, "T");
+        // Chained onto the checkpoint's own hash, so the chain itself holds.
+        let invented = chain(33)[30..].to_vec();
+        assert_eq!(invented[0].prev_hash, cp.hash);
+        assert_eq!(verify_chain(&invented, 31, &cp.hash), Ok(3));
+        assert_eq!(verify_against(&invented, &cp), Err(CheckpointError::StartsAfter { start: 31, seq: 30, at: "T".into() }));
     }
 
     #[test]
@@ -376,22 +396,34 @@ pub enum CheckpointError {
     Rewritten { seq: i64, at: String },
     #[error("there is no signed checkpoint, so nothing shows the log is whole (an empty or cut export verifies as a chain)")]
     NoCheckpoint,
+    #[error(
+        "the events start at {start}, after the checkpoint the broker signed at {at} (event {seq}): nothing vouches for what came before them"
+    )]
+    StartsAfter { start: i64, seq: i64, at: String },
 }
 
 /// Checks that `events` (verified as a chain, oldest first) reach `checkpoint`:
-/// the event it names is there with the hash it names. Events after it are
-/// fine (written since); events up to it that are absent are named.
+/// the event it names is among them with the hash it names. Events after it
+/// are fine (written since, not yet signed); a checkpoint of an event the
+/// events do not hold — past their end, or before their start — proves
+/// nothing about them.
 pub fn verify_against(events: &[AuditEvent], checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+    let start = events.first().map(|e| e.seq).unwrap_or(1);
+    if checkpoint.seq < start {
+        return Err(CheckpointError::StartsAfter { start, seq: checkpoint.seq, at: checkpoint.at.clone() });
+    }
     match events.iter().find(|e| e.seq == checkpoint.seq) {
         Some(e) if e.hash == checkpoint.hash => Ok(()),
         Some(e) => Err(CheckpointError::Rewritten { seq: e.seq, at: checkpoint.at.clone() }),
         None => {
             let last = events.last().map(|e| e.seq).unwrap_or(0);
-            if last > checkpoint.seq {
-                // The export starts after the checkpoint: it says nothing about the events before it.
-                return Ok(());
-            }
             Err(CheckpointError::Missing { first: last + 1, last: checkpoint.seq, at: checkpoint.at.clone() })
         }
     }
+}
+
+/// Whether `checkpoint` signs the event right before the first of `events`
+/// (so an export that does not start at event 1 is anchored by it).
+pub fn anchors(events: &[AuditEvent], checkpoint: &Checkpoint) -> bool {
+    events.first().is_some_and(|first| checkpoint.seq == first.seq - 1 && first.prev_hash == checkpoint.hash)
 }

@@ -1,14 +1,41 @@
 //! Rate rules, with the time passed in: how many failed logins a source may
-//! make before it must wait, and how fast one credential may drive git.
+//! make before it must wait, how fast one credential may drive git, and how
+//! slowly a client may send a request body.
 //!
-//! Failures count in fixed windows per key (an address, or a user name): past
-//! the limit the key is refused, right or wrong, until its window ends; the
-//! wait is what a `Retry-After` says. Requests spend tokens from a bucket per
-//! credential that refills at a steady rate up to a burst.
+//! Failures count in fixed windows per key (an address, or an address and a
+//! user name): past the limit the key's wrong attempts are refused until its
+//! window ends; the wait is what a `Retry-After` says. Requests spend tokens
+//! from a bucket per credential that refills at a steady rate up to a burst.
+//! A body must keep coming: no pause longer than its idle limit, and on
+//! average no slower than a minimum rate once a grace period is over, so a
+//! connection costs its holder bandwidth, never only patience.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+/// How slowly a request body may arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyPace {
+    /// The longest pause between two pieces of the body.
+    pub idle: Duration,
+    /// Time allowed on top of what the minimum rate earns.
+    pub grace: Duration,
+    /// Bytes a second, on average, once the grace is spent.
+    pub min_rate: u64,
+}
+
+impl BodyPace {
+    /// How long the client has for its next piece, having sent `received`
+    /// bytes in `elapsed`; `None` when it is already too late. The deadline
+    /// grows with what has arrived: `grace + received / min_rate`.
+    pub fn next_wait(&self, received: u64, elapsed: Duration) -> Option<Duration> {
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate.max(1) as f64);
+        let budget = self.grace.saturating_add(earned);
+        let left = budget.checked_sub(elapsed).filter(|d| !d.is_zero())?;
+        Some(left.min(self.idle))
+    }
+}
 
 /// A fixed window of failures for one key.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +114,23 @@ impl<K: Hash + Eq + Clone> RequestLimit<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_must_keep_coming_and_keep_up_the_minimum_rate() {
+        let pace = BodyPace { idle: Duration::from_secs(30), grace: Duration::from_secs(10), min_rate: 1000 };
+        let s = Duration::from_secs;
+        // At the start: the grace, capped by the idle limit.
+        assert_eq!(pace.next_wait(0, s(0)), Some(s(10)));
+        // 5 kB earned 5 s more; 2 s spent of 15.
+        assert_eq!(pace.next_wait(5000, s(2)), Some(s(13)));
+        // A fast, large body: the idle limit is the bound.
+        assert_eq!(pace.next_wait(1_000_000, s(1)), Some(s(30)));
+        // Too slow: 4 bytes in 10 s, or exactly at the budget.
+        assert_eq!(pace.next_wait(0, s(10)), None);
+        assert_eq!(pace.next_wait(4, s(11)), None);
+        assert_eq!(pace.next_wait(1000, s(11)), None);
+        assert!(pace.next_wait(1001, s(11)).is_some());
+    }
 
     #[test]
     fn a_flood_of_keys_forgets_only_the_stale_ones() {

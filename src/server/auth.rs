@@ -2,9 +2,9 @@
 //!
 //! The header is read as a typed `Authorization: Bearer` (axum-extra); what is
 //! missing or malformed is said here, and the token itself is checked by
-//! [`Broker::authenticate`]. A source (or user) that failed too often is told
-//! to wait (429, `Retry-After`) before its token is even looked at; every
-//! failure is counted and logged. No message ever echoes the token.
+//! [`Broker::authenticate`]. A source that failed too often is told to wait
+//! (429, `Retry-After`) whenever its token is wrong, but a valid token always
+//! passes; every failure is counted and logged. No message ever echoes the token.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -28,19 +28,25 @@ pub struct Caller(pub UserRecord);
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
-    pub fn of(parts: &Parts, broker: &Broker) -> ClientAddr {
+    /// Every `X-Forwarded-For` line counts (a proxy may append its own); a
+    /// trusted proxy's hop that is no address, or a line that is not text,
+    /// is refused rather than guessed at.
+    pub fn of(parts: &Parts, broker: &Broker) -> Result<ClientAddr, ApiError> {
         // The listener puts the peer on every request; a request from elsewhere (tests) is unspecified.
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        ClientAddr(broker.client_ip(peer, forwarded))
+        let lines = parts.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        broker.client_ip(peer, lines).map(ClientAddr).map_err(|e| {
+            tracing::warn!(%peer, error = %e, "request refused: unreadable X-Forwarded-For");
+            ApiError::bad_input(format!("{e}; the proxy in front of jit must forward plain addresses"))
+        })
     }
 }
 
 impl FromRequestParts<Arc<Broker>> for ClientAddr {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr::of(parts, broker))
+        ClientAddr::of(parts, broker)
     }
 }
 
@@ -48,10 +54,7 @@ impl FromRequestParts<Arc<Broker>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
-        let ClientAddr(addr) = ClientAddr::of(parts, broker);
-        if let Some(wait) = broker.auth_wait(addr, None) {
-            return Err(ApiError::rate_limited("too many failed logins from this address", wait));
-        }
+        let ClientAddr(addr) = ClientAddr::of(parts, broker)?;
         let header = TypedHeader::<Authorization<Bearer>>::from_request_parts(parts, broker).await.map_err(|rejection| match rejection
             .reason()
         {
@@ -66,10 +69,10 @@ impl FromRequestParts<Arc<Broker>> for Caller {
         }
         match broker.authenticate(token).await {
             Ok(user) => Ok(Caller(user)),
-            Err(e @ crate::server::broker::BrokerError::InvalidToken) => {
-                broker.auth_failed(addr, None, "unknown token");
-                Err(e.into())
-            }
+            Err(e @ crate::server::broker::BrokerError::InvalidToken) => match broker.auth_failed(addr, None, "unknown token") {
+                Some(wait) => Err(ApiError::rate_limited("too many failed logins from this address", wait)),
+                None => Err(e.into()),
+            },
             Err(e) => Err(e.into()),
         }
     }

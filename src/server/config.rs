@@ -92,6 +92,8 @@ struct RawServer {
     connections_per_address: Option<usize>,
     header_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    body_idle_timeout: Option<String>,
+    body_min_rate: Option<u64>,
     health_from: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     auth_failures_per_minute: Option<u32>,
@@ -235,6 +237,12 @@ impl ServerConfig {
         }
         if let Some(nets) = raw.server.health_from {
             config.limits.health_from = parse_networks("server.health_from", &nets).map_err(invalid)?;
+        }
+        if let Some(t) = raw.server.body_idle_timeout {
+            config.limits.body.idle = t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.body_idle_timeout: {e}")))?.as_std();
+        }
+        if let Some(rate) = raw.server.body_min_rate {
+            config.limits.body.min_rate = positive("body_min_rate", rate as usize)? as u64;
         }
         if let Some(t) = raw.server.shutdown_grace {
             config.limits.shutdown_grace =

@@ -9,6 +9,9 @@
 //!   answer `/healthz`, so a broker full of hostile connections still says how
 //!   it is. Past the cap a connection is closed at once, never queued.
 //! - At most `per_address` connections from one client address.
+//! - Every request body must keep coming (`body`: no pause over its idle
+//!   limit, no slower on average than its minimum rate after a grace), so a
+//!   connection that stops sending mid-body is ended, authenticated or not.
 //! - Shutdown stops accepting, lets requests in flight (git transfers
 //!   included) finish for `shutdown_grace`, then ends the rest.
 //!
@@ -34,6 +37,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::tls::TlsAcceptor;
+use crate::domain::limits::BodyPace;
 
 /// How many connections, from where, for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +52,8 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// How long requests in flight may finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// How slowly a request body may arrive.
+    pub body: BodyPace,
 }
 
 impl Default for ConnectionLimits {
@@ -59,6 +65,7 @@ impl Default for ConnectionLimits {
             per_address: 128,
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
+            body: BodyPace { idle: Duration::from_secs(30), grace: Duration::from_secs(10), min_rate: 4096 },
         }
     }
 }
@@ -126,15 +133,40 @@ fn busy() -> Response<Body> {
     r
 }
 
+/// `body`, ended with an error once it pauses or lags past `pace`.
+fn paced(body: Incoming, pace: BodyPace) -> Body {
+    let started = tokio::time::Instant::now();
+    let stream = futures_util::stream::unfold(Some((Body::new(body).into_data_stream(), 0u64)), move |state| async move {
+        let (mut inner, received) = state?;
+        let Some(wait) = pace.next_wait(received, started.elapsed()) else {
+            return Some((Err(axum::Error::new("the request body arrived too slowly")), None));
+        };
+        match tokio::time::timeout(wait, futures_util::StreamExt::next(&mut inner)).await {
+            Ok(Some(Ok(chunk))) => {
+                let received = received + chunk.len() as u64;
+                Some((Ok(chunk), Some((inner, received))))
+            }
+            Ok(Some(Err(e))) => Some((Err(e), None)),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::debug!(received, "request body too slow; ending it");
+                Some((Err(axum::Error::new("the request body arrived too slowly")), None))
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
 /// Serves `app` on one accepted stream until it closes, times out or the server stops.
-async fn serve_connection<I>(io: I, app: Router, peer: SocketAddr, admission: Admission, header_timeout: Duration, watcher: Watcher)
+async fn serve_connection<I>(io: I, app: Router, peer: SocketAddr, admission: Admission, limits: &ConnectionLimits, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (header_timeout, pace) = (limits.header_timeout, limits.body);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let app = app.clone();
         async move {
-            let mut request = request.map(Body::new);
+            let mut request = request.map(|body| paced(body, pace));
             request.extensions_mut().insert(ConnectInfo(peer));
             if admission == Admission::HealthOnly && request.uri().path() != "/healthz" {
                 return Ok::<_, std::convert::Infallible>(busy());
@@ -182,20 +214,21 @@ pub async fn serve(
         };
         // Reap finished connection tasks so the set stays small.
         while connections.try_join_next().is_some() {}
-        let (admission, slot) = admit(&counts, peer.ip(), &limits);
+        // One address, one count: an IPv4 peer on a dual-stack socket is `::ffff:a.b.c.d`.
+        let (admission, slot) = admit(&counts, crate::domain::network::canonical(peer.ip()), &limits);
         if admission == Admission::Refused {
             tracing::debug!(%peer, "connection refused: at the cap");
             drop(stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (app, watcher, tls, header_timeout) = (app.clone(), graceful.watcher(), tls.clone(), limits.header_timeout);
+        let (app, watcher, tls, limits) = (app.clone(), graceful.watcher(), tls.clone(), limits.clone());
         connections.spawn(async move {
             let _slot = slot;
             match tls {
-                None => serve_connection(stream, app, peer, admission, header_timeout, watcher).await,
-                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, admission, header_timeout, watcher).await,
+                None => serve_connection(stream, app, peer, admission, &limits, watcher).await,
+                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, admission, &limits, watcher).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },

@@ -46,11 +46,89 @@ pub struct SqliteStore {
 const INTEGRITY_EVERY: Duration = Duration::from_secs(30);
 
 /// The marker beside the database (`jit.db.id`): the identity of the database
-/// this data dir was initialised with.
+/// this data dir was initialised with, and the latest audit checkpoint the
+/// broker signed (its high-water mark, outside the database, so deleting
+/// checkpoint rows cannot lower it unseen).
 fn marker_path(db: &Path) -> std::path::PathBuf {
     let mut p = db.as_os_str().to_owned();
     p.push(".id");
     p.into()
+}
+
+/// What the marker holds: `ID` on its first line, then
+/// `checkpoint SEQ HASH AT SIGNATURE` once the log has been signed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Marker {
+    id: Option<String>,
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Marker {
+    fn parse(text: &str) -> Result<Marker, String> {
+        let mut lines = text.lines();
+        let id = lines.next().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string);
+        let checkpoint = match lines.next() {
+            None => None,
+            Some(line) => match line.split(' ').collect::<Vec<_>>().as_slice() {
+                ["checkpoint", seq, hash, at, signature] => Some(Checkpoint {
+                    seq: seq.parse().map_err(|_| format!("`{seq}` is not an event number"))?,
+                    hash: hash.to_string(),
+                    at: at.to_string(),
+                    signature: signature.to_string(),
+                }),
+                _ => return Err("its second line is not `checkpoint SEQ HASH AT SIGNATURE`".into()),
+            },
+        };
+        Ok(Marker { id, checkpoint })
+    }
+
+    fn text(&self) -> String {
+        let mut text = format!("{}\n", self.id.as_deref().unwrap_or_default());
+        if let Some(cp) = &self.checkpoint {
+            text.push_str(&format!("checkpoint {} {} {} {}\n", cp.seq, cp.hash, cp.at, cp.signature));
+        }
+        text
+    }
+}
+
+/// Keeps the marker's checkpoint at the latest one committed, beside the
+/// writer rather than in its way: the writer hands each new checkpoint over
+/// and goes on; a task writes the newest one (replaced atomically, synced).
+/// The mark may trail the database by the writes of one sync, never lead it.
+pub struct HighWater {
+    latest: tokio::sync::watch::Sender<Option<Checkpoint>>,
+}
+
+impl HighWater {
+    fn start(marker: std::path::PathBuf, id: String) -> HighWater {
+        let (latest, mut signed) = tokio::sync::watch::channel::<Option<Checkpoint>>(None);
+        tokio::spawn(async move {
+            loop {
+                // Once the writer is gone, the last checkpoint it handed over is still written.
+                let open = signed.changed().await.is_ok();
+                let Some(cp) = signed.borrow_and_update().clone() else {
+                    if open {
+                        continue;
+                    }
+                    return;
+                };
+                let (path, text) = (marker.clone(), Marker { id: Some(id.clone()), checkpoint: Some(cp) }.text());
+                let written = tokio::task::spawn_blocking(move || crate::fsutil::replace_private(&path, text.as_bytes())).await;
+                if let Ok(Err(e)) = written {
+                    tracing::error!(path = %marker.display(), error = %e, "could not record the audit log's high-water mark");
+                }
+                if !open {
+                    return;
+                }
+            }
+        });
+        HighWater { latest }
+    }
+
+    /// A checkpoint is committed: record it.
+    pub fn committed(&self, checkpoint: Checkpoint) {
+        self.latest.send_replace(Some(checkpoint));
+    }
 }
 
 /// SQLite's `quick_check`: `Ok` or what it found wrong.
@@ -403,6 +481,8 @@ pub struct Chain {
     key: SigningKey,
     /// `None` until read from the database, and again after a failed batch.
     head: Option<ChainHead>,
+    /// Where each committed checkpoint is also recorded, outside the database.
+    high_water: Option<HighWater>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,7 +494,18 @@ pub struct ChainHead {
 
 impl Chain {
     pub fn new(key: SigningKey) -> Chain {
-        Chain { key, head: None }
+        Chain { key, head: None, high_water: None }
+    }
+
+    fn keeping_high_water(self, high_water: HighWater) -> Chain {
+        Chain { high_water: Some(high_water), ..self }
+    }
+
+    /// The batch that signed `checkpoint` is committed.
+    pub fn committed(&self, checkpoint: Checkpoint) {
+        if let Some(high_water) = &self.high_water {
+            high_water.committed(checkpoint);
+        }
     }
 
     async fn head(&mut self, conn: &mut SqliteConnection) -> StoreResult<ChainHead> {
@@ -437,9 +528,9 @@ impl Chain {
     }
 
     /// Signs a checkpoint of the head, inside the batch's transaction, if it
-    /// moved since `since`.
-    pub async fn sign_if_moved(&self, conn: &mut SqliteConnection, since: &Option<ChainHead>) -> StoreResult<()> {
-        let Some(head) = self.head.as_ref().filter(|h| Some(*h) != since.as_ref()) else { return Ok(()) };
+    /// moved since `since`; returns it.
+    pub async fn sign_if_moved(&self, conn: &mut SqliteConnection, since: &Option<ChainHead>) -> StoreResult<Option<Checkpoint>> {
+        let Some(head) = self.head.as_ref().filter(|h| Some(*h) != since.as_ref()) else { return Ok(None) };
         let cp = Checkpoint::sign(&self.key, head.seq, &head.hash, &head.at);
         sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?, ?, ?, ?)")
             .bind(cp.seq)
@@ -448,7 +539,7 @@ impl Chain {
             .bind(&cp.signature)
             .execute(&mut *conn)
             .await?;
-        Ok(())
+        Ok(Some(cp))
     }
 }
 
@@ -565,7 +656,19 @@ impl SqliteStore {
     /// and when SQLite's integrity check finds damage.
     pub async fn open(path: &Path, key: SigningKey) -> StoreResult<SqliteStore> {
         let marker = marker_path(path);
-        let expected_id = std::fs::read_to_string(&marker).ok().map(|s| s.trim().to_string());
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            crate::fsutil::check_ours(Path::new(&file)).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        let kept = match crate::fsutil::read_private(&marker) {
+            Ok(bytes) => {
+                Marker::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| StoreError::Corrupt(format!("{}: {e}", marker.display())))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Marker::default(),
+            Err(e) => return Err(StoreError::Unavailable(format!("cannot read {}: {e}", marker.display()))),
+        };
+        let expected_id = kept.id.clone();
         let existing = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         if let (Some(id), false) = (&expected_id, existing) {
             return Err(StoreError::Corrupt(format!(
@@ -597,54 +700,95 @@ impl SqliteStore {
         let fresh_id = hex::encode(rand::random::<[u8; 16]>());
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', ?)").bind(&fresh_id).execute(&pool).await?;
         let (id,): (String,) = sqlx::query_as("SELECT value FROM meta WHERE key = 'database_id'").fetch_one(&pool).await?;
-        match expected_id {
-            Some(expected) if expected != id => {
-                return Err(StoreError::Corrupt(format!(
-                    "{} is database {id}, but this data dir held database {expected} (see {}); put the right file back",
-                    path.display(),
-                    marker.display()
-                )));
-            }
-            Some(_) => {}
-            None => crate::fsutil::write_private(&marker, format!("{id}\n").as_bytes())
-                .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?,
+        if let Some(expected) = expected_id
+            && expected != id
+        {
+            return Err(StoreError::Corrupt(format!(
+                "{} is database {id}, but this data dir held database {expected} (see {}); put the right file back",
+                path.display(),
+                marker.display()
+            )));
         }
-        let writer = Writer::start(options.connect().await?, Chain::new(key));
-        let store = SqliteStore { pool, writer, integrity: tokio::sync::Mutex::new(None) };
-        store.check_tail().await?;
-        Ok(store)
-    }
-
-    /// The log must reach its latest signed checkpoint: events cut from its
-    /// end while the broker was down stop it from starting (and from signing
-    /// a shorter log as if it were whole).
-    async fn check_tail(&self) -> StoreResult<()> {
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
-        let Some(cp) = self.latest_checkpoint_row().await? else { return Ok(()) };
-        let signed: Option<(String,)> =
-            sqlx::query_as("SELECT hash FROM audit_events WHERE seq = ?").bind(cp.seq).fetch_optional(&self.pool).await?;
-        match signed {
-            Some((hash,)) if hash == cp.hash => Ok(()),
-            Some(_) => Err(StoreError::Corrupt(format!(
-                "audit event {} is not the one the broker signed at {}: the log was rewritten",
-                cp.seq, cp.at
-            ))),
-            None => Err(StoreError::Corrupt(format!(
-                "the audit log ends at event {} but the broker signed at {} that it reached event {}: events were removed from its end",
-                head.map(|(s, _)| s).unwrap_or(0),
-                cp.at,
-                cp.seq
-            ))),
+        let latest = check_tail(&pool, &key.verifying_key(), kept.checkpoint.as_ref(), &marker).await?;
+        if kept.id.as_deref() != Some(id.as_str()) || kept.checkpoint.is_none() {
+            // A new data dir, or one from before the mark was kept: start it at the log's latest checkpoint.
+            let fresh = Marker { id: Some(id.clone()), checkpoint: latest };
+            crate::fsutil::replace_private(&marker, fresh.text().as_bytes())
+                .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?;
         }
+        let chain = Chain::new(key).keeping_high_water(HighWater::start(marker, id));
+        let writer = Writer::start(options.connect().await?, chain);
+        Ok(SqliteStore { pool, writer, integrity: tokio::sync::Mutex::new(None) })
     }
 
     async fn latest_checkpoint_row(&self) -> StoreResult<Option<Checkpoint>> {
-        let row: Option<(i64, String, String, String)> =
-            sqlx::query_as("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(seq, hash, at, signature)| Checkpoint { seq, hash, at, signature }))
+        latest_checkpoint_row(&self.pool).await
+    }
+}
+
+async fn latest_checkpoint_row(pool: &SqlitePool) -> StoreResult<Option<Checkpoint>> {
+    let row: Option<(i64, String, String, String)> =
+        sqlx::query_as("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    Ok(row.map(|(seq, hash, at, signature)| Checkpoint { seq, hash, at, signature }))
+}
+
+/// The log must hold its latest signed checkpoint, and the one the marker
+/// kept (which checkpoint rows deleted from the database cannot lower):
+/// each signed with this broker's key, each event there with the hash
+/// signed. Events cut from its end, or rewritten, while the broker was down
+/// stop it from starting (and from signing a shorter log as if it were
+/// whole). Returns the database's latest checkpoint.
+async fn check_tail(
+    pool: &SqlitePool,
+    key: &ed25519_dalek::VerifyingKey,
+    kept: Option<&Checkpoint>,
+    marker: &Path,
+) -> StoreResult<Option<Checkpoint>> {
+    let latest = latest_checkpoint_row(pool).await?;
+    if let Some(cp) = &latest {
+        cp.verify(key).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "the audit log's latest checkpoint (event {}) is not signed with this broker's key: the log was rewritten",
+                cp.seq
+            ))
+        })?;
+        holds_checkpoint(pool, cp).await?;
+    }
+    if let Some(kept) = kept {
+        kept.verify(key)
+            .map_err(|_| StoreError::Corrupt(format!("{} holds a checkpoint not signed with this broker's key", marker.display())))?;
+        if latest.as_ref().is_none_or(|l| l.seq < kept.seq) {
+            return Err(StoreError::Corrupt(format!(
+                "the broker signed at {} that the audit log reached event {} (kept in {}), but the database's signed checkpoints end {}: checkpoints were deleted",
+                kept.at,
+                kept.seq,
+                marker.display(),
+                latest.map(|l| format!("at event {}", l.seq)).unwrap_or_else(|| "before any".into())
+            )));
+        }
+        holds_checkpoint(pool, kept).await?;
+    }
+    Ok(latest)
+}
+
+/// Whether the event `cp` signs is in the log with the hash signed.
+async fn holds_checkpoint(pool: &SqlitePool, cp: &Checkpoint) -> StoreResult<()> {
+    let signed: Option<(String,)> = sqlx::query_as("SELECT hash FROM audit_events WHERE seq = ?").bind(cp.seq).fetch_optional(pool).await?;
+    match signed {
+        Some((hash,)) if hash == cp.hash => Ok(()),
+        Some(_) => {
+            Err(StoreError::Corrupt(format!("audit event {} is not the one the broker signed at {}: the log was rewritten", cp.seq, cp.at)))
+        }
+        None => {
+            let head: Option<(i64,)> =
+                sqlx::query_as("SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+            Err(StoreError::Corrupt(format!(
+                "the audit log ends at event {} but the broker signed at {} that it reached event {}: events were removed from its end",
+                head.map(|(s,)| s).unwrap_or(0),
+                cp.at,
+                cp.seq
+            )))
+        }
     }
 }
 

@@ -180,11 +180,14 @@ async fn commit_batch(conn: &mut SqliteConnection, chain: &mut Chain, batch: Vec
     }
     let outcome = match abandoned {
         None => match chain.sign_if_moved(conn, &since).await {
-            Ok(()) => execute(conn, "COMMIT").await,
+            Ok(signed) => execute(conn, "COMMIT").await.map(|()| signed),
             Err(e) => Err(e.to_string()),
         },
         Some(why) => Err(why),
     };
+    if let Ok(Some(checkpoint)) = &outcome {
+        chain.committed(checkpoint.clone());
+    }
     if outcome.is_err() {
         // Nothing of this batch was written; the next batch starts clean.
         let _ = execute(conn, "ROLLBACK").await;

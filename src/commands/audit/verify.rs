@@ -1,7 +1,12 @@
 //! `jit audit verify [--file F] [--key K] [--pin OLD]`: recomputes the hash
 //! chain here, on the client, so a broker whose database was altered cannot
-//! vouch for itself; then checks the log reaches the latest checkpoint the
+//! vouch for itself; then checks the log holds the latest checkpoint the
 //! broker signed, so events cut from the end are named rather than missed.
+//!
+//! An export verifies only when it starts at event 1 (or right after the
+//! pinned earlier export's checkpoint), runs without a gap, and holds its
+//! checkpoint's event with the checkpoint's hash. Events after that
+//! checkpoint are counted as not yet signed: nothing vouches for them.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -9,7 +14,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::api::AuditCheckpoint;
-use crate::domain::audit::{AuditEvent, CheckpointError, GENESIS, parse_public_key, verify_against, verify_chain};
+use crate::domain::audit::{AuditEvent, Checkpoint, CheckpointError, GENESIS, anchors, parse_public_key, verify_against, verify_chain};
 use crate::error::{CommandError, ExitKind};
 
 #[derive(Debug, Args)]
@@ -67,10 +72,6 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
         }
     };
     let events = &export.events;
-    let start = events.first().map(|e| e.seq).unwrap_or(1);
-    let anchor = if start == 1 { GENESIS.to_string() } else { events[0].prev_hash.clone() };
-    let n = verify_chain(events, start, &anchor).map_err(|e| broken(e.to_string()))?;
-
     let carried = export.checkpoint.as_ref();
     let key_text = match (&args.key, carried) {
         (Some(k), _) => k.clone(),
@@ -82,18 +83,38 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
         return Err(broken(CheckpointError::NoCheckpoint.to_string()));
     };
     checkpoint.verify(&key).map_err(|e| broken(format!("checkpoint at event {}: {e}", checkpoint.seq)))?;
-    verify_against(events, &checkpoint).map_err(|e| broken(e.to_string()))?;
-    if let Some(pin) = &args.pin {
-        let earlier = read_export(pin)?.checkpoint.and_then(|c| c.checkpoint).ok_or_else(|| {
-            CommandError::bad_input(format!("{}: no checkpoint line to pin to (an export from `jit audit --json`)", pin.display()))
-        })?;
-        earlier.verify(&key).map_err(|e| broken(format!("{}: {e}", pin.display())))?;
-        verify_against(events, &earlier).map_err(|e| broken(format!("against {}: {e}", pin.display())))?;
+    let pinned: Option<Checkpoint> = match &args.pin {
+        Some(pin) => {
+            let earlier = read_export(pin)?.checkpoint.and_then(|c| c.checkpoint).ok_or_else(|| {
+                CommandError::bad_input(format!("{}: no checkpoint line to pin to (an export from `jit audit --json`)", pin.display()))
+            })?;
+            earlier.verify(&key).map_err(|e| broken(format!("{}: {e}", pin.display())))?;
+            Some(earlier)
+        }
+        None => None,
+    };
+    // Where the chain starts: event 1, or right after the pinned checkpoint.
+    let start = events.first().map(|e| e.seq).unwrap_or(1);
+    let anchored_on_pin = pinned.as_ref().is_some_and(|p| anchors(events, p));
+    if start != 1 && !anchored_on_pin {
+        return Err(broken(format!(
+            "the events start at {start}, not 1, and no signed checkpoint vouches for the one before them (pin the earlier export that ends there with --pin)"
+        )));
     }
-    let origin = if start == 1 { String::new() } else { format!(" from {start} (anchored on the export's first event)") };
+    let anchor = if start == 1 { GENESIS.to_string() } else { events[0].prev_hash.clone() };
+    let n = verify_chain(events, start, &anchor).map_err(|e| broken(e.to_string()))?;
+    verify_against(events, &checkpoint).map_err(|e| broken(e.to_string()))?;
+    if let (Some(pin), Some(earlier)) = (&args.pin, &pinned)
+        && !anchored_on_pin
+    {
+        verify_against(events, earlier).map_err(|e| broken(format!("against {}: {e}", pin.display())))?;
+    }
+    let origin = if start == 1 { String::new() } else { format!(" from {start} (anchored on the pinned checkpoint)") };
     let key_note = if args.key.is_some() { "the given key" } else { "the key the log carries; pin it with --key" };
+    let unsigned = events.iter().filter(|e| e.seq > checkpoint.seq).count();
+    let unsigned = if unsigned == 0 { String::new() } else { format!("; {unsigned} events after it are not signed yet") };
     println!(
-        "audit chain intact: {n} events{origin}; reaches the checkpoint the broker signed at {} (event {}, {key_note})",
+        "audit chain intact: {n} events{origin}; reaches the checkpoint the broker signed at {} (event {}, {key_note}){unsigned}",
         checkpoint.at, checkpoint.seq
     );
     Ok(())

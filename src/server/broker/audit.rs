@@ -10,7 +10,7 @@ use crate::store::UserRecord;
 /// The audit signing key under the data dir, created (random, owner-only)
 /// the first time. Only the broker reads it; its public half verifies exports.
 pub fn load_or_create_signing_key(path: &std::path::Path) -> std::io::Result<SigningKey> {
-    match std::fs::read(path) {
+    match crate::fsutil::read_private(path) {
         Ok(bytes) => {
             let seed: [u8; 32] = bytes.try_into().map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not a 32-byte Ed25519 key", path.display()))

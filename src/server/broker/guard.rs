@@ -2,6 +2,13 @@
 //! from, how many failed logins a source or a user name may make, how fast one
 //! credential may drive git, and a trace of failures in the audit log.
 //!
+//! Failures are counted per source address and per (address, user name), so
+//! nobody elsewhere can lock a user out by failing under their name. A source
+//! that failed too often is refused only when what it presents is wrong: a
+//! valid credential always passes (credentials are 256-bit random, so the
+//! refusals slow down nothing a guesser could win, and someone behind the
+//! same address as an attacker keeps working).
+//!
 //! Each failure is logged (source, user name when one was given, what was
 //! wrong; never the secret). The audit log gets one `auth_failures` summary a
 //! minute at most, so an admin sees an attack without the log being the thing
@@ -20,7 +27,7 @@ use crate::domain::network;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FailureKey {
     Address(IpAddr),
-    User(String),
+    AddressAndUser(IpAddr, String),
 }
 
 /// Sources named in one summary; the rest are counted.
@@ -52,29 +59,27 @@ impl Broker {
     }
 
     /// The client's address: the peer, or what a trusted proxy says it saw.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    pub fn client_ip<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>) -> Result<IpAddr, network::UnreadableHop> {
         network::client_ip(peer, forwarded_for, &self.config.trusted_proxies)
     }
 
-    /// How long `addr` (or the user name it presents) must wait before
-    /// authenticating again, when it failed too often.
-    pub fn auth_wait(&self, addr: IpAddr, user: Option<&str>) -> Option<Duration> {
-        let now = Instant::now();
-        let guard = self.guard();
-        let by_user = user.and_then(|u| guard.failures.blocked(&FailureKey::User(u.to_string()), now));
-        guard.failures.blocked(&FailureKey::Address(addr), now).max(by_user)
-    }
-
-    /// Counts and logs a failed authentication (never the secret).
-    pub fn auth_failed(&self, addr: IpAddr, user: Option<&str>, why: &str) {
+    /// Counts and logs a failed authentication (never the secret), and says
+    /// how long the source must wait before its next failure is even
+    /// answered: `Some` when it (or it under this user name) had already
+    /// failed too often.
+    pub fn auth_failed(&self, addr: IpAddr, user: Option<&str>, why: &str) -> Option<Duration> {
         tracing::warn!(source = %addr, user = user.unwrap_or("-"), reason = why, "authentication failed");
         let now = Instant::now();
         let mut guard = self.guard();
+        let by_user = user.map(|u| FailureKey::AddressAndUser(addr, u.to_string()));
+        let wait =
+            by_user.as_ref().and_then(|key| guard.failures.blocked(key, now)).max(guard.failures.blocked(&FailureKey::Address(addr), now));
         guard.failures.fail(&FailureKey::Address(addr), now);
-        if let Some(u) = user {
-            guard.failures.fail(&FailureKey::User(u.to_string()), now);
+        if let Some(key) = &by_user {
+            guard.failures.fail(key, now);
         }
         *guard.tally.entry((addr, user.map(str::to_string).unwrap_or_else(|| why.to_string()))).or_default() += 1;
+        wait
     }
 
     /// Whether `grant` may make one more git request now, or how long to wait.
