@@ -18,6 +18,8 @@ mod test_host_catch_up;
 mod test_properties;
 #[path = "heavy/test_push_volume.rs"]
 mod test_push_volume;
+#[path = "heavy/test_receive_pack_oracle.rs"]
+mod test_receive_pack_oracle;
 #[path = "heavy/test_upstream_volume.rs"]
 mod test_upstream_volume;
 

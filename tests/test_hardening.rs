@@ -288,7 +288,7 @@ async fn a_name_reused_after_removal_starts_with_nothing() {
     assert_eq!((mint.status, mint.code()), (404, "not_found"));
 }
 
-fn serve_once(dir: &std::path::Path) -> std::process::Output {
+pub(crate) fn serve_once(dir: &std::path::Path) -> std::process::Output {
     let config = dir.join("jit.toml");
     std::fs::write(&config, crate::common::POLICY).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_jit"))
@@ -589,6 +589,23 @@ async fn a_rule_may_confine_its_grants_to_networks() {
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["actor"], "alice");
     assert!(refused[0]["detail"].as_str().unwrap().contains("from 192.0.2.9: outside the rule's networks"), "{}", refused[0]);
+
+    // Regression (hardening round two, finding 2): a client's own header line
+    // ahead of the one the proxy appended was read as the address.
+    let appended = http
+        .get(&refs)
+        .basic_auth("alice", Some(&password))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .header("X-Forwarded-For", "192.0.2.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(appended.status(), 403);
+    assert!(appended.text().await.unwrap().contains("this request came from 192.0.2.9"));
+    // A hop that is no address is refused, never taken for the proxy's own.
+    let unknown = http.get(&refs).basic_auth("alice", Some(&password)).header("X-Forwarded-For", "unknown").send().await.unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.text().await.unwrap().contains("forwarded for `unknown`, which is not an IP address"));
 }
 
 #[tokio::test]

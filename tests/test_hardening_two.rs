@@ -209,3 +209,186 @@ async fn a_push_whose_grant_ends_while_its_pack_is_in_flight_does_not_land() {
         "{audit:?}"
     );
 }
+
+/// The broker on `dir` opened again in-process: its error, if it refuses.
+async fn open_again(dir: &Path) -> Result<(), String> {
+    let config = crate::common::config_for(crate::common::POLICY, dir);
+    jit::server::Broker::open(config)
+        .await
+        .map(drop)
+        .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
+}
+
+/// A broker with a few audited batches behind it, stopped once the marker
+/// beside its database holds its latest checkpoint: (its dir, the checkpoint
+/// seqs in order).
+async fn stopped_broker_with_history() -> (TestBroker, Vec<i64>) {
+    let mut b = TestBroker::start().await;
+    for user in ["alice", "dave", "alice"] {
+        b.request(user, "demo", "read", "1h", None).await;
+    }
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    let seqs: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM audit_checkpoints ORDER BY seq").fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    let seqs: Vec<i64> = seqs.into_iter().map(|(s,)| s).collect();
+    let marker = b.dir.path().join("jit.db.id");
+    let latest = format!("checkpoint {} ", seqs.last().unwrap());
+    crate::common::eventually(|| async { std::fs::read_to_string(&marker).unwrap_or_default() }, |m: &String| m.contains(&latest)).await;
+    if let Some(h) = b.handle.take() {
+        h.shutdown().await.unwrap();
+    }
+    (b, seqs)
+}
+
+/// Regression (finding 4): with the newer checkpoint rows deleted too, a cut
+/// tail matched the latest remaining checkpoint, and the broker started (and
+/// then signed the shorter log).
+#[tokio::test]
+async fn a_cut_tail_with_its_checkpoints_deleted_stops_start_up() {
+    let (b, seqs) = stopped_broker_with_history().await;
+    let keep = seqs[seqs.len() - 3];
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    for sql in [
+        "DROP TRIGGER audit_events_no_delete".to_string(),
+        "DROP TRIGGER audit_checkpoints_no_delete".to_string(),
+        format!("DELETE FROM audit_events WHERE seq > {keep}"),
+        format!("DELETE FROM audit_checkpoints WHERE seq > {keep}"),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let refused = open_again(b.dir.path()).await.expect_err("a cut log must not start");
+    assert!(
+        refused.contains(&format!("reached event {}", seqs.last().unwrap())) && refused.contains("checkpoints were deleted"),
+        "{refused}"
+    );
+    assert!(refused.contains("jit.db.id"), "it names where the mark is kept: {refused}");
+}
+
+/// Regression (finding 4): start-up compared the latest checkpoint with its
+/// event but never checked its signature, so a re-chained log with a
+/// checkpoint row written to match it started.
+#[tokio::test]
+async fn a_checkpoint_the_broker_did_not_sign_stops_start_up() {
+    let (b, seqs) = stopped_broker_with_history().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_checkpoints_no_update").execute(&pool).await.unwrap();
+    let forged = format!("UPDATE audit_checkpoints SET signature = '{}' WHERE seq = {}", "A".repeat(86) + "==", seqs.last().unwrap());
+    sqlx::query(&forged).execute(&pool).await.unwrap();
+    pool.close().await;
+    let refused = open_again(b.dir.path()).await.expect_err("a forged checkpoint must not start");
+    assert!(refused.contains("not signed with this broker's key"), "{refused}");
+}
+
+#[tokio::test]
+async fn an_untouched_log_starts_and_keeps_its_mark() {
+    let (b, seqs) = stopped_broker_with_history().await;
+    open_again(b.dir.path()).await.unwrap();
+    let marker = std::fs::read_to_string(b.dir.path().join("jit.db.id")).unwrap();
+    assert!(marker.lines().nth(1).unwrap().starts_with(&format!("checkpoint {} ", seqs.last().unwrap())), "{marker}");
+    // A marker from before the mark was kept (its id only) is brought up to date.
+    std::fs::write(b.dir.path().join("jit.db.id"), format!("{}\n", marker.lines().next().unwrap())).unwrap();
+    open_again(b.dir.path()).await.unwrap();
+    assert_eq!(std::fs::read_to_string(b.dir.path().join("jit.db.id")).unwrap(), marker);
+}
+
+/// Regression (finding 12): the signing key and the marker were written
+/// through links planted in the data dir.
+#[cfg(unix)]
+#[tokio::test]
+async fn private_files_are_never_reached_through_links() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("stolen.key");
+    std::fs::write(&target, b"").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("audit-signing.key")).unwrap();
+    let refused = open_again(dir.path()).await.expect_err("a linked key must be refused");
+    assert!(refused.contains("symbolic link"), "{refused}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"", "nothing was written through the link");
+
+    // The same for the marker beside the database, and for the data dir itself.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("jit.db.id")).unwrap();
+    let refused = open_again(dir.path()).await.expect_err("a linked marker must be refused");
+    assert!(refused.contains("symbolic link"), "{refused}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"");
+    let real = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("data");
+    std::os::unix::fs::symlink(real.path(), &link).unwrap();
+    let refused = open_again(&link).await.expect_err("a linked data dir must be refused");
+    assert!(refused.contains("symbolic link"), "{refused}");
+}
+
+/// Regression (finding 5): a file of invented events numbered after a
+/// genuine checkpoint line "reached" it, and an export with its first events
+/// removed verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_or_headless_export_does_not_verify() {
+    use jit::domain::audit::{Action, AuditEvent, NewEvent};
+    let b = TestBroker::start().await;
+    for user in ["alice", "dave"] {
+        b.request(user, "demo", "read", "1h", None).await;
+    }
+    let env = crate::common::cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    let export = env.run_with(&["audit", "--json"], &admin, None).success().stdout.clone();
+    let mut lines: Vec<String> = export.lines().map(str::to_string).collect();
+    let checkpoint_line = lines.pop().unwrap();
+    let whole = env.write("whole.jsonl", &export);
+    env.run(&["audit", "verify", "--file", whole.to_str().unwrap()]).success();
+
+    // Three events chained onto the checkpoint's own hash, numbered after it.
+    let checkpoint: serde_json::Value = serde_json::from_str(&checkpoint_line).unwrap();
+    let (mut seq, mut prev) =
+        (checkpoint["checkpoint"]["seq"].as_i64().unwrap(), checkpoint["checkpoint"]["hash"].as_str().unwrap().to_string());
+    let mut invented = Vec::new();
+    for _ in 0..3 {
+        seq += 1;
+        let e = AuditEvent::chain(&NewEvent::new("mallory", Action::Approved), seq, "2026-12-06T00:00:00.000Z".into(), &prev);
+        prev = e.hash.clone();
+        invented.push(serde_json::to_string(&e).unwrap());
+    }
+    invented.push(checkpoint_line.clone());
+    let forged = env.write("forged.jsonl", &(invented.join("\n") + "\n"));
+    env.run(&["audit", "verify", "--file", forged.to_str().unwrap()]).code(1).stderr_has("not 1");
+
+    // The genuine export without its first two events.
+    let headless: Vec<String> = lines[2..].iter().cloned().chain([checkpoint_line]).collect();
+    let headless = env.write("headless.jsonl", &(headless.join("\n") + "\n"));
+    env.run(&["audit", "verify", "--file", headless.to_str().unwrap()]).code(1).stderr_has("events start at 3, not 1");
+}
+
+/// Writes a request head and part of its body, then waits for the broker to
+/// answer or close: how long that took, or `None` past `limit`.
+async fn held_for(url: &str, head: &str, body_part: &[u8], limit: std::time::Duration) -> Option<std::time::Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body_part).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    // Whatever the broker does first — answer or close — ends the hold.
+    match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+        Ok(_) => Some(started.elapsed()),
+        Err(_) => None,
+    }
+}
+
+/// Regression (finding 6): git's probe path read its 4-byte body with no
+/// timeout, so unauthenticated connections could be held open for nothing.
+#[tokio::test]
+async fn a_body_that_stops_coming_is_not_waited_for() {
+    let policy = crate::common::gateway_policy("1h").replace("[server]\n", "[server]\nbody_idle_timeout = \"1s\"\n");
+    let b = TestBroker::start_with(&policy).await;
+    let limit = std::time::Duration::from_secs(15);
+    let probe = "POST /git/demo.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 4\r\n\r\n";
+    let held = held_for(&b.url, probe, b"00", limit).await.expect("the probe's connection was held past 15 s");
+    assert!(held <= std::time::Duration::from_secs(8), "unauthenticated: the shortest wait, {held:?}");
+    // An API body that stops halfway (the idle limit here is 1 s).
+    let token = b.token("alice").to_string();
+    let api = format!(
+        "POST /v1/requests HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    );
+    let held = held_for(&b.url, &api, b"{\"repo\": \"demo\",", limit).await.expect("a stalled body was waited for past 15 s");
+    assert!(held <= std::time::Duration::from_secs(8), "{held:?}");
+}
