@@ -377,13 +377,19 @@ async fn held_for(url: &str, head: &str, body_part: &[u8], limit: std::time::Dur
 /// Regression (finding 6): git's probe path read its 4-byte body with no
 /// timeout, so unauthenticated connections could be held open for nothing.
 #[tokio::test]
-async fn a_body_that_stops_coming_is_not_waited_for() {
-    let policy = crate::common::gateway_policy("1h").replace("[server]\n", "[server]\nbody_idle_timeout = \"1s\"\n");
-    let b = TestBroker::start_with(&policy).await;
+async fn an_unauthenticated_probe_that_stops_is_not_waited_for() {
+    let b = TestBroker::start_gateway("1h").await;
     let limit = std::time::Duration::from_secs(15);
     let probe = "POST /git/demo.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 4\r\n\r\n";
     let held = held_for(&b.url, probe, b"00", limit).await.expect("the probe's connection was held past 15 s");
     assert!(held <= std::time::Duration::from_secs(8), "unauthenticated: the shortest wait, {held:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_coming_is_not_waited_for() {
+    let policy = crate::common::gateway_policy("1h").replace("[server]\n", "[server]\nbody_idle_timeout = \"1s\"\n");
+    let b = TestBroker::start_with(&policy).await;
+    let limit = std::time::Duration::from_secs(15);
     // An API body that stops halfway (the idle limit here is 1 s).
     let token = b.token("alice").to_string();
     let api = format!(
@@ -391,4 +397,58 @@ async fn a_body_that_stops_coming_is_not_waited_for() {
     );
     let held = held_for(&b.url, &api, b"{\"repo\": \"demo\",", limit).await.expect("a stalled body was waited for past 15 s");
     assert!(held <= std::time::Duration::from_secs(8), "{held:?}");
+}
+
+/// Regression (finding 7): a grant found its rule by name, so a policy change
+/// (a rule's networks dropped, deletes allowed, a rule renamed into its
+/// place) widened grants already live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_grant_keeps_the_terms_it_was_decided_under() {
+    let policy = release_only_policy()
+        .replace("allow_deletes = true\n", "")
+        .replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+        .replace("name = \"demo-write\"\n", "name = \"demo-write\"\nfrom = [\"10.0.0.0/8\"]\n");
+    let mut b = TestBroker::start_with(&policy).await;
+    let id = b.request("alice", "demo", "write", "1h", Some("work")).await["id"].as_i64().unwrap();
+    let grant = b.approve("bob", id).await.body["grant"]["id"].as_i64().unwrap();
+    let http = reqwest::Client::new();
+    let minted = http
+        .post(format!("{}/v1/grants/{grant}/credentials", b.url))
+        .bearer_auth(b.token("alice"))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 201);
+    let password = minted.json::<serde_json::Value>().await.unwrap()["password"].as_str().unwrap().to_string();
+    let bare = b.dir.path().join("repos/demo.git");
+    git_dir(&bare, &["branch", "release/old", "main"]);
+    let main = rev(&bare, "main").unwrap();
+
+    // The rule now allows any network and deletes: the live grant keeps what it was given.
+    b.policy = b
+        .policy
+        .replace("from = [\"10.0.0.0/8\"]\n", "")
+        .replace("refs = [\"release/*\"]\n", "refs = [\"release/*\"]\nallow_deletes = true\n");
+    b.restart().await;
+    let refs = format!("{}/git/demo.git/info/refs?service=git-receive-pack", b.url);
+    let outside = http.get(&refs).basic_auth("alice", Some(&password)).header("X-Forwarded-For", "192.0.2.9").send().await.unwrap();
+    assert_eq!(outside.status(), 403, "the grant was widened to every network");
+    let inside = http.get(&refs).basic_auth("alice", Some(&password)).header("X-Forwarded-For", "10.1.2.3").send().await.unwrap();
+    assert_eq!(inside.status(), 200);
+    let mut delete = pkt(&format!("{main} {ZERO} refs/heads/release/old\0report-status"));
+    delete.extend_from_slice(b"0000");
+    let pushed = http
+        .post(format!("{}/git/demo.git/git-receive-pack", b.url))
+        .basic_auth("alice", Some(&password))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .header("Content-Type", "application/x-git-receive-pack-request")
+        .body(delete)
+        .send()
+        .await
+        .unwrap();
+    let report = pushed.text().await.unwrap();
+    assert!(report.contains("ng refs/heads/release/old"), "the grant was widened to deletes: {report}");
+    assert_eq!(rev(&bare, "release/old").as_deref(), Some(main.as_str()));
 }

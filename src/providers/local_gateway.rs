@@ -179,6 +179,7 @@ mod tests {
             level: Level::Read,
             rule: None,
             refs: crate::domain::refs::RefScope::all(),
+            terms: None,
             granted_at: now,
             expires_at: now + chrono::Duration::seconds(expires_in_secs),
             revoked_at: None,

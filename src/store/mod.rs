@@ -68,6 +68,16 @@ pub struct NewUserRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a request's rule allowed when it was made, kept on the request and
+/// its grant: later changes to the policy never widen a live grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    /// The networks its grant may be used from (none: anywhere).
+    pub from: Vec<ipnet::IpNet>,
+    /// Whether its grant may delete refs below `admin`.
+    pub allow_deletes: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub requester_id: i64,
@@ -80,6 +90,7 @@ pub struct NewRequest {
     pub approvals_required: u32,
     /// The refs its grant may update (the rule's, or narrower as asked).
     pub refs: RefScope,
+    pub terms: Terms,
     pub created_at: DateTime<Utc>,
 }
 
@@ -96,6 +107,8 @@ pub struct RequestRecord {
     pub rule: String,
     pub approvals_required: u32,
     pub refs: RefScope,
+    /// `None` only for requests made before terms were kept.
+    pub terms: Option<Terms>,
     pub status: RequestStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -125,6 +138,9 @@ pub struct GrantRecord {
     pub rule: Option<String>,
     /// The refs it may update.
     pub refs: RefScope,
+    /// What it was decided under (`None` only for grants older than this:
+    /// their rule is looked up by name).
+    pub terms: Option<Terms>,
     pub granted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

@@ -19,7 +19,7 @@ use sqlx::{FromRow, SqliteConnection, SqlitePool};
 
 use super::{
     ApprovalRecord, EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord,
-    Page, Removal, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, UserRecord, attach_ids,
+    Page, Removal, RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, Terms, UserRecord, attach_ids,
 };
 use crate::domain::audit::{Action, AuditEvent, Checkpoint, GENESIS, NewEvent, timestamp};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
@@ -234,6 +234,8 @@ struct GrantRow {
     level: String,
     rule: Option<String>,
     refs: Option<String>,
+    from_networks: Option<String>,
+    allow_deletes: Option<i64>,
     granted_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
@@ -248,6 +250,20 @@ struct FailingRow {
     end_failures: i64,
     end_error: Option<String>,
     end_retry_at: Option<i64>,
+}
+
+/// Stored terms: both columns, or neither (decided before they were kept).
+fn terms(from_networks: Option<&str>, allow_deletes: Option<i64>) -> StoreResult<Option<Terms>> {
+    let (Some(from), Some(deletes)) = (from_networks, allow_deletes) else { return Ok(None) };
+    let from = from
+        .lines()
+        .map(|n| n.parse::<ipnet::IpNet>().map_err(|_| StoreError::Corrupt(format!("from_networks: `{n}` is not a network"))))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(Terms { from, allow_deletes: deletes != 0 }))
+}
+
+fn stored_networks(terms: &Terms) -> String {
+    terms.from.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 /// A stored ref scope; one that no longer parses is a corrupt row.
@@ -268,6 +284,7 @@ impl TryFrom<GrantRow> for GrantRecord {
             level: parsed("level", &r.level)?,
             rule: r.rule,
             refs: scope(r.refs.as_deref())?,
+            terms: terms(r.from_networks.as_deref(), r.allow_deletes)?,
             granted_at: time(r.granted_at)?,
             expires_at: time(r.expires_at)?,
             revoked_at: opt_time(r.revoked_at)?,
@@ -323,6 +340,8 @@ struct RequestJoinRow {
     rule: String,
     approvals_required: i64,
     refs: Option<String>,
+    from_networks: Option<String>,
+    allow_deletes: Option<i64>,
     status: String,
     created_at: i64,
     decided_at: Option<i64>,
@@ -342,7 +361,8 @@ struct RequestJoinRow {
 /// Requests with their approvals and grant, in one query. `{where}` filters
 /// the requests (before the limit), so a page holds whole requests.
 const REQUESTS_QUERY: &str = "
-SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs, r.status,
+SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
+       r.from_networks, r.allow_deletes, r.status,
        r.created_at, r.decided_at, r.decided_by, r.decision_note,
        a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
        g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
@@ -359,6 +379,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
         if out.last().is_none_or(|r| r.id != row.id) {
             let level = parsed("level", &row.level)?;
             let refs = scope(row.refs.as_deref())?;
+            let terms = terms(row.from_networks.as_deref(), row.allow_deletes)?;
             let grant = match row.g_id {
                 Some(gid) => Some(GrantRecord {
                     id: gid,
@@ -369,6 +390,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
                     level,
                     rule: Some(row.rule.clone()),
                     refs: refs.clone(),
+                    terms: terms.clone(),
                     granted_at: time(row.g_granted_at.unwrap_or_default())?,
                     expires_at: time(row.g_expires_at.unwrap_or_default())?,
                     revoked_at: opt_time(row.g_revoked_at)?,
@@ -388,6 +410,7 @@ fn fold_requests(rows: Vec<RequestJoinRow>) -> StoreResult<Vec<RequestRecord>> {
                 rule: row.rule.clone(),
                 approvals_required: u32::try_from(row.approvals_required).map_err(|_| StoreError::Corrupt("bad approval count".into()))?,
                 refs,
+                terms,
                 status: parsed("status", &row.status)?,
                 created_at: time(row.created_at)?,
                 decided_at: opt_time(row.decided_at)?,
@@ -446,6 +469,7 @@ fn grant_of(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime<Ut
         level: req.level,
         rule: Some(req.rule.clone()),
         refs: req.refs.clone(),
+        terms: req.terms.clone(),
         granted_at: as_stored(granted_at)?,
         expires_at: as_stored(expires_at)?,
         revoked_at: None,
@@ -599,7 +623,8 @@ async fn append(conn: &mut SqliteConnection, chain: &mut Chain, events: &[NewEve
 
 async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO grants (request_id, user_id, user, repo, level, rule, refs, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO grants (request_id, user_id, user, repo, level, rule, refs, from_networks, allow_deletes, granted_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(req.id)
     .bind(req.requester_id)
@@ -608,6 +633,8 @@ async fn insert_grant(conn: &mut SqliteConnection, req: &RequestRecord, window: 
     .bind(req.level.as_str())
     .bind(&req.rule)
     .bind(req.refs.to_stored())
+    .bind(req.terms.as_ref().map(stored_networks))
+    .bind(req.terms.as_ref().map(|t| i64::from(t.allow_deletes)))
     .bind(ms(window.0))
     .bind(ms(window.1))
     .fetch_one(&mut *conn)
@@ -1005,8 +1032,9 @@ impl Store for SqliteStore {
                 Box::pin(async move {
                     let new = &new;
                     let (id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs, status, created_at, decided_at, decided_by)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs,
+                                               from_networks, allow_deletes, status, created_at, decided_at, decided_by)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     )
                     .bind(new.requester_id)
                     .bind(&new.requester)
@@ -1017,6 +1045,8 @@ impl Store for SqliteStore {
                     .bind(&new.rule)
                     .bind(i64::from(new.approvals_required))
                     .bind(new.refs.to_stored())
+                    .bind(stored_networks(&new.terms))
+                    .bind(i64::from(new.terms.allow_deletes))
                     .bind(status.as_str())
                     .bind(ms(new.created_at))
                     .bind(grant.map(|_| ms(new.created_at)))
@@ -1034,6 +1064,7 @@ impl Store for SqliteStore {
                         rule: new.rule.clone(),
                         approvals_required: new.approvals_required,
                         refs: new.refs.clone(),
+                        terms: Some(new.terms.clone()),
                         status,
                         created_at: as_stored(new.created_at)?,
                         decided_at: grant.map(|_| as_stored(new.created_at)).transpose()?,
@@ -1482,6 +1513,7 @@ mod tests {
             rule: "demo-write".into(),
             approvals_required: 2,
             refs: RefScope::all(),
+            terms: Terms { from: vec!["10.0.0.0/8".parse().unwrap()], allow_deletes: true },
             created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
         }
     }

@@ -180,10 +180,26 @@ impl Broker {
         live
     }
 
-    /// The networks the grant's rule restricts it to, when it does.
+    /// The networks the grant was decided to be used from, when its rule
+    /// named any, and the rule's name. Kept on the grant, so a later policy
+    /// change never widens it; a grant from before terms were kept has its
+    /// rule looked up by name.
     pub(super) fn networks_of(&self, grant: &GrantRecord) -> Option<(String, Vec<ipnet::IpNet>)> {
-        let rule = self.config.policy.rule(grant.rule.as_deref()?)?;
-        (!rule.from.is_empty()).then(|| (rule.name.clone(), rule.from.clone()))
+        let rule_name = grant.rule.clone().unwrap_or_default();
+        let from = match &grant.terms {
+            Some(terms) => terms.from.clone(),
+            None => self.config.policy.rule(grant.rule.as_deref()?)?.from.clone(),
+        };
+        (!from.is_empty()).then_some((rule_name, from))
+    }
+
+    /// Whether the grant may delete refs below `admin` (as kept on it, or, for
+    /// a grant from before terms were kept, as its rule says now).
+    fn deletes_allowed(&self, grant: &GrantRecord) -> bool {
+        match &grant.terms {
+            Some(terms) => terms.allow_deletes,
+            None => grant.rule.as_deref().and_then(|r| self.config.policy.rule(r)).is_some_and(|r| r.allow_deletes),
+        }
     }
 
     /// Audits a refused git request, with the user when the credential named
@@ -216,7 +232,7 @@ impl Broker {
     /// reason git will show: a ref outside the grant's refs, or a deletion
     /// below `admin` where the rule does not allow deletes.
     pub fn push_refusals(&self, grant: &GrantRecord, push: &Commands) -> Vec<(String, String)> {
-        let deletes_allowed = grant.rule.as_deref().and_then(|r| self.config.policy.rule(r)).is_some_and(|r| r.allow_deletes);
+        let deletes_allowed = self.deletes_allowed(grant);
         push.updates
             .iter()
             .filter_map(|u| crate::domain::refs::refusal(u, grant.level, &grant.refs, deletes_allowed).map(|why| (u.name.clone(), why)))

@@ -192,6 +192,7 @@ impl Broker {
             rule: rule.name.clone(),
             approvals_required: rule.approvals_required,
             refs: scope.clone(),
+            terms: crate::store::Terms { from: rule.from.clone(), allow_deletes: rule.allow_deletes },
             created_at: now,
         };
         let mut requested = event(&caller.name, Action::Requested, &repo, level);

@@ -102,6 +102,7 @@ mod tests {
             rule: "r".into(),
             approvals_required: 2,
             refs: RefScope::all(),
+            terms: None,
             status,
             created_at: at,
             decided_at: None,
