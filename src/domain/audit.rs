@@ -303,6 +303,7 @@ mod tests {
         let events = chain(5);
         let cp = Checkpoint::sign(&key(), 5, &events[4].hash, "T");
         assert_eq!(verify_against(&events, &cp), Ok(()));
+        assert_eq!(verify_against(&events[4..], &cp), Ok(()), "the checkpoint's event alone reaches it");
         // The last two events deleted: the chain alone still verifies...
         assert_eq!(verify_chain(&events[..3], 1, GENESIS), Ok(3));
         // ...the checkpoint does not.

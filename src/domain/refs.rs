@@ -17,6 +17,8 @@ pub enum RefError {
     Invalid(String),
     #[error("ref pattern `{asked}` is outside what the rule allows ({allowed})")]
     OutsideRule { asked: String, allowed: String },
+    #[error("ref pattern `{0}` holds a hidden or direction-changing character (U+{1:04X}), which would mislead the approver who reads it")]
+    Hidden(String, u32),
 }
 
 /// One ref pattern, normalized to a full ref name.
@@ -26,6 +28,10 @@ pub struct RefPattern(String);
 impl RefPattern {
     pub fn parse(input: &str) -> Result<RefPattern, RefError> {
         let input = input.trim();
+        // Approvers read patterns; git would take these characters, people would not see them.
+        if let Some(c) = input.chars().find(|c| super::text::is_hidden(*c)) {
+            return Err(RefError::Hidden(input.escape_debug().to_string(), u32::from(c)));
+        }
         let full = if input.starts_with("refs/") { input.to_string() } else { format!("refs/heads/{input}") };
         // Valid when every `*` stood for a plain name character.
         if input.is_empty() || full.len() > 255 || !is_ref_name(&full.replace('*', "x")) {
@@ -157,6 +163,15 @@ pub fn refusal(update: &RefUpdate, level: Level, scope: &RefScope, deletes_allow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hardening round two, finding 15: `--ref` patterns took bidi and invisible characters.
+    #[test]
+    fn hidden_characters_are_not_ref_patterns() {
+        for bad in ["release/\u{202E}1", "\u{200B}main", "hot\u{2066}fix/*"] {
+            assert!(matches!(RefPattern::parse(bad), Err(RefError::Hidden(..))), "{bad:?}");
+        }
+        assert!(RefPattern::parse("release/é*").is_ok(), "other non-ASCII letters are names");
+    }
 
     fn p(s: &str) -> RefPattern {
         RefPattern::parse(s).unwrap()

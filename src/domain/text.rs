@@ -20,7 +20,7 @@ pub enum TextError {
 }
 
 /// Characters that change how text is displayed without being seen.
-fn is_hidden(c: char) -> bool {
+pub fn is_hidden(c: char) -> bool {
     matches!(c,
         '\u{00AD}'                  // soft hyphen
         | '\u{061C}'                // Arabic letter mark
