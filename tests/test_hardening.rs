@@ -554,14 +554,7 @@ async fn a_rule_may_confine_its_grants_to_networks() {
         r.message()
     );
     // A forwarded-for header from a peer that is not a trusted proxy changes nothing.
-    let raw = reqwest::Client::new()
-        .post(format!("{}/v1/grants/{grant}/credentials", b.url))
-        .bearer_auth(b.token("alice"))
-        .header("X-Forwarded-For", "10.1.2.3")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let raw = b.mint_forwarded_for("alice", grant, "10.1.2.3").await;
     assert_eq!(raw.status(), 403);
     assert_eq!(b.audit().await.into_iter().filter(|e| e["action"] == "credential_refused").count(), 2);
 
@@ -569,14 +562,7 @@ async fn a_rule_may_confine_its_grants_to_networks() {
     let b = TestBroker::start_with_repos(&restricted("trusted_proxies = [\"127.0.0.1\"]\n"), &[]).await;
     let grant = b.request("alice", "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
     let http = reqwest::Client::new();
-    let minted = http
-        .post(format!("{}/v1/grants/{grant}/credentials", b.url))
-        .bearer_auth(b.token("alice"))
-        .header("X-Forwarded-For", "10.1.2.3")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let minted = b.mint_forwarded_for("alice", grant, "10.1.2.3").await;
     assert_eq!(minted.status(), 201);
     let password = minted.json::<serde_json::Value>().await.unwrap()["password"].as_str().unwrap().to_string();
     let refs = format!("{}/git/demo.git/info/refs?service=git-upload-pack", b.url);

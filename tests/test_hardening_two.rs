@@ -412,14 +412,7 @@ async fn a_live_grant_keeps_the_terms_it_was_decided_under() {
     let id = b.request("alice", "demo", "write", "1h", Some("work")).await["id"].as_i64().unwrap();
     let grant = b.approve("bob", id).await.body["grant"]["id"].as_i64().unwrap();
     let http = reqwest::Client::new();
-    let minted = http
-        .post(format!("{}/v1/grants/{grant}/credentials", b.url))
-        .bearer_auth(b.token("alice"))
-        .header("X-Forwarded-For", "10.1.2.3")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let minted = b.mint_forwarded_for("alice", grant, "10.1.2.3").await;
     assert_eq!(minted.status(), 201);
     let password = minted.json::<serde_json::Value>().await.unwrap()["password"].as_str().unwrap().to_string();
     let bare = b.dir.path().join("repos/demo.git");

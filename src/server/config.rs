@@ -404,6 +404,18 @@ max_duration = "2h"
     }
 
     #[test]
+    fn body_limits_are_read_and_bad_ones_named() {
+        let c = parse("[server]\nbody_idle_timeout = \"5s\"\nbody_min_rate = 100\n").unwrap();
+        assert_eq!((c.limits.body.idle, c.limits.body.min_rate), (std::time::Duration::from_secs(5), 100));
+        let err = parse("[server]\nbody_idle_timeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("server.body_idle_timeout") && err.contains("`soon`"), "{err}");
+        let err = parse("[server]\nbody_min_rate = 0\n").unwrap_err().to_string();
+        assert!(err.contains("server.body_min_rate: must be at least 1"), "{err}");
+        let err = parse("[server]\nbody_min_rate = -1\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("`-1`"), "{err}");
+    }
+
+    #[test]
     fn upstream_providers_and_their_repos_are_checked_at_start_up() {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("corp.token");

@@ -133,13 +133,15 @@ fn busy() -> Response<Body> {
     r
 }
 
+const TOO_SLOW: &str = "the request body arrived too slowly";
+
 /// `body`, ended with an error once it pauses or lags past `pace`.
 fn paced(body: Incoming, pace: BodyPace) -> Body {
     let started = tokio::time::Instant::now();
     let stream = futures_util::stream::unfold(Some((Body::new(body).into_data_stream(), 0u64)), move |state| async move {
         let (mut inner, received) = state?;
         let Some(wait) = pace.next_wait(received, started.elapsed()) else {
-            return Some((Err(axum::Error::new("the request body arrived too slowly")), None));
+            return Some((Err(axum::Error::new(TOO_SLOW)), None));
         };
         match tokio::time::timeout(wait, futures_util::StreamExt::next(&mut inner)).await {
             Ok(Some(Ok(chunk))) => {
@@ -150,7 +152,7 @@ fn paced(body: Incoming, pace: BodyPace) -> Body {
             Ok(None) => None,
             Err(_) => {
                 tracing::debug!(received, "request body too slow; ending it");
-                Some((Err(axum::Error::new("the request body arrived too slowly")), None))
+                Some((Err(axum::Error::new(TOO_SLOW)), None))
             }
         }
     });
@@ -158,11 +160,11 @@ fn paced(body: Incoming, pace: BodyPace) -> Body {
 }
 
 /// Serves `app` on one accepted stream until it closes, times out or the server stops.
-async fn serve_connection<I>(io: I, app: Router, peer: SocketAddr, admission: Admission, limits: &ConnectionLimits, watcher: Watcher)
+async fn serve_connection<I>(io: I, app: Router, peer: SocketAddr, admission: Admission, timing: (Duration, BodyPace), watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (header_timeout, pace) = (limits.header_timeout, limits.body);
+    let (header_timeout, pace) = timing;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let app = app.clone();
         async move {
@@ -222,13 +224,13 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (app, watcher, tls, limits) = (app.clone(), graceful.watcher(), tls.clone(), limits.clone());
+        let (app, watcher, tls, timing) = (app.clone(), graceful.watcher(), tls.clone(), (limits.header_timeout, limits.body));
         connections.spawn(async move {
             let _slot = slot;
             match tls {
-                None => serve_connection(stream, app, peer, admission, &limits, watcher).await,
-                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, admission, &limits, watcher).await,
+                None => serve_connection(stream, app, peer, admission, timing, watcher).await,
+                Some(acceptor) => match tokio::time::timeout(timing.0, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, admission, timing, watcher).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },

@@ -737,7 +737,7 @@ impl SqliteStore {
             )));
         }
         let latest = check_tail(&pool, &key.verifying_key(), kept.checkpoint.as_ref(), &marker).await?;
-        if kept.id.as_deref() != Some(id.as_str()) || kept.checkpoint.is_none() {
+        if kept.id.is_none() || kept.checkpoint.is_none() {
             // A new data dir, or one from before the mark was kept: start it at the log's latest checkpoint.
             let fresh = Marker { id: Some(id.clone()), checkpoint: latest };
             crate::fsutil::replace_private(&marker, fresh.text().as_bytes())

@@ -290,6 +290,19 @@ impl TestBroker {
         Resp { status, headers, body }
     }
 
+    /// `user` mints a credential for `grant` as seen through a proxy that
+    /// forwarded for `forwarded_for` (believed only if this broker trusts the peer).
+    pub async fn mint_forwarded_for(&self, user: &str, grant: i64, forwarded_for: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/grants/{grant}/credentials", self.url))
+            .bearer_auth(self.token(user))
+            .header("X-Forwarded-For", forwarded_for)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, user: &str, path: &str) -> Resp {
         self.send(reqwest::Method::GET, path, Some(self.token(user)), None).await
     }
