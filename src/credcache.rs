@@ -27,6 +27,27 @@ use crate::domain::repo::CloneUrl;
 use crate::domain::token::SecretString;
 use crate::keychain::{Keychain, KeychainError};
 
+impl CachedGrant {
+    /// What the cache keeps of a credential `server` minted, under the grant
+    /// it answered for: the one asked about, or one that superseded it.
+    pub fn of(server: &str, credential: &api::Credential) -> Result<CachedGrant, ClientError> {
+        let grant = &credential.grant;
+        let level: Level = grant.level.parse().map_err(|e: crate::domain::level::UnknownLevel| ClientError::Protocol(e.to_string()))?;
+        Ok(CachedGrant {
+            server: server.to_string(),
+            grant_id: grant.id,
+            request_id: grant.request_id,
+            repo: grant.repo.clone(),
+            level,
+            refs: grant.refs.clone(),
+            granted_at: Some(grant.granted_at),
+            grant_expires_at: grant.expires_at,
+            username: credential.username.clone(),
+            credential_expires_at: credential.expires_at,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedGrant {
     /// The broker that issued it.
@@ -289,19 +310,7 @@ pub async fn fetch_and_store(
         Err(ClientError::Api { code, .. }) if code == api::codes::CONFLICT || code == api::codes::NOT_FOUND => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let level: Level = grant.level.parse().map_err(|e: crate::domain::level::UnknownLevel| ClientError::Protocol(e.to_string()))?;
-    let cached = CachedGrant {
-        server: client.base().to_string(),
-        grant_id: grant.id,
-        request_id: grant.request_id,
-        repo: grant.repo.clone(),
-        level,
-        refs: grant.refs.clone(),
-        granted_at: Some(grant.granted_at),
-        grant_expires_at: grant.expires_at,
-        username: credential.username.clone(),
-        credential_expires_at: credential.expires_at,
-    };
+    let cached = CachedGrant::of(client.base(), &credential)?;
     store(keychain, &url.to_string(), cached, &credential.password)?;
     update(|index| {
         index.repos.insert(url.to_string(), GuardedRepo { server: client.base().to_string(), repo: grant.repo.clone() });

@@ -445,3 +445,42 @@ async fn a_live_grant_keeps_the_terms_it_was_decided_under() {
     assert!(report.contains("ng refs/heads/release/old"), "the grant was widened to deletes: {report}");
     assert_eq!(rev(&bare, "release/old").as_deref(), Some(main.as_str()));
 }
+
+/// Regression (finding 14): when a later grant superseded an earlier one
+/// before the earlier one's credential was minted, its requester got exit 4,
+/// "granted, but the git host did not mint its credential: grant N has ended",
+/// with both "ask again" and "grant N stands". Git already answers to the
+/// superseding grant; so does minting, and the requester gets exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_grants_requester_gets_the_superseding_credential() {
+    let b = TestBroker::start_gateway("1h").await;
+    let first = b.request("alice", "demo", "write", "1h", Some("one")).await["id"].as_i64().unwrap();
+    let second = b.request("alice", "demo", "write", "2h", Some("two")).await["id"].as_i64().unwrap();
+    let superseded = b.approve("bob", first).await.body["grant"]["id"].as_i64().unwrap();
+    let superseding = b.approve("bob", second).await.body["grant"]["id"].as_i64().unwrap();
+    assert_ne!(superseded, superseding);
+    let minted = b.post("alice", &format!("/v1/grants/{superseded}/credentials"), json!({})).await;
+    assert_eq!(minted.status, 201, "{}", minted.body);
+    assert_eq!(minted.body["grant"]["id"], superseding, "{}", minted.body);
+
+    // The requester still waiting on the first request: granted, credential kept, exit 0.
+    let alice = crate::common::cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    let waited = alice.run(&["wait", &first.to_string()]);
+    waited.success();
+    assert!(!waited.stderr.contains("stands") && !waited.stderr.contains("did not mint"), "{}", waited.stderr);
+    let index = alice.credential_index();
+    assert!(index.to_string().contains(&format!("\"grant_id\":{superseding}")), "the cache holds the superseding grant: {index}");
+
+    // A grant a person revoked is still ended: no credential, and no claim that it stands.
+    let third = b.request("dave", "demo", "write", "1h", Some("three")).await["id"].as_i64().unwrap();
+    let revoked = b.approve("bob", third).await.body["grant"]["id"].as_i64().unwrap();
+    assert_eq!(b.post("admin", &format!("/v1/grants/{revoked}/revoke"), json!({})).await.status, 200);
+    let refused = b.post("dave", &format!("/v1/grants/{revoked}/credentials"), json!({})).await;
+    assert_eq!((refused.status, refused.code()), (409, "grant_ended"), "{}", refused.body);
+    let dave = crate::common::cli_env(&b);
+    dave.login(&b.url, b.token("dave")).success();
+    let waited = dave.run(&["wait", &third.to_string()]);
+    waited.code(4).stderr_has("ended before its credential was minted").stderr_has("ask again");
+    assert!(!waited.stderr.contains("stands"), "{}", waited.stderr);
+}

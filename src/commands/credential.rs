@@ -206,9 +206,8 @@ fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Res
         }
         Err(e) => Err(cannot(e.to_string())),
         Ok(credential) => {
-            let mut refreshed = cached.clone();
-            refreshed.credential_expires_at = credential.expires_at;
-            refreshed.username = credential.username.clone();
+            // Under the grant the broker answered for (a superseding one, when this one was superseded).
+            let refreshed = CachedGrant::of(&cached.server, &credential).map_err(|e| cannot(e.to_string()))?;
             credcache::store(&keychain, key, refreshed, &credential.password).map_err(|e| cannot(e.to_string()))?;
             Ok(Answer { username: credential.username, password: credential.password, expires_unix: credential.expires_at.timestamp() })
         }

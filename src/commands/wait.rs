@@ -174,12 +174,32 @@ pub fn approved_line(req: &AccessRequest) -> String {
     }
 }
 
+/// Why the approved grant's credential is not on this machine.
+enum NotKept {
+    /// The git host refused or failed to mint (or rate-limits): the grant stands.
+    Host(CommandError),
+    /// The grant ended (revoked, expired) before its credential was minted.
+    Ended(CommandError),
+    /// Anything local (the keychain), or the broker out of reach: git fetches it later.
+    Local(CommandError),
+}
+
 /// Keeps the approved grant's credential where git's helper finds it, and
 /// says so when git would not ask jit for that host yet.
-async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), CommandError> {
+async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), NotKept> {
     let Some(grant) = &req.grant else { return Ok(()) };
-    let keychain = Keychain::open()?;
-    let Some((url, _)) = credcache::fetch_and_store(client, &keychain, grant).await? else { return Ok(()) };
+    let keychain = Keychain::open().map_err(|e| NotKept::Local(e.into()))?;
+    let fetched = match credcache::fetch_and_store(client, &keychain, grant).await {
+        Ok(fetched) => fetched,
+        Err(credcache::FetchError::Broker(ClientError::Api { code, message, .. })) if code == crate::api::codes::GRANT_ENDED => {
+            return Err(NotKept::Ended(CommandError::new(ExitKind::TimedOut, message)));
+        }
+        Err(e) => {
+            let e = CommandError::from(e);
+            return Err(if matches!(e.kind, ExitKind::HostFailed | ExitKind::TimedOut) { NotKept::Host(e) } else { NotKept::Local(e) });
+        }
+    };
+    let Some((url, _)) = fetched else { return Ok(()) };
     if let Some(warning) = keychain.file_warning() {
         eprintln!("{warning}");
     }
@@ -196,20 +216,24 @@ async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), Com
 /// failed request that invites a second one. A git host that refused or
 /// failed to mint (exit 6, or 4 when it rate-limits) is the exception: git
 /// cannot work until the host agrees, and a script must see that; the
-/// message says the grant stands.
+/// message says the grant stands. A grant that ended before its credential
+/// was minted (revoked meanwhile) exits 4 and says to ask again. (One that
+/// was superseded by another of the caller's grants is not ended for this:
+/// the broker answers with the superseding grant's credential.)
 pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<(), CommandError> {
-    let mut host_failure = None;
+    let mut failure = None;
     if req.status == RequestStatus::Approved
-        && let Err(e) = keep_credential(client, req).await
+        && let Err(not_kept) = keep_credential(client, req).await
     {
-        if matches!(e.kind, ExitKind::HostFailed | ExitKind::TimedOut) {
-            host_failure = Some(e);
-        } else {
-            eprintln!("warning: granted, but the git credential could not be kept on this machine: {}", e.message);
-            for hint in &e.hints {
-                eprintln!("hint: {hint}");
+        match not_kept {
+            NotKept::Local(e) => {
+                eprintln!("warning: granted, but the git credential could not be kept on this machine: {}", e.message);
+                for hint in &e.hints {
+                    eprintln!("hint: {hint}");
+                }
+                eprintln!("hint: once that is fixed, git fetches the credential by itself (`jit doctor` checks the keychain)");
             }
-            eprintln!("hint: once that is fixed, git fetches the credential by itself (`jit doctor` checks the keychain)");
+            other => failure = Some(other),
         }
     }
     if json {
@@ -217,12 +241,18 @@ pub async fn finish(client: &Client, req: &AccessRequest, json: bool) -> Result<
     } else if req.status == RequestStatus::Approved {
         println!("{}", ui::success(&approved_line(req)));
     }
-    if let Some(e) = host_failure {
-        let grant = req.grant.as_ref().map(|g| format!("grant {} stands", g.id)).unwrap_or_else(|| "the grant stands".into());
-        return Err(CommandError { message: format!("granted, but the git host did not mint its credential: {}", e.message), ..e }
-            .hint(format!("{grant}: git asks the broker for the credential again by itself (no new request needed)")));
+    match failure {
+        Some(NotKept::Host(e)) => {
+            let grant = req.grant.as_ref().map(|g| format!("grant {} stands", g.id)).unwrap_or_else(|| "the grant stands".into());
+            Err(CommandError { message: format!("granted, but the git host did not mint its credential: {}", e.message), ..e }
+                .hint(format!("{grant}: git asks the broker for the credential again by itself (no new request needed)")))
+        }
+        Some(NotKept::Ended(e)) => {
+            Err(CommandError { message: format!("granted, but it ended before its credential was minted: {}", e.message), ..e }
+                .hint(format!("ask again: jit request {} --level {} --for {}", req.repo, req.level, req.duration)))
+        }
+        _ => decided(req),
     }
-    decided(req)
 }
 
 pub async fn cmd_wait(args: &WaitArgs) -> Result<(), CommandError> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
 use crate::domain::repo::RepoSpec;
-use crate::domain::request::{GrantStatus, grant_status};
+use crate::domain::request::{self as request, GrantStatus, GrantWindow, grant_status};
 use crate::providers::{Minted, Provider, ProviderError};
 use crate::store::{EndFailure, FailingEnd, GrantRecord, HostPhase, NewCredential, NewHostToken, Page, StoreError, UserRecord};
 
@@ -63,6 +63,17 @@ impl Broker {
         }
     }
 
+    /// The live grant of the same user on the same repo that supersedes `ended`
+    /// (the highest, longest one when several do).
+    async fn superseding(&self, ended: &GrantRecord) -> BrokerResult<Option<GrantRecord>> {
+        let old = GrantWindow { level: ended.level, expires_at: ended.expires_at, refs: &ended.refs };
+        let live = self.live_grants_on(ended.user_id, &ended.repo).await?;
+        Ok(live
+            .into_iter()
+            .filter(|g| request::supersedes(GrantWindow { level: g.level, expires_at: g.expires_at, refs: &g.refs }, old))
+            .max_by_key(|g| (g.level, g.expires_at)))
+    }
+
     /// Mints a git credential for the caller's own live grant, through the
     /// repo's provider, and records it (hash only) with its audit event.
     pub async fn mint_credential(&self, caller: &UserRecord, id: i64, client: std::net::IpAddr) -> BrokerResult<(GrantRecord, Minted)> {
@@ -71,10 +82,17 @@ impl Broker {
             _ => return Err(BrokerError::NotFound(format!("grant {id}"))),
         };
         let now = self.now();
-        let status = grant_status(grant.expires_at, grant.revoked_at, now);
-        if status != GrantStatus::Active {
-            return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level });
-        }
+        let grant = match grant_status(grant.expires_at, grant.revoked_at, now) {
+            GrantStatus::Active => grant,
+            // Superseded (by the broker, for a grant of the same user that covers it):
+            // the credential is the superseding grant's, as git's already are.
+            status @ GrantStatus::Revoked if grant.revoked_by.as_deref() == Some(BROKER_ACTOR) => match self.superseding(&grant).await? {
+                Some(live) => live,
+                None => return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level }),
+            },
+            status => return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level }),
+        };
+        let id = grant.id;
         if let Some((rule, from)) = self.networks_of(&grant)
             && !crate::domain::network::allowed_from(&from, client)
         {

@@ -137,7 +137,7 @@ impl Broker {
     }
 
     /// A user's grants on `repo` that are live now.
-    async fn live_grants_on(&self, user_id: Option<i64>, repo: &str) -> BrokerResult<Vec<GrantRecord>> {
+    pub(super) async fn live_grants_on(&self, user_id: Option<i64>, repo: &str) -> BrokerResult<Vec<GrantRecord>> {
         let Some(user_id) = user_id else { return Ok(Vec::new()) };
         let now = self.now();
         let page = Page { before: None, limit: Page::MAX_LIMIT };
