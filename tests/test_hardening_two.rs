@@ -484,3 +484,23 @@ async fn a_superseded_grants_requester_gets_the_superseding_credential() {
     waited.code(4).stderr_has("ended before its credential was minted").stderr_has("ask again");
     assert!(!waited.stderr.contains("stands"), "{}", waited.stderr);
 }
+
+/// Regression (finding 11): a removed approver's vote still counted toward
+/// N of M, so one more approval granted the request.
+#[tokio::test]
+async fn a_removed_approvers_vote_no_longer_counts() {
+    let b = TestBroker::start().await;
+    // demo-admin needs two reviewers.
+    let id = b.request("alice", "demo", "admin", "1h", None).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.body["status"], "pending");
+    let removed = b.send(reqwest::Method::DELETE, "/v1/users/bob", Some(b.token("admin")), Some(json!({"reason": "left"}))).await;
+    assert!(removed.status < 300, "{}", removed.body);
+    let after = b.approve("carol", id).await;
+    assert_eq!(after.body["status"], "pending", "bob's vote still counted: {}", after.body);
+    assert_eq!(after.body["approvals"].as_array().map(Vec::len), Some(1), "{}", after.body);
+    let withdrawn: Vec<_> = b.audit().await.into_iter().filter(|e| e["action"] == "approval_withdrawn").collect();
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+    assert_eq!(withdrawn[0]["request_id"], id);
+    assert!(withdrawn[0]["detail"].as_str().unwrap().contains("bob's approval no longer counts"), "{}", withdrawn[0]);
+    assert_eq!(b.approve("erin", id).await.body["status"], "approved", "two approvers who are still here do grant it");
+}

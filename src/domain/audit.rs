@@ -64,6 +64,8 @@ pub enum Action {
     HostGranted,
     /// An attempt to give a grant its access at the host failed; the reaper tries again.
     HostGrantFailed,
+    /// A pending request's approval taken back (its approver was removed).
+    ApprovalWithdrawn,
 }
 
 impl Action {
@@ -92,6 +94,7 @@ impl Action {
             Action::HostRevokeFailed => "host_revoke_failed",
             Action::HostGranted => "host_granted",
             Action::HostGrantFailed => "host_grant_failed",
+            Action::ApprovalWithdrawn => "approval_withdrawn",
         }
     }
 }

@@ -972,6 +972,28 @@ impl Store for SqliteStore {
                         events.push(e);
                         removal.requests.push(id);
                     }
+                    // Their votes on requests still pending no longer count toward N of M.
+                    let voted: Vec<(i64, String, String)> = sqlx::query_as(
+                        "SELECT r.id, r.repo, r.level FROM approvals a JOIN requests r ON r.id = a.request_id
+                         WHERE a.approver = ? AND r.status = ? ORDER BY r.id",
+                    )
+                    .bind(name)
+                    .bind(RequestStatus::Pending.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (id, repo, level) in voted {
+                        sqlx::query("DELETE FROM approvals WHERE request_id = ? AND approver = ?")
+                            .bind(id)
+                            .bind(name)
+                            .execute(&mut *tx)
+                            .await?;
+                        let mut e = NewEvent::new(by, Action::ApprovalWithdrawn);
+                        e.request_id = Some(id);
+                        e.repo = Some(repo);
+                        e.level = Some(parsed("level", &level)?);
+                        e.detail = Some(format!("{name}'s approval no longer counts: {why}"));
+                        events.push(e);
+                    }
                     removal.credentials =
                         sqlx::query("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)")
                             .bind(user_id)
