@@ -504,3 +504,56 @@ async fn a_removed_approvers_vote_no_longer_counts() {
     assert!(withdrawn[0]["detail"].as_str().unwrap().contains("bob's approval no longer counts"), "{}", withdrawn[0]);
     assert_eq!(b.approve("erin", id).await.body["status"], "approved", "two approvers who are still here do grant it");
 }
+
+/// A read grant's gateway password for `user` on demo (auto-approved).
+async fn read_password(b: &TestBroker, user: &str) -> String {
+    let grant = b.request(user, "demo", "read", "1h", None).await["grant"]["id"].as_i64().unwrap();
+    let cred = b.post(user, &format!("/v1/grants/{grant}/credentials"), json!({})).await;
+    cred.body["password"].as_str().unwrap().to_string()
+}
+
+/// Regression (finding 13): fetches folded into an event were counted only
+/// by the next fetch's event, so with no later fetch the count was lost.
+#[tokio::test]
+async fn a_folded_fetch_count_is_written_even_when_no_fetch_follows() {
+    let b = TestBroker::start_gateway("1h").await;
+    let password = read_password(&b, "alice").await;
+    let refs = format!("{}/git/demo.git/git-upload-pack", b.url);
+    let fetch = || {
+        reqwest::Client::new()
+            .post(&refs)
+            .basic_auth("alice", Some(&password))
+            .header("Content-Type", "application/x-git-upload-pack-request")
+            .header("Git-Protocol", "version=2")
+            .body(format!("{}0000", String::from_utf8(pkt("command=ls-refs\n")).unwrap()))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(fetch().await.unwrap().status(), 200);
+    }
+    let fetches = |events: &Vec<serde_json::Value>| events.iter().filter(|e| e["action"] == "git_fetch").cloned().collect::<Vec<_>>();
+    assert_eq!(fetches(&b.audit().await).len(), 1);
+    // A minute on, with no fetch since, the reaper writes the count out.
+    b.advance(std::time::Duration::from_secs(61));
+    let audit = crate::common::eventually(|| b.audit(), |events| fetches(events).len() == 2).await;
+    let written = fetches(&audit);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written[1]["detail"], "git-upload-pack (the previous event stood for 3 fetches); none since");
+    assert_eq!((written[1]["actor"].as_str(), written[1]["grant_id"].clone()), (Some("alice"), written[0]["grant_id"].clone()));
+}
+
+/// Regression (finding 13): refusals from one address within 2 s were one
+/// event whoever they named, so a second user's refusal was never recorded.
+#[tokio::test]
+async fn refusals_are_coalesced_only_for_the_same_user_and_repo() {
+    let b = TestBroker::start_gateway("1h").await;
+    let refs = format!("{}/git/demo.git/info/refs?service=git-upload-pack", b.url);
+    let http = reqwest::Client::new();
+    for user in ["alice", "alice", "dave"] {
+        let r = http.get(&refs).basic_auth(user, Some("jitgw_not_a_credential")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let refused: Vec<_> = b.audit().await.into_iter().filter(|e| e["action"] == "git_refused").collect();
+    let actors: Vec<&str> = refused.iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["alice", "dave"], "{refused:?}");
+}

@@ -22,6 +22,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = broker.summarise_auth_failures().await {
             tracing::warn!(error = %e, "reaper: summarising failed logins failed");
         }
+        broker.flush_fetch_windows(false).await;
         match broker.start_grants().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(grants = n, "reaper: gave grants their access at the host"),

@@ -27,11 +27,26 @@ fn within(since: DateTime<Utc>, now: DateTime<Utc>, window: std::time::Duration)
     (now - since).to_std().map_or(true, |elapsed| elapsed < window)
 }
 
-/// Fetches folded into the event that opened a window.
-#[derive(Debug, Clone, Copy)]
+/// A window whose folded fetches no later fetch has counted is written out
+/// by the reaper once it is this old (and every one at shutdown), so the
+/// count is never lost.
+pub const FETCH_FLUSH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fetches folded into the event that opened a window, and that event (to
+/// write their count under it when no later fetch does).
+#[derive(Debug, Clone)]
 pub(super) struct FetchWindow {
     started: DateTime<Utc>,
     folded: u32,
+    opened_by: NewEvent,
+}
+
+/// Who a refusal is coalesced with: the same source, refusal, user name and repo.
+pub(super) type RefusalKey = (std::net::IpAddr, &'static str, Option<String>, String);
+
+/// The words that carry a folded count, in the next fetch's event or on its own.
+fn stood_for(folded: u32) -> String {
+    format!("(the previous event stood for {} fetches)", folded + 1)
 }
 
 /// Why a git request does not pass.
@@ -211,7 +226,7 @@ impl Broker {
         {
             let now = self.now();
             let mut recent = self.refusal_windows.lock().expect("refusal windows lock");
-            let key = (client, refusal.kind());
+            let key = (client, refusal.kind(), user.map(str::to_string), route.repo.clone());
             if recent.get(&key).is_some_and(|at| within(*at, now, FETCH_COALESCE)) {
                 return;
             }
@@ -296,6 +311,9 @@ impl Broker {
         if let Some(push) = push {
             detail = push_detail(push);
         }
+        let mut op = event(&grant.user, action, &route.repo, grant.level);
+        op.request_id = Some(grant.request_id);
+        op.grant_id = Some(grant.id);
         if action == Action::GitFetch {
             let now = self.now();
             let mut windows = self.fetch_windows.lock().expect("fetch windows lock");
@@ -307,23 +325,49 @@ impl Broker {
                 previous => {
                     let folded = previous.map(|w| w.folded).unwrap_or(0);
                     if folded > 0 {
-                        detail = format!("{detail} (the previous event stood for {} fetches)", folded + 1);
+                        detail = format!("{detail} {}", stood_for(folded));
                     }
-                    // One window per grant that fetched lately; a long-idle broker forgets the rest.
+                    // One window per grant that fetched lately; a long-idle broker forgets the
+                    // rest (the reaper has written out any count they held long before).
                     if windows.len() > 10_000 {
-                        windows.retain(|_, w| within(w.started, now, FETCH_COALESCE * 6));
+                        windows.retain(|_, w| within(w.started, now, FETCH_COALESCE * 6) || w.folded > 0);
                     }
-                    windows.insert(grant.id, FetchWindow { started: now, folded: 0 });
+                    windows.insert(grant.id, FetchWindow { started: now, folded: 0, opened_by: op.clone() });
                 }
             }
         }
-        let mut op = event(&grant.user, action, &route.repo, grant.level);
-        op.request_id = Some(grant.request_id);
-        op.grant_id = Some(grant.id);
         op.detail = Some(detail);
         self.store.append_events(vec![op], self.now()).await?;
         tracing::info!(user = %grant.user, repo = %route.repo, service = route.service.name(), "git operation");
         Ok(())
+    }
+}
+
+impl Broker {
+    /// Writes out the count of every fetch window whose folded fetches no
+    /// later fetch counted: those older than [`FETCH_FLUSH`], or all of them
+    /// (at shutdown). Each becomes a `git_fetch` event under the grant that
+    /// fetched, saying how many fetches its previous event stood for.
+    pub async fn flush_fetch_windows(&self, all: bool) {
+        let now = self.now();
+        let due: Vec<NewEvent> = {
+            let mut windows = self.fetch_windows.lock().expect("fetch windows lock");
+            let done: Vec<i64> =
+                windows.iter().filter(|(_, w)| w.folded > 0 && (all || !within(w.started, now, FETCH_FLUSH))).map(|(id, _)| *id).collect();
+            done.iter()
+                .filter_map(|id| windows.remove(id))
+                .map(|w| {
+                    let mut e = w.opened_by;
+                    e.detail = Some(format!("git-upload-pack {}; none since", stood_for(w.folded)));
+                    e
+                })
+                .collect()
+        };
+        if !due.is_empty()
+            && let Err(e) = self.store.append_events(due, now).await
+        {
+            tracing::error!(error = %e, "gateway: could not write out folded fetch counts");
+        }
     }
 }
 

@@ -78,7 +78,7 @@ pub struct Broker {
     /// Per grant, the fetch window that folds repeated fetches into one audit event.
     fetch_windows: std::sync::Mutex<std::collections::HashMap<i64, git::FetchWindow>>,
     /// Per (source, kind of refusal), when a git refusal was last audited.
-    refusal_windows: std::sync::Mutex<std::collections::HashMap<(std::net::IpAddr, &'static str), DateTime<Utc>>>,
+    refusal_windows: std::sync::Mutex<std::collections::HashMap<git::RefusalKey, DateTime<Utc>>>,
     /// Failed-login limits, per-credential git limits, and the failure tally.
     guard: std::sync::Mutex<guard::Guard>,
 }
@@ -242,7 +242,10 @@ impl Broker {
     }
 
     /// Closes the store once nothing uses it any more (after the server stopped).
+    /// Writes out what is still held in memory for the audit log (folded
+    /// fetch counts), then closes the store.
     pub async fn close_store(&self) {
+        self.flush_fetch_windows(true).await;
         self.store.close().await;
     }
 
