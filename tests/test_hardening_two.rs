@@ -557,3 +557,36 @@ async fn refusals_are_coalesced_only_for_the_same_user_and_repo() {
     let actors: Vec<&str> = refused.iter().map(|e| e["actor"].as_str().unwrap()).collect();
     assert_eq!(actors, ["alice", "dave"], "{refused:?}");
 }
+
+/// Regression (finding 13): `git_push` is written before git runs, so a push
+/// git refused read as a move; git's own report now says what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_git_did_with_a_push_is_audited_from_its_report() {
+    let b = TestBroker::start_gateway("1h").await;
+    let (alice, repo) = crate::common::alice_with_a_write_clone(&b).await;
+    let results = |events: &Vec<serde_json::Value>| {
+        events.iter().filter(|e| e["action"] == "git_push_result").map(|e| e["detail"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    std::fs::write(repo.join("A.md"), "a\n").unwrap();
+    alice.git(&repo, &["add", "A.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "a"]).success();
+    alice.git(&repo, &["push", "origin", "HEAD:refs/heads/landed"]).success();
+    let audit = crate::common::eventually(|| b.audit(), |events| results(events).len() == 1).await;
+    let landed = results(&audit);
+    assert!(landed[0].starts_with("git-receive-pack: refs/heads/landed created at ") && landed[0].ends_with(": done"), "{landed:?}");
+
+    // The repository's own hook refuses the next one: the push is asked, and recorded as rejected.
+    let hook = b.dir.path().join("repos/demo.git/hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho no >&2\nexit 1\n").unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let refused = alice.git(&repo, &["push", "origin", "HEAD:refs/heads/refused"]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    let audit = crate::common::eventually(|| b.audit(), |events| results(events).len() == 2).await;
+    let rejected = results(&audit);
+    assert!(
+        rejected[1].contains("refs/heads/refused created at ") && rejected[1].ends_with(": rejected (pre-receive hook declined)"),
+        "{rejected:?}"
+    );
+    assert_eq!(rev(&b.dir.path().join("repos/demo.git"), "refused"), None);
+}

@@ -66,6 +66,8 @@ pub enum Action {
     HostGrantFailed,
     /// A pending request's approval taken back (its approver was removed).
     ApprovalWithdrawn,
+    /// What git did with a push, ref by ref, from its own report.
+    GitPushResult,
 }
 
 impl Action {
@@ -95,6 +97,7 @@ impl Action {
             Action::HostGranted => "host_granted",
             Action::HostGrantFailed => "host_grant_failed",
             Action::ApprovalWithdrawn => "approval_withdrawn",
+            Action::GitPushResult => "git_push_result",
         }
     }
 }

@@ -253,6 +253,74 @@ fn pkt_line(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What git's receive-pack answered about a push (`report-status`, or its v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// `unpack ok`, or why the pack was not taken (then nothing landed).
+    pub unpack: Result<(), String>,
+    /// Each ref git reported: `ok`, or `ng` with its reason.
+    pub refs: Vec<(String, Result<(), String>)>,
+}
+
+/// Whether the client asked for side-band (then the report is in channel 1).
+pub fn uses_sideband(capabilities: &[String]) -> bool {
+    capabilities.iter().any(|c| c == "side-band-64k" || c == "side-band")
+}
+
+/// Reads the report-status out of receive-pack's answer: demultiplexed from
+/// side-band channel 1 first when `sideband`. `None` when there is no whole
+/// report in it (git died, or the answer was cut).
+pub fn read_report(answer: &[u8], sideband: bool) -> Option<Report> {
+    let joined;
+    let report = if sideband {
+        let mut inner = Vec::new();
+        let mut at = 0;
+        loop {
+            match packet(answer, at).ok()?? {
+                (Packet::Flush, _) => break,
+                (Packet::Data(p), next) => {
+                    if let [1, payload @ ..] = p {
+                        inner.extend_from_slice(payload);
+                    }
+                    at = next;
+                }
+            }
+        }
+        joined = inner;
+        &joined[..]
+    } else {
+        answer
+    };
+    let mut at = 0;
+    let mut lines = Vec::new();
+    loop {
+        match packet(report, at).ok()?? {
+            (Packet::Flush, _) => break,
+            (Packet::Data(p), next) => {
+                lines.push(String::from_utf8_lossy(p.strip_suffix(b"\n").unwrap_or(p)).into_owned());
+                at = next;
+            }
+        }
+    }
+    let (first, rest) = lines.split_first()?;
+    let unpack = match first.strip_prefix("unpack ")? {
+        "ok" => Ok(()),
+        why => Err(why.to_string()),
+    };
+    let refs = rest
+        .iter()
+        .filter_map(|line| match line.split_once(' ')? {
+            ("ok", name) => Some((name.to_string(), Ok(()))),
+            ("ng", rest) => {
+                let (name, why) = rest.split_once(' ').unwrap_or((rest, "rejected"));
+                Some((name.to_string(), Err(why.to_string())))
+            }
+            _ => None, // report-status-v2's `option` lines
+        })
+        .collect();
+    Some(Report { unpack, refs })
+}
+
 /// The answer to a push that is refused without reaching the repository: git's
 /// report-status (`unpack ok`, then `ng REF REASON` for every ref, so each is
 /// shown as `! [remote rejected] REF (REASON)`), in side-band channel 1 when
@@ -269,8 +337,7 @@ pub fn report_refusal(commands: &Commands, refused: &[(String, String)]) -> Vec<
         report.extend(pkt_line(format!("ng {} {}\n", update.name, reason.replace('\n', " ")).as_bytes()));
     }
     report.extend_from_slice(b"0000");
-    let sideband = commands.capabilities.iter().any(|c| c == "side-band-64k" || c == "side-band");
-    if !sideband {
+    if !uses_sideband(&commands.capabilities) {
         return report;
     }
     let limit = if commands.capabilities.iter().any(|c| c == "side-band-64k") { 65515 } else { 995 };
@@ -290,6 +357,52 @@ mod tests {
 
     const A: &str = "1111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222";
+
+    #[test]
+    fn gits_report_is_read_plain_and_from_side_band() {
+        let commands = Commands {
+            shallow: Vec::new(),
+            updates: vec![
+                RefUpdate { name: "refs/heads/main".into(), old: A.into(), new: B.into() },
+                RefUpdate { name: "refs/heads/x".into(), old: A.into(), new: B.into() },
+            ],
+            capabilities: vec!["report-status".into()],
+            len: 0,
+        };
+        // jit's own refusal is git's shape: read back, both refs refused.
+        let refused = [("refs/heads/main".to_string(), "jit: no".to_string())];
+        let expected = Report {
+            unpack: Ok(()),
+            refs: vec![
+                ("refs/heads/main".into(), Err("jit: no".into())),
+                ("refs/heads/x".into(), Err("jit: refused with the rest of this push".into())),
+            ],
+        };
+        assert_eq!(read_report(&report_refusal(&commands, &refused), false), Some(expected.clone()));
+        let banded = Commands { capabilities: vec!["side-band-64k".into()], ..commands.clone() };
+        assert_eq!(read_report(&report_refusal(&banded, &refused), true), Some(expected));
+        // As git writes it, with v2's option lines and progress on channel 2.
+        let mut inner = pkt_line(b"unpack ok\n");
+        inner.extend(pkt_line(b"ok refs/heads/main\n"));
+        inner.extend(pkt_line(b"option refname refs/heads/main\n"));
+        inner.extend(pkt_line(b"ng refs/heads/x non-fast-forward\n"));
+        inner.extend_from_slice(b"0000");
+        let mut banded = pkt_line(b"\x02Resolving deltas\n");
+        for chunk in inner.chunks(7) {
+            banded.extend(pkt_line(&[&[1u8][..], chunk].concat()));
+        }
+        banded.extend_from_slice(b"0000");
+        let report = read_report(&banded, true).unwrap();
+        assert_eq!(report.refs, vec![("refs/heads/main".into(), Ok(())), ("refs/heads/x".into(), Err("non-fast-forward".into()))]);
+        let mut failed = pkt_line(b"unpack index-pack abnormal exit\n");
+        failed.extend(pkt_line(b"ng refs/heads/main unpacker error\n"));
+        failed.extend_from_slice(b"0000");
+        assert_eq!(read_report(&failed, false).unwrap().unpack, Err("index-pack abnormal exit".into()));
+        // Cut short, or nothing at all: no report.
+        assert_eq!(read_report(&inner[..inner.len() - 4], false), None);
+        assert_eq!(read_report(b"", false), None);
+        assert_eq!(read_report(b"0000", false), None);
+    }
 
     #[test]
     fn a_refusal_is_reported_in_gits_own_words() {

@@ -9,7 +9,7 @@
 use super::{Broker, BrokerResult, event};
 use crate::domain::Level;
 use crate::domain::audit::{Action, NewEvent};
-use crate::domain::receive_pack::Commands;
+use crate::domain::receive_pack::{Commands, Report};
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::domain::smart_http::{Endpoint, GitRoute, Service};
 use crate::domain::token::TokenHash;
@@ -344,6 +344,19 @@ impl Broker {
 }
 
 impl Broker {
+    /// Audits what git did with a push that reached the repository, ref by
+    /// ref, from its report-status (`git_push_result`): the `git_push` event
+    /// before it says what the push asked for.
+    pub async fn record_push_outcome(&self, grant: &GrantRecord, push: &Commands, report: Option<Report>) {
+        let mut e = event(&grant.user, Action::GitPushResult, &grant.repo, grant.level);
+        e.request_id = Some(grant.request_id);
+        e.grant_id = Some(grant.id);
+        e.detail = Some(push_outcome(push, report.as_ref()));
+        if let Err(err) = self.store.append_events(vec![e], self.now()).await {
+            tracing::error!(error = %err, "gateway: could not audit a push's outcome");
+        }
+    }
+
     /// Writes out the count of every fetch window whose folded fetches no
     /// later fetch counted: those older than [`FETCH_FLUSH`], or all of them
     /// (at shutdown). Each becomes a `git_fetch` event under the grant that
@@ -369,6 +382,26 @@ impl Broker {
             tracing::error!(error = %e, "gateway: could not write out folded fetch counts");
         }
     }
+}
+
+/// What git did with each ref of `push`, as its report says.
+fn push_outcome(push: &Commands, report: Option<&Report>) -> String {
+    let Some(report) = report else {
+        return "git-receive-pack: no report from git (it failed, or the client left first): outcome unknown".into();
+    };
+    if let Err(why) = &report.unpack {
+        return format!("git-receive-pack: the pack was not taken ({why}): nothing landed");
+    }
+    let refs: Vec<String> = push
+        .updates
+        .iter()
+        .map(|u| match report.refs.iter().find(|(name, _)| *name == u.name) {
+            Some((_, Ok(()))) => format!("{u}: done"),
+            Some((_, Err(why))) => format!("{u}: rejected ({why})"),
+            None => format!("{u}: not reported"),
+        })
+        .collect();
+    format!("git-receive-pack: {}", refs.join("; "))
 }
 
 /// What a push changed, ref by ref, for its `git_push` event.

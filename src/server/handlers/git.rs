@@ -97,7 +97,7 @@ pub async fn serve(
         }
         _ => body,
     };
-    match access.backend {
+    let answer = match access.backend {
         GitBackend::Local { project_root } => {
             let request = http_backend::CgiRequest {
                 project_root: &project_root,
@@ -132,6 +132,10 @@ pub async fn serve(
                 }
             }
         }
+    };
+    match push {
+        Some(push) if answer.status().is_success() => with_outcome_recorded(answer, broker, access.grant, push),
+        _ => answer,
     }
 }
 
@@ -142,6 +146,54 @@ pub async fn serve(
 /// gateway and the push with it.
 fn is_probe_length(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"4")
+}
+
+/// The most of a push's answer kept to read git's report from: the report is
+/// a line a ref, after whatever progress git sent on side-band channel 2.
+const MAX_PUSH_ANSWER: usize = 1 << 20;
+
+/// Streams a push's answer to the client untouched, keeping a copy; once it
+/// has ended (or the client left), git's report-status in it is audited ref
+/// by ref as the push's outcome.
+fn with_outcome_recorded(answer: Response, broker: Arc<Broker>, grant: GrantRecord, push: Commands) -> Response {
+    struct Teed {
+        seen: Vec<u8>,
+        record: Option<(Arc<Broker>, GrantRecord, Commands)>,
+    }
+    impl Teed {
+        /// Audits the outcome once: from the report when the answer came whole.
+        fn record(&mut self, complete: bool) {
+            let Some((broker, grant, push)) = self.record.take() else { return };
+            let report = (complete && self.seen.len() <= MAX_PUSH_ANSWER)
+                .then(|| receive_pack::read_report(&self.seen, receive_pack::uses_sideband(&push.capabilities)))
+                .flatten();
+            tokio::spawn(async move { broker.record_push_outcome(&grant, &push, report).await });
+        }
+    }
+    impl Drop for Teed {
+        // The client left before the answer ended.
+        fn drop(&mut self) {
+            self.record(false);
+        }
+    }
+    let (parts, body) = answer.into_parts();
+    let teed = Teed { seen: Vec::new(), record: Some((broker, grant, push)) };
+    let stream = futures_util::stream::unfold((body.into_data_stream(), teed), |(mut inner, mut teed)| async move {
+        match inner.next().await {
+            Some(Ok(chunk)) => {
+                if teed.seen.len() <= MAX_PUSH_ANSWER {
+                    teed.seen.extend_from_slice(&chunk);
+                }
+                Some((Ok(chunk), (inner, teed)))
+            }
+            Some(Err(e)) => Some((Err(e), (inner, teed))),
+            None => {
+                teed.record(true);
+                None
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// How long an unauthenticated probe may take to send its four bytes.
