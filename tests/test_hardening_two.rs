@@ -590,3 +590,24 @@ async fn what_git_did_with_a_push_is_audited_from_its_report() {
     );
     assert_eq!(rev(&b.dir.path().join("repos/demo.git"), "refused"), None);
 }
+
+/// Regression (finding 10): a symbolic ref inside the grant's scope
+/// (`release/current → main`) moved its target outside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbolic_ref_inside_the_scope_cannot_move_its_target() {
+    let b = TestBroker::start_with(&release_only_policy()).await;
+    let bare = b.dir.path().join("repos/demo.git");
+    let linked = git_dir(&bare, &["symbolic-ref", "refs/heads/release/current", "refs/heads/main"]);
+    assert!(linked.status.success());
+    let main = rev(&bare, "main").unwrap();
+    let (alice, repo) = crate::common::alice_with_a_write_clone(&b).await;
+    std::fs::write(repo.join("S.md"), "s\n").unwrap();
+    alice.git(&repo, &["add", "S.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "s"]).success();
+    let pushed = alice.git(&repo, &["push", "origin", "HEAD:refs/heads/release/current"]);
+    assert_ne!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(pushed.stderr.contains("symbolic ref to refs/heads/main"), "{}", pushed.stderr);
+    assert_eq!(rev(&bare, "main").as_deref(), Some(main.as_str()), "main moved through the symbolic ref");
+    // A real ref inside the scope still takes the push.
+    alice.git(&repo, &["push", "origin", "HEAD:refs/heads/release/2"]).success();
+}

@@ -30,6 +30,22 @@ use crate::store::GrantRecord;
 
 pub const KIND: &str = "gateway";
 
+/// Which of `names` are symbolic refs in the bare repo `repo` under
+/// `project_root`, each with the ref it points at. A push to a symbolic ref
+/// moves its target, so the gateway must not check the name alone; a repo
+/// git2 cannot open says nothing (git's own backend will fail it anyway).
+pub fn symbolic_refs(project_root: &Path, repo: &str, names: &[String]) -> Vec<(String, String)> {
+    let Ok(repo) = git2::Repository::open_bare(project_root.join(format!("{repo}.git"))) else { return Vec::new() };
+    names
+        .iter()
+        .filter_map(|name| {
+            let reference = repo.find_reference(name).ok()?;
+            let target = reference.symbolic_target()?.to_string();
+            Some((name.clone(), target))
+        })
+        .collect()
+}
+
 /// The name of the provider the `[gateway]` section configures.
 pub const BUILTIN_NAME: &str = "gateway";
 

@@ -79,7 +79,8 @@ pub async fn serve(
     // Every ref a push updates must be one the grant allows; otherwise none
     // is, and git shows each as rejected, with the reason.
     if let Some(push) = &push {
-        let refused = broker.push_refusals(&access.grant, push);
+        let mut refused = broker.push_refusals(&access.grant, push);
+        refused.extend(symbolic_ref_refusals(&access.backend, &route.repo, push).await);
         if !refused.is_empty() {
             broker.record_push_refusal(&access.grant, &refused, client).await;
             drain(body).await;
@@ -146,6 +147,18 @@ pub async fn serve(
 /// gateway and the push with it.
 fn is_probe_length(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"4")
+}
+
+/// Updates of `push` that name a symbolic ref in a local repo, each refused:
+/// git moves the ref it points at, which the scope check never saw. (A host
+/// behind the upstream proxy shows no symbolic refs but `HEAD`, which no push
+/// can name; hosts let no client create one.)
+async fn symbolic_ref_refusals(backend: &GitBackend, repo: &str, push: &Commands) -> Vec<(String, String)> {
+    let GitBackend::Local { project_root } = backend else { return Vec::new() };
+    let (root, repo, names) = (project_root.clone(), repo.to_string(), push.updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>());
+    let found =
+        tokio::task::spawn_blocking(move || crate::providers::local_gateway::symbolic_refs(&root, &repo, &names)).await.unwrap_or_default();
+    found.into_iter().map(|(name, target)| (name, format!("jit: this is a symbolic ref to {target}; push to {target} itself"))).collect()
 }
 
 /// The most of a push's answer kept to read git's report from: the report is
