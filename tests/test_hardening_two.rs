@@ -153,10 +153,12 @@ fn new_commit_pack(bare: &Path, scratch: &Path) -> (Vec<u8>, String) {
 async fn push_in_two_parts(url: &str, user: &str, password: &str, commands: Vec<u8>, pack: Vec<u8>, between: impl AsyncFnOnce()) -> String {
     let (send, receive) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let stream = futures_util::stream::unfold(receive, |mut r| async move { r.recv().await.map(|item| (item, r)) });
+    // With its length, as git sends a push that fits its buffer.
     let request = reqwest::Client::new()
         .post(url)
         .basic_auth(user, Some(password))
         .header("Content-Type", "application/x-git-receive-pack-request")
+        .header("Content-Length", commands.len() + pack.len())
         .body(reqwest::Body::wrap_stream(stream))
         .send();
     let response = tokio::spawn(request);
@@ -164,10 +166,14 @@ async fn push_in_two_parts(url: &str, user: &str, password: &str, commands: Vec<
     between().await;
     send.send(Ok(pack)).await.unwrap();
     drop(send);
-    match response.await.unwrap() {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(e) => format!("request failed: {e}"),
-    }
+    // A push cut off must still be answered (the backend was once left waiting for the rest).
+    let answer = async {
+        match response.await.unwrap() {
+            Ok(r) => r.text().await.unwrap_or_else(|e| format!("answer cut: {e}")),
+            Err(e) => format!("request failed: {e}"),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), answer).await.expect("the push got no answer within 20 s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,11 +46,11 @@ pub async fn run(request: CgiRequest<'_>, body: Body) -> std::io::Result<Respons
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for (name, var) in [
-        (header::CONTENT_TYPE, "CONTENT_TYPE"),
-        (header::CONTENT_LENGTH, "CONTENT_LENGTH"),
-        (header::CONTENT_ENCODING, "HTTP_CONTENT_ENCODING"),
-    ] {
+    // No CONTENT_LENGTH: given one, `git http-backend` waits for that many
+    // bytes, so a body that ends short (a client gone midway, a push the
+    // gateway cut off) left it waiting, then spinning once orphaned. Without
+    // it the backend reads to the end of the pipe, which closes with the body.
+    for (name, var) in [(header::CONTENT_TYPE, "CONTENT_TYPE"), (header::CONTENT_ENCODING, "HTTP_CONTENT_ENCODING")] {
         if let Some(v) = request.headers.get(name).and_then(|v| v.to_str().ok()) {
             cmd.env(var, v);
         }
