@@ -312,6 +312,13 @@ async fn private_files_are_never_reached_through_links() {
     assert!(refused.contains("symbolic link"), "{refused}");
     assert_eq!(std::fs::read(&target).unwrap(), b"", "nothing was written through the link");
 
+    // A dangling link: following it would create the key where the link points.
+    let dir = tempfile::tempdir().unwrap();
+    let planted = elsewhere.path().join("created-through-a-link.key");
+    std::os::unix::fs::symlink(&planted, dir.path().join("audit-signing.key")).unwrap();
+    assert!(open_again(dir.path()).await.is_err(), "a dangling link must be refused");
+    assert!(!planted.exists(), "the key was written through the link");
+
     // The same for the marker beside the database, and for the data dir itself.
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&target, dir.path().join("jit.db.id")).unwrap();

@@ -37,6 +37,29 @@ impl BodyPace {
     }
 }
 
+/// How much of one body has arrived, against its [`BodyPace`].
+#[derive(Debug, Clone, Copy)]
+pub struct BodyMeter {
+    pace: BodyPace,
+    received: u64,
+}
+
+impl BodyMeter {
+    pub fn new(pace: BodyPace) -> BodyMeter {
+        BodyMeter { pace, received: 0 }
+    }
+
+    /// Counts `bytes` more of the body.
+    pub fn arrived(&mut self, bytes: usize) {
+        self.received = self.received.saturating_add(bytes as u64);
+    }
+
+    /// How long the next piece may take, `elapsed` after the body began.
+    pub fn next_wait(&self, elapsed: Duration) -> Option<Duration> {
+        self.pace.next_wait(self.received, elapsed)
+    }
+}
+
 /// A fixed window of failures for one key.
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -130,6 +153,13 @@ mod tests {
         assert_eq!(pace.next_wait(4, s(11)), None);
         assert_eq!(pace.next_wait(1000, s(11)), None);
         assert!(pace.next_wait(1001, s(11)).is_some());
+        // A meter adds up what arrived, piece by piece.
+        let mut meter = BodyMeter::new(pace);
+        assert_eq!(meter.next_wait(s(0)), Some(s(10)));
+        meter.arrived(2000);
+        meter.arrived(3000);
+        assert_eq!(meter.next_wait(s(2)), Some(s(13)));
+        assert_eq!(meter.next_wait(s(15)), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::tls::TlsAcceptor;
-use crate::domain::limits::BodyPace;
+use crate::domain::limits::{BodyMeter, BodyPace};
 
 /// How many connections, from where, for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,20 +138,20 @@ const TOO_SLOW: &str = "the request body arrived too slowly";
 /// `body`, ended with an error once it pauses or lags past `pace`.
 fn paced(body: Incoming, pace: BodyPace) -> Body {
     let started = tokio::time::Instant::now();
-    let stream = futures_util::stream::unfold(Some((Body::new(body).into_data_stream(), 0u64)), move |state| async move {
-        let (mut inner, received) = state?;
-        let Some(wait) = pace.next_wait(received, started.elapsed()) else {
+    let stream = futures_util::stream::unfold(Some((Body::new(body).into_data_stream(), BodyMeter::new(pace))), move |state| async move {
+        let (mut inner, mut meter) = state?;
+        let Some(wait) = meter.next_wait(started.elapsed()) else {
             return Some((Err(axum::Error::new(TOO_SLOW)), None));
         };
         match tokio::time::timeout(wait, futures_util::StreamExt::next(&mut inner)).await {
             Ok(Some(Ok(chunk))) => {
-                let received = received + chunk.len() as u64;
-                Some((Ok(chunk), Some((inner, received))))
+                meter.arrived(chunk.len());
+                Some((Ok(chunk), Some((inner, meter))))
             }
             Ok(Some(Err(e))) => Some((Err(e), None)),
             Ok(None) => None,
             Err(_) => {
-                tracing::debug!(received, "request body too slow; ending it");
+                tracing::debug!(?meter, "request body too slow; ending it");
                 Some((Err(axum::Error::new(TOO_SLOW)), None))
             }
         }
