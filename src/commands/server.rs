@@ -168,25 +168,23 @@ async fn serve_until_signal(handle: crate::server::ServerHandle) -> Result<(), C
         });
     }
     let stop = handle.shutdown_sender();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop.send(true);
-    });
-    handle.wait().await.map_err(|e| CommandError::unexpected(format!("server failed: {e}")))
-}
-
-async fn shutdown_signal() {
+    // Installed here, before this task yields, not inside the spawned task: a
+    // SIGTERM that came before the task first ran killed the broker outright
+    // (seen under load, right after `/healthz` first answered).
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::spawn(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    handle.wait().await.map_err(|e| CommandError::unexpected(format!("server failed: {e}")))
 }
 
 async fn run(args: &ServerArgs) -> Result<(), CommandError> {

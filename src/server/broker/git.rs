@@ -44,6 +44,12 @@ pub(super) struct FetchWindow {
 /// Who a refusal is coalesced with: the same source, refusal, user name and repo.
 pub(super) type RefusalKey = (std::net::IpAddr, &'static str, Option<String>, String);
 
+/// Whether a fetch window survives the flood guard's purge: one still open
+/// (or lately so), or one holding a count nobody has written yet.
+fn keep_window(w: &FetchWindow, now: DateTime<Utc>) -> bool {
+    within(w.started, now, FETCH_COALESCE * 6) || w.folded > 0
+}
+
 /// The words that carry a folded count, in the next fetch's event or on its own.
 fn stood_for(folded: u32) -> String {
     format!("(the previous event stood for {} fetches)", folded + 1)
@@ -330,7 +336,7 @@ impl Broker {
                     // One window per grant that fetched lately; a long-idle broker forgets the
                     // rest (the reaper has written out any count they held long before).
                     if windows.len() > 10_000 {
-                        windows.retain(|_, w| within(w.started, now, FETCH_COALESCE * 6) || w.folded > 0);
+                        windows.retain(|_, w| keep_window(w, now));
                     }
                     windows.insert(grant.id, FetchWindow { started: now, folded: 0, opened_by: op.clone() });
                 }
@@ -412,5 +418,23 @@ fn push_detail(push: &Commands) -> String {
             let list = updates.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             format!("git-receive-pack: {list}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flood_guard_never_drops_a_count_nobody_wrote() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let window = |age_secs: i64, folded: u32| FetchWindow {
+            started: now - chrono::Duration::seconds(age_secs),
+            folded,
+            opened_by: NewEvent::new("alice", Action::GitFetch),
+        };
+        assert!(keep_window(&window(1, 0), now), "still open");
+        assert!(keep_window(&window(30, 3), now), "closed, its count not yet written");
+        assert!(!keep_window(&window(30, 0), now), "closed, nothing to write");
     }
 }
