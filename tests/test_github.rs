@@ -159,7 +159,12 @@ async fn each_level_asks_for_its_permissions_and_githubs_refusals_reach_the_requ
     let id = alice.run(&["request", "acme/tools", "--level", "admin", "--for", "1h", "--no-wait"]).success().stdout.trim().to_string();
     assert_eq!(b.approve("carol", id.parse().unwrap()).await.status, 200);
     let refused = alice.run(&["wait", &id]);
-    refused.code(6).stderr_has("HTTP 422").stderr_has("Workflows").stderr_has("stands: git asks the broker for the credential again");
+    refused
+        .code(6)
+        .stderr_has("granted, but the git host did not mint its credential")
+        .stderr_has("HTTP 422")
+        .stderr_has("Workflows")
+        .stderr_has("stands: git asks the broker for the credential again");
     assert!(refused.stdout.contains("admin on acme/tools"), "the grant is still shown: {}", refused.stdout);
 
     // Not installed on the repository: GitHub's 404, named.
