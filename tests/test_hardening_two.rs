@@ -533,31 +533,23 @@ async fn read_password(b: &TestBroker, user: &str) -> String {
 #[tokio::test]
 async fn a_folded_fetch_count_is_written_even_when_no_fetch_follows() {
     let b = TestBroker::start_gateway("1h").await;
-    let password = read_password(&b, "alice").await;
+    let alice = read_password(&b, "alice").await;
     let refs = format!("{}/git/demo.git/git-upload-pack", b.url);
-    let fetch = || {
+    let fetch = |user: &'static str, password: &str| {
         reqwest::Client::new()
             .post(&refs)
-            .basic_auth("alice", Some(&password))
+            .basic_auth(user, Some(password))
             .header("Content-Type", "application/x-git-upload-pack-request")
             .header("Git-Protocol", "version=2")
             .body(format!("{}0000", String::from_utf8(pkt("command=ls-refs\n")).unwrap()))
             .send()
     };
     for _ in 0..3 {
-        assert_eq!(fetch().await.unwrap().status(), 200);
+        assert_eq!(fetch("alice", &alice).await.unwrap().status(), 200);
     }
     // Dave fetches once: nothing folded, nothing to write out for him.
     let dave = read_password(&b, "dave").await;
-    let once = reqwest::Client::new()
-        .post(&refs)
-        .basic_auth("dave", Some(&dave))
-        .header("Content-Type", "application/x-git-upload-pack-request")
-        .header("Git-Protocol", "version=2")
-        .body(format!("{}0000", String::from_utf8(pkt("command=ls-refs\n")).unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let once = fetch("dave", &dave).await.unwrap();
     assert_eq!(once.status(), 200);
     let fetches = |events: &Vec<serde_json::Value>| events.iter().filter(|e| e["action"] == "git_fetch").cloned().collect::<Vec<_>>();
     assert_eq!(fetches(&b.audit().await).len(), 2);
