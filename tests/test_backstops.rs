@@ -10,10 +10,6 @@ use serde_json::json;
 
 use crate::common::{TestBroker, cli_env, config_for};
 
-async fn db(b: &TestBroker) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap()
-}
-
 #[tokio::test]
 async fn a_credential_never_outlives_its_grant() {
     // Credentials would live 2 h; the grant lives 1 h, so they end with it.
@@ -37,10 +33,12 @@ async fn the_gateway_checks_a_grants_end_itself() {
     assert_eq!(fetch().await.unwrap().status(), 200);
     // The grant ended an hour ago and the reaper marked it so (ended_at set,
     // so it never looks again), but its credential was left alive.
-    let pool = db(&b).await;
-    sqlx::query("UPDATE credentials SET expires_at = expires_at + 86400000").execute(&pool).await.unwrap();
-    sqlx::query("UPDATE grants SET expires_at = expires_at - 7200000, ended_at = expires_at - 7200000").execute(&pool).await.unwrap();
-    pool.close().await;
+    b.db()
+        .execute_batch(
+            "UPDATE credentials SET expires_at = expires_at + 86400000;
+             UPDATE grants SET expires_at = expires_at - 7200000, ended_at = expires_at - 7200000;",
+        )
+        .unwrap();
     let r = fetch().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.text().await.unwrap().trim(), format!("jit: your grant {grant} on demo has expired"));
@@ -50,16 +48,15 @@ async fn the_gateway_checks_a_grants_end_itself() {
 async fn the_database_refuses_to_edit_the_audit_log() {
     let b = TestBroker::start().await;
     b.request("alice", "demo", "read", "1h", None).await;
-    let pool = db(&b).await;
+    let db = b.db();
     for statement in [
         "DELETE FROM audit_events WHERE seq = 1",
         "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1",
         "DELETE FROM audit_checkpoints",
     ] {
-        let err = sqlx::query(statement).execute(&pool).await.expect_err(statement).to_string();
+        let err = db.execute_batch(statement).expect_err(statement).to_string();
         assert!(err.contains("append-only"), "{statement}: {err}");
     }
-    pool.close().await;
 }
 
 #[tokio::test]

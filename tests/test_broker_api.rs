@@ -436,13 +436,16 @@ async fn audit_chain_verifies_and_detects_a_tampered_row() {
     assert!(total >= 10);
 
     // The log refuses updates through SQL...
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    let refused = sqlx::query("UPDATE audit_events SET detail = 'nothing' WHERE action = 'requested'").execute(&pool).await;
+    let db = b.db();
+    let refused = db.execute_batch("UPDATE audit_events SET detail = 'nothing' WHERE action = 'requested'");
     assert!(refused.unwrap_err().to_string().contains("append-only"));
     // ...and someone who removes that guard is still caught.
-    sqlx::query("DROP TRIGGER audit_events_no_update").execute(&pool).await.unwrap();
-    sqlx::query("UPDATE audit_events SET detail = 'for 1h: routine' WHERE action = 'requested'").execute(&pool).await.unwrap();
-    pool.close().await;
+    db.execute_batch(
+        "DROP TRIGGER audit_events_no_update;
+         UPDATE audit_events SET detail = 'for 1h: routine' WHERE action = 'requested';",
+    )
+    .unwrap();
+    drop(db);
     let v = b.get("admin", "/v1/audit/verify").await;
     assert_eq!(v.body["ok"], false);
     let err = v.body["error"].as_str().unwrap();

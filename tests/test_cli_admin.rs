@@ -73,9 +73,8 @@ async fn audit_lists_exports_and_verifies_and_catches_tampering() {
     env.run(&["audit", "verify", "--file", "/nonexistent/x.jsonl"]).code(2);
 
     // Tampering in the broker's database is caught by the client's own check.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    sqlx::query("DROP TRIGGER audit_events_no_update").execute(&pool).await.unwrap();
-    sqlx::query("UPDATE audit_events SET actor = 'carol' WHERE action = 'approved'").execute(&pool).await.unwrap();
-    pool.close().await;
+    b.db()
+        .execute_batch("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor = 'carol' WHERE action = 'approved';")
+        .unwrap();
     env.run_with(&["audit", "verify"], &admin, None).code(1).stderr_has("audit chain broken at event").stderr_has("altered");
 }

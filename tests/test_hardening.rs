@@ -346,9 +346,7 @@ async fn healthz_tells_the_truth_about_the_database() {
     let health = reqwest::get(format!("{}/healthz", b.url)).await.unwrap();
     assert_eq!(health.status(), 200);
     // A table lost under a running broker: /healthz must not say ok.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    sqlx::query("DROP TABLE approvals").execute(&pool).await.unwrap();
-    pool.close().await;
+    b.db().execute_batch("DROP TABLE approvals").unwrap();
     let health = reqwest::get(format!("{}/healthz", b.url)).await.unwrap();
     assert_eq!(health.status(), 503);
     let body: serde_json::Value = health.json().await.unwrap();
@@ -391,10 +389,7 @@ async fn a_cut_audit_tail_is_named_not_passed() {
     env.run(&["audit", "verify", "--file", whole.to_str().unwrap(), "--key", other]).code(1).stderr_has("does not verify");
 
     // The same cut in the broker's own database: verify says so, and a restart refuses.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    sqlx::query("DROP TRIGGER audit_events_no_delete").execute(&pool).await.unwrap();
-    sqlx::query(&format!("DELETE FROM audit_events WHERE seq > {}", total - 2)).execute(&pool).await.unwrap();
-    pool.close().await;
+    b.db().execute_batch(&format!("DROP TRIGGER audit_events_no_delete; DELETE FROM audit_events WHERE seq > {};", total - 2)).unwrap();
     let v = b.get("admin", "/v1/audit/verify").await.body;
     assert_eq!(v["ok"], false);
     assert!(v["error"].as_str().unwrap().contains("are missing"), "{v}");
@@ -456,7 +451,7 @@ async fn guessing_tokens_is_throttled_logged_and_summarised() {
             .map(|e| e["detail"].as_str().unwrap().split(' ').next().unwrap().parse::<u64>().unwrap())
             .sum()
     };
-    let events = crate::common::eventually(|| sqlx_audit(&b), |e| summarised(e) >= 11).await;
+    let events = crate::common::eventually(|| db_audit(&b), |e| summarised(e) >= 11).await;
     assert_eq!(summarised(&events), 11, "{events:?}");
     for summary in events.iter().filter(|e| e["action"] == "auth_failures") {
         let detail = summary["detail"].as_str().unwrap();
@@ -467,12 +462,11 @@ async fn guessing_tokens_is_throttled_logged_and_summarised() {
 }
 
 /// The audit log read straight from the database (the API is throttled for this source).
-async fn sqlx_audit(b: &TestBroker) -> Vec<serde_json::Value> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    let rows: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT actor, action, detail FROM audit_events ORDER BY seq").fetch_all(&pool).await.unwrap();
-    pool.close().await;
-    rows.into_iter().map(|(actor, action, detail)| json!({"actor": actor, "action": action, "detail": detail})).collect()
+async fn db_audit(b: &TestBroker) -> Vec<serde_json::Value> {
+    let db = b.db();
+    let mut stmt = db.prepare("SELECT actor, action, detail FROM audit_events ORDER BY seq").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))).unwrap();
+    rows.map(Result::unwrap).map(|(actor, action, detail)| json!({"actor": actor, "action": action, "detail": detail})).collect()
 }
 
 /// Regression (hardening round two, finding 9): ten bad passwords a minute

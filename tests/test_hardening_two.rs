@@ -233,10 +233,9 @@ async fn stopped_broker_with_history() -> (TestBroker, Vec<i64>) {
     for user in ["alice", "dave", "alice"] {
         b.request(user, "demo", "read", "1h", None).await;
     }
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    let seqs: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM audit_checkpoints ORDER BY seq").fetch_all(&pool).await.unwrap();
-    pool.close().await;
-    let seqs: Vec<i64> = seqs.into_iter().map(|(s,)| s).collect();
+    let db = b.db();
+    let mut stmt = db.prepare("SELECT seq FROM audit_checkpoints ORDER BY seq").unwrap();
+    let seqs: Vec<i64> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     let marker = b.dir.path().join("jit.db.id");
     let latest = format!("checkpoint {} ", seqs.last().unwrap());
     crate::common::eventually(|| async { std::fs::read_to_string(&marker).unwrap_or_default() }, |m: &String| m.contains(&latest)).await;
@@ -253,16 +252,16 @@ async fn stopped_broker_with_history() -> (TestBroker, Vec<i64>) {
 async fn a_cut_tail_with_its_checkpoints_deleted_stops_start_up() {
     let (b, seqs) = stopped_broker_with_history().await;
     let keep = seqs[seqs.len() - 3];
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
+    let db = b.db();
     for sql in [
         "DROP TRIGGER audit_events_no_delete".to_string(),
         "DROP TRIGGER audit_checkpoints_no_delete".to_string(),
         format!("DELETE FROM audit_events WHERE seq > {keep}"),
         format!("DELETE FROM audit_checkpoints WHERE seq > {keep}"),
     ] {
-        sqlx::query(&sql).execute(&pool).await.unwrap();
+        db.execute_batch(&sql).unwrap();
     }
-    pool.close().await;
+    drop(db);
     let refused = open_again(b.dir.path()).await.expect_err("a cut log must not start");
     assert!(
         refused.contains(&format!("reached event {}", seqs.last().unwrap())) && refused.contains("checkpoints were deleted"),
@@ -277,11 +276,8 @@ async fn a_cut_tail_with_its_checkpoints_deleted_stops_start_up() {
 #[tokio::test]
 async fn a_checkpoint_the_broker_did_not_sign_stops_start_up() {
     let (b, seqs) = stopped_broker_with_history().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.db_path().display())).await.unwrap();
-    sqlx::query("DROP TRIGGER audit_checkpoints_no_update").execute(&pool).await.unwrap();
     let forged = format!("UPDATE audit_checkpoints SET signature = '{}' WHERE seq = {}", "A".repeat(86) + "==", seqs.last().unwrap());
-    sqlx::query(&forged).execute(&pool).await.unwrap();
-    pool.close().await;
+    b.db().execute_batch(&format!("DROP TRIGGER audit_checkpoints_no_update; {forged};")).unwrap();
     let refused = open_again(b.dir.path()).await.expect_err("a forged checkpoint must not start");
     assert!(refused.contains("not signed with this broker's key"), "{refused}");
 }

@@ -9,8 +9,8 @@
 //! there first. The store never reads the clock: every time comes from the
 //! caller.
 
+pub mod chain;
 pub mod sqlite;
-mod writer;
 
 use crate::domain::refs::RefScope;
 use async_trait::async_trait;

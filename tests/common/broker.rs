@@ -266,6 +266,13 @@ impl TestBroker {
         self.dir.path().join("jit.db")
     }
 
+    /// The broker's database opened beside it, as an operator's `sqlite3` would be.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        conn
+    }
+
     pub fn token(&self, user: &str) -> &str {
         &self.tokens[user]
     }

@@ -1,0 +1,171 @@
+//! The thin edge under the SQLite store's SQL: opening a connection the way
+//! every one must be (WAL, `synchronous=FULL`, foreign keys), the pool of
+//! connections that read, SQLite's errors in the store's terms, and the
+//! values as SQLite keeps them (times in milliseconds).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags, Row, Rows};
+
+use crate::store::{StoreError, StoreResult};
+
+/// Opens `path` (creating it) as every connection of the store is opened.
+pub fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // The first statement that reads the file: a file that is not a database fails here.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!("{} could not be put in WAL mode (it is in {mode} mode)", path.display())));
+    }
+    // FULL: an acknowledged decision survives power loss, not only a crash.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Connections that read, beside the one that writes (WAL lets them). Each
+/// read runs on tokio's blocking pool with a connection of its own, kept for
+/// the next read.
+pub struct Readers {
+    path: Arc<PathBuf>,
+    idle: Arc<Mutex<Option<Vec<Connection>>>>,
+}
+
+/// Connections kept open between reads; a burst beyond opens more, briefly.
+const IDLE_READERS: usize = 8;
+
+const CLOSED: &str = "the database is closed";
+
+impl Readers {
+    pub fn new(path: &Path) -> Readers {
+        Readers { path: Arc::new(path.to_path_buf()), idle: Arc::new(Mutex::new(Some(Vec::new()))) }
+    }
+
+    /// Runs `read` with a connection of its own, off the async threads.
+    pub async fn read<T, F>(&self, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (path, idle) = (self.path.clone(), self.idle.clone());
+        let ran = tokio::task::spawn_blocking(move || {
+            let kept = idle.lock().expect("readers").as_mut().ok_or_else(|| StoreError::Unavailable(CLOSED.into()))?.pop();
+            let conn = match kept {
+                Some(conn) => conn,
+                None => open_connection(&path)?,
+            };
+            let result = read(&conn);
+            if let Some(idle) = idle.lock().expect("readers").as_mut()
+                && idle.len() < IDLE_READERS
+            {
+                idle.push(conn);
+            }
+            result
+        })
+        .await;
+        ran.map_err(|e| StoreError::Unavailable(format!("a database read failed: {e}")))?
+    }
+
+    /// Closes the idle connections; reads after this are refused.
+    pub fn close(&self) {
+        self.idle.lock().expect("readers").take();
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match &e {
+            rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(e.to_string()),
+                ErrorCode::ConstraintViolation
+                    if matches!(
+                        failure.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    ) =>
+                {
+                    StoreError::AlreadyExists(e.to_string())
+                }
+                _ => StoreError::Unavailable(e.to_string()),
+            },
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::InvalidColumnName(_)
+            | rusqlite::Error::InvalidColumnIndex(_) => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// Every row of `rows`, each converted by `convert`.
+pub fn all<T>(mut rows: Rows<'_>, convert: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(convert(row)?);
+    }
+    Ok(out)
+}
+
+/// The first row of `rows`, if any, converted by `convert`.
+pub fn first<T>(mut rows: Rows<'_>, convert: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Option<T>> {
+    rows.next()?.map(convert).transpose()
+}
+
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn time(v: i64) -> StoreResult<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(v).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {v}")))
+}
+
+pub fn opt_time(v: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    v.map(time).transpose()
+}
+
+/// A time as the store keeps it (to the millisecond), so a record built in
+/// memory equals the one a read would return.
+pub fn as_stored(t: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+    time(ms(t))
+}
+
+pub fn parsed<T: std::str::FromStr>(what: &str, v: &str) -> StoreResult<T> {
+    v.parse().map_err(|_| StoreError::Corrupt(format!("bad {what} `{v}`")))
+}
+
+/// A count or duration as SQLite keeps it (a signed 64-bit integer).
+pub fn int(v: u64) -> StoreResult<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Unavailable(format!("{v} is too large to store")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_errors_become_the_stores_terms() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, s TEXT UNIQUE)").unwrap();
+        conn.execute("INSERT INTO t (n, s) VALUES (1, 'a')", []).unwrap();
+        let dup = StoreError::from(conn.execute("INSERT INTO t (n, s) VALUES (2, 'a')", []).unwrap_err());
+        assert!(matches!(dup, StoreError::AlreadyExists(_)), "{dup:?}");
+        let bad_type = StoreError::from(conn.query_row("SELECT s FROM t", [], |r| r.get::<_, i64>(0)).unwrap_err());
+        assert!(matches!(bad_type, StoreError::Corrupt(_)), "{bad_type:?}");
+        let missing = StoreError::from(conn.execute("INSERT INTO nowhere VALUES (1)", []).unwrap_err());
+        assert!(matches!(missing, StoreError::Unavailable(_)), "{missing:?}");
+    }
+
+    #[test]
+    fn times_keep_milliseconds_and_a_bad_one_is_corrupt() {
+        let t: DateTime<Utc> = "2026-11-25T12:10:00.123456789Z".parse().unwrap();
+        assert_eq!(as_stored(t).unwrap().to_rfc3339(), "2026-11-25T12:10:00.123+00:00");
+        assert!(matches!(time(i64::MAX), Err(StoreError::Corrupt(_))));
+        assert!(matches!(parsed::<crate::domain::Level>("level", "root"), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,261 @@
+//! The embedded SQLite store: one file under the data directory, WAL mode.
+//!
+//! Every write goes through one connection owned by the [`Writer`] thread,
+//! which group-commits what is queued: one transaction and one `fsync` for
+//! many decisions, each in its own savepoint, each acknowledged only after
+//! the commit. Writes still run one at a time, so the audit chain never
+//! forks and each compare-and-set in [`Store::apply`] is exact; reads use
+//! connections of their own beside it ([`Readers`]). The SQL is split by
+//! concern (`users`, `requests`, `grants`, `audit`), each a set of plain
+//! functions of a connection; this file only routes the trait's calls to
+//! them. A value that does not convert is [`StoreError::Corrupt`], never a panic.
+
+mod audit;
+mod db;
+mod grants;
+mod marker;
+mod migrate;
+mod open;
+mod requests;
+mod users;
+mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+
+use super::chain::Chain;
+use super::{
+    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
+    RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, UserRecord,
+};
+use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
+use crate::domain::token::TokenHash;
+use db::Readers;
+use marker::{HighWater, marker_path};
+use writer::Writer;
+
+pub struct SqliteStore {
+    /// Reads; WAL lets them run beside the writer.
+    reads: Readers,
+    /// Every write, group-committed on the one connection that writes (it
+    /// holds the key that signs a checkpoint of the audit chain's head with
+    /// every committed batch).
+    writer: Writer,
+    /// When the last integrity check ran, and what it found (for `/healthz`).
+    integrity: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+/// How often `/healthz` re-runs SQLite's integrity check; in between it reports the last result.
+const INTEGRITY_EVERY: Duration = Duration::from_secs(30);
+
+impl SqliteStore {
+    /// Opens (creating if needed) `path` and brings its schema up to date.
+    ///
+    /// Refuses, rather than start empty, when this data dir was initialised
+    /// (its marker exists) but the database is missing, empty or another one;
+    /// and when SQLite's integrity check finds damage or the audit log's tail
+    /// is not the one this broker signed.
+    pub async fn open(path: &Path, key: SigningKey) -> StoreResult<SqliteStore> {
+        let (owned, signing) = (path.to_path_buf(), key.clone());
+        let opened = tokio::task::spawn_blocking(move || open::open(&owned, &signing))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the database failed: {e}")))??;
+        let high_water = HighWater::start(marker_path(path), opened.id);
+        let chain = Chain::new(key).on_commit(Box::new(move |cp| high_water.committed(cp)));
+        let writer =
+            Writer::start(opened.conn, chain).map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?;
+        Ok(SqliteStore { reads: Readers::new(path), writer, integrity: tokio::sync::Mutex::new(None) })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reads.close();
+    }
+
+    async fn check(&self) -> StoreResult<()> {
+        self.reads.read(open::tables_answer).await?;
+        // ...and the file passed SQLite's integrity check lately.
+        let mut last = self.integrity.lock().await;
+        let stale = last.as_ref().is_none_or(|(at, _)| at.elapsed() > INTEGRITY_EVERY);
+        if stale {
+            *last = Some((std::time::Instant::now(), self.reads.read(open::quick_check).await?));
+        }
+        match last.as_ref().map(|(_, r)| r.clone()) {
+            Some(Err(found)) => Err(StoreError::Corrupt(format!("integrity check: {found}"))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
+        let token = token.clone();
+        self.reads.read(move |c| users::by_token(c, &token)).await
+    }
+
+    async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        let name = name.to_string();
+        self.reads.read(move |c| users::by_name(c, &name)).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRecord>> {
+        self.reads.read(move |c| users::by_id(c, id)).await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        self.reads.read(users::list).await
+    }
+
+    async fn add_user(&self, user: &NewUserRecord, token: &TokenHash, only_if_no_admin: bool, event: NewEvent) -> StoreResult<UserRecord> {
+        let (user, token) = (user.clone(), token.clone());
+        self.writer.write(move |tx, chain| users::add(tx, chain, &user, &token, only_if_no_admin, event)).await
+    }
+
+    async fn remove_user(&self, name: &str, by: &str, why: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<Removal> {
+        let (name, by, why) = (name.to_string(), by.to_string(), why.to_string());
+        self.writer.write(move |tx, chain| users::remove(tx, chain, &name, &by, &why, at, event)).await
+    }
+
+    async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<u64> {
+        let (name, token) = (name.to_string(), token.clone());
+        self.writer.write(move |tx, chain| users::set_token(tx, chain, &name, &token, at, event)).await
+    }
+
+    async fn admin_count(&self) -> StoreResult<u64> {
+        self.reads.read(users::admin_count).await
+    }
+
+    async fn create_request(
+        &self,
+        new: &NewRequest,
+        grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        events: Vec<NewEvent>,
+        superseded: Vec<Supersede>,
+    ) -> StoreResult<RequestRecord> {
+        let new = new.clone();
+        self.writer.write(move |tx, chain| requests::create(tx, chain, &new, grant, events, superseded)).await
+    }
+
+    async fn request(&self, id: i64) -> StoreResult<Option<RequestRecord>> {
+        self.reads.read(move |c| requests::load(c, id)).await
+    }
+
+    async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<RequestRecord>> {
+        let filter = filter.clone();
+        self.reads.read(move |c| requests::load_many(c, &filter, None)).await
+    }
+
+    async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord> {
+        self.writer.write(move |tx, chain| requests::apply(tx, chain, change)).await
+    }
+
+    async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+        self.reads.read(move |c| requests::stale_pending(c, cutoff)).await
+    }
+
+    async fn grant(&self, id: i64) -> StoreResult<Option<GrantRecord>> {
+        self.reads.read(move |c| grants::load(c, id)).await
+    }
+
+    async fn grants(&self, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>> {
+        self.reads.read(move |c| grants::list(c, user_id, live_at, page)).await
+    }
+
+    async fn revoke_grant(&self, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
+        let by = by.to_string();
+        self.writer.write(move |tx, chain| grants::revoke(tx, chain, id, &by, at, event)).await
+    }
+
+    async fn grants_to_end(&self, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
+        self.reads.read(move |c| grants::to_end(c, now)).await
+    }
+
+    async fn mark_grant_ended(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        revoked: &[i64],
+        released: &[String],
+        events: Vec<NewEvent>,
+    ) -> StoreResult<bool> {
+        let (revoked, released) = (revoked.to_vec(), released.to_vec());
+        self.writer.write(move |tx, chain| grants::mark_ended(tx, chain, id, at, &revoked, &released, events)).await
+    }
+
+    async fn host_failures(&self, id: i64, phase: HostPhase) -> StoreResult<u32> {
+        self.reads.read(move |c| grants::host_failures(c, id, phase)).await
+    }
+
+    async fn record_host_failure(
+        &self,
+        id: i64,
+        phase: HostPhase,
+        revoked: &[i64],
+        failure: &EndFailure,
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let (revoked, failure) = (revoked.to_vec(), failure.clone());
+        self.writer.write(move |tx, chain| grants::record_host_failure(tx, chain, id, phase, &revoked, &failure, event)).await
+    }
+
+    async fn grants_to_start(&self, repos: &[String], now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
+        let repos = repos.to_vec();
+        self.reads.read(move |c| grants::to_start(c, &repos, now)).await
+    }
+
+    async fn mark_grant_started(&self, id: i64, at: DateTime<Utc>, held: Option<NewHostToken>, event: NewEvent) -> StoreResult<()> {
+        self.writer.write(move |tx, chain| grants::mark_started(tx, chain, id, at, held.as_ref(), event)).await
+    }
+
+    async fn holder_of(&self, key: &str, except: i64) -> StoreResult<Option<HostToken>> {
+        let key = key.to_string();
+        self.reads.read(move |c| grants::holder_of(c, &key, except)).await
+    }
+
+    async fn failing_ends(&self) -> StoreResult<Vec<FailingEnd>> {
+        self.reads.read(grants::failing_ends).await
+    }
+
+    async fn next_grant_expiry(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.reads.read(grants::next_expiry).await
+    }
+
+    async fn add_host_token(&self, token: &NewHostToken, event: NewEvent) -> StoreResult<()> {
+        let token = token.clone();
+        self.writer.write(move |tx, chain| grants::add_host_token(tx, chain, &token, event)).await
+    }
+
+    async fn host_tokens(&self, grant_id: i64) -> StoreResult<Vec<HostToken>> {
+        self.reads.read(move |c| grants::host_tokens(c, grant_id)).await
+    }
+
+    async fn add_credential(&self, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {
+        let credential = credential.clone();
+        self.writer.write(move |tx, chain| grants::add_credential(tx, chain, &credential, event)).await
+    }
+
+    async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
+        let hash = hash.clone();
+        self.reads.read(move |c| grants::by_credential(c, &hash, now)).await
+    }
+
+    async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()> {
+        self.writer.write(move |tx, chain| audit::append(tx, chain, &events, at)).await
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
+        self.reads.read(audit::latest_checkpoint).await
+    }
+
+    async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        self.reads.read(move |c| audit::events(c, after_seq, since, limit)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
