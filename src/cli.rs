@@ -5,27 +5,14 @@
 //! Typed values are parsed by clap with the domain's parsers, so an error
 //! names the flag, and completions offer the values (`--level read|write|admin`).
 
-use std::ffi::OsStr;
+use clap::{CommandFactory, Parser, Subcommand};
 
-use clap::builder::{PossibleValue, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
-
-use crate::commands::{admin, approve, audit, cancel, credential, deny, login, request, requests, revoke, server, setup, util, wait};
-use crate::domain::{AccessDuration, Level};
-
-/// Exit codes, the same for every command.
-macro_rules! exit_status {
-    () => {
-        "Exit status:
-  0    success
-  1    unexpected error (a bug, an unreachable broker, I/O)
-  2    bad usage or bad input (flags, durations, levels, unknown ids or repos)
-  3    denied
-  4    timed out, expired or canceled
-  5    not authenticated, or not allowed (policy, role, self-approval)
-  130  interrupted (Ctrl-C)"
-    };
-}
+use crate::commands::args::JsonFlag;
+use crate::commands::{
+    admin, approve, audit, block_on, cancel, credential, deny, doctor, login, logout, repos, request, requests, revoke, server, setup,
+    status, util, wait, whoami,
+};
+use crate::error::{CommandError, ExitKind};
 
 /// What every command that talks to a broker reads from the environment.
 macro_rules! client_env {
@@ -40,10 +27,8 @@ macro_rules! client_env {
 }
 
 /// `--help` text after the options: examples, then environment and exit status.
-macro_rules! help {
-    ($examples:literal) => {
-        concat!("Examples:\n", $examples, "\n\n", client_env!(), "\n\n", exit_status!())
-    };
+fn help(examples: &str) -> String {
+    format!("Examples:\n{examples}\n\n{}\n\n{}", client_env!(), ExitKind::help())
 }
 
 #[derive(Debug, Parser)]
@@ -55,7 +40,7 @@ macro_rules! help {
 credential in the OS keychain, and answers git through its credential helper until the grant ends. \
 Start with `jit login`, `jit setup` and `jit request`; `jit doctor` checks this machine.",
     disable_help_subcommand = true,
-    after_long_help = concat!(client_env!(), "\n\n", exit_status!())
+    after_long_help = format!("{}\n\n{}", client_env!(), ExitKind::help())
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,18 +53,18 @@ pub enum Command {
     ///
     /// Reads the token hidden from a terminal, or from stdin, checks it with the
     /// broker, and keeps it in the OS keychain for this OS user.
-    #[command(after_long_help = help!("  jit login --server https://jit.example.com\n  jit login --server http://127.0.0.1:8420 < token-file"))]
+    #[command(after_long_help = help("  jit login --server https://jit.example.com\n  jit login --server http://127.0.0.1:8420 < token-file"))]
     Login(login::LoginArgs),
     /// Remove your stored token from the keychain
     ///
     /// Also drops every cached git credential. The token stays valid on the
     /// broker; an admin rotates it to end it there.
-    #[command(after_long_help = help!("  jit logout"))]
+    #[command(after_long_help = help("  jit logout"))]
     Logout(JsonFlag),
     /// Show who the broker thinks you are
     ///
     /// Your user name, groups and the broker you are logged in to.
-    #[command(after_long_help = help!("  jit whoami\n  JIT_SERVER=https://jit.example.com JIT_TOKEN=... jit whoami --json"))]
+    #[command(after_long_help = help("  jit whoami\n  JIT_SERVER=https://jit.example.com JIT_TOKEN=... jit whoami --json"))]
     Whoami(JsonFlag),
     /// Ask for access to a repo, and wait for the decision
     ///
@@ -88,66 +73,65 @@ pub enum Command {
     /// the request is returned instead of a new one. Ctrl-C stops waiting
     /// (exit 130) and leaves the request pending; git picks up its grant once
     /// approved.
-    #[command(after_long_help = help!("  jit request acme/api --level write --for 2h --reason 'hotfix INC-42'\n  jit request --level read --for 1h            # this checkout's origin\n  jit request demo --level write --for 30m --reason x --no-wait"))]
+    #[command(after_long_help = help("  jit request acme/api --level write --for 2h --reason 'hotfix INC-42'\n  jit request --level read --for 1h            # this checkout's origin\n  jit request demo --level write --for 30m --reason x --no-wait"))]
     Request(request::RequestArgs),
     /// Wait for the decision on a request
     ///
     /// Resumes waiting on a request made with --no-wait or left by Ctrl-C;
     /// on approval the git credential is kept, as by `jit request`.
-    #[command(after_long_help = help!("  jit wait 12\n  jit wait 12 --timeout 10m --json"))]
+    #[command(after_long_help = help("  jit wait 12\n  jit wait 12 --timeout 10m --json"))]
     Wait(wait::WaitArgs),
     /// Cancel your pending request
     ///
     /// Only the requester cancels, and only while the request is pending.
-    #[command(after_long_help = help!("  jit cancel 12"))]
+    #[command(after_long_help = help("  jit cancel 12"))]
     Cancel(cancel::CancelArgs),
     /// List requests you made or can review
     ///
     /// Newest first: yours, and those an approver or admin may see.
-    #[command(after_long_help = help!("  jit requests --pending\n  jit requests --mine --json"))]
+    #[command(after_long_help = help("  jit requests --pending\n  jit requests --mine --json"))]
     Requests(requests::RequestsArgs),
     /// Approve a request (with no ID: pick from the pending ones)
     ///
     /// Shows the request and asks before approving when on a terminal. Only
     /// approvers named by the governing rule decide; nobody approves their
     /// own request, and admins only where a rule names them.
-    #[command(after_long_help = help!("  jit approve                 # pick, review, confirm\n  jit approve 12 --comment 'go ahead' --yes"))]
+    #[command(after_long_help = help("  jit approve                 # pick, review, confirm\n  jit approve 12 --comment 'go ahead' --yes"))]
     Approve(approve::ApproveArgs),
     /// Deny a request
     ///
     /// One approver's denial ends the request; the requester sees the reason.
-    #[command(after_long_help = help!("  jit deny 12 --reason 'not during the freeze'"))]
+    #[command(after_long_help = help("  jit deny 12 --reason 'not during the freeze'"))]
     Deny(deny::DenyArgs),
     /// Your live grants and the time they have left
     ///
     /// From the broker, or from the local cache when the broker is out of reach.
-    #[command(after_long_help = help!("  jit status\n  jit status --json"))]
+    #[command(after_long_help = help("  jit status\n  jit status --json"))]
     Status(JsonFlag),
     /// End a grant now (by grant id, or every live grant of yours on a repo)
     ///
     /// The credential stops working at the host at once.
-    #[command(after_long_help = help!("  jit revoke acme/api\n  jit revoke 34 --reason 'incident over'"))]
+    #[command(after_long_help = help("  jit revoke acme/api\n  jit revoke 34 --reason 'incident over'"))]
     Revoke(revoke::RevokeArgs),
     /// List the repos the broker knows
     ///
     /// Their short names and clone URLs; any spelling of either works in `jit request`.
-    #[command(after_long_help = help!("  jit repos"))]
+    #[command(after_long_help = help("  jit repos"))]
     Repos(JsonFlag),
     /// Check this machine: keychain, git, git's config, broker, token, clock
     ///
     /// One line per check; each failure says how to fix it. Exits 1 when any fails.
-    #[command(after_long_help = help!("  jit doctor\n  jit doctor --json"))]
+    #[command(after_long_help = help("  jit doctor\n  jit doctor --json"))]
     Doctor(JsonFlag),
     /// Make git use jit for the hosts jit guards (global git config)
     ///
     /// Puts jit's credential helper first for each host the broker guards,
     /// keeps your other helpers after it, and sets useHttpPath. Running it
     /// twice changes nothing; --uninstall puts back what was there.
-    #[command(after_long_help = concat!(
-        "Examples:\n  jit setup\n  jit setup --uninstall\n\n",
+    #[command(after_long_help = format!(
+        "Examples:\n  jit setup\n  jit setup --uninstall\n\n{}\n  GIT_CONFIG_GLOBAL the git config file edited (default: ~/.gitconfig)\n\n{}",
         client_env!(),
-        "\n  GIT_CONFIG_GLOBAL the git config file edited (default: ~/.gitconfig)\n\n",
-        exit_status!()
+        ExitKind::help()
     ))]
     Setup(setup::SetupArgs),
     /// The git credential helper (configured by `jit setup`)
@@ -165,75 +149,59 @@ pub enum Command {
     ///
     /// Serves the JSON API, the git gateway and the reaper. --dev runs a
     /// complete demo on one machine; --init-admin bootstraps the first admin.
-    #[command(after_long_help = concat!(
-        "Examples:\n  jit server --dev\n  jit server --config /etc/jit.toml --data-dir /var/lib/jit\n  jit server --init-admin root --config /etc/jit.toml\n\n",
-        "Environment:\n  JIT_LOG          log filter (default: info), e.g. jit=debug\n  NO_COLOR         no colour in logs\n\n",
-        exit_status!()
+    #[command(after_long_help = format!(
+        "Examples:\n  jit server --dev\n  jit server --config /etc/jit.toml --data-dir /var/lib/jit\n  jit server --init-admin root --config /etc/jit.toml\n\n\
+         Environment:\n  JIT_LOG          log filter (default: info), e.g. jit=debug\n  NO_COLOR         no colour in logs\n\n{}",
+        ExitKind::help()
     ))]
     Server(server::ServerArgs),
     /// Manage users and tokens (admins)
     ///
     /// Uses the stored login, or JIT_SERVER and JIT_TOKEN, like every client command.
-    #[command(subcommand, disable_help_subcommand = true, after_long_help = help!("  jit admin user add frank --group developers\n  jit admin token rotate frank"))]
+    #[command(subcommand, disable_help_subcommand = true, after_long_help = help("  jit admin user add frank --group developers\n  jit admin token rotate frank"))]
     Admin(admin::AdminCommand),
     /// Read and verify the audit log (admins)
     ///
     /// Every state change and git operation, hash-chained; `verify` recomputes
     /// the chain here, on the client.
-    #[command(disable_help_subcommand = true, after_long_help = help!("  jit audit --since 2h\n  jit audit --json > audit.jsonl && jit audit verify --file audit.jsonl"))]
+    #[command(disable_help_subcommand = true, after_long_help = help("  jit audit --since 2h\n  jit audit --json > audit.jsonl && jit audit verify --file audit.jsonl"))]
     Audit(audit::AuditArgs),
     /// Generate shell completions and man pages
     #[command(hide = true, subcommand)]
     Util(util::UtilCommand),
 }
 
-#[derive(Debug, Clone, Copy, Args)]
-pub struct JsonFlag {
-    /// Print JSON for scripts instead of text
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `--level`: `read`, `write` or `admin` (any case), with the domain's message on a typo.
-#[derive(Debug, Clone, Copy)]
-pub struct LevelParser;
-
-impl TypedValueParser for LevelParser {
-    type Value = Level;
-
-    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<Level, clap::Error> {
-        clap::builder::StringValueParser::new().try_map(|s| s.parse::<Level>()).parse_ref(cmd, arg, value)
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(Level::ALL.into_iter().map(|l| PossibleValue::new(l.as_str()))))
-    }
-}
-
-/// A user or group name, checked here so a bad one never reaches a URL.
-pub fn name_parser(kind: &'static str) -> impl TypedValueParser<Value = String> {
-    clap::builder::StringValueParser::new().try_map(move |s| {
-        if crate::domain::text::is_valid_name(&s) {
-            Ok(s)
-        } else {
-            Err(format!(
-                "invalid {kind} name `{}`: use 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
-                s.escape_debug()
-            ))
+impl Cli {
+    /// Runs the command asked for.
+    pub fn run(self) -> Result<(), CommandError> {
+        match self.command {
+            Command::Login(args) => block_on(login::cmd_login(&args)),
+            Command::Logout(json) => logout::cmd_logout(json.json),
+            Command::Whoami(json) => block_on(whoami::cmd_whoami(json.json)),
+            Command::Request(args) => block_on(request::cmd_request(&args)),
+            Command::Wait(args) => block_on(wait::cmd_wait(&args)),
+            Command::Cancel(args) => block_on(cancel::cmd_cancel(&args)),
+            Command::Requests(args) => block_on(requests::cmd_requests(&args)),
+            Command::Approve(args) => block_on(approve::cmd_approve(&args)),
+            Command::Deny(args) => block_on(deny::cmd_deny(&args)),
+            Command::Status(json) => block_on(status::cmd_status(json.json)),
+            Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
+            Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
+            Command::Setup(args) => block_on(setup::cmd_setup(&args)),
+            Command::Doctor(args) => block_on(doctor::cmd_doctor(&args)),
+            Command::Credential(args) => credential::cmd_credential(&args),
+            Command::Util(cmd) => util::cmd_util(&cmd, Cli::command()),
+            Command::Server(args) => server::cmd_server(&args),
+            Command::Admin(cmd) => block_on(admin::run(cmd)),
+            Command::Audit(args) => block_on(audit::run(&args)),
         }
-    })
-}
-
-/// A duration flag (`--for`, `--timeout`), parsed by the domain's rules.
-pub fn duration_parser() -> impl TypedValueParser<Value = AccessDuration> {
-    clap::builder::StringValueParser::new().try_map(|s| s.parse::<AccessDuration>())
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
+    use crate::domain::Level;
 
     #[test]
     fn the_cli_is_consistent() {
@@ -250,7 +218,13 @@ mod tests {
         assert!(err.contains("--level") && err.contains("unknown level `owner`") && err.contains("read, write, admin"), "{err}");
         let err = parse(&["jit", "request", "demo", "--level", "read", "--for", "soon"]).unwrap_err().to_string();
         assert!(err.contains("--for") && err.contains("invalid duration `soon`"), "{err}");
-        let values: Vec<String> = LevelParser.possible_values().unwrap().map(|v| v.get_name().to_string()).collect();
-        assert_eq!(values, ["read", "write", "admin"]);
+    }
+
+    #[test]
+    fn every_exit_code_is_in_the_help() {
+        let help = Cli::command().render_long_help().to_string();
+        for kind in ExitKind::ALL {
+            assert!(help.contains(&format!("  {:<4} {}", kind.code(), kind.meaning())), "{kind:?} missing from:\n{help}");
+        }
     }
 }

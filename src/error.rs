@@ -32,6 +32,40 @@ pub enum ExitKind {
 }
 
 impl ExitKind {
+    /// Every kind, in the order of their codes.
+    pub const ALL: [ExitKind; 7] = [
+        ExitKind::Unexpected,
+        ExitKind::BadInput,
+        ExitKind::Denied,
+        ExitKind::TimedOut,
+        ExitKind::NotAllowed,
+        ExitKind::HostFailed,
+        ExitKind::Interrupted,
+    ];
+
+    /// What the code means, as `--help` and `man jit` say it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitKind::Unexpected => "unexpected error (a bug, an unreachable broker, I/O)",
+            ExitKind::BadInput => "bad usage or bad input (flags, durations, levels, unknown ids or repos)",
+            ExitKind::Denied => "denied",
+            ExitKind::TimedOut => "timed out, expired or canceled",
+            ExitKind::NotAllowed => "not authenticated, or not allowed (policy, role, self-approval)",
+            ExitKind::HostFailed => "the git host refused or failed what the broker asked of it",
+            ExitKind::Interrupted => "interrupted (Ctrl-C)",
+        }
+    }
+
+    /// The exit-status table every command's `--help` ends with, made from
+    /// this enum so the two cannot drift.
+    pub fn help() -> String {
+        let mut text = String::from("Exit status:\n  0    success");
+        for kind in ExitKind::ALL {
+            text.push_str(&format!("\n  {:<4} {}", kind.code(), kind.meaning()));
+        }
+        text
+    }
+
     pub fn code(self) -> i32 {
         match self {
             ExitKind::Unexpected => 1,

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() {
     let cli = jit::cli::Cli::parse();
-    let code = match jit::commands::run(cli) {
+    let code = match cli.run() {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("{err}");

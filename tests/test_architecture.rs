@@ -100,3 +100,15 @@ fn each_provider_is_one_file_registered_by_kind() {
         assert!(registry.contains(&format!("{name}::KIND")), "{name}.rs has no entry in providers::KINDS");
     }
 }
+
+/// No two modules import each other, directly or round a circle (the
+/// commands once imported their flags back from `cli.rs`, which imports
+/// every command; the store's writer once knew the SQLite file that started it).
+#[test]
+fn the_modules_import_in_one_direction() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/module-cycles.py");
+    let out = std::process::Command::new("python3").arg(&script).output().expect("python3 runs scripts/module-cycles.py");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "import circles:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains(" 0 circle(s)"), "{report}");
+}

@@ -6,7 +6,7 @@ use crate::error::{CommandError, ExitKind};
 use crate::ui;
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {

@@ -3,7 +3,7 @@
 use crate::error::CommandError;
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {

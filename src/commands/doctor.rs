@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::api::Repo;
-use crate::cli::JsonFlag;
 use crate::client::Client;
+use crate::commands::args::JsonFlag;
 use crate::domain::repo::CloneUrl;
 use crate::error::{CommandError, ExitKind};
 use crate::keychain::Keychain;

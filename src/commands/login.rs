@@ -10,7 +10,7 @@ use crate::session::{self, StoredLogin};
 use crate::ui;
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {

@@ -1,9 +1,11 @@
 //! One file per command (a group is a folder with one file per subcommand).
 //! Each command is an `Args` value plus one function returning
-//! `Result<(), CommandError>`; this module dispatches and holds what they share.
+//! `Result<(), CommandError>`; `cli.rs` dispatches to them, and this module
+//! holds what they share (the shared flags and parsers are in [`args`]).
 
 pub mod admin;
 pub mod approve;
+pub mod args;
 pub mod audit;
 pub mod cancel;
 pub mod credential;
@@ -22,33 +24,8 @@ pub mod util;
 pub mod wait;
 pub mod whoami;
 
-use crate::cli::{Cli, Command};
 use crate::client::Client;
 use crate::error::CommandError;
-
-pub fn run(cli: Cli) -> Result<(), CommandError> {
-    match cli.command {
-        Command::Login(args) => block_on(login::cmd_login(&args)),
-        Command::Logout(json) => logout::cmd_logout(json.json),
-        Command::Whoami(json) => block_on(whoami::cmd_whoami(json.json)),
-        Command::Request(args) => block_on(request::cmd_request(&args)),
-        Command::Wait(args) => block_on(wait::cmd_wait(&args)),
-        Command::Cancel(args) => block_on(cancel::cmd_cancel(&args)),
-        Command::Requests(args) => block_on(requests::cmd_requests(&args)),
-        Command::Approve(args) => block_on(approve::cmd_approve(&args)),
-        Command::Deny(args) => block_on(deny::cmd_deny(&args)),
-        Command::Status(json) => block_on(status::cmd_status(json.json)),
-        Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
-        Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
-        Command::Setup(args) => block_on(setup::cmd_setup(&args)),
-        Command::Doctor(args) => block_on(doctor::cmd_doctor(&args)),
-        Command::Credential(args) => credential::cmd_credential(&args),
-        Command::Util(cmd) => util::cmd_util(&cmd),
-        Command::Server(args) => server::cmd_server(&args),
-        Command::Admin(cmd) => block_on(admin::run(cmd)),
-        Command::Audit(args) => block_on(audit::run(&args)),
-    }
-}
 
 /// Runs a command's async body on a small runtime of its own. Client commands
 /// need one thread: they wait on the network, not on CPU.

@@ -9,7 +9,7 @@ use crate::keychain::Keychain;
 use crate::output::print_json;
 use clap::Args;
 
-use crate::cli::{LevelParser, duration_parser};
+use crate::commands::args::{LevelParser, duration_parser};
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {

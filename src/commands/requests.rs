@@ -4,7 +4,7 @@ use crate::error::CommandError;
 use crate::ui;
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct RequestsArgs {

@@ -5,7 +5,7 @@ use crate::error::CommandError;
 use crate::output::print_json;
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {

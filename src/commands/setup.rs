@@ -11,7 +11,7 @@ use crate::error::CommandError;
 use crate::git::config::{self, SetupError, SetupState};
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {

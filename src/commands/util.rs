@@ -3,10 +3,8 @@
 
 use std::path::Path;
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
 use crate::error::CommandError;
 use std::path::PathBuf;
 
@@ -26,18 +24,20 @@ pub enum UtilCommand {
     },
 }
 
-pub fn cmd_util(cmd: &UtilCommand) -> Result<(), CommandError> {
+/// `full` is the whole command line (`Cli::command()`), handed in so the
+/// commands never import the top level that imports them.
+pub fn cmd_util(cmd: &UtilCommand, full: clap::Command) -> Result<(), CommandError> {
+    let public = public_command(&full);
     match cmd {
-        UtilCommand::Completions { dir } => write_completions(dir),
-        UtilCommand::Man { dir } => write_man_pages(dir),
+        UtilCommand::Completions { dir } => write_completions(dir, &public),
+        UtilCommand::Man { dir } => write_man_pages(dir, &public),
     }
 }
 
 /// The CLI as people see it: without hidden commands (`util`), which clap's
 /// generators would otherwise list. No clap API removes a subcommand, so the
 /// root is rebuilt with the visible ones.
-pub fn public_command() -> clap::Command {
-    let full = Cli::command();
+pub fn public_command(full: &clap::Command) -> clap::Command {
     let visible: Vec<clap::Command> = full.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
     let text = |t: Option<&clap::builder::StyledStr>| t.map(ToString::to_string).unwrap_or_default();
     clap::Command::new("jit")
@@ -50,16 +50,16 @@ pub fn public_command() -> clap::Command {
         .subcommands(visible)
 }
 
-pub fn write_completions(dir: &Path) -> Result<(), CommandError> {
+pub fn write_completions(dir: &Path, public: &clap::Command) -> Result<(), CommandError> {
     std::fs::create_dir_all(dir)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
-        clap_complete::generate_to(shell, &mut public_command(), "jit", dir)?;
+        clap_complete::generate_to(shell, &mut public.clone(), "jit", dir)?;
     }
     Ok(())
 }
 
 /// One page per command and subcommand: `jit.1`, `jit-request.1`, `jit-admin-user-add.1`, …
-pub fn write_man_pages(dir: &Path) -> Result<(), CommandError> {
+pub fn write_man_pages(dir: &Path, public: &clap::Command) -> Result<(), CommandError> {
     std::fs::create_dir_all(dir)?;
     // Pages of commands that no longer exist go, so the set always matches the CLI.
     for entry in std::fs::read_dir(dir)?.flatten() {
@@ -85,5 +85,5 @@ pub fn write_man_pages(dir: &Path) -> Result<(), CommandError> {
         std::fs::write(dir.join(format!("{name}.1")), out)?;
         Ok(())
     }
-    render(public_command(), "jit".to_string(), "jit".to_string(), dir)
+    render(public.clone(), "jit".to_string(), "jit".to_string(), dir)
 }

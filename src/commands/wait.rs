@@ -19,7 +19,7 @@ use crate::output::print_json;
 use crate::ui;
 use clap::Args;
 
-use crate::cli::duration_parser;
+use crate::commands::args::duration_parser;
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {

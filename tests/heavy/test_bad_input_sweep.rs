@@ -486,7 +486,7 @@ async fn every_command_answers_bad_input_with_a_documented_exit_code() {
     };
 
     let mut leaves = vec![];
-    leaf_commands(&jit::commands::util::public_command(), vec![], &mut leaves);
+    leaf_commands(&jit::commands::util::public_command(&<jit::cli::Cli as clap::CommandFactory>::command()), vec![], &mut leaves);
     let (mut tried, mut codes, mut failures) = (0, std::collections::BTreeMap::<i32, usize>::new(), vec![]);
     for (name, cmd) in &leaves {
         let (_, template, user) =

@@ -15,7 +15,7 @@ pub struct GrantsArgs {
     #[arg(long)]
     pub failing: bool,
     #[command(flatten)]
-    pub json: crate::cli::JsonFlag,
+    pub json: crate::commands::args::JsonFlag,
 }
 
 pub async fn cmd_grants(client: &Client, args: &GrantsArgs) -> Result<(), CommandError> {

@@ -9,7 +9,7 @@ mod user_remove;
 use crate::error::CommandError;
 use clap::{Args, Subcommand};
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -63,7 +63,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 pub struct UserNameArg {
     /// The user's name
-    #[arg(value_parser = crate::cli::name_parser("user"))]
+    #[arg(value_parser = crate::commands::args::name_parser("user"))]
     pub name: String,
     #[command(flatten)]
     pub json: JsonFlag,

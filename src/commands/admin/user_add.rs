@@ -6,15 +6,15 @@ use crate::domain::token::ExposeSecret;
 use crate::error::CommandError;
 use clap::Args;
 
-use crate::cli::JsonFlag;
+use crate::commands::args::JsonFlag;
 
 #[derive(Debug, Args)]
 pub struct UserAddArgs {
     /// The new user's name: 1-64 letters, digits, `-`, `_` or `.`
-    #[arg(value_parser = crate::cli::name_parser("user"))]
+    #[arg(value_parser = crate::commands::args::name_parser("user"))]
     pub name: String,
     /// A group the user belongs to (repeatable)
-    #[arg(long = "group", value_name = "GROUP", value_parser = crate::cli::name_parser("group"))]
+    #[arg(long = "group", value_name = "GROUP", value_parser = crate::commands::args::name_parser("group"))]
     pub groups: Vec<String>,
     /// Make the user an admin
     #[arg(long)]
