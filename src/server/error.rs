@@ -200,6 +200,9 @@ impl IntoResponse for GitRefusal {
             GitRefusal::Unavailable => {
                 git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not check your access; try again".into())
             }
+            GitRefusal::NotRecorded => {
+                git_plain(StatusCode::SERVICE_UNAVAILABLE, "jit: the broker could not record this operation; try again".into())
+            }
         }
     }
 }

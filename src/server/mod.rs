@@ -9,14 +9,13 @@ pub mod broker;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod gateway;
 pub mod handlers;
-pub mod http_backend;
 pub mod listener;
 pub mod reaper;
 pub mod router;
 pub mod sealing;
 pub mod tls;
-pub mod upstream_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use axum::routing::{delete, get, post};
 
 use super::broker::Broker;
 use super::error::ApiError;
-use super::handlers::{audit, git, grants, health, repos, requests, users};
+use super::gateway;
+use super::handlers::{audit, grants, health, repos, requests, users};
 
 pub fn router(broker: Arc<Broker>) -> Router {
     let max_body = broker.config().max_body_bytes;
@@ -36,6 +37,6 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body));
     // Git traffic streams packs of any size, so it has no body limit.
-    let git = Router::new().route("/git/{*path}", get(git::serve).post(git::serve)).layer(DefaultBodyLimit::disable());
+    let git = Router::new().route("/git/{*path}", get(gateway::serve).post(gateway::serve)).layer(DefaultBodyLimit::disable());
     api.merge(git).with_state(broker)
 }

@@ -1,20 +1,22 @@
 //! Git through the gateway: whether a git request may pass, and its audit trail.
 //!
-//! Every request carries HTTP Basic credentials whose password is a
-//! credential the broker minted for one grant (only its hash is stored). The
-//! grant must be live now, for this repo and this user, at a level that covers
-//! the service. Refusals are [`GitRefusal`]s; how git is told (401 with a
-//! challenge, 403 with a line git shows) is `server::error`'s job.
+//! The gateway asks one question, [`Broker::admit_git`], and gets an
+//! [`Admission`]. Every request carries HTTP Basic credentials whose password
+//! is a credential the broker minted for one grant (only its hash is stored).
+//! The grant must be live now, for this repo and this user, at a level that
+//! covers the service, used from where its rule allows; a push may update
+//! only the refs the grant allows. Refusals are [`GitRefusal`]s; how git is
+//! told (401 with a challenge, 403 with a line git shows) is `server::error`'s job.
 
 use super::{Broker, BrokerResult, event};
 use crate::domain::Level;
 use crate::domain::audit::{Action, NewEvent};
-use crate::domain::receive_pack::{Commands, Report};
+use crate::domain::receive_pack::{self, Commands, Report};
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::domain::smart_http::{Endpoint, GitRoute, Service};
 use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
-use crate::server::upstream_proxy::UpstreamError;
+use crate::server::gateway::upstream::UpstreamError;
 use crate::store::GrantRecord;
 use chrono::{DateTime, Utc};
 
@@ -90,6 +92,8 @@ pub enum GitRefusal {
     BadPush(String),
     /// A signed push: its certificate could hide commands (never advertised, so never honest).
     SignedPush,
+    /// The operation could not be written to the audit log, so it does not happen.
+    NotRecorded,
 }
 
 impl GitRefusal {
@@ -106,6 +110,7 @@ impl GitRefusal {
             GitRefusal::Unavailable => "broker unavailable",
             GitRefusal::BadPush(_) => "unreadable push",
             GitRefusal::SignedPush => "signed push (push certificates are not accepted)",
+            GitRefusal::NotRecorded => "audit log unavailable",
         }
     }
 
@@ -113,20 +118,108 @@ impl GitRefusal {
     /// for what its credential is or may do, not git's unauthenticated first
     /// probe, not an unknown path, not the broker's own trouble.
     fn audited(&self) -> bool {
-        !matches!(self, GitRefusal::NoSuchRepo(_) | GitRefusal::NoCredentials | GitRefusal::Unavailable)
+        !matches!(self, GitRefusal::NoSuchRepo(_) | GitRefusal::NoCredentials | GitRefusal::Unavailable | GitRefusal::NotRecorded)
     }
 }
 
 /// A git request that may pass: the grant it runs under, and where it goes.
 #[derive(Debug, Clone)]
-pub struct GitAccess {
+struct GitAccess {
+    grant: GrantRecord,
+    backend: GitBackend,
+}
+
+/// What the gateway asks of the broker for one git request.
+#[derive(Debug, Clone, Copy)]
+pub struct GitAsk<'a> {
+    pub route: &'a GitRoute,
+    /// The Basic credentials it carried, if any.
+    pub credentials: Option<(&'a str, &'a str)>,
+    pub client: std::net::IpAddr,
+}
+
+/// The broker's answer to a git request. `B` is the request's body as the
+/// gateway carries it (the broker never looks inside).
+#[derive(Debug)]
+pub enum Admission<B> {
+    /// Let through, the operation audited.
+    Admitted(Box<Admitted<B>>),
+    /// Refused (and audited where the log wants it).
+    Refused(GitRefusal),
+    /// Too many failed logins from the address, or requests with the
+    /// credential: the client may try again after `wait`.
+    Throttled { why: &'static str, wait: std::time::Duration },
+    /// A push that would update refs the grant does not allow: none of it
+    /// lands. `report` is the report-status git shows, ref by ref; `rest`
+    /// is the unread body, for the gateway to drain before answering.
+    RefsRefused { report: Vec<u8>, rest: B },
+}
+
+/// An admitted git request: the grant it runs under, where it goes, and (for
+/// a push) the commands checked, with the body that carries them on.
+#[derive(Debug)]
+pub struct Admitted<B> {
     pub grant: GrantRecord,
     pub backend: GitBackend,
+    pub push: Option<Commands>,
+    pub body: B,
 }
 
 impl Broker {
+    /// The gateway's one question: may this git request pass? Decided under
+    /// its credential, then (for a push) on the refs it updates, read by
+    /// `read_commands` (awaited only once the credential may pass, so nobody
+    /// unknown makes the broker wait on a body; it yields the push's
+    /// commands, if any, and the body to forward). A refusal is audited, and
+    /// so is an admitted operation, before it happens.
+    pub async fn admit_git<B>(
+        &self,
+        ask: GitAsk<'_>,
+        read_commands: impl Future<Output = Result<(Option<Commands>, B), GitRefusal>>,
+    ) -> Admission<B> {
+        let GitAsk { route, credentials, client } = ask;
+        let user = credentials.map(|(u, _)| u);
+        let access = match self.authorize_git(route, credentials, client).await {
+            Ok(access) => access,
+            Err(refusal) => {
+                if matches!(refusal, GitRefusal::UnknownCredential | GitRefusal::WrongRepo)
+                    && let Some(wait) = self.auth_failed(client, user, refusal.kind())
+                {
+                    return Admission::Throttled { why: "too many failed logins from this address", wait };
+                }
+                self.record_git_refusal(route, &refusal, user, client).await;
+                return Admission::Refused(refusal);
+            }
+        };
+        if let Err(wait) = self.git_request_allowed(access.grant.id) {
+            return Admission::Throttled { why: "too many git requests with this credential", wait };
+        }
+        let (push, body) = match read_commands.await {
+            Ok(read) => read,
+            Err(refusal) => {
+                self.record_git_refusal(route, &refusal, user, client).await;
+                return Admission::Refused(refusal);
+            }
+        };
+        // Every ref a push updates must be one the grant allows; otherwise
+        // none is, and git shows each as rejected, with the reason.
+        if let Some(push) = &push {
+            let mut refused = self.push_refusals(&access.grant, push);
+            refused.extend(symbolic_ref_refusals(&access.backend, &route.repo, push).await);
+            if !refused.is_empty() {
+                self.record_push_refusal(&access.grant, &refused, client).await;
+                return Admission::RefsRefused { report: receive_pack::report_refusal(push, &refused), rest: body };
+            }
+        }
+        if let Err(e) = self.record_git_operation(&access.grant, route, push.as_ref()).await {
+            tracing::error!(error = %e, "gateway: audit append failed; refusing the git request");
+            return Admission::Refused(GitRefusal::NotRecorded);
+        }
+        Admission::Admitted(Box::new(Admitted { grant: access.grant, backend: access.backend, push, body }))
+    }
+
     /// Decides a git request on `route` with the Basic credentials it carried.
-    pub async fn authorize_git(
+    async fn authorize_git(
         &self,
         route: &GitRoute,
         credentials: Option<(&str, &str)>,
@@ -225,7 +318,7 @@ impl Broker {
 
     /// Audits a refused git request, with the user when the credential named
     /// one; the same refusal from one source within [`FETCH_COALESCE`] is one event.
-    pub async fn record_git_refusal(&self, route: &GitRoute, refusal: &GitRefusal, user: Option<&str>, client: std::net::IpAddr) {
+    async fn record_git_refusal(&self, route: &GitRoute, refusal: &GitRefusal, user: Option<&str>, client: std::net::IpAddr) {
         if !refusal.audited() {
             return;
         }
@@ -261,7 +354,7 @@ impl Broker {
     }
 
     /// Audits a push refused ref by ref (nothing of it reached the repository).
-    pub async fn record_push_refusal(&self, grant: &GrantRecord, refused: &[(String, String)], client: std::net::IpAddr) {
+    async fn record_push_refusal(&self, grant: &GrantRecord, refused: &[(String, String)], client: std::net::IpAddr) {
         tracing::info!(user = %grant.user, repo = %grant.repo, grant = grant.id, refs = refused.len(), "gateway: push refused by the grant's refs");
         let mut e = NewEvent::new(&grant.user, Action::GitRefused);
         e.repo = Some(grant.repo.clone());
@@ -307,7 +400,7 @@ impl Broker {
     /// and post straight to them, so that is where the event belongs). Every
     /// push is an event; fetches by one grant within [`FETCH_COALESCE`] are
     /// one event, and the next one written says how many were folded into it.
-    pub async fn record_git_operation(&self, grant: &GrantRecord, route: &GitRoute, push: Option<&Commands>) -> BrokerResult<()> {
+    async fn record_git_operation(&self, grant: &GrantRecord, route: &GitRoute, push: Option<&Commands>) -> BrokerResult<()> {
         if route.endpoint != Endpoint::Rpc {
             tracing::debug!(user = %grant.user, repo = %route.repo, service = route.service.name(), "ref advertisement");
             return Ok(());
@@ -388,6 +481,18 @@ impl Broker {
             tracing::error!(error = %e, "gateway: could not write out folded fetch counts");
         }
     }
+}
+
+/// Updates of `push` that name a symbolic ref in a local repo, each refused:
+/// git moves the ref it points at, which the scope check never saw. (A host
+/// behind the upstream proxy shows no symbolic refs but `HEAD`, which no push
+/// can name; hosts let no client create one.)
+async fn symbolic_ref_refusals(backend: &GitBackend, repo: &str, push: &Commands) -> Vec<(String, String)> {
+    let GitBackend::Local { project_root } = backend else { return Vec::new() };
+    let (root, repo, names) = (project_root.clone(), repo.to_string(), push.updates.iter().map(|u| u.name.clone()).collect::<Vec<_>>());
+    let found =
+        tokio::task::spawn_blocking(move || crate::providers::local_gateway::symbolic_refs(&root, &repo, &names)).await.unwrap_or_default();
+    found.into_iter().map(|(name, target)| (name, format!("jit: this is a symbolic ref to {target}; push to {target} itself"))).collect()
 }
 
 /// What git did with each ref of `push`, as its report says.

@@ -3,7 +3,6 @@
 //! the views below; rules and errors live in the broker and `server::error`.
 
 pub mod audit;
-pub mod git;
 pub mod grants;
 pub mod health;
 pub mod repos;
