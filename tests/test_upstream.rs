@@ -201,3 +201,37 @@ async fn a_failing_host_is_one_clear_line_an_event_and_never_the_brokers_secret(
     assert!(failures[0].starts_with("alice acme/api git-upload-pack: credential_refused"), "{}", failures[0]);
     assert!(failures[1].starts_with("alice acme/gone git-upload-pack: unreachable"), "{}", failures[1]);
 }
+
+/// Regression (an operator's first week, 1): the proxy sent requests on a
+/// pooled connection the host had just closed for sitting idle, and git
+/// heard "the host could not be reached" — for a ref listing, a fetch, a
+/// push. A host with a 1 s keep-alive limit, used every 1.5 s: every command
+/// works, because a request small enough to hold is sent again on a fresh
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_closes_idle_connections_sooner_than_the_proxy_reuses_them_is_no_failure() {
+    let upstream = TestUpstream::start_with_idle_limit(&["acme/api"], 1);
+    let b = TestBroker::start_with(&upstream.fronting_policy()).await;
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    let id = b.request("alice", "acme/api", "write", "1h", None).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", "-q", &upstream.repo_url("acme/api"), "api"]).success();
+    let repo = work.join("api");
+    // Longer than the host keeps an idle connection: the sleep is the contract.
+    let past_the_hosts_idle_limit = || std::thread::sleep(std::time::Duration::from_millis(1500));
+    for round in 0..2 {
+        past_the_hosts_idle_limit();
+        alice.git(&repo, &["ls-remote", "origin"]).success();
+        past_the_hosts_idle_limit();
+        alice.git(&repo, &["fetch", "-q", "origin"]).success();
+        let head = commit(&alice, &repo, &format!("round-{round}"));
+        past_the_hosts_idle_limit();
+        alice.git(&repo, &["push", "-q", "origin", "main"]).success();
+        assert_eq!(upstream.git_on_disk("acme/api", &["rev-parse", "main"]), head);
+    }
+    let failures = b.audit().await.into_iter().filter(|e| e["action"] == "git_upstream_failed").count();
+    assert_eq!(failures, 0);
+}

@@ -3,7 +3,7 @@
 //! gateway. Users' git talks to `<public_url>/git/NAME.git` with gateway
 //! credentials, exactly as for local repos; the gateway checks the grant on
 //! every request and forwards it to the host with the broker's own identity
-//! there (`server::upstream_proxy`). Nobody but the broker has standing access
+//! there (`server::gateway::upstream`). Nobody but the broker has standing access
 //! at the host, so a grant's end is the end of access.
 //!
 //! ```toml
@@ -23,6 +23,14 @@
 //!
 //! The host's password is read once at start-up, kept in memory only as a
 //! [`SecretString`], and never written to the database or a log.
+//!
+//! Connections to the host are kept for reuse at most [`POOL_IDLE`] idle,
+//! less than the keep-alive limit of common servers (lighttpd's and Apache's
+//! 5 s), so the broker seldom sends on a connection the host is closing. When
+//! it does (a host with a shorter limit), a request whose body is small enough
+//! to hold (every ref advertisement, most fetch negotiations, small pushes)
+//! is sent again on a fresh connection; a larger one, already streamed,
+//! fails as the host could not be reached, and git may be run again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,6 +114,7 @@ impl Upstream {
             // A redirect is a misconfigured URL, not something to follow with the broker's credential.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(POOL_IDLE)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let host = Arc::new(UpstreamHost { provider: name.to_string(), username, password, client });
@@ -121,6 +130,9 @@ pub fn check_url(url: &CloneUrl) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// How long a connection to the host may sit idle and still be reused.
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
 
 #[async_trait]
 impl Provider for Upstream {

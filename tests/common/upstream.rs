@@ -26,6 +26,16 @@ impl TestUpstream {
     /// A host with a bare repo for each of `repos` (`acme/api` is
     /// `<url>/acme/api.git`, one commit on `main`).
     pub fn start(repos: &[&str]) -> TestUpstream {
+        Self::start_with(repos, "")
+    }
+
+    /// A host that closes a keep-alive connection once it has sat idle `secs` seconds.
+    pub fn start_with_idle_limit(repos: &[&str], secs: u32) -> TestUpstream {
+        Self::start_with(repos, &format!("server.max-keep-alive-idle = {secs}\n"))
+    }
+
+    /// As [`TestUpstream::start`], with `extra` lines of lighttpd configuration.
+    fn start_with(repos: &[&str], extra: &str) -> TestUpstream {
         let dir = tempfile::tempdir().unwrap();
         for name in repos {
             init_bare_repo(&dir.path().join(format!("repos/{name}.git")));
@@ -39,7 +49,7 @@ impl TestUpstream {
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let conf = dir.path().join("lighttpd.conf");
-            std::fs::write(&conf, lighttpd_conf(dir.path(), port)).unwrap();
+            std::fs::write(&conf, lighttpd_conf(dir.path(), port) + extra).unwrap();
             let child = std::process::Command::new(lighttpd())
                 .args(["-D", "-f"])
                 .arg(&conf)

@@ -9,10 +9,10 @@
 //! [`UpstreamError`] whose text is safe to show a user: it carries neither
 //! the credential nor the host's own body.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::Response;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::domain::token::ExposeSecret;
 use crate::providers::upstream::UpstreamHost;
@@ -38,6 +38,9 @@ pub enum UpstreamError {
     Timeout,
     #[error("the host could not be reached")]
     Unreachable,
+    /// The client stopped sending its request before any of it reached the host.
+    #[error("the request broke off before it could be sent")]
+    ClientGone,
 }
 
 impl UpstreamError {
@@ -50,6 +53,7 @@ impl UpstreamError {
             UpstreamError::Redirected(_) => "redirected",
             UpstreamError::Timeout => "timeout",
             UpstreamError::Unreachable => "unreachable",
+            UpstreamError::ClientGone => "client_gone",
         }
     }
 }
@@ -66,23 +70,64 @@ pub struct UpstreamRequest<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// The most of a request body held so it can be sent again: a request that
+/// ends within it is replayed once if the host closed the pooled connection
+/// under it; a longer one streams and is sent once.
+const REPLAYABLE: usize = 64 * 1024;
+
+/// A request body: whole (it can be sent again), or a start and the stream after it.
+enum Outgoing {
+    Whole(Bytes),
+    Streaming(Bytes, axum::body::BodyDataStream),
+}
+
+impl Outgoing {
+    /// Reads `body` until it ends or passes [`REPLAYABLE`] bytes.
+    async fn read(body: Body) -> Result<Outgoing, UpstreamError> {
+        let mut stream = body.into_data_stream();
+        let mut held = Vec::new();
+        while held.len() <= REPLAYABLE {
+            match stream.next().await {
+                Some(Ok(chunk)) => held.extend_from_slice(&chunk),
+                // The client's side failed; nothing was sent to the host.
+                Some(Err(_)) => return Err(UpstreamError::ClientGone),
+                None => return Ok(Outgoing::Whole(Bytes::from(held))),
+            }
+        }
+        Ok(Outgoing::Streaming(Bytes::from(held), stream))
+    }
+}
+
 /// Sends `request` with `body` to the host and streams its answer back.
 pub async fn forward(host: &UpstreamHost, request: UpstreamRequest<'_>, body: Body) -> Result<Response, UpstreamError> {
     let mut url = format!("{}/{}", request.repo_url, request.rest);
     if !request.query.is_empty() {
         url = format!("{url}?{}", request.query);
     }
-    let mut outgoing = host
-        .client
-        .request(request.method.clone(), &url)
-        .basic_auth(&host.username, Some(host.password.expose_secret()))
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    for name in REQUEST_HEADERS {
-        for value in request.headers.get_all(name) {
-            outgoing = outgoing.header(name, value);
+    let send = |body: reqwest::Body| {
+        let mut outgoing =
+            host.client.request(request.method.clone(), &url).basic_auth(&host.username, Some(host.password.expose_secret())).body(body);
+        for name in REQUEST_HEADERS {
+            for value in request.headers.get_all(name) {
+                outgoing = outgoing.header(name, value);
+            }
         }
-    }
-    let answer = outgoing.send().await.map_err(|e| transport_error(&e))?;
+        outgoing.send()
+    };
+    let answer = match Outgoing::read(body).await? {
+        Outgoing::Whole(bytes) => match send(reqwest::Body::from(bytes.clone())).await {
+            Err(e) if closed_under_us(&e) => {
+                tracing::info!(error = ?e, "gateway: the host closed a pooled connection under a request; sending it again on a fresh one");
+                send(reqwest::Body::from(bytes)).await
+            }
+            sent => sent,
+        },
+        Outgoing::Streaming(start, rest) => {
+            let start = futures_util::stream::once(async move { Ok::<_, axum::Error>(start) });
+            send(reqwest::Body::wrap_stream(start.chain(rest))).await
+        }
+    };
+    let answer = answer.map_err(|e| transport_error(&e))?;
     let status = answer.status();
     match status.as_u16() {
         200..=299 => {}
@@ -102,6 +147,33 @@ pub async fn forward(host: &UpstreamHost, request: UpstreamRequest<'_>, body: Bo
     *response.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::OK);
     *response.headers_mut() = response_headers;
     Ok(response)
+}
+
+/// Whether a request failed because the connection it was sent on closed
+/// before any answer came: what a host does to a keep-alive connection it
+/// found idle too long, just as the broker reused it.
+fn closed_under_us(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(hyper) = err.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionAborted
+            )
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn transport_error(e: &reqwest::Error) -> UpstreamError {
