@@ -77,7 +77,11 @@ impl BrokerProcess {
     /// Initialises a data directory under `dir` with an admin `root`, then
     /// serves `config` (TOML) from it.
     pub fn start(dir: &Path, config: &str) -> BrokerProcess {
-        let jit = env!("CARGO_BIN_EXE_jit");
+        Self::start_binary(Path::new(env!("CARGO_BIN_EXE_jit")), dir, config)
+    }
+
+    /// As [`BrokerProcess::start`], with the `jit` binary at `jit` (a baseline build, say).
+    pub fn start_binary(jit: &Path, dir: &Path, config: &str) -> BrokerProcess {
         let config_path = dir.join("jit.toml");
         std::fs::write(&config_path, config).unwrap();
         let data = dir.join("broker");

@@ -82,11 +82,15 @@ fn event(r: &Row) -> StoreResult<AuditEvent> {
     })
 }
 
+/// A page of the log; `at` is fixed-width RFC 3339 in UTC, so text order is
+/// time order. The limit is written in (a bound `LIMIT ?` makes SQLite
+/// prepare the statement again every time).
+pub(super) const EVENTS_QUERY: &str = "SELECT * FROM audit_events WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) ORDER BY seq LIMIT {limit}";
+
 /// Events after `after_seq` (at or after `since`), oldest first, at most `limit`.
 pub fn events(conn: &Connection, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
-    // `at` is fixed-width RFC 3339 in UTC, so text order is time order.
-    let mut stmt = conn.prepare_cached("SELECT * FROM audit_events WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) ORDER BY seq LIMIT ?3")?;
-    all(stmt.query(params![after_seq, since.map(timestamp), i64::from(limit)])?, event)
+    let mut stmt = conn.prepare_cached(&EVENTS_QUERY.replace("{limit}", &limit.to_string()))?;
+    all(stmt.query(params![after_seq, since.map(timestamp)])?, event)
 }
 
 /// The log must hold its latest signed checkpoint, and the one the marker

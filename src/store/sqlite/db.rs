@@ -30,20 +30,27 @@ pub fn open_connection(path: &Path) -> StoreResult<Connection> {
 
 /// Connections that read, beside the one that writes (WAL lets them). Each
 /// read runs on tokio's blocking pool with a connection of its own, kept for
-/// the next read.
+/// the next read; at most [`READERS`] run at once, the rest wait their turn
+/// without holding a thread (ten thousand long-polls arriving together would
+/// otherwise be ten thousand threads, each opening a connection with its own cache).
 pub struct Readers {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Option<Vec<Connection>>>>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
-/// Connections kept open between reads; a burst beyond opens more, briefly.
-const IDLE_READERS: usize = 8;
+/// Reads at once, and connections kept open for them.
+const READERS: usize = 8;
 
 const CLOSED: &str = "the database is closed";
 
 impl Readers {
     pub fn new(path: &Path) -> Readers {
-        Readers { path: Arc::new(path.to_path_buf()), idle: Arc::new(Mutex::new(Some(Vec::new()))) }
+        Readers {
+            path: Arc::new(path.to_path_buf()),
+            idle: Arc::new(Mutex::new(Some(Vec::new()))),
+            turns: Arc::new(tokio::sync::Semaphore::new(READERS)),
+        }
     }
 
     /// Runs `read` with a connection of its own, off the async threads.
@@ -52,8 +59,10 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let turn = self.turns.clone().acquire_owned().await.map_err(|_| StoreError::Unavailable(CLOSED.into()))?;
         let (path, idle) = (self.path.clone(), self.idle.clone());
         let ran = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let kept = idle.lock().expect("readers").as_mut().ok_or_else(|| StoreError::Unavailable(CLOSED.into()))?.pop();
             let conn = match kept {
                 Some(conn) => conn,
@@ -61,7 +70,7 @@ impl Readers {
             };
             let result = read(&conn);
             if let Some(idle) = idle.lock().expect("readers").as_mut()
-                && idle.len() < IDLE_READERS
+                && idle.len() < READERS
             {
                 idle.push(conn);
             }
@@ -74,6 +83,7 @@ impl Readers {
     /// Closes the idle connections; reads after this are refused.
     pub fn close(&self) {
         self.idle.lock().expect("readers").take();
+        self.turns.close();
     }
 }
 

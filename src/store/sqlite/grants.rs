@@ -61,15 +61,32 @@ pub fn load(conn: &Connection, id: i64) -> StoreResult<Option<GrantRecord>> {
     first(stmt.query([id])?, grant)
 }
 
+/// A page of grants; the limit is written in (a bound `LIMIT ?` makes SQLite
+/// prepare the statement again every time).
+pub(super) const LIST_QUERY: &str = "SELECT * FROM grants WHERE {filters} ORDER BY id DESC LIMIT {limit}";
+
 /// Grants of `user_id` (all when `None`), live at `live_at` if given, newest first.
 pub fn list(conn: &Connection, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT * FROM grants WHERE (?1 IS NULL OR user_id = ?1)
-           AND (?2 IS NULL OR (revoked_at IS NULL AND expires_at > ?2))
-           AND (?3 IS NULL OR id < ?3)
-         ORDER BY id DESC LIMIT ?4",
-    )?;
-    all(stmt.query(params![user_id, live_at.map(ms), page.before, i64::from(page.limit)])?, grant)
+    // Only the filters asked for are in the SQL, so SQLite can use the index
+    // on user_id (a `?1 IS NULL OR user_id = ?1` makes it read every grant).
+    let mut filters = Vec::new();
+    let mut values = Vec::new();
+    if let Some(user_id) = user_id {
+        filters.push("user_id = ?");
+        values.push(Value::Integer(user_id));
+    }
+    if let Some(live_at) = live_at {
+        filters.push("revoked_at IS NULL AND expires_at > ?");
+        values.push(Value::Integer(ms(live_at)));
+    }
+    if let Some(before) = page.before {
+        filters.push("id < ?");
+        values.push(Value::Integer(before));
+    }
+    let filters = if filters.is_empty() { "1".to_string() } else { filters.join(" AND ") };
+    let sql = LIST_QUERY.replace("{filters}", &filters).replace("{limit}", &page.limit.to_string());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    all(stmt.query(params_from_iter(values))?, grant)
 }
 
 /// Writes the grant of approved request `req` for `window`; returns its id.
@@ -128,12 +145,18 @@ pub fn written(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime
 pub fn supersede(conn: &Connection, grants: Vec<Supersede>, by: i64, at: DateTime<Utc>) -> StoreResult<Vec<NewEvent>> {
     let mut ended_events = Vec::new();
     for Supersede { grant_id: id, event, ended } in grants {
-        let done = conn.execute(
-            "UPDATE grants SET revoked_at = ?, revoked_by = ?, ended_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
-            params![ms(at), event.actor, ended.then(|| ms(at)), id, ms(at)],
-        )?;
+        let done = conn
+            .prepare_cached(
+                "UPDATE grants SET revoked_at = ?, revoked_by = ?, ended_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+            )?
+            .execute(params![ms(at), event.actor, ended.then(|| ms(at)), id, ms(at)])?;
         if done == 1 {
-            conn.execute("UPDATE credentials SET grant_id = ? WHERE grant_id = ?", params![by, id])?;
+            // Expired ones stay where they are: nothing answers to them any more.
+            conn.prepare_cached("UPDATE credentials SET grant_id = ? WHERE grant_id = ? AND expires_at > ?")?.execute(params![
+                by,
+                id,
+                ms(at)
+            ])?;
             ended_events.push(event);
         }
     }

@@ -3,7 +3,8 @@
 //! compare-and-set.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params, params_from_iter};
 
 use super::audit::append;
 use super::db::{as_stored, int, ms, opt_time, parsed, time};
@@ -15,18 +16,18 @@ use crate::store::{
     ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, StoreResult, Supersede, attach_ids,
 };
 
-/// Requests with their approvals and grant, in one query. The inner select
-/// filters the requests (before the limit), so a page holds whole requests.
-const REQUESTS_QUERY: &str = "
+/// Requests with their approvals and grant, in one query. `{filters}`
+/// selects the requests (before the limit), so a page holds whole requests;
+/// `{limit}` is written in, since SQLite prepares a statement again every
+/// time a bound `LIMIT ?` is bound.
+pub(super) const REQUESTS_QUERY: &str = "
 SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
        r.from_networks, r.allow_deletes, r.status,
        r.created_at, r.decided_at, r.decided_by, r.decision_note,
        a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
        g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
        g.revoked_at AS g_revoked_at, g.revoked_by AS g_revoked_by, g.ended_at AS g_ended_at
-FROM (SELECT * FROM requests
-      WHERE (?1 IS NULL OR requester_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR id = ?4) AND (?5 IS NULL OR id < ?5)
-      ORDER BY id DESC LIMIT ?3) r
+FROM (SELECT * FROM requests WHERE {filters} ORDER BY id DESC LIMIT {limit}) r
 LEFT JOIN approvals a ON a.request_id = r.id
 LEFT JOIN grants g ON g.request_id = r.id
 ORDER BY r.id DESC, a.at, a.approver";
@@ -85,14 +86,30 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
 
 /// Requests matching `filter` (or the one with `id`), newest first, each whole.
 pub fn load_many(conn: &Connection, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
-    let mut stmt = conn.prepare_cached(REQUESTS_QUERY)?;
-    let mut rows = stmt.query(params![
-        filter.requester_id,
-        filter.status.map(RequestStatus::as_str),
-        i64::from(filter.page.limit),
-        id,
-        filter.page.before
-    ])?;
+    // Only the filters asked for are in the SQL, so SQLite looks a request
+    // up by id, or uses the index on requester or status, instead of reading them all.
+    let mut filters = Vec::new();
+    let mut values = Vec::new();
+    if let Some(id) = id {
+        filters.push("id = ?");
+        values.push(Value::Integer(id));
+    }
+    if let Some(requester_id) = filter.requester_id {
+        filters.push("requester_id = ?");
+        values.push(Value::Integer(requester_id));
+    }
+    if let Some(status) = filter.status {
+        filters.push("status = ?");
+        values.push(Value::Text(status.as_str().to_string()));
+    }
+    if let Some(before) = filter.page.before {
+        filters.push("id < ?");
+        values.push(Value::Integer(before));
+    }
+    let filters = if filters.is_empty() { "1".to_string() } else { filters.join(" AND ") };
+    let sql = REQUESTS_QUERY.replace("{filters}", &filters).replace("{limit}", &filter.page.limit.to_string());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(values))?;
     // Joined rows come grouped by request: one record per group.
     let mut out: Vec<RequestRecord> = Vec::new();
     while let Some(row) = rows.next()? {

@@ -349,3 +349,34 @@ async fn a_file_that_is_not_a_database_is_corrupt_not_unavailable() {
     let err = SqliteStore::open(&path, test_key()).await.err().expect("refused");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn statements_are_prepared_once_whatever_their_values() {
+    // SQLite prepares a statement again whenever a `LIMIT ?` is bound, so
+    // limits are written into the SQL.
+    let (_dir, s) = store().await;
+    for n in 0..3 {
+        s.create_request(&new_request(n), None, vec![NewEvent::new("alice", Action::Requested)], vec![]).await.unwrap();
+    }
+    let reprepared = s
+        .reads
+        .read(|c| {
+            for id in 1..=3 {
+                requests::load(c, id)?;
+                grants::list(c, Some(id), Some(at("2026-11-25T12:00:00Z")), Page::default())?;
+                audit::events(c, id, None, 100)?;
+            }
+            let mut counts = Vec::new();
+            for sql in [
+                requests::REQUESTS_QUERY.replace("{filters}", "id = ?").replace("{limit}", "500"),
+                grants::LIST_QUERY.replace("{filters}", "user_id = ? AND revoked_at IS NULL AND expires_at > ?").replace("{limit}", "500"),
+                audit::EVENTS_QUERY.replace("{limit}", "100"),
+            ] {
+                counts.push(c.prepare_cached(&sql)?.get_status(rusqlite::StatementStatus::RePrepare));
+            }
+            Ok(counts)
+        })
+        .await
+        .unwrap();
+    assert_eq!(reprepared, [0, 0, 0], "a statement was prepared again for new values (a bound LIMIT does that)");
+}
