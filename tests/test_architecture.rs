@@ -73,6 +73,25 @@ fn only_the_broker_touches_the_store() {
     assert!(offenders.is_empty(), "store access outside the broker:\n{}", offenders.join("\n"));
 }
 
+/// The records the broker keeps live in `domain::records`: nothing outside
+/// the broker and the store names the store module at all.
+#[test]
+fn nothing_but_the_broker_names_the_store_module() {
+    let allowed = [src().join("server/broker"), src().join("store"), src().join("lib.rs")];
+    let mut offenders = vec![];
+    for file in rust_files(&src()) {
+        if allowed.iter().any(|dir| file.starts_with(dir)) {
+            continue;
+        }
+        for (n, line) in code(&file) {
+            if has_word(&line, "crate::store::") || has_word(&line, "store::") && line.contains("use ") {
+                offenders.push(format!("{}:{n}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "the store module named outside the broker:\n{}", offenders.join("\n"));
+}
+
 #[test]
 fn the_broker_speaks_no_http() {
     let mut offenders = vec![];

@@ -11,7 +11,6 @@ use crate::error::{CommandError, ExitKind};
 use crate::server::broker::{BrokerError, OpenError};
 use crate::server::config::{ConfigError, DEFAULT_LISTEN, ServerConfig, check_public_url, default_data_dir};
 use crate::server::{Broker, dev, launch_with_listener};
-use crate::store::StoreError;
 use std::net::SocketAddr;
 
 use clap::Args;
@@ -113,7 +112,7 @@ fn open_error(e: OpenError) -> CommandError {
     match e {
         OpenError::DataDir { path, source } => data_dir_error(&path, source),
         OpenError::Provider(_) | OpenError::Repos(_) => config_error_text(e.to_string()),
-        OpenError::Store { source: StoreError::Corrupt(_), .. } => CommandError::unexpected(e.to_string())
+        _ if e.database_damaged() => CommandError::unexpected(e.to_string())
             .hint("the database is damaged or not a jit database; restore it from a backup, or point --data-dir elsewhere"),
         other => CommandError::unexpected(other.to_string()),
     }

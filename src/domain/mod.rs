@@ -9,6 +9,7 @@ pub mod limits;
 pub mod network;
 pub mod policy;
 pub mod receive_pack;
+pub mod records;
 pub mod refs;
 pub mod repo;
 pub mod request;

@@ -41,9 +41,9 @@ use serde::{Deserialize, Serialize};
 use super::host_api::{quoted, rate_limit_wait, transport};
 use super::{Membership, Minted, Provider, ProviderError, host_api};
 use crate::domain::Level;
+use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
 use crate::domain::token::{ExposeSecret, SecretString};
-use crate::store::GrantRecord;
 
 pub const KIND: &str = "github";
 

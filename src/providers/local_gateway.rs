@@ -24,9 +24,9 @@ use serde::Deserialize;
 
 use super::{GitBackend, Minted, Provider, ProviderError};
 use crate::domain::AccessDuration;
+use crate::domain::records::GrantRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
 use crate::domain::token::{ExposeSecret, TokenHash, generate};
-use crate::store::GrantRecord;
 
 pub const KIND: &str = "gateway";
 

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
 use crate::domain::token::{SecretString, TokenHash};
-use crate::store::GrantRecord;
 
 /// A credential for one grant. The password is shown to the grantee once and
 /// never stored by the broker in usable form.

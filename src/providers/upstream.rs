@@ -42,9 +42,9 @@ use serde::Deserialize;
 
 use super::{GitBackend, Minted, Provider, ProviderError, local_gateway};
 use crate::domain::AccessDuration;
+use crate::domain::records::GrantRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec};
 use crate::domain::token::SecretString;
-use crate::store::GrantRecord;
 
 pub const KIND: &str = "upstream";
 

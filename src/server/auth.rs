@@ -18,7 +18,7 @@ use axum_extra::typed_header::TypedHeaderRejectionReason;
 
 use super::broker::Broker;
 use super::error::ApiError;
-use crate::store::UserRecord;
+use crate::domain::records::UserRecord;
 
 /// The authenticated user making the call.
 pub struct Caller(pub UserRecord);

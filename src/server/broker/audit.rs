@@ -5,7 +5,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use super::{Broker, BrokerResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, GENESIS, verify_against, verify_chain};
-use crate::store::UserRecord;
+use crate::domain::records::UserRecord;
 
 /// The audit signing key under the data dir, created (random, owner-only)
 /// the first time. Only the broker reads it; its public half verifies exports.

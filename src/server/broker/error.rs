@@ -45,6 +45,13 @@ pub enum BrokerError {
     Store(StoreError),
 }
 
+impl BrokerError {
+    /// Whether the database is damaged (not merely unreachable).
+    pub fn database_damaged(&self) -> bool {
+        matches!(self, BrokerError::Store(crate::store::StoreError::Corrupt(_)))
+    }
+}
+
 impl From<StoreError> for BrokerError {
     fn from(e: StoreError) -> Self {
         match e {

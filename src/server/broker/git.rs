@@ -12,12 +12,12 @@ use super::{Broker, BrokerResult, event};
 use crate::domain::Level;
 use crate::domain::audit::{Action, NewEvent};
 use crate::domain::receive_pack::{self, Commands, Report};
+use crate::domain::records::GrantRecord;
 use crate::domain::request::{GrantStatus, grant_status};
 use crate::domain::smart_http::{Endpoint, GitRoute, Service};
 use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
 use crate::server::gateway::upstream::UpstreamError;
-use crate::store::GrantRecord;
 use chrono::{DateTime, Utc};
 
 /// Fetches by one grant closer together than this are one audit event.

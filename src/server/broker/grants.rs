@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
+use crate::domain::records::{EndFailure, FailingEnd, GrantRecord, HostPhase, NewCredential, NewHostToken, Page, UserRecord};
 use crate::domain::repo::RepoSpec;
 use crate::domain::request::{self as request, GrantStatus, GrantWindow, grant_status};
 use crate::providers::{Minted, Provider, ProviderError};
-use crate::store::{EndFailure, FailingEnd, GrantRecord, HostPhase, NewCredential, NewHostToken, Page, StoreError, UserRecord};
+use crate::store::StoreError;
 
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.

@@ -35,11 +35,12 @@ use super::config::ServerConfig;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::audit::NewEvent;
 use crate::domain::policy::{Rule, Subject};
+use crate::domain::records::UserRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec};
 use crate::domain::{AccessDuration, Level};
 use crate::providers::{Provider, ProviderError};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{Store, StoreError};
 
 /// Why a broker could not open.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,13 @@ pub enum OpenError {
     Provider(#[from] ProviderError),
     #[error("{0}")]
     Repos(String),
+}
+
+impl OpenError {
+    /// Whether the database is damaged or not a jit database (not merely unreachable).
+    pub fn database_damaged(&self) -> bool {
+        matches!(self, OpenError::Store { source: StoreError::Corrupt(_), .. })
+    }
 }
 
 /// One page of a listing, and where the next one starts (`None`: this was the last).
@@ -169,7 +177,7 @@ impl Broker {
     /// when grants it superseded must be ended at a host, the reaper goes
     /// now (a new grant's end it finds on its next tick, every
     /// `reaper_interval`).
-    fn decided(&self, record: &crate::store::RequestRecord, host_to_tell: bool) {
+    fn decided(&self, record: &crate::domain::records::RequestRecord, host_to_tell: bool) {
         self.waiters.publish(record);
         if host_to_tell {
             self.reaper_wake.notify_one();

@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
 use crate::domain::policy::{Refusal, Rule, Subject};
+use crate::domain::records::{
+    ApprovalRecord, GrantRecord, NewRequest, Page, RequestChange, RequestFilter, RequestRecord, Supersede, UserRecord,
+};
 use crate::domain::repo;
 use crate::domain::request::{self, ApprovalOutcome, DecisionError, GrantWindow, RequestState, RequestStatus};
 use crate::domain::{AccessDuration, Level};
-use crate::store::{
-    ApprovalRecord, GrantRecord, NewRequest, Page, RequestChange, RequestFilter, RequestRecord, StoreError, Supersede, UserRecord,
-};
+use crate::store::StoreError;
 
 const MAX_ATTEMPTS: usize = 8;
 
@@ -192,7 +193,7 @@ impl Broker {
             rule: rule.name.clone(),
             approvals_required: rule.approvals_required,
             refs: scope.clone(),
-            terms: crate::store::Terms { from: rule.from.clone(), allow_deletes: rule.allow_deletes },
+            terms: crate::domain::records::Terms { from: rule.from.clone(), allow_deletes: rule.allow_deletes },
             created_at: now,
         };
         let mut requested = event(&caller.name, Action::Requested, &repo, level);

@@ -3,8 +3,9 @@
 use super::{Broker, BrokerError, BrokerResult};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent};
 use crate::domain::policy::is_valid_name;
+use crate::domain::records::{NewUserRecord, Removal, UserRecord};
 use crate::domain::token::{ExposeSecret, SecretString, TOKEN_PREFIX, TokenHash, generate};
-use crate::store::{NewUserRecord, Removal, StoreError, UserRecord};
+use crate::store::StoreError;
 
 /// A user to create.
 #[derive(Debug, Clone, Default)]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use crate::domain::records::RequestRecord;
 use crate::domain::request::RequestStatus;
-use crate::store::RequestRecord;
 
 type Latest = Option<Arc<RequestRecord>>;
 
@@ -85,8 +85,8 @@ impl Drop for Subscription<'_> {
 mod tests {
     use super::*;
     use crate::domain::Level;
+    use crate::domain::records::ApprovalRecord;
     use crate::domain::refs::RefScope;
-    use crate::store::ApprovalRecord;
 
     fn record(id: i64, status: RequestStatus, approvals: usize) -> RequestRecord {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();

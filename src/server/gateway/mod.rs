@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::headers::authorization::Basic;
 use axum_extra::headers::{Authorization, HeaderMapExt};
 
+use crate::domain::records::GrantRecord;
 use crate::domain::smart_http::{Endpoint, GitRoute, RouteError, Service, route};
 use crate::domain::token::TokenHash;
 use crate::providers::GitBackend;
@@ -27,7 +28,6 @@ use crate::server::auth::ClientAddr;
 use crate::server::broker::git::{Admission, Admitted, GitAsk, GitRefusal};
 use crate::server::error::{git_message, git_rate_limited};
 use crate::server::handlers::AppState;
-use crate::store::GrantRecord;
 use upstream::UpstreamError;
 
 pub async fn serve(

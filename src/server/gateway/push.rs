@@ -11,10 +11,10 @@ use axum::response::Response;
 use futures_util::StreamExt;
 
 use crate::domain::receive_pack::{self, Commands};
+use crate::domain::records::GrantRecord;
 use crate::domain::token::TokenHash;
 use crate::server::Broker;
 use crate::server::broker::git::GitRefusal;
-use crate::store::GrantRecord;
 
 /// The most of a push's answer kept to read git's report from: the report is
 /// a line a ref, after whatever progress git sent on side-band channel 2.

@@ -9,8 +9,6 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use crate::api;
-use crate::server::broker::BrokerError;
-use crate::store::StoreError;
 
 pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>) {
     let version = env!("CARGO_PKG_VERSION").to_string();
@@ -18,10 +16,7 @@ pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>)
         Ok(warnings) => (StatusCode::OK, Json(api::Health { status: "ok".into(), version, problem: None, warnings })),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            let problem = match e {
-                BrokerError::Store(StoreError::Corrupt(_)) => "the database is damaged",
-                _ => "the database is unavailable",
-            };
+            let problem = if e.database_damaged() { "the database is damaged" } else { "the database is unavailable" };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(api::Health { status: "unhealthy".into(), version, problem: Some(problem.into()), warnings: Vec::new() }),

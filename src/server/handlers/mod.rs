@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::broker::Broker;
 use super::error::ApiError;
 use crate::api;
-use crate::store::{GrantRecord, Page, RequestRecord, UserRecord};
+use crate::domain::records::{GrantRecord, Page, RequestRecord, UserRecord};
 
 pub type AppState = State<Arc<Broker>>;
 

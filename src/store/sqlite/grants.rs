@@ -9,13 +9,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use super::audit::append;
 use super::db::{all, as_stored, first, ms, opt_time, parsed, time};
 use crate::domain::audit::NewEvent;
+use crate::domain::records::{
+    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede, Terms,
+};
 use crate::domain::refs::RefScope;
 use crate::domain::token::TokenHash;
 use crate::store::chain::Chain;
-use crate::store::{
-    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, StoreError, StoreResult,
-    Supersede, Terms,
-};
+use crate::store::{StoreError, StoreResult};
 
 /// Stored terms: both columns, or neither (decided before they were kept).
 pub fn terms(from_networks: Option<String>, allow_deletes: Option<i64>) -> StoreResult<Option<Terms>> {

@@ -28,11 +28,12 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
 use super::chain::Chain;
-use super::{
-    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
-    RequestChange, RequestFilter, RequestRecord, Store, StoreError, StoreResult, Supersede, UserRecord,
-};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
+use crate::domain::records::{
+    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
+    RequestChange, RequestFilter, RequestRecord, Supersede, UserRecord,
+};
 use crate::domain::token::TokenHash;
 use db::Readers;
 use marker::{HighWater, marker_path};

@@ -10,11 +10,10 @@ use super::audit::append;
 use super::db::{as_stored, int, ms, opt_time, parsed, time};
 use super::grants::{self, scope, stored_networks, terms};
 use crate::domain::audit::NewEvent;
+use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::store::chain::Chain;
-use crate::store::{
-    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, StoreError, StoreResult, Supersede, attach_ids,
-};
+use crate::store::{StoreError, StoreResult};
 
 /// Requests with their approvals and grant, in one query. `{filters}`
 /// selects the requests (before the limit), so a page holds whole requests;

@@ -4,9 +4,9 @@
 use super::*;
 use crate::domain::Level;
 use crate::domain::audit::{Action, GENESIS};
+use crate::domain::records::{ApprovalRecord, Terms};
 use crate::domain::refs::RefScope;
 use crate::domain::request::RequestStatus;
-use crate::store::{ApprovalRecord, Terms};
 use rusqlite::Connection;
 
 fn test_key() -> SigningKey {

@@ -8,10 +8,11 @@ use super::audit::append;
 use super::db::{all, first, ms, parsed, time};
 use super::grants::grant;
 use crate::domain::audit::{Action, NewEvent};
+use crate::domain::records::{NewUserRecord, Removal, UserRecord};
 use crate::domain::request::RequestStatus;
 use crate::domain::token::TokenHash;
 use crate::store::chain::Chain;
-use crate::store::{NewUserRecord, Removal, StoreError, StoreResult, UserRecord};
+use crate::store::{StoreError, StoreResult};
 
 fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
     let name: String = r.get("name")?;
