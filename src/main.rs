@@ -3,6 +3,24 @@
 use clap::Parser;
 
 fn main() {
+    // git runs `jit credential get` for every fetch and push: a fresh cached
+    // credential is answered before clap (or anything else) starts.
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(command), Some(op), None) = (args.next(), args.next(), args.next())
+        && command == "credential"
+        && matches!(op.to_str(), Some("get" | "store" | "erase"))
+    {
+        let op = op.to_string_lossy();
+        let stdin = std::io::stdin();
+        if let Err(read) = jit::commands::credential::answer_from_cache_alone(&op, stdin.lock(), &mut std::io::stdout().lock()) {
+            let input = std::io::Read::chain(std::io::Cursor::new(read), stdin.lock());
+            if let Err(err) = jit::commands::credential::answer(&op, input) {
+                eprintln!("{err}");
+            }
+        }
+        // A credential helper exits 0 whatever happens, as git expects.
+        std::process::exit(0);
+    }
     let cli = jit::cli::Cli::parse();
     let code = match cli.run() {
         Ok(()) => 0,

@@ -48,11 +48,16 @@ const RENEW_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
 pub const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn cmd_credential(args: &CredentialArgs) -> Result<(), CommandError> {
-    let op = args.operation.as_str();
+    answer(&args.operation, std::io::stdin().lock())
+}
+
+/// The whole helper for `op`, reading git's request from `input`: what
+/// [`answer_from_cache_alone`] hands on continues here, with what it read.
+pub fn answer(op: &str, input: impl Read) -> Result<(), CommandError> {
     if !matches!(op, "get" | "store" | "erase") {
         return Ok(());
     }
-    let query = match parse(BufReader::new(std::io::stdin().lock())) {
+    let query = match parse(BufReader::new(input)) {
         Ok(q) => q,
         Err(e) => {
             eprintln!("jit: ignoring credential request: {e}");
