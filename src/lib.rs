@@ -1,5 +1,7 @@
-//! jit: just-in-time access to Git repositories. One crate, one binary; the
-//! library form exists so integration tests can embed the broker.
+//! jit: just-in-time access to Git repositories. One crate, built as the
+//! `jit` binary (the CLI and the broker) and `git-credential-jit` (the
+//! credential helper's fast path, `src/bin/`); the library form exists so
+//! integration tests and benchmarks can embed the broker. ARCHITECTURE.md is the map.
 
 #![forbid(unsafe_code)]
 

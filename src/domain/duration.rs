@@ -1,6 +1,6 @@
 //! Access durations in human form (`90s`, `45m`, `2h`, `1h30m`, `1d`).
 //!
-//! Exactly what the README documents is accepted: whole numbers each followed
+//! Exactly what docs/using.md documents is accepted: whole numbers each followed
 //! by a unit (`s`, `m`, `h`, `d`), largest unit first, each unit once,
 //! optionally separated by a space (`1h 30m`). Nothing else: not `90` (which
 //! unit?), not `1.5h`, not `2hours`, not months. Every refusal names the
