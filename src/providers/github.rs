@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::host_api::{quoted, rate_limit_wait, transport};
-use super::{Membership, Minted, Provider, ProviderError, host_api};
+use super::{Access, Kept, Membership, Minted, Provider, ProviderError, host_api};
 use crate::domain::Level;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
@@ -380,8 +380,8 @@ impl Provider for GitHub {
         KIND
     }
 
-    fn keeps_revocation_data(&self) -> bool {
-        true
+    fn access(&self) -> Access {
+        if matches!(self.mode, Mode::Team { .. }) { Access::HostMembership } else { Access::HostToken }
     }
 
     fn check_repo(&self, repo: &RepoSpec) -> Result<(), String> {
@@ -421,13 +421,8 @@ impl Provider for GitHub {
             username: TOKEN_USERNAME.to_string(),
             password: token.clone(),
             expires_at: answer.expires_at.min(grant.expires_at),
-            gateway_hash: None,
-            host_handle: Some(token),
+            kept: Kept::HostHandle(token),
         })
-    }
-
-    fn grants_membership(&self) -> bool {
-        matches!(self.mode, Mode::Team { .. })
     }
 
     fn membership_key(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<String, ProviderError> {
@@ -655,7 +650,7 @@ mod tests {
         assert!(err(&team("team_prefix = \"a b\"")).starts_with("team_prefix `a b`"));
         assert!(err(&team("logins = { alice = \"-x\" }")).contains("`-x` (for alice) is not a GitHub login"));
         let gh = GitHub::from_section("gh", toml::from_str(&team("logins = { alice = \"alice-gh\" }")).unwrap()).unwrap();
-        assert!(gh.grants_membership());
+        assert!(gh.access().grants_membership());
         assert_eq!(gh.kind(), "github");
         let repo = |url: &str| RepoSpec {
             name: "x".into(),

@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::host_api::{quoted, rate_limit_wait, transport};
-use super::{Membership, Minted, Provider, ProviderError, host_api};
+use super::{Access, Kept, Membership, Minted, Provider, ProviderError, host_api};
 use crate::domain::Level;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
@@ -206,8 +206,8 @@ impl Provider for GitLab {
         KIND
     }
 
-    fn keeps_revocation_data(&self) -> bool {
-        true
+    fn access(&self) -> Access {
+        if self.logins.is_some() { Access::HostMembership } else { Access::HostToken }
     }
 
     fn check_repo(&self, repo: &RepoSpec) -> Result<(), String> {
@@ -244,13 +244,8 @@ impl Provider for GitLab {
             username: format!("jit-grant-{}", grant.id),
             password: token,
             expires_at: grant.expires_at,
-            gateway_hash: None,
-            host_handle: Some(SecretString::from(created.id.to_string())),
+            kept: Kept::HostHandle(SecretString::from(created.id.to_string())),
         })
-    }
-
-    fn grants_membership(&self) -> bool {
-        self.logins.is_some()
     }
 
     fn membership_key(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<String, ProviderError> {
@@ -375,9 +370,9 @@ mod tests {
         let env = |_: &str| Some("glpat-x".to_string());
         let with = |toml: &str| GitLab::from_section("gl", toml::from_str(toml).unwrap(), env);
         assert!(with("token_env = \"T\"\nlogins = { a = \"b\" }").unwrap_err().contains("for mode = \"member\""));
-        assert!(with("token_env = \"T\"\nmode = \"member\"\nlogins = { a = \"b\" }").unwrap().grants_membership());
+        assert!(with("token_env = \"T\"\nmode = \"member\"\nlogins = { a = \"b\" }").unwrap().access().grants_membership());
         let token_mode = with("token_env = \"T\"").unwrap();
-        assert!(!token_mode.grants_membership());
+        assert!(!token_mode.access().grants_membership());
         assert_eq!(token_mode.kind(), "gitlab");
         assert_eq!(token_mode.check_repo(&spec("https://gitlab.com/acme/platform/api.git")), Ok(()));
         assert!(token_mode.check_repo(&spec("https://gitlab.com/api.git")).unwrap_err().contains("GROUP/PROJECT"));

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{GitBackend, Minted, Provider, ProviderError};
+use super::{Access, GitBackend, Kept, Minted, Provider, ProviderError};
 use crate::domain::AccessDuration;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
@@ -102,14 +102,8 @@ pub fn from_section(name: &str, table: toml::Table) -> Result<Arc<dyn Provider>,
 /// A fresh gateway password for `grant`: what the grantee gets, and the hash the gateway keeps.
 pub fn mint_password(grant: &GrantRecord, ttl: AccessDuration, now: DateTime<Utc>) -> Minted {
     let password = generate(PASSWORD_PREFIX);
-    let gateway_hash = Some(TokenHash::of(password.expose_secret()));
-    Minted {
-        username: grant.user.clone(),
-        password,
-        expires_at: grant.expires_at.min(now + ttl.as_chrono()),
-        gateway_hash,
-        host_handle: None,
-    }
+    let kept = Kept::GatewayHash(TokenHash::of(password.expose_secret()));
+    Minted { username: grant.user.clone(), password, expires_at: grant.expires_at.min(now + ttl.as_chrono()), kept }
 }
 
 /// Finds the bare repositories under `dir` (`NAME.git`, up to three levels deep).
@@ -175,8 +169,8 @@ impl Provider for LocalGateway {
         Ok(())
     }
 
-    fn revokes_at_host(&self) -> bool {
-        false
+    fn access(&self) -> Access {
+        Access::Gateway { fronts_listed_repos: false }
     }
 }
 
@@ -214,7 +208,7 @@ mod tests {
         assert_eq!(long.expires_at, now + chrono::Duration::seconds(3600));
         assert_eq!(long.username, "alice");
         assert!(long.password.expose_secret().starts_with(PASSWORD_PREFIX));
-        assert_eq!(long.gateway_hash, Some(TokenHash::of(long.password.expose_secret())));
+        assert!(matches!(&long.kept, Kept::GatewayHash(h) if *h == TokenHash::of(long.password.expose_secret())));
         assert_ne!(mint_password(&grant(60, now), hour, now).password.expose_secret(), long.password.expose_secret());
     }
 
@@ -259,6 +253,6 @@ mod tests {
         assert!(found.iter().all(|r| r.provider.as_deref() == Some("gateway")));
         // Nothing is held at a host: the gateway checks every request against
         // the grant itself, so a superseded grant can end in the approving transaction.
-        assert!(!g.revokes_at_host());
+        assert!(!g.access().revokes_at_host());
     }
 }

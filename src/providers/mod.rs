@@ -4,8 +4,9 @@
 //! [`Registry`] and goes through it to mint credentials (when the grantee asks
 //! for one) and to revoke (once the grant ended; the reaper guarantees it, also
 //! after a restart). A provider never touches the store: it returns what the
-//! broker must keep ([`Minted::gateway_hash`], [`Minted::host_handle`]) and the
-//! broker records it in the same transaction as the audit event.
+//! broker must keep ([`Kept`]) and the broker records it in the same
+//! transaction as the audit event. How a provider gives access at all is one
+//! value, its [`Access`].
 //!
 //! A new provider is one file here: a type implementing [`Provider`], its
 //! config section (a `[[provider]]` table with `name` and `kind`), and one line
@@ -36,12 +37,62 @@ pub struct Minted {
     pub password: SecretString,
     /// Never later than the grant's end.
     pub expires_at: DateTime<Utc>,
-    /// When git goes through the broker's gateway: the hash it checks on every request.
-    pub gateway_hash: Option<TokenHash>,
-    /// When the credential lives at a host: what revoking it there needs (a
-    /// GitHub installation token, a GitLab token id). The broker seals it
-    /// before storing it and erases it once the host revoked the credential.
-    pub host_handle: Option<SecretString>,
+    /// What the broker keeps of it.
+    pub kept: Kept,
+}
+
+/// What the broker keeps of a minted credential.
+#[derive(Debug, Clone)]
+pub enum Kept {
+    /// Git goes through the broker's gateway: the hash it checks on every request.
+    GatewayHash(TokenHash),
+    /// The credential lives at a host: what revoking it there needs (a GitHub
+    /// installation token, a GitLab token id). The broker seals it before
+    /// storing it and erases it once the host revoked the credential.
+    HostHandle(SecretString),
+}
+
+/// How a provider gives a grant its access: the one fact about a provider
+/// that the broker's handling of its grants turns on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Git goes through the broker's gateway with credentials only the broker
+    /// checks; nothing at a host to undo. `fronts_listed_repos`: the
+    /// `[[repo]]`s naming it live on another host (the upstream proxy), and
+    /// users' git goes to the gateway instead.
+    Gateway { fronts_listed_repos: bool },
+    /// A credential minted at the host for each mint (a GitHub installation
+    /// token, a GitLab project token), revoked there when the grant ends.
+    HostToken,
+    /// A membership at the host (a team, a project) added when the grant
+    /// starts and removed when it ends; people use their own credentials.
+    HostMembership,
+}
+
+impl Access {
+    /// Whether the gateway fronts the `[[repo]]`s naming this provider.
+    pub fn fronts_listed_repos(self) -> bool {
+        matches!(self, Access::Gateway { fronts_listed_repos: true })
+    }
+
+    /// Whether revoking its credentials needs data the broker keeps sealed
+    /// (then the broker needs a sealing key).
+    pub fn keeps_revocation_data(self) -> bool {
+        !matches!(self, Access::Gateway { .. })
+    }
+
+    /// Whether grants give access by membership at the host; the broker then
+    /// calls [`Provider::add_membership`] when a grant starts.
+    pub fn grants_membership(self) -> bool {
+        self == Access::HostMembership
+    }
+
+    /// Whether ending a grant has anything to undo at a host. When not, a
+    /// grant superseded by another is ended in the same transaction instead
+    /// of by the reaper.
+    pub fn revokes_at_host(self) -> bool {
+        !matches!(self, Access::Gateway { .. })
+    }
 }
 
 /// A membership at a host, as [`Provider::add_membership`] found or made it.
@@ -105,21 +156,12 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Whether the gateway fronts the `[[repo]]`s naming this provider: their
-    /// `url` is where the code lives, and users' git goes to the gateway instead.
-    fn fronts_listed_repos(&self) -> bool {
-        false
-    }
+    /// How it gives a grant its access.
+    fn access(&self) -> Access;
 
     /// Where the gateway sends git requests for `repo`; `None` when git does not go through the broker.
     fn git_backend(&self, _repo: &RepoSpec) -> Option<GitBackend> {
         None
-    }
-
-    /// Whether its credentials carry a [`Minted::host_handle`] the broker must
-    /// keep (sealed) to revoke them: the broker then needs a sealing key.
-    fn keeps_revocation_data(&self) -> bool {
-        false
     }
 
     /// Whether `repo`, listed with this provider, is one it can serve (the
@@ -130,13 +172,6 @@ pub trait Provider: Send + Sync {
 
     /// Mints a credential for a live grant on `repo` that expires no later than the grant.
     async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError>;
-
-    /// Whether grants give access by membership at the host (a team, a
-    /// project), added when the grant starts, so people use their own
-    /// credentials there; the broker then calls [`Provider::add_membership`].
-    fn grants_membership(&self) -> bool {
-        false
-    }
 
     /// Names the membership a grant is given (host, team or project, person),
     /// so the broker knows whether another live grant of the person holds it.
@@ -153,7 +188,7 @@ pub trait Provider: Send + Sync {
     }
 
     /// Revokes at the host one credential minted for `grant`, given its
-    /// [`Minted::host_handle`]. Idempotent: one the host no longer honours is done.
+    /// [`Kept::HostHandle`]. Idempotent: one the host no longer honours is done.
     async fn revoke_minted(&self, _repo: &RepoSpec, _grant: &GrantRecord, _handle: &SecretString) -> Result<(), ProviderError> {
         Ok(())
     }
@@ -161,13 +196,6 @@ pub trait Provider: Send + Sync {
     /// Makes sure `grant` gives no access at the host any more, once every
     /// credential minted for it was revoked. Idempotent.
     async fn revoke(&self, repo: &RepoSpec, grant: &GrantRecord) -> Result<(), ProviderError>;
-
-    /// Whether ending a grant has anything to undo at a host (a token or a
-    /// membership there). When not, a grant superseded by another is ended
-    /// in the same transaction instead of by the reaper.
-    fn revokes_at_host(&self) -> bool {
-        true
-    }
 }
 
 /// A `[[provider]]` section as written: its name, kind and the rest of its table.
@@ -250,6 +278,9 @@ mod tests {
         fn kind(&self) -> &'static str {
             "bare"
         }
+        fn access(&self) -> Access {
+            Access::HostToken
+        }
         async fn mint(&self, _: &RepoSpec, _: &GrantRecord, _: DateTime<Utc>) -> Result<Minted, ProviderError> {
             Err(ProviderError::Failed { provider: "bare".into(), message: "no".into() })
         }
@@ -259,15 +290,23 @@ mod tests {
     }
 
     #[test]
-    fn a_provider_that_says_nothing_is_assumed_to_hold_access_at_a_host() {
-        // The safe defaults: the reaper always tells it when a grant ends, and
-        // the gateway neither fronts its repos nor routes git to it.
+    fn a_provider_that_says_nothing_more_brings_no_repos_and_gets_no_git() {
         let bare = Bare;
-        assert!(bare.revokes_at_host());
-        assert!(!bare.fronts_listed_repos());
         assert!(bare.discover("http://127.0.0.1:8420").unwrap().is_empty());
         let repo = RepoSpec { name: "demo".into(), url: None, provider: Some("bare".into()), upstream: None };
         assert!(bare.git_backend(&repo).is_none());
+    }
+
+    #[test]
+    fn what_each_access_model_asks_of_the_broker() {
+        let fronted = Access::Gateway { fronts_listed_repos: true };
+        let local = Access::Gateway { fronts_listed_repos: false };
+        // (fronts listed repos, keeps revocation data, grants membership, revokes at host)
+        let facts = |a: Access| (a.fronts_listed_repos(), a.keeps_revocation_data(), a.grants_membership(), a.revokes_at_host());
+        assert_eq!(facts(local), (false, false, false, false));
+        assert_eq!(facts(fronted), (true, false, false, false));
+        assert_eq!(facts(Access::HostToken), (false, true, false, true));
+        assert_eq!(facts(Access::HostMembership), (false, true, true, true));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{GitBackend, Minted, Provider, ProviderError, local_gateway};
+use super::{Access, GitBackend, Minted, Provider, ProviderError, local_gateway};
 use crate::domain::AccessDuration;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec};
@@ -144,10 +144,6 @@ impl Provider for Upstream {
         KIND
     }
 
-    fn fronts_listed_repos(&self) -> bool {
-        true
-    }
-
     fn git_backend(&self, repo: &RepoSpec) -> Option<GitBackend> {
         Some(GitBackend::Upstream { host: self.host.clone(), url: repo.upstream.clone()? })
     }
@@ -162,8 +158,8 @@ impl Provider for Upstream {
         Ok(())
     }
 
-    fn revokes_at_host(&self) -> bool {
-        false
+    fn access(&self) -> Access {
+        Access::Gateway { fronts_listed_repos: true }
     }
 }
 
@@ -216,7 +212,7 @@ mod tests {
         let spec = RepoSpec { name: "acme/api".into(), url: None, provider: Some("corp".into()), upstream: Some(upstream.clone()) };
         assert!(matches!(p.git_backend(&spec), Some(GitBackend::Upstream { url, .. }) if url == upstream));
         // The host sees only the broker's identity: nothing of the grant's to undo there.
-        assert!(!p.revokes_at_host() && p.fronts_listed_repos());
+        assert!(!p.access().revokes_at_host() && p.access().fronts_listed_repos());
         assert!(
             from_section("corp", toml::from_str("username = \"bot\"\nrepos_dir = \"/x\"").unwrap()).err().unwrap().contains("repos_dir")
         );

@@ -259,7 +259,7 @@ impl ServerConfig {
             let section = provider_section(spanned.into_inner(), line).map_err(|e| invalid(format!("provider at line {line}: {e}")))?;
             let provider =
                 crate::providers::build(&section).map_err(|e| invalid(format!("provider `{}` at line {line}: {e}", section.name)))?;
-            if provider.keeps_revocation_data() && config.sealing_key.is_none() {
+            if provider.access().keeps_revocation_data() && config.sealing_key.is_none() {
                 return Err(invalid(format!(
                     "provider `{}` at line {line}: server.sealing_key_file is missing: what revoking its credentials needs is stored sealed with it (create one: `openssl rand -hex 32 > sealing.key; chmod 600 sealing.key`)",
                     section.name
@@ -283,7 +283,7 @@ impl ServerConfig {
                             "repo at line {line}: the gateway's repos are found under its repos_dir; do not list them as [[repo]]"
                         )));
                     }
-                    Some(p) if p.fronts_listed_repos() => {
+                    Some(p) if p.access().fronts_listed_repos() => {
                         let url = url.as_ref().ok_or_else(|| {
                             invalid(format!("repo at line {line}: `url` is missing: provider `{name}` fronts the repo where it lives"))
                         })?;

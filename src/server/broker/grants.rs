@@ -8,7 +8,7 @@ use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
 use crate::domain::records::{EndFailure, FailingEnd, GrantRecord, HostPhase, NewCredential, NewHostToken, Page, UserRecord};
 use crate::domain::repo::RepoSpec;
 use crate::domain::request::{self as request, GrantStatus, GrantWindow, grant_status};
-use crate::providers::{Minted, Provider, ProviderError};
+use crate::providers::{Kept, Minted, Provider, ProviderError};
 use crate::store::StoreError;
 
 impl Broker {
@@ -108,7 +108,7 @@ impl Broker {
             )));
         }
         let (repo, provider) = self.repo_and_provider(&grant.repo).ok_or_else(|| BrokerError::NoProvider(grant.repo.clone()))?;
-        if provider.grants_membership() {
+        if provider.access().grants_membership() {
             return Err(BrokerError::Conflict(format!(
                 "grant {id} is a membership at the host: git uses your own credentials for {}, and jit mints none",
                 grant.repo
@@ -131,12 +131,12 @@ impl Broker {
         record.request_id = Some(grant.request_id);
         record.grant_id = Some(grant.id);
         record.detail = Some(format!("{} credential until {}", provider.name(), timestamp(expires_at)));
-        match (&minted.gateway_hash, &minted.host_handle) {
-            (Some(hash), _) => {
+        match &minted.kept {
+            Kept::GatewayHash(hash) => {
                 let credential = NewCredential { grant_id: grant.id, hash: hash.clone(), created_at: now, expires_at };
                 self.store.add_credential(&credential, record).await?
             }
-            (None, Some(handle)) => {
+            Kept::HostHandle(handle) => {
                 let sealed = self.seal(provider.name(), grant.id, handle)?;
                 let token = NewHostToken { grant_id: grant.id, sealed, created_at: now, expires_at, shared_key: None };
                 if let Err(e) = self.store.add_host_token(&token, record).await {
@@ -153,7 +153,6 @@ impl Broker {
                     });
                 }
             }
-            (None, None) => self.store.append_events(vec![record], now).await?,
         }
         Ok((grant, Minted { expires_at, ..minted }))
     }
@@ -170,7 +169,7 @@ impl Broker {
             let (mut events, mut revoked, mut released) = (Vec::new(), Vec::new(), Vec::new());
             if let Some((repo, provider)) = self.repo_and_provider(&grant.repo) {
                 match self.end_at_host(repo, provider.as_ref(), &grant, &mut revoked, &mut released).await {
-                    Ok(()) if provider.revokes_at_host() => {
+                    Ok(()) if provider.access().revokes_at_host() => {
                         let failures = self.store.host_failures(grant.id, HostPhase::End).await?;
                         let mut done = self.grant_event(&grant, Action::HostRevoked);
                         let after = if failures > 0 { format!(", after {failures} failed attempts") } else { String::new() };
@@ -209,7 +208,7 @@ impl Broker {
         released: &mut Vec<String>,
     ) -> Result<(), ProviderError> {
         // Only providers that keep revocation data have any to read.
-        let tokens = match provider.keeps_revocation_data() {
+        let tokens = match provider.access().keeps_revocation_data() {
             true => self.store.host_tokens(grant.id).await.map_err(|e| ProviderError::Failed {
                 provider: provider.name().to_string(),
                 message: format!("cannot read the grant's host credentials: {e}"),
@@ -259,7 +258,7 @@ impl Broker {
         let repos: Vec<String> = self
             .repos()
             .iter()
-            .filter(|r| self.config.providers.for_repo(r).is_some_and(|p| p.grants_membership()))
+            .filter(|r| self.config.providers.for_repo(r).is_some_and(|p| p.access().grants_membership()))
             .map(|r| r.name.clone())
             .collect();
         let now = self.now();

@@ -125,7 +125,7 @@ impl Broker {
         let base = config.base_url();
         // A repo the gateway fronts is cloned from the gateway; its `url` is where the code lives.
         for repo in &mut config.repos {
-            if config.providers.for_repo(repo).is_some_and(|p| p.fronts_listed_repos()) {
+            if config.providers.for_repo(repo).is_some_and(|p| p.access().fronts_listed_repos()) {
                 let gateway_url = CloneUrl::parse(&format!("{base}/git/{}.git", repo.name)).map_err(|e| OpenError::Repos(e.to_string()))?;
                 repo.upstream = repo.url.replace(gateway_url);
             }
@@ -186,7 +186,7 @@ impl Broker {
 
     /// Whether ending a grant on `repo` has anything to undo at a host.
     fn revokes_at_host(&self, repo: &str) -> bool {
-        self.provider_for(repo).is_some_and(|p| p.revokes_at_host())
+        self.provider_for(repo).is_some_and(|p| p.access().revokes_at_host())
     }
 
     /// Releases every long-poll waiter; called when the server shuts down.
@@ -225,7 +225,7 @@ impl Broker {
 
     /// Whether grants on `repo` are memberships at its host.
     pub fn by_membership(&self, repo: &RepoSpec) -> bool {
-        self.config.providers.for_repo(repo).is_some_and(|p| p.grants_membership())
+        self.config.providers.for_repo(repo).is_some_and(|p| p.access().grants_membership())
     }
 
     /// The provider that makes grants on `repo` real, if any does.
