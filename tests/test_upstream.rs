@@ -235,3 +235,54 @@ async fn a_host_that_closes_idle_connections_sooner_than_the_proxy_reuses_them_i
     let failures = b.audit().await.into_iter().filter(|e| e["action"] == "git_upstream_failed").count();
     assert_eq!(failures, 0);
 }
+
+/// An operator's first week, 2: a host behind the company's own CA. Without
+/// its CA the clone fails, and says it was the certificate and which fault
+/// (not "could not be reached"); the provider's `ca_file` makes it work; a
+/// certificate for another name says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_behind_a_private_ca_is_reached_with_its_ca_file_and_a_tls_fault_is_named() {
+    use crate::common::tls::{TestCa, TlsFront};
+    let upstream = TestUpstream::start(&["acme/api"]);
+    let lighttpd: std::net::SocketAddr = upstream.url.trim_start_matches("http://").parse().unwrap();
+    let ca = TestCa::new("Acme Corp CA");
+    let ca_file = ca.write(upstream.dir.path(), "corp-ca.pem");
+    let right = TlsFront::start(lighttpd, ca.issue()).await;
+    let wrong_name = TlsFront::start(lighttpd, ca.issue_for(&["git.example.com"])).await;
+
+    let clone_through = |front: &TlsFront, ca_file: Option<&std::path::Path>| {
+        let policy = upstream.fronting_policy().replace(&upstream.url, &format!("https://{}", front.addr));
+        let policy = match ca_file {
+            Some(file) => policy.replace("kind = \"upstream\"\n", &format!("kind = \"upstream\"\nca_file = \"{}\"\n", file.display())),
+            None => policy,
+        };
+        async move {
+            let b = TestBroker::start_with(&policy).await;
+            let alice = cli_env(&b);
+            alice.login(&b.url, b.token("alice")).success();
+            alice.run(&["setup"]).success();
+            alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+            let run = alice.git(&alice.work_dir(), &["clone", "-q", &format!("{}/git/acme/api.git", b.url), "api"]);
+            let failures: Vec<String> = b
+                .audit()
+                .await
+                .iter()
+                .filter(|e| e["action"] == "git_upstream_failed")
+                .map(|e| e["detail"].as_str().unwrap().to_string())
+                .collect();
+            (run, failures)
+        }
+    };
+
+    let (untrusted, failures) = clone_through(&right, None).await;
+    assert_ne!(untrusted.code, 0);
+    assert!(untrusted.stderr.contains("remote: jit: acme/api is out of reach: the host's TLS certificate is signed by an authority the broker does not trust (unknown issuer): give the provider a ca_file"), "{}", untrusted.stderr);
+    assert!(failures.iter().any(|f| f.contains("(tls:") || f.contains(": tls (")), "{failures:?}");
+
+    let (trusted, failures) = clone_through(&right, Some(&ca_file)).await;
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    assert!(failures.is_empty(), "{failures:?}");
+
+    let (mismatch, _) = clone_through(&wrong_name, Some(&ca_file)).await;
+    assert!(mismatch.stderr.contains("the host's TLS certificate is not for this host name (name mismatch)"), "{}", mismatch.stderr);
+}

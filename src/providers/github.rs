@@ -72,6 +72,8 @@ struct Section {
     /// Team mode: the teams are `{prefix}{repo}-{level}` (default `jit-`).
     team_prefix: Option<String>,
     timeout: Option<String>,
+    /// PEM roots trusted beside the system's (a host behind a company CA).
+    ca_file: Option<PathBuf>,
 }
 
 /// How grants become access at GitHub.
@@ -137,7 +139,7 @@ impl GitHub {
         let pem = std::fs::read(&key_file).map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem)
             .map_err(|_| format!("private_key_file {}: not an RSA private key in PEM form", key_file.display()))?;
-        let client = host_api::client(section.timeout.as_deref())?;
+        let client = host_api::client(section.timeout.as_deref(), section.ca_file.as_deref())?;
         Ok(GitHub {
             name: name.to_string(),
             mode,

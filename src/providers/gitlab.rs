@@ -61,6 +61,8 @@ struct Section {
     #[serde(default)]
     logins: std::collections::BTreeMap<String, String>,
     timeout: Option<String>,
+    /// PEM roots trusted beside the system's (a host behind a company CA).
+    ca_file: Option<PathBuf>,
 }
 
 pub struct GitLab {
@@ -150,7 +152,7 @@ impl GitLab {
         };
         let api_url = host_api::api_url(section.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
         let token = host_api::secret_from("token", section.token_file.as_ref(), section.token_env.as_deref(), env)?;
-        let client = host_api::client(section.timeout.as_deref())?;
+        let client = host_api::client(section.timeout.as_deref(), section.ca_file.as_deref())?;
         Ok(GitLab { name: name.to_string(), logins, api_url, token, client })
     }
 

@@ -3,7 +3,7 @@
 //! https, reading the broker's secret for the host, and turning transport
 //! failures, rate limits and the host's own messages into words.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -29,18 +29,70 @@ pub fn api_url(url: &str) -> Result<String, String> {
 }
 
 /// One client for the provider's calls: bounded, never following a redirect
-/// with the broker's credential.
-pub fn client(timeout: Option<&str>) -> Result<reqwest::Client, String> {
+/// with the broker's credential; `ca_file`'s roots trusted beside the system's.
+pub fn client(timeout: Option<&str>, ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
     let timeout = match timeout {
         Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
         None => DEFAULT_TIMEOUT,
     };
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")));
+    for root in extra_roots(ca_file)? {
+        builder = builder.add_root_certificate(root);
+    }
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// The certificates in `ca_file` (PEM, one or more), trusted in addition to
+/// the system's roots: a host behind a company's own CA.
+pub fn extra_roots(ca_file: Option<&Path>) -> Result<Vec<reqwest::Certificate>, String> {
+    let Some(path) = ca_file else { return Ok(Vec::new()) };
+    let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    let roots =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("ca_file {}: not PEM certificates: {e}", path.display()))?;
+    if roots.is_empty() {
+        return Err(format!("ca_file {}: no PEM certificate in it", path.display()));
+    }
+    Ok(roots)
+}
+
+/// What was wrong with the host's TLS, when that is why a call failed: in
+/// words an admin can act on (and a user can hand to one).
+pub fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    // The TLS error sits inside I/O errors inside the client's: an I/O
+    // error's own `source` skips what it wraps, so that is looked into too.
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(err) = pending.pop() {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(tls));
+        }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            pending.push(inner);
+        }
+        pending.extend(err.source());
+    }
+    None
+}
+
+fn describe_tls(e: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    match e {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            Cert::UnknownIssuer => {
+                "the host's TLS certificate is signed by an authority the broker does not trust (unknown issuer): give the provider a ca_file with the host's CA".into()
+            }
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => {
+                "the host's TLS certificate is not for this host name (name mismatch): check the URL's host".into()
+            }
+            Cert::Expired | Cert::ExpiredContext { .. } => "the host's TLS certificate has expired".into(),
+            Cert::NotValidYet | Cert::NotValidYetContext { .. } => "the host's TLS certificate is not valid yet (check the broker's clock)".into(),
+            Cert::Revoked => "the host's TLS certificate is revoked".into(),
+            other => format!("the host's TLS certificate was refused ({other:?})"),
+        },
+        other => format!("the TLS handshake with the host failed ({other})"),
+    }
 }
 
 /// The broker's secret for the host, from exactly one of a file (`FIELD_file`)
@@ -68,7 +120,9 @@ pub fn secret_from(
 
 /// A failed call in words, without the URL.
 pub fn transport(e: reqwest::Error) -> String {
-    if e.is_timeout() {
+    if let Some(problem) = tls_problem(&e) {
+        problem
+    } else if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "could not connect".into()
@@ -103,6 +157,25 @@ pub fn quoted(message: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_ca_file_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(extra_roots(None).unwrap().is_empty());
+        let missing = extra_roots(Some(&dir.path().join("nope.pem"))).unwrap_err();
+        assert!(missing.starts_with("ca_file ") && missing.contains("nope.pem"), "{missing}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        assert!(extra_roots(Some(&empty)).unwrap_err().contains("no PEM certificate"));
+        let mut params = rcgen::CertificateParams::new(vec!["ca.example".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
+        let bundle = dir.path().join("ca.pem");
+        std::fs::write(&bundle, format!("{}{}", cert.pem(), cert.pem())).unwrap();
+        assert_eq!(extra_roots(Some(&bundle)).unwrap().len(), 2);
+        assert!(client(None, Some(&bundle)).is_ok());
+    }
+
     use super::*;
 
     #[test]
@@ -151,7 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_client_is_bounded_and_follows_no_redirect_with_the_brokers_credential() {
-        assert!(client(Some("soon")).unwrap_err().starts_with("timeout:"));
+        assert!(client(Some("soon"), None).unwrap_err().starts_with("timeout:"));
         // A host answering with a redirect: the answer is the redirect itself.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -163,16 +236,16 @@ mod tests {
                 let _ = socket.write_all(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/steal\r\nContent-Length: 0\r\n\r\n").await;
             }
         });
-        let answer = client(None).unwrap().get(format!("http://{addr}/")).send().await.unwrap();
+        let answer = client(None, None).unwrap().get(format!("http://{addr}/")).send().await.unwrap();
         assert_eq!(answer.status(), 302);
         // A host that never answers: cut at the timeout, and said so.
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let silent_addr = silent.local_addr().unwrap();
-        let e = client(Some("1s")).unwrap().get(format!("http://{silent_addr}/")).send().await.unwrap_err();
+        let e = client(Some("1s"), None).unwrap().get(format!("http://{silent_addr}/")).send().await.unwrap_err();
         assert_eq!(transport(e), "timed out");
         drop(silent);
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let e = client(None).unwrap().get(format!("http://{closed}/")).send().await.unwrap_err();
+        let e = client(None, None).unwrap().get(format!("http://{closed}/")).send().await.unwrap_err();
         assert_eq!(transport(e), "could not connect");
     }
 

@@ -14,6 +14,7 @@
 //! password_file = "/etc/jit/corp.token"  # or password_env = "CORP_GIT_TOKEN"
 //! credential_ttl = "1h"                  # gateway credentials, as for [gateway]
 //! timeout = "5m"                         # the longest silence in an answer (a host indexing a large push is quiet)
+//! ca_file = "/etc/jit/corp-ca.pem"        # the host's CA, trusted beside the system's roots
 //!
 //! [[repo]]
 //! name = "acme/api"
@@ -63,6 +64,8 @@ struct Section {
     password_env: Option<String>,
     credential_ttl: Option<String>,
     timeout: Option<String>,
+    /// PEM roots trusted beside the system's (a host behind a company CA).
+    ca_file: Option<PathBuf>,
 }
 
 /// What the gateway needs to forward a request: who the broker is at the
@@ -108,7 +111,11 @@ impl Upstream {
             Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
             None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         };
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in super::host_api::extra_roots(section.ca_file.as_deref())? {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .read_timeout(timeout)
             // A redirect is a misconfigured URL, not something to follow with the broker's credential.

@@ -38,6 +38,9 @@ pub enum UpstreamError {
     Timeout,
     #[error("the host could not be reached")]
     Unreachable,
+    /// The host's TLS failed: what was wrong, for the admin.
+    #[error("{0}")]
+    Tls(String),
     /// The client stopped sending its request before any of it reached the host.
     #[error("the request broke off before it could be sent")]
     ClientGone,
@@ -53,6 +56,7 @@ impl UpstreamError {
             UpstreamError::Redirected(_) => "redirected",
             UpstreamError::Timeout => "timeout",
             UpstreamError::Unreachable => "unreachable",
+            UpstreamError::Tls(_) => "tls",
             UpstreamError::ClientGone => "client_gone",
         }
     }
@@ -179,5 +183,11 @@ fn closed_under_us(e: &reqwest::Error) -> bool {
 fn transport_error(e: &reqwest::Error) -> UpstreamError {
     // The error's chain names the cause (refused, reset, TLS); its URL carries no credential.
     tracing::warn!(error = ?e, "gateway: upstream transport failed");
-    if e.is_timeout() { UpstreamError::Timeout } else { UpstreamError::Unreachable }
+    if let Some(problem) = crate::providers::host_api::tls_problem(e) {
+        UpstreamError::Tls(problem)
+    } else if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        UpstreamError::Unreachable
+    }
 }
