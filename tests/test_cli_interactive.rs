@@ -59,7 +59,7 @@ async fn the_approve_picker_shows_details_and_asks_before_approving() {
     session.exp_string("hotfix INC-42").unwrap();
     crate::common::keys(&mut session, "-icanon", "\x1b[B\r");
     let details = session.exp_string("Approve write on demo for alice?").unwrap();
-    for line in ["requester: alice", "for:       2h", "reason:    hotfix INC-42"] {
+    for line in ["requester: alice", "refs:      every ref", "for:       2h", "reason:    hotfix INC-42"] {
         assert!(details.contains(line), "{line} missing from:\n{details}");
     }
     crate::common::keys(&mut session, "-icanon", "y");

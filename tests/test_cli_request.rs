@@ -211,10 +211,10 @@ async fn json_shapes_are_stable() {
     let rows = table.success().table();
     assert_eq!(rows.len(), 1, "{}", table.stdout);
     let row = &rows[0];
-    assert_eq!(row.keys().map(String::as_str).collect::<Vec<_>>(), ["GRANT", "LEFT", "LEVEL", "REPO", "UNTIL"]);
+    assert_eq!(row.keys().map(String::as_str).collect::<Vec<_>>(), ["GRANT", "LEFT", "LEVEL", "REFS", "REPO", "UNTIL"]);
     assert_eq!(
-        (row["GRANT"].as_str(), row["REPO"].as_str(), row["LEVEL"].as_str()),
-        (approved["grant"]["id"].to_string().as_str(), "demo", "write")
+        (row["GRANT"].as_str(), row["REPO"].as_str(), row["LEVEL"].as_str(), row["REFS"].as_str()),
+        (approved["grant"]["id"].to_string().as_str(), "demo", "write", "all")
     );
     assert!(row["LEFT"].starts_with("1h 29m") || row["LEFT"].starts_with("1h 30m"), "{}", table.stdout);
     assert!(!row["UNTIL"].is_empty(), "{}", table.stdout);
@@ -237,8 +237,9 @@ fn keys_of(v: &serde_json::Value) -> Vec<&str> {
 async fn approve_without_id_and_without_terminal_lists_the_pending_ids() {
     let b = TestBroker::start().await;
     let bob = logged_in(&b, "bob").await;
+    // Nothing to review: exit 0 and a line saying so, as on a terminal.
     let none = bob.run(&["approve"]);
-    none.code(2).stderr_has("no request id and no terminal").stderr_has("there are no pending requests");
+    none.code(0).stderr_has("no pending requests you can review");
     assert!(!none.stderr.contains("pass the id"), "no hint to pass an id when none is pending: {}", none.stderr);
     b.request("alice", "demo", "write", "1h", Some("a")).await;
     b.request("dave", "demo", "write", "1h", Some("b")).await;

@@ -41,3 +41,20 @@ async fn the_rules_refs_bind_every_push_and_its_deletes_are_allowed() {
     let tags = alice.git(&repo, &["push", "origin", "HEAD:refs/tags/v1"]);
     assert!(tags.stderr.contains("[remote rejected] HEAD -> v1 (jit: your grant allows refs/heads/release/* only)"), "{}", tags.stderr);
 }
+
+/// An operator's first week, 6: the scope was hard to see. `jit status` shows
+/// each grant's refs; `jit approve`'s details card (and its picker row) show
+/// what the approver is approving, refs included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scope_is_in_plain_sight_where_grants_are_shown_and_approved() {
+    let b = TestBroker::start_with(&release_only_policy()).await;
+    let (alice, _) = alice_with_a_write_clone(&b).await;
+    let status = alice.run(&["status"]);
+    let status = status.success();
+    let row = status.stdout.lines().find(|l| l.contains("write")).unwrap_or_else(|| panic!("no write grant in:\n{}", status.stdout));
+    assert!(row.contains("refs/heads/release/*"), "{}", status.stdout);
+    assert!(status.stdout.lines().next().is_some_and(|h| h.contains("REFS")), "{}", status.stdout);
+    // The same grant's JSON carries its refs.
+    let json = alice.run(&["status", "--json"]).success().json();
+    assert_eq!(json[0]["refs"], json!(["refs/heads/release/*"]));
+}

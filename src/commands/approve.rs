@@ -26,8 +26,10 @@ fn details(r: &AccessRequest) -> String {
     let reason = r.reason.as_deref().unwrap_or("(none given)");
     let approvals =
         if r.approvals_required > 1 { format!("\n  approvals: {} of {}", r.approvals.len(), r.approvals_required) } else { String::new() };
+    // What the grant may update, always: an approver sees exactly what they approve.
+    let refs = if r.refs.is_empty() { "every ref".to_string() } else { r.refs.join(", ") };
     format!(
-        "  request:   #{}\n  requester: {}\n  repo:      {}\n  level:     {}\n  for:       {}\n  reason:    {reason}\n  asked:     {} ago{approvals}",
+        "  request:   #{}\n  requester: {}\n  repo:      {}\n  level:     {}\n  refs:      {refs}\n  for:       {}\n  reason:    {reason}\n  asked:     {} ago{approvals}",
         r.id,
         r.requester,
         r.repo,
@@ -59,29 +61,26 @@ pub async fn cmd_approve(args: &ApproveArgs) -> Result<(), CommandError> {
         }
         None => {
             let pending = client.requests(false, true, Some("pending")).await?;
-            if !ui::can_prompt() {
-                let ids: Vec<String> = pending.iter().map(|r| format!("#{}", r.id)).collect();
-                if ids.is_empty() {
-                    return Err(CommandError::bad_input(
-                        "no request id and no terminal to pick one (there are no pending requests you can review)",
-                    ));
-                }
-                return Err(CommandError::bad_input(format!("no request id and no terminal to pick one (pending: {})", ids.join(", ")))
-                    .hint(format!("pass the id: jit approve {}", pending[0].id)));
-            }
+            // Nothing to review is the same answer on a terminal or not: nothing to do.
             if pending.is_empty() {
                 eprintln!("no pending requests you can review");
                 return Ok(());
+            }
+            if !ui::can_prompt() {
+                let ids: Vec<String> = pending.iter().map(|r| format!("#{}", r.id)).collect();
+                return Err(CommandError::bad_input(format!("no request id and no terminal to pick one (pending: {})", ids.join(", ")))
+                    .hint(format!("pass the id: jit approve {}", pending[0].id)));
             }
             let now = chrono::Utc::now();
             let items: Vec<String> = pending
                 .iter()
                 .map(|r| {
                     format!(
-                        "#{} {} · {} on {} for {} · {} ago · {}",
+                        "#{} {} · {}{} on {} for {} · {} ago · {}",
                         r.id,
                         r.requester,
                         r.level,
+                        super::refs_note(&r.refs),
                         r.repo,
                         r.duration,
                         ui::age(r.created_at, now),

@@ -37,11 +37,12 @@ pub async fn cmd_status(json: bool) -> Result<(), CommandError> {
                 g.id.to_string(),
                 g.repo.clone(),
                 g.level.clone(),
+                if g.refs.is_empty() { "all".to_string() } else { g.refs.join(", ") },
                 ui::local_time(g.expires_at),
                 format_remaining((g.expires_at - now).num_seconds()),
             ]
         })
         .collect();
-    crate::output::print_table(&["GRANT", "REPO", "LEVEL", "UNTIL", "LEFT"], &rows);
+    crate::output::print_table(&["GRANT", "REPO", "LEVEL", "REFS", "UNTIL", "LEFT"], &rows);
     Ok(())
 }

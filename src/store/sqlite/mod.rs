@@ -65,6 +65,9 @@ impl SqliteStore {
         let opened = tokio::task::spawn_blocking(move || open::open(&owned, &signing))
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening the database failed: {e}")))??;
+        for file in &opened.tightened {
+            tracing::warn!(file = %file.display(), "database file was readable by others; made it owner-only (0600)");
+        }
         let high_water = HighWater::start(marker_path(path), opened.id);
         let chain = Chain::new(key).on_commit(Box::new(move |cp| high_water.committed(cp)));
         let writer =

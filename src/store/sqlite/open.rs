@@ -11,10 +11,12 @@ use super::marker::{Marker, marker_path};
 use super::{audit, db, migrate};
 use crate::store::{StoreError, StoreResult};
 
-/// What opening found: the writer's connection and the database's id.
+/// What opening found: the writer's connection, the database's id, and the
+/// files it had to make owner-only (for the log: a fresh data dir has none).
 pub struct Opened {
     pub conn: Connection,
     pub id: String,
+    pub tightened: Vec<std::path::PathBuf>,
 }
 
 /// Opens (creating if needed) `path` and brings its schema up to date; runs
@@ -41,8 +43,14 @@ pub fn open(path: &Path, key: &SigningKey) -> StoreResult<Opened> {
             marker.display()
         )));
     }
+    if !existing {
+        // Made owner-only from the start (SQLite gives its journal files the
+        // same mode), so a fresh data dir has nothing to tighten.
+        create_private(path).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
+    }
     let mut conn = db::open_connection(path)?;
-    restrict_permissions(path).map_err(|e| StoreError::Unavailable(format!("cannot make {} private: {e}", path.display())))?;
+    let tightened =
+        restrict_permissions(path).map_err(|e| StoreError::Unavailable(format!("cannot make {} private: {e}", path.display())))?;
     if existing && let Err(found) = quick_check(&conn)? {
         return Err(StoreError::Corrupt(format!("{} failed SQLite's integrity check: {found}", path.display())));
     }
@@ -66,7 +74,7 @@ pub fn open(path: &Path, key: &SigningKey) -> StoreResult<Opened> {
         crate::fsutil::replace_private(&marker, fresh.text().as_bytes())
             .map_err(|e| StoreError::Unavailable(format!("cannot write {}: {e}", marker.display())))?;
     }
-    Ok(Opened { conn, id })
+    Ok(Opened { conn, id, tightened })
 }
 
 /// SQLite's `quick_check`: `Ok` or what it found wrong.
@@ -85,8 +93,19 @@ pub fn tables_answer(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// The database and its journal readable by the broker's user only, whatever the umask made them.
-fn restrict_permissions(db: &Path) -> std::io::Result<()> {
+/// An empty database file, owner-only (an empty file is a new SQLite database).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// The database and its journal readable by the broker's user only, whatever
+/// the umask made them; returns the files it had to change.
+fn restrict_permissions(db: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut tightened = Vec::new();
     #[cfg(unix)]
     for suffix in ["", "-wal", "-shm", ".id"] {
         let mut p = db.as_os_str().to_owned();
@@ -95,11 +114,11 @@ fn restrict_permissions(db: &Path) -> std::io::Result<()> {
         if let Ok(meta) = std::fs::metadata(&p) {
             use std::os::unix::fs::PermissionsExt;
             if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(file = %p.display(), "database file was readable by others; made it owner-only (0600)");
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+                tightened.push(p);
             }
         }
     }
     let _ = db;
-    Ok(())
+    Ok(tightened)
 }

@@ -327,6 +327,29 @@ async fn a_database_damaged_mid_file_is_refused_at_open() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
 }
 
+/// An operator's first week, 7: a data dir the broker had just created warned
+/// that its database was readable by others.
+#[cfg(unix)]
+#[test]
+fn a_fresh_database_is_owner_only_from_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jit.db");
+    let opened = open::open(&path, &test_key()).unwrap();
+    assert!(opened.tightened.is_empty(), "a fresh database needed tightening: {:?}", opened.tightened);
+    opened.conn.execute_batch("CREATE TABLE probe (n INTEGER); INSERT INTO probe VALUES (1);").unwrap();
+    for suffix in ["", "-wal", "-shm", ".id"] {
+        let file = dir.path().join(format!("jit.db{suffix}"));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    drop(opened);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let reopened = open::open(&path, &test_key()).unwrap();
+    // (SQLite gave the journal files it made again the database's loose mode.)
+    assert!(reopened.tightened.contains(&path), "a loosened one is tightened, and said so: {:?}", reopened.tightened);
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn database_files_are_made_owner_only() {
