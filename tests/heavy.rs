@@ -20,6 +20,8 @@ mod test_properties;
 mod test_push_volume;
 #[path = "heavy/test_receive_pack_oracle.rs"]
 mod test_receive_pack_oracle;
+#[path = "heavy/test_upstream_keepalive.rs"]
+mod test_upstream_keepalive;
 #[path = "heavy/test_upstream_volume.rs"]
 mod test_upstream_volume;
 

@@ -80,6 +80,12 @@ impl Readers {
         ran.map_err(|e| StoreError::Unavailable(format!("a database read failed: {e}")))?
     }
 
+    /// Connections kept for the next read (for tests of the pool).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.idle.lock().expect("readers").as_ref().map_or(0, Vec::len)
+    }
+
     /// Closes the idle connections; reads after this are refused.
     pub fn close(&self) {
         self.idle.lock().expect("readers").take();
@@ -169,6 +175,32 @@ mod tests {
         assert!(matches!(bad_type, StoreError::Corrupt(_)), "{bad_type:?}");
         let missing = StoreError::from(conn.execute("INSERT INTO nowhere VALUES (1)", []).unwrap_err());
         assert!(matches!(missing, StoreError::Unavailable(_)), "{missing:?}");
+        // Only a duplicate is "already exists"; another broken constraint is not.
+        conn.execute_batch("CREATE TABLE v (x TEXT NOT NULL)").unwrap();
+        let null = StoreError::from(conn.execute("INSERT INTO v (x) VALUES (NULL)", []).unwrap_err());
+        assert!(matches!(null, StoreError::Unavailable(_)), "{null:?}");
+    }
+
+    #[tokio::test]
+    async fn reads_reuse_their_connections_and_keep_at_most_eight() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(&dir.path().join("t.db"));
+        let one = |c: &Connection| -> StoreResult<i64> { Ok(c.query_row("SELECT 1", [], |r| r.get(0))?) };
+        for _ in 0..3 {
+            assert_eq!(readers.read(one).await.unwrap(), 1);
+        }
+        assert_eq!(readers.kept(), 1, "one read at a time needs one connection, kept for the next");
+        let slow = |c: &Connection| -> StoreResult<i64> {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(c.query_row("SELECT 1", [], |r| r.get(0))?)
+        };
+        let many: Vec<_> = (0..20).map(|_| readers.read(slow)).collect();
+        for answer in futures_util::future::join_all(many).await {
+            assert_eq!(answer.unwrap(), 1);
+        }
+        assert_eq!(readers.kept(), READERS, "at most {READERS} at once, all kept");
+        readers.close();
+        assert!(matches!(readers.read(one).await, Err(StoreError::Unavailable(_))), "closed is closed");
     }
 
     #[test]

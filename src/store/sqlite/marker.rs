@@ -119,16 +119,23 @@ mod tests {
         let path = dir.path().join("jit.db.id");
         let high_water = HighWater::start(path.clone(), "id".into());
         let cp = |seq| Checkpoint { seq, hash: format!("h{seq}"), at: "t".into(), signature: "s".into() };
-        high_water.committed(cp(1));
-        high_water.committed(cp(2));
-        // Gone at once, with a newer checkpoint handed over: that one is kept.
-        high_water.committed(cp(3));
-        drop(high_water);
         let kept = || std::fs::read_to_string(&path).ok().and_then(|t| Marker::parse(&t).ok()).and_then(|m| m.checkpoint).map(|c| c.seq);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while kept() != Some(3) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(kept(), Some(3));
+        let kept_within = |want: i64| async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while kept() != Some(want) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            kept()
+        };
+        high_water.committed(cp(1));
+        assert_eq!(kept_within(1).await, Some(1));
+        // Later commits are kept too, the newest of a burst.
+        high_water.committed(cp(2));
+        high_water.committed(cp(3));
+        assert_eq!(kept_within(3).await, Some(3));
+        // Gone at once, with a newer checkpoint handed over: that one is kept.
+        high_water.committed(cp(4));
+        drop(high_water);
+        assert_eq!(kept_within(4).await, Some(4));
     }
 }

@@ -236,21 +236,32 @@ mod tests {
         reads.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap()
     }
 
-    #[tokio::test]
-    async fn a_failed_job_leaves_no_trace_and_its_batch_commits_the_rest() {
-        let (_dir, w, reads) = writer();
-        // A job that holds the writer, so the three after it queue up: one batch.
+    /// A job that holds the writer until `release` runs (after the jobs
+    /// joined after it are queued), so those queue up and share one batch.
+    fn held(w: &Writer) -> (impl Future<Output = StoreResult<i64>> + '_, impl Future<Output = ()>) {
         let (gate, opened) = std::sync::mpsc::channel::<()>();
         let held = w.write(move |_, _| {
             let _ = opened.recv();
             Ok(0)
         });
-        let both = async {
+        let release = async move {
             tokio::task::yield_now().await;
-            gate.send(()).unwrap();
+            let _ = gate.send(());
         };
-        let (_, _, a, b, c) =
-            tokio::join!(held, both, w.write(insert(1, Ok(1))), w.write(insert(2, Err(StoreError::Conflict))), w.write(insert(3, Ok(3))));
+        (held, release)
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_leaves_no_trace_and_its_batch_commits_the_rest() {
+        let (_dir, w, reads) = writer();
+        let (held, release) = held(&w);
+        let (_, _, a, b, c) = tokio::join!(
+            held,
+            release,
+            w.write(insert(1, Ok(1))),
+            w.write(insert(2, Err(StoreError::Conflict))),
+            w.write(insert(3, Ok(3)))
+        );
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(b, Err(StoreError::Conflict)), "the job's own error reaches its caller");
         assert_eq!(c.unwrap(), 3);
@@ -279,17 +290,9 @@ mod tests {
             tx.execute_batch("RELEASE job; ROLLBACK")?;
             Ok(())
         }
-        let (gate, opened) = std::sync::mpsc::channel::<()>();
-        let held = w.write(move |_, _| {
-            let _ = opened.recv();
-            Ok(0)
-        });
-        let open = async {
-            tokio::task::yield_now().await;
-            gate.send(()).unwrap();
-        };
         // The held job may commit alone or with the rest; the three after it share a batch.
-        let (_, _, a, b, c) = tokio::join!(held, open, w.write(insert(1, Ok(1))), w.write(sabotage), w.write(insert(2, Ok(2))));
+        let (held, release) = held(&w);
+        let (_, _, a, b, c) = tokio::join!(held, release, w.write(insert(1, Ok(1))), w.write(sabotage), w.write(insert(2, Ok(2))));
         for acknowledged in [a.map(|_| ()), b] {
             assert!(matches!(acknowledged, Err(StoreError::Unavailable(_))), "{acknowledged:?}");
         }
