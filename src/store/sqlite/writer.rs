@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::audit;
+use crate::domain::audit::Checkpoint;
 use crate::store::chain::Chain;
 use crate::store::{StoreError, StoreResult};
 
@@ -180,13 +181,7 @@ fn commit_batch(conn: &Connection, chain: &mut Chain, batch: Vec<Box<dyn Job>>) 
         }
     }
     let outcome = match abandoned {
-        None => chain
-            .checkpoint_since(&since)
-            .map_or(Ok(()), |cp| audit::insert_checkpoint(conn, &cp).map_err(|e| e.to_string()))
-            .and_then(|()| {
-                execute(conn, "COMMIT")?;
-                Ok(chain.checkpoint_since(&since))
-            }),
+        None => commit(conn, chain.checkpoint_since(&since)),
         Some(why) => Err(why),
     };
     match &outcome {
@@ -206,6 +201,15 @@ fn commit_batch(conn: &Connection, chain: &mut Chain, batch: Vec<Box<dyn Job>>) 
     for job in jobs {
         job.refuse(outcome.err().unwrap_or(STOPPED));
     }
+}
+
+/// Writes the batch's checkpoint (if its head moved) and commits; returns the checkpoint.
+fn commit(conn: &Connection, checkpoint: Option<Checkpoint>) -> Result<Option<Checkpoint>, String> {
+    if let Some(cp) = &checkpoint {
+        audit::insert_checkpoint(conn, cp).map_err(|e| e.to_string())?;
+    }
+    execute(conn, "COMMIT")?;
+    Ok(checkpoint)
 }
 
 #[cfg(test)]
