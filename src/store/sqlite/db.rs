@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row, Rows};
 
 use crate::store::{StoreError, StoreResult};
@@ -116,6 +117,38 @@ impl From<rusqlite::Error> for StoreError {
             | rusqlite::Error::InvalidColumnIndex(_) => StoreError::Corrupt(e.to_string()),
             _ => StoreError::Unavailable(e.to_string()),
         }
+    }
+}
+
+/// The filters of a listing: only those asked for are written into its SQL,
+/// so SQLite can use an index for each (a `(? IS NULL OR col = ?)` keeps it
+/// off every index), with the values bound to them. The limit is written in
+/// too: a bound `LIMIT ?` makes SQLite prepare the statement again every time.
+#[derive(Default)]
+pub struct Filters {
+    clauses: Vec<&'static str>,
+    values: Vec<Value>,
+}
+
+impl Filters {
+    /// Adds `clause` (with one `?`, bound to `value`) when there is a value.
+    pub fn when(&mut self, clause: &'static str, value: Option<Value>) -> &mut Filters {
+        if let Some(value) = value {
+            self.clauses.push(clause);
+            self.values.push(value);
+        }
+        self
+    }
+
+    /// `query` with its `{filters}` and `{limit}` written in.
+    pub fn sql(&self, query: &str, limit: u32) -> String {
+        let filters = if self.clauses.is_empty() { "1".to_string() } else { self.clauses.join(" AND ") };
+        query.replace("{filters}", &filters).replace("{limit}", &limit.to_string())
+    }
+
+    /// The values, in the order of their clauses.
+    pub fn values(self) -> Vec<Value> {
+        self.values
     }
 }
 

@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::audit::append;
-use super::db::{all, as_stored, first, ms, opt_time, parsed, time};
+use super::db::{Filters, all, as_stored, first, ms, opt_time, parsed, time};
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede, Terms,
@@ -61,32 +61,18 @@ pub fn load(conn: &Connection, id: i64) -> StoreResult<Option<GrantRecord>> {
     first(stmt.query([id])?, grant)
 }
 
-/// A page of grants; the limit is written in (a bound `LIMIT ?` makes SQLite
-/// prepare the statement again every time).
+/// A page of grants ([`Filters`] writes in the filters and the limit).
 pub(super) const LIST_QUERY: &str = "SELECT * FROM grants WHERE {filters} ORDER BY id DESC LIMIT {limit}";
 
 /// Grants of `user_id` (all when `None`), live at `live_at` if given, newest first.
 pub fn list(conn: &Connection, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>> {
-    // Only the filters asked for are in the SQL, so SQLite can use the index
-    // on user_id (a `?1 IS NULL OR user_id = ?1` makes it read every grant).
-    let mut filters = Vec::new();
-    let mut values = Vec::new();
-    if let Some(user_id) = user_id {
-        filters.push("user_id = ?");
-        values.push(Value::Integer(user_id));
-    }
-    if let Some(live_at) = live_at {
-        filters.push("revoked_at IS NULL AND expires_at > ?");
-        values.push(Value::Integer(ms(live_at)));
-    }
-    if let Some(before) = page.before {
-        filters.push("id < ?");
-        values.push(Value::Integer(before));
-    }
-    let filters = if filters.is_empty() { "1".to_string() } else { filters.join(" AND ") };
-    let sql = LIST_QUERY.replace("{filters}", &filters).replace("{limit}", &page.limit.to_string());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    all(stmt.query(params_from_iter(values))?, grant)
+    let mut filters = Filters::default();
+    filters
+        .when("user_id = ?", user_id.map(Value::Integer))
+        .when("revoked_at IS NULL AND expires_at > ?", live_at.map(|t| Value::Integer(ms(t))))
+        .when("id < ?", page.before.map(Value::Integer));
+    let mut stmt = conn.prepare_cached(&filters.sql(LIST_QUERY, page.limit))?;
+    all(stmt.query(params_from_iter(filters.values()))?, grant)
 }
 
 /// Writes the grant of approved request `req` for `window`; returns its id.

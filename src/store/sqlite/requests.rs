@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
 use super::audit::append;
-use super::db::{as_stored, int, ms, opt_time, parsed, time};
+use super::db::{Filters, as_stored, int, ms, opt_time, parsed, time};
 use super::grants::{self, scope, stored_networks, terms};
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
@@ -16,9 +16,8 @@ use crate::store::chain::Chain;
 use crate::store::{StoreError, StoreResult};
 
 /// Requests with their approvals and grant, in one query. `{filters}`
-/// selects the requests (before the limit), so a page holds whole requests;
-/// `{limit}` is written in, since SQLite prepares a statement again every
-/// time a bound `LIMIT ?` is bound.
+/// selects the requests (before the limit), so a page holds whole requests
+/// ([`Filters`] writes in the filters and the limit).
 pub(super) const REQUESTS_QUERY: &str = "
 SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
        r.from_networks, r.allow_deletes, r.status,
@@ -85,30 +84,14 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
 
 /// Requests matching `filter` (or the one with `id`), newest first, each whole.
 pub fn load_many(conn: &Connection, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
-    // Only the filters asked for are in the SQL, so SQLite looks a request
-    // up by id, or uses the index on requester or status, instead of reading them all.
-    let mut filters = Vec::new();
-    let mut values = Vec::new();
-    if let Some(id) = id {
-        filters.push("id = ?");
-        values.push(Value::Integer(id));
-    }
-    if let Some(requester_id) = filter.requester_id {
-        filters.push("requester_id = ?");
-        values.push(Value::Integer(requester_id));
-    }
-    if let Some(status) = filter.status {
-        filters.push("status = ?");
-        values.push(Value::Text(status.as_str().to_string()));
-    }
-    if let Some(before) = filter.page.before {
-        filters.push("id < ?");
-        values.push(Value::Integer(before));
-    }
-    let filters = if filters.is_empty() { "1".to_string() } else { filters.join(" AND ") };
-    let sql = REQUESTS_QUERY.replace("{filters}", &filters).replace("{limit}", &filter.page.limit.to_string());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(values))?;
+    let mut filters = Filters::default();
+    filters
+        .when("id = ?", id.map(Value::Integer))
+        .when("requester_id = ?", filter.requester_id.map(Value::Integer))
+        .when("status = ?", filter.status.map(|s| Value::Text(s.as_str().to_string())))
+        .when("id < ?", filter.page.before.map(Value::Integer));
+    let mut stmt = conn.prepare_cached(&filters.sql(REQUESTS_QUERY, filter.page.limit))?;
+    let mut rows = stmt.query(params_from_iter(filters.values()))?;
     // Joined rows come grouped by request: one record per group.
     let mut out: Vec<RequestRecord> = Vec::new();
     while let Some(row) = rows.next()? {
