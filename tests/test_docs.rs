@@ -176,18 +176,19 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
                 continue;
             }
             let mut section: Option<String> = None;
-            let mut entries: Vec<(String, Option<String>, String)> = Vec::new();
+            // A section's keys are filed once its end is reached: a provider's
+            // `kind` may come after some of them.
+            let mut entries: Vec<(String, String)> = Vec::new();
             let mut kind: Option<String> = None;
-            let mut flush = |section: &Option<String>, kind: &Option<String>, entries: &mut Vec<(String, Option<String>, String)>| {
-                for (s, _, key) in entries.drain(..) {
-                    documented.entry((s, kind.clone())).or_default().insert(key);
+            let mut flush = |kind: &Option<String>, entries: &mut Vec<(String, String)>| {
+                for (section, key) in entries.drain(..) {
+                    documented.entry((section, kind.clone())).or_default().insert(key);
                 }
-                let _ = section;
             };
             for line in body.lines() {
                 let trimmed = line.trim();
                 if trimmed.starts_with('[') {
-                    flush(&section, &kind, &mut entries);
+                    flush(&kind, &mut entries);
                     let name = trimmed.trim_start_matches('[').split(']').next().unwrap_or_default();
                     section = Some(name.to_string());
                     kind = None;
@@ -198,18 +199,18 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
                     if key == "kind" && section == "provider" {
                         kind = line.split('"').nth(1).map(str::to_string);
                     }
-                    entries.push((section.clone(), None, key));
+                    entries.push((section.clone(), key));
                 }
                 // An alternative named in a comment: `# or token_env = "…"`.
                 if let Some((_, comment)) = line.split_once('#') {
                     for alternative in comment.split("or ").skip(1) {
                         if let Some(key) = key_line(alternative) {
-                            entries.push((section.clone(), None, key));
+                            entries.push((section.clone(), key));
                         }
                     }
                 }
             }
-            flush(&section, &kind, &mut entries);
+            flush(&kind, &mut entries);
         }
     }
     let known = |section: &str, kind: Option<&str>| -> BTreeSet<String> {

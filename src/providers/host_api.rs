@@ -35,14 +35,19 @@ pub fn client(timeout: Option<&str>, ca_file: Option<&Path>) -> Result<reqwest::
         Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
         None => DEFAULT_TIMEOUT,
     };
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")));
+    trusting(builder, ca_file)?.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// `builder` trusting `ca_file`'s roots too (every client a provider makes for a host).
+pub fn trusting(mut builder: reqwest::ClientBuilder, ca_file: Option<&Path>) -> Result<reqwest::ClientBuilder, String> {
     for root in extra_roots(ca_file)? {
         builder = builder.add_root_certificate(root);
     }
-    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    Ok(builder)
 }
 
 /// The certificates in `ca_file` (PEM, one or more), trusted in addition to
@@ -61,19 +66,23 @@ pub fn extra_roots(ca_file: Option<&Path>) -> Result<Vec<reqwest::Certificate>, 
 /// What was wrong with the host's TLS, when that is why a call failed: in
 /// words an admin can act on (and a user can hand to one).
 pub fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    // The TLS error sits inside I/O errors inside the client's: an I/O
-    // error's own `source` skips what it wraps, so that is looked into too.
-    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    causes(e).into_iter().find_map(|err| err.downcast_ref::<rustls::Error>()).map(describe_tls)
+}
+
+/// `e` and everything beneath it. A client's error wraps I/O errors that
+/// wrap the real cause (a TLS alert, a reset), and an I/O error's own
+/// `source` skips what it wraps, so that is looked into too.
+pub fn causes<'e>(e: &'e (dyn std::error::Error + 'static)) -> Vec<&'e (dyn std::error::Error + 'static)> {
+    let mut found = Vec::new();
+    let mut pending = vec![e];
     while let Some(err) = pending.pop() {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(describe_tls(tls));
-        }
+        found.push(err);
         if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             pending.push(inner);
         }
         pending.extend(err.source());
     }
-    None
+    found
 }
 
 fn describe_tls(e: &rustls::Error) -> String {
@@ -157,6 +166,7 @@ pub fn quoted(message: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_ca_file_must_hold_pem_certificates() {
@@ -175,8 +185,6 @@ mod tests {
         assert_eq!(extra_roots(Some(&bundle)).unwrap().len(), 2);
         assert!(client(None, Some(&bundle)).is_ok());
     }
-
-    use super::*;
 
     #[test]
     fn the_api_is_reached_over_https_or_on_loopback() {

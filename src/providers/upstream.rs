@@ -111,11 +111,7 @@ impl Upstream {
             Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
             None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         };
-        let mut builder = reqwest::Client::builder();
-        for root in super::host_api::extra_roots(section.ca_file.as_deref())? {
-            builder = builder.add_root_certificate(root);
-        }
-        let client = builder
+        let client = super::host_api::trusting(reqwest::Client::builder(), section.ca_file.as_deref())?
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .read_timeout(timeout)
             // A redirect is a misconfigured URL, not something to follow with the broker's credential.

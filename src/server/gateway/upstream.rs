@@ -15,6 +15,7 @@ use axum::response::Response;
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::domain::token::ExposeSecret;
+use crate::providers::host_api;
 use crate::providers::upstream::UpstreamHost;
 
 /// Request headers the host gets from git's request.
@@ -160,30 +161,22 @@ fn closed_under_us(e: &reqwest::Error) -> bool {
     if e.is_timeout() || e.is_connect() {
         return false;
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(hyper) = err.downcast_ref::<hyper::Error>()
-            && (hyper.is_incomplete_message() || hyper.is_canceled())
-        {
-            return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && matches!(
+    host_api::causes(e).into_iter().any(|err| {
+        let closed = err.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message() || h.is_canceled());
+        let dropped = err.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
                 io.kind(),
                 std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionAborted
             )
-        {
-            return true;
-        }
-        source = err.source();
-    }
-    false
+        });
+        closed || dropped
+    })
 }
 
 fn transport_error(e: &reqwest::Error) -> UpstreamError {
     // The error's chain names the cause (refused, reset, TLS); its URL carries no credential.
     tracing::warn!(error = ?e, "gateway: upstream transport failed");
-    if let Some(problem) = crate::providers::host_api::tls_problem(e) {
+    if let Some(problem) = host_api::tls_problem(e) {
         UpstreamError::Tls(problem)
     } else if e.is_timeout() {
         UpstreamError::Timeout
