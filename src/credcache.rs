@@ -109,6 +109,10 @@ pub fn live_grants(server: &str, now: DateTime<Utc>) -> Vec<crate::api::Grant> {
 pub struct GuardedRepo {
     pub server: String,
     pub repo: String,
+    /// Where the code lives when the broker's gateway fronts another host:
+    /// jit's remote helper sends this URL's forms to the clone URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// A request of this user's that was left pending (`--no-wait`, a timeout,
@@ -167,7 +171,7 @@ impl Index {
         self.repos
             .get(url)
             .cloned()
-            .or_else(|| self.urls.get(url)?.first().map(|g| GuardedRepo { server: g.server.clone(), repo: g.repo.clone() }))
+            .or_else(|| self.urls.get(url)?.first().map(|g| GuardedRepo { server: g.server.clone(), repo: g.repo.clone(), upstream: None }))
     }
 
     /// Requests left pending on `repo`.
@@ -195,7 +199,8 @@ impl Index {
         self.repos.retain(|_, r| r.server != server);
         for repo in repos {
             if let Some(url) = repo.clone_url.as_deref().and_then(|u| CloneUrl::parse(u).ok()) {
-                self.repos.insert(url.to_string(), GuardedRepo { server: server.to_string(), repo: repo.name.clone() });
+                let upstream = repo.upstream_url.clone();
+                self.repos.insert(url.to_string(), GuardedRepo { server: server.to_string(), repo: repo.name.clone(), upstream });
             }
         }
     }
@@ -266,6 +271,42 @@ pub enum FetchError {
     Keychain(#[from] KeychainError),
 }
 
+/// The fronted repos `url` could be one of, as `jit setup` last learnt them:
+/// what jit's remote helper routes by. Only entries whose path appears in
+/// `url` are parsed (the helper runs for every network command on a routed
+/// host, and an index may hold thousands); [`url_rewrite::route`] then
+/// decides exactly.
+///
+/// [`url_rewrite::route`]: crate::domain::url_rewrite::route
+pub fn fronted_like(url: &str) -> Vec<crate::domain::url_rewrite::Fronted> {
+    use std::borrow::Cow;
+    /// The index's `repos`, borrowed from the file's bytes (the rest skipped).
+    #[derive(Deserialize)]
+    struct Routes<'a> {
+        #[serde(default, borrow)]
+        repos: BTreeMap<Cow<'a, str>, Route<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Route<'a> {
+        #[serde(default, borrow)]
+        upstream: Option<Cow<'a, str>>,
+    }
+    let Some(bytes) = index_path().and_then(|p| std::fs::read(p).ok()) else { return Vec::new() };
+    let Ok(routes) = serde_json::from_slice::<Routes>(&bytes) else { return Vec::new() };
+    routes
+        .repos
+        .into_iter()
+        .filter_map(|(gateway, r)| {
+            let upstream = r.upstream?;
+            let path = upstream.split_once("://")?.1.split_once('/')?.1.trim_end_matches('/').trim_end_matches(".git");
+            if !url.contains(path) {
+                return None;
+            }
+            Some(crate::domain::url_rewrite::Fronted { upstream: CloneUrl::parse(&upstream).ok()?, gateway: gateway.into_owned() })
+        })
+        .collect()
+}
+
 /// Records the repos `server` guards (replacing what was known of it), so the
 /// helper knows which URLs to ask that broker about.
 pub fn remember_repos(server: &str, repos: &[api::Repo]) -> Result<(), KeychainError> {
@@ -313,7 +354,8 @@ pub async fn fetch_and_store(
     let cached = CachedGrant::of(client.base(), &credential)?;
     store(keychain, &url.to_string(), cached, &credential.password)?;
     update(|index| {
-        index.repos.insert(url.to_string(), GuardedRepo { server: client.base().to_string(), repo: grant.repo.clone() });
+        let upstream = index.repos.get(&url.to_string()).and_then(|r| r.upstream.clone());
+        index.repos.insert(url.to_string(), GuardedRepo { server: client.base().to_string(), repo: grant.repo.clone(), upstream });
         index.drop_pending(client.base(), grant.request_id);
         Ok(())
     })?;
@@ -406,7 +448,10 @@ mod tests {
         let known: Vec<(&str, &str, &str)> =
             index.repos.iter().map(|(url, r)| (url.as_str(), r.server.as_str(), r.repo.as_str())).collect();
         assert_eq!(known, [("http://a/git/r2.git", "http://a", "r2"), ("https://b/r3.git", "http://b", "r3")]);
-        assert_eq!(index.repo_for("http://a/git/r2.git"), Some(GuardedRepo { server: "http://a".into(), repo: "r2".into() }));
+        assert_eq!(
+            index.repo_for("http://a/git/r2.git"),
+            Some(GuardedRepo { server: "http://a".into(), repo: "r2".into(), upstream: None })
+        );
         assert_eq!(index.repo_for("http://a/git/r1.git"), None);
     }
 
@@ -416,7 +461,11 @@ mod tests {
         let p = |server: &str, repo: &str, id: i64| PendingRequest { server: server.into(), repo: repo.into(), request_id: id };
         index.pending = vec![p("http://a", "r1", 1), p("http://a", "r2", 2), p("http://b", "r1", 3), p("http://a", "r1", 4)];
         let on = |server: &str, repo: &str| -> Vec<i64> {
-            index.pending_on(&GuardedRepo { server: server.into(), repo: repo.into() }).iter().map(|p| p.request_id).collect()
+            index
+                .pending_on(&GuardedRepo { server: server.into(), repo: repo.into(), upstream: None })
+                .iter()
+                .map(|p| p.request_id)
+                .collect()
         };
         assert_eq!(on("http://a", "r1"), [1, 4]);
         assert_eq!(on("http://b", "r1"), [3]);

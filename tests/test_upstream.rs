@@ -54,6 +54,69 @@ async fn the_gateway_fronts_a_repo_on_another_host() {
     assert!(pushes[0]["detail"].as_str().unwrap().contains(&format!("→{head}")), "{}", pushes[0]);
 }
 
+/// A stand-in for ssh that runs the remote command on the host's disk (as
+/// git's own tests do), and writes down how it was called.
+fn fake_ssh(upstream: &TestUpstream) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = upstream.dir.path().join("ssh.log");
+    let script = upstream.dir.path().join("fake-ssh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -G ] && exit 0\necho \"args=$* GIT_PROTOCOL=$GIT_PROTOCOL GIT_DIR=$GIT_DIR\" >> '{}'\nfor last; do :; done\ncd '{}' && eval \"$(printf %s \"$last\" | sed -e \"s#'~/#'#\" -e \"s#'/#'#\")\"\n",
+            log.display(),
+            upstream.dir.path().join("repos").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_urls_of_repos_jit_does_not_front_reach_the_host_as_git_would_reach_it() {
+    let (upstream, b, alice) = fronted().await;
+    let (ssh, log) = fake_ssh(&upstream);
+    let host = upstream.url.trim_start_matches("http://").split_once(':').unwrap().0.to_string();
+    let work = alice.work_dir();
+    let ssh_env = [("GIT_SSH_COMMAND", ssh.to_str().unwrap())];
+
+    // A look-alike of the fronted acme/api over SSH: jit's helper sees it
+    // (the whole host is routed) and hands it to ssh, protocol v2 and all
+    // (this ssh answers `-G`, so git, and jit, take it for OpenSSH).
+    let url = format!("git@{host}:acme/api.github.git");
+    alice.git_with(&work, &["clone", &url, "lookalike"], &ssh_env).success();
+    let called = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        called.contains(&format!(
+            "args=-o SendEnv=GIT_PROTOCOL git@{host} git-upload-pack 'acme/api.github.git' GIT_PROTOCOL=version=2 GIT_DIR=\n"
+        )),
+        "{called}"
+    );
+    let repo = work.join("lookalike");
+    let head = commit(&alice, &repo, "SSH.md");
+    alice.git_with(&repo, &["push", "origin", "HEAD:main"], &ssh_env).success();
+    assert_eq!(upstream.git_on_disk("acme/api.github", &["rev-parse", "main"]), head);
+    assert!(
+        std::fs::read_to_string(&log).unwrap().contains("git-receive-pack 'acme/api.github.git' GIT_PROTOCOL= "),
+        "pushes speak v0, as git's own ssh does"
+    );
+
+    // ssh:// URLs, a variant that takes no options, and git's protocol rules.
+    let plain = [("GIT_SSH_COMMAND", ssh.to_str().unwrap()), ("GIT_SSH_VARIANT", "simple")];
+    alice.git_with(&work, &["ls-remote", &format!("ssh://git@{host}/~/acme/api-tools.git")], &plain).success();
+    assert!(
+        std::fs::read_to_string(&log).unwrap().contains(&format!("args=git@{host} git-upload-pack '~/acme/api-tools.git' GIT_PROTOCOL= "))
+    );
+    let refused = alice.git_with(&work, &["-c", "protocol.ssh.allow=never", "ls-remote", &url], &ssh_env);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("transport 'ssh' not allowed"), "{}", refused.stderr);
+    let strange = alice.git_with(&work, &["ls-remote", &format!("git@{host}:-oProxyCommand=x")], &ssh_env);
+    assert!(strange.stderr.contains("strange pathname"), "{}", strange.stderr);
+
+    let git_events = b.audit().await.iter().filter(|e| e["action"].as_str().unwrap().starts_with("git_")).count();
+    assert_eq!(git_events, 0, "jit saw nothing of repos it does not front");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_git_with_the_hosts_own_urls_goes_through_jit_and_nothing_else_does() {
     let upstream = TestUpstream::start(&["acme/api", "acme/api-tools", "acme/api.github"]);

@@ -5,7 +5,10 @@
 use crate::error::CommandError;
 
 pub async fn cmd_repos(json: bool) -> Result<(), CommandError> {
-    let repos = super::client()?.repos().await?;
+    let client = super::client()?;
+    let repos = client.repos().await?;
+    // What git's helpers route by, kept current (best effort: listing still works without it).
+    let _ = crate::credcache::remember_repos(client.base(), &repos);
     if json {
         return crate::output::print_json(&repos);
     }

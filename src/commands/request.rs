@@ -50,8 +50,10 @@ fn origin_url() -> Result<String, CommandError> {
             .hint("name the repo: jit request REPO --level read --for 1h (`jit repos` lists the repos the broker knows)")
     };
     let repo = git2::Repository::discover(".").map_err(|_| no_repo())?;
-    let remote = repo.find_remote("origin").map_err(|_| no_repo())?;
-    remote.url().map(str::to_string).ok_or_else(no_repo)
+    // As written in the config: git's rewrites would hand back `jit::…` for
+    // a host whose URLs jit's remote helper routes.
+    let config = repo.config().map_err(|_| no_repo())?;
+    config.get_string("remote.origin.url").map_err(|_| no_repo())
 }
 
 pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {

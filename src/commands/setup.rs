@@ -1,7 +1,8 @@
 //! `jit setup [--uninstall]`: make git ask jit first for the hosts jit guards,
-//! and send git for repos the gateway fronts to the gateway (`insteadOf`
-//! rewrites of their host URLs, kept in a file of jit's own that the global
-//! config includes).
+//! and send git for repos the gateway fronts to the gateway: the hosts those
+//! repos live on are handed to jit's remote helper (one `insteadOf` per host,
+//! in a file of jit's own that the global config includes), which routes
+//! each URL exactly (see `domain::url_rewrite`).
 
 use std::collections::BTreeSet;
 
@@ -47,11 +48,34 @@ async fn guarded() -> Result<(Vec<String>, Vec<Fronted>), CommandError> {
     Ok((hosts.into_iter().collect(), fronted))
 }
 
-/// jit's own file of `insteadOf` rewrites, which the global git config includes.
+/// jit's own git config file (the remote helper and the hosts it routes),
+/// which the global git config includes.
 fn rewrites_file() -> Result<std::path::PathBuf, CommandError> {
     crate::fsutil::user_data_dir()
         .map(|d| d.join("url-rewrites.gitconfig"))
         .ok_or_else(|| CommandError::unexpected("no data directory for jit (set HOME)"))
+}
+
+/// The link to this binary that git's `remote-jit` alias runs (made when
+/// repos are fronted, removed when none are); see `git::remote_helper`.
+fn remote_helper_link(exe: &std::path::Path, wanted: bool) -> Result<Option<std::path::PathBuf>, CommandError> {
+    let link = rewrites_file()?.with_file_name(crate::domain::url_rewrite::HELPER_LINK);
+    let failed = |e: std::io::Error| CommandError::unexpected(format!("cannot link {}: {e}", link.display()));
+    if !wanted {
+        let _ = std::fs::remove_file(&link);
+        return Ok(None);
+    }
+    if std::fs::read_link(&link).ok().as_deref() != Some(exe) {
+        if let Some(dir) = link.parent() {
+            crate::fsutil::create_private_dir(dir).map_err(failed)?;
+        }
+        let _ = std::fs::remove_file(&link);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(exe, &link).map_err(failed)?;
+        #[cfg(not(unix))]
+        return Err(failed(std::io::Error::other("jit routes fronted repos' URLs on Unix systems only")));
+    }
+    Ok(Some(link))
 }
 
 pub async fn cmd_setup(args: &SetupArgs) -> Result<(), CommandError> {
@@ -78,8 +102,9 @@ pub async fn cmd_setup(args: &SetupArgs) -> Result<(), CommandError> {
     let exe = std::env::current_exe().map_err(|e| CommandError::unexpected(format!("cannot find the jit binary: {e}")))?;
     let helper = config::helper_command(&exe);
     let mut changed = config::install(&path, &hosts, &helper, &mut state)?;
-    let rewrites = url_rewrite::rewrites(&fronted);
-    let text = (!fronted.is_empty()).then(|| url_rewrite::config_text(&rewrites));
+    let prefixes = url_rewrite::routed_prefixes(&fronted);
+    let link = remote_helper_link(&exe, !fronted.is_empty())?;
+    let text = link.map(|link| url_rewrite::config_text(&prefixes, &config::remote_helper_command(&link)));
     let rewrites_changed = config::set_rewrites(&path, &rewrites_file()?, text.as_deref(), &mut state)?;
     state.save()?;
     let sent: Vec<String> = fronted.iter().map(|f| f.upstream.to_string()).collect();

@@ -17,6 +17,7 @@ pub mod retry;
 pub mod smart_http;
 pub mod text;
 pub mod token;
+pub mod transport;
 pub mod url_rewrite;
 
 pub use duration::AccessDuration;

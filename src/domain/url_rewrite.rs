@@ -1,22 +1,23 @@
-//! Which URLs git sends to the gateway instead of the host, as git's
-//! `url.<base>.insteadOf` entries.
+//! Which URLs git sends to the gateway instead of the host.
 //!
-//! `insteadOf` is a prefix match (the longest matching alias wins), so the
-//! alias `https://host/acme/api` alone would also capture
-//! `https://host/acme/api-tools.git`, `…/api.github` and `…/api/sub`. Every
-//! such continuation gets a *fence*: a longer alias that rewrites the URL to
-//! itself. What is left to the gateway is exactly the repo's own forms:
-//! `https://host/acme/api`, `…/api.git`, either with a trailing `/`, and the
-//! SSH forms `git@host:acme/api.git` and `ssh://git@host/acme/api.git`.
+//! git's `url.<base>.insteadOf` is a prefix match, so the alias
+//! `https://host/acme/api` alone would also capture `…/api-tools.git`,
+//! `…/api.github` and `…/api/sub`; fencing every continuation cost ~645
+//! config lines per repo, and git reads its config on every command (1,000
+//! fronted repos made `git rev-parse` 1.2–1.7 s slower). So the config holds
+//! one rewrite per *host*, to jit's remote helper (`jit::<the same URL>`),
+//! and the helper decides per URL, exactly, with [`route`]: a fronted repo's
+//! own forms go to its gateway URL, anything else goes on to the host
+//! unchanged, through git's own transport. The config's size no longer
+//! depends on how many repos jit fronts.
+//!
+//! A repo's own forms: `https://host/acme/api`, `…/api.git`, either with a
+//! trailing `/`, and the SSH forms `git@host:acme/api[.git]` and
+//! `ssh://git@host/acme/api[.git]` (with a trailing `/` too).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use super::repo::CloneUrl;
-
-/// Characters that can continue a URL path past a repo's name (RFC 3986
-/// unreserved, sub-delims, `:`, `@` and `%`; never `"` or `\`, which a git
-/// config subsection could not hold unescaped).
-const CONTINUATIONS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@%/";
 
 /// One fronted repo: where git is sent, and where the code lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,88 +27,73 @@ pub struct Fronted {
     pub upstream: CloneUrl,
 }
 
-/// The `insteadOf` entries for `repos`: alias → base (the URL it becomes).
-/// A repo's own forms map to its gateway URL; fences map to themselves. A
-/// repo's own alias always wins over another repo's fence.
-pub fn rewrites(repos: &[Fronted]) -> BTreeMap<String, String> {
-    let mut fences = BTreeMap::new();
-    let mut own = BTreeMap::new();
-    for repo in repos {
-        let u = &repo.upstream;
+impl Fronted {
+    /// The repo's own URL forms, without a trailing `/`.
+    fn own_forms(&self) -> [String; 6] {
+        let u = &self.upstream;
         let https = format!("{}://{}/{}", u.scheme(), u.host_with_port(), u.path());
-        let scp = format!("git@{}:{}.git", u.host(), u.path());
-        let ssh = format!("ssh://git@{}/{}.git", u.host(), u.path());
-        own.insert(https.clone(), repo.gateway.clone());
-        own.insert(format!("{https}.git"), repo.gateway.clone());
-        own.insert(scp.clone(), repo.gateway.clone());
-        own.insert(ssh.clone(), repo.gateway.clone());
-        fence_https(&https, &mut fences);
-        fence_after(&scp, &mut fences);
-        fence_after(&ssh, &mut fences);
+        let scp = format!("git@{}:{}", u.host(), u.path());
+        let ssh = format!("ssh://git@{}/{}", u.host(), u.path());
+        [format!("{https}.git"), https, format!("{scp}.git"), scp, format!("{ssh}.git"), ssh]
     }
-    fences.extend(own);
-    fences
-}
 
-/// Fences for `https://host/acme/api` with and without `.git`: anything
-/// longer is another repo, except `.git` itself and a trailing `/`. One fence
-/// on `…/api.` covers every `…/api.x` but `…/api.git`, whose own alias is longer.
-fn fence_https(base: &str, fences: &mut BTreeMap<String, String>) {
-    for c in CONTINUATIONS.chars().filter(|c| *c != '.' && *c != '/') {
-        fence(format!("{base}{c}"), fences);
-    }
-    for c in CONTINUATIONS.chars() {
-        fence(format!("{base}/{c}"), fences);
-    }
-    fence(format!("{base}."), fences);
-    fence_after(&format!("{base}.git"), fences);
-}
-
-/// Fences every continuation of `alias` but a lone trailing `/`.
-fn fence_after(alias: &str, fences: &mut BTreeMap<String, String>) {
-    for c in CONTINUATIONS.chars() {
-        if c == '/' {
-            for d in CONTINUATIONS.chars() {
-                fence(format!("{alias}/{d}"), fences);
-            }
-        } else {
-            fence(format!("{alias}{c}"), fences);
-        }
+    /// The URL prefixes of the repo's host that git hands jit's helper.
+    fn host_prefixes(&self) -> [String; 3] {
+        let u = &self.upstream;
+        [format!("{}://{}/", u.scheme(), u.host_with_port()), format!("git@{}:", u.host()), format!("ssh://git@{}/", u.host())]
     }
 }
 
-fn fence(alias: String, fences: &mut BTreeMap<String, String>) {
-    fences.insert(alias.clone(), alias);
+/// The prefixes git hands jit's remote helper: each host a fronted repo
+/// lives on, in its HTTP(S), scp-like and `ssh://` spellings.
+pub fn routed_prefixes(repos: &[Fronted]) -> BTreeSet<String> {
+    repos.iter().flat_map(Fronted::host_prefixes).collect()
 }
 
-/// What git makes of `url` with `rewrites`: the longest matching alias's base
-/// followed by the rest of the URL, or `url` as it is.
-pub fn rewrite(url: &str, rewrites: &BTreeMap<String, String>) -> String {
-    rewrites
-        .iter()
-        .filter(|(alias, _)| url.starts_with(alias.as_str()))
-        .max_by_key(|(alias, _)| alias.len())
-        .map(|(alias, base)| format!("{base}{}", &url[alias.len()..]))
-        .unwrap_or_else(|| url.to_string())
+/// Where the helper sends `url`: the gateway URL when `url` is exactly one of
+/// a fronted repo's own forms (a trailing `/` kept), `None` when it is
+/// anything else, which goes to the host as it is.
+pub fn route(url: &str, repos: &[Fronted]) -> Option<String> {
+    let (bare, slash) = match url.strip_suffix('/') {
+        Some(bare) => (bare, "/"),
+        None => (url, ""),
+    };
+    repos.iter().find(|r| r.own_forms().iter().any(|form| form == bare)).map(|r| format!("{}{slash}", r.gateway))
 }
 
-/// The entries as a git config file (`[url "BASE"]` / `insteadOf = ALIAS`).
-pub fn config_text(rewrites: &BTreeMap<String, String>) -> String {
-    let mut by_base: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (alias, base) in rewrites {
-        by_base.entry(base).or_default().push(alias);
-    }
+/// What git ends up using for `url` once `jit setup` is in place: `url`
+/// itself unless it is on a routed host and [`route`] sends it to a gateway.
+pub fn resolve(url: &str, repos: &[Fronted]) -> String {
+    let routed = routed_prefixes(repos).iter().any(|p| url.starts_with(p.as_str()));
+    routed.then(|| route(url, repos)).flatten().unwrap_or_else(|| url.to_string())
+}
+
+/// The scheme that names jit's remote helper in a URL (`jit::https://…`).
+pub const HELPER_SCHEME: &str = "jit";
+
+/// The name of the link to jit that `jit setup` makes for git's alias: run
+/// under it (no arguments of its own, no shell), jit is the remote helper.
+pub const HELPER_LINK: &str = "git-remote-jit";
+
+/// jit's git config file: `remote_helper` (a git alias value,
+/// `!'/home/a/.local/share/jit/git-remote-jit'`) answers for the `jit::` URLs the `insteadOf` entries make
+/// of every routed prefix. `protocol.jit.allow` lets submodules use them too;
+/// the helper then applies git's protocol rules to what it connects to.
+pub fn config_text(prefixes: &BTreeSet<String>, remote_helper: &str) -> String {
     let mut out = String::from(
-        "# Written by `jit setup`: git reaches these repos through jit's gateway.\n# Remove with `jit setup --uninstall`; edits here are overwritten.\n",
+        "# Written by `jit setup`: git hands URLs on these hosts to jit, which sends\n# the repos jit fronts to its gateway and everything else on unchanged.\n# Remove with `jit setup --uninstall`; edits here are overwritten.\n",
     );
-    for (base, aliases) in by_base {
-        out.push_str(&format!("[url \"{base}\"]\n"));
-        for alias in aliases {
-            // Quoted: `;` and `#` would otherwise start a comment.
-            out.push_str(&format!("\tinsteadOf = \"{alias}\"\n"));
-        }
+    out.push_str(&format!("[alias]\n\tremote-{HELPER_SCHEME} = \"{}\"\n", quote(remote_helper)));
+    out.push_str(&format!("[protocol \"{HELPER_SCHEME}\"]\n\tallow = always\n"));
+    for prefix in prefixes {
+        out.push_str(&format!("[url \"{HELPER_SCHEME}::{0}\"]\n\tinsteadOf = \"{0}\"\n", quote(prefix)));
     }
     out
+}
+
+/// A git config value or subsection between double quotes.
+fn quote(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
@@ -122,22 +108,23 @@ mod tests {
 
     #[test]
     fn every_form_of_the_repo_goes_to_the_gateway() {
-        let map = rewrites(&[api()]);
+        let repos = [api()];
         for url in [
             "https://git.example.com/acme/api",
             "https://git.example.com/acme/api.git",
             "git@git.example.com:acme/api.git",
+            "git@git.example.com:acme/api",
             "ssh://git@git.example.com/acme/api.git",
+            "ssh://git@git.example.com/acme/api",
         ] {
-            assert_eq!(rewrite(url, &map), GW, "{url}");
-            assert_eq!(rewrite(&format!("{url}/"), &map), format!("{GW}/"), "{url}/");
+            assert_eq!(resolve(url, &repos), GW, "{url}");
+            assert_eq!(resolve(&format!("{url}/"), &repos), format!("{GW}/"), "{url}/");
         }
-        assert_eq!(rewrite("https://git.example.com/acme/api.git/", &map), format!("{GW}/"));
     }
 
     #[test]
     fn no_other_repository_is_captured() {
-        let map = rewrites(&[api()]);
+        let repos = [api()];
         for url in [
             "https://git.example.com/acme/api-tools.git",
             "https://git.example.com/acme/api-tools",
@@ -151,16 +138,23 @@ mod tests {
             "https://git.example.com/acme/api_v2",
             "https://git.example.com/acme/api/sub.git",
             "https://git.example.com/acme/api.git/sub.git",
+            "https://git.example.com/acme/api//",
             "https://git.example.com/acme/ap.git",
             "https://git.example.com/acme/apis",
+            "https://git.example.com/ACME/api.git",
+            "https://git.example.com:8443/acme/api.git",
+            "http://git.example.com/acme/api.git",
             "https://other.example.com/acme/api.git",
             "git@git.example.com:acme/api-tools.git",
             "git@git.example.com:acme/api.github.git",
             "git@git.example.com:acme/api.git.old",
+            "git@git.example.com:/acme/api.git",
+            "alice@git.example.com:acme/api.git",
             "ssh://git@git.example.com/acme/api.github.git",
             "ssh://git@git.example.com/acme/api-tools.git",
+            "ssh://git@git.example.com:22/acme/api.git",
         ] {
-            assert_eq!(rewrite(url, &map), url, "{url} was captured");
+            assert_eq!(resolve(url, &repos), url, "{url} was captured");
         }
     }
 
@@ -170,31 +164,39 @@ mod tests {
             gateway: "https://jit.example.com/git/acme/api-tools.git".into(),
             upstream: CloneUrl::parse("https://git.example.com/acme/api-tools.git").unwrap(),
         };
-        let map = rewrites(&[api(), tools.clone()]);
-        assert_eq!(rewrite("https://git.example.com/acme/api-tools.git", &map), tools.gateway);
-        assert_eq!(rewrite("git@git.example.com:acme/api-tools.git", &map), tools.gateway);
-        assert_eq!(rewrite("https://git.example.com/acme/api.git", &map), GW);
-        assert_eq!(rewrite("https://git.example.com/acme/api-toolsx.git", &map), "https://git.example.com/acme/api-toolsx.git");
+        let repos = [api(), tools.clone()];
+        assert_eq!(resolve("https://git.example.com/acme/api-tools.git", &repos), tools.gateway);
+        assert_eq!(resolve("git@git.example.com:acme/api-tools.git", &repos), tools.gateway);
+        assert_eq!(resolve("https://git.example.com/acme/api.git", &repos), GW);
+        assert_eq!(resolve("https://git.example.com/acme/api-toolsx.git", &repos), "https://git.example.com/acme/api-toolsx.git");
     }
 
     #[test]
-    fn the_config_file_groups_aliases_by_target() {
-        let map = rewrites(&[api()]);
-        let text = config_text(&map);
-        let gateway_section = text.split(&format!("[url \"{GW}\"]\n")).nth(1).unwrap();
-        let own: Vec<&str> = gateway_section.lines().take_while(|l| l.starts_with('\t')).collect();
+    fn the_config_grows_with_hosts_not_repos() {
+        let many: Vec<Fronted> = (0..1000)
+            .map(|n| Fronted {
+                gateway: format!("https://jit.example.com/git/acme/r{n}.git"),
+                upstream: CloneUrl::parse(&format!("https://git.example.com/acme/r{n}.git")).unwrap(),
+            })
+            .collect();
+        let prefixes = routed_prefixes(&many);
         assert_eq!(
-            own,
-            [
-                "\tinsteadOf = \"git@git.example.com:acme/api.git\"",
-                "\tinsteadOf = \"https://git.example.com/acme/api\"",
-                "\tinsteadOf = \"https://git.example.com/acme/api.git\"",
-                "\tinsteadOf = \"ssh://git@git.example.com/acme/api.git\"",
-            ]
+            prefixes.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["git@git.example.com:", "https://git.example.com/", "ssh://git@git.example.com/"]
         );
-        assert!(text.contains("[url \"https://git.example.com/acme/api-\"]\n\tinsteadOf = \"https://git.example.com/acme/api-\"\n"));
-        assert!(text.lines().all(|l| l.starts_with('#') || l.matches('"').count() == 2), "every name and value quoted");
-        // Each repo costs git about this many lines of config to read.
-        assert!(map.len() < 1000, "{}", map.len());
+        let text = config_text(&prefixes, "!'/opt/my \"jit\"/git-remote-jit'");
+        assert!(text.contains("[url \"jit::https://git.example.com/\"]\n\tinsteadOf = \"https://git.example.com/\"\n"), "{text}");
+        assert!(text.contains("\tremote-jit = \"!'/opt/my \\\"jit\\\"/git-remote-jit'\"\n"), "{text}");
+        assert!(text.contains("[protocol \"jit\"]\n\tallow = always\n"));
+        assert!(text.lines().count() < 20, "{text}");
+    }
+
+    #[test]
+    fn a_port_stays_with_the_https_prefix_and_leaves_the_ssh_ones() {
+        let on_port = Fronted { gateway: GW.into(), upstream: CloneUrl::parse("http://127.0.0.1:8081/acme/api.git").unwrap() };
+        let prefixes = routed_prefixes(std::slice::from_ref(&on_port));
+        assert!(prefixes.contains("http://127.0.0.1:8081/") && prefixes.contains("git@127.0.0.1:"), "{prefixes:?}");
+        assert_eq!(route("http://127.0.0.1:8081/acme/api", std::slice::from_ref(&on_port)).as_deref(), Some(GW));
+        assert_eq!(route("http://127.0.0.1/acme/api", &[on_port]), None);
     }
 }

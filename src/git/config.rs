@@ -113,6 +113,13 @@ pub fn helper_command(exe: &Path) -> String {
     if small.is_file() { format!("!{}", shell_word(&small)) } else { format!("!{} credential", shell_word(exe)) }
 }
 
+/// The `remote-jit` alias value that runs `link` (a link to jit named
+/// `git-remote-jit`) as git's remote helper; git appends the remote's name
+/// and URL, and runs it without a shell when the path is plain.
+pub fn remote_helper_command(link: &Path) -> String {
+    format!("!{}", shell_word(link))
+}
+
 /// A path as one word for git's `sh -c`: as it is when plain, else single-quoted.
 fn shell_word(path: &Path) -> String {
     let s = path.to_string_lossy();
@@ -323,6 +330,7 @@ fn remove_rewrites(config: &mut GitConfig, file: &Path) -> Result<bool, SetupErr
         config.set_values("include.path", &kept)?;
     }
     let existed = std::fs::remove_file(file).is_ok();
+    let _ = std::fs::remove_file(file.with_file_name(crate::domain::url_rewrite::HELPER_LINK));
     Ok(had || existed)
 }
 
@@ -353,6 +361,7 @@ pub fn uninstall(path: &Path, state: &mut SetupState) -> Result<Uninstalled, Set
     let io = |e: std::io::Error| SetupError::Git { path: path.to_path_buf(), message: e.to_string() };
     if let Some(file) = &saved.rewrites {
         let _ = std::fs::remove_file(file);
+        let _ = std::fs::remove_file(file.with_file_name(crate::domain::url_rewrite::HELPER_LINK));
     }
     if std::fs::read_to_string(path).ok().as_deref() == Some(saved.installed.as_str()) {
         match &saved.original {

@@ -11,6 +11,7 @@ use jit::domain::AccessDuration;
 use jit::domain::receive_pack::{self, RefUpdate};
 use jit::domain::repo::{CloneUrl, RepoSpec, resolve};
 use jit::domain::smart_http::route;
+use jit::domain::url_rewrite::{self, Fronted};
 use jit::git::credential::{parse, target};
 
 fn config(cases: u32) -> ProptestConfig {
@@ -231,6 +232,34 @@ proptest! {
         if let Ok(Some(parsed)) = receive_pack::parse(&body) {
             prop_assert!(parsed.len <= body.len());
             prop_assert!(parsed.updates.iter().all(|u| receive_pack::is_ref_name(&u.name)));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// `jit setup` hands a whole host to jit's remote helper; only a fronted
+    /// repo's own forms may reach its gateway, every look-alike goes on as it is.
+    #[test]
+    fn only_a_fronted_repos_own_forms_reach_its_gateway(
+        form in prop_oneof![
+            Just("https://git.example.com/acme/api"),
+            Just("git@git.example.com:acme/api"),
+            Just("ssh://git@git.example.com/acme/api"),
+            Just("https://git.example.com/acme/ap"),
+        ],
+        tail in prop_oneof![Just(String::new()), Just("/".to_string()), Just(".git".to_string()), Just(".git/".to_string()), "[a-zA-Z0-9./_~:@%-]{0,8}"],
+    ) {
+        const GATEWAY: &str = "https://jit.example.com/git/acme/api";
+        let repos = [Fronted { gateway: GATEWAY.into(), upstream: CloneUrl::parse("https://git.example.com/acme/api.git").unwrap() }];
+        let url = format!("{form}{tail}");
+        let own = form.ends_with("/api") && ["", "/", ".git", ".git/"].contains(&tail.as_str());
+        let resolved = url_rewrite::resolve(&url, &repos);
+        if own {
+            prop_assert_eq!(resolved, format!("{GATEWAY}{}", if tail.ends_with('/') { "/" } else { "" }));
+        } else {
+            prop_assert_eq!(resolved, url);
         }
     }
 }
