@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::api;
 use crate::client::{Client, ClientError};
 use crate::domain::Level;
+use crate::domain::refs::RefScope;
 use crate::domain::repo::CloneUrl;
+use crate::domain::request::{GrantWindow, supersedes};
 use crate::domain::token::SecretString;
 use crate::keychain::{Keychain, KeychainError};
 
@@ -71,6 +73,14 @@ pub struct CachedGrant {
 impl CachedGrant {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         now < self.grant_expires_at
+    }
+
+    /// Whether the broker ended `older`, live until now, for this grant (the
+    /// broker's own rule).
+    fn supersedes(&self, older: &CachedGrant, now: DateTime<Utc>) -> bool {
+        let (Ok(refs), Ok(older_refs)) = (RefScope::parse(&self.refs), RefScope::parse(&older.refs)) else { return false };
+        let window = |g: &CachedGrant, refs| GrantWindow { level: g.level, expires_at: g.grant_expires_at, refs };
+        older.grant_id != self.grant_id && older.is_live(now) && supersedes(window(self, &refs), window(older, &older_refs))
     }
 
     /// The grant as `jit status --json` shows it, from the cache alone.
@@ -228,11 +238,19 @@ impl Index {
     /// Adds or refreshes a grant; keeps the live ones and the last ended one (for hints).
     fn upsert(&mut self, url: &str, grant: CachedGrant, now: DateTime<Utc>) -> Vec<CachedGrant> {
         let list = self.urls.entry(url.to_string()).or_default();
-        list.retain(|g| g.grant_id != grant.grant_id || g.server != grant.server);
-        list.push(grant);
+        // The broker ended every grant this one supersedes (its credentials
+        // answer to this one now): the cache forgets them, so git is never
+        // told about a grant that no longer decides anything.
+        let (superseded, mut kept): (Vec<_>, Vec<_>) = list
+            .drain(..)
+            .filter(|g| g.grant_id != grant.grant_id || g.server != grant.server)
+            .partition(|g| g.server == grant.server && grant.supersedes(g, now));
+        kept.push(grant);
+        *list = kept;
         let last_ended = list.iter().filter(|g| !g.is_live(now)).max_by_key(|g| g.grant_expires_at).map(|g| g.grant_id);
-        let (keep, dropped): (Vec<_>, Vec<_>) = list.drain(..).partition(|g| g.is_live(now) || Some(g.grant_id) == last_ended);
+        let (keep, mut dropped): (Vec<_>, Vec<_>) = list.drain(..).partition(|g| g.is_live(now) || Some(g.grant_id) == last_ended);
         *list = keep;
+        dropped.extend(superseded);
         dropped
     }
 }
@@ -482,7 +500,8 @@ mod tests {
     fn removing_a_grant_leaves_every_other_one() {
         let now = Utc::now();
         let mut index = Index::default();
-        index.upsert("u1", grant(1, Level::Read, 60), now);
+        // (The read outlives the write, so the write does not supersede it.)
+        index.upsert("u1", grant(1, Level::Read, 120), now);
         index.upsert("u1", grant(2, Level::Write, 60), now);
         index.upsert("u2", grant(2, Level::Write, 60), now);
         index.upsert("u3", grant(3, Level::Read, 60), now);
@@ -513,5 +532,27 @@ mod tests {
         // Re-minting the same grant replaces its entry.
         index.upsert("u", grant(3, Level::Write, 120), now);
         assert_eq!(index.urls["u"].len(), 2);
+    }
+
+    #[test]
+    fn a_grant_drops_the_grants_it_supersedes_and_only_those() {
+        let now = Utc::now();
+        let mut index = Index::default();
+        index.upsert("u", grant(1, Level::Read, 60), now);
+        index.upsert("u", grant(2, Level::Admin, 30), now);
+        // Write until later supersedes the read (not the admin: a lower level).
+        let dropped: Vec<i64> = index.upsert("u", grant(3, Level::Write, 120), now).iter().map(|g| g.grant_id).collect();
+        assert_eq!(dropped, [1]);
+        let ids: Vec<i64> = index.urls["u"].iter().map(|g| g.grant_id).collect();
+        assert_eq!(ids, [2, 3]);
+        // One ending sooner supersedes nothing; nor does another broker's.
+        assert!(index.upsert("u", grant(4, Level::Admin, 10), now).is_empty());
+        let mut elsewhere = grant(5, Level::Admin, 500);
+        elsewhere.server = "http://other".into();
+        assert!(index.upsert("u", elsewhere, now).is_empty());
+        // A ref-scoped grant does not supersede one for every ref.
+        let mut scoped = grant(6, Level::Admin, 900);
+        scoped.refs = vec!["refs/heads/hotfix/*".into()];
+        assert!(index.upsert("u", scoped, now).is_empty());
     }
 }

@@ -88,7 +88,7 @@ async fn logout_forgets_every_cached_git_credential() {
     let out = env.run(&["logout", "--json"]).success().json();
     assert_eq!((out["logged_out"].as_bool(), out["credentials_removed"].as_u64()), (Some(true), Some(1)), "{out}");
     let after = env.run_helper("get", &input);
-    assert_eq!(after.stdout, "", "a logged-out machine still answered git");
+    assert_eq!(after.stdout, "quit=1\n", "a logged-out machine answers git nothing but stop");
     // Whoever logs in next is not told about that request as theirs.
     env.login(&b.url, b.token("bob")).success();
     let next = env.run_helper("get", &input);

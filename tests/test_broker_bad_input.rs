@@ -148,10 +148,13 @@ async fn the_gateway_answers_bad_git_requests_plainly() {
     let password = cred["password"].as_str().unwrap().to_string();
     let http = reqwest::Client::new();
     let refs = |repo: &str| format!("{}/git/{repo}.git/info/refs?service=git-upload-pack", b.url);
-    // No credentials: a Basic challenge, so git asks its helpers.
+    // No credentials: a Basic challenge, so git asks its helpers; its realm
+    // names the service, so jit's helper knows which level to ask for.
     let r = http.get(refs("demo")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"jit\"");
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"jit fetch\"");
+    let r = http.get(format!("{}/git/demo.git/info/refs?service=git-receive-pack", b.url)).send().await.unwrap();
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"jit push\"");
     // A malformed header, a wrong password, someone else's name with alice's password.
     let r = http.get(refs("demo")).header("Authorization", "Basic !!!").send().await.unwrap();
     assert_eq!(r.status(), 401);

@@ -261,7 +261,7 @@ async fn an_expired_credential_on_a_live_grant_is_reminted_and_works() {
         h.shutdown().await.unwrap();
     }
     let run = get(&env, &input);
-    assert_eq!(run.stdout, "");
+    assert_eq!(run.stdout, "quit=1\n", "no credential; git stops rather than prompt");
     assert!(run.stderr.contains("cannot renew the credential for demo"), "{}", run.stderr);
 }
 
@@ -295,7 +295,7 @@ async fn a_renewal_the_broker_refuses_is_named_and_the_grant_is_kept() {
     assert_eq!(rotated.status, 200);
     env.secret(rotated.body["token"].as_str().unwrap());
     let run = get(&env, &input);
-    assert_eq!(run.stdout, "");
+    assert_eq!(run.stdout, "quit=1\n");
     assert!(run.stderr.contains("jit: cannot renew the credential for demo:"), "{}", run.stderr);
     let index = env.credential_index();
     let cached = &index["urls"][b.demo_url()];
@@ -313,7 +313,7 @@ async fn a_pending_request_the_broker_does_not_know_is_dropped_not_reported() {
     index["pending"][0]["request_id"] = 999.into();
     env.write_credential_index(&index);
     let run = get(&env, &demo_query(&b));
-    assert_eq!(run.stdout, "");
+    assert_eq!(run.stdout, "quit=1\n");
     assert_eq!(
         run.stderr.trim_end(),
         "jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (write, to push)"
@@ -333,7 +333,7 @@ async fn a_credential_is_answered_only_for_the_url_it_was_minted_for() {
     // git asks about the old URL: the broker's grant on demo mints for demo's URL, not that one.
     let (host, _) = parts(&b);
     let run = get(&env, &format!("protocol=http\nhost={host}\npath=git/old-demo.git\n"));
-    assert_eq!(run.stdout, "", "answered a URL the credential was not minted for");
+    assert_eq!(run.stdout, "quit=1\n", "answered a URL the credential was not minted for");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +376,8 @@ async fn an_ended_grant_gets_no_answer_and_one_line_saying_what_to_do() {
     // The helper judges the grant by the wall clock: wait out its second for real.
     tokio::time::sleep((granted + Duration::from_millis(1100)).saturating_duration_since(std::time::Instant::now())).await;
     let run = get(&env, &input);
-    assert_eq!(run.stdout, "");
+    // No credential, and git is told to stop: the line says what to do, a prompt would hide it.
+    assert_eq!(run.stdout, "quit=1\n");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(
         run.stderr.starts_with("jit: your read grant on demo ended at") && run.stderr.contains("jit request demo --level read"),

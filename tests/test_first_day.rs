@@ -92,8 +92,10 @@ async fn git_before_any_grant_names_the_request_to_make() {
     assert_ne!(clone.code, 0);
     assert_eq!(
         jit_lines(&clone.stderr),
-        ["jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (write, to push)"]
+        ["jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (to fetch)"]
     );
+    // git stops at jit's line: it does not go on to prompt for a username.
+    assert!(clone.stderr.contains("told us to quit") && !clone.stderr.contains("Username"), "{}", clone.stderr);
     // With a request waiting, that request is named instead.
     let id = alice
         .run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "x", "--no-wait"])
@@ -118,7 +120,7 @@ async fn git_after_your_own_revoke_says_so() {
     assert_ne!(fetch.code, 0);
     assert_eq!(
         jit_lines(&fetch.stderr),
-        ["jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (write, to push)"]
+        ["jit: you have no grant on demo; ask for one: jit request demo --level read --for 1h (to fetch)"]
     );
 }
 

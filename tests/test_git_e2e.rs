@@ -102,12 +102,14 @@ async fn a_revoked_grant_stops_git_at_the_host_at_once() {
     let r = b.post("admin", &format!("/v1/grants/{grant}/revoke"), serde_json::json!({"reason": "incident"})).await;
     assert_eq!(r.status, 200);
     let repo = work.join("demo");
+    // git erases the refused credential; the helper learns why at once and says so.
     let first = alice.git(&repo, &["fetch", "origin"]);
     assert_ne!(first.code, 0);
-    // git erased the refused credential; the next try re-mints, learns why, and says so.
+    assert!(first.stderr.contains("jit: your read grant on demo has ended") && first.stderr.contains("revoked"), "{}", first.stderr);
+    // The next try knows there is nothing, and names what to ask for.
     let second = alice.git(&repo, &["fetch", "origin"]);
     assert_ne!(second.code, 0);
-    assert!(second.stderr.contains("jit: your read grant on demo has ended") && second.stderr.contains("revoked"), "{}", second.stderr);
+    assert!(second.stderr.contains("jit: you have no grant on demo; ask for one: jit request demo --level read"), "{}", second.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,4 +148,40 @@ async fn every_push_is_recorded_ref_by_ref() {
         assert!(pushes[0].contains(&expected), "{expected} missing from {}", pushes[0]);
     }
     assert_eq!(pushes[1], format!("git-receive-pack: refs/heads/topic deleted (was {after})"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_write_grant_that_superseded_a_read_is_revoked_every_push_says_so_and_names_write() {
+    let b = TestBroker::start_gateway("1h").await;
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    alice.run(&["request", "demo", "--level", "read", "--for", "1h"]).success();
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", &b.demo_url(), "demo"]).success();
+    let repo = work.join("demo");
+    // A write, approved elsewhere, supersedes the read whose credential git holds.
+    let id = b.request("alice", "demo", "write", "2h", Some("release")).await["id"].as_i64().unwrap();
+    let approved = b.approve("bob", id).await;
+    assert_eq!(approved.status, 200);
+    let write_grant = approved.body["grant"]["id"].as_i64().unwrap();
+    std::fs::write(repo.join("W.md"), "w\n").unwrap();
+    alice.git(&repo, &["add", "W.md"]).success();
+    alice.git(&repo, &["commit", "-qm", "w"]).success();
+    alice.git(&repo, &["push", "origin", "HEAD:main"]).success();
+    assert_eq!(b.post("admin", &format!("/v1/grants/{write_grant}/revoke"), serde_json::json!({"reason": "incident"})).await.status, 200);
+
+    // Each push fails, and each says what is true and asks for write: never a
+    // bare "Authentication failed", never a request for read.
+    for attempt in 1..=3 {
+        let push = alice.git(&repo, &["push", "origin", "HEAD:main"]);
+        assert_ne!(push.code, 0);
+        let said: Vec<&str> = push.stderr.lines().filter(|l| l.starts_with("jit: ")).collect();
+        assert!(!said.is_empty(), "push {attempt} said nothing of jit's: {}", push.stderr);
+        assert!(said.iter().all(|l| l.contains("jit request demo --level write --for 1h (to push)")), "push {attempt}: {said:?}");
+        assert!(!push.stderr.contains("--level read"), "push {attempt}: {}", push.stderr);
+    }
+    // A fetch needs only read, and is told so.
+    let fetch = alice.git(&repo, &["fetch", "origin"]);
+    assert!(fetch.stderr.contains("jit request demo --level read --for 1h (to fetch)"), "{}", fetch.stderr);
 }

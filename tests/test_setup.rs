@@ -54,8 +54,13 @@ async fn existing_helpers_survive_after_jit_and_uninstall_restores_them() {
 
     env.run(&["setup"]).success();
     let after_once = std::fs::read_to_string(&config).unwrap();
-    // For jit's host: jit first, then what the user had, in order.
-    assert_eq!(helpers_run_for(&env, &b.demo_url()), ["jit", "store", "cache --timeout=60"]);
+    // For jit's host: jit first, then what the user had, in order (for a
+    // path jit does not guard there).
+    let unguarded = format!("{}/git/not-a-repo.git", b.url);
+    assert_eq!(helpers_run_for(&env, &unguarded), ["jit", "store", "cache --timeout=60"]);
+    // For a repo on jit's gateway, which nothing but jit opens, jit says what
+    // to do and git stops there: no other helper, no username prompt.
+    assert_eq!(helpers_run_for(&env, &b.demo_url()), ["jit"]);
     // github.com is guarded too (acme/api lives there): jit first, then the user's own.
     assert_eq!(helpers_run_for(&env, "https://github.com/acme/api.git"), ["jit", "store", "cache"]);
     // Hosts jit does not guard are untouched.

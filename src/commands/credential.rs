@@ -25,11 +25,13 @@ use clap::Args;
 use crate::api::codes;
 use crate::client::{Client, ClientError};
 use crate::credcache::{self, CachedGrant, GuardedRepo, Index, PendingRequest, Pick, pick};
+use crate::domain::Level;
 use crate::domain::repo::CloneUrl;
 use crate::domain::request::RequestStatus;
+use crate::domain::smart_http::Service;
 use crate::domain::token::SecretString;
 use crate::error::CommandError;
-use crate::git::credential::{Answer, CredentialQuery, parse, target, write_answer};
+use crate::git::credential::{Answer, CredentialQuery, parse, target, write_answer, write_quit};
 use crate::keychain::Keychain;
 use crate::ui;
 
@@ -68,7 +70,7 @@ pub fn answer(op: &str, input: impl Read) -> Result<(), CommandError> {
     let Ok(url) = target(&query) else { return Ok(()) };
     match op {
         "get" => get(&query, &url, &mut std::io::stdout().lock()),
-        "erase" => erase(&url),
+        "erase" => erase(&query, &url),
         _ => {} // store: jit keeps nothing it did not mint
     }
     Ok(())
@@ -147,6 +149,17 @@ fn ask_command(repo: &str, level: &str) -> String {
     format!("jit request {repo} --level {level} --for 1h")
 }
 
+/// The request to suggest: for the level git's operation needs when the
+/// gateway's challenge said which (fetching or pushing), else for `level`,
+/// with the write a push needs beside a read.
+fn ask_for(repo: &str, service: Option<Service>, level: Level) -> String {
+    match service {
+        Some(service) => format!("{} (to {})", ask_command(repo, service.needs().as_str()), service.verb().trim_end_matches("ing")),
+        None if level == Level::Read => format!("{} (write, to push)", ask_command(repo, "read")),
+        None => ask_command(repo, level.as_str()),
+    }
+}
+
 fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     let key = url.to_string();
     let now = Utc::now();
@@ -160,6 +173,9 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
             }
             Err(Fallback::Line(line)) => {
                 eprintln!("{line}");
+                if only_jit_opens(url, &grant.server) {
+                    let _ = write_quit(out);
+                }
                 return;
             }
             Err(Fallback::Ended(why)) => Some(why),
@@ -168,12 +184,29 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     };
     // Not a URL any broker guards: not ours.
     let Some(repo) = repo else { return };
-    match ask_broker(&key, &repo, &pending, &cached, ended_because) {
+    match ask_broker(&key, &repo, &pending, &cached, ended_because, query.service()) {
         Ok(answer) => {
             let _ = write_answer(out, query, &answer);
         }
-        Err(line) => eprintln!("{line}"),
+        Err(line) => {
+            eprintln!("{line}");
+            if only_jit_opens(url, &repo.server) {
+                let _ = write_quit(out);
+            }
+        }
     }
+}
+
+/// Whether `url` is on the broker's own gateway, which nothing but a jit
+/// credential opens: there git is told to stop once jit has said what to do,
+/// rather than prompt for a username. At a host jit mints tokens for (GitHub,
+/// GitLab), the person's own helpers may still hold access of their own, so
+/// git goes on to them.
+fn only_jit_opens(url: &CloneUrl, server: &str) -> bool {
+    let Ok(server) = url::Url::parse(server) else { return false };
+    server.scheme() == url.scheme()
+        && server.host_str().is_some_and(|h| h.eq_ignore_ascii_case(url.host()))
+        && server.port_or_known_default() == Some(url.port_or_default())
 }
 
 /// Why the cache alone could not answer.
@@ -249,6 +282,7 @@ fn ask_broker(
     pending: &[PendingRequest],
     cached: &Pick,
     ended_because: Option<String>,
+    service: Option<Service>,
 ) -> Result<Answer, String> {
     let ended_line = |g: &CachedGrant| {
         format!(
@@ -256,7 +290,7 @@ fn ask_broker(
             g.level,
             g.repo,
             ui::precise_time(g.grant_expires_at),
-            ask_command(&g.repo, g.level.as_str())
+            ask_for(&g.repo, service, g.level)
         )
     };
     let explain = |found: Option<Found>| match (found, cached) {
@@ -269,10 +303,10 @@ fn ask_broker(
             g.level,
             g.repo,
             ended_because.as_deref().unwrap_or("ended early"),
-            ask_command(&g.repo, g.level.as_str())
+            ask_for(&g.repo, service, g.level)
         ),
         (_, Pick::Nothing) => {
-            format!("jit: you have no grant on {}; ask for one: {} (write, to push)", repo.repo, ask_command(&repo.repo, "read"))
+            format!("jit: you have no grant on {}; ask for one: {}", repo.repo, ask_for(&repo.repo, service, Level::Read))
         }
     };
     let client = match broker_client(&repo.server) {
@@ -327,13 +361,21 @@ fn answer_with(username: String, password: SecretString, expires_at: DateTime<Ut
     Answer { username, password, expires_unix: expires_at.timestamp() }
 }
 
-/// git says the credential failed: drop the password it was given, so the
-/// next `get` re-mints (or explains why it cannot).
-fn erase(url: &CloneUrl) {
+/// git says the credential failed: drop the password it was given, and say
+/// why (git itself says only "Authentication failed"), as the next `get`
+/// would: the broker is asked once, bounded. A fresh credential it mints is
+/// cached for the next try.
+fn erase(query: &CredentialQuery, url: &CloneUrl) {
     let key = url.to_string();
     let Some(grants) = Index::load().urls.get(&key).cloned() else { return };
     let Pick::Live(g) = pick(&grants, Utc::now()) else { return };
     if let Ok(kc) = Keychain::open() {
         let _ = credcache::drop_password(&kc, &key, g.grant_id);
+    }
+    let mut fresh = Vec::new();
+    get(query, url, &mut fresh);
+    let answered = String::from_utf8_lossy(&fresh).lines().any(|l| l.starts_with("password=") || l.starts_with("credential="));
+    if answered {
+        eprintln!("jit: git's credential for {} was refused; a fresh one is ready: run the command again", g.repo);
     }
 }

@@ -98,6 +98,11 @@ impl CloneUrl {
     }
 
     /// `host` or `host:port` when the port is not the scheme's default.
+    /// The port, its scheme's default when the URL names none.
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(if self.scheme == "https" { 443 } else { 80 })
+    }
+
     pub fn host_with_port(&self) -> String {
         match self.port {
             Some(p) => format!("{}:{p}", self.host),

@@ -30,6 +30,23 @@ impl Service {
         }
     }
 
+    /// The realm of the gateway's challenge for this service: git hands it
+    /// to its credential helpers (`wwwauth[]`), so jit's helper knows whether
+    /// git is fetching or pushing and names the level that needs.
+    pub fn realm(self) -> &'static str {
+        match self {
+            Service::UploadPack => "jit fetch",
+            Service::ReceivePack => "jit push",
+        }
+    }
+
+    /// The service a `WWW-Authenticate` value (as git hands it on) names, if
+    /// it is one of the gateway's challenges.
+    pub fn from_challenge(challenge: &str) -> Option<Service> {
+        let realm = challenge.strip_prefix("Basic ")?.split(',').find_map(|p| p.trim().strip_prefix("realm="))?;
+        [Service::UploadPack, Service::ReceivePack].into_iter().find(|s| realm.trim_matches('"') == s.realm())
+    }
+
     /// `fetching` / `pushing`, for messages.
     pub fn verb(self) -> &'static str {
         match self {
@@ -118,6 +135,17 @@ pub fn route(path: &str, is_post: bool, query: Option<&str>) -> Result<GitRoute,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_challenge_names_the_service() {
+        for s in [Service::UploadPack, Service::ReceivePack] {
+            assert_eq!(Service::from_challenge(&format!("Basic realm=\"{}\"", s.realm())), Some(s));
+        }
+        assert_eq!(Service::from_challenge("Basic realm=\"jit push\", charset=\"UTF-8\""), Some(Service::ReceivePack));
+        assert_eq!(Service::from_challenge("Basic realm=\"jit\""), None);
+        assert_eq!(Service::from_challenge("Bearer realm=\"jit push\""), None);
+        assert_eq!(Service::from_challenge("Basic realm=\"GitHub\""), None);
+    }
 
     #[test]
     fn services_read_as_their_names_verbs_and_levels() {

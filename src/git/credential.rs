@@ -43,6 +43,8 @@ pub struct CredentialQuery {
     pub path: Option<String>,
     pub username: Option<String>,
     pub capabilities: Vec<String>,
+    /// The challenges of the server's `401` (`wwwauth[]`, git 2.41+).
+    pub wwwauth: Vec<String>,
     /// `url=` carried user-info (`user@`, or an empty `@`): never ours.
     pub url_userinfo: bool,
 }
@@ -50,6 +52,11 @@ pub struct CredentialQuery {
 impl CredentialQuery {
     pub fn has_capability(&self, name: &str) -> bool {
         self.capabilities.iter().any(|c| c == name)
+    }
+
+    /// Whether git is fetching or pushing, when the gateway's challenge said.
+    pub fn service(&self) -> Option<crate::domain::smart_http::Service> {
+        self.wwwauth.iter().find_map(|c| crate::domain::smart_http::Service::from_challenge(c))
     }
 }
 
@@ -88,6 +95,7 @@ pub fn parse<R: BufRead>(mut input: R) -> Result<CredentialQuery, ProtocolError>
             "path" => query.path = Some(value.to_string()),
             "username" => query.username = Some(value.to_string()),
             "capability[]" => query.capabilities.push(value.to_string()),
+            "wwwauth[]" => query.wwwauth.push(value.to_string()),
             "url" => {
                 // Same meaning as its parts, split from the raw text without
                 // normalising anything, so `target` judges exactly what git
@@ -208,6 +216,13 @@ pub struct Answer {
 /// (`store`, `cache`) are still asked to store every credential that worked,
 /// and they keep any username and password they are given, ephemeral or not.
 /// Without a password field there is nothing for them to write to disk.
+/// Tells git to stop: no other helper, no prompt (`quit=1`). For a URL only
+/// jit can open, once jit has said what to do: a username prompt would only
+/// hide that line.
+pub fn write_quit(mut out: impl Write) -> std::io::Result<()> {
+    writeln!(out, "quit=1")
+}
+
 pub fn write_answer(mut out: impl Write, query: &CredentialQuery, answer: &Answer) -> std::io::Result<()> {
     if query.has_capability("authtype") {
         let encoded = STANDARD.encode(format!("{}:{}", answer.username, answer.password.expose_secret()));

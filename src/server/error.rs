@@ -174,6 +174,16 @@ fn git_challenge(message: String) -> Response {
     r
 }
 
+/// `response` with its challenge (if it has one) naming `service`, so git's
+/// credential helpers learn whether git is fetching or pushing.
+pub fn challenge_for(mut response: Response, service: crate::domain::smart_http::Service) -> Response {
+    if response.headers().contains_key(http::header::WWW_AUTHENTICATE) {
+        let value = format!("Basic realm=\"{}\"", service.realm());
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_str(&value).expect("a plain realm"));
+    }
+    response
+}
+
 /// How git is told why a request did not pass: a challenge when the
 /// credential is missing or dead (so git asks its helpers), a plain line
 /// git shows the user otherwise.

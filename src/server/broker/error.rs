@@ -32,8 +32,8 @@ pub enum BrokerError {
     /// The request's state machine refuses the decision.
     #[error(transparent)]
     Decision(#[from] DecisionError),
-    #[error("grant {id} has ended: it {}", status.phrase())]
-    GrantEnded { id: i64, status: GrantStatus, repo: String, level: Level },
+    #[error("grant {id} has ended: {}", if *superseded { "a later grant of yours replaced it, and that one has ended too".to_string() } else { format!("it {}", status.phrase()) })]
+    GrantEnded { id: i64, status: GrantStatus, repo: String, level: Level, superseded: bool },
     /// Nobody can decide this now (a race kept winning, or a bootstrap already happened).
     #[error("{0}")]
     Conflict(String),

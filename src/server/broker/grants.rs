@@ -59,6 +59,7 @@ impl Broker {
                 status: grant_status(grant.expires_at, grant.revoked_at, now),
                 repo: grant.repo,
                 level: grant.level,
+                superseded: false,
             }),
             Err(e) => Err(e.into()),
         }
@@ -89,9 +90,9 @@ impl Broker {
             // the credential is the superseding grant's, as git's already are.
             status @ GrantStatus::Revoked if grant.revoked_by.as_deref() == Some(BROKER_ACTOR) => match self.superseding(&grant).await? {
                 Some(live) => live,
-                None => return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level }),
+                None => return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level, superseded: true }),
             },
-            status => return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level }),
+            status => return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level, superseded: false }),
         };
         let id = grant.id;
         if let Some((rule, from)) = self.networks_of(&grant)
@@ -147,7 +148,7 @@ impl Broker {
                     return Err(match e {
                         StoreError::Conflict => {
                             let status = grant_status(grant.expires_at, Some(now), now);
-                            BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level }
+                            BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level, superseded: false }
                         }
                         other => other.into(),
                     });

@@ -26,7 +26,7 @@ use crate::providers::GitBackend;
 use crate::server::Broker;
 use crate::server::auth::ClientAddr;
 use crate::server::broker::git::{Admission, Admitted, GitAsk, GitRefusal};
-use crate::server::error::{git_message, git_rate_limited};
+use crate::server::error::{challenge_for, git_message, git_rate_limited};
 use crate::server::handlers::AppState;
 use upstream::UpstreamError;
 
@@ -63,7 +63,7 @@ pub async fn serve(
     let ask = GitAsk { route: &route, credentials, client };
     let Admitted { grant, backend, push, body } = match broker.admit_git(ask, read_commands).await {
         Admission::Admitted(admitted) => *admitted,
-        Admission::Refused(refusal) => return refusal.into_response(),
+        Admission::Refused(refusal) => return challenge_for(refusal.into_response(), route.service),
         Admission::Throttled { why, wait } => return git_rate_limited(why, wait),
         // Git reads the answer only once it has sent everything.
         Admission::RefsRefused { report, rest } => {
@@ -146,7 +146,7 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 async fn answer_probe(service: Service, body: Body) -> Response {
     let body = tokio::time::timeout(PROBE_TIMEOUT, axum::body::to_bytes(body, 4)).await.ok().and_then(Result::ok).unwrap_or_default();
     if &body[..] != b"0000" {
-        return GitRefusal::NoCredentials.into_response();
+        return challenge_for(GitRefusal::NoCredentials.into_response(), service);
     }
     let mut r = Response::new(Body::empty());
     let content_type = format!("application/x-{}-result", service.name());
