@@ -89,6 +89,12 @@ impl Client {
         &self.base
     }
 
+    /// Its token's fingerprint (see `domain::token::fingerprint`), which keys the
+    /// credentials cached under it.
+    pub fn login_fingerprint(&self) -> Option<String> {
+        self.token.as_ref().map(|t| crate::domain::token::fingerprint(t.expose_secret()))
+    }
+
     /// The broker's URL with `segments` appended, each percent-encoded as one path segment.
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base_url.clone();

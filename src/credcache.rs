@@ -32,7 +32,7 @@ use crate::keychain::{Keychain, KeychainError};
 impl CachedGrant {
     /// What the cache keeps of a credential `server` minted, under the grant
     /// it answered for: the one asked about, or one that superseded it.
-    pub fn of(server: &str, credential: &api::Credential) -> Result<CachedGrant, ClientError> {
+    pub fn of(server: &str, credential: &api::Credential, login: Option<String>) -> Result<CachedGrant, ClientError> {
         let grant = &credential.grant;
         let level: Level = grant.level.parse().map_err(|e: crate::domain::level::UnknownLevel| ClientError::Protocol(e.to_string()))?;
         Ok(CachedGrant {
@@ -46,6 +46,7 @@ impl CachedGrant {
             grant_expires_at: grant.expires_at,
             username: credential.username.clone(),
             credential_expires_at: credential.expires_at,
+            login,
         })
     }
 }
@@ -68,6 +69,10 @@ pub struct CachedGrant {
     pub username: String,
     /// When the cached password stops working (re-minted after that).
     pub credential_expires_at: DateTime<Utc>,
+    /// The login that minted it (a fingerprint of its token): git is
+    /// answered with it only under that login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 impl CachedGrant {
@@ -105,10 +110,11 @@ impl CachedGrant {
 /// Live grants cached from `server`, for `jit status` when it is out of reach.
 pub fn live_grants(server: &str, now: DateTime<Utc>) -> Vec<crate::api::Grant> {
     let index = Index::load();
+    let login = index.current_login();
     let mut out: Vec<crate::api::Grant> = index
         .urls
         .iter()
-        .flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now) && g.server == server).map(|g| g.to_api(url)))
+        .flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now) && g.server == server && g.login == login).map(|g| g.to_api(url)))
         .collect();
     out.sort_by_key(|g| std::cmp::Reverse(g.id));
     out
@@ -143,6 +149,9 @@ pub struct Index {
     pub repos: BTreeMap<String, GuardedRepo>,
     #[serde(default)]
     pub pending: Vec<PendingRequest>,
+    /// The stored login's fingerprint (set by `jit login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 pub fn index_path() -> Option<PathBuf> {
@@ -175,7 +184,25 @@ pub fn pick(grants: &[CachedGrant], now: DateTime<Utc>) -> Pick {
     }
 }
 
+/// The fingerprint of `JIT_TOKEN`, which wins over the stored login.
+fn env_token_fingerprint() -> Option<String> {
+    std::env::var("JIT_TOKEN").ok().filter(|t| !t.trim().is_empty()).map(|t| crate::domain::token::fingerprint(&t))
+}
+
 impl Index {
+    /// Whose credentials git is answered with: `JIT_TOKEN`'s login when it
+    /// is set, else the stored login's.
+    pub fn current_login(&self) -> Option<String> {
+        env_token_fingerprint().or_else(|| self.login.clone())
+    }
+
+    /// The grants cached for `url` under the current login (others' are not
+    /// this shell's to use, nor to describe).
+    pub fn grants_for(&self, url: &str) -> Vec<CachedGrant> {
+        let login = self.current_login();
+        self.urls.get(url).map(|l| l.iter().filter(|g| login.is_some() && g.login == login).cloned().collect()).unwrap_or_default()
+    }
+
     /// The repo a URL names, if a broker guards it (or a grant for it was cached).
     pub fn repo_for(&self, url: &str) -> Option<GuardedRepo> {
         self.repos
@@ -244,7 +271,7 @@ impl Index {
         let (superseded, mut kept): (Vec<_>, Vec<_>) = list
             .drain(..)
             .filter(|g| g.grant_id != grant.grant_id || g.server != grant.server)
-            .partition(|g| g.server == grant.server && grant.supersedes(g, now));
+            .partition(|g| g.server == grant.server && g.login == grant.login && grant.supersedes(g, now));
         kept.push(grant);
         *list = kept;
         let last_ended = list.iter().filter(|g| !g.is_live(now)).max_by_key(|g| g.grant_expires_at).map(|g| g.grant_id);
@@ -273,6 +300,10 @@ fn update<T>(change: impl FnOnce(&mut Index) -> Result<T, KeychainError>) -> Res
 pub fn store(keychain: &Keychain, url: &str, grant: CachedGrant, password: &SecretString) -> Result<(), KeychainError> {
     update(|index| {
         keychain.set(&keychain_key(url, grant.grant_id), password)?;
+        // A cache from before logins were recorded learns the stored one here.
+        if index.login.is_none() && env_token_fingerprint().is_none() {
+            index.login.clone_from(&grant.login);
+        }
         for old in index.upsert(url, grant, Utc::now()) {
             let _ = keychain.delete(&keychain_key(url, old.grant_id));
         }
@@ -369,7 +400,7 @@ pub async fn fetch_and_store(
         Err(ClientError::Api { code, .. }) if code == api::codes::CONFLICT || code == api::codes::NOT_FOUND => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let cached = CachedGrant::of(client.base(), &credential)?;
+    let cached = CachedGrant::of(client.base(), &credential, client.login_fingerprint())?;
     store(keychain, &url.to_string(), cached, &credential.password)?;
     update(|index| {
         let upstream = index.repos.get(&url.to_string()).and_then(|r| r.upstream.clone());
@@ -401,11 +432,48 @@ pub fn forget_grant(keychain: &Keychain, grant_id: i64) -> Result<(), KeychainEr
     })
 }
 
+/// Records the stored login (`jit login`), by fingerprint; the credentials
+/// cached under `same_person` (the same person's previous token) carry over.
+pub fn adopt_login(login: String, same_person: Option<String>) -> Result<(), KeychainError> {
+    update(|index| {
+        if let Some(old) = same_person {
+            index
+                .urls
+                .values_mut()
+                .flatten()
+                .filter(|g| g.login.as_deref() == Some(old.as_str()))
+                .for_each(|g| g.login = Some(login.clone()));
+        }
+        index.login = Some(login);
+        Ok(())
+    })
+}
+
+/// Forgets the credentials cached under `login` (and, the stored login
+/// being replaced, the requests it left pending); returns how many.
+pub fn forget_login(keychain: &Keychain, login: Option<&str>) -> Result<usize, KeychainError> {
+    update(|index| {
+        index.pending.clear();
+        let mut n = 0;
+        for (url, list) in index.urls.iter_mut() {
+            let (gone, kept): (Vec<_>, Vec<_>) = list.drain(..).partition(|g| g.login.as_deref() == login);
+            for g in gone {
+                keychain.delete(&keychain_key(url, g.grant_id))?;
+                n += 1;
+            }
+            *list = kept;
+        }
+        index.urls.retain(|_, l| !l.is_empty());
+        Ok(n)
+    })
+}
+
 /// Forgets every cached credential (logout), and the requests left pending
 /// (they were the logged-out user's to follow); returns how many credentials.
 pub fn forget_all(keychain: &Keychain) -> Result<usize, KeychainError> {
     update(|index| {
         index.pending.clear();
+        index.login = None;
         let mut n = 0;
         for (url, list) in std::mem::take(&mut index.urls) {
             for g in list {
@@ -434,6 +502,7 @@ mod tests {
             grant_expires_at: now + chrono::Duration::seconds(expires_in),
             username: "alice".into(),
             credential_expires_at: now + chrono::Duration::seconds(expires_in),
+            login: Some("a1".into()),
         }
     }
 

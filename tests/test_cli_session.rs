@@ -103,3 +103,41 @@ async fn an_unreachable_secret_service_is_a_clear_error_not_a_hang() {
     run.code(1).stderr_has("secret-service keychain");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_says_whose_it_replaces_and_git_answers_only_for_the_right_person() {
+    let b = TestBroker::start_gateway("1h").await;
+    let env = cli_env(&b);
+    env.login(&b.url, b.token("alice")).success();
+    env.run(&["setup"]).success();
+    env.run(&["request", "demo", "--level", "read", "--for", "1h"]).success();
+    let work = env.work_dir();
+    env.git(&work, &["clone", &b.demo_url(), "demo"]).success();
+    let repo = work.join("demo");
+
+    // A shell with someone else's JIT_TOKEN is never answered with alice's credential.
+    let as_bob = [("JIT_TOKEN", b.token("bob"))];
+    let fetch = env.git_with(&repo, &["fetch", "origin"], &as_bob);
+    assert_ne!(fetch.code, 0, "bob's shell fetched with alice's credential");
+    assert!(fetch.stderr.contains("jit: you have no grant on demo"), "{}", fetch.stderr);
+    env.git(&repo, &["fetch", "origin"]).success();
+
+    // bob logs in on the same machine: he is told whose login he replaces.
+    let replaced = env.login(&b.url, b.token("bob"));
+    replaced.success();
+    assert!(replaced.stderr.contains(&format!("replacing alice's login at {}", b.url)), "{}", replaced.stderr);
+    assert!(replaced.stderr.contains("1 cached git credential(s) of that login removed"), "{}", replaced.stderr);
+    // git now answers for bob, who has no grant: said as that, never as alice's grant having ended.
+    let fetch = env.git(&repo, &["fetch", "origin"]);
+    assert_ne!(fetch.code, 0);
+    assert!(fetch.stderr.contains("jit: you have no grant on demo"), "{}", fetch.stderr);
+    assert!(!fetch.stderr.contains("ended"), "{}", fetch.stderr);
+    // alice back: her live grant is found at the broker and git works again.
+    let back = env.login(&b.url, b.token("alice"));
+    back.success();
+    assert!(back.stderr.contains("replacing bob's login"), "{}", back.stderr);
+    env.git(&repo, &["fetch", "origin"]).success();
+    // The same person logging in again replaces nobody, and keeps the cache.
+    let again = env.run_with(&["login", "--server", &b.url, "--json"], &[], Some(b.token("alice"))).success().json();
+    assert_eq!(again["replaced"], serde_json::Value::Null);
+}

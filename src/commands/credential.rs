@@ -123,7 +123,7 @@ struct Local {
 impl Local {
     fn read(key: &str, now: DateTime<Utc>) -> Local {
         let index = Index::load();
-        let cached = pick(index.urls.get(key).map(Vec::as_slice).unwrap_or_default(), now);
+        let cached = pick(&index.grants_for(key), now);
         let repo = index.repo_for(key);
         let pending = repo.as_ref().map(|r| index.pending_on(r)).unwrap_or_default();
         Local { cached, repo, pending }
@@ -245,7 +245,7 @@ fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Res
         Err(e) => Err(cannot(e.to_string())),
         Ok(credential) => {
             // Under the grant the broker answered for (a superseding one, when this one was superseded).
-            let refreshed = CachedGrant::of(&cached.server, &credential).map_err(|e| cannot(e.to_string()))?;
+            let refreshed = CachedGrant::of(&cached.server, &credential, client.login_fingerprint()).map_err(|e| cannot(e.to_string()))?;
             credcache::store(&keychain, key, refreshed, &credential.password).map_err(|e| cannot(e.to_string()))?;
             Ok(Answer { username: credential.username, password: credential.password, expires_unix: credential.expires_at.timestamp() })
         }
@@ -367,8 +367,7 @@ fn answer_with(username: String, password: SecretString, expires_at: DateTime<Ut
 /// cached for the next try.
 fn erase(query: &CredentialQuery, url: &CloneUrl) {
     let key = url.to_string();
-    let Some(grants) = Index::load().urls.get(&key).cloned() else { return };
-    let Pick::Live(g) = pick(&grants, Utc::now()) else { return };
+    let Pick::Live(g) = pick(&Index::load().grants_for(&key), Utc::now()) else { return };
     if let Ok(kc) = Keychain::open() {
         let _ = credcache::drop_password(&kc, &key, g.grant_id);
     }

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::client::Client;
-use crate::domain::token::SecretString;
+use crate::domain::token::{ExposeSecret, SecretString};
 use crate::error::{CommandError, ExitKind};
 use crate::keychain::Keychain;
 use crate::session::{self, StoredLogin};
@@ -71,12 +71,34 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
             err
         }
     })?;
-    session::save(&keychain, &StoredLogin { server: server.clone(), token, ca_file })?;
+    let previous = session::load(&keychain).ok().flatten();
+    let fingerprint = crate::domain::token::fingerprint(token.expose_secret());
+    session::save(&keychain, &StoredLogin { server: server.clone(), token, ca_file, user: Some(user.name.clone()) })?;
+    // One stored login serves every shell of this OS user: say whose this
+    // one replaces, and keep the cache to the right person's credentials.
+    let replaced =
+        previous.as_ref().filter(|p| !(session::same_server(&p.server, &server) && p.user.as_deref() == Some(user.name.as_str())));
+    let old = previous.as_ref().map(|p| crate::domain::token::fingerprint(p.token.expose_secret()));
+    let removed = match replaced {
+        Some(_) => crate::credcache::forget_login(&keychain, old.as_deref())?,
+        None => 0,
+    };
+    crate::credcache::adopt_login(fingerprint, old.filter(|_| replaced.is_none()))?;
     if let Some(warning) = keychain.file_warning() {
         eprintln!("{warning}");
     }
+    let replaced_json = replaced.map(|p| serde_json::json!({"server": p.server, "user": p.user}));
     if args.json.json {
-        return crate::output::print_json(&serde_json::json!({"server": server, "user": user, "keychain": keychain.backend().name()}));
+        return crate::output::print_json(
+            &serde_json::json!({"server": server, "user": user, "keychain": keychain.backend().name(), "replaced": replaced_json}),
+        );
+    }
+    if let Some(p) = replaced {
+        let who = p.user.as_deref().map(|u| format!("{u}'s login")).unwrap_or_else(|| "the login".to_string());
+        eprintln!(
+            "replacing {who} at {}: one login serves every shell of this OS user; {removed} cached git credential(s) of that login removed",
+            p.server
+        );
     }
     eprintln!(
         "{}",

@@ -52,6 +52,15 @@ pub fn looks_like_token(s: &str) -> bool {
         .is_some_and(|rest| rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
+/// A short, one-way name for a token: the local credential cache keys each
+/// credential by the login that minted it, so git in a shell logged in as
+/// someone else is never answered with it. (The token itself never leaves
+/// the keychain; 64 bits of SHA-256 cannot be turned back into it.)
+pub fn fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(token.trim().as_bytes())[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
