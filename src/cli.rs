@@ -12,23 +12,17 @@ use crate::commands::{
     admin, approve, audit, block_on, cancel, credential, deny, doctor, login, logout, repos, request, requests, revoke, server, setup,
     status, util, wait, whoami,
 };
+use crate::environment::Reader;
 use crate::error::{CommandError, ExitKind};
-
-/// What every command that talks to a broker reads from the environment.
-macro_rules! client_env {
-    () => {
-        "Environment:
-  JIT_SERVER       the broker's URL (overrides the stored login's)
-  JIT_TOKEN        a bearer token (overrides the stored one; sent only to JIT_SERVER or the stored server)
-  JIT_KEYRING      auto | secret-service | keyutils | file: where secrets are kept
-  NO_COLOR         no colour in output
-  XDG_DATA_HOME    where jit keeps its local index (credentials.json: no secrets)"
-    };
-}
 
 /// `--help` text after the options: examples, then environment and exit status.
 fn help(examples: &str) -> String {
-    format!("Examples:\n{examples}\n\n{}\n\n{}", client_env!(), ExitKind::help())
+    format!("Examples:\n{examples}\n\n{}", after_help(Reader::Client))
+}
+
+/// The environment a command's side reads, and the exit status.
+fn after_help(reader: Reader) -> String {
+    format!("{}\n\n{}", crate::environment::help(reader), ExitKind::help())
 }
 
 #[derive(Debug, Parser)]
@@ -40,7 +34,7 @@ fn help(examples: &str) -> String {
 credential in the OS keychain, and answers git through its credential helper until the grant ends. \
 Start with `jit login`, `jit setup` and `jit request`; `jit doctor` checks this machine.",
     disable_help_subcommand = true,
-    after_long_help = format!("{}\n\n{}", client_env!(), ExitKind::help())
+    after_long_help = after_help(Reader::Both)
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -128,21 +122,16 @@ pub enum Command {
     /// Puts jit's credential helper first for each host the broker guards,
     /// keeps your other helpers after it, and sets useHttpPath. Running it
     /// twice changes nothing; --uninstall puts back what was there.
-    #[command(after_long_help = format!(
-        "Examples:\n  jit setup\n  jit setup --uninstall\n\n{}\n  GIT_CONFIG_GLOBAL the git config file edited (default: ~/.gitconfig)\n\n{}",
-        client_env!(),
-        ExitKind::help()
-    ))]
+    #[command(after_long_help = help("  jit setup\n  jit setup --uninstall"))]
     Setup(setup::SetupArgs),
     /// The git credential helper (configured by `jit setup`)
     ///
     /// Speaks git's credential-helper protocol on stdin and stdout. It answers
     /// only for a URL that exactly matches a live grant, never prompts, waits
     /// on the broker at most 5 s, and always exits 0, as git expects.
-    #[command(after_long_help = concat!(
-        "Examples:\n  printf 'url=https://git.example.com/acme/api.git\\n\\n' | jit credential get\n\n",
-        client_env!(),
-        "\n\nExit status: always 0, as git expects of a credential helper."
+    #[command(after_long_help = format!(
+        "Examples:\n  printf 'url=https://git.example.com/acme/api.git\\n\\n' | jit credential get\n\n{}\n\nExit status: always 0, as git expects of a credential helper.",
+        crate::environment::help(Reader::Client)
     ))]
     Credential(credential::CredentialArgs),
     /// Run the broker
@@ -150,9 +139,8 @@ pub enum Command {
     /// Serves the JSON API, the git gateway and the reaper. --dev runs a
     /// complete demo on one machine; --init-admin bootstraps the first admin.
     #[command(after_long_help = format!(
-        "Examples:\n  jit server --dev\n  jit server --config /etc/jit.toml --data-dir /var/lib/jit\n  jit server --init-admin root --config /etc/jit.toml\n\n\
-         Environment:\n  JIT_LOG          log filter (default: info), e.g. jit=debug\n  NO_COLOR         no colour in logs\n\n{}",
-        ExitKind::help()
+        "Examples:\n  jit server --dev\n  jit server --config /etc/jit.toml --data-dir /var/lib/jit\n  jit server --init-admin root --config /etc/jit.toml\n\n{}",
+        after_help(Reader::Server)
     ))]
     Server(server::ServerArgs),
     /// Manage users and tokens (admins)

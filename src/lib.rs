@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod credcache;
 pub mod domain;
+pub mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod git;

@@ -1,6 +1,7 @@
 //! The seams hold: only the broker opens the store's door, and the broker
 //! speaks no HTTP. A grep, so a shortcut fails the build's tests at once.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
@@ -130,4 +131,42 @@ fn the_modules_import_in_one_direction() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "import circles:\n{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(report.contains(" 0 circle(s)"), "{report}");
+}
+
+/// Every environment variable the code reads is in `environment::VARIABLES`
+/// (which `--help` is rendered from), and every listed one is read.
+#[test]
+fn every_environment_variable_read_is_listed_for_help() {
+    let listed: BTreeSet<&str> = jit::environment::VARIABLES.iter().map(|v| v.name).collect();
+    let mut read = BTreeSet::new();
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("environment.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // `var("X")`, `var_os("X")`, `env("X")` (session's helper), `try_from_env("X")`, `env::var(k)` aside.
+        // (`.env("X", …)` sets a child's variable: not a read.)
+        for opener in ["var(\"", "var_os(\"", "env(\"", "from_env(\""] {
+            for (at, _) in text.match_indices(opener) {
+                if opener == "env(\"" && text[..at].ends_with('.') {
+                    continue;
+                }
+                let name = text[at + opener.len()..].split('"').next().unwrap();
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+                    read.insert(name.to_string());
+                }
+            }
+        }
+    }
+    let unlisted: Vec<&String> = read.iter().filter(|n| !listed.contains(n.as_str())).collect();
+    assert!(unlisted.is_empty(), "read but not in environment::VARIABLES (so not in --help): {unlisted:?}");
+    // Read for jit by the `dirs` crate (data_dir, home_dir), not by jit's own code.
+    const READ_BY_DIRS: [&str; 2] = ["HOME", "XDG_DATA_HOME"];
+    let unread: Vec<&&str> = listed.iter().filter(|n| !read.contains(**n) && !READ_BY_DIRS.contains(n)).collect();
+    assert!(unread.is_empty(), "listed but never read: {unread:?}");
 }

@@ -248,3 +248,90 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
     }
     assert!(undocumented.is_empty(), "config keys no docs example shows:\n{}", undocumented.join("\n"));
 }
+
+/// The placeholders of the first broker's config in docs/operating.md, and
+/// what the test puts in their place.
+fn first_broker_config(port: u16, dir: &Path, upstream: &crate::common::upstream::TestUpstream) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operating.md")).unwrap();
+    let block = text.split("<!-- first-broker:begin -->").nth(1).and_then(|t| t.split("<!-- first-broker:end -->").next()).unwrap();
+    let toml = fenced(block).into_iter().find(|(lang, _)| lang == "toml").unwrap().1;
+    let ca = crate::common::tls::TestCa::new("first broker CA");
+    let (cert, key) = ca.issue();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+    ca.write(dir, "ca.pem");
+    std::fs::write(dir.join("corp.token"), format!("{}\n", upstream.bot_password)).unwrap();
+    let swaps = [
+        ("0.0.0.0:8420", format!("127.0.0.1:{port}")),
+        ("https://jit.example.com", format!("https://127.0.0.1:{port}")),
+        ("/var/lib/jit", dir.join("data").display().to_string()),
+        ("/etc/jit/cert.pem", dir.join("cert.pem").display().to_string()),
+        ("/etc/jit/key.pem", dir.join("key.pem").display().to_string()),
+        ("/etc/jit/corp.token", dir.join("corp.token").display().to_string()),
+        ("jit-bot", crate::common::upstream::BOT_USER.to_string()),
+        ("https://git.example.com/acme/api.git", upstream.repo_url("acme/api")),
+    ];
+    let mut config = toml;
+    for (placeholder, real) in swaps {
+        assert!(config.contains(placeholder), "the first broker's config no longer has {placeholder}");
+        config = config.replace(placeholder, &real);
+    }
+    config
+}
+
+#[test]
+fn the_first_broker_in_the_docs_starts_and_does_what_it_says() {
+    let upstream = crate::common::upstream::TestUpstream::start(&["acme/api"]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("jit.toml");
+    std::fs::write(&config, first_broker_config(port, dir.path(), &upstream)).unwrap();
+    let jit = || {
+        let mut cmd = crate::common::jit();
+        cmd.env("JIT_CA_FILE", dir.path().join("ca.pem")).env("JIT_SERVER", format!("https://127.0.0.1:{port}"));
+        cmd
+    };
+
+    // The steps, as the docs give them.
+    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = jit()
+        .args(["server", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = crate::common::ChildGuard::logged(server);
+    server.log().until("url=");
+    let add = |name: &str, group: &str| {
+        let out = jit().env("JIT_TOKEN", &root).args(["admin", "user", "add", name, "--group", group]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let alice = add("alice", "developers");
+    add("bob", "reviewers");
+
+    // What it promises: the repo, at the host's URL through the gateway;
+    // developers read at will; writes need a reason and a reviewer.
+    let repos = jit().env("JIT_TOKEN", &alice).args(["repos", "--json"]).output().unwrap();
+    let repos: serde_json::Value = serde_json::from_slice(&repos.stdout).unwrap();
+    assert_eq!(repos[0]["name"], "acme/api");
+    assert_eq!(repos[0]["upstream_url"], upstream.repo_url("acme/api"));
+    assert_eq!(repos[0]["clone_url"], format!("https://127.0.0.1:{port}/git/acme/api.git"));
+    let read = jit().env("JIT_TOKEN", &alice).args(["request", "acme/api", "--level", "read", "--for", "1h", "--json"]).output().unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let write =
+        jit().env("JIT_TOKEN", &alice).args(["request", "acme/api", "--level", "write", "--for", "1h", "--no-wait"]).output().unwrap();
+    assert_eq!(write.status.code(), Some(5), "{}", String::from_utf8_lossy(&write.stderr));
+    assert!(String::from_utf8_lossy(&write.stderr).contains("requires a reason"));
+    let asked = jit()
+        .env("JIT_TOKEN", &alice)
+        .args(["request", "acme/api", "--level", "write", "--for", "1h", "--reason", "hotfix", "--no-wait", "--json"])
+        .output()
+        .unwrap();
+    let asked: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
+    assert_eq!(asked["status"], "pending");
+    assert_eq!(asked["approvers"], serde_json::json!(["group:reviewers"]), "{asked}");
+}
