@@ -395,3 +395,64 @@ async fn a_token_wider_than_asked_or_that_git_cannot_send_is_revoked_and_refused
     assert_eq!(gh.live_tokens().iter().map(|t| t.token.as_str()).collect::<Vec<_>>(), ["ghs_one\nusername=evil"]);
     assert_eq!(actions(&b.audit().await, "credential_failed").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_setup_prints_the_teams_team_mode_needs_one_per_level_the_rules_grant() {
+    let gh = FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |policy: &str| {
+        let config = dir.path().join("jit.toml");
+        std::fs::write(&config, policy).unwrap();
+        let out = crate::common::jit()
+            .args(["server", "--host-setup", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (printed, _) = run(&gh.team_policy());
+    let lines: Vec<&str> = printed.lines().collect();
+    // Three repos, three levels each (reads at will, writes and admin approved): a team and its permission each.
+    assert_eq!(lines.iter().filter(|l| l.starts_with("gh api -X POST")).count(), 9, "{printed}");
+    let api = lines.iter().position(|l| l.starts_with("# acme/api (provider `github`)")).expect(&printed);
+    assert_eq!(
+        lines[api + 1..api + 7],
+        [
+            "gh api -X POST orgs/acme/teams -f name=jit-api-read -f privacy=closed",
+            "gh api -X PUT orgs/acme/teams/jit-api-read/repos/acme/api -f permission=pull",
+            "gh api -X POST orgs/acme/teams -f name=jit-api-write -f privacy=closed",
+            "gh api -X PUT orgs/acme/teams/jit-api-write/repos/acme/api -f permission=push",
+            "gh api -X POST orgs/acme/teams -f name=jit-api-admin -f privacy=closed",
+            "gh api -X PUT orgs/acme/teams/jit-api-admin/repos/acme/api -f permission=admin",
+        ]
+    );
+    // Installation tokens need nothing made at GitHub.
+    let (printed, said) = run(&gh.policy());
+    assert_eq!(printed, "");
+    assert!(said.contains("nothing to create at the hosts"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_with_an_ssh_origin_is_told_how_to_use_the_token() {
+    let (_gh, b) = github().await;
+    let alice = logged_in(&b, "alice");
+    let checkout = alice.work_dir().join("api");
+    alice.git(&checkout, &["init", "-q"]).success();
+    alice.git(&checkout, &["remote", "add", "origin", "git@github.com:acme/api.git"]).success();
+    let asked = alice.run_in(&checkout, &["request", "--level", "read", "--for", "1h"]);
+    asked.success();
+    assert!(
+        asked.stderr.contains(
+            "jit: your origin is SSH (git@github.com:acme/api.git), and jit's credential for acme/api works over HTTPS only; switch once: git remote set-url origin https://github.com/acme/api.git"
+        ),
+        "{}",
+        asked.stderr
+    );
+    // An HTTPS origin hears nothing of it.
+    alice.git(&checkout, &["remote", "set-url", "origin", "https://github.com/acme/api.git"]).success();
+    let again = alice.run_in(&checkout, &["request", "--level", "read", "--for", "1h"]);
+    assert!(!again.stderr.contains("origin is SSH"), "{}", again.stderr);
+}

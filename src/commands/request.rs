@@ -56,11 +56,27 @@ fn origin_url() -> Result<String, CommandError> {
     config.get_string("remote.origin.url").map_err(|_| no_repo())
 }
 
+/// An SSH `origin` for a repo whose jit credential is an HTTPS token at the
+/// host (GitHub, GitLab installation or project tokens) never meets that
+/// credential: git goes with the person's own SSH key. Say so, with the one
+/// command that fixes it. (Repos behind jit's gateway need nothing: `jit
+/// setup` routes their SSH forms to it.)
+async fn warn_if_ssh_cannot_use(client: &crate::client::Client, origin: &str, repo: &str) {
+    if crate::domain::repo::ssh_host_path(origin).is_none() {
+        return;
+    }
+    let Ok(repos) = client.repos().await else { return };
+    let Some(r) = repos.iter().find(|r| r.name == repo) else { return };
+    if let (Some(https), None) = (&r.clone_url, &r.upstream_url) {
+        eprintln!(
+            "jit: your origin is SSH ({origin}), and jit's credential for {repo} works over HTTPS only; switch once: git remote set-url origin {https}"
+        );
+    }
+}
+
 pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
-    let repo = match &args.repo {
-        Some(r) => r.clone(),
-        None => origin_url()?,
-    };
+    let origin = if args.repo.is_none() { Some(origin_url()?) } else { None };
+    let repo = args.repo.clone().or_else(|| origin.clone()).expect("a repo or an origin");
     let client = super::client()?;
     if !args.no_wait {
         // Before asking: a grant whose credential cannot be kept here would
@@ -75,6 +91,9 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
         refs: args.refs.clone(),
     };
     let req = client.create_request(&body).await?;
+    if let Some(origin) = &origin {
+        warn_if_ssh_cannot_use(&client, origin, &req.repo).await;
+    }
     if req.status == RequestStatus::Pending && args.no_wait {
         super::wait::follow_up_later(&client, &req).await;
         if args.json {

@@ -35,6 +35,10 @@ pub struct ServerArgs {
     /// Create the first admin NAME on a broker that has none, print its token once, and exit
     #[arg(long, value_name = "NAME")]
     pub init_admin: Option<String>,
+    /// Print what the config's repos need created at their hosts (GitHub team
+    /// mode's teams, one per level the rules grant, as `gh api` commands), and exit
+    #[arg(long, conflicts_with_all = ["dev", "init_admin"])]
+    pub host_setup: bool,
     /// With --dev: listen on an address other hosts can reach, although the
     /// demo tokens are public and travel over plain HTTP
     #[arg(long, requires = "dev")]
@@ -52,6 +56,8 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
             run_dev(args).await
         } else if let Some(name) = &args.init_admin {
             init_admin(args, name).await
+        } else if args.host_setup {
+            host_setup(args)
         } else {
             run(args).await
         }
@@ -72,6 +78,28 @@ fn init_logging() {
 
 fn config_error(e: ConfigError) -> CommandError {
     CommandError::bad_input(e.to_string()).hint("the broker refuses to start on a config it cannot fully read")
+}
+
+/// `--host-setup`: what each repo's provider needs created at the host.
+fn host_setup(args: &ServerArgs) -> Result<(), CommandError> {
+    let config = load_config(args)?;
+    let mut any = false;
+    for repo in &config.repos {
+        let Some(provider) = config.providers.for_repo(repo) else { continue };
+        let steps = provider.host_setup(repo, &config.policy.levels_for(&repo.name));
+        if steps.is_empty() {
+            continue;
+        }
+        any = true;
+        println!("# {} (provider `{}`): a team per level the rules grant, with that permission and no more", repo.name, provider.name());
+        for step in steps {
+            println!("{step}");
+        }
+    }
+    if !any {
+        eprintln!("nothing to create at the hosts: no repo's provider needs it (only GitHub's team mode does)");
+    }
+    Ok(())
 }
 
 fn load_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {

@@ -274,6 +274,11 @@ impl Policy {
         &self.rules
     }
 
+    /// Every level some rule can grant on `repo`.
+    pub fn levels_for(&self, repo: &str) -> BTreeSet<Level> {
+        self.rules.iter().flat_map(|r| r.levels.iter().copied().filter(|l| r.covers(repo, *l))).collect()
+    }
+
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
     }

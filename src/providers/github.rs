@@ -286,15 +286,36 @@ pub fn team_slug(prefix: &str, repo: &str, level: Level) -> String {
     format!("{prefix}{}-{level}", repo.to_ascii_lowercase().replace('.', "-"))
 }
 
+/// The repository permission a team for `level` has, no more and no less
+/// (GitHub's names, as `PUT /orgs/{org}/teams/{team}/repos/{owner}/{repo}` takes them).
+fn team_permission(level: Level) -> &'static str {
+    match level {
+        Level::Read => "pull",
+        Level::Write => "push",
+        Level::Admin => "admin",
+    }
+}
+
+/// The `gh api` commands that create team mode's team for `level` on
+/// `owner/name` and give it exactly that level's permission.
+pub fn team_setup(prefix: &str, owner: &str, name: &str, level: Level) -> Vec<String> {
+    let team = team_slug(prefix, name, level);
+    vec![
+        format!("gh api -X POST orgs/{owner}/teams -f name={team} -f privacy=closed"),
+        format!("gh api -X PUT orgs/{owner}/teams/{team}/repos/{owner}/{name} -f permission={}", team_permission(level)),
+    ]
+}
+
 /// What is wrong with a team's permissions on a repository for `level`
 /// (`permissions` as GitHub shows them: `pull`, `triage`, `push`,
 /// `maintain`, `admin`), if anything: too little, or more than the level.
 fn team_permission_problem(permissions: &serde_json::Value, level: Level) -> Option<String> {
     let has = |p: &str| permissions[p].as_bool().unwrap_or(false);
-    let (needs, beyond): (&str, &[&str]) = match level {
-        Level::Read => ("pull", &["push", "maintain", "admin"]),
-        Level::Write => ("push", &["maintain", "admin"]),
-        Level::Admin => ("admin", &[]),
+    let needs = team_permission(level);
+    let beyond: &[&str] = match level {
+        Level::Read => &["push", "maintain", "admin"],
+        Level::Write => &["maintain", "admin"],
+        Level::Admin => &[],
     };
     if !has(needs) {
         return Some(format!("lacks {needs}"));
@@ -384,6 +405,11 @@ impl Provider for GitHub {
 
     fn access(&self) -> Access {
         if matches!(self.mode, Mode::Team { .. }) { Access::HostMembership } else { Access::HostToken }
+    }
+
+    fn host_setup(&self, repo: &RepoSpec, levels: &std::collections::BTreeSet<Level>) -> Vec<String> {
+        let (Mode::Team { prefix, .. }, Ok((owner, name))) = (&self.mode, owner_and_repo(repo)) else { return Vec::new() };
+        levels.iter().flat_map(|level| team_setup(prefix, owner, name, *level)).collect()
     }
 
     fn check_repo(&self, repo: &RepoSpec) -> Result<(), String> {
@@ -611,6 +637,13 @@ mod tests {
             serde_json::Value::Object(all.iter().map(|p| (p.to_string(), serde_json::json!(list.contains(p)))).collect())
         };
         assert_eq!(team_permission_problem(&perms(&["pull", "triage"]), Level::Read), None);
+        assert_eq!(
+            team_setup("jit-", "acme", "api.v2", Level::Write),
+            [
+                "gh api -X POST orgs/acme/teams -f name=jit-api-v2-write -f privacy=closed",
+                "gh api -X PUT orgs/acme/teams/jit-api-v2-write/repos/acme/api.v2 -f permission=push",
+            ]
+        );
         assert_eq!(team_permission_problem(&perms(&["pull", "push"]), Level::Read).as_deref(), Some("also has push"));
         assert_eq!(team_permission_problem(&perms(&["pull", "push"]), Level::Write), None);
         assert_eq!(team_permission_problem(&perms(&["pull", "push", "maintain"]), Level::Write).as_deref(), Some("also has maintain"));

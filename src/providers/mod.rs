@@ -164,6 +164,13 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// What the operator must create at the host before grants on `repo` at
+    /// `levels` can work (GitHub team mode: a team per level), as commands
+    /// to run; nothing for most providers.
+    fn host_setup(&self, _repo: &RepoSpec, _levels: &std::collections::BTreeSet<crate::domain::Level>) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether `repo`, listed with this provider, is one it can serve (the
     /// message names what is missing); checked when the config is read.
     fn check_repo(&self, _repo: &RepoSpec) -> Result<(), String> {
