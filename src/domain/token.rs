@@ -66,6 +66,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_fingerprint_is_short_stable_and_one_per_token() {
+        let a = fingerprint("jit_alice_token");
+        assert_eq!(a, "55c4bc0ac5bc6ac2", "SHA-256's first 8 bytes, in hex");
+        assert_eq!(fingerprint(" jit_alice_token\n"), a, "as the token is read: trimmed");
+        assert_ne!(fingerprint("jit_bob_token"), a);
+    }
+
+    #[test]
     fn tokens_are_long_random_and_shaped() {
         let a = generate(TOKEN_PREFIX);
         let b = generate(TOKEN_PREFIX);

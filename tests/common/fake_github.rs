@@ -270,13 +270,18 @@ fn scripted(state: &mut FakeState, route: Route) -> Option<Response> {
     Some(response)
 }
 
+/// The REST API versions GitHub serves (its description, as the contract test
+/// pins it, declares them; that test checks this list against it): the fake,
+/// like GitHub, answers any of them, and refuses others.
+pub const SUPPORTED_API_VERSIONS: [&str; 2] = ["2022-11-28", "2026-03-10"];
+
 /// The headers GitHub documents for every REST call; a missing one is a violation.
 fn check_headers(state: &mut FakeState, what: &str, headers: &HeaderMap) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if !header("accept").starts_with("application/vnd.github+json") {
         state.violations.push(format!("{what}: Accept is `{}`", header("accept")));
     }
-    if header("x-github-api-version") != "2022-11-28" {
+    if !SUPPORTED_API_VERSIONS.contains(&header("x-github-api-version").as_str()) {
         state.violations.push(format!("{what}: X-GitHub-Api-Version is `{}`", header("x-github-api-version")));
     }
     if header("user-agent").is_empty() {

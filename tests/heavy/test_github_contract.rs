@@ -162,3 +162,43 @@ async fn every_request_the_github_provider_sends_matches_githubs_openapi_descrip
     );
     assert!(complaints.is_empty(), "GitHub's description refuses what the provider sent: {complaints:#?}");
 }
+
+/// The API version jit sends is one GitHub's pinned description declares,
+/// the fake accepts exactly the ones it declares, and no breaking change up
+/// to jit's version touches a call jit makes.
+#[test]
+fn the_api_version_is_one_the_description_declares_and_breaks_nothing_jit_calls() {
+    let spec = contract_dir().join("node_modules/@octokit/openapi/generated/api.github.com.json");
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).expect("scripts/contract-tools installed it")).unwrap();
+    // The first version is the base every path describes; later ones are declared by their breaking changes.
+    let mut declared = std::collections::BTreeSet::from(["2022-11-28".to_string()]);
+    let mut breaking: Vec<(String, String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for change in op["x-github-breaking-changes"].as_array().into_iter().flatten() {
+                let version = change["version"].as_str().unwrap().to_string();
+                declared.insert(version.clone());
+                breaking.push((path.clone(), method.clone(), version));
+            }
+        }
+    }
+    let supported: Vec<&str> = crate::common::fake_github::SUPPORTED_API_VERSIONS.to_vec();
+    assert_eq!(declared.iter().map(String::as_str).collect::<Vec<_>>(), supported, "the fake accepts what the description declares");
+    let ours = jit::providers::github::API_VERSION;
+    assert!(declared.contains(ours), "jit sends {ours}, which the description does not declare");
+    assert_eq!(declared.iter().next_back().map(String::as_str), Some(ours), "jit sends the newest version");
+    let calls = [
+        ("/app/installations/{installation_id}/access_tokens", "post"),
+        ("/repos/{owner}/{repo}/installation", "get"),
+        ("/installation/token", "delete"),
+        ("/orgs/{org}/teams/{team_slug}/memberships/{username}", "get"),
+        ("/orgs/{org}/teams/{team_slug}/memberships/{username}", "put"),
+        ("/orgs/{org}/teams/{team_slug}/memberships/{username}", "delete"),
+        ("/orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}", "get"),
+    ];
+    for (path, method) in calls {
+        assert!(spec["paths"][path][method].is_object(), "{method} {path} is not in the description");
+        let touched: Vec<_> = breaking.iter().filter(|(p, m, v)| p == path && m == method && v.as_str() <= ours).collect();
+        assert!(touched.is_empty(), "a breaking change up to {ours} touches {method} {path}: {touched:?}");
+    }
+}
