@@ -183,14 +183,25 @@ async fn each_level_asks_for_its_permissions_and_githubs_refusals_reach_the_requ
     assert_eq!((limited.status, limited.code()), (503, "rate_limited"));
     assert_eq!(limited.headers["retry-after"], "30");
     assert!(limited.message().contains("retry in 30s"), "{}", limited.message());
+    // A secondary rate limit may come bare: a 403 with only GitHub's message. Still a wait, of a minute.
+    gh.fail_next(Route::Mint, 1, 403, None);
+    let limited = b.post("dave", &format!("/v1/grants/{}/credentials", first_grant(&b, "dave").await), serde_json::json!({})).await;
+    assert_eq!((limited.status, limited.code()), (503, "rate_limited"), "{}", limited.message());
+    assert_eq!(limited.headers["retry-after"], "60");
+    // A 403 for a permission is not a wait: it names the fix.
+    gh.forbid_next(Route::Mint);
+    let forbidden = b.post("dave", &format!("/v1/grants/{}/credentials", first_grant(&b, "dave").await), serde_json::json!({})).await;
+    assert_eq!(forbidden.status, 502, "{}", forbidden.message());
+    assert!(forbidden.message().contains("check the app's permissions"), "{}", forbidden.message());
 
     // Each refusal is in the audit log, with GitHub's reason.
     let failed = actions(&b.audit().await, "credential_failed");
     let details: Vec<&str> = failed.iter().map(|e| e["detail"].as_str().unwrap()).collect();
-    assert_eq!(failed.len(), 5, "{details:#?}");
+    assert_eq!(failed.len(), 7, "{details:#?}");
     assert!(details[0].contains("HTTP 422") && failed[0]["actor"] == "alice", "{details:#?}");
     assert!(details[1].contains("HTTP 404") && details[2].contains("HTTP 401") && details[3].contains("HTTP 503"), "{details:#?}");
-    assert!(details[4].contains("rate limiting"), "{details:#?}");
+    assert!(details[4].contains("rate limiting") && details[5].contains("rate limiting"), "{details:#?}");
+    assert!(details[6].contains("HTTP 403") && details[6].contains("Resource not accessible by integration"), "{details:#?}");
     // Nothing that failed left a token behind.
     assert_eq!(gh.tokens().len(), 1);
 }

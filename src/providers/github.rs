@@ -363,13 +363,21 @@ fn exceeds(granted: &serde_json::Map<String, serde_json::Value>, asked: &BTreeMa
     })
 }
 
+/// How long to wait after a secondary rate limit that names no time
+/// (GitHub: "wait for at least one minute before retrying").
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
 /// GitHub's answer, in words that say what to fix. GitHub's own `message` is
 /// quoted (bounded, printable): it never carries a credential.
 fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<Duration>, message: Option<&str>) -> ProviderError {
     let said = quoted(message);
     let provider = provider.to_string();
-    if let (403 | 429, Some(retry_after)) = (status, retry_after) {
-        return ProviderError::RateLimited { provider, retry_after };
+    // A secondary rate limit can come as a bare 403 (or 429) with neither
+    // `retry-after` nor `x-ratelimit-remaining: 0`, known only by its message;
+    // GitHub then asks for at least a minute's wait.
+    let says_rate_limit = message.is_some_and(|m| m.to_ascii_lowercase().contains("rate limit"));
+    if matches!(status, 403 | 429) && (retry_after.is_some() || says_rate_limit || status == 429) {
+        return ProviderError::RateLimited { provider, retry_after: retry_after.unwrap_or(SECONDARY_LIMIT_WAIT) };
     }
     let refused = |message: String| ProviderError::Refused { provider: provider.clone(), message };
     match status {

@@ -171,12 +171,21 @@ impl FakeGitHub {
     }
 
     /// Answers the next `times` calls to `route` with `status` (and `Retry-After`).
+    /// A 403 is GitHub's secondary rate limit (its documented message; with
+    /// `retry_after`, the headers too, else bare, as GitHub may send it);
+    /// [`FakeGitHub::forbid_next`] is the permission kind.
     pub fn fail_next(&self, route: Route, times: usize, status: u16, retry_after: Option<u64>) {
         let mut state = self.state.lock().unwrap();
         let queue = state.scripted.entry(route).or_default();
         for _ in 0..times {
             queue.push_back((status, retry_after));
         }
+    }
+
+    /// The next call to `route` is refused for a permission the app lacks
+    /// (GitHub's 403 "Resource not accessible by integration").
+    pub fn forbid_next(&self, route: Route) {
+        self.state.lock().unwrap().scripted.entry(route).or_default().push_back((FORBIDDEN, None));
     }
 
     /// Makes the next mint answer with this token and/or `repository_selection`
@@ -253,12 +262,16 @@ fn error(status: u16, message: &str) -> Response {
         .into_response()
 }
 
+/// A scripted status meaning GitHub's permission 403 (not a rate limit).
+const FORBIDDEN: u16 = 1403;
+
 /// A scripted answer for `route`, if one is queued: GitHub's documented shape for its status.
 fn scripted(state: &mut FakeState, route: Route) -> Option<Response> {
     let (status, retry_after) = state.scripted.get_mut(&route)?.pop_front()?;
     let mut response = match status {
         401 => error(401, "A JSON web token could not be decoded"),
         403 => error(403, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+        FORBIDDEN => error(403, "Resource not accessible by integration"),
         404 => error(404, "Not Found"),
         422 => error(422, "The permissions requested are not granted to this installation."),
         _ => error(status, "Service Unavailable"),
