@@ -467,3 +467,18 @@ async fn a_checkout_with_an_ssh_origin_is_told_how_to_use_the_token() {
     let again = alice.run_in(&checkout, &["request", "--level", "read", "--for", "1h"]);
     assert!(!again.stderr.contains("origin is SSH"), "{}", again.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_repository_is_followed_on_githubs_api_host_and_nowhere_else() {
+    let (gh, b) = github().await;
+    // acme/api was renamed: its old API URL answers 301 to /repositories/{id}/….
+    gh.rename("api", "tools");
+    let alice = logged_in(&b, "alice");
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
+    assert!(gh.seen().iter().any(|r| r.starts_with("GET /repositories/")), "{:?}", gh.seen());
+
+    // A redirect off GitHub's API host is never followed with the app's credential.
+    gh.redirect("tools", "http://127.0.0.1:9/repositories/1001/installation");
+    let dave = logged_in(&b, "dave");
+    dave.run(&["request", "acme/tools", "--level", "read", "--for", "1h"]).code(6).stderr_has("HTTP 301");
+}

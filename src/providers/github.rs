@@ -182,6 +182,16 @@ impl GitHub {
             .header("X-GitHub-Api-Version", API_VERSION)
     }
 
+    /// `location` (absolute, or relative to the API) when it is on GitHub's
+    /// API host and under its API path, where the app's credential may go.
+    fn same_api_host(&self, location: &str) -> Option<reqwest::Url> {
+        let api = reqwest::Url::parse(&self.api_url).ok()?;
+        let url = api.join(location).ok()?;
+        let same =
+            url.scheme() == api.scheme() && url.host_str() == api.host_str() && url.port_or_known_default() == api.port_or_known_default();
+        (same && url.path().starts_with(api.path().trim_end_matches('/'))).then_some(url)
+    }
+
     /// Sends and reads the answer; anything but `expect` becomes the host's error for `doing`.
     async fn send(&self, request: reqwest::RequestBuilder, expect: u16, doing: &str) -> Result<serde_json::Value, ProviderError> {
         self.send_expecting(request, &[expect], doing).await.map(|(_, body)| body)
@@ -195,7 +205,34 @@ impl GitHub {
         expect: &[u16],
         doing: &str,
     ) -> Result<(u16, serde_json::Value), ProviderError> {
-        let response = request.send().await.map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
+        let mut request = request.build().map_err(|e| self.failed(format!("cannot build the request while {doing}: {e}")))?;
+        let mut hops = 0;
+        let response = loop {
+            let again = request.try_clone();
+            let response = self
+                .client
+                .execute(request)
+                .await
+                .map_err(|e| self.failed(format!("GitHub did not answer while {doing}: {}", transport(e))))?;
+            // A renamed or transferred repository answers 301 (307 for a
+            // temporary move) with its new API URL: followed, on GitHub's own
+            // API host only, so the credential never goes anywhere else.
+            let moved_to = matches!(response.status().as_u16(), 301 | 302 | 307 | 308)
+                .then(|| response.headers().get(reqwest::header::LOCATION)?.to_str().ok().map(str::to_string))
+                .flatten()
+                .and_then(|location| self.same_api_host(&location));
+            match (moved_to, again) {
+                (Some(url), Some(mut next)) if hops < MAX_REDIRECTS => {
+                    hops += 1;
+                    *next.url_mut() = url;
+                    request = next;
+                }
+                _ => break response,
+            }
+        };
+        if hops > 0 {
+            tracing::warn!(provider = %self.name, to = %response.url(), "GitHub moved the repository while {doing}: it was renamed or transferred; update its url in the config");
+        }
         let status = response.status().as_u16();
         let retry_after = rate_limit_wait(response.headers(), "x-ratelimit-remaining", "x-ratelimit-reset");
         let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
@@ -362,6 +399,9 @@ fn exceeds(granted: &serde_json::Map<String, serde_json::Value>, asked: &BTreeMa
         (!within).then(|| format!("{name}: {value}"))
     })
 }
+
+/// How many of GitHub's API redirects one call follows.
+const MAX_REDIRECTS: usize = 3;
 
 /// How long to wait after a secondary rate limit that names no time
 /// (GitHub: "wait for at least one minute before retrying").

@@ -50,6 +50,9 @@ pub struct Issued {
 
 #[derive(Default)]
 struct FakeState {
+    /// Repositories renamed or moved since the broker's config named them:
+    /// old name → the `Location` GitHub answers 301 with.
+    moved: BTreeMap<String, String>,
     /// The app's own permissions: a token may ask for these or less.
     app_permissions: BTreeMap<String, String>,
     /// The organization's teams (the operator made them), by slug: their members' logins.
@@ -117,6 +120,7 @@ impl FakeGitHub {
         }));
         let app = axum::Router::new()
             .route("/repos/{owner}/{repo}/installation", get(installation))
+            .route("/repositories/{id}/installation", get(installation_by_id))
             .route("/app/installations/{id}/access_tokens", post(mint))
             .route("/installation/token", delete(revoke))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(membership).put(add_member).delete(remove_member))
@@ -180,6 +184,18 @@ impl FakeGitHub {
         for _ in 0..times {
             queue.push_back((status, retry_after));
         }
+    }
+
+    /// `acme/{old}` was renamed to `acme/{new}` (an installed one): its old
+    /// API URLs answer 301 to `/repositories/{id}/…`, as GitHub's do.
+    pub fn rename(&self, old: &str, new: &str) {
+        let id = repository_id(new).expect("an installed repository");
+        self.state.lock().unwrap().moved.insert(old.to_string(), format!("{}/repositories/{id}/installation", self.url));
+    }
+
+    /// `acme/{old}` answers 301 to `location`, wherever that is.
+    pub fn redirect(&self, old: &str, location: &str) {
+        self.state.lock().unwrap().moved.insert(old.to_string(), location.to_string());
     }
 
     /// The next call to `route` is refused for a permission the app lacks
@@ -345,10 +361,37 @@ async fn installation(
     if check_jwt(&headers).is_err() {
         return error(401, "A JSON web token could not be decoded");
     }
+    if let Some(location) = state.moved.get(&repo).filter(|_| owner == OWNER) {
+        let mut moved = error(301, "Moved Permanently");
+        moved.headers_mut().insert("location", location.parse().unwrap());
+        return moved;
+    }
     if owner != OWNER || !INSTALLED_REPOS.contains(&repo.as_str()) {
         return error(404, "Not Found");
     }
+    installation_answer()
+}
+
+/// GitHub's stable URL for a repository, by id: where a renamed one's old URLs lead.
+fn repository_id(repo: &str) -> Option<u64> {
+    INSTALLED_REPOS.iter().position(|r| *r == repo).map(|i| 1000 + i as u64)
+}
+
+fn installation_answer() -> Response {
     Json(json!({"id": INSTALLATION_ID, "app_id": APP_ID, "target_type": "Organization", "account": {"login": OWNER}})).into_response()
+}
+
+async fn installation_by_id(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, headers: HeaderMap) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("GET /repositories/{id}/installation"));
+    check_headers(&mut state, "GET installation by id", &headers);
+    if check_jwt(&headers).is_err() {
+        return error(401, "A JSON web token could not be decoded");
+    }
+    if !INSTALLED_REPOS.iter().any(|r| repository_id(r) == Some(id)) {
+        return error(404, "Not Found");
+    }
+    installation_answer()
 }
 
 async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, headers: HeaderMap, body: String) -> Response {
