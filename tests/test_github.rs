@@ -482,3 +482,28 @@ async fn a_renamed_repository_is_followed_on_githubs_api_host_and_nowhere_else()
     let dave = logged_in(&b, "dave");
     dave.run(&["request", "acme/tools", "--level", "read", "--for", "1h"]).code(6).stderr_has("HTTP 301");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_mode_never_invites_anyone_into_the_organization() {
+    let gh = FakeGitHub::start().await;
+    let b = TestBroker::start_with(&gh.team_policy()).await;
+    // dave-gh is not in the organization: adding him to a team would invite him (GitHub's "pending").
+    gh.leave_org("dave-gh");
+    let id = b.request("dave", "acme/api", "write", "1h", Some("x")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_grant_failed").is_empty()).await;
+    let failed = details(&audit, "host_grant_failed");
+    assert!(failed[0].contains("dave-gh is not a member of the acme organization, and jit never invites anyone into it"), "{failed:?}");
+    assert!(actions(&audit, "host_granted").is_empty(), "a grant is never audited as given while nobody has access");
+    assert!(!gh.seen().iter().any(|r| r.starts_with("PUT ")), "no invitation was sent: {:?}", gh.seen());
+
+    // alice leaves between the check and the change: GitHub invites her; jit withdraws it at once.
+    gh.leave_org_when_checked("alice-gh");
+    let id = b.request("alice", "acme/api", "write", "1h", Some("x")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| details(a, "host_grant_failed").iter().any(|d| d.contains("alice-gh"))).await;
+    assert!(actions(&audit, "host_granted").is_empty());
+    assert!(gh.org_invitations().is_empty(), "the invitation GitHub sent was cancelled: {:?}", gh.org_invitations());
+    assert!(gh.seen().iter().any(|r| r.starts_with("DELETE /orgs/acme/invitations/")), "{:?}", gh.seen());
+    assert!(!gh.team_members("jit-api-write").contains(&"alice-gh".to_string()));
+}

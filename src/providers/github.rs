@@ -271,6 +271,36 @@ impl GitHub {
         Ok((owner.to_string(), team_slug(prefix, name, grant.level), login.clone()))
     }
 
+    /// Cancels `login`'s pending invitation to organization `org`, if any
+    /// (`GET /orgs/{org}/invitations`, then `DELETE …/invitations/{id}`).
+    async fn cancel_org_invitation(&self, org: &str, login: &str, token: &SecretString) -> Result<(), ProviderError> {
+        let doing = format!("listing the pending invitations to {org}");
+        let pending = self
+            .send(self.request(reqwest::Method::GET, &format!("/orgs/{org}/invitations?per_page=100"), token.expose_secret()), 200, &doing)
+            .await?;
+        let ids = pending.as_array().into_iter().flatten().filter(|i| i["login"].as_str().is_some_and(|l| l.eq_ignore_ascii_case(login)));
+        for id in ids.filter_map(|i| i["id"].as_u64()) {
+            let doing = format!("cancelling {login}'s invitation to {org}");
+            let request = self.request(reqwest::Method::DELETE, &format!("/orgs/{org}/invitations/{id}"), token.expose_secret());
+            self.send_expecting(request, &[204, 404], &doing).await?;
+        }
+        Ok(())
+    }
+
+    /// Why a team membership was not given: the person is not (yet) in the organization.
+    fn not_a_member(&self, org: &str, login: &str, invited: bool) -> ProviderError {
+        let message = if invited {
+            format!(
+                "{login} has a pending invitation to the {org} organization and no access until they accept it (https://github.com/orgs/{org}/invitation); ask again once they have"
+            )
+        } else {
+            format!(
+                "{login} is not a member of the {org} organization, and jit never invites anyone into it: an owner of {org} invites them once, then ask again"
+            )
+        };
+        ProviderError::Refused { provider: self.name.clone(), message }
+    }
+
     /// Runs `change` with an organization token, then revokes the token.
     async fn with_org_token<T>(
         &self,
@@ -545,11 +575,29 @@ impl Provider for GitHub {
                 if status == 200 && body["state"] == "active" {
                     return Ok(false);
                 }
+                // Adding someone outside the organization to a team invites
+                // them into it ("pending"): no access until they accept, and
+                // an organization member once they do. jit never invites.
+                let doing = format!("reading {login}'s membership of organization {owner}");
+                let org_path = format!("/orgs/{owner}/memberships/{login}");
+                let (status, body) =
+                    self.send_expecting(self.request(reqwest::Method::GET, &org_path, token.expose_secret()), &[200, 404], &doing).await?;
+                if status == 404 || body["state"] != "active" {
+                    return Err(self.not_a_member(owner, login, status == 200));
+                }
                 let doing =
                     format!("adding {login} to team {owner}/{team} (does the team exist, with {} access to {owner}/{name}?)", grant.level);
                 let request =
                     self.request(reqwest::Method::PUT, &path, token.expose_secret()).json(&serde_json::json!({ "role": "member" }));
-                self.send(request, 200, &doing).await?;
+                let answer = self.send(request, 200, &doing).await?;
+                if answer["state"] != "active" {
+                    // Left the organization since the check: GitHub has just
+                    // invited them. Withdraw it (the team's and the organization's).
+                    let doing = format!("withdrawing the pending invitation of {login} to team {owner}/{team}");
+                    self.send_expecting(self.request(reqwest::Method::DELETE, &path, token.expose_secret()), &[204, 404], &doing).await?;
+                    self.cancel_org_invitation(owner, login, token).await?;
+                    return Err(self.not_a_member(owner, login, false));
+                }
                 Ok(true)
             })
             .await?;

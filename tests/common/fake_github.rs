@@ -11,7 +11,7 @@
 //! in a request that GitHub would not refuse (a missing header) is kept as a
 //! violation, and dropping the fake fails the test if there is any.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -50,6 +50,11 @@ pub struct Issued {
 
 #[derive(Default)]
 struct FakeState {
+    /// The organization's members (logins) and those invited, not yet in.
+    org_members: BTreeSet<String>,
+    org_invited: BTreeSet<String>,
+    /// Members who leave the organization right after it is asked whether they are in it.
+    leave_when_checked: BTreeSet<String>,
     /// Repositories renamed or moved since the broker's config named them:
     /// old name → the `Location` GitHub answers 301 with.
     moved: BTreeMap<String, String>,
@@ -111,6 +116,7 @@ impl FakeGitHub {
                 ("metadata".into(), "read".into()),
                 ("members".into(), "write".into()),
             ]),
+            org_members: ["alice-gh", "bob-gh", "dave-gh"].iter().map(|l| l.to_string()).collect(),
             teams: ["jit-api-read", "jit-api-write", "jit-api-admin"].iter().map(|t| (t.to_string(), Default::default())).collect(),
             team_repos: [("jit-api-read", "pull"), ("jit-api-write", "push"), ("jit-api-admin", "admin")]
                 .iter()
@@ -125,6 +131,9 @@ impl FakeGitHub {
             .route("/installation/token", delete(revoke))
             .route("/orgs/{org}/teams/{team}/memberships/{login}", get(membership).put(add_member).delete(remove_member))
             .route("/orgs/{org}/teams/{team}/repos/{owner}/{repo}", get(team_repo))
+            .route("/orgs/{org}/memberships/{login}", get(org_membership))
+            .route("/orgs/{org}/invitations", get(org_invitations))
+            .route("/orgs/{org}/invitations/{id}", delete(cancel_invitation))
             .fallback(unknown)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -184,6 +193,21 @@ impl FakeGitHub {
         for _ in 0..times {
             queue.push_back((status, retry_after));
         }
+    }
+
+    /// `login` leaves the organization (or was never in it).
+    pub fn leave_org(&self, login: &str) {
+        self.state.lock().unwrap().org_members.remove(login);
+    }
+
+    /// `login` leaves the organization just after jit checks it is in it.
+    pub fn leave_org_when_checked(&self, login: &str) {
+        self.state.lock().unwrap().leave_when_checked.insert(login.to_string());
+    }
+
+    /// Who GitHub has invited into the organization (and not withdrawn).
+    pub fn org_invitations(&self) -> Vec<String> {
+        self.state.lock().unwrap().org_invited.iter().cloned().collect()
     }
 
     /// `acme/{old}` was renamed to `acme/{new}` (an installed one): its old
@@ -550,13 +574,80 @@ async fn add_member(
     if serde_json::from_str::<Value>(&body).ok().and_then(|b| b["role"].as_str().map(str::to_string)).as_deref() != Some("member") {
         state.violations.push(format!("a membership is added as a plain member, not {body}"));
     }
-    match state.teams.get_mut(&team) {
-        Some(members) if org == OWNER => {
-            members.insert(login.clone());
-            Json(json!({"role": "member", "state": "active", "url": format!("https://api.github.com/organizations/1/team/1/memberships/{login}")})).into_response()
-        }
-        _ => error(404, "Not Found"),
+    if org != OWNER || !state.teams.contains_key(&team) {
+        return error(404, "Not Found");
     }
+    // Someone outside the organization is invited into it: pending, no access (GitHub's documented answer).
+    if !state.org_members.contains(&login) {
+        state.org_invited.insert(login.clone());
+        return Json(json!({"role": "member", "state": "pending", "url": format!("https://api.github.com/organizations/1/team/1/memberships/{login}")}))
+            .into_response();
+    }
+    state.teams.get_mut(&team).expect("checked").insert(login.clone());
+    Json(json!({"role": "member", "state": "active", "url": format!("https://api.github.com/organizations/1/team/1/memberships/{login}")}))
+        .into_response()
+}
+
+/// An invitation's id: its place among the invited, from 500.
+fn invitation_id(state: &FakeState, login: &str) -> Option<u64> {
+    state.org_invited.iter().position(|l| l == login).map(|i| 500 + i as u64)
+}
+
+async fn org_invitations(State(state): State<Arc<Mutex<FakeState>>>, Path(org): Path<String>, headers: HeaderMap) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("GET /orgs/{org}/invitations"));
+    check_headers(&mut state, "GET invitations", &headers);
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    let list: Vec<Value> = state
+        .org_invited
+        .iter()
+        .map(|l| json!({"id": invitation_id(&state, l), "login": l, "role": "direct_member", "email": null}))
+        .collect();
+    Json(list).into_response()
+}
+
+async fn cancel_invitation(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path((org, id)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("DELETE /orgs/{org}/invitations/{id}"));
+    check_headers(&mut state, "DELETE invitation", &headers);
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    let Some(login) = state.org_invited.iter().find(|l| invitation_id(&state, l) == Some(id)).cloned() else {
+        return error(404, "Not Found");
+    };
+    state.org_invited.remove(&login);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn org_membership(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path((org, login)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.seen.push(format!("GET /orgs/{org}/memberships/{login}"));
+    check_headers(&mut state, "GET org membership", &headers);
+    if !org_token(&state, &headers) {
+        return error(401, "Bad credentials");
+    }
+    let member_state = if state.org_members.contains(&login) {
+        if state.leave_when_checked.remove(&login) {
+            state.org_members.remove(&login);
+        }
+        "active"
+    } else if state.org_invited.contains(&login) {
+        "pending"
+    } else {
+        return error(404, "Not Found");
+    };
+    Json(json!({"state": member_state, "role": "member", "organization": {"login": OWNER}, "user": {"login": login}})).into_response()
 }
 
 async fn remove_member(State(state): State<Arc<Mutex<FakeState>>>, Path((org, team, login)): Member, headers: HeaderMap) -> Response {

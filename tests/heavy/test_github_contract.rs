@@ -152,6 +152,7 @@ async fn every_request_the_github_provider_sends_matches_githubs_openapi_descrip
             "post /app/installations/77/access_tokens",
             "get /orgs/acme/teams/jit-tools-write/repos/acme/tools",
             "get /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
+            "get /orgs/acme/memberships/dave-gh",
             "put /orgs/acme/teams/jit-tools-write/memberships/dave-gh",
             "delete /installation/token",
             "post /app/installations/77/access_tokens",
@@ -195,6 +196,9 @@ fn the_api_version_is_one_the_description_declares_and_breaks_nothing_jit_calls(
         ("/orgs/{org}/teams/{team_slug}/memberships/{username}", "put"),
         ("/orgs/{org}/teams/{team_slug}/memberships/{username}", "delete"),
         ("/orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}", "get"),
+        ("/orgs/{org}/memberships/{username}", "get"),
+        ("/orgs/{org}/invitations", "get"),
+        ("/orgs/{org}/invitations/{invitation_id}", "delete"),
     ];
     for (path, method) in calls {
         assert!(spec["paths"][path][method].is_object(), "{method} {path} is not in the description");
