@@ -158,6 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The URL clients use to reach this broker [default: http://ADDR]')
             [CompletionResult]::new('--init-admin', '--init-admin', [CompletionResultType]::ParameterName, 'Create the first admin NAME on a broker that has none, print its token once, and exit')
             [CompletionResult]::new('--dev', '--dev', [CompletionResultType]::ParameterName, 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json')
+            [CompletionResult]::new('--host-setup', '--host-setup', [CompletionResultType]::ParameterName, 'Print what the config''s repos need created at their hosts (GitHub team mode''s teams, one per level the rules grant, as `gh api` commands), and exit')
             [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -486,7 +486,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__server)
-            opts="-h --config --listen --data-dir --public-url --dev --init-admin --allow-remote --help"
+            opts="-h --config --listen --data-dir --public-url --dev --init-admin --host-setup --allow-remote --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

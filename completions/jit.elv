@@ -139,6 +139,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --public-url 'The URL clients use to reach this broker [default: http://ADDR]'
             cand --init-admin 'Create the first admin NAME on a broker that has none, print its token once, and exit'
             cand --dev 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
+            cand --host-setup 'Print what the config''s repos need created at their hosts (GitHub team mode''s teams, one per level the rules grant, as `gh api` commands), and exit'
             cand --allow-remote 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -97,6 +97,7 @@ complete -c jit -n "__fish_jit_using_subcommand server" -l data-dir -d 'Where th
 complete -c jit -n "__fish_jit_using_subcommand server" -l public-url -d 'The URL clients use to reach this broker [default: http://ADDR]' -r
 complete -c jit -n "__fish_jit_using_subcommand server" -l init-admin -d 'Create the first admin NAME on a broker that has none, print its token once, and exit' -r
 complete -c jit -n "__fish_jit_using_subcommand server" -l dev -d 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
+complete -c jit -n "__fish_jit_using_subcommand server" -l host-setup -d 'Print what the config\'s repos need created at their hosts (GitHub team mode\'s teams, one per level the rules grant, as `gh api` commands), and exit'
 complete -c jit -n "__fish_jit_using_subcommand server" -l allow-remote -d 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP'
 complete -c jit -n "__fish_jit_using_subcommand server" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants" -s h -l help -d 'Print help (see more with \'--help\')'
