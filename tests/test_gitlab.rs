@@ -201,3 +201,50 @@ async fn no_gitlab_secret_is_kept_in_clear_or_shown_but_where_it_is_the_point() 
         alice.secret(secret);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_mode_does_not_count_an_awaiting_membership_as_access() {
+    let gl = FakeGitLab::start().await;
+    let b = TestBroker::start_with(&gl.member_policy()).await;
+    // dave's Maintainer access through a group is "awaiting" at GitLab: listed, but no access yet.
+    gl.set_awaiting_inherited("acme/api", "dave.gl", 40);
+    let id = b.request("dave", "acme/api", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_granted").is_empty()).await;
+    assert_eq!(actions(&audit, "host_granted")[0]["detail"], "gitlab: dave.gl added to acme/api with access level 30");
+    assert_eq!(gl.member("acme/api", "dave.gl").map(|m| m.0), Some(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_token_that_cannot_create_project_tokens_is_named_before_and_when_minting() {
+    let gl = FakeGitLab::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jit.toml");
+    std::fs::write(&config, gl.policy()).unwrap();
+    let check = || {
+        crate::common::jit()
+            .args(["server", "--host-setup", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let fine = check();
+    assert!(fine.status.success(), "{}", String::from_utf8_lossy(&fine.stderr));
+
+    // A project (or group) access token: GitLab documents that it cannot create project access tokens.
+    gl.broker_token_is_a_project_token();
+    let said = check();
+    assert_eq!(said.status.code(), Some(6));
+    let out = String::from_utf8_lossy(&said.stdout);
+    assert!(out.contains("provider `gitlab`: the broker's token is a project or group access token"), "{out}");
+    let b = TestBroker::start_with(&gl.policy()).await;
+    let alice = logged_in(&b, "alice");
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).code(6).stderr_has("must be a personal access token");
+
+    // Without the api scope.
+    gl.broker_token_scopes(&["read_api"]);
+    let out = String::from_utf8(check().stdout).unwrap();
+    assert!(out.contains("the broker's token lacks the api scope (it has: read_api)"), "{out}");
+}

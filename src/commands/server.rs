@@ -57,7 +57,7 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
         } else if let Some(name) = &args.init_admin {
             init_admin(args, name).await
         } else if args.host_setup {
-            host_setup(args)
+            host_setup(args).await
         } else {
             run(args).await
         }
@@ -81,8 +81,15 @@ fn config_error(e: ConfigError) -> CommandError {
 }
 
 /// `--host-setup`: what each repo's provider needs created at the host.
-fn host_setup(args: &ServerArgs) -> Result<(), CommandError> {
+async fn host_setup(args: &ServerArgs) -> Result<(), CommandError> {
     let config = load_config(args)?;
+    let mut problems = 0;
+    for provider in config.providers.all() {
+        for problem in provider.check_credential().await {
+            problems += 1;
+            println!("# provider `{}`: {problem}", provider.name());
+        }
+    }
     let mut any = false;
     for repo in &config.repos {
         let Some(provider) = config.providers.for_repo(repo) else { continue };
@@ -98,6 +105,12 @@ fn host_setup(args: &ServerArgs) -> Result<(), CommandError> {
     }
     if !any {
         eprintln!("nothing to create at the hosts: no repo's provider needs it (only GitHub's team mode does)");
+    }
+    if problems > 0 {
+        return Err(CommandError::new(
+            ExitKind::HostFailed,
+            format!("{problems} problem(s) with the brokers' credentials at their hosts (above)"),
+        ));
     }
     Ok(())
 }
@@ -225,6 +238,15 @@ async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     }
     if broker.config().policy.rules().is_empty() {
         tracing::warn!("the policy has no rules: every request will be refused (default deny)");
+    }
+    // The providers' own credentials, checked once in the background: a host
+    // that is down at start-up must not keep the broker from serving.
+    for provider in broker.config().providers.all().cloned().collect::<Vec<_>>() {
+        tokio::spawn(async move {
+            for problem in provider.check_credential().await {
+                tracing::error!(provider = %provider.name(), "{problem}");
+            }
+        });
     }
     let handle = launch_with_listener(broker, listener).await?;
     tracing::info!(url = %handle.url(), "jit broker listening");

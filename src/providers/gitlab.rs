@@ -116,7 +116,7 @@ fn host_error(provider: &str, doing: &str, status: u16, retry_after: Option<std:
             "GitLab refused the broker's token while {doing} (HTTP 401{said}); check token_file / token_env, and that the token has not expired"
         )),
         403 => refused(format!(
-            "GitLab forbade {doing} (HTTP 403{said}); the broker's token needs the api scope and the Maintainer role on the project"
+            "GitLab forbade {doing} (HTTP 403{said}); the broker's token must be a personal access token (not a project or group access token) with the api scope, of a user who is a Maintainer of the project; on GitLab.com, project access tokens also need Premium or Ultimate"
         )),
         404 => refused(format!(
             "GitLab found nothing while {doing} (HTTP 404{said}); does the project exist, and can the broker's token see it?"
@@ -212,6 +212,29 @@ impl Provider for GitLab {
         if self.logins.is_some() { Access::HostMembership } else { Access::HostToken }
     }
 
+    async fn check_credential(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        // Only a personal access token may create project access tokens
+        // (GitLab: "You cannot authenticate with a project access token");
+        // project and group access tokens act as bot users.
+        match self.send(self.request(reqwest::Method::GET, "/user"), &[200], "checking whose the broker's token is").await {
+            Ok((_, user)) if user["bot"].as_bool() == Some(true) && self.logins.is_none() => problems.push(
+                "the broker's token is a project or group access token (its user is a bot): creating project access tokens needs a personal access token with the api scope, of a user who is a Maintainer of the guarded projects".to_string(),
+            ),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("cannot check the broker's token: {e}")),
+        }
+        if let Ok((_, token)) =
+            self.send(self.request(reqwest::Method::GET, "/personal_access_tokens/self"), &[200], "reading the broker's token").await
+        {
+            let scopes: Vec<&str> = token["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+            if !scopes.contains(&"api") {
+                problems.push(format!("the broker's token lacks the api scope (it has: {})", scopes.join(", ")));
+            }
+        }
+        problems
+    }
+
     fn check_repo(&self, repo: &RepoSpec) -> Result<(), String> {
         project_id(repo).map(drop)
     }
@@ -264,7 +287,9 @@ impl Provider for GitLab {
         let doing = format!("reading {username}'s access to {}", repo.name);
         let (status, effective) =
             self.send(self.request(reqwest::Method::GET, &format!("{members}/all/{user_id}")), &[200, 404], &doing).await?;
-        let had = if status == 200 { effective["access_level"].as_u64().unwrap_or(0) } else { 0 };
+        // An "awaiting" membership (a seat or an approval to come) is listed but gives no access.
+        let active = effective["state"].as_str().is_none_or(|s| s == "active");
+        let had = if status == 200 && active { effective["access_level"].as_u64().unwrap_or(0) } else { 0 };
         let (status, direct) = self.send(self.request(reqwest::Method::GET, &format!("{members}/{user_id}")), &[200, 404], &doing).await?;
         let direct = if status == 200 { direct["access_level"].as_u64() } else { None };
         let handle = |restore: Option<u64>| SecretString::from(serde_json::json!({ "user_id": user_id, "restore": restore }).to_string());

@@ -164,6 +164,12 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// What is wrong with the broker's own credential at the host, checked
+    /// at start-up and by `jit server --host-setup` (empty: nothing found).
+    async fn check_credential(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// What the operator must create at the host before grants on `repo` at
     /// `levels` can work (GitHub team mode: a team per level), as commands
     /// to run; nothing for most providers.

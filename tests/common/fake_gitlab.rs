@@ -36,12 +36,19 @@ pub struct Issued {
 #[derive(Default)]
 struct FakeState {
     broker_token: String,
+    /// What the broker's token is: `personal` (a user's), or `project` (a
+    /// project or group access token: its user is a bot).
+    broker_token_kind: &'static str,
+    /// The broker token's scopes, as `GET /personal_access_tokens/self` shows them.
+    broker_scopes: Vec<String>,
     /// Users by username: their ids.
     users: BTreeMap<String, u64>,
     /// Direct project memberships, (project, user id) → (access level, expires_at).
     members: BTreeMap<(String, u64), (u64, Option<String>)>,
     /// Access inherited from a group, (project, user id) → access level.
     inherited: BTreeMap<(String, u64), u64>,
+    /// Memberships GitLab holds back ("awaiting": a seat or an approval to come): listed, no access.
+    awaiting: std::collections::BTreeSet<(String, u64)>,
     tokens: Vec<Issued>,
     scripted: HashMap<&'static str, VecDeque<u16>>,
     violations: Vec<String>,
@@ -81,11 +88,19 @@ impl FakeGitLab {
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let users = BTreeMap::from([("alice.gl".to_string(), 7), ("dave.gl".to_string(), 8), ("bob.gl".to_string(), 9)]);
-        let state = Arc::new(Mutex::new(FakeState { broker_token, users, ..FakeState::default() }));
+        let state = Arc::new(Mutex::new(FakeState {
+            broker_token,
+            broker_token_kind: "personal",
+            broker_scopes: vec!["api".to_string()],
+            users,
+            ..FakeState::default()
+        }));
         let app = axum::Router::new()
             .route("/api/v4/projects/{id}/access_tokens", post(create))
             .route("/api/v4/projects/{id}/access_tokens/{token_id}", delete(revoke))
             .route("/api/v4/users", get(list_users))
+            .route("/api/v4/user", get(current_user))
+            .route("/api/v4/personal_access_tokens/self", get(token_self))
             .route("/api/v4/projects/{id}/members", post(add_member))
             .route("/api/v4/projects/{id}/members/all/{user_id}", get(effective_member))
             .route("/api/v4/projects/{id}/members/{user_id}", get(direct_member).put(change_member).delete(remove_member))
@@ -97,6 +112,18 @@ impl FakeGitLab {
             axum::serve(listener, app).await.unwrap();
         });
         FakeGitLab { url, dir, state, server }
+    }
+
+    /// The broker's token becomes a project (or group) access token: GitLab's
+    /// bot user; creating project access tokens with it is refused, as
+    /// GitLab documents ("You must use a personal access token").
+    pub fn broker_token_is_a_project_token(&self) {
+        self.state.lock().unwrap().broker_token_kind = "project";
+    }
+
+    /// The broker's token has these scopes (default: `api`).
+    pub fn broker_token_scopes(&self, scopes: &[&str]) {
+        self.state.lock().unwrap().broker_scopes = scopes.iter().map(|s| s.to_string()).collect();
     }
 
     /// A policy: `acme/api` and `acme/platform/tools` (the broker's) and
@@ -135,6 +162,15 @@ impl FakeGitLab {
         let mut state = self.state.lock().unwrap();
         let id = state.users[username];
         state.inherited.insert((project.to_string(), id), level);
+    }
+
+    /// Access through a group that GitLab holds back (`state: "awaiting"`):
+    /// listed with its level, but it gives no access until it is activated.
+    pub fn set_awaiting_inherited(&self, project: &str, username: &str, level: u64) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.users[username];
+        state.inherited.insert((project.to_string(), id), level);
+        state.awaiting.insert((project.to_string(), id));
     }
 
     /// A direct membership now: its access level and expiry date.
@@ -186,10 +222,32 @@ fn admit(state: &mut FakeState, headers: &HeaderMap, uri: &Uri, route: &'static 
     None
 }
 
+async fn current_user(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "user") {
+        return refused;
+    }
+    let bot = state.broker_token_kind != "personal";
+    let username = if bot { "project_1_bot_3f2a" } else { "jit-broker" };
+    Json(json!({"id": 100, "username": username, "name": username, "state": "active", "bot": bot})).into_response()
+}
+
+async fn token_self(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "token_self") {
+        return refused;
+    }
+    Json(json!({"id": 1, "name": "jit broker", "revoked": false, "active": true, "scopes": state.broker_scopes, "user_id": 100, "expires_at": null}))
+        .into_response()
+}
+
 async fn create(State(state): State<Shared>, Path(project): Path<String>, headers: HeaderMap, uri: Uri, body: String) -> Response {
     let mut state = state.lock().unwrap();
     if let Some(refused) = admit(&mut state, &headers, &uri, "create") {
         return refused;
+    }
+    if state.broker_token_kind != "personal" {
+        return error(403, "403 Forbidden");
     }
     if !PROJECTS.contains(&project.as_str()) {
         return error(404, "404 Project Not Found");
@@ -275,9 +333,11 @@ async fn effective_member(State(state): State<Shared>, Path((project, id)): Path
         return refused;
     }
     let direct = state.members.get(&(project.clone(), id)).map(|m| m.0).unwrap_or(0);
-    let inherited = state.inherited.get(&(project, id)).copied().unwrap_or(0);
+    let inherited = state.inherited.get(&(project.clone(), id)).copied().unwrap_or(0);
+    let awaiting = direct < inherited && state.awaiting.contains(&(project, id));
     match direct.max(inherited) {
         0 => error(404, "404 Not found"),
+        level if awaiting => Json(json!({"id": id, "access_level": level, "expires_at": null, "state": "awaiting"})).into_response(),
         level => member_json(id, &(level, None)),
     }
 }
