@@ -47,7 +47,13 @@ async fn each_level_gets_a_project_token_with_its_scopes_and_role_revoked_when_t
     assert!(issued[0].name.starts_with("jit grant 1 (alice, read)"), "{}", issued[0].name);
     let grant_end =
         chrono::DateTime::parse_from_rfc3339(b.get("alice", "/v1/grants/1").await.body["expires_at"].as_str().unwrap()).unwrap();
-    assert_eq!(issued[0].expires_at, (grant_end + chrono::Duration::days(1)).date_naive(), "the day after the grant ends");
+    let grant_end = grant_end.with_timezone(&chrono::Utc);
+    let (date, _) = jit::providers::gitlab::expiry_date(grant_end, chrono::Utc::now().date_naive(), 365);
+    assert_eq!(issued[0].expires_at, date, "the first date whose midnight (UTC, when GitLab ends it) is at or after the grant's end");
+    assert!(
+        date.and_time(chrono::NaiveTime::MIN).and_utc() - grant_end < chrono::Duration::days(1),
+        "it outlives the grant by under a day"
+    );
 
     // write and admin (approved by carol) on a project two groups deep.
     for (level, role) in [("write", 30), ("admin", 40)] {

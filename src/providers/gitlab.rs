@@ -36,7 +36,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 
 use super::host_api::{quoted, rate_limit_wait, transport};
@@ -63,10 +63,14 @@ struct Section {
     timeout: Option<String>,
     /// PEM roots trusted beside the system's (a host behind a company CA).
     ca_file: Option<PathBuf>,
+    /// The instance's longest token lifetime, in days (GitLab's default 365;
+    /// lower where an administrator set it).
+    max_token_days: Option<u32>,
 }
 
 pub struct GitLab {
     name: String,
+    max_token_days: u32,
     /// Member mode's usernames (jit user → GitLab username); `None` in token mode.
     logins: Option<std::collections::BTreeMap<String, String>>,
     api_url: String,
@@ -101,6 +105,26 @@ fn project_id(repo: &RepoSpec) -> Result<String, String> {
         return Err(format!("url {url}: a GitLab project is https://HOST/GROUP/PROJECT.git"));
     }
     Ok(url::form_urlencoded::byte_serialize(url.path().as_bytes()).collect())
+}
+
+/// GitLab's default longest token lifetime (days).
+const DEFAULT_MAX_TOKEN_DAYS: u32 = 365;
+
+/// The expiry date to give GitLab for access that should last until `end`,
+/// and when that access really ends. GitLab counts in dates and ends a token
+/// (or a membership) at 00:00 UTC on its date: the earliest date at or after
+/// `end`, so it outlives the grant by less than a day (the backstop, should
+/// jit's own revocation fail) — but no later than `max_days` after `today`,
+/// the instance's limit, and then the access ends at that date's midnight,
+/// before the grant (git's helper mints anew while the grant lives).
+pub fn expiry_date(end: DateTime<Utc>, today: NaiveDate, max_days: u32) -> (NaiveDate, DateTime<Utc>) {
+    let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+    let mut date = end.date_naive();
+    if midnight(date) < end {
+        date = date.succ_opt().expect("a date after the grant's");
+    }
+    let date = date.min(today + chrono::Days::new(u64::from(max_days)));
+    (date, end.min(midnight(date)))
 }
 
 /// GitLab's answer, in words that say what to fix.
@@ -153,7 +177,11 @@ impl GitLab {
         let api_url = host_api::api_url(section.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
         let token = host_api::secret_from("token", section.token_file.as_ref(), section.token_env.as_deref(), env)?;
         let client = host_api::client(section.timeout.as_deref(), section.ca_file.as_deref())?;
-        Ok(GitLab { name: name.to_string(), logins, api_url, token, client })
+        let max_token_days = section.max_token_days.unwrap_or(DEFAULT_MAX_TOKEN_DAYS);
+        if !(1..=400).contains(&max_token_days) {
+            return Err(format!("max_token_days `{max_token_days}`: between 1 and 400 (GitLab's default is 365)"));
+        }
+        Ok(GitLab { name: name.to_string(), logins, api_url, token, client, max_token_days })
     }
 
     /// The GitLab username of a grant's person (member mode).
@@ -239,14 +267,14 @@ impl Provider for GitLab {
         project_id(repo).map(drop)
     }
 
-    async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, _now: DateTime<Utc>) -> Result<Minted, ProviderError> {
+    async fn mint(&self, repo: &RepoSpec, grant: &GrantRecord, now: DateTime<Utc>) -> Result<Minted, ProviderError> {
         if self.logins.is_some() {
             return Err(ProviderError::Config { provider: self.name.clone(), message: "member mode mints no credentials".into() });
         }
         let project = project_id(repo).map_err(|message| ProviderError::Config { provider: self.name.clone(), message })?;
         let (scopes, role) = scopes_and_role(grant.level);
-        // GitLab counts in days: the day after the grant ends, and jit revokes it at the end.
-        let expires_on = (grant.expires_at + chrono::Duration::days(1)).date_naive();
+        // GitLab counts in dates (see `expiry_date`); jit revokes it when the grant ends.
+        let (expires_on, ends) = expiry_date(grant.expires_at, now.date_naive(), self.max_token_days);
         let body = serde_json::json!({
             "name": format!("jit grant {} ({}, {})", grant.id, grant.user, grant.level),
             "scopes": scopes,
@@ -268,7 +296,7 @@ impl Provider for GitLab {
             // GitLab takes any user name with a project access token; this one names the grant in its logs.
             username: format!("jit-grant-{}", grant.id),
             password: token,
-            expires_at: grant.expires_at,
+            expires_at: ends,
             kept: Kept::HostHandle(SecretString::from(created.id.to_string())),
         })
     }
@@ -308,7 +336,8 @@ impl Provider for GitLab {
             }
             None => {
                 // GitLab also ends it by itself the day after the grant, should the broker be down then.
-                let expires_on = (grant.expires_at + chrono::Duration::days(1)).date_naive().format("%Y-%m-%d").to_string();
+                let (expires_on, _) = expiry_date(grant.expires_at, Utc::now().date_naive(), self.max_token_days);
+                let expires_on = expires_on.format("%Y-%m-%d").to_string();
                 let body = serde_json::json!({ "user_id": user_id, "access_level": role, "expires_at": expires_on });
                 let doing = format!("adding {username} to {} with access level {role}", repo.name);
                 self.send(self.request(reqwest::Method::POST, &members).json(&body), &[201], &doing).await?;
@@ -359,6 +388,20 @@ mod tests {
     }
 
     #[test]
+    fn a_token_ends_at_the_first_midnight_after_the_grant_within_the_instances_limit() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let today = day("2026-12-06");
+        // Ends mid-day: the next date (its midnight is under a day later); the access lasts the grant.
+        assert_eq!(expiry_date(at("2026-12-06T14:30:00Z"), today, 365), (day("2026-12-07"), at("2026-12-06T14:30:00Z")));
+        // Ends at midnight exactly: that very date.
+        assert_eq!(expiry_date(at("2026-12-08T00:00:00Z"), today, 365), (day("2026-12-08"), at("2026-12-08T00:00:00Z")));
+        // Longer than the instance allows: its last date, and the access ends at that midnight.
+        assert_eq!(expiry_date(at("2026-12-09T10:00:00Z"), today, 1), (day("2026-12-07"), at("2026-12-07T00:00:00Z")));
+        assert_eq!(expiry_date(at("2026-12-09T10:00:00Z"), today, 3), (day("2026-12-09"), at("2026-12-09T00:00:00Z")));
+    }
+
+    #[test]
     fn levels_map_to_scopes_and_roles() {
         assert_eq!(scopes_and_role(Level::Read), (&["read_repository"][..], 20));
         assert_eq!(scopes_and_role(Level::Write), (&["read_repository", "write_repository"][..], 30));
@@ -378,7 +421,7 @@ mod tests {
         let message = |e: ProviderError| e.to_string();
         let e = |status, said| host_error("gl", "minting", status, None, said);
         assert!(message(e(401, Some("401 Unauthorized"))).contains("check token_file / token_env"));
-        assert!(message(e(403, Some("403 Forbidden"))).contains("Maintainer role"));
+        assert!(message(e(403, Some("403 Forbidden"))).contains("must be a personal access token"));
         assert!(message(e(404, Some("404 Project Not Found"))).contains("does the project exist"));
         assert!(message(e(400, Some("expires_at is invalid"))).contains("HTTP 400: \"expires_at is invalid\""));
         assert!(matches!(e(500, None), ProviderError::Failed { .. }));
