@@ -248,7 +248,10 @@ impl GitHub {
         let installation = self.installation(owner, repo).await?;
         let jwt = self.app_jwt()?;
         let doing = format!("minting a token to manage {owner}'s team memberships");
-        let body = serde_json::json!({ "permissions": { "members": "write" } });
+        // Narrowed to the one repository the change is about: its metadata is
+        // what the team check reads (a private repository is a 404 to a token
+        // that does not cover it), and nothing else of the installation.
+        let body = serde_json::json!({ "repositories": [repo], "permissions": { "members": "write", "metadata": "read" } });
         let path = format!("/app/installations/{installation}/access_tokens");
         let answer = self.send(self.request(reqwest::Method::POST, &path, &jwt).json(&body), 201, &doing).await?;
         let token = answer["token"]

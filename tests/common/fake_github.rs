@@ -436,9 +436,8 @@ async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, h
     };
     let repositories: Vec<String> =
         body["repositories"].as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    let org_only = body["permissions"].as_object().is_some_and(|p| p.keys().all(|k| k == "members"));
-    if org_only && !repositories.is_empty() || !org_only && repositories.len() != 1 {
-        state.violations.push(format!("a token must name exactly one repository (none for team changes), got {}", body["repositories"]));
+    if repositories.len() != 1 {
+        state.violations.push(format!("a token must name exactly one repository (team changes too), got {}", body["repositories"]));
     }
     if repositories.iter().any(|r| !INSTALLED_REPOS.contains(&r.as_str())) {
         return error(422, "There is at least one repository that does not exist or is not accessible to the parent installation.");
@@ -535,6 +534,11 @@ async fn team_repo(
     }
     if headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/vnd.github.v3.repository+json") {
         state.violations.push("a team's permissions come only with Accept: application/vnd.github.v3.repository+json".into());
+    }
+    // The repositories are private: a token that does not cover this one sees nothing (GitHub's 404).
+    let token = bearer(&headers).unwrap_or_default();
+    if !state.tokens.iter().any(|t| t.token == token && t.repositories.contains(&repo) && t.permissions.contains_key("metadata")) {
+        return error(404, "Not Found");
     }
     let Some(permission) = state.team_repos.get(&(team.clone(), repo.clone())).filter(|_| org == OWNER && owner == OWNER) else {
         return error(404, "Not Found");
