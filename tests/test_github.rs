@@ -392,6 +392,10 @@ async fn a_token_wider_than_asked_or_that_git_cannot_send_is_revoked_and_refused
         "{}",
         refused.message()
     );
+    // "all" echoed from the installation, with the token's one repository listed: it is that one's.
+    gh.odd_mint_next(None, Some("all-echo"));
+    let scoped = b.post("alice", &path, serde_json::json!({})).await;
+    assert_eq!(scoped.status, 201, "{}", scoped.message());
     // A token with a line break in it would end git's credential answer early.
     gh.odd_mint_next(Some("ghs_one\nusername=evil"), None);
     let refused = b.post("alice", &path, serde_json::json!({})).await;
@@ -400,10 +404,13 @@ async fn a_token_wider_than_asked_or_that_git_cannot_send_is_revoked_and_refused
         "{}",
         refused.message()
     );
-    assert_eq!(gh.tokens().len(), 2);
-    // The wide one is revoked at once; the other cannot even be sent back to
-    // GitHub to revoke (no HTTP header carries a line break): it lapses within the hour.
-    assert_eq!(gh.live_tokens().iter().map(|t| t.token.as_str()).collect::<Vec<_>>(), ["ghs_one\nusername=evil"]);
+    assert_eq!(gh.tokens().len(), 3);
+    // The wide one is revoked at once; the scoped one lives (it is the grant's
+    // credential); the last cannot even be sent back to GitHub to revoke (no
+    // HTTP header carries a line break): it lapses within the hour.
+    let live: Vec<String> = gh.live_tokens().iter().map(|t| t.token.clone()).collect();
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert!(live.contains(&"ghs_one\nusername=evil".to_string()) && !gh.tokens()[0].token.is_empty() && gh.tokens()[0].revoked);
     assert_eq!(actions(&b.audit().await, "credential_failed").len(), 2);
 }
 

@@ -475,6 +475,14 @@ struct TokenAnswer {
     #[serde(default)]
     permissions: serde_json::Map<String, serde_json::Value>,
     repository_selection: Option<String>,
+    /// The repositories the token covers, when GitHub lists them.
+    #[serde(default)]
+    repositories: Option<Vec<NamedRepository>>,
+}
+
+#[derive(Deserialize)]
+struct NamedRepository {
+    name: String,
 }
 
 #[async_trait]
@@ -514,8 +522,12 @@ impl Provider for GitHub {
         let token = SecretString::from(answer.token);
         // A token is any non-empty text git can carry: its length and format are GitHub's to change.
         let usable = !token.expose_secret().is_empty() && !token.expose_secret().chars().any(char::is_control);
+        // `repository_selection` may echo the installation's setting ("all")
+        // for a token asked for one repository; the token's own list then
+        // says what it covers. "all" without that list is refused.
+        let only_asked = answer.repositories.as_ref().is_some_and(|r| r.len() == 1 && r[0].name.eq_ignore_ascii_case(name));
         let too_wide = match answer.repository_selection.as_deref() {
-            Some("all") => Some("every repository of the installation".to_string()),
+            Some("all") if !only_asked => Some("every repository of the installation".to_string()),
             _ => exceeds(&answer.permissions, &asked),
         };
         if !usable || too_wide.is_some() {

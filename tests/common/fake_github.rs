@@ -481,17 +481,23 @@ async fn mint(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<u64>, h
         shown.insert(k.clone(), json!(v));
     }
     shown.insert("metadata".into(), json!("read"));
-    (
-        StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "permissions": shown,
-            "repository_selection": selection.unwrap_or_else(|| "selected".into()),
-            "repositories": repositories.iter().map(|r| json!({"name": r, "full_name": format!("{OWNER}/{r}")})).collect::<Vec<_>>(),
-        })),
-    )
-        .into_response()
+    // `all`: a token for every repository (no list); `all-echo`: the
+    // installation's setting echoed, with the token's one repository listed.
+    let (selection, listed) = match selection.as_deref() {
+        Some("all") => ("all".to_string(), None),
+        Some("all-echo") => ("all".to_string(), Some(&repositories)),
+        other => (other.unwrap_or("selected").to_string(), Some(&repositories)),
+    };
+    let mut answer = json!({
+        "token": token,
+        "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "permissions": shown,
+        "repository_selection": selection,
+    });
+    if let Some(listed) = listed {
+        answer["repositories"] = listed.iter().map(|r| json!({"name": r, "full_name": format!("{OWNER}/{r}")})).collect();
+    }
+    (StatusCode::CREATED, Json(answer)).into_response()
 }
 
 async fn revoke(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
