@@ -253,4 +253,9 @@ async fn a_broker_token_that_cannot_create_project_tokens_is_named_before_and_wh
     gl.broker_token_scopes(&["read_api"]);
     let out = String::from_utf8(check().stdout).unwrap();
     assert!(out.contains("the broker's token lacks the api scope (it has: read_api)"), "{out}");
+    assert!(!out.contains("Internal projects"), "{out}");
+    // Internal projects: every project token reads them.
+    gl.add_internal_project("acme/handbook");
+    let out = String::from_utf8(check().stdout).unwrap();
+    assert!(out.contains("this GitLab has Internal projects, and a project access token can read every one of them"), "{out}");
 }

@@ -260,6 +260,16 @@ impl Provider for GitLab {
                 problems.push(format!("the broker's token lacks the api scope (it has: {})", scopes.join(", ")));
             }
         }
+        // A project access token acts as an internal user: it reads every
+        // project whose visibility is Internal, whatever project it was made for.
+        if self.logins.is_none() {
+            let internal = self.request(reqwest::Method::GET, "/projects?visibility=internal&simple=true&per_page=1");
+            if let Ok((_, found)) = self.send(internal, &[200], "looking for Internal projects").await
+                && found.as_array().is_some_and(|a| !a.is_empty())
+            {
+                problems.push("this GitLab has Internal projects, and a project access token can read every one of them: a read grant on one project reaches them all (make them Private, or use mode = \"member\")".to_string());
+            }
+        }
         problems
     }
 

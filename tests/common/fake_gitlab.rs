@@ -41,6 +41,8 @@ struct FakeState {
     broker_token_kind: &'static str,
     /// The broker token's scopes, as `GET /personal_access_tokens/self` shows them.
     broker_scopes: Vec<String>,
+    /// Projects whose visibility is Internal (any logged-in user, and any project token, reads them).
+    internal_projects: Vec<String>,
     /// Users by username: their ids.
     users: BTreeMap<String, u64>,
     /// Direct project memberships, (project, user id) → (access level, expires_at).
@@ -100,6 +102,7 @@ impl FakeGitLab {
             .route("/api/v4/projects/{id}/access_tokens/{token_id}", delete(revoke))
             .route("/api/v4/users", get(list_users))
             .route("/api/v4/user", get(current_user))
+            .route("/api/v4/projects", get(list_projects))
             .route("/api/v4/personal_access_tokens/self", get(token_self))
             .route("/api/v4/projects/{id}/members", post(add_member))
             .route("/api/v4/projects/{id}/members/all/{user_id}", get(effective_member))
@@ -119,6 +122,11 @@ impl FakeGitLab {
     /// GitLab documents ("You must use a personal access token").
     pub fn broker_token_is_a_project_token(&self) {
         self.state.lock().unwrap().broker_token_kind = "project";
+    }
+
+    /// `path` is an Internal project on this GitLab.
+    pub fn add_internal_project(&self, path: &str) {
+        self.state.lock().unwrap().internal_projects.push(path.to_string());
     }
 
     /// The broker's token has these scopes (default: `api`).
@@ -230,6 +238,20 @@ async fn current_user(State(state): State<Shared>, headers: HeaderMap, uri: Uri)
     let bot = state.broker_token_kind != "personal";
     let username = if bot { "project_1_bot_3f2a" } else { "jit-broker" };
     Json(json!({"id": 100, "username": username, "name": username, "state": "active", "bot": bot})).into_response()
+}
+
+async fn list_projects(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = admit(&mut state, &headers, &uri, "projects") {
+        return refused;
+    }
+    let query = uri.query().unwrap_or("");
+    if !query.contains("visibility=internal") {
+        state.violations.push(format!("listing projects without a visibility filter: {uri}"));
+    }
+    let list: Vec<Value> =
+        state.internal_projects.iter().map(|p| json!({"id": 1, "path_with_namespace": p, "visibility": "internal"})).collect();
+    Json(list).into_response()
 }
 
 async fn token_self(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
