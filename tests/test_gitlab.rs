@@ -259,3 +259,24 @@ async fn a_broker_token_that_cannot_create_project_tokens_is_named_before_and_wh
     let out = String::from_utf8(check().stdout).unwrap();
     assert!(out.contains("this GitLab has Internal projects, and a project access token can read every one of them"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_mode_does_not_take_a_queued_role_promotion_for_a_grant() {
+    let gl = FakeGitLab::start().await;
+    let b = TestBroker::start_with(&gl.member_policy()).await;
+    // An administrator must approve promotions: GitLab queues the addition and answers as if done.
+    gl.queue_role_promotions();
+    let id = b.request("alice", "acme/api", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_grant_failed").is_empty()).await;
+    let failed = actions(&audit, "host_grant_failed")[0]["detail"].as_str().unwrap().to_string();
+    assert!(failed.contains("queued for an administrator's approval") && failed.contains("not a grant"), "{failed}");
+    assert!(actions(&audit, "host_granted").is_empty(), "a queued change is never audited as given");
+    assert_eq!(gl.member("acme/api", "alice.gl"), None);
+    // bob's own Reporter membership raised for a grant: queued too, and refused the same way.
+    gl.set_member("acme/api", "bob.gl", 20);
+    let id = b.request("bob", "acme/api", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    eventually(|| b.audit(), |a| actions(a, "host_grant_failed").iter().any(|e| e["detail"].as_str().unwrap().contains("bob.gl"))).await;
+    assert_eq!(gl.member("acme/api", "bob.gl").map(|m| m.0), Some(20));
+}

@@ -354,6 +354,21 @@ impl Provider for GitLab {
                 (format!("{username} added to {} with access level {role}", repo.name), None)
             }
         };
+        // With administrator approval for role promotions on, GitLab queues
+        // the change and answers as if it were done: only the membership as
+        // it now stands says whether the person has the access.
+        let doing = format!("reading {username}'s membership of {} back", repo.name);
+        let (status, now) = self.send(self.request(reqwest::Method::GET, &format!("{members}/{user_id}")), &[200, 404], &doing).await?;
+        let now_level = if status == 200 { now["access_level"].as_u64().unwrap_or(0) } else { 0 };
+        if now_level < u64::from(role) {
+            return Err(ProviderError::Refused {
+                provider: self.name.clone(),
+                message: format!(
+                    "GitLab did not give {username} access level {role} on {} (it has {now_level}): the change is queued for an administrator's approval (role promotion management), and a queued change is not a grant; approve it at GitLab, or turn the approval off for jit's changes, then ask again",
+                    repo.name
+                ),
+            });
+        }
         Ok(Membership { handle: handle(restore), added: true, detail: added })
     }
 

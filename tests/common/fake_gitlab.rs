@@ -41,6 +41,9 @@ struct FakeState {
     broker_token_kind: &'static str,
     /// The broker token's scopes, as `GET /personal_access_tokens/self` shows them.
     broker_scopes: Vec<String>,
+    /// Role promotions need an administrator's approval: additions and
+    /// raises are queued, not made (GitLab's "Request queued for administrator approval.").
+    queue_promotions: bool,
     /// Projects whose visibility is Internal (any logged-in user, and any project token, reads them).
     internal_projects: Vec<String>,
     /// Users by username: their ids.
@@ -122,6 +125,12 @@ impl FakeGitLab {
     /// GitLab documents ("You must use a personal access token").
     pub fn broker_token_is_a_project_token(&self) {
         self.state.lock().unwrap().broker_token_kind = "project";
+    }
+
+    /// Turns on "administrator approval for role promotions": member
+    /// additions and raises are queued, answered with GitLab's message, and not made.
+    pub fn queue_role_promotions(&self) {
+        self.state.lock().unwrap().queue_promotions = true;
     }
 
     /// `path` is an Internal project on this GitLab.
@@ -391,6 +400,10 @@ async fn add_member(State(state): State<Shared>, Path(project): Path<String>, he
     if state.members.contains_key(&(project.clone(), id)) {
         return error(409, "Member already exists");
     }
+    if state.queue_promotions {
+        let username = state.users.iter().find(|(_, i)| **i == id).map(|(u, _)| u.clone()).unwrap_or_default();
+        return (StatusCode::CREATED, Json(json!({"message": {username: "Request queued for administrator approval."}}))).into_response();
+    }
     let member = (level, expires_at);
     state.members.insert((project, id), member.clone());
     let mut response = member_json(id, &member);
@@ -412,7 +425,9 @@ async fn change_member(
     let Some(level) = serde_json::from_str::<Value>(&body).ok().and_then(|b| b["access_level"].as_u64()) else {
         return error(400, "access_level is missing");
     };
+    let queue = state.queue_promotions;
     match state.members.get_mut(&(project, id)) {
+        Some(member) if queue && level > member.0 => Json(json!({"message": "Request queued for administrator approval."})).into_response(),
         Some(member) => {
             member.0 = level;
             let member = member.clone();
