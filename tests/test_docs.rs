@@ -251,7 +251,7 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
 
 /// The placeholders of the first broker's config in docs/operating.md, and
 /// what the test puts in their place.
-fn first_broker_config(port: u16, dir: &Path, upstream: &crate::common::upstream::TestUpstream) -> String {
+fn first_broker_config(dir: &Path, upstream: &crate::common::upstream::TestUpstream) -> String {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operating.md")).unwrap();
     let block = text.split("<!-- first-broker:begin -->").nth(1).and_then(|t| t.split("<!-- first-broker:end -->").next()).unwrap();
     let toml = fenced(block).into_iter().find(|(lang, _)| lang == "toml").unwrap().1;
@@ -262,8 +262,10 @@ fn first_broker_config(port: u16, dir: &Path, upstream: &crate::common::upstream
     ca.write(dir, "ca.pem");
     std::fs::write(dir.join("corp.token"), format!("{}\n", upstream.bot_password)).unwrap();
     let swaps = [
-        ("0.0.0.0:8420", format!("127.0.0.1:{port}")),
-        ("https://jit.example.com", format!("https://127.0.0.1:{port}")),
+        // Port 0 (read back from the log): a port picked beforehand could be
+        // taken by another test first. `public_url` stays as written: it is
+        // only what clone URLs say.
+        ("0.0.0.0:8420", "127.0.0.1:0".to_string()),
         ("/var/lib/jit", dir.join("data").display().to_string()),
         ("/etc/jit/cert.pem", dir.join("cert.pem").display().to_string()),
         ("/etc/jit/key.pem", dir.join("key.pem").display().to_string()),
@@ -283,20 +285,14 @@ fn first_broker_config(port: u16, dir: &Path, upstream: &crate::common::upstream
 fn the_first_broker_in_the_docs_starts_and_does_what_it_says() {
     let upstream = crate::common::upstream::TestUpstream::start(&["acme/api"]);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.path().join("jit.toml");
-    std::fs::write(&config, first_broker_config(port, dir.path(), &upstream)).unwrap();
-    let jit = || {
-        let mut cmd = crate::common::jit();
-        cmd.env("JIT_CA_FILE", dir.path().join("ca.pem")).env("JIT_SERVER", format!("https://127.0.0.1:{port}"));
-        cmd
-    };
+    std::fs::write(&config, first_broker_config(dir.path(), &upstream)).unwrap();
 
     // The steps, as the docs give them.
-    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).output().unwrap();
+    let out = crate::common::jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let root = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let server = jit()
+    let server = crate::common::jit()
         .args(["server", "--config"])
         .arg(&config)
         .stdout(std::process::Stdio::null())
@@ -304,7 +300,14 @@ fn the_first_broker_in_the_docs_starts_and_does_what_it_says() {
         .spawn()
         .unwrap();
     let server = crate::common::ChildGuard::logged(server);
-    server.log().until("url=");
+    let line = server.log().until("url=");
+    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let jit = || {
+        let mut cmd = crate::common::jit();
+        cmd.env("JIT_CA_FILE", dir.path().join("ca.pem")).env("JIT_SERVER", &url);
+        cmd
+    };
     let add = |name: &str, group: &str| {
         let out = jit().env("JIT_TOKEN", &root).args(["admin", "user", "add", name, "--group", group]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -319,7 +322,7 @@ fn the_first_broker_in_the_docs_starts_and_does_what_it_says() {
     let repos: serde_json::Value = serde_json::from_slice(&repos.stdout).unwrap();
     assert_eq!(repos[0]["name"], "acme/api");
     assert_eq!(repos[0]["upstream_url"], upstream.repo_url("acme/api"));
-    assert_eq!(repos[0]["clone_url"], format!("https://127.0.0.1:{port}/git/acme/api.git"));
+    assert_eq!(repos[0]["clone_url"], "https://jit.example.com/git/acme/api.git", "clone URLs name public_url");
     let read = jit().env("JIT_TOKEN", &alice).args(["request", "acme/api", "--level", "read", "--for", "1h", "--json"]).output().unwrap();
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     let write =

@@ -95,10 +95,9 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let config = dir.path().join("jit.toml");
     std::fs::write(&config, tls_policy(&cert, &key).replace("{data_dir}", &dir.path().display().to_string())).unwrap();
     std::fs::create_dir_all(dir.path().join("repos")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0, read back from the log: a port picked beforehand could be taken by another test first.
     let child = Command::new(env!("CARGO_BIN_EXE_jit"))
-        .args(["server", "--listen", &addr, "--config"])
+        .args(["server", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path())
@@ -108,11 +107,9 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         .spawn()
         .unwrap();
     let broker = ChildGuard::logged(child);
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let line = broker.log().until("url=");
+    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().to_string();
+    let addr = url.trim_start_matches("https://").trim_end_matches('/').to_string();
     let (first, mut open) = presented(&addr, &ca_file).await;
     assert!(healthz_on(&mut open).await.starts_with("HTTP/1.1 200"));
 
