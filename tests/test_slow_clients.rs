@@ -85,9 +85,9 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jit.toml");
     std::fs::write(&config, POLICY.replace("[server]\n", &format!("[server]\n{LIMITS}"))).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Port 0, read back from the log: a port picked beforehand could be taken by another test first.
     let child = Command::new(env!("CARGO_BIN_EXE_jit"))
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .args(["server", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path())
@@ -97,7 +97,9 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
         .spawn()
         .unwrap();
     let mut broker = ChildGuard::logged(child);
-    let url = format!("http://127.0.0.1:{port}");
+    let line = broker.log().until("url=");
+    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let started = Instant::now();
     while healthz(&url).await != 200 {
         assert!(started.elapsed() < Duration::from_secs(20), "the broker did not come up");
