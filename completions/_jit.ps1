@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the broker')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Manage users and tokens (admins)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read and verify the audit log (admins)')
+            [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Test a broker''s config before shipping it (no broker needed)')
             break
         }
         'jit;login' {
@@ -237,6 +238,31 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             break
         }
         'jit;audit;key' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;policy' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a config exactly as the broker does at start-up')
+            [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Which rule governs a request, and why the earlier ones do not')
+            break
+        }
+        'jit;policy;check' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The broker''s config file (TOML)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;policy;explain' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The broker''s config file (TOML)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Who asks')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'A group they belong to (repeat for several)')
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'The repo, by its short name')
+            [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Access level')
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'How long: checked against the rule''s longest')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'An address git would come from: checked against the rule''s networks')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

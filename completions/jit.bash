@@ -43,6 +43,9 @@ _jit() {
             jit,logout)
                 cmd="jit__subcmd__logout"
                 ;;
+            jit,policy)
+                cmd="jit__subcmd__policy"
+                ;;
             jit,repos)
                 cmd="jit__subcmd__repos"
                 ;;
@@ -97,6 +100,12 @@ _jit() {
             jit__subcmd__audit,verify)
                 cmd="jit__subcmd__audit__subcmd__verify"
                 ;;
+            jit__subcmd__policy,check)
+                cmd="jit__subcmd__policy__subcmd__check"
+                ;;
+            jit__subcmd__policy,explain)
+                cmd="jit__subcmd__policy__subcmd__explain"
+                ;;
             *)
                 ;;
         esac
@@ -104,7 +113,7 @@ _jit() {
 
     case "${cmd}" in
         jit)
-            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos doctor setup credential server admin audit"
+            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos doctor setup credential server admin audit policy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +407,80 @@ _jit() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__policy)
+            opts="-h --help check explain"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__policy__subcmd__check)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__policy__subcmd__explain)
+            opts="-h --config --user --group --repo --level --for --from --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --level)
+                    COMPREPLY=($(compgen -W "read write admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

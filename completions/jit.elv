@@ -40,6 +40,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand server 'Run the broker'
             cand admin 'Manage users and tokens (admins)'
             cand audit 'Read and verify the audit log (admins)'
+            cand policy 'Test a broker''s config before shipping it (no broker needed)'
         }
         &'jit;login'= {
             cand --server 'The broker''s URL (default: $JIT_SERVER)'
@@ -207,6 +208,28 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'jit;audit;key'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;policy'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand check 'Validate a config exactly as the broker does at start-up'
+            cand explain 'Which rule governs a request, and why the earlier ones do not'
+        }
+        &'jit;policy;check'= {
+            cand --config 'The broker''s config file (TOML)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;policy;explain'= {
+            cand --config 'The broker''s config file (TOML)'
+            cand --user 'Who asks'
+            cand --group 'A group they belong to (repeat for several)'
+            cand --repo 'The repo, by its short name'
+            cand --level 'Access level'
+            cand --for 'How long: checked against the rule''s longest'
+            cand --from 'An address git would come from: checked against the rule''s networks'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

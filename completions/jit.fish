@@ -44,6 +44,7 @@ complete -c jit -n "__fish_jit_needs_command" -f -a "credential" -d 'The git cre
 complete -c jit -n "__fish_jit_needs_command" -f -a "server" -d 'Run the broker'
 complete -c jit -n "__fish_jit_needs_command" -f -a "admin" -d 'Manage users and tokens (admins)'
 complete -c jit -n "__fish_jit_needs_command" -f -a "audit" -d 'Read and verify the audit log (admins)'
+complete -c jit -n "__fish_jit_needs_command" -f -a "policy" -d 'Test a broker\'s config before shipping it (no broker needed)'
 complete -c jit -n "__fish_jit_using_subcommand login" -l server -d 'The broker\'s URL (default: $JIT_SERVER)' -r
 complete -c jit -n "__fish_jit_using_subcommand login" -l ca-file -d 'A CA certificate (PEM) to trust for this broker beyond the system\'s roots; remembered with the login (default: $JIT_CA_FILE)' -r -F
 complete -c jit -n "__fish_jit_using_subcommand login" -l json -d 'Print JSON for scripts instead of text'
@@ -123,3 +124,18 @@ complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcomman
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -l pin -d 'An earlier export: the log must still hold the event its checkpoint signed' -r -F
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain" -f -a "check" -d 'Validate a config exactly as the broker does at start-up'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain" -f -a "explain" -d 'Which rule governs a request, and why the earlier ones do not'
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from check" -l config -d 'The broker\'s config file (TOML)' -r -F
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l config -d 'The broker\'s config file (TOML)' -r -F
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l user -d 'Who asks' -r
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l group -d 'A group they belong to (repeat for several)' -r
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l repo -d 'The repo, by its short name' -r
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l level -d 'Access level' -r -f -a "read\t''
+write\t''
+admin\t''"
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l for -d 'How long: checked against the rule\'s longest' -r
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l from -d 'An address git would come from: checked against the rule\'s networks' -r
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::args::JsonFlag;
 use crate::commands::{
-    admin, approve, audit, block_on, cancel, credential, deny, doctor, login, logout, repos, request, requests, revoke, server, setup,
-    status, util, wait, whoami,
+    admin, approve, audit, block_on, cancel, credential, deny, doctor, login, logout, policy, repos, request, requests, revoke, server,
+    setup, status, util, wait, whoami,
 };
 use crate::environment::Reader;
 use crate::error::{CommandError, ExitKind};
@@ -154,6 +154,15 @@ pub enum Command {
     /// the chain here, on the client.
     #[command(disable_help_subcommand = true, after_long_help = help("  jit audit --since 2h\n  jit audit --json > audit.jsonl && jit audit verify --file audit.jsonl"))]
     Audit(audit::AuditArgs),
+    /// Test a broker's config before shipping it (no broker needed)
+    ///
+    /// `check` validates it as the broker would at start-up; `explain` says
+    /// which rule governs a request and why the earlier ones do not.
+    #[command(subcommand, disable_help_subcommand = true, after_long_help = format!(
+        "Examples:\n  jit policy check --config /etc/jit.toml\n  jit policy explain --config /etc/jit.toml --user alice --group developers --repo acme/api --level write\n\n{}",
+        after_help(Reader::Server)
+    ))]
+    Policy(policy::PolicyCommand),
     /// Generate shell completions and man pages
     #[command(hide = true, subcommand)]
     Util(util::UtilCommand),
@@ -182,6 +191,7 @@ impl Cli {
             Command::Server(args) => server::cmd_server(&args),
             Command::Admin(cmd) => block_on(admin::run(cmd)),
             Command::Audit(args) => block_on(audit::run(&args)),
+            Command::Policy(cmd) => policy::cmd_policy(&cmd),
         }
     }
 }

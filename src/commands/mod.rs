@@ -13,6 +13,7 @@ pub mod deny;
 pub mod doctor;
 pub mod login;
 pub mod logout;
+pub mod policy;
 pub mod repos;
 pub mod request;
 pub mod requests;

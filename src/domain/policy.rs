@@ -136,8 +136,12 @@ pub struct Rule {
 
 impl Rule {
     fn covers(&self, repo: &str, level: Level) -> bool {
+        self.levels.contains(&level) && self.covers_repo(repo)
+    }
+
+    fn covers_repo(&self, repo: &str) -> bool {
         let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
-        self.levels.contains(&level) && self.repos.iter().any(|p| p.matches_with(repo, opts))
+        self.repos.iter().any(|p| p.matches_with(repo, opts))
     }
 
     pub fn may_request(&self, who: &Subject) -> bool {
@@ -160,6 +164,36 @@ impl Rule {
             })
             .collect()
     }
+}
+
+/// Why a rule tried before the one that applies did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passed {
+    /// Its repo patterns do not match the repo.
+    OtherRepos,
+    /// It covers the repo, not that level.
+    OtherLevels,
+    /// It covers repo and level, but the person is not among its requesters.
+    NotARequester,
+}
+
+impl Passed {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Passed::OtherRepos => "its repos do not include this one",
+            Passed::OtherLevels => "it does not grant this level here",
+            Passed::NotARequester => "this person is not among its requesters",
+        }
+    }
+}
+
+/// How the policy decides one request, rule by rule, in order: the rules
+/// passed over and why, then the one that applies (if any). What `jit
+/// policy explain` prints; [`Policy::rule_for`] is the same walk, kept short.
+#[derive(Debug)]
+pub struct Explanation<'a> {
+    pub passed: Vec<(&'a Rule, Passed)>,
+    pub applies: Option<&'a Rule>,
 }
 
 /// A rule in the file that cannot be used; start-up refuses the whole policy.
@@ -283,6 +317,25 @@ impl Policy {
         self.rules.iter().find(|r| r.name == name)
     }
 
+    /// Every rule, in order, up to the one that governs `who` asking for
+    /// `level` on `repo`, each with why it did not apply.
+    pub fn explain(&self, repo: &str, level: Level, who: &Subject) -> Explanation<'_> {
+        let mut passed = Vec::new();
+        for rule in &self.rules {
+            let why = if !rule.covers_repo(repo) {
+                Passed::OtherRepos
+            } else if !rule.levels.contains(&level) {
+                Passed::OtherLevels
+            } else if !rule.may_request(who) {
+                Passed::NotARequester
+            } else {
+                return Explanation { passed, applies: Some(rule) };
+            };
+            passed.push((rule, why));
+        }
+        Explanation { passed, applies: None }
+    }
+
     /// The rule that governs `who` asking for `level` on `repo`.
     pub fn rule_for(&self, repo: &str, level: Level, who: &Subject) -> Result<&Rule, Refusal> {
         let mut covered = false;
@@ -334,6 +387,28 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explanation_walks_the_rules_as_the_decision_does() {
+        let p = policy(
+            "[[rule]]\nname = \"web\"\nrepos = [\"web/*\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\nauto_approve = true\n\n\
+             [[rule]]\nname = \"api-read\"\nrepos = [\"acme/*\"]\nlevels = [\"read\"]\nrequesters = [\"*\"]\nmax_duration = \"1h\"\nauto_approve = true\n\n\
+             [[rule]]\nname = \"api-write-ops\"\nrepos = [\"acme/*\"]\nlevels = [\"write\"]\nrequesters = [\"group:ops\"]\napprovers = [\"carol\"]\nmax_duration = \"1h\"\n\n\
+             [[rule]]\nname = \"api-write\"\nrepos = [\"acme/*\"]\nlevels = [\"write\"]\nrequesters = [\"group:dev\"]\napprovers = [\"carol\"]\nmax_duration = \"2h\"\n",
+        )
+        .unwrap();
+        let groups = vec!["dev".to_string()];
+        let alice = Subject { name: "alice", groups: &groups };
+        let e = p.explain("acme/api", Level::Write, &alice);
+        let passed: Vec<(&str, Passed)> = e.passed.iter().map(|(r, why)| (r.name.as_str(), *why)).collect();
+        assert_eq!(passed, [("web", Passed::OtherRepos), ("api-read", Passed::OtherLevels), ("api-write-ops", Passed::NotARequester)]);
+        assert_eq!(e.applies.map(|r| r.name.as_str()), Some("api-write"));
+        assert_eq!(p.rule_for("acme/api", Level::Write, &alice).unwrap().name, "api-write", "the same answer as the decision");
+        let nobody = Subject { name: "mallory", groups: &[] };
+        let e = p.explain("acme/api", Level::Write, &nobody);
+        assert!(e.applies.is_none() && e.passed.len() == 4);
+        assert!(p.rule_for("acme/api", Level::Write, &nobody).is_err());
+    }
 
     #[derive(Deserialize)]
     struct File {

@@ -1,0 +1,132 @@
+//! `jit policy check|explain --config FILE`: test a broker's config before
+//! shipping it, with the broker's own code and no broker running.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::commands::args::{LevelParser, duration_parser, name_parser};
+use crate::domain::policy::Subject;
+use crate::domain::{AccessDuration, Level};
+use crate::error::{CommandError, ExitKind};
+use crate::server::ServerConfig;
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a config exactly as the broker does at start-up
+    ///
+    /// The same code reads the file: rules, repos, providers and their files.
+    /// Exit 0 when the broker would start on it, 2 naming what is wrong.
+    #[command(after_long_help = "Example:\n  jit policy check --config /etc/jit.toml")]
+    Check(ConfigArg),
+    /// Which rule governs a request, and why the earlier ones do not
+    ///
+    /// Walks the rules in order as the broker does, then says whether the
+    /// request is auto-approved or who must approve it and how many, the
+    /// longest duration, a reason, refs and networks. Exit 0 when the request
+    /// would be accepted, 5 when the policy refuses it.
+    #[command(
+        after_long_help = "Example:\n  jit policy explain --config /etc/jit.toml --user alice --group developers --repo acme/api --level write --for 2h"
+    )]
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The broker's config file (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Who asks
+    #[arg(long, value_name = "NAME", value_parser = name_parser("user"))]
+    pub user: String,
+    /// A group they belong to (repeat for several)
+    #[arg(long = "group", value_name = "GROUP", value_parser = name_parser("group"))]
+    pub groups: Vec<String>,
+    /// The repo, by its short name
+    #[arg(long, value_name = "REPO")]
+    pub repo: String,
+    /// Access level
+    #[arg(long, value_name = "LEVEL", value_parser = LevelParser)]
+    pub level: Level,
+    /// How long: checked against the rule's longest
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration_parser())]
+    pub duration: Option<AccessDuration>,
+    /// An address git would come from: checked against the rule's networks
+    #[arg(long, value_name = "IP")]
+    pub from: Option<std::net::IpAddr>,
+}
+
+fn load(path: &std::path::Path) -> Result<ServerConfig, CommandError> {
+    ServerConfig::load(path, crate::server::config::default_data_dir())
+        .map_err(|e| CommandError::bad_input(e.to_string()).hint("the broker refuses to start on a config it cannot fully read"))
+}
+
+pub fn cmd_policy(cmd: &PolicyCommand) -> Result<(), CommandError> {
+    match cmd {
+        PolicyCommand::Check(args) => {
+            let config = load(&args.config)?;
+            println!(
+                "{}: the broker would start on it ({} rules, {} repos, {} providers)",
+                args.config.display(),
+                config.policy.rules().len(),
+                config.repos.len(),
+                config.providers.all().count()
+            );
+            Ok(())
+        }
+        PolicyCommand::Explain(args) => explain(args),
+    }
+}
+
+fn explain(args: &ExplainArgs) -> Result<(), CommandError> {
+    let config = load(&args.config.config)?;
+    let who = Subject { name: &args.user, groups: &args.groups };
+    let groups = if args.groups.is_empty() { "no groups".to_string() } else { format!("groups: {}", args.groups.join(", ")) };
+    println!("{} on {} for {} ({groups}):", args.level, args.repo, args.user);
+    let explanation = config.policy.explain(&args.repo, args.level, &who);
+    for (rule, why) in &explanation.passed {
+        println!("  rule `{}` (line {}): passed over: {}", rule.name, rule.line, why.describe());
+    }
+    let Some(rule) = explanation.applies else {
+        println!("  no rule applies: refused (default deny)");
+        return Err(CommandError::new(
+            ExitKind::NotAllowed,
+            format!("the policy refuses {} on {} for {}", args.level, args.repo, args.user),
+        ));
+    };
+    println!("  rule `{}` (line {}) applies", rule.name, rule.line);
+    if rule.auto_approve {
+        println!("    approved at once (auto_approve)");
+    } else {
+        println!(
+            "    needs {} approval(s) from {} (never the requester's own)",
+            rule.approvals_required,
+            rule.approvers_display().join(", ")
+        );
+    }
+    println!("    at most {}{}", rule.max_duration, if rule.reason_required { "; a reason is required" } else { "" });
+    println!("    refs: {}", if rule.refs.is_all() { "every ref".to_string() } else { rule.refs.to_string() });
+    let nets = rule.from.iter().map(ToString::to_string).collect::<Vec<_>>();
+    println!("    used from: {}", if nets.is_empty() { "anywhere".to_string() } else { nets.join(", ") });
+    let mut refused = Vec::new();
+    if let Some(asked) = args.duration
+        && asked > rule.max_duration
+    {
+        refused.push(format!("{asked} is longer than the {} it allows", rule.max_duration));
+    }
+    if let Some(ip) = args.from
+        && !crate::domain::network::allowed_from(&rule.from, ip)
+    {
+        refused.push(format!("{ip} is outside its networks"));
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(CommandError::new(ExitKind::NotAllowed, format!("rule `{}` refuses it: {}", rule.name, refused.join("; "))))
+}
