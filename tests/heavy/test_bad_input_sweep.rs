@@ -451,6 +451,27 @@ const INVOCATIONS: &[(&str, &[&str], &str)] = &[
     ("audit", &["--since", "1h", "--json"], "admin"),
     ("audit verify", &["--file", "{export}"], "admin"),
     ("audit key", &[], "admin"),
+    ("policy check", &["--config", "{config}"], "admin"),
+    (
+        "policy explain",
+        &[
+            "--config",
+            "{config}",
+            "--user",
+            "alice",
+            "--group",
+            "developers",
+            "--repo",
+            "x",
+            "--level",
+            "read",
+            "--for",
+            "1h",
+            "--from",
+            "10.0.0.1",
+        ],
+        "admin",
+    ),
 ];
 
 /// Every command, reached through clap's own tree (so a new one cannot be missed).
