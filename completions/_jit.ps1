@@ -247,6 +247,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a config exactly as the broker does at start-up')
             [CompletionResult]::new('explain', 'explain', [CompletionResultType]::ParameterValue, 'Which rule governs a request, and why the earlier ones do not')
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Check a table of expected decisions against the policy')
             break
         }
         'jit;policy;check' {
@@ -263,6 +264,12 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Access level')
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'How long: checked against the rule''s longest')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'An address git would come from: checked against the rule''s networks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;policy;test' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The broker''s config file (TOML)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -106,6 +106,9 @@ _jit() {
             jit__subcmd__policy,explain)
                 cmd="jit__subcmd__policy__subcmd__explain"
                 ;;
+            jit__subcmd__policy,test)
+                cmd="jit__subcmd__policy__subcmd__test"
+                ;;
             *)
                 ;;
         esac
@@ -415,7 +418,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__policy)
-            opts="-h --help check explain"
+            opts="-h --help check explain test"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -478,6 +481,24 @@ _jit() {
                     return 0
                     ;;
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__policy__subcmd__test)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

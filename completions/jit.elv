@@ -216,6 +216,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand check 'Validate a config exactly as the broker does at start-up'
             cand explain 'Which rule governs a request, and why the earlier ones do not'
+            cand test 'Check a table of expected decisions against the policy'
         }
         &'jit;policy;check'= {
             cand --config 'The broker''s config file (TOML)'
@@ -230,6 +231,11 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --level 'Access level'
             cand --for 'How long: checked against the rule''s longest'
             cand --from 'An address git would come from: checked against the rule''s networks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;policy;test'= {
+            cand --config 'The broker''s config file (TOML)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

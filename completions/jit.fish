@@ -124,9 +124,10 @@ complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcomman
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -l pin -d 'An earlier export: the log must still hold the event its checkpoint signed' -r -F
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain" -f -a "check" -d 'Validate a config exactly as the broker does at start-up'
-complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain" -f -a "explain" -d 'Which rule governs a request, and why the earlier ones do not'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain test" -f -a "check" -d 'Validate a config exactly as the broker does at start-up'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain test" -f -a "explain" -d 'Which rule governs a request, and why the earlier ones do not'
+complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain test" -f -a "test" -d 'Check a table of expected decisions against the policy'
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from check" -l config -d 'The broker\'s config file (TOML)' -r -F
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l config -d 'The broker\'s config file (TOML)' -r -F
@@ -139,3 +140,5 @@ admin\t''"
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l for -d 'How long: checked against the rule\'s longest' -r
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l from -d 'An address git would come from: checked against the rule\'s networks' -r
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from test" -l config -d 'The broker\'s config file (TOML)' -r -F
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -109,3 +109,44 @@ fn explain_walks_the_rules_and_says_who_approves_what_and_for_how_long() {
     let (code, _, err) = ask(&["--user", "alice", "--level", "owner"]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn test_checks_the_shipped_cases_against_the_dev_policy_and_names_each_that_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), &jit::server::dev::DEV_POLICY.replace("{data_dir}", "{dir}"));
+    let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/dev-policy-cases.toml");
+    let out = jit().args(["policy", "test", "--config"]).arg(&config).arg(&cases).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(said.lines().filter(|l| l.starts_with("ok ")).count(), 7, "{said}");
+
+    // Expectations the policy does not meet: each named, exit 1.
+    let wrong = std::fs::read_to_string(&cases)
+        .unwrap()
+        .replace("for = \"9h\"\nexpect = \"denied\"", "for = \"9h\"\nexpect = \"allowed\"")
+        .replacen("approvers = [\"group:reviewers\"]", "approvers = [\"group:reviewers\", \"carol\"]", 1)
+        .replace(
+            "user = \"mallory\"\nrepo = \"demo\"\nlevel = \"read\"\nexpect = \"denied\"",
+            "user = \"mallory\"\nrepo = \"demo\"\nlevel = \"read\"\nexpect = \"allowed\"",
+        );
+    let wrong_file = dir.path().join("wrong.toml");
+    std::fs::write(&wrong_file, wrong).unwrap();
+    let out = jit().args(["policy", "test", "--config"]).arg(&config).arg(&wrong_file).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("FAIL  case at line 15 (alice read on demo): expected allowed, got denied by rule `demo-read`: 9h is longer than the 8h it allows"), "{said}");
+    assert!(
+        said.contains(
+            "FAIL  case at line 23 (alice write on demo): expected approvers to include carol; rule `demo-write` has group:reviewers"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("FAIL  case at line 49 (mallory read on demo): expected allowed, got denied: no rule applies"), "{said}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 7 case(s) failed"));
+
+    // A bad cases file is bad input.
+    std::fs::write(&wrong_file, "[[case]]\nuser = \"alice\"\nrepo = \"demo\"\nlevel = \"read\"\nexpect = \"maybe\"\n").unwrap();
+    let out = jit().args(["policy", "test", "--config"]).arg(&config).arg(&wrong_file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: expect `maybe`"), "{}", String::from_utf8_lossy(&out.stderr));
+}

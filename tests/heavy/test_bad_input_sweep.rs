@@ -425,7 +425,7 @@ fn bad_arguments() -> Vec<OsString> {
 
 /// A valid invocation of each command (and who runs it), so each argument can
 /// be broken while the rest stay right. `{pending}`, `{grant}`, `{config}`,
-/// `{data}`, `{export}` and `{url}` are filled in.
+/// `{data}`, `{export}`, `{cases}` and `{url}` are filled in.
 const INVOCATIONS: &[(&str, &[&str], &str)] = &[
     ("login", &["--server", "{url}"], "alice"),
     ("logout", &[], "alice"),
@@ -452,6 +452,7 @@ const INVOCATIONS: &[(&str, &[&str], &str)] = &[
     ("audit verify", &["--file", "{export}"], "admin"),
     ("audit key", &[], "admin"),
     ("policy check", &["--config", "{config}"], "admin"),
+    ("policy test", &["--config", "{config}", "{cases}"], "admin"),
     (
         "policy explain",
         &[
@@ -497,6 +498,7 @@ async fn every_command_answers_bad_input_with_a_documented_exit_code() {
     let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
     let export = env.write("sweep/export.jsonl", &env.run_with(&["audit", "--json"], &admin, None).success().stdout);
     let data = env.path("sweep/data");
+    let cases = env.write("sweep/cases.toml", "[[case]]\nuser = \"alice\"\nrepo = \"x\"\nlevel = \"read\"\nexpect = \"denied\"\n");
     let fill = |s: &str| {
         s.replace("{pending}", &pending)
             .replace("{grant}", &grant)
@@ -504,6 +506,7 @@ async fn every_command_answers_bad_input_with_a_documented_exit_code() {
             .replace("{data}", data.to_str().unwrap())
             .replace("{export}", export.to_str().unwrap())
             .replace("{url}", &b.url)
+            .replace("{cases}", cases.to_str().unwrap())
     };
 
     let mut leaves = vec![];
