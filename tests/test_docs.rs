@@ -300,8 +300,7 @@ fn the_first_broker_in_the_docs_starts_and_does_what_it_says() {
         .spawn()
         .unwrap();
     let server = crate::common::ChildGuard::logged(server);
-    let line = server.log().until("url=");
-    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+    let url = server.log().listening_url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let jit = || {
         let mut cmd = crate::common::jit();

@@ -97,8 +97,7 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
         .spawn()
         .unwrap();
     let mut broker = ChildGuard::logged(child);
-    let line = broker.log().until("url=");
-    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+    let url = broker.log().listening_url();
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let started = Instant::now();
     while healthz(&url).await != 200 {

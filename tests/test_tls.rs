@@ -107,8 +107,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         .spawn()
         .unwrap();
     let broker = ChildGuard::logged(child);
-    let line = broker.log().until("url=");
-    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().to_string();
+    let url = broker.log().listening_url();
     let addr = url.trim_start_matches("https://").trim_end_matches('/').to_string();
     let (first, mut open) = presented(&addr, &ca_file).await;
     assert!(healthz_on(&mut open).await.starts_with("HTTP/1.1 200"));

@@ -105,8 +105,7 @@ pub struct ExplainArgs {
 }
 
 fn load(path: &std::path::Path) -> Result<ServerConfig, CommandError> {
-    ServerConfig::load(path, crate::server::config::default_data_dir())
-        .map_err(|e| CommandError::bad_input(e.to_string()).hint("the broker refuses to start on a config it cannot fully read"))
+    ServerConfig::load(path, crate::server::config::default_data_dir()).map_err(super::server::config_error)
 }
 
 pub fn cmd_policy(cmd: &PolicyCommand) -> Result<(), CommandError> {

@@ -76,8 +76,9 @@ fn init_logging() {
         .try_init();
 }
 
-fn config_error(e: ConfigError) -> CommandError {
-    CommandError::bad_input(e.to_string()).hint("the broker refuses to start on a config it cannot fully read")
+/// A config the broker cannot read: bad input, and why it matters (also `jit policy check`'s answer).
+pub(crate) fn config_error(e: ConfigError) -> CommandError {
+    config_error_text(e.to_string())
 }
 
 /// `--host-setup`: what each repo's provider needs created at the host.

@@ -51,8 +51,7 @@ pub fn spawn_broker(config: &Path, data: &Path) -> Spawned {
         .spawn()
         .unwrap();
     let child = ChildGuard::logged(child);
-    let line = child.log().until("url=");
-    let url = line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().to_string();
+    let url = child.log().listening_url();
     Spawned { child, url }
 }
 
@@ -88,6 +87,13 @@ impl StderrLog {
             assert!(std::time::Instant::now() < deadline, "never logged {needle:?}: {}", self.text.lock().unwrap());
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    /// The URL a broker logs once it listens (`… url=https://127.0.0.1:PORT`),
+    /// so a test can give it port 0 rather than pick a port another test may take.
+    pub fn listening_url(&self) -> String {
+        let line = self.until("url=");
+        line[line.find("url=").unwrap() + 4..].split_whitespace().next().unwrap().trim_end_matches('/').to_string()
     }
 
     pub fn text(&self) -> String {
