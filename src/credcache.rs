@@ -80,6 +80,12 @@ impl CachedGrant {
         now < self.grant_expires_at
     }
 
+    /// Whether `login` (the current one; `None`: nobody's) minted it: the
+    /// only credentials git is answered with, and `jit status` shows.
+    fn minted_by(&self, login: &Option<String>) -> bool {
+        login.is_some() && self.login == *login
+    }
+
     /// Whether the broker ended `older`, live until now, for this grant (the
     /// broker's own rule).
     fn supersedes(&self, older: &CachedGrant, now: DateTime<Utc>) -> bool {
@@ -114,7 +120,7 @@ pub fn live_grants(server: &str, now: DateTime<Utc>) -> Vec<crate::api::Grant> {
     let mut out: Vec<crate::api::Grant> = index
         .urls
         .iter()
-        .flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now) && g.server == server && g.login == login).map(|g| g.to_api(url)))
+        .flat_map(|(url, list)| list.iter().filter(|g| g.is_live(now) && g.server == server && g.minted_by(&login)).map(|g| g.to_api(url)))
         .collect();
     out.sort_by_key(|g| std::cmp::Reverse(g.id));
     out
@@ -200,7 +206,7 @@ impl Index {
     /// this shell's to use, nor to describe).
     pub fn grants_for(&self, url: &str) -> Vec<CachedGrant> {
         let login = self.current_login();
-        self.urls.get(url).map(|l| l.iter().filter(|g| login.is_some() && g.login == login).cloned().collect()).unwrap_or_default()
+        self.urls.get(url).map(|l| l.iter().filter(|g| g.minted_by(&login)).cloned().collect()).unwrap_or_default()
     }
 
     /// The repo a URL names, if a broker guards it (or a grant for it was cached).

@@ -64,8 +64,9 @@ fn allowed(scheme: &str, config: &GitConfig) -> Result<(), HelperError> {
 /// (curl is told which protocols git allows), so they need no check here.
 fn become_remote_curl(scheme: &str, remote: &str, url: &str) -> HelperError {
     let program = format!("git-remote-{scheme}");
-    let mut command = match std::env::var_os("GIT_EXEC_PATH") {
-        Some(dir) if std::path::Path::new(&dir).join(&program).is_file() => Command::new(std::path::Path::new(&dir).join(&program)),
+    let in_exec_path = std::env::var_os("GIT_EXEC_PATH").map(|dir| std::path::Path::new(&dir).join(&program));
+    let mut command = match in_exec_path {
+        Some(path) if path.is_file() => Command::new(path),
         _ => {
             let mut git = Command::new("git");
             git.arg(format!("remote-{scheme}"));
