@@ -56,7 +56,7 @@ pub enum SshError {
 
 impl SshTarget {
     pub fn parse(url: &str) -> Result<SshTarget, SshError> {
-        let not_ssh = || SshError::NotSsh(url.to_string());
+        let not_ssh = || SshError::NotSsh(without_password(url));
         let (user_host, path) = if let Some(rest) = url.strip_prefix("ssh://") {
             let (user_host, path) = rest.split_once('/').ok_or_else(not_ssh)?;
             let path = format!("/{path}");
@@ -87,6 +87,20 @@ impl SshTarget {
     /// The command ssh runs at the host: `git-upload-pack 'acme/api.git'`.
     pub fn remote_command(&self, service: &str) -> String {
         format!("{service} {}", sq_quote(&self.path))
+    }
+}
+
+/// `url` with any password in its user-info taken out, for messages (as
+/// git redacts the URLs it prints).
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}{}", &rest[authority_end..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -252,6 +266,8 @@ mod tests {
         for bad in ["https://host/x", "ssh://host", "host:", "ssh://git@host:22/x", "a/b:c", "ssh://git@[::1]/x", "git@:x"] {
             assert!(matches!(SshTarget::parse(bad), Err(SshError::NotSsh(_))), "{bad}");
         }
+        let refused = SshTarget::parse("ftp://alice:hunter2@host/x").unwrap_err().to_string();
+        assert!(refused.contains("ftp://alice:<redacted>@host/x") && !refused.contains("hunter2"), "{refused}");
         for strange in ["-oProxyCommand=x:repo", "git@host:-u x", "ssh://-oProxyCommand=x/repo"] {
             assert!(matches!(SshTarget::parse(strange), Err(SshError::Strange { .. })), "{strange}");
         }

@@ -466,6 +466,11 @@ mod tests {
         let with = |toml: &str| GitLab::from_section("gl", toml::from_str(toml).unwrap(), env);
         assert!(with("token_env = \"T\"\nlogins = { a = \"b\" }").unwrap_err().contains("for mode = \"member\""));
         assert!(with("token_env = \"T\"\nmode = \"member\"\nlogins = { a = \"b\" }").unwrap().access().grants_membership());
+        for bad in ["0", "401"] {
+            let refused = with(&format!("token_env = \"T\"\nmax_token_days = {bad}")).unwrap_err();
+            assert!(refused.starts_with(&format!("max_token_days `{bad}`: between 1 and 400")), "{refused}");
+        }
+        assert!(with("token_env = \"T\"\nmax_token_days = 30").is_ok());
         let token_mode = with("token_env = \"T\"").unwrap();
         assert!(!token_mode.access().grants_membership());
         assert_eq!(token_mode.kind(), "gitlab");
