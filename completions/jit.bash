@@ -382,7 +382,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__login)
-            opts="-h --server --ca-file --json --help"
+            opts="-h --server --ca-file --token --no-browser --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

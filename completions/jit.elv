@@ -45,6 +45,8 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;login'= {
             cand --server 'The broker''s URL (default: $JIT_SERVER)'
             cand --ca-file 'A CA certificate (PEM) to trust for this broker beyond the system''s roots; remembered with the login (default: $JIT_CA_FILE)'
+            cand --token 'Sign in with a token an admin issued (service accounts, automation), read from the terminal or stdin, even where the broker signs people in through an identity provider'
+            cand --no-browser 'Do not open a browser at the identity provider''s page; print its address only'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

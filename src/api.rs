@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::request::{GrantStatus, RequestStatus};
-use crate::domain::token::{SecretString, expose_secret};
+use crate::domain::token::{SecretString, expose_optional_secret, expose_secret};
 
 /// Every error response: `{"error": {"code": "...", "message": "...", "hint": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +48,16 @@ pub mod codes {
     /// A git host's API could not be reached or failed.
     pub const HOST_FAILED: &str = "host_failed";
     pub const INTERNAL: &str = "internal";
+    /// This broker has no `[oidc]`: people sign in with a token.
+    pub const OIDC_NOT_CONFIGURED: &str = "oidc_not_configured";
+    /// The person declined the sign-in at the identity provider.
+    pub const SIGN_IN_DENIED: &str = "sign_in_denied";
+    /// The sign-in's code expired before the person finished.
+    pub const SIGN_IN_EXPIRED: &str = "sign_in_expired";
+    /// The identity provider vouched for someone jit will not let in (the name is refused or taken).
+    pub const SIGN_IN_REFUSED: &str = "sign_in_refused";
+    /// The identity provider could not be reached, or answered as OIDC does not.
+    pub const IDP_FAILED: &str = "idp_failed";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,6 +83,67 @@ pub struct IssuedToken {
     pub user: User,
     #[serde(serialize_with = "expose_secret")]
     pub token: SecretString,
+}
+
+/// `GET /v1/auth` (no login needed): how people sign in to this broker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthMethods {
+    /// `oidc` (the identity provider, device sign-in) and/or `token`.
+    pub methods: Vec<String>,
+    /// The identity provider, when `oidc` is a method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+/// `POST /v1/auth/device`: a device sign-in started at the identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceSignIn {
+    /// The handle to finish it with (the device code, sealed: useless elsewhere).
+    pub login: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}
+
+/// `POST /v1/auth/device/token`'s body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceLogin {
+    pub login: String,
+}
+
+/// A broker session: how a person signed in through the identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: i64,
+    pub issuer: String,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// `POST /v1/auth/device/token`'s answer: 202 `pending`/`slow_down`, or 200
+/// `signed_in` with the session's token (shown this once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignInStatus {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "expose_optional_secret")]
+    pub token: Option<SecretString>,
+}
+
+/// `GET /v1/whoami`: the caller, and how they signed in (`session` only
+/// through the identity provider).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    #[serde(flatten)]
+    pub user: User,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

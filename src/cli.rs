@@ -173,7 +173,7 @@ impl Cli {
     pub fn run(self) -> Result<(), CommandError> {
         match self.command {
             Command::Login(args) => block_on(login::cmd_login(&args)),
-            Command::Logout(json) => logout::cmd_logout(json.json),
+            Command::Logout(json) => block_on(logout::cmd_logout(json.json)),
             Command::Whoami(json) => block_on(whoami::cmd_whoami(json.json)),
             Command::Request(args) => block_on(request::cmd_request(&args)),
             Command::Wait(args) => block_on(wait::cmd_wait(&args)),

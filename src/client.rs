@@ -205,7 +205,31 @@ impl Client {
     }
 
     pub async fn whoami(&self) -> Result<api::User, ClientError> {
+        Ok(self.whoami_session().await?.user)
+    }
+
+    /// The caller and, when the identity provider signed them in, their session.
+    pub async fn whoami_session(&self) -> Result<api::WhoAmI, ClientError> {
         self.get(&["v1", "whoami"], &[]).await
+    }
+
+    /// How people sign in to this broker (no login needed).
+    pub async fn auth_methods(&self) -> Result<api::AuthMethods, ClientError> {
+        self.get(&["v1", "auth"], &[]).await
+    }
+
+    pub async fn start_device_sign_in(&self) -> Result<api::DeviceSignIn, ClientError> {
+        self.post(&["v1", "auth", "device"], &serde_json::json!({})).await
+    }
+
+    /// Whether the person finished the device sign-in (`pending`, `slow_down` or `signed_in`).
+    pub async fn finish_device_sign_in(&self, login: &str) -> Result<api::SignInStatus, ClientError> {
+        self.post(&["v1", "auth", "device", "token"], &api::DeviceLogin { login: login.to_string() }).await
+    }
+
+    /// Ends the caller's broker session (a token login has none: a no-op).
+    pub async fn sign_out(&self) -> Result<(), ClientError> {
+        self.call(Method::DELETE, &["v1", "auth", "session"], &[], None::<&()>, CALL_TIMEOUT).await
     }
 
     pub async fn repos(&self) -> Result<Vec<api::Repo>, ClientError> {

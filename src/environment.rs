@@ -35,6 +35,8 @@ pub const VARIABLES: &[Variable] = &[
     var("XDG_DATA_HOME", Reader::Both, "where jit keeps its local index (no secrets) and the dev broker its data"),
     var("XDG_CONFIG_HOME", Reader::Client, "where `jit setup` finds git's global config, as git does"),
     var("GIT_CONFIG_GLOBAL", Reader::Client, "the global git config `jit setup` edits, as git chooses it"),
+    var("DISPLAY", Reader::Client, "a desktop: `jit login` opens the identity provider's page in its browser (also WAYLAND_DISPLAY)"),
+    var("WAYLAND_DISPLAY", Reader::Client, "see DISPLAY"),
     var("DBUS_SESSION_BUS_ADDRESS", Reader::Client, "the Secret Service's bus (JIT_KEYRING=auto uses it when set)"),
     var("GIT_SSH_COMMAND", Reader::Client, "git's ssh, honoured by jit's remote helper as git honours it (also GIT_SSH, GIT_SSH_VARIANT)"),
     var("GIT_SSH", Reader::Client, "see GIT_SSH_COMMAND"),

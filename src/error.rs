@@ -126,14 +126,18 @@ impl From<ClientError> for CommandError {
                     codes::UNAUTHENTICATED | codes::FORBIDDEN | codes::POLICY_DENIED | codes::SELF_APPROVAL | codes::NOT_APPROVER => {
                         ExitKind::NotAllowed
                     }
-                    codes::REQUEST_EXPIRED | codes::GRANT_ENDED | codes::RATE_LIMITED => ExitKind::TimedOut,
+                    codes::SIGN_IN_REFUSED => ExitKind::NotAllowed,
+                    codes::SIGN_IN_DENIED => ExitKind::Denied,
+                    codes::REQUEST_EXPIRED | codes::GRANT_ENDED | codes::RATE_LIMITED | codes::SIGN_IN_EXPIRED => ExitKind::TimedOut,
                     codes::INVALID_INPUT
                     | codes::INVALID_JSON
                     | codes::NOT_FOUND
                     | codes::UNKNOWN_REPO
                     | codes::NOT_PENDING
                     | codes::CONFLICT
-                    | codes::BODY_TOO_LARGE => ExitKind::BadInput,
+                    | codes::BODY_TOO_LARGE
+                    | codes::OIDC_NOT_CONFIGURED => ExitKind::BadInput,
+                    codes::IDP_FAILED => ExitKind::Unexpected,
                     codes::HOST_REFUSED | codes::HOST_FAILED => ExitKind::HostFailed,
                     _ if status == 401 || status == 403 => ExitKind::NotAllowed,
                     _ if (400..500).contains(&status) => ExitKind::BadInput,

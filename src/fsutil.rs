@@ -54,6 +54,25 @@ pub fn check_ours(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A secret file from the config (a key, a client secret): refused when
+/// others may read it, as `chmod 600` would prevent. A file that cannot be
+/// read is left to the reader to report.
+pub fn check_private_file(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o007 != 0 {
+                return Err(format!("{}: readable by others (mode {:o}); `chmod 600` it", path.display(), mode & 0o777));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Reads a private file, never through a symbolic link, refusing one another user owns.
 pub fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut options = std::fs::OpenOptions::new();

@@ -1,4 +1,7 @@
-//! `jit login [--server URL]`: checks a token with the broker, then keeps it in the keychain.
+//! `jit login [--server URL]`: signs in, then keeps the broker's token in the
+//! keychain. A broker with an identity provider signs people in with the
+//! device authorization grant (the person confirms a code at the IdP, in any
+//! browser); `--token`, or a broker without one, takes a token an admin issued.
 
 use std::io::Read;
 
@@ -21,6 +24,14 @@ pub struct LoginArgs {
     /// roots; remembered with the login (default: $JIT_CA_FILE)
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Sign in with a token an admin issued (service accounts, automation),
+    /// read from the terminal or stdin, even where the broker signs people
+    /// in through an identity provider
+    #[arg(long)]
+    pub token: bool,
+    /// Do not open a browser at the identity provider's page; print its address only
+    #[arg(long)]
+    pub no_browser: bool,
     #[command(flatten)]
     pub json: JsonFlag,
 }
@@ -60,17 +71,23 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
     let ca_file = args.ca_file.clone().or_else(|| std::env::var_os("JIT_CA_FILE").filter(|v| !v.is_empty()).map(Into::into));
     let ca_file = ca_file.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
     // Check the URL and open the keychain before asking for anything.
-    Client::new(&server, None, ca_file.as_deref())?;
+    let anonymous = Client::new(&server, None, ca_file.as_deref())?;
     let keychain = Keychain::open()?;
-    let token = read_token(&server)?;
-    let user = Client::new(&server, Some(token.clone()), ca_file.as_deref())?.whoami().await.map_err(|e| {
-        let err = CommandError::from(e);
-        if err.kind == ExitKind::NotAllowed {
-            CommandError::new(ExitKind::NotAllowed, format!("{server} refused this token: {}", err.message))
-        } else {
-            err
-        }
-    })?;
+    let through_idp = !args.token && signs_in_through_idp(&anonymous).await?;
+    let (token, user, signed_in) = if through_idp {
+        device_sign_in(&anonymous, args).await?
+    } else {
+        let token = read_token(&server)?;
+        let who = Client::new(&server, Some(token.clone()), ca_file.as_deref())?.whoami_session().await.map_err(|e| {
+            let err = CommandError::from(e);
+            if err.kind == ExitKind::NotAllowed {
+                CommandError::new(ExitKind::NotAllowed, format!("{server} refused this token: {}", err.message))
+            } else {
+                err
+            }
+        })?;
+        (token, who.user, who.session)
+    };
     let previous = session::load(&keychain).ok().flatten();
     let fingerprint = crate::domain::token::fingerprint(token.expose_secret());
     session::save(&keychain, &StoredLogin { server: server.clone(), token, ca_file, user: Some(user.name.clone()) })?;
@@ -90,7 +107,7 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
     let replaced_json = replaced.map(|p| serde_json::json!({"server": p.server, "user": p.user}));
     if args.json.json {
         return crate::output::print_json(
-            &serde_json::json!({"server": server, "user": user, "keychain": keychain.backend().name(), "replaced": replaced_json}),
+            &serde_json::json!({"server": server, "user": user, "session": signed_in, "keychain": keychain.backend().name(), "replaced": replaced_json}),
         );
     }
     if let Some(p) = replaced {
@@ -100,9 +117,93 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
             p.server
         );
     }
-    eprintln!(
-        "{}",
-        ui::success(&format!("Logged in to {server} as {} (token kept in the {} keychain)", user.name, keychain.backend().name()))
-    );
+    let how = match &signed_in {
+        Some(s) => format!(
+            " through {} (session until {}; its token kept in the {} keychain)",
+            s.issuer,
+            ui::local_time(s.ends_at),
+            keychain.backend().name()
+        ),
+        None => format!(" (token kept in the {} keychain)", keychain.backend().name()),
+    };
+    eprintln!("{}", ui::success(&format!("Logged in to {server} as {}{how}", user.name)));
     Ok(())
+}
+
+/// Whether the broker signs people in through an identity provider (a broker
+/// from before sign-ins answers 404: tokens only).
+async fn signs_in_through_idp(client: &Client) -> Result<bool, CommandError> {
+    match client.auth_methods().await {
+        Ok(methods) => Ok(methods.methods.iter().any(|m| m == "oidc")),
+        Err(crate::client::ClientError::Api { status: 404, .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The device authorization grant (RFC 8628), through the broker: the person
+/// confirms the code at the IdP while this waits, polling as slowly as asked.
+async fn device_sign_in(
+    client: &Client,
+    args: &LoginArgs,
+) -> Result<(SecretString, crate::api::User, Option<crate::api::SessionInfo>), CommandError> {
+    let start = client.start_device_sign_in().await?;
+    eprintln!("To sign in, open {} and enter the code {}", start.verification_uri, start.user_code);
+    if let Some(complete) = &start.verification_uri_complete {
+        eprintln!("(or open {complete}, which carries the code)");
+    }
+    if !args.no_browser && ui::can_prompt() {
+        open_browser(start.verification_uri_complete.as_deref().unwrap_or(&start.verification_uri));
+    }
+    let spinner = ui::spinner("Waiting for you to sign in at the identity provider (Ctrl-C to stop)".to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(start.expires_in.clamp(1, 3600));
+    let mut interval = start.interval.clamp(1, 60);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+        let status = client.finish_device_sign_in(&start.login).await.inspect_err(|_| {
+            if let Some(s) = &spinner {
+                s.finish_and_clear();
+            }
+        })?;
+        match status.status.as_str() {
+            "signed_in" => {
+                if let Some(s) = &spinner {
+                    s.finish_and_clear();
+                }
+                let missing = || CommandError::unexpected("the broker's sign-in answer lacks the token or the user");
+                return Ok((status.token.ok_or_else(missing)?, status.user.ok_or_else(missing)?, status.session));
+            }
+            // RFC 8628 §3.5: every slow_down adds five seconds.
+            "slow_down" => interval = (interval + 5).min(60),
+            _ => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            if let Some(s) = &spinner {
+                s.finish_and_clear();
+            }
+            return Err(
+                CommandError::new(ExitKind::TimedOut, "the sign-in code expired before the sign-in finished").hint("run `jit login` again")
+            );
+        }
+    }
+}
+
+/// Opens `url` in the desktop's browser, if there is a desktop; failing is fine (the address was printed).
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        Some("open")
+    } else if cfg!(windows) {
+        None
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        Some("xdg-open")
+    } else {
+        None
+    };
+    if let Some(opener) = opener {
+        let _ = std::process::Command::new(opener)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
 }

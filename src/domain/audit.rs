@@ -25,6 +25,14 @@ use super::level::Level;
 /// The actor name the broker itself uses in the audit log (reserved: no user may take it).
 pub const BROKER_ACTOR: &str = "broker";
 
+/// The actor of what sign-ins through the identity provider cause (reserved too).
+pub const OIDC_ACTOR: &str = "oidc";
+
+/// Whether `name` is an actor of jit's own, which no user may be.
+pub fn is_reserved_name(name: &str) -> bool {
+    name == BROKER_ACTOR || name == OIDC_ACTOR
+}
+
 /// The previous hash of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -68,6 +76,14 @@ pub enum Action {
     ApprovalWithdrawn,
     /// What git did with a push, ref by ref, from its own report.
     GitPushResult,
+    /// A person signed in through the identity provider (a new broker session).
+    SignedIn,
+    /// A sign-in the broker refused (a name jit cannot use, a name a local user has).
+    SignInRefused,
+    /// A person's groups changed at the identity provider.
+    GroupsChanged,
+    /// A broker session ended: signed out, or the identity provider stopped vouching for the person.
+    SessionEnded,
 }
 
 impl Action {
@@ -98,6 +114,10 @@ impl Action {
             Action::HostGrantFailed => "host_grant_failed",
             Action::ApprovalWithdrawn => "approval_withdrawn",
             Action::GitPushResult => "git_push_result",
+            Action::SignedIn => "signed_in",
+            Action::SignInRefused => "sign_in_refused",
+            Action::GroupsChanged => "groups_changed",
+            Action::SessionEnded => "session_ended",
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct UserRecord {
     pub groups: Vec<String>,
     pub admin: bool,
     pub created_at: DateTime<Utc>,
+    /// The identity provider that vouches for this person (`None`: a local
+    /// user, signed in with a token an admin issued).
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +250,50 @@ pub fn attach_ids(events: &mut [NewEvent], request_id: i64, grant_id: Option<i64
             e.grant_id = grant_id;
         }
     }
+}
+
+/// A sign-in the identity provider vouched for, to record: the person (made a
+/// user at their first sign-in, their groups set from the IdP's at every
+/// one) and the broker session it opens.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub issuer: String,
+    pub subject: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub token: TokenHash,
+    /// The IdP's refresh token, sealed (none: the IdP gave none, and the
+    /// session cannot be re-checked, so it ends at its first check).
+    pub refresh_sealed: Option<Vec<u8>>,
+    pub at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub next_check_at: DateTime<Utc>,
+}
+
+/// A broker session: one sign-in through the identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub user: String,
+    pub issuer: String,
+    /// The session token's hash (also what its refresh token is sealed to).
+    pub token: TokenHash,
+    pub refresh_sealed: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub next_check_at: DateTime<Utc>,
+}
+
+/// What a sign-in changed, beside the session it opened.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: UserRecord,
+    pub session: SessionRecord,
+    /// The person signed in for the first time (a user was made).
+    pub created: bool,
+    /// Their groups before, when the IdP's differ.
+    pub groups_were: Option<Vec<String>>,
 }
 
 /// What removing a user ended, in the same transaction.

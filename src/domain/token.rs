@@ -23,6 +23,14 @@ pub fn expose_secret<S: Serializer>(secret: &SecretString, serializer: S) -> Res
     serializer.serialize_str(secret.expose_secret())
 }
 
+/// [`expose_secret`] for an optional secret (skip `None` with `skip_serializing_if`).
+pub fn expose_optional_secret<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(s) => expose_secret(s, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// The SHA-256 of a token, hex-encoded: what the broker keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenHash(pub String);

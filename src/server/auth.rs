@@ -16,7 +16,7 @@ use axum_extra::headers::Authorization;
 use axum_extra::headers::authorization::Bearer;
 use axum_extra::typed_header::TypedHeaderRejectionReason;
 
-use super::broker::Broker;
+use super::broker::{Authenticated, Broker};
 use super::error::ApiError;
 use crate::domain::records::UserRecord;
 
@@ -50,30 +50,44 @@ impl FromRequestParts<Arc<Broker>> for ClientAddr {
     }
 }
 
+/// The caller with how they signed in (their broker session, if the identity provider signed them in).
+pub struct CallerSession(pub Authenticated);
+
 impl FromRequestParts<Arc<Broker>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
-        let ClientAddr(addr) = ClientAddr::of(parts, broker)?;
-        let header = TypedHeader::<Authorization<Bearer>>::from_request_parts(parts, broker).await.map_err(|rejection| match rejection
-            .reason()
-        {
+        Ok(Caller(authenticated(parts, broker).await?.user))
+    }
+}
+
+impl FromRequestParts<Arc<Broker>> for CallerSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
+        Ok(CallerSession(authenticated(parts, broker).await?))
+    }
+}
+
+async fn authenticated(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Authenticated, ApiError> {
+    let ClientAddr(addr) = ClientAddr::of(parts, broker)?;
+    let header =
+        TypedHeader::<Authorization<Bearer>>::from_request_parts(parts, broker).await.map_err(|rejection| match rejection.reason() {
             TypedHeaderRejectionReason::Missing => {
                 ApiError::unauthenticated("missing bearer token").with_hint("run `jit login`, or set JIT_TOKEN")
             }
             _ => ApiError::unauthenticated("malformed Authorization header: expected `Bearer <token>`"),
         })?;
-        let token = header.token().trim();
-        if token.is_empty() {
-            return Err(ApiError::unauthenticated("malformed Authorization header: expected `Bearer <token>`"));
-        }
-        match broker.authenticate(token).await {
-            Ok(user) => Ok(Caller(user)),
-            Err(e @ crate::server::broker::BrokerError::InvalidToken) => match broker.auth_failed(addr, None, "unknown token") {
-                Some(wait) => Err(ApiError::rate_limited("too many failed logins from this address", wait)),
-                None => Err(e.into()),
-            },
-            Err(e) => Err(e.into()),
-        }
+    let token = header.token().trim();
+    if token.is_empty() {
+        return Err(ApiError::unauthenticated("malformed Authorization header: expected `Bearer <token>`"));
+    }
+    match broker.authenticate_session(token).await {
+        Ok(auth) => Ok(auth),
+        Err(e @ crate::server::broker::BrokerError::InvalidToken) => match broker.auth_failed(addr, None, "unknown token") {
+            Some(wait) => Err(ApiError::rate_limited("too many failed logins from this address", wait)),
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
     }
 }

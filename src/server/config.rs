@@ -77,6 +77,7 @@ struct RawFile {
     repo: Vec<Spanned<RawRepo>>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+    oidc: Option<crate::server::oidc::Section>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +144,8 @@ pub struct ServerConfig {
     /// The `[[repo]]` entries; the gateway's own repos are added when the broker opens.
     pub repos: Vec<RepoSpec>,
     pub policy: Policy,
+    /// Sign-in through the company's identity provider (`[oidc]`); none: tokens only.
+    pub oidc: Option<crate::server::oidc::OidcConfig>,
 }
 
 /// The broker's public URL as clients reach it: http or https with a host,
@@ -181,6 +184,7 @@ impl ServerConfig {
             sealing_key: None,
             repos: Vec::new(),
             policy: Policy::default(),
+            oidc: None,
         }
     }
 
@@ -250,6 +254,15 @@ impl ServerConfig {
         }
         if let Some(path) = raw.server.sealing_key_file {
             config.sealing_key = Some(Arc::new(SealingKey::from_file(&path).map_err(|e| invalid(format!("server.sealing_key_file {e}")))?));
+        }
+        if let Some(section) = raw.oidc {
+            let oidc = crate::server::oidc::OidcConfig::from_section(section, |v| std::env::var(v).ok()).map_err(invalid)?;
+            if config.sealing_key.is_none() {
+                return Err(invalid(
+                    "oidc: server.sealing_key_file is missing: each person's refresh token is stored sealed with it (create one: `openssl rand -hex 32 > sealing.key; chmod 600 sealing.key`)".into(),
+                ));
+            }
+            config.oidc = Some(oidc);
         }
         config.gateway = LocalGateway::from_section(local_gateway::BUILTIN_NAME, raw.gateway, "gateway.").map_err(invalid)?;
         config.providers = Registry::default();

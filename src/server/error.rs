@@ -13,8 +13,8 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, http};
 
-use super::broker::BrokerError;
 use super::broker::git::GitRefusal;
+use super::broker::{BrokerError, SignInError};
 use crate::api::{ErrorBody, ErrorDetail, codes};
 use crate::domain::policy::Refusal;
 use crate::domain::receive_pack::CommandsError;
@@ -147,6 +147,19 @@ impl From<BrokerError> for ApiError {
                 tracing::error!(error = %inner, "store failure");
                 ApiError::internal()
             }
+            BrokerError::SignIn(ref inner) => match inner {
+                SignInError::NotConfigured => ApiError::new(StatusCode::NOT_FOUND, codes::OIDC_NOT_CONFIGURED, message)
+                    .with_hint("sign in with the token an admin gave you: `jit login --token`"),
+                SignInError::Denied => ApiError::new(StatusCode::FORBIDDEN, codes::SIGN_IN_DENIED, message),
+                SignInError::Expired => ApiError::new(StatusCode::GONE, codes::SIGN_IN_EXPIRED, message).with_hint("run `jit login` again"),
+                SignInError::Refused(_) => ApiError::new(StatusCode::FORBIDDEN, codes::SIGN_IN_REFUSED, message)
+                    .with_hint("tell your jit admin; the audit log has this as sign_in_refused"),
+                SignInError::Idp(e) => {
+                    tracing::warn!(error = %e, "sign-in: identity provider failure");
+                    ApiError::new(StatusCode::BAD_GATEWAY, codes::IDP_FAILED, message)
+                        .with_hint("try again shortly; if it persists, tell your jit admin (the broker's log has the details)")
+                }
+            },
         }
     }
 }

@@ -28,6 +28,11 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             Ok(n) => tracing::info!(grants = n, "reaper: gave grants their access at the host"),
             Err(e) => tracing::warn!(error = %e, "reaper: starting grants at the host failed"),
         }
+        match broker.recheck_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "reaper: sessions ended"),
+            Err(e) => tracing::warn!(error = %e, "reaper: checking sessions with the identity provider failed"),
+        }
         match broker.end_grants().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),
@@ -35,6 +40,10 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         }
         let mut sleep_for = broker.config().reaper_interval;
         if let Ok(Some(next)) = broker.next_grant_expiry().await {
+            let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
+            sleep_for = sleep_for.min(until + Duration::from_millis(5));
+        }
+        if let Ok(Some(next)) = broker.next_session_check().await {
             let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
             sleep_for = sleep_for.min(until + Duration::from_millis(5));
         }

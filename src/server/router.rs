@@ -10,13 +10,17 @@ use axum::routing::{delete, get, post};
 use super::broker::Broker;
 use super::error::ApiError;
 use super::gateway;
-use super::handlers::{audit, grants, health, repos, requests, users};
+use super::handlers::{audit, auth, grants, health, repos, requests, users};
 
 pub fn router(broker: Arc<Broker>) -> Router {
     let max_body = broker.config().max_body_bytes;
     let api = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/v1/whoami", get(users::whoami))
+        .route("/v1/auth", get(auth::methods))
+        .route("/v1/auth/device", post(auth::start_device))
+        .route("/v1/auth/device/token", post(auth::finish_device))
+        .route("/v1/auth/session", delete(auth::sign_out))
         .route("/v1/repos", get(repos::list))
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}", delete(users::remove))

@@ -59,21 +59,31 @@ impl SealingKey {
         Ok(SealingKey { key: LessSafeKey::new(key), random: SystemRandom::new() })
     }
 
-    /// The nonce followed by the ciphertext and its tag.
+    /// The nonce followed by the ciphertext and its tag, bound to grant `grant_id`.
     pub fn seal(&self, grant_id: i64, value: &SecretString) -> Vec<u8> {
+        self.seal_for(&grant_id.to_be_bytes(), value)
+    }
+
+    pub fn open(&self, grant_id: i64, sealed: &[u8]) -> Result<SecretString, SealError> {
+        self.open_for(&grant_id.to_be_bytes(), sealed)
+    }
+
+    /// Seals `value` bound to `context` (associated data: it opens only with
+    /// the same context), for what is not a grant's: a session's refresh token.
+    pub fn seal_for(&self, context: &[u8], value: &SecretString) -> Vec<u8> {
         use crate::domain::token::ExposeSecret;
         let mut nonce = [0u8; NONCE_LEN];
         self.random.fill(&mut nonce).expect("the system's random source works");
         let mut sealed = value.expose_secret().as_bytes().to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(grant_id.to_be_bytes()), &mut sealed)
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut sealed)
             .expect("a value under 256 GiB seals");
         let mut out = nonce.to_vec();
         out.append(&mut sealed);
         out
     }
 
-    pub fn open(&self, grant_id: i64, sealed: &[u8]) -> Result<SecretString, SealError> {
+    pub fn open_for(&self, context: &[u8], sealed: &[u8]) -> Result<SecretString, SealError> {
         // The nonce and the tag at least (an empty value seals to exactly that).
         if sealed.len() < NONCE_LEN + CHACHA20_POLY1305.tag_len() {
             return Err(SealError::Open);
@@ -81,7 +91,7 @@ impl SealingKey {
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
         let mut body = body.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(grant_id.to_be_bytes()), &mut body).map_err(|_| SealError::Open)?;
+        let plain = self.key.open_in_place(nonce, Aad::from(context), &mut body).map_err(|_| SealError::Open)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| SealError::Open)?;
         Ok(SecretString::from(text))
     }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::audit::{AuditEvent, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
-    RequestChange, RequestFilter, RequestRecord, Supersede, UserRecord,
+    RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 
@@ -69,6 +69,32 @@ pub trait Store: Send + Sync {
     /// working (`event`'s detail gets their count). Returns that count.
     async fn set_token(&self, name: &str, token: &TokenHash, at: DateTime<Utc>, event: NewEvent) -> StoreResult<u64>;
     async fn admin_count(&self) -> StoreResult<u64>;
+
+    // Sessions of people the identity provider signs in.
+    /// Records a sign-in: the person made a user the first time (a name a
+    /// local user or another person holds: [`StoreError::AlreadyExists`]),
+    /// their groups set to the IdP's, and a session opened, with the events.
+    async fn sign_in(&self, sign_in: &SignIn) -> StoreResult<SignedIn>;
+    /// The live session a token opens, and its person (its end is the caller's to check).
+    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, SessionRecord)>>;
+    /// Live sessions whose check is due at `now`.
+    async fn sessions_due(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>>;
+    /// The earliest check due of a live session.
+    async fn next_session_check(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// A check the IdP passed: its refresh token (when rotated), the next
+    /// check, and the person's groups now (a change is audited).
+    async fn session_checked(
+        &self,
+        id: i64,
+        refresh_sealed: Option<Vec<u8>>,
+        next_check_at: DateTime<Utc>,
+        groups: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<UserRecord>;
+    /// Ends a live session (else [`StoreError::Conflict`]); with
+    /// `whole_person`, every session of that person and every live grant of
+    /// theirs too, each with its event by `by` giving `why`.
+    async fn end_session(&self, id: i64, by: &str, why: &str, whole_person: bool, at: DateTime<Utc>) -> StoreResult<Removal>;
 
     // Requests and grants.
     /// Inserts a pending request; with `grant`, approves it at once

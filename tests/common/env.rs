@@ -402,6 +402,12 @@ impl Watched {
     pub fn id(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
+
+    /// The first line said so far that holds `needle` (waits for it as [`Watched::until`]).
+    pub fn line_with(&self, needle: &str) -> String {
+        self.until(needle);
+        self.stderr.lock().unwrap().lines().find(|l| l.contains(needle)).unwrap().to_string()
+    }
 }
 
 /// A spawned process that is killed when the guard drops, so no broker or

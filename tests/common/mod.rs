@@ -7,6 +7,7 @@ pub mod broker;
 pub mod env;
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod idp;
 pub mod logs;
 pub mod process;
 pub mod tls;

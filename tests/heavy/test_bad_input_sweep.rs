@@ -17,6 +17,10 @@ use crate::common::{TestBroker, cli_env, gateway_policy};
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/v1/whoami"),
+    ("GET", "/v1/auth"),
+    ("POST", "/v1/auth/device"),
+    ("POST", "/v1/auth/device/token"),
+    ("DELETE", "/v1/auth/session"),
     ("GET", "/v1/repos"),
     ("GET", "/v1/users"),
     ("POST", "/v1/users"),

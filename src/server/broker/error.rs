@@ -43,6 +43,25 @@ pub enum BrokerError {
     Provider(#[from] ProviderError),
     #[error(transparent)]
     Store(StoreError),
+    /// Signing in through the identity provider did not succeed.
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
+}
+
+/// Why a sign-in through the identity provider did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("this broker does not sign people in through an identity provider")]
+    NotConfigured,
+    #[error("the sign-in was declined at the identity provider")]
+    Denied,
+    #[error("the sign-in code expired before it was used")]
+    Expired,
+    /// The IdP vouched for someone jit will not let in; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Idp(#[from] crate::server::oidc::IdpError),
 }
 
 impl BrokerError {

@@ -18,6 +18,7 @@ pub mod git;
 mod grants;
 mod guard;
 mod requests;
+mod sessions;
 mod users;
 mod waiters;
 
@@ -28,8 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
-pub use self::error::{BrokerError, BrokerResult};
+pub use self::error::{BrokerError, BrokerResult, SignInError};
 pub use self::requests::RequestQuery;
+pub use self::sessions::{Authenticated, DeviceSignIn, SignInPoll};
 pub use self::users::NewUser;
 use super::config::ServerConfig;
 use crate::clock::{Clock, SystemClock};
@@ -53,6 +55,8 @@ pub enum OpenError {
     Provider(#[from] ProviderError),
     #[error("{0}")]
     Repos(String),
+    #[error("oidc: {0}")]
+    Oidc(String),
 }
 
 impl OpenError {
@@ -89,6 +93,8 @@ pub struct Broker {
     refusal_windows: std::sync::Mutex<std::collections::HashMap<git::RefusalKey, DateTime<Utc>>>,
     /// Failed-login limits, per-credential git limits, and the failure tally.
     guard: std::sync::Mutex<guard::Guard>,
+    /// The identity provider people sign in with (`[oidc]`), if any.
+    idp: Option<crate::server::oidc::Idp>,
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
@@ -143,7 +149,9 @@ impl Broker {
             }
         }
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
+        let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
+            idp,
             audit_key,
             store: Arc::new(store),
             config,

@@ -110,6 +110,7 @@ impl Broker {
             groups: Vec::new(),
             admin: false,
             created_at: self.now(),
+            issuer: None,
         }))
     }
 

@@ -1,7 +1,7 @@
 //! Users and their tokens: authentication, and the one way a user is created.
 
-use super::{Broker, BrokerError, BrokerResult};
-use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent};
+use super::{Authenticated, Broker, BrokerError, BrokerResult};
+use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, is_reserved_name};
 use crate::domain::policy::is_valid_name;
 use crate::domain::records::{NewUserRecord, Removal, UserRecord};
 use crate::domain::token::{ExposeSecret, SecretString, TOKEN_PREFIX, TokenHash, generate};
@@ -32,19 +32,19 @@ fn check_name(kind: &str, name: &str) -> BrokerResult<()> {
 /// with such a change is not remembered, because the generation moved on.
 #[derive(Default)]
 pub(super) struct KnownTokens {
-    inner: std::sync::Mutex<(u64, std::collections::HashMap<TokenHash, UserRecord>)>,
+    inner: std::sync::Mutex<(u64, std::collections::HashMap<TokenHash, Authenticated>)>,
 }
 
 impl KnownTokens {
     /// More than this many and the map starts over (it holds only valid tokens).
     const MAX: usize = 10_000;
 
-    fn lookup(&self, hash: &TokenHash) -> (u64, Option<UserRecord>) {
+    fn lookup(&self, hash: &TokenHash) -> (u64, Option<Authenticated>) {
         let inner = self.inner.lock().expect("known tokens");
         (inner.0, inner.1.get(hash).cloned())
     }
 
-    fn remember(&self, generation: u64, hash: TokenHash, user: &UserRecord) {
+    fn remember(&self, generation: u64, hash: TokenHash, user: &Authenticated) {
         let mut inner = self.inner.lock().expect("known tokens");
         if inner.0 == generation {
             if inner.1.len() >= Self::MAX {
@@ -54,7 +54,7 @@ impl KnownTokens {
         }
     }
 
-    fn forget_all(&self) {
+    pub(super) fn forget_all(&self) {
         let mut inner = self.inner.lock().expect("known tokens");
         inner.0 += 1;
         inner.1.clear();
@@ -64,15 +64,29 @@ impl KnownTokens {
 impl Broker {
     /// The user a bearer token belongs to; the stored hash is compared in constant time.
     pub async fn authenticate(&self, token: &str) -> BrokerResult<UserRecord> {
+        Ok(self.authenticate_session(token).await?.user)
+    }
+
+    /// Who a bearer token is: a local user's token, or a live session of a
+    /// person the identity provider signed in (past its `session_max`, no one).
+    pub async fn authenticate_session(&self, token: &str) -> BrokerResult<Authenticated> {
         let presented = TokenHash::of(token);
         let (generation, known) = self.known_tokens.lookup(&presented);
-        if let Some(user) = known {
-            return Ok(user);
-        }
-        match self.store.user_by_token(&presented).await? {
-            Some((user, stored)) if stored.matches(&presented) => {
-                self.known_tokens.remember(generation, presented, &user);
-                Ok(user)
+        let found = match known {
+            Some(known) => Some(known),
+            None => match self.store.user_by_token(&presented).await? {
+                Some((user, stored)) if stored.matches(&presented) => Some(Authenticated { user, session: None }),
+                Some(_) => None,
+                None => match self.store.session_by_token(&presented).await? {
+                    Some((user, session)) if session.token.matches(&presented) => Some(Authenticated { user, session: Some(session) }),
+                    _ => None,
+                },
+            },
+        };
+        match found {
+            Some(auth) if auth.session.as_ref().is_none_or(|s| s.ends_at > self.now()) => {
+                self.known_tokens.remember(generation, presented, &auth);
+                Ok(auth)
             }
             _ => Err(BrokerError::InvalidToken),
         }
@@ -98,8 +112,8 @@ impl Broker {
         note: Option<&str>,
     ) -> BrokerResult<(UserRecord, SecretString)> {
         check_name("user", &new.name)?;
-        if new.name == BROKER_ACTOR {
-            return Err(BrokerError::InvalidInput(format!("`{}` is reserved for the broker itself", new.name)));
+        if is_reserved_name(&new.name) {
+            return Err(BrokerError::InvalidInput(format!("`{}` is an actor of jit's own in the audit log", new.name)));
         }
         for g in &new.groups {
             check_name("group", g)?;
@@ -173,6 +187,11 @@ impl Broker {
     /// Rotation by `actor` (an admin, or the broker for `--dev`).
     pub async fn rotate_token_as(&self, actor: &str, name: &str, note: Option<&str>) -> BrokerResult<(UserRecord, SecretString)> {
         let user = self.store.user(name).await?.ok_or_else(|| BrokerError::NotFound(format!("user `{name}`")))?;
+        if let Some(issuer) = &user.issuer {
+            return Err(BrokerError::InvalidInput(format!(
+                "{name} signs in through the identity provider ({issuer}) and has no token to rotate; remove them at the IdP, or `jit admin user remove {name}`"
+            )));
+        }
         let token = generate(TOKEN_PREFIX);
         let mut event = NewEvent::new(actor, Action::TokenRotated);
         event.detail = Some(match note {
@@ -194,7 +213,8 @@ mod tests {
     #[test]
     fn a_read_that_raced_a_rotation_is_not_remembered() {
         let known = KnownTokens::default();
-        let user = UserRecord { id: 1, name: "alice".into(), groups: vec![], admin: false, created_at: chrono::Utc::now() };
+        let user = UserRecord { id: 1, name: "alice".into(), groups: vec![], admin: false, created_at: chrono::Utc::now(), issuer: None };
+        let user = Authenticated { user, session: None };
         let hash = TokenHash::of("old");
         let (before, none) = known.lookup(&hash);
         assert!(none.is_none());

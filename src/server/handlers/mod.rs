@@ -3,6 +3,7 @@
 //! the views below; rules and errors live in the broker and `server::error`.
 
 pub mod audit;
+pub mod auth;
 pub mod grants;
 pub mod health;
 pub mod repos;

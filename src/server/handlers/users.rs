@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 
 use super::{AppState, view_user};
 use crate::api;
-use crate::server::auth::Caller;
+use crate::server::auth::{Caller, CallerSession};
 use crate::server::broker::NewUser;
 use crate::server::error::{ApiError, ApiJson, ApiPath};
 
-pub async fn whoami(Caller(user): Caller) -> Json<api::User> {
-    Json(view_user(&user))
+pub async fn whoami(CallerSession(auth): CallerSession) -> Json<api::WhoAmI> {
+    Json(api::WhoAmI { user: view_user(&auth.user), session: auth.session.as_ref().map(super::auth::view_session) })
 }
 
 pub async fn list(State(broker): AppState, Caller(caller): Caller) -> Result<Json<Vec<api::User>>, ApiError> {

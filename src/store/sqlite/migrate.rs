@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "host tokens", include_str!("../../../migrations/sqlite/0007_host_tokens.sql")),
     (8, "grant terms", include_str!("../../../migrations/sqlite/0008_grant_terms.sql")),
     (9, "live grants index", include_str!("../../../migrations/sqlite/0009_live_grants_index.sql")),
+    (10, "sessions", include_str!("../../../migrations/sqlite/0010_sessions.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (

@@ -17,6 +17,7 @@ mod marker;
 mod migrate;
 mod open;
 mod requests;
+pub mod sessions;
 mod users;
 mod writer;
 
@@ -32,7 +33,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
-    RequestChange, RequestFilter, RequestRecord, Supersede, UserRecord,
+    RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 use db::Readers;
@@ -132,6 +133,41 @@ impl Store for SqliteStore {
 
     async fn admin_count(&self) -> StoreResult<u64> {
         self.reads.read(users::admin_count).await
+    }
+
+    async fn sign_in(&self, sign_in: &SignIn) -> StoreResult<SignedIn> {
+        let sign_in = sign_in.clone();
+        self.writer.write(move |tx, chain| sessions::sign_in(tx, chain, &sign_in)).await
+    }
+
+    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, SessionRecord)>> {
+        let token = token.clone();
+        self.reads.read(move |c| sessions::by_token(c, &token)).await
+    }
+
+    async fn sessions_due(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>> {
+        self.reads.read(move |c| sessions::due(c, now)).await
+    }
+
+    async fn next_session_check(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.reads.read(sessions::next_check).await
+    }
+
+    async fn session_checked(
+        &self,
+        id: i64,
+        refresh_sealed: Option<Vec<u8>>,
+        next_check_at: DateTime<Utc>,
+        groups: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<UserRecord> {
+        let groups = groups.to_vec();
+        self.writer.write(move |tx, chain| sessions::checked(tx, chain, id, refresh_sealed.as_deref(), next_check_at, &groups, at)).await
+    }
+
+    async fn end_session(&self, id: i64, by: &str, why: &str, whole_person: bool, at: DateTime<Utc>) -> StoreResult<Removal> {
+        let (by, why) = (by.to_string(), why.to_string());
+        self.writer.write(move |tx, chain| sessions::end(tx, chain, id, &by, &why, whole_person, at)).await
     }
 
     async fn create_request(

@@ -14,16 +14,23 @@ use crate::domain::token::TokenHash;
 use crate::store::chain::Chain;
 use crate::store::{StoreError, StoreResult};
 
-fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
+pub(super) fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
     let name: String = r.get("name")?;
     let groups_json: String = r.get("groups_json")?;
     let groups = serde_json::from_str(&groups_json).map_err(|e| StoreError::Corrupt(format!("groups of {name}: {e}")))?;
-    let record = UserRecord { id: r.get("id")?, name, groups, admin: r.get("is_admin")?, created_at: time(r.get("created_at")?)? };
+    let record = UserRecord {
+        id: r.get("id")?,
+        name,
+        groups,
+        admin: r.get("is_admin")?,
+        created_at: time(r.get("created_at")?)?,
+        issuer: r.get("issuer")?,
+    };
     Ok((record, TokenHash(r.get::<_, Option<String>>("token_hash")?.unwrap_or_default())))
 }
 
 /// Active users only: a removed user is kept for history but is nobody now.
-const ACTIVE_USERS: &str = "SELECT * FROM users WHERE removed_at IS NULL";
+pub(super) const ACTIVE_USERS: &str = "SELECT * FROM users WHERE removed_at IS NULL";
 
 pub fn by_token(conn: &Connection, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
     let mut stmt = conn.prepare_cached(&format!("{ACTIVE_USERS} AND token_hash = ?"))?;
@@ -50,7 +57,7 @@ pub fn admin_count(conn: &Connection) -> StoreResult<u64> {
     Ok(n.max(0) as u64)
 }
 
-fn active_id(conn: &Connection, name: &str) -> StoreResult<i64> {
+pub(super) fn active_id(conn: &Connection, name: &str) -> StoreResult<i64> {
     conn.prepare_cached("SELECT id FROM users WHERE name = ? AND removed_at IS NULL")?
         .query_row([name], |r| r.get(0))
         .optional()?
@@ -78,7 +85,14 @@ pub fn add(
         .prepare_cached("INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")?
         .query_row(params![user.name, groups, user.admin, token.0, ms(user.created_at)], |r| r.get(0))?;
     append(conn, chain, &[event], user.created_at)?;
-    Ok(UserRecord { id, name: user.name.clone(), groups: user.groups.clone(), admin: user.admin, created_at: user.created_at })
+    Ok(UserRecord {
+        id,
+        name: user.name.clone(),
+        groups: user.groups.clone(),
+        admin: user.admin,
+        created_at: user.created_at,
+        issuer: None,
+    })
 }
 
 /// Removes `name` and ends everything of theirs in the same transaction.
@@ -93,23 +107,11 @@ pub fn remove(
 ) -> StoreResult<Removal> {
     let user_id = active_id(conn, name)?;
     conn.execute("UPDATE users SET removed_at = ?, token_hash = NULL WHERE id = ?", params![ms(at), user_id])?;
+    // Nothing of theirs authenticates: their sessions end too.
+    conn.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE user_id = ? AND ended_at IS NULL", params![ms(at), why, user_id])?;
     let mut removal = Removal::default();
     let mut events = Vec::new();
-    let live = {
-        let mut stmt = conn.prepare_cached("SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?")?;
-        all(stmt.query(params![user_id, ms(at)])?, grant)?
-    };
-    for grant in live {
-        conn.execute("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?", params![ms(at), by, grant.id])?;
-        let mut e = NewEvent::new(by, Action::Revoked);
-        e.request_id = Some(grant.request_id);
-        e.grant_id = Some(grant.id);
-        e.repo = Some(grant.repo.clone());
-        e.level = Some(grant.level);
-        e.detail = Some(why.to_string());
-        events.push(e);
-        removal.grants.push(grant);
-    }
+    removal.grants = revoke_live_grants(conn, user_id, by, why, at, &mut events)?;
     let request = |r: &Row| -> StoreResult<(i64, String, String)> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) };
     let pending = {
         let mut stmt = conn.prepare("SELECT id, repo, level FROM requests WHERE requester_id = ? AND status = ?")?;
@@ -151,7 +153,33 @@ pub fn remove(
     Ok(removal)
 }
 
-fn delete_credentials_of(conn: &Connection, user_id: i64) -> StoreResult<u64> {
+/// Revokes every grant of `user_id` live at `at`, each with a `revoked` event by `by` giving `why`.
+pub(super) fn revoke_live_grants(
+    conn: &Connection,
+    user_id: i64,
+    by: &str,
+    why: &str,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> StoreResult<Vec<crate::domain::records::GrantRecord>> {
+    let live = {
+        let mut stmt = conn.prepare_cached("SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?")?;
+        all(stmt.query(params![user_id, ms(at)])?, grant)?
+    };
+    for grant in &live {
+        conn.execute("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?", params![ms(at), by, grant.id])?;
+        let mut e = NewEvent::new(by, Action::Revoked);
+        e.request_id = Some(grant.request_id);
+        e.grant_id = Some(grant.id);
+        e.repo = Some(grant.repo.clone());
+        e.level = Some(grant.level);
+        e.detail = Some(why.to_string());
+        events.push(e);
+    }
+    Ok(live)
+}
+
+pub(super) fn delete_credentials_of(conn: &Connection, user_id: i64) -> StoreResult<u64> {
     let deleted = conn.execute("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = ?)", [user_id])?;
     Ok(deleted as u64)
 }
