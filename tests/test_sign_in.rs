@@ -182,6 +182,24 @@ async fn sign_ins_jit_will_not_take_are_refused_with_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_or_expired_sign_in_exits_with_its_own_code() {
+    let idp = TestIdp::start(PEOPLE);
+    let b = broker_with(&idp, "1h").await;
+    let env = cli_env(&b);
+    let login = env.spawn_watched(&["login", "--server", &b.url, "--no-browser"]);
+    idp.decline(&code_url(&login)).await.unwrap();
+    env.finish(login).code(3).stderr_has("error: the sign-in was declined at the identity provider");
+
+    // Nobody finishes: the IdP's code (3 s here, polled every 5 s) runs out.
+    let idp = TestIdp::start_with_ttl(PEOPLE, json!({"DeviceCode": 3}));
+    let b = broker_with(&idp, "1h").await;
+    let login = env.spawn_watched(&["login", "--server", &b.url, "--no-browser"]);
+    code_url(&login);
+    env.finish(login).code(4).stderr_has("error: the sign-in code expired before");
+    env.run(&["whoami"]).code(5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_without_an_idp_says_so() {
     let b = TestBroker::start().await;
     let resp = b.send(reqwest::Method::GET, "/v1/auth", None, None).await;

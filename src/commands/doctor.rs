@@ -138,8 +138,19 @@ pub async fn cmd_doctor(args: &JsonFlag) -> Result<(), CommandError> {
             checks.push(broker);
             if reachable {
                 checks.push(check_clock(date, sent));
-                match tokio::time::timeout(Duration::from_secs(10), client.whoami()).await {
-                    Ok(Ok(user)) => checks.push(pass("token", format!("valid: you are {}", user.name))),
+                match tokio::time::timeout(Duration::from_secs(10), client.whoami_session()).await {
+                    Ok(Ok(who)) => checks.push(pass(
+                        "token",
+                        match &who.session {
+                            Some(s) => format!(
+                                "valid: you are {}, signed in through {} until {}",
+                                who.user.name,
+                                s.issuer,
+                                crate::ui::local_time(s.ends_at)
+                            ),
+                            None => format!("valid: you are {}", who.user.name),
+                        },
+                    )),
                     Ok(Err(e)) => {
                         let e = CommandError::from(e);
                         checks.push(fail("token", e.message, "run `jit login` with a current token"))

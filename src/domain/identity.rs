@@ -19,11 +19,15 @@ pub struct ClaimNames {
     pub username: String,
     /// The person's groups, each `group:VALUE` in policy (default `groups`).
     pub groups: String,
+    /// With a name like `alice@example.com` (Entra ID's UPN, Google's
+    /// e-mail): the one domain whose `@DOMAIN` is dropped; a name from any
+    /// other domain refuses the sign-in.
+    pub username_domain: Option<String>,
 }
 
 impl Default for ClaimNames {
     fn default() -> Self {
-        ClaimNames { username: "preferred_username".to_string(), groups: "groups".to_string() }
+        ClaimNames { username: "preferred_username".to_string(), groups: "groups".to_string(), username_domain: None }
     }
 }
 
@@ -48,6 +52,8 @@ pub enum IdentityError {
     MissingClaim(String),
     #[error("the identity provider's `{claim}` claim is not text")]
     NotText { claim: String },
+    #[error("the identity provider names this person `{name}`, which is not in the domain `{domain}` this broker takes")]
+    OtherDomain { name: String, domain: String },
     #[error(
         "the identity provider names this person `{name}`, which cannot be a jit user name (1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit); ask an admin to set `username_claim`"
     )]
@@ -64,7 +70,14 @@ pub fn identity_from_claims(claims: &Map<String, Value>, names: &ClaimNames) -> 
         }
     };
     let subject = text("sub")?.filter(|s| !s.is_empty()).ok_or_else(|| IdentityError::MissingClaim("sub".to_string()))?;
-    let name = text(&names.username)?.ok_or_else(|| IdentityError::MissingClaim(names.username.clone()))?;
+    let mut name = text(&names.username)?.ok_or_else(|| IdentityError::MissingClaim(names.username.clone()))?;
+    if let Some(domain) = &names.username_domain {
+        let local = name.rsplit_once('@').filter(|(_, d)| d.eq_ignore_ascii_case(domain)).map(|(local, _)| local.to_string());
+        name = local.ok_or_else(|| IdentityError::OtherDomain {
+            name: name.chars().take(80).collect::<String>().escape_default().to_string(),
+            domain: domain.clone(),
+        })?;
+    }
     if !is_valid_name(&name) {
         let shown: String = name.chars().take(80).collect();
         return Err(IdentityError::BadName { name: shown.escape_default().to_string() });
@@ -120,10 +133,22 @@ mod tests {
         assert_eq!(id.groups, vec!["developers", "reviewers"]);
         assert!(id.skipped_groups.is_empty());
 
-        let names = ClaimNames { username: "email_local".into(), groups: "roles".into() };
+        let names = ClaimNames { username: "email_local".into(), groups: "roles".into(), username_domain: None };
         let c = claims(json!({"sub": "u-1", "email_local": "al.ice", "roles": "admins"}));
         let id = identity_from_claims(&c, &names).unwrap();
         assert_eq!((id.name.as_str(), id.groups), ("al.ice", vec!["admins".to_string()]));
+    }
+
+    #[test]
+    fn a_domain_is_dropped_only_when_it_is_the_one_configured() {
+        let names = ClaimNames { username: "email".into(), username_domain: Some("example.com".into()), ..ClaimNames::default() };
+        let id = |email: &str| identity_from_claims(&claims(json!({"sub": "u", "email": email})), &names);
+        assert_eq!(id("alice@example.com").unwrap().name, "alice");
+        assert_eq!(id("alice@EXAMPLE.com").unwrap().name, "alice");
+        for other in ["alice@evil.example.com", "alice@example.com.evil", "alice", "alice@"] {
+            assert!(matches!(id(other), Err(IdentityError::OtherDomain { .. })), "{other}");
+        }
+        assert!(matches!(id("a@b@example.com"), Err(IdentityError::BadName { .. })), "what is left must still be a name");
     }
 
     #[test]

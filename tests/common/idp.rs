@@ -20,6 +20,7 @@ pub struct TestIdp {
     pub dir: tempfile::TempDir,
     port: u16,
     users: Value,
+    ttl: Value,
     child: Option<ChildGuard>,
 }
 
@@ -30,6 +31,11 @@ fn contract_dir() -> PathBuf {
 impl TestIdp {
     /// An IdP whose people are `users` (name, groups); each one's password is `pw-NAME`.
     pub fn start(users: &[(&str, &[&str])]) -> TestIdp {
+        Self::start_with_ttl(users, json!({}))
+    }
+
+    /// An IdP with some lifetimes changed (`{"DeviceCode": 2}`: seconds).
+    pub fn start_with_ttl(users: &[(&str, &[&str])], ttl: Value) -> TestIdp {
         let people: serde_json::Map<String, Value> =
             users.iter().map(|(name, groups)| (name.to_string(), json!({"password": format!("pw-{name}"), "groups": groups}))).collect();
         let client_secret = format!("idp-client-secret-{}", std::process::id());
@@ -40,6 +46,7 @@ impl TestIdp {
             dir: tempfile::tempdir().unwrap(),
             port: 0,
             users: Value::Object(people),
+            ttl,
             child: None,
         };
         idp.launch("k1");
@@ -57,7 +64,7 @@ impl TestIdp {
             "kid": kid,
             "client_id": CLIENT_ID,
             "client_secret": self.client_secret,
-            "ttl": {"AccessToken": 300, "IdToken": 300, "RefreshToken": 3600},
+            "ttl": self.ttl_with_defaults(),
             "users": self.users,
         });
         let path = self.dir.path().join("idp.json");
@@ -73,6 +80,14 @@ impl TestIdp {
         self.port = issuer.rsplit(':').next().unwrap().parse().unwrap();
         self.issuer = issuer;
         self.child = Some(child);
+    }
+
+    fn ttl_with_defaults(&self) -> Value {
+        let mut ttl = json!({"AccessToken": 300, "IdToken": 300, "RefreshToken": 3600});
+        for (k, v) in self.ttl.as_object().unwrap() {
+            ttl[k] = v.clone();
+        }
+        ttl
     }
 
     /// The IdP rotates its signing key: it restarts on the same address with
@@ -122,6 +137,15 @@ impl TestIdp {
     /// a browser would: the code's pages, the login form, consent. `Err`
     /// carries the page that stopped them.
     pub async fn sign_in_as(&self, verification_uri_complete: &str, name: &str, password: &str) -> Result<(), String> {
+        self.walk(verification_uri_complete, name, password, false).await
+    }
+
+    /// The person opens the code's page and aborts instead of confirming.
+    pub async fn decline(&self, verification_uri_complete: &str) -> Result<(), String> {
+        self.walk(verification_uri_complete, "", "", true).await
+    }
+
+    async fn walk(&self, verification_uri_complete: &str, name: &str, password: &str, decline: bool) -> Result<(), String> {
         let mut browser = Browser::default();
         let mut next = Step::Get(verification_uri_complete.to_string());
         for _ in 0..20 {
@@ -138,6 +162,11 @@ impl TestIdp {
             }
             let Some(form) = Form::first(&body) else { return Err(format!("no form on the page: {body}")) };
             let mut fields = form.hidden;
+            if decline && body.contains("op.deviceConfirmForm") {
+                fields.push(("abort".into(), "yes".into()));
+                let (status, _, body) = browser.go(&Step::Post(absolute(&self.issuer, &form.action), fields)).await;
+                return if status < 500 { Ok(()) } else { Err(format!("HTTP {status}: {body}")) };
+            }
             if body.contains("name=\"username\"") {
                 fields.push(("username".into(), name.into()));
                 fields.push(("password".into(), password.into()));

@@ -12,6 +12,7 @@
 //! client_secret_file = "/etc/jit/oidc-secret"     # or client_secret_env; 0600 like every secret file
 //! scopes = ["openid", "profile", "email", "offline_access"]  # the default; add the one that carries groups
 //! username_claim = "preferred_username"           # the jit user name
+//! username_domain = "example.com"                 # for names like alice@example.com: drop this domain, refuse others
 //! groups_claim = "groups"                         # each value is group:VALUE in policy
 //! recheck = "10m"                                 # how often the IdP is asked whether the person is still active
 //! session_max = "12h"                             # then the person signs in again
@@ -42,6 +43,7 @@ pub struct Section {
     client_secret_env: Option<String>,
     scopes: Option<Vec<String>>,
     username_claim: Option<String>,
+    username_domain: Option<String>,
     groups_claim: Option<String>,
     recheck: Option<String>,
     session_max: Option<String>,
@@ -98,6 +100,12 @@ impl OidcConfig {
         let claims = ClaimNames {
             username: claim("username_claim", section.username_claim, defaults.username)?,
             groups: claim("groups_claim", section.groups_claim, defaults.groups)?,
+            username_domain: match section.username_domain {
+                Some(d) if d.is_empty() || d.contains(['@', ' ']) || d.contains(char::is_control) => {
+                    return Err(format!("oidc.username_domain: `{}` is not a domain (write it without `@`)", d.escape_default()));
+                }
+                d => d,
+            },
         };
         let duration = |field: &str, v: Option<String>, default: u64| -> Result<Duration, String> {
             match v {
@@ -166,5 +174,6 @@ mod tests {
         assert!(err(&format!("{BASE}recheck = \"soon\"")).contains("oidc.recheck"));
         assert!(err(&format!("{BASE}client = \"x\"")).contains("unknown field"));
         assert!(err(&BASE.replace("\"jit\"", "\" \"")).contains("client_id"));
+        assert!(err(&format!("{BASE}username_domain = \"@example.com\"")).contains("without `@`"));
     }
 }
