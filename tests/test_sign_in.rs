@@ -16,9 +16,13 @@ use crate::common::{TestBroker, TestEnvironment, Watched, cli_env, eventually, g
 const PEOPLE: &[(&str, &[&str])] = &[("olivia", &["developers"]), ("rita", &["reviewers"]), ("bob", &["reviewers"])];
 
 async fn broker_with(idp: &TestIdp, recheck: &str) -> TestBroker {
+    broker_with_session(idp, recheck, "12h").await
+}
+
+async fn broker_with_session(idp: &TestIdp, recheck: &str, session_max: &str) -> TestBroker {
     let policy =
         gateway_policy("1h").replacen("[server]\n", &format!("[server]\nsealing_key_file = \"{}\"\n", idp.sealing_key_file().display()), 1);
-    TestBroker::start_with(&format!("{policy}{}", idp.broker_config(recheck, "12h"))).await
+    TestBroker::start_with(&format!("{policy}{}", idp.broker_config(recheck, session_max))).await
 }
 
 /// `jit login` in `env`, the person completing it at the IdP; the finished run.
@@ -121,6 +125,20 @@ async fn a_person_disabled_at_the_idp_loses_session_and_grants_within_recheck() 
     let push = olivia.git(&clone, &["push", "origin", "HEAD:main"]);
     assert_ne!(push.code, 0);
     assert!(push.stderr.contains("jit:"), "{}", push.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_session_max_and_its_grants_stay() {
+    let idp = TestIdp::start(PEOPLE);
+    let b = broker_with_session(&idp, "1h", "1h").await;
+    let olivia = cli_env(&b);
+    sign_in(&olivia, &b, &idp, "olivia").await.success();
+    let asked = olivia.run(&["request", "demo", "--level", "read", "--for", "2h", "--json"]);
+    let id = asked.success().json()["id"].as_i64().unwrap();
+    b.advance(Duration::from_secs(3600 + 60));
+    olivia.run(&["whoami"]).code(5).stderr_has("invalid or revoked token");
+    let grant = b.get("admin", &format!("/v1/requests/{id}")).await.body["grant"]["status"].clone();
+    assert_eq!(grant, "active", "approved for the person, not the session");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
