@@ -49,6 +49,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         'jit;login' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The broker''s URL (default: $JIT_SERVER)')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'A CA certificate (PEM) to trust for this broker beyond the system''s roots; remembered with the login (default: $JIT_CA_FILE)')
+            [CompletionResult]::new('--flow', '--flow', [CompletionResultType]::ParameterName, 'How to sign in at the identity provider: `device` (a code to enter, in any browser on any device) or `browser` (a page this machine''s browser opens, which returns to the broker)')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Sign in with a token an admin issued (service accounts, automation), read from the terminal or stdin, even where the broker signs people in through an identity provider')
             [CompletionResult]::new('--no-browser', '--no-browser', [CompletionResultType]::ParameterName, 'Do not open a browser at the identity provider''s page; print its address only')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')

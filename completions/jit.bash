@@ -382,7 +382,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__login)
-            opts="-h --server --ca-file --token --no-browser --json --help"
+            opts="-h --server --ca-file --token --no-browser --flow --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -394,6 +394,10 @@ _jit() {
                     ;;
                 --ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flow)
+                    COMPREPLY=($(compgen -W "device browser" -- "${cur}"))
                     return 0
                     ;;
                 *)

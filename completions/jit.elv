@@ -45,6 +45,7 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;login'= {
             cand --server 'The broker''s URL (default: $JIT_SERVER)'
             cand --ca-file 'A CA certificate (PEM) to trust for this broker beyond the system''s roots; remembered with the login (default: $JIT_CA_FILE)'
+            cand --flow 'How to sign in at the identity provider: `device` (a code to enter, in any browser on any device) or `browser` (a page this machine''s browser opens, which returns to the broker)'
             cand --token 'Sign in with a token an admin issued (service accounts, automation), read from the terminal or stdin, even where the broker signs people in through an identity provider'
             cand --no-browser 'Do not open a browser at the identity provider''s page; print its address only'
             cand --json 'Print JSON for scripts instead of text'

@@ -47,6 +47,8 @@ complete -c jit -n "__fish_jit_needs_command" -f -a "audit" -d 'Read and verify 
 complete -c jit -n "__fish_jit_needs_command" -f -a "policy" -d 'Test a broker\'s config before shipping it (no broker needed)'
 complete -c jit -n "__fish_jit_using_subcommand login" -l server -d 'The broker\'s URL (default: $JIT_SERVER)' -r
 complete -c jit -n "__fish_jit_using_subcommand login" -l ca-file -d 'A CA certificate (PEM) to trust for this broker beyond the system\'s roots; remembered with the login (default: $JIT_CA_FILE)' -r -F
+complete -c jit -n "__fish_jit_using_subcommand login" -l flow -d 'How to sign in at the identity provider: `device` (a code to enter, in any browser on any device) or `browser` (a page this machine\'s browser opens, which returns to the broker)' -r -f -a "device\t''
+browser\t''"
 complete -c jit -n "__fish_jit_using_subcommand login" -l token -d 'Sign in with a token an admin issued (service accounts, automation), read from the terminal or stdin, even where the broker signs people in through an identity provider'
 complete -c jit -n "__fish_jit_using_subcommand login" -l no-browser -d 'Do not open a browser at the identity provider\'s page; print its address only'
 complete -c jit -n "__fish_jit_using_subcommand login" -l json -d 'Print JSON for scripts instead of text'

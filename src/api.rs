@@ -109,7 +109,17 @@ pub struct DeviceSignIn {
     pub interval: u64,
 }
 
-/// `POST /v1/auth/device/token`'s body.
+/// `POST /v1/auth/browser`: a browser sign-in started (authorization code with PKCE).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrowserSignIn {
+    /// The handle to collect it with.
+    pub login: String,
+    /// The identity provider's page to open.
+    pub url: String,
+    pub expires_in: u64,
+}
+
+/// `POST /v1/auth/device/token`'s and `/v1/auth/browser/token`'s body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceLogin {
     pub login: String,

@@ -227,6 +227,15 @@ impl Client {
         self.post(&["v1", "auth", "device", "token"], &api::DeviceLogin { login: login.to_string() }).await
     }
 
+    pub async fn start_browser_sign_in(&self) -> Result<api::BrowserSignIn, ClientError> {
+        self.post(&["v1", "auth", "browser"], &serde_json::json!({})).await
+    }
+
+    /// Whether the browser came back to the broker (`pending` or `signed_in`).
+    pub async fn finish_browser_sign_in(&self, login: &str) -> Result<api::SignInStatus, ClientError> {
+        self.post(&["v1", "auth", "browser", "token"], &api::DeviceLogin { login: login.to_string() }).await
+    }
+
     /// Ends the caller's broker session (a token login has none: a no-op).
     pub async fn sign_out(&self) -> Result<(), ClientError> {
         self.call(Method::DELETE, &["v1", "auth", "session"], &[], None::<&()>, CALL_TIMEOUT).await

@@ -85,6 +85,31 @@ async fn a_person_signs_in_through_the_idp_requests_and_pushes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_the_browser_and_a_replayed_callback_is_refused() {
+    let mut idp = TestIdp::start(PEOPLE);
+    let b = broker_with(&idp, "1h").await;
+    idp.register_redirect(&format!("{}/v1/auth/callback", b.url), "k2");
+    let olivia = cli_env(&b);
+    let login = olivia.spawn_watched(&["login", "--server", &b.url, "--flow", "browser", "--no-browser"]);
+    let url = login.line_with("To sign in, open").split_whitespace().last().unwrap().to_string();
+    assert!(url.contains("code_challenge_method=S256") && url.contains("nonce="), "PKCE and a nonce: {url}");
+    let callback = idp.sign_in_as(&url, "olivia", "pw-olivia").await.expect("signed in in the browser");
+    assert!(callback.starts_with(&format!("{}/v1/auth/callback?", b.url)), "{callback}");
+    olivia.finish(login).success().stderr_has(&format!("as olivia through {}", idp.issuer));
+    olivia.run(&["whoami"]).success().stdout_has("signed in through");
+
+    // The same callback again (a copied or replayed link) is refused, and audited.
+    let replay = reqwest::get(&callback).await.unwrap();
+    assert_eq!(replay.status(), 403);
+    assert!(replay.text().await.unwrap().contains("came a second time"));
+    let refused = b.audit().await.into_iter().find(|e| e["action"] == "sign_in_refused").expect("sign_in_refused");
+    assert!(refused["detail"].as_str().unwrap().contains("second time"), "{refused}");
+    // A state the broker never sealed is not a sign-in.
+    let forged = reqwest::get(format!("{}/v1/auth/callback?state=AAAA&code=x", b.url)).await.unwrap();
+    assert_eq!(forged.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_disabled_at_the_idp_loses_session_and_grants_within_recheck() {
     let mut idp = TestIdp::start(PEOPLE);
     let b = broker_with(&idp, "2s").await;

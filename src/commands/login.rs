@@ -15,6 +15,12 @@ use clap::Args;
 
 use crate::commands::args::JsonFlag;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flow {
+    Device,
+    Browser,
+}
+
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The broker's URL (default: $JIT_SERVER)
@@ -32,6 +38,11 @@ pub struct LoginArgs {
     /// Do not open a browser at the identity provider's page; print its address only
     #[arg(long)]
     pub no_browser: bool,
+    /// How to sign in at the identity provider: `device` (a code to enter,
+    /// in any browser on any device) or `browser` (a page this machine's
+    /// browser opens, which returns to the broker)
+    #[arg(long, value_enum, default_value_t = Flow::Device)]
+    pub flow: Flow,
     #[command(flatten)]
     pub json: JsonFlag,
 }
@@ -75,7 +86,7 @@ pub async fn cmd_login(args: &LoginArgs) -> Result<(), CommandError> {
     let keychain = Keychain::open()?;
     let through_idp = !args.token && signs_in_through_idp(&anonymous).await?;
     let (token, user, signed_in) = if through_idp {
-        device_sign_in(&anonymous, args).await?
+        sign_in_at_idp(&anonymous, args).await?
     } else {
         let token = read_token(&server)?;
         let who = Client::new(&server, Some(token.clone()), ca_file.as_deref())?.whoami_session().await.map_err(|e| {
@@ -140,35 +151,51 @@ async fn signs_in_through_idp(client: &Client) -> Result<bool, CommandError> {
     }
 }
 
-/// The device authorization grant (RFC 8628), through the broker: the person
-/// confirms the code at the IdP while this waits, polling as slowly as asked.
-async fn device_sign_in(
+/// A sign-in at the identity provider, through the broker: the device
+/// authorization grant (RFC 8628: the person confirms a code at the IdP) or
+/// the browser's authorization-code flow (the IdP returns the browser to the
+/// broker); either way this waits, polling as slowly as asked.
+async fn sign_in_at_idp(
     client: &Client,
     args: &LoginArgs,
 ) -> Result<(SecretString, crate::api::User, Option<crate::api::SessionInfo>), CommandError> {
-    let start = client.start_device_sign_in().await?;
-    eprintln!("To sign in, open {} and enter the code {}", start.verification_uri, start.user_code);
-    if let Some(complete) = &start.verification_uri_complete {
-        eprintln!("(or open {complete}, which carries the code)");
-    }
+    let (login, page, expires_in, mut interval) = match args.flow {
+        Flow::Device => {
+            let start = client.start_device_sign_in().await?;
+            eprintln!("To sign in, open {} and enter the code {}", start.verification_uri, start.user_code);
+            if let Some(complete) = &start.verification_uri_complete {
+                eprintln!("(or open {complete}, which carries the code)");
+            }
+            let page = start.verification_uri_complete.unwrap_or(start.verification_uri);
+            (start.login, page, start.expires_in, start.interval)
+        }
+        Flow::Browser => {
+            let start = client.start_browser_sign_in().await?;
+            eprintln!("To sign in, open {}", start.url);
+            (start.login, start.url, start.expires_in, 1)
+        }
+    };
     if !args.no_browser && ui::can_prompt() {
-        open_browser(start.verification_uri_complete.as_deref().unwrap_or(&start.verification_uri));
+        open_browser(&page);
     }
     let spinner = ui::spinner("Waiting for you to sign in at the identity provider (Ctrl-C to stop)".to_string());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(start.expires_in.clamp(1, 3600));
-    let mut interval = start.interval.clamp(1, 60);
+    let done = |spinner: &Option<indicatif::ProgressBar>| {
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(expires_in.clamp(1, 3600));
+    interval = interval.clamp(1, 60);
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
-        let status = client.finish_device_sign_in(&start.login).await.inspect_err(|_| {
-            if let Some(s) = &spinner {
-                s.finish_and_clear();
-            }
-        })?;
+        let status = match args.flow {
+            Flow::Device => client.finish_device_sign_in(&login).await,
+            Flow::Browser => client.finish_browser_sign_in(&login).await,
+        }
+        .inspect_err(|_| done(&spinner))?;
         match status.status.as_str() {
             "signed_in" => {
-                if let Some(s) = &spinner {
-                    s.finish_and_clear();
-                }
+                done(&spinner);
                 let missing = || CommandError::unexpected("the broker's sign-in answer lacks the token or the user");
                 return Ok((status.token.ok_or_else(missing)?, status.user.ok_or_else(missing)?, status.session));
             }
@@ -177,12 +204,8 @@ async fn device_sign_in(
             _ => {}
         }
         if std::time::Instant::now() >= deadline {
-            if let Some(s) = &spinner {
-                s.finish_and_clear();
-            }
-            return Err(
-                CommandError::new(ExitKind::TimedOut, "the sign-in code expired before the sign-in finished").hint("run `jit login` again")
-            );
+            done(&spinner);
+            return Err(CommandError::new(ExitKind::TimedOut, "the sign-in expired before it finished").hint("run `jit login` again"));
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct TestIdp {
     port: u16,
     users: Value,
     ttl: Value,
+    redirect_uris: Vec<String>,
     child: Option<ChildGuard>,
 }
 
@@ -47,6 +48,7 @@ impl TestIdp {
             port: 0,
             users: Value::Object(people),
             ttl,
+            redirect_uris: Vec::new(),
             child: None,
         };
         idp.launch("k1");
@@ -65,6 +67,7 @@ impl TestIdp {
             "client_id": CLIENT_ID,
             "client_secret": self.client_secret,
             "ttl": self.ttl_with_defaults(),
+            "redirect_uris": if self.redirect_uris.is_empty() { json!(["http://127.0.0.1/unused"]) } else { json!(self.redirect_uris) },
             "users": self.users,
         });
         let path = self.dir.path().join("idp.json");
@@ -95,6 +98,13 @@ impl TestIdp {
     pub fn restart_with_new_key(&mut self, kid: &str) {
         drop(self.child.take());
         self.launch(kid);
+    }
+
+    /// Registers the broker's callback (known once the broker listens): the
+    /// IdP restarts with it, on the same address, under a new key `kid`.
+    pub fn register_redirect(&mut self, uri: &str, kid: &str) {
+        self.redirect_uris = vec![uri.to_string()];
+        self.restart_with_new_key(kid);
     }
 
     /// Stops answering (the IdP is down).
@@ -136,19 +146,23 @@ impl TestIdp {
     /// A person finishes a device sign-in at `verification_uri_complete`, as
     /// a browser would: the code's pages, the login form, consent. `Err`
     /// carries the page that stopped them.
-    pub async fn sign_in_as(&self, verification_uri_complete: &str, name: &str, password: &str) -> Result<(), String> {
+    /// Returns the last address the browser was sent to (the broker's callback, in a browser sign-in).
+    pub async fn sign_in_as(&self, verification_uri_complete: &str, name: &str, password: &str) -> Result<String, String> {
         self.walk(verification_uri_complete, name, password, false).await
     }
 
     /// The person opens the code's page and aborts instead of confirming.
-    pub async fn decline(&self, verification_uri_complete: &str) -> Result<(), String> {
+    pub async fn decline(&self, verification_uri_complete: &str) -> Result<String, String> {
         self.walk(verification_uri_complete, "", "", true).await
     }
 
-    async fn walk(&self, verification_uri_complete: &str, name: &str, password: &str, decline: bool) -> Result<(), String> {
+    async fn walk(&self, verification_uri_complete: &str, name: &str, password: &str, decline: bool) -> Result<String, String> {
         let mut browser = Browser::default();
         let mut next = Step::Get(verification_uri_complete.to_string());
         for _ in 0..20 {
+            let at = match &next {
+                Step::Get(url) | Step::Post(url, _) => url.clone(),
+            };
             let (status, location, body) = browser.go(&next).await;
             if let Some(location) = location {
                 next = Step::Get(absolute(&self.issuer, &location));
@@ -157,15 +171,16 @@ impl TestIdp {
             if status != 200 {
                 return Err(format!("HTTP {status}: {body}"));
             }
-            if body.contains("Sign-in Success") {
-                return Ok(());
+            // The IdP's page after a device sign-in, or the broker's after a browser one.
+            if body.contains("Sign-in Success") || body.contains("You are signed in to jit") {
+                return Ok(at);
             }
             let Some(form) = Form::first(&body) else { return Err(format!("no form on the page: {body}")) };
             let mut fields = form.hidden;
             if decline && body.contains("op.deviceConfirmForm") {
                 fields.push(("abort".into(), "yes".into()));
                 let (status, _, body) = browser.go(&Step::Post(absolute(&self.issuer, &form.action), fields)).await;
-                return if status < 500 { Ok(()) } else { Err(format!("HTTP {status}: {body}")) };
+                return if status < 500 { Ok(form.action) } else { Err(format!("HTTP {status}: {body}")) };
             }
             if body.contains("name=\"username\"") {
                 fields.push(("username".into(), name.into()));

@@ -49,7 +49,7 @@ pub enum BrokerError {
 }
 
 /// Why a sign-in through the identity provider did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SignInError {
     #[error("this broker does not sign people in through an identity provider")]
     NotConfigured,

@@ -95,6 +95,8 @@ pub struct Broker {
     guard: std::sync::Mutex<guard::Guard>,
     /// The identity provider people sign in with (`[oidc]`), if any.
     idp: Option<crate::server::oidc::Idp>,
+    /// Browser sign-ins between their start and the CLI collecting them.
+    browser_sign_ins: sessions::BrowserSignIns,
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
@@ -152,6 +154,7 @@ impl Broker {
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
             idp,
+            browser_sign_ins: Default::default(),
             audit_key,
             store: Arc::new(store),
             config,

@@ -23,6 +23,12 @@ use crate::store::StoreError;
 
 /// What the device code is sealed to (associated data): nothing else opens as one.
 const DEVICE_CONTEXT: &[u8] = b"jit oidc device code";
+/// What a browser sign-in's `state` is sealed to.
+const STATE_CONTEXT: &[u8] = b"jit oidc browser state";
+/// How long a browser sign-in may take, from start to callback.
+const BROWSER_SIGN_IN_TTL: chrono::Duration = chrono::Duration::minutes(10);
+/// Browser sign-ins in progress at once (more are refused until some finish or expire).
+const MAX_BROWSER_SIGN_INS: usize = 10_000;
 /// A check the IdP could not answer is tried again after this long (or `recheck`, if sooner).
 const RETRY_UNREACHABLE: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -56,6 +62,47 @@ pub struct SignedInSession {
     pub user: UserRecord,
     pub session: SessionRecord,
     pub token: SecretString,
+}
+
+/// A browser sign-in's `state`: sealed, so the callback needs no lookup to
+/// trust it, and bound to the one sign-in it started.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BrowserState {
+    login: String,
+    verifier: String,
+    nonce: String,
+    expires: i64,
+}
+
+/// A browser sign-in started: the address to open, and the handle the CLI polls with.
+pub struct BrowserSignIn {
+    pub login: String,
+    pub url: String,
+    pub expires_in: u64,
+}
+
+/// Browser sign-ins in progress, by handle: what the callback found, until
+/// the CLI collects it. Kept until they expire, so a callback replayed after
+/// the sign-in finished is still known for what it is.
+#[derive(Default)]
+pub(super) struct BrowserSignIns {
+    inner: std::sync::Mutex<std::collections::HashMap<String, BrowserSignInState>>,
+}
+
+struct BrowserSignInState {
+    expires: DateTime<Utc>,
+    /// The callback came (a second one is a replay).
+    called_back: bool,
+    /// What it came to, until the CLI collects it.
+    outcome: Option<Result<Box<SignedInSession>, SignInError>>,
+    /// The CLI has it (a second collection finds nothing).
+    collected: bool,
+}
+
+impl BrowserSignIns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, BrowserSignInState>> {
+        self.inner.lock().expect("browser sign-ins")
+    }
 }
 
 impl Broker {
@@ -104,12 +151,112 @@ impl Broker {
             Err(IdpError::Refused { error, .. }) if error == "expired_token" => return Err(SignInError::Expired.into()),
             Err(e) => return Err(SignInError::Idp(e).into()),
         };
-        self.sign_in(idp, tokens).await
+        Ok(SignInPoll::Done(self.sign_in(idp, tokens, None).await?))
     }
 
-    /// Verifies what the IdP sent, and opens a session for the person it names.
-    async fn sign_in(&self, idp: &Idp, tokens: Tokens) -> BrokerResult<SignInPoll> {
-        let claims = match idp.claims(&tokens, None).await {
+    /// `POST /v1/auth/browser`: a sign-in in the browser (authorization code
+    /// with PKCE, the IdP sending the browser back to `/v1/auth/callback`).
+    pub async fn start_browser_sign_in(&self) -> BrokerResult<BrowserSignIn> {
+        let idp = self.idp()?;
+        let now = self.now();
+        let random = || generate("").expose_secret().to_string();
+        let state = BrowserState { login: random(), verifier: random(), nonce: random(), expires: (now + BROWSER_SIGN_IN_TTL).timestamp() };
+        let sealed = self.sealing().seal_for(STATE_CONTEXT, &SecretString::from(serde_json::to_string(&state).expect("serializes")));
+        let url = idp
+            .authorize_url(
+                &self.callback_url(),
+                &URL_SAFE_NO_PAD.encode(sealed),
+                &state.nonce,
+                &crate::server::oidc::pkce_challenge(&state.verifier),
+            )
+            .await
+            .map_err(SignInError::from)?;
+        let mut pending = self.browser_sign_ins.lock();
+        pending.retain(|_, s| s.expires > now);
+        if pending.len() >= MAX_BROWSER_SIGN_INS {
+            return Err(BrokerError::Conflict("too many browser sign-ins in progress; try again in a few minutes".into()));
+        }
+        pending.insert(
+            state.login.clone(),
+            BrowserSignInState { expires: now + BROWSER_SIGN_IN_TTL, called_back: false, outcome: None, collected: false },
+        );
+        Ok(BrowserSignIn { login: state.login, url, expires_in: BROWSER_SIGN_IN_TTL.num_seconds() as u64 })
+    }
+
+    /// Where the IdP sends the browser back: `<public_url>/v1/auth/callback`.
+    pub fn callback_url(&self) -> String {
+        format!("{}/v1/auth/callback", self.config.base_url())
+    }
+
+    /// `GET /v1/auth/callback`: the browser is back from the IdP with a code
+    /// (or an error). The `state` must be one this broker sealed, not expired,
+    /// and not used before; the code is exchanged with the sign-in's PKCE
+    /// verifier and the ID token must carry its nonce. Returns who signed in.
+    pub async fn browser_callback(&self, state: &str, code: Option<&str>, error: Option<&str>) -> BrokerResult<UserRecord> {
+        let idp = self.idp()?;
+        let not_ours = || BrokerError::InvalidInput("this is not a sign-in this broker started".into());
+        let sealed = URL_SAFE_NO_PAD.decode(state.trim()).map_err(|_| not_ours())?;
+        let opened = self.sealing().open_for(STATE_CONTEXT, &sealed).map_err(|_| not_ours())?;
+        let state: BrowserState = serde_json::from_str(opened.expose_secret()).map_err(|_| not_ours())?;
+        if state.expires < self.now().timestamp() {
+            return Err(SignInError::Expired.into());
+        }
+        // Some(true): known, its first callback; Some(false): a replay; None: unknown or expired.
+        let first = self.browser_sign_ins.lock().get_mut(&state.login).map(|s| !std::mem::replace(&mut s.called_back, true));
+        match first {
+            None => return Err(SignInError::Expired.into()),
+            Some(false) => {
+                let why = "a sign-in's callback came a second time (a replayed or copied link)";
+                self.refuse_sign_in(why, None).await;
+                return Err(SignInError::Refused(why.into()).into());
+            }
+            Some(true) => {}
+        }
+        let outcome = match (code, error) {
+            (_, Some("access_denied")) => Err(SignInError::Denied),
+            (Some(code), None) => match idp.exchange_code(code, &state.verifier, &self.callback_url()).await {
+                Ok(tokens) => match self.sign_in(idp, tokens, Some(&state.nonce)).await {
+                    Ok(done) => Ok(done),
+                    Err(BrokerError::SignIn(e)) => Err(e),
+                    Err(e) => return Err(e),
+                },
+                Err(e) => Err(SignInError::Idp(e)),
+            },
+            (_, Some(other)) => Err(SignInError::Idp(IdpError::Refused { error: other.chars().take(64).collect(), description: None })),
+            (None, None) => return Err(BrokerError::InvalidInput("the identity provider sent neither a code nor an error".into())),
+        };
+        let answer = match &outcome {
+            Ok(done) => Ok(done.user.clone()),
+            Err(e) => Err(BrokerError::SignIn(e.clone())),
+        };
+        if let Some(s) = self.browser_sign_ins.lock().get_mut(&state.login) {
+            s.outcome = Some(outcome);
+        }
+        answer
+    }
+
+    /// `POST /v1/auth/browser/token`: whether the browser came back; once it
+    /// has, what it came to (the session's token is handed over once).
+    pub fn finish_browser_sign_in(&self, login: &str) -> BrokerResult<SignInPoll> {
+        self.idp()?;
+        let mut pending = self.browser_sign_ins.lock();
+        let state = pending.get_mut(login.trim()).ok_or(BrokerError::SignIn(SignInError::Expired))?;
+        if state.collected {
+            return Err(SignInError::Expired.into());
+        }
+        let outcome = state.outcome.take();
+        state.collected = outcome.is_some();
+        match outcome {
+            None => Ok(SignInPoll::Pending { slow_down: false }),
+            Some(Ok(done)) => Ok(SignInPoll::Done(done)),
+            Some(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Verifies what the IdP sent (with the nonce this sign-in sent, if it
+    /// sent one), and opens a session for the person it names.
+    async fn sign_in(&self, idp: &Idp, tokens: Tokens, nonce: Option<&str>) -> BrokerResult<Box<SignedInSession>> {
+        let claims = match idp.claims(&tokens, nonce).await {
             Ok(claims) => claims,
             Err(e @ IdpError::BadIdToken(_)) => {
                 self.refuse_sign_in(&e.to_string(), None).await;
@@ -161,7 +308,7 @@ impl Broker {
             tracing::warn!(user = %identity.name, "the identity provider gave no refresh token: the session ends at its first check (add `offline_access` to oidc.scopes, or allow refresh tokens for the client)");
         }
         tracing::info!(user = %signed_in.user.name, session = signed_in.session.id, first = signed_in.created, "signed in through the identity provider");
-        Ok(SignInPoll::Done(Box::new(SignedInSession { user: signed_in.user, session: signed_in.session, token })))
+        Ok(Box::new(SignedInSession { user: signed_in.user, session: signed_in.session, token }))
     }
 
     fn warn_skipped_groups(&self, identity: &Identity) {

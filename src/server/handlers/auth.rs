@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Html;
 
 use super::{AppState, view_user};
 use crate::api;
 use crate::domain::records::SessionRecord;
 use crate::server::auth::CallerSession;
 use crate::server::broker::SignInPoll;
-use crate::server::error::{ApiError, ApiJson};
+use crate::server::error::{ApiError, ApiJson, ApiQuery};
 
 pub fn view_session(session: &SessionRecord) -> api::SessionInfo {
     api::SessionInfo { id: session.id, issuer: session.issuer.clone(), ends_at: session.ends_at }
@@ -42,7 +43,66 @@ pub async fn finish_device(
     State(broker): AppState,
     ApiJson(body): ApiJson<api::DeviceLogin>,
 ) -> Result<(StatusCode, Json<api::SignInStatus>), ApiError> {
-    Ok(match broker.finish_device_sign_in(&body.login).await? {
+    Ok(status_of(broker.finish_device_sign_in(&body.login).await?))
+}
+
+pub async fn start_browser(State(broker): AppState) -> Result<Json<api::BrowserSignIn>, ApiError> {
+    let b = broker.start_browser_sign_in().await?;
+    Ok(Json(api::BrowserSignIn { login: b.login, url: b.url, expires_in: b.expires_in }))
+}
+
+pub async fn finish_browser(
+    State(broker): AppState,
+    ApiJson(body): ApiJson<api::DeviceLogin>,
+) -> Result<(StatusCode, Json<api::SignInStatus>), ApiError> {
+    Ok(status_of(broker.finish_browser_sign_in(&body.login)?))
+}
+
+/// What the IdP sends the browser back with.
+#[derive(serde::Deserialize)]
+pub struct Callback {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /v1/auth/callback`: a page for the person, not JSON; the terminal
+/// that started the sign-in learns the outcome by polling.
+pub async fn callback(State(broker): AppState, ApiQuery(q): ApiQuery<Callback>) -> (StatusCode, Html<String>) {
+    let Some(state) = q.state else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not signed in",
+            "This address is missing its sign-in state; start again with `jit login --flow browser`.",
+        );
+    };
+    match broker.browser_callback(&state, q.code.as_deref(), q.error.as_deref()).await {
+        Ok(user) => page(
+            StatusCode::OK,
+            "Signed in",
+            &format!("You are signed in to jit as {}. You can close this page and return to the terminal.", user.name),
+        ),
+        Err(e) => {
+            let e = ApiError::from(e);
+            page(e.status, "Not signed in", &format!("{} {}", e.message, e.hint.unwrap_or_default()))
+        }
+    }
+}
+
+/// A one-paragraph page; the text is escaped (it may quote the IdP).
+fn page(status: StatusCode, title: &str, text: &str) -> (StatusCode, Html<String>) {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let body = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jit: {}</title></head><body><h1>{}</h1><p>{}</p></body></html>",
+        escape(title),
+        escape(title),
+        escape(text)
+    );
+    (status, Html(body))
+}
+
+fn status_of(poll: SignInPoll) -> (StatusCode, Json<api::SignInStatus>) {
+    match poll {
         SignInPoll::Pending { slow_down } => {
             let status = if slow_down { "slow_down" } else { "pending" };
             (StatusCode::ACCEPTED, Json(api::SignInStatus { status: status.into(), user: None, session: None, token: None }))
@@ -56,7 +116,7 @@ pub async fn finish_device(
                 token: Some(done.token),
             }),
         ),
-    })
+    }
 }
 
 pub async fn sign_out(State(broker): AppState, CallerSession(auth): CallerSession) -> Result<StatusCode, ApiError> {

@@ -48,6 +48,7 @@ pub struct Metadata {
     pub token_endpoint: String,
     pub jwks_uri: String,
     pub device_authorization_endpoint: Option<String>,
+    pub authorization_endpoint: Option<String>,
     pub userinfo_endpoint: Option<String>,
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Vec<String>,
@@ -196,13 +197,41 @@ impl Idp {
         .await
     }
 
+    /// Where the browser goes to sign in (authorization code with PKCE S256 and a nonce).
+    pub async fn authorize_url(&self, redirect_uri: &str, state: &str, nonce: &str, challenge: &str) -> Result<String, IdpError> {
+        let metadata = self.metadata().await?;
+        let endpoint =
+            metadata.authorization_endpoint.ok_or_else(|| IdpError::Misconfigured("discovery names no authorization_endpoint".into()))?;
+        let mut url = url::Url::parse(&endpoint).map_err(|e| IdpError::Misconfigured(format!("authorization_endpoint: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &self.config.scopes.join(" "))
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(url.into())
+    }
+
+    /// Exchanges the code the browser brought back (RFC 7636: with its verifier).
+    pub async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<Tokens, IdpError> {
+        let metadata = self.metadata().await?;
+        self.post_form(
+            &metadata.token_endpoint,
+            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", verifier)],
+        )
+        .await
+    }
+
     /// Uses a refresh token: the IdP's answer to whether the person is still active.
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, IdpError> {
         let metadata = self.metadata().await?;
         self.post_form(&metadata.token_endpoint, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
     }
 
-    /// The claims of a verified ID token, merged with the userinfo answer
+    /// The claims of a verified ID token (carrying `nonce`, when given), merged with the userinfo answer
     /// (where IdPs put what they leave out of the token), which must be about the same subject.
     pub async fn claims(&self, tokens: &Tokens, nonce: Option<&str>) -> Result<Map<String, Value>, IdpError> {
         let id_token = tokens.id_token.as_ref().ok_or_else(|| {
