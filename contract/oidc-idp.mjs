@@ -6,6 +6,9 @@
 // control door for the test to play the IdP's admin (`/test/users/NAME`:
 // disable someone, change their groups).
 //
+// With `tokens_log`, every answer of the token endpoint is appended to that
+// file, so the test can check that none of those tokens shows up anywhere.
+//
 // Usage: node oidc-idp.mjs CONFIG.json
 //   { "port": 0, "kid": "k1", "client_id": "jit", "client_secret": "…",
 //     "redirect_uris": ["http://127.0.0.1:1/v1/auth/callback"],
@@ -78,6 +81,14 @@ server.listen(config.port || 0, '127.0.0.1', () => {
         const name = decodeURIComponent(control[1]);
         users[name] = { ...(users[name] || {}), ...change };
         return send(res, 200, 'application/json', JSON.stringify(users[name]));
+      }
+      // Every token the IdP hands out, kept for the test's secrets scan.
+      if (url.pathname === '/token' && config.tokens_log) {
+        const end = res.end.bind(res);
+        res.end = (chunk, ...rest) => {
+          if (chunk) fs.appendFileSync(config.tokens_log, `${chunk}\n`);
+          return end(chunk, ...rest);
+        };
       }
       const interaction = url.pathname.match(/^\/interaction\/([^/]+)(\/login)?$/);
       if (interaction) return await interact(provider, req, res, !!interaction[2]);

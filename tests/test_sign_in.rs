@@ -81,7 +81,16 @@ async fn a_person_signs_in_through_the_idp_requests_and_pushes() {
     olivia.run(&["logout"]).success();
     let ended = b.audit().await;
     assert!(ended.iter().any(|e| e["action"] == "session_ended" && e["detail"].as_str().unwrap().contains("signed out")), "{ended:?}");
-    b.assert_keeps_and_shows_none_of(std::slice::from_ref(&idp.client_secret)).await;
+    // No secret of the IdP's is kept or shown in clear: its client secret,
+    // and every access, refresh and ID token it handed out.
+    let mut secrets = idp.issued_tokens();
+    assert!(secrets.len() >= 6, "two sign-ins' tokens: {}", secrets.len());
+    for s in &secrets {
+        crate::common::logs::secret(s);
+        olivia.secret(s);
+    }
+    secrets.push(idp.client_secret.clone());
+    b.assert_keeps_and_shows_none_of(&secrets).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

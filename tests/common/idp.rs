@@ -67,6 +67,7 @@ impl TestIdp {
             "client_id": CLIENT_ID,
             "client_secret": self.client_secret,
             "ttl": self.ttl_with_defaults(),
+            "tokens_log": self.dir.path().join("tokens.jsonl"),
             "redirect_uris": if self.redirect_uris.is_empty() { json!(["http://127.0.0.1/unused"]) } else { json!(self.redirect_uris) },
             "users": self.users,
         });
@@ -132,6 +133,21 @@ impl TestIdp {
         std::fs::write(&path, "5a".repeat(32)).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         path
+    }
+
+    /// Every token the IdP has handed out (access, refresh and ID tokens), as secrets to look for.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.path().join("tokens.jsonl")).unwrap_or_default();
+        let mut tokens = Vec::new();
+        for line in text.lines().filter(|l| l.starts_with('{')) {
+            let answer: Value = serde_json::from_str(line).unwrap();
+            for field in ["access_token", "refresh_token", "id_token"] {
+                if let Some(t) = answer[field].as_str() {
+                    tokens.push(t.to_string());
+                }
+            }
+        }
+        tokens
     }
 
     /// The IdP's admin changes a person (`{"disabled": true}`, `{"groups": [...]}`).
