@@ -200,7 +200,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user__subcmd__add)
-            opts="-h --group --admin --json --help"
+            opts="-h --group --admin --service --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

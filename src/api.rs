@@ -75,6 +75,9 @@ pub struct NewUser {
     pub groups: Vec<String>,
     #[serde(default)]
     pub admin: bool,
+    /// A local user with a token, where people sign in through an identity provider.
+    #[serde(default)]
+    pub service: bool,
 }
 
 /// A user with their freshly issued token: the only response that carries one.

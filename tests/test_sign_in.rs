@@ -220,6 +220,16 @@ async fn sign_ins_jit_will_not_take_are_refused_with_reasons() {
     let refused: Vec<_> = b.audit().await.into_iter().filter(|e| e["action"] == "sign_in_refused").collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
 
+    // People come from the IdP: a local user is a deliberate service account.
+    let add = b.post("admin", "/v1/users", json!({"name": "ci-bot"})).await;
+    assert_eq!((add.status, add.code()), (400, "invalid_input"));
+    assert!(add.message().contains("--service"), "{}", add.message());
+    let admin = cli_env(&b);
+    admin.secret(b.token("admin"));
+    admin.run_with(&["login", "--server", &b.url, "--token"], &[], Some(b.token("admin"))).success();
+    admin.run(&["admin", "user", "add", "ci-bot"]).code(2).stderr_has("added with --service");
+    admin.run_printing_token(&["admin", "user", "add", "ci-bot", "--service"], &[]).success();
+
     // A token where no token is taken; --token still works for service accounts.
     env.run_with(&["login", "--server", &b.url, "--token"], &[], Some("jit_not-a-token")).code(5);
     env.secret(b.token("alice"));

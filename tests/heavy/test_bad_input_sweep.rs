@@ -250,6 +250,14 @@ fn judge(case: &Case, answer: Result<(u16, Vec<u8>), String>) -> Option<String> 
         Err(e) => Some(format!("{what}: {e}")),
         Ok((status, _)) if malformed => (status != 400).then(|| format!("{what}: a malformed header got {status}")),
         Ok((status, _)) if status >= 500 => Some(format!("{what}: {status}")),
+        // The sign-in callback is a page for a person's browser: an HTML
+        // page that says what went wrong, never echoing what was sent.
+        Ok((status, body)) if status >= 400 && case.target.starts_with("/v1/auth/callback") => {
+            let text = String::from_utf8_lossy(&body);
+            let page = text.starts_with("<!DOCTYPE html>") && text.contains("Not signed in");
+            let echoed = case.target.split(['?', '&', '=']).skip(1).any(|part| part.len() > 3 && text.contains(part));
+            (!page || echoed).then(|| format!("{what}: {status}, not the sign-in page, or it echoes the input: {text}"))
+        }
         Ok((status, body)) if status >= 400 && case.target.starts_with("/v1/") => {
             let parsed: Option<Value> = serde_json::from_slice(&body).ok();
             let shaped = parsed.as_ref().is_some_and(|b| b["error"]["code"].is_string() && b["error"]["message"].is_string());

@@ -1,4 +1,4 @@
-//! `jit admin user add NAME [--group G]… [--admin]`: prints the new token once.
+//! `jit admin user add NAME [--group G]… [--admin] [--service]`: prints the new token once.
 
 use crate::api;
 use crate::client::Client;
@@ -19,12 +19,19 @@ pub struct UserAddArgs {
     /// Make the user an admin
     #[arg(long)]
     pub admin: bool,
+    /// A local user who signs in with this token (a service account, a
+    /// break-glass admin): required where people sign in through an
+    /// identity provider, so nobody is made a local user by mistake
+    #[arg(long)]
+    pub service: bool,
     #[command(flatten)]
     pub json: JsonFlag,
 }
 
 pub async fn cmd_user_add(client: &Client, args: &UserAddArgs) -> Result<(), CommandError> {
-    let issued = client.add_user(&api::NewUser { name: args.name.clone(), groups: args.groups.clone(), admin: args.admin }).await?;
+    let issued = client
+        .add_user(&api::NewUser { name: args.name.clone(), groups: args.groups.clone(), admin: args.admin, service: args.service })
+        .await?;
     if args.json.json {
         // The token is the point of this command: it is in the JSON on purpose.
         return crate::output::print_json(&serde_json::json!({"user": issued.user, "token": issued.token.expose_secret()}));

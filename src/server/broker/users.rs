@@ -137,9 +137,18 @@ impl Broker {
         Ok((user, token))
     }
 
-    /// `POST /v1/users`: admins add users.
-    pub async fn add_user(&self, caller: &UserRecord, new: NewUser) -> BrokerResult<(UserRecord, SecretString)> {
+    /// `POST /v1/users`: admins add users. Where people sign in through an
+    /// identity provider, only local users marked `service` (service
+    /// accounts, break-glass admins): people are made at their first sign-in.
+    pub async fn add_user(&self, caller: &UserRecord, new: NewUser, service: bool) -> BrokerResult<(UserRecord, SecretString)> {
         self.require_admin(caller)?;
+        if let Some(issuer) = self.oidc_issuer()
+            && !service
+        {
+            return Err(BrokerError::InvalidInput(format!(
+                "people sign in to this broker through {issuer} and are made at their first sign-in; a local user with a token (a service account, a break-glass admin) is added with --service"
+            )));
+        }
         self.create_user(&caller.name, new, false, None).await
     }
 

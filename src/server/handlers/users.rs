@@ -24,7 +24,7 @@ pub async fn add(
     ApiJson(body): ApiJson<api::NewUser>,
 ) -> Result<(StatusCode, Json<api::IssuedToken>), ApiError> {
     let new = NewUser { name: body.name, groups: body.groups, admin: body.admin };
-    let (user, token) = broker.add_user(&caller, new).await?;
+    let (user, token) = broker.add_user(&caller, new, body.service).await?;
     Ok((StatusCode::CREATED, Json(api::IssuedToken { user: view_user(&user), token })))
 }
 
