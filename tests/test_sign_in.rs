@@ -196,6 +196,23 @@ async fn groups_follow_the_idp_at_the_next_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_that_cannot_be_reached_ends_no_session() {
+    let mut idp = TestIdp::start(PEOPLE);
+    let b = broker_with(&idp, "1s").await;
+    let olivia = cli_env(&b);
+    sign_in(&olivia, &b, &idp, "olivia").await.success();
+    idp.stop();
+    let next_check = || b.db().query_row("SELECT next_check_at FROM sessions", [], |r| r.get::<_, i64>(0)).unwrap();
+    let stopped_at = next_check();
+    // Two checks come and go while the IdP is away (each retried a second later)…
+    let later = eventually(|| async { next_check() }, |&at| at >= stopped_at + 2000).await;
+    assert!(later >= stopped_at + 2000, "the broker kept asking");
+    // …and the session lives on: an outage is not a verdict on the person.
+    olivia.run(&["whoami"]).success().stdout_has("olivia");
+    assert!(b.audit().await.iter().all(|e| e["action"] != "session_ended"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_keeps_working_when_the_idp_rotates_its_key() {
     let mut idp = TestIdp::start(PEOPLE);
     let b = broker_with(&idp, "1h").await;

@@ -6,6 +6,10 @@
 //! expiry in the audit log exactly once. It runs at start-up first, so a broker
 //! that was down catches up, then sleeps until the next grant expiry, a change,
 //! or its interval, whichever comes first.
+//!
+//! Beside it, on a loop of its own, the sessions of people the identity
+//! provider signed in are checked with the IdP as they fall due: an IdP that
+//! is slow to answer delays those checks, never a grant's end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,38 @@ use tokio::sync::watch;
 
 use super::broker::Broker;
 
-pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    tokio::join!(end_what_time_ended(broker.clone(), shutdown.clone()), check_sessions(broker, shutdown));
+}
+
+async fn check_sessions(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        // An IdP slow to answer does not hold up shutdown either.
+        let checked = tokio::select! {
+            checked = broker.recheck_sessions() => checked,
+            _ = shutdown.changed() => return,
+        };
+        match checked {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "sessions ended: the identity provider no longer vouches for their people"),
+            Err(e) => tracing::warn!(error = %e, "checking sessions with the identity provider failed"),
+        }
+        let mut sleep_for = broker.config().reaper_interval;
+        if let Ok(Some(next)) = broker.next_session_check().await {
+            let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
+            sleep_for = sleep_for.min(until + Duration::from_millis(5));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(sleep_for) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+async fn end_what_time_ended(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(e) = broker.expire_stale().await {
             tracing::warn!(error = ?e, "reaper: expiring stale requests failed");
@@ -28,11 +63,6 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             Ok(n) => tracing::info!(grants = n, "reaper: gave grants their access at the host"),
             Err(e) => tracing::warn!(error = %e, "reaper: starting grants at the host failed"),
         }
-        match broker.recheck_sessions().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "reaper: sessions ended"),
-            Err(e) => tracing::warn!(error = %e, "reaper: checking sessions with the identity provider failed"),
-        }
         match broker.end_grants().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),
@@ -40,10 +70,6 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         }
         let mut sleep_for = broker.config().reaper_interval;
         if let Ok(Some(next)) = broker.next_grant_expiry().await {
-            let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
-            sleep_for = sleep_for.min(until + Duration::from_millis(5));
-        }
-        if let Ok(Some(next)) = broker.next_session_check().await {
             let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
             sleep_for = sleep_for.min(until + Duration::from_millis(5));
         }
