@@ -151,14 +151,15 @@ async fn a_person_disabled_at_the_idp_loses_session_and_grants_within_recheck() 
     assert!(revoked["detail"].as_str().unwrap().contains("invalid_grant"), "the IdP's answer is named: {revoked}");
 
     // The session token no longer works, and git is told why.
-    olivia.run(&["whoami"]).code(5);
+    olivia.run(&["whoami"]).code(5).stderr_has("your session ended at").stderr_has("hint: sign in again: `jit login`");
     let clone = work.join("demo");
     std::fs::write(clone.join("late.txt"), "late\n").unwrap();
     olivia.git(&clone, &["add", "late.txt"]).success();
     olivia.git(&clone, &["commit", "-m", "late"]).success();
     let push = olivia.git(&clone, &["push", "origin", "HEAD:main"]);
     assert_ne!(push.code, 0);
-    assert!(push.stderr.contains("jit:"), "{}", push.stderr);
+    assert!(push.stderr.contains("jit: cannot renew the credential for demo: your session ended at "), "{}", push.stderr);
+    assert!(push.stderr.contains("the identity provider no longer vouches for olivia"), "{}", push.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +171,7 @@ async fn a_session_ends_at_session_max_and_its_grants_stay() {
     let asked = olivia.run(&["request", "demo", "--level", "read", "--for", "2h", "--json"]);
     let id = asked.success().json()["id"].as_i64().unwrap();
     b.advance(Duration::from_secs(3600 + 60));
-    olivia.run(&["whoami"]).code(5).stderr_has("invalid or revoked token");
+    olivia.run(&["whoami"]).code(5).stderr_has("your session ended at").stderr_has("session_max");
     let grant = b.get("admin", &format!("/v1/requests/{id}")).await.body["grant"]["status"].clone();
     assert_eq!(grant, "active", "approved for the person, not the session");
 }

@@ -101,6 +101,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message),
             BrokerError::InvalidToken => ApiError::unauthenticated(message)
                 .with_hint("run `jit login` with a current token; an admin can issue one with `jit admin token rotate`"),
+            BrokerError::SessionEnded(_) => ApiError::unauthenticated(message).with_hint("sign in again: `jit login`"),
             BrokerError::Forbidden(_) => ApiError::forbidden(message),
             BrokerError::Policy(refusal) => {
                 let hint = match refusal {

@@ -77,6 +77,8 @@ pub trait Store: Send + Sync {
     async fn sign_in(&self, sign_in: &SignIn) -> StoreResult<SignedIn>;
     /// The live session a token opens, and its person (its end is the caller's to check).
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, SessionRecord)>>;
+    /// Why the session a token opened ended, and when (none: no such session, or it lives).
+    async fn session_end(&self, token: &TokenHash) -> StoreResult<Option<(DateTime<Utc>, String)>>;
     /// Live sessions whose check is due at `now`.
     async fn sessions_due(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>>;
     /// The earliest check due of a live session.

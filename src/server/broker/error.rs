@@ -20,6 +20,10 @@ pub enum BrokerError {
     /// No token, or one the broker does not know (missing/malformed headers are the HTTP layer's).
     #[error("invalid or revoked token")]
     InvalidToken,
+    /// A session token whose session is over: signed out, past `session_max`,
+    /// or ended because the identity provider stopped vouching for the person.
+    #[error("your session ended {0}")]
+    SessionEnded(String),
     /// Authenticated, but the caller's role does not allow this.
     #[error("{0}")]
     Forbidden(String),

@@ -84,11 +84,23 @@ impl Broker {
             },
         };
         match found {
-            Some(auth) if auth.session.as_ref().is_none_or(|s| s.ends_at > self.now()) => {
-                self.known_tokens.remember(generation, presented, &auth);
-                Ok(auth)
-            }
-            _ => Err(BrokerError::InvalidToken),
+            Some(auth) => match &auth.session {
+                Some(s) if s.ends_at <= self.now() => Err(BrokerError::SessionEnded(format!(
+                    "at {} (this broker's session_max); nothing else changed",
+                    s.ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ))),
+                _ => {
+                    self.known_tokens.remember(generation, presented, &auth);
+                    Ok(auth)
+                }
+            },
+            // A token that is nobody's may be a session that ended: say why, rather than "unknown".
+            None => match self.store.session_end(&presented).await? {
+                Some((at, why)) => {
+                    Err(BrokerError::SessionEnded(format!("at {}: {why}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))))
+                }
+                None => Err(BrokerError::InvalidToken),
+            },
         }
     }
 

@@ -145,6 +145,11 @@ impl Store for SqliteStore {
         self.reads.read(move |c| sessions::by_token(c, &token)).await
     }
 
+    async fn session_end(&self, token: &TokenHash) -> StoreResult<Option<(DateTime<Utc>, String)>> {
+        let token = token.clone();
+        self.reads.read(move |c| sessions::end_of(c, &token)).await
+    }
+
     async fn sessions_due(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>> {
         self.reads.read(move |c| sessions::due(c, now)).await
     }

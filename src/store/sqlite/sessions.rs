@@ -118,6 +118,15 @@ pub fn by_token(conn: &Connection, token: &TokenHash) -> StoreResult<Option<(Use
     Ok(first(stmt.query([session.user_id])?, user)?.map(|(u, _)| (u, session)))
 }
 
+/// When and why the session a token opened ended, if it did.
+pub fn end_of(conn: &Connection, token: &TokenHash) -> StoreResult<Option<(DateTime<Utc>, String)>> {
+    let row: Option<(i64, Option<String>)> = conn
+        .prepare_cached("SELECT ended_at, end_reason FROM sessions WHERE token_hash = ? AND ended_at IS NOT NULL")?
+        .query_row([&token.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(at, why)| Ok((time(at)?, why.unwrap_or_default()))).transpose()
+}
+
 /// Live sessions due for a check at `now` (those past their end are left: they no longer authenticate).
 pub fn due(conn: &Connection, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>> {
     let mut stmt =
