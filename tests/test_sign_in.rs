@@ -25,6 +25,16 @@ async fn broker_with_session(idp: &TestIdp, recheck: &str, session_max: &str) ->
     TestBroker::start_with(&format!("{policy}{}", idp.broker_config(recheck, session_max))).await
 }
 
+/// An IdP with [`PEOPLE`], a broker checking sessions every `recheck`, and
+/// `name` signed in through them, in an environment of their own.
+async fn signed_in(name: &str, recheck: &str) -> (TestIdp, TestBroker, TestEnvironment) {
+    let idp = TestIdp::start(PEOPLE);
+    let b = broker_with(&idp, recheck).await;
+    let env = cli_env(&b);
+    sign_in(&env, &b, &idp, name).await.success();
+    (idp, b, env)
+}
+
 /// `jit login` in `env`, the person completing it at the IdP; the finished run.
 async fn sign_in(env: &TestEnvironment, b: &TestBroker, idp: &TestIdp, name: &str) -> crate::common::Run {
     let login = env.spawn_watched(&["login", "--server", &b.url, "--no-browser"]);
@@ -120,10 +130,7 @@ async fn a_person_signs_in_with_the_browser_and_a_replayed_callback_is_refused()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_disabled_at_the_idp_loses_session_and_grants_within_recheck() {
-    let mut idp = TestIdp::start(PEOPLE);
-    let b = broker_with(&idp, "2s").await;
-    let olivia = cli_env(&b);
-    sign_in(&olivia, &b, &idp, "olivia").await.success();
+    let (mut idp, b, olivia) = signed_in("olivia", "2s").await;
     olivia.run(&["setup"]).success();
     let asked = olivia.run(&["request", "demo", "--level", "write", "--for", "1h", "--reason", "hotfix", "--no-wait", "--json"]);
     let id = asked.success().json()["id"].as_i64().unwrap();
@@ -178,10 +185,7 @@ async fn a_session_ends_at_session_max_and_its_grants_stay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_follow_the_idp_at_the_next_check() {
-    let mut idp = TestIdp::start(PEOPLE);
-    let b = broker_with(&idp, "1s").await;
-    let rita = cli_env(&b);
-    sign_in(&rita, &b, &idp, "rita").await.success();
+    let (mut idp, b, rita) = signed_in("rita", "1s").await;
     let first = b.request("alice", "demo", "write", "1h", Some("one")).await["id"].as_i64().unwrap();
     rita.run(&["approve", &first.to_string()]).success();
 
@@ -198,10 +202,7 @@ async fn groups_follow_the_idp_at_the_next_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idp_that_cannot_be_reached_ends_no_session() {
-    let mut idp = TestIdp::start(PEOPLE);
-    let b = broker_with(&idp, "1s").await;
-    let olivia = cli_env(&b);
-    sign_in(&olivia, &b, &idp, "olivia").await.success();
+    let (mut idp, b, olivia) = signed_in("olivia", "1s").await;
     idp.stop();
     let next_check = || b.db().query_row("SELECT next_check_at FROM sessions", [], |r| r.get::<_, i64>(0)).unwrap();
     let stopped_at = next_check();
@@ -215,10 +216,7 @@ async fn an_idp_that_cannot_be_reached_ends_no_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_keeps_working_when_the_idp_rotates_its_key() {
-    let mut idp = TestIdp::start(PEOPLE);
-    let b = broker_with(&idp, "1h").await;
-    let olivia = cli_env(&b);
-    sign_in(&olivia, &b, &idp, "olivia").await.success();
+    let (mut idp, b, _olivia) = signed_in("olivia", "1h").await;
     idp.restart_with_new_key("k2");
     let again = cli_env(&b);
     sign_in(&again, &b, &idp, "olivia").await.success().stderr_has("as olivia");

@@ -18,6 +18,15 @@ use tokio::sync::watch;
 
 use super::broker::Broker;
 
+/// How long to sleep: until just after `next` is due, and never longer than the interval.
+fn nap(broker: &Broker, next: Option<chrono::DateTime<chrono::Utc>>) -> Duration {
+    let interval = broker.config().reaper_interval;
+    match next {
+        Some(next) => interval.min((next - broker.now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(5)),
+        None => interval,
+    }
+}
+
 pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     tokio::join!(end_what_time_ended(broker.clone(), shutdown.clone()), check_sessions(broker, shutdown));
 }
@@ -34,11 +43,7 @@ async fn check_sessions(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
             Ok(n) => tracing::info!(sessions = n, "sessions ended: the identity provider no longer vouches for their people"),
             Err(e) => tracing::warn!(error = %e, "checking sessions with the identity provider failed"),
         }
-        let mut sleep_for = broker.config().reaper_interval;
-        if let Ok(Some(next)) = broker.next_session_check().await {
-            let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
-            sleep_for = sleep_for.min(until + Duration::from_millis(5));
-        }
+        let sleep_for = nap(&broker, broker.next_session_check().await.ok().flatten());
         tokio::select! {
             _ = tokio::time::sleep(sleep_for) => {}
             _ = shutdown.changed() => return,
@@ -68,11 +73,7 @@ async fn end_what_time_ended(broker: Arc<Broker>, mut shutdown: watch::Receiver<
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),
             Err(e) => tracing::warn!(error = %e, "reaper: ending grants failed"),
         }
-        let mut sleep_for = broker.config().reaper_interval;
-        if let Ok(Some(next)) = broker.next_grant_expiry().await {
-            let until = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
-            sleep_for = sleep_for.min(until + Duration::from_millis(5));
-        }
+        let sleep_for = nap(&broker, broker.next_grant_expiry().await.ok().flatten());
         tokio::select! {
             _ = tokio::time::sleep(sleep_for) => {}
             _ = broker.changed() => {}
