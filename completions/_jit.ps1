@@ -174,6 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage tokens')
             [CompletionResult]::new('grants', 'grants', [CompletionResultType]::ParameterValue, 'List every user''s live grants, or those failing to end at their host')
+            [CompletionResult]::new('notifications', 'notifications', [CompletionResultType]::ParameterValue, 'Where each notification destination''s delivery stands')
             break
         }
         'jit;admin;user' {
@@ -219,6 +220,13 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         }
         'jit;admin;grants' {
             [CompletionResult]::new('--failing', '--failing', [CompletionResultType]::ParameterName, 'Only grants that ended but whose host has not yet revoked them')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;admin;notifications' {
+            [CompletionResult]::new('--failing', '--failing', [CompletionResultType]::ParameterName, 'Only destinations whose delivery is failing or has given events up')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -76,6 +76,9 @@ _jit() {
             jit__subcmd__admin,grants)
                 cmd="jit__subcmd__admin__subcmd__grants"
                 ;;
+            jit__subcmd__admin,notifications)
+                cmd="jit__subcmd__admin__subcmd__notifications"
+                ;;
             jit__subcmd__admin,token)
                 cmd="jit__subcmd__admin__subcmd__token"
                 ;;
@@ -130,7 +133,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin)
-            opts="-h --help user token grants"
+            opts="-h --help user token grants notifications"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -144,6 +147,20 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__grants)
+            opts="-h --failing --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__admin__subcmd__notifications)
             opts="-h --failing --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -154,6 +154,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand user 'Manage users'
             cand token 'Manage tokens'
             cand grants 'List every user''s live grants, or those failing to end at their host'
+            cand notifications 'Where each notification destination''s delivery stands'
         }
         &'jit;admin;user'= {
             cand -h 'Print help (see more with ''--help'')'
@@ -192,6 +193,12 @@ set edit:completion:arg-completer[jit] = {|@words|
         }
         &'jit;admin;grants'= {
             cand --failing 'Only grants that ended but whose host has not yet revoked them'
+            cand --json 'Print JSON for scripts instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;admin;notifications'= {
+            cand --failing 'Only destinations whose delivery is failing or has given events up'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -112,6 +112,27 @@ pub struct DeviceSignIn {
     pub interval: u64,
 }
 
+/// `GET /v1/notifications` (admins): one notification destination and where its delivery stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationDestination {
+    pub name: String,
+    /// `webhook` or `slack`.
+    pub kind: String,
+    /// A webhook's host; `(secret)` for Slack, whose URL is the credential.
+    pub target: String,
+    pub events: Vec<String>,
+    pub rules: Vec<String>,
+    /// Every audit event up to this one is delivered, passed over or given up on.
+    pub delivered_seq: i64,
+    /// Audit events after it (not all of them are this destination's).
+    pub behind: i64,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Events given up on (a day of failures, or refused by the receiver).
+    pub given_up: u64,
+}
+
 /// `POST /v1/auth/browser`: a browser sign-in started (authorization code with PKCE).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BrowserSignIn {

@@ -227,6 +227,10 @@ impl Client {
         self.post(&["v1", "auth", "device", "token"], &api::DeviceLogin { login: login.to_string() }).await
     }
 
+    pub async fn notifications(&self) -> Result<Vec<api::NotificationDestination>, ClientError> {
+        self.get(&["v1", "notifications"], &[]).await
+    }
+
     pub async fn start_browser_sign_in(&self) -> Result<api::BrowserSignIn, ClientError> {
         self.post(&["v1", "auth", "browser"], &serde_json::json!({})).await
     }

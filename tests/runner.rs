@@ -25,6 +25,7 @@ mod test_gitlab;
 mod test_hardening;
 mod test_hardening_two;
 mod test_next_steps;
+mod test_notify;
 mod test_policy;
 mod test_ref_scopes;
 mod test_setup;

@@ -141,7 +141,7 @@ fn every_command_the_docs_show_exists_and_every_command_is_shown() {
 fn probe(section: &str, kind: Option<&str>) -> String {
     let source = match (section, kind) {
         ("provider", Some(kind)) => format!("[[provider]]\nname = \"p\"\nkind = \"{kind}\"\n__probe__ = 1\n"),
-        ("repo" | "rule", _) => format!("[[{section}]]\nname = \"x\"\n__probe__ = 1\n"),
+        ("repo" | "rule" | "notify", _) => format!("[[{section}]]\nname = \"x\"\n__probe__ = 1\n"),
         _ => format!("[{section}]\n__probe__ = 1\n"),
     };
     jit::server::ServerConfig::from_toml(&source, Path::new("probe.toml"), Some("/nonexistent".into())).unwrap_err().to_string()
@@ -232,7 +232,7 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
     let in_docs = |section: &str, kind: Option<&str>, key: &str| {
         documented.iter().any(|((s, k), keys)| s == section && (kind.is_none() || k.as_deref() == kind) && keys.contains(key))
     };
-    for section in ["server", "gateway", "repo", "rule", "oidc"] {
+    for section in ["server", "gateway", "repo", "rule", "oidc", "notify"] {
         for key in accepted(section, None) {
             if !in_docs(section, None, &key) {
                 undocumented.push(format!("[{section}] {key}"));

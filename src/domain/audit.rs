@@ -84,6 +84,8 @@ pub enum Action {
     GroupsChanged,
     /// A broker session ended: signed out, or the identity provider stopped vouching for the person.
     SessionEnded,
+    /// A notification given up on: a day of failed deliveries, or the receiver refused it.
+    NotificationFailed,
 }
 
 impl Action {
@@ -118,6 +120,7 @@ impl Action {
             Action::SignInRefused => "sign_in_refused",
             Action::GroupsChanged => "groups_changed",
             Action::SessionEnded => "session_ended",
+            Action::NotificationFailed => "notification_failed",
         }
     }
 }

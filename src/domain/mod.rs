@@ -8,6 +8,7 @@ pub mod identity;
 pub mod level;
 pub mod limits;
 pub mod network;
+pub mod notify;
 pub mod policy;
 pub mod receive_pack;
 pub mod records;

@@ -296,6 +296,21 @@ pub struct SignedIn {
     pub groups_were: Option<Vec<String>>,
 }
 
+/// How far one notification destination is along the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyProgress {
+    pub destination: String,
+    /// Every event up to this one was delivered, skipped (not subscribed) or given up on.
+    pub delivered_seq: i64,
+    /// Failed attempts at the next event it takes.
+    pub failures: u32,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Events given up on (a day of failures, or refused by the receiver).
+    pub given_up: u64,
+}
+
 /// What removing a user ended, in the same transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Removal {

@@ -78,6 +78,8 @@ struct RawFile {
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
     oidc: Option<crate::server::oidc::Section>,
+    #[serde(default)]
+    notify: Vec<Spanned<crate::server::notify::destination::Section>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +148,8 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// Sign-in through the company's identity provider (`[oidc]`); none: tokens only.
     pub oidc: Option<crate::server::oidc::OidcConfig>,
+    /// Where notifications go (`[[notify]]`).
+    pub notify: Vec<crate::server::notify::destination::Destination>,
 }
 
 /// The broker's public URL as clients reach it: http or https with a host,
@@ -185,6 +189,7 @@ impl ServerConfig {
             repos: Vec::new(),
             policy: Policy::default(),
             oidc: None,
+            notify: Vec::new(),
         }
     }
 
@@ -263,6 +268,16 @@ impl ServerConfig {
                 ));
             }
             config.oidc = Some(oidc);
+        }
+        for spanned in raw.notify {
+            let line = line_of(source, spanned.span().start);
+            let destination =
+                crate::server::notify::destination::Destination::from_section(spanned.into_inner(), |v| std::env::var(v).ok())
+                    .map_err(|e| invalid(format!("notify at line {line}: {e}")))?;
+            if config.notify.iter().any(|d| d.name == destination.name) {
+                return Err(invalid(format!("notify at line {line}: duplicate name `{}`", destination.name)));
+            }
+            config.notify.push(destination);
         }
         config.gateway = LocalGateway::from_section(local_gateway::BUILTIN_NAME, raw.gateway, "gateway.").map_err(invalid)?;
         config.providers = Registry::default();

@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod handlers;
 pub mod listener;
+pub mod notify;
 pub mod oidc;
 pub mod reaper;
 pub mod router;

@@ -9,7 +9,8 @@
 //!
 //! Beside it, on a loop of its own, the sessions of people the identity
 //! provider signed in are checked with the IdP as they fall due: an IdP that
-//! is slow to answer delays those checks, never a grant's end.
+//! is slow to answer delays those checks, never a grant's end. Notifications
+//! are delivered the same way, a loop per destination (`server::notify`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,11 @@ fn nap(broker: &Broker, next: Option<chrono::DateTime<chrono::Utc>>) -> Duration
 }
 
 pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
-    tokio::join!(end_what_time_ended(broker.clone(), shutdown.clone()), check_sessions(broker, shutdown));
+    tokio::join!(
+        end_what_time_ended(broker.clone(), shutdown.clone()),
+        check_sessions(broker.clone(), shutdown.clone()),
+        super::notify::run(broker, shutdown)
+    );
 }
 
 async fn check_sessions(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

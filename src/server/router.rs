@@ -10,7 +10,7 @@ use axum::routing::{delete, get, post};
 use super::broker::Broker;
 use super::error::ApiError;
 use super::gateway;
-use super::handlers::{audit, auth, grants, health, repos, requests, users};
+use super::handlers::{audit, auth, grants, health, notifications, repos, requests, users};
 
 pub fn router(broker: Arc<Broker>) -> Router {
     let max_body = broker.config().max_body_bytes;
@@ -38,6 +38,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/grants/{id}", get(grants::get))
         .route("/v1/grants/{id}/revoke", post(grants::revoke))
         .route("/v1/grants/{id}/credentials", post(grants::mint_credential))
+        .route("/v1/notifications", get(notifications::list))
         .route("/v1/audit", get(audit::page))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/checkpoint", get(audit::checkpoint))

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::audit::{AuditEvent, NewEvent};
 use crate::domain::records::{
-    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
-    RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
+    Page, Removal, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 
@@ -180,6 +180,24 @@ pub trait Store: Send + Sync {
     async fn add_host_token(&self, token: &NewHostToken, event: NewEvent) -> StoreResult<()>;
     /// The host credentials of a grant not yet revoked there.
     async fn host_tokens(&self, grant_id: i64) -> StoreResult<Vec<HostToken>>;
+
+    // Notifications (the audit log is their outbox).
+    /// Destinations not yet known start at the log's head.
+    async fn notify_start(&self, destinations: &[String]) -> StoreResult<()>;
+    async fn notify_progress(&self) -> StoreResult<Vec<NotifyProgress>>;
+    /// Everything up to `seq` is done for `destination`; its failures are cleared.
+    async fn notify_delivered(&self, destination: &str, seq: i64) -> StoreResult<()>;
+    /// Another failed attempt at `destination`'s next event.
+    async fn notify_failed(
+        &self,
+        destination: &str,
+        failures: u32,
+        first_failed_at: DateTime<Utc>,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Event `seq` is given up on for `destination`, with `event` saying so.
+    async fn notify_gave_up(&self, destination: &str, seq: i64, error: &str, event: NewEvent, at: DateTime<Utc>) -> StoreResult<()>;
 
     // Audit.
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()>;

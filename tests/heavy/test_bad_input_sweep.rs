@@ -40,6 +40,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/grants/{id}"),
     ("POST", "/v1/grants/{id}/revoke"),
     ("POST", "/v1/grants/{id}/credentials"),
+    ("GET", "/v1/notifications"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/audit/checkpoint"),

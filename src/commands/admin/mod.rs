@@ -1,6 +1,7 @@
 //! `jit admin …`: users and tokens, over the broker's admin API.
 
 mod grants;
+mod notifications;
 mod token_rotate;
 mod user_add;
 mod user_list;
@@ -30,6 +31,14 @@ pub enum AdminCommand {
     /// records each attempt in the audit log (host_revoke_failed).
     #[command(after_long_help = "Examples:\n  jit admin grants\n  jit admin grants --failing --json")]
     Grants(grants::GrantsArgs),
+    /// Where each notification destination's delivery stands
+    ///
+    /// The audit log is the outbox: each [[notify]] destination delivers its
+    /// events in order, retrying failures with backoff for up to a day. With
+    /// --failing: only destinations failing now or that gave events up
+    /// (notification_failed in the audit log).
+    #[command(after_long_help = "Examples:\n  jit admin notifications\n  jit admin notifications --failing --json")]
+    Notifications(notifications::NotificationsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,5 +86,6 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CommandError> {
         AdminCommand::User(UserCommand::Remove(args)) => user_remove::cmd_user_remove(&client, &args).await,
         AdminCommand::Token(TokenCommand::Rotate(args)) => token_rotate::cmd_token_rotate(&client, &args).await,
         AdminCommand::Grants(args) => grants::cmd_grants(&client, &args).await,
+        AdminCommand::Notifications(args) => notifications::cmd_notifications(&client, &args).await,
     }
 }

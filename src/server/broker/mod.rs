@@ -17,6 +17,7 @@ mod error;
 pub mod git;
 mod grants;
 mod guard;
+mod notify;
 mod requests;
 mod sessions;
 mod users;
@@ -30,6 +31,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
 pub use self::error::{BrokerError, BrokerResult, SignInError};
+pub use self::notify::{DueNotice, NextNotice, Outcome};
 pub use self::requests::RequestQuery;
 pub use self::sessions::{Authenticated, DeviceSignIn, SignInPoll};
 pub use self::users::NewUser;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod grants;
 pub mod health;
+pub mod notifications;
 pub mod repos;
 pub mod requests;
 pub mod users;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "grant terms", include_str!("../../../migrations/sqlite/0008_grant_terms.sql")),
     (9, "live grants index", include_str!("../../../migrations/sqlite/0009_live_grants_index.sql")),
     (10, "sessions", include_str!("../../../migrations/sqlite/0010_sessions.sql")),
+    (11, "notify progress", include_str!("../../../migrations/sqlite/0011_notify_progress.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (

@@ -15,6 +15,7 @@ mod db;
 mod grants;
 mod marker;
 mod migrate;
+mod notify;
 mod open;
 mod requests;
 pub mod sessions;
@@ -32,8 +33,8 @@ use super::chain::Chain;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
-    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, Removal,
-    RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
+    Page, Removal, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 use db::Readers;
@@ -287,6 +288,37 @@ impl Store for SqliteStore {
     async fn grant_by_credential(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
         let hash = hash.clone();
         self.reads.read(move |c| grants::by_credential(c, &hash, now)).await
+    }
+
+    async fn notify_start(&self, destinations: &[String]) -> StoreResult<()> {
+        let destinations = destinations.to_vec();
+        self.writer.write(move |tx, _| notify::start(tx, &destinations)).await
+    }
+
+    async fn notify_progress(&self) -> StoreResult<Vec<NotifyProgress>> {
+        self.reads.read(notify::list).await
+    }
+
+    async fn notify_delivered(&self, destination: &str, seq: i64) -> StoreResult<()> {
+        let destination = destination.to_string();
+        self.writer.write(move |tx, _| notify::delivered(tx, &destination, seq)).await
+    }
+
+    async fn notify_failed(
+        &self,
+        destination: &str,
+        failures: u32,
+        first_failed_at: DateTime<Utc>,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (destination, error) = (destination.to_string(), error.to_string());
+        self.writer.write(move |tx, _| notify::failed(tx, &destination, failures, first_failed_at, &error, next_attempt_at)).await
+    }
+
+    async fn notify_gave_up(&self, destination: &str, seq: i64, error: &str, event: NewEvent, at: DateTime<Utc>) -> StoreResult<()> {
+        let (destination, error) = (destination.to_string(), error.to_string());
+        self.writer.write(move |tx, chain| notify::gave_up(tx, chain, &destination, seq, &error, event, at)).await
     }
 
     async fn append_events(&self, events: Vec<NewEvent>, at: DateTime<Utc>) -> StoreResult<()> {

@@ -1,0 +1,30 @@
+//! `/v1/notifications`: where each notification destination's delivery stands (admins).
+
+use axum::Json;
+use axum::extract::State;
+
+use super::AppState;
+use crate::api;
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+
+pub async fn list(State(broker): AppState, Caller(caller): Caller) -> Result<Json<Vec<api::NotificationDestination>>, ApiError> {
+    let rows = broker.notifications(&caller).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(d, p, behind)| api::NotificationDestination {
+                name: d.name.clone(),
+                kind: d.kind_name().to_string(),
+                target: d.shown_url(),
+                events: d.subscription.events.clone(),
+                rules: d.subscription.rules.clone(),
+                delivered_seq: p.delivered_seq,
+                behind,
+                failures: p.failures,
+                last_error: p.last_error,
+                next_attempt_at: p.next_attempt_at,
+                given_up: p.given_up,
+            })
+            .collect(),
+    ))
+}

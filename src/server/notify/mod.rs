@@ -1,0 +1,120 @@
+//! Notifications out of the broker: the `[[notify]]` destinations and their
+//! delivery. Each destination walks the audit log (the outbox: an event
+//! commits with the change it describes) on a loop of its own, so a dead
+//! receiver delays only itself, never a request, an approval or another
+//! destination. Delivery is at least once: a receiver drops repeats by the
+//! notification's `id`. What a notification says is `domain::notify`'s.
+//!
+//! ```toml
+//! [[notify]]
+//! name = "security-slack"
+//! kind = "slack"                           # slack | webhook
+//! url_file = "/etc/jit/slack-webhook-url"  # or url_env; a Slack webhook URL is a secret
+//! events = ["requested", "approved", "denied", "revoked"]  # default: every event
+//! rules = ["prod-*"]                       # default: every rule
+//!
+//! [[notify]]
+//! name = "siem"
+//! kind = "webhook"
+//! url = "https://siem.example.com/jit"     # or url_file / url_env
+//! secret_file = "/etc/jit/webhook-secret"  # or secret_env: the HMAC-SHA256 signing key
+//! timeout = "10s"                          # the default: one delivery attempt's limit
+//! ```
+
+pub mod destination;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use self::destination::{Destination, Kind};
+use crate::domain::notify::{retryable, signature};
+use crate::domain::token::ExposeSecret;
+use crate::providers::host_api;
+use crate::server::broker::{Broker, NextNotice, Outcome};
+
+/// One loop a destination, until shutdown.
+pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let destinations = broker.config().notify.clone();
+    if destinations.is_empty() {
+        return;
+    }
+    if let Err(e) = broker.notify_start().await {
+        tracing::error!(error = %e, "notifications: cannot read their progress; none will be sent until the broker restarts");
+        return;
+    }
+    let loops = destinations.into_iter().map(|d| deliver(broker.clone(), d, shutdown.clone()));
+    futures_util::future::join_all(loops).await;
+}
+
+async fn deliver(broker: Arc<Broker>, destination: Destination, mut shutdown: watch::Receiver<bool>) {
+    let http = match reqwest::Client::builder()
+        .timeout(destination.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(destination = %destination.name, error = %e, "notifications: cannot build the HTTP client");
+            return;
+        }
+    };
+    loop {
+        let wait = match broker.next_notice(&destination).await {
+            Ok(NextNotice::Due(notice)) => {
+                let outcome = tokio::select! {
+                    outcome = send(&http, &destination, &notice.webhook, &notice.slack) => outcome,
+                    _ = shutdown.changed() => return,
+                };
+                if let Err(e) = broker.notice_outcome(&destination, notice.seq, outcome).await {
+                    tracing::warn!(destination = %destination.name, error = %e, "notifications: cannot record a delivery");
+                }
+                continue;
+            }
+            // Looked at again every interval too: the broker's clock may move (tests).
+            Ok(NextNotice::WaitUntil(at)) => (at - broker.now()).to_std().unwrap_or(Duration::ZERO).min(broker.config().reaper_interval),
+            Ok(NextNotice::Idle) => broker.config().reaper_interval,
+            Err(e) => {
+                tracing::warn!(destination = %destination.name, error = %e, "notifications: cannot read the outbox");
+                broker.config().reaper_interval
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// One attempt: the outcome in the broker's terms (never with the URL: it may be a credential).
+async fn send(http: &reqwest::Client, destination: &Destination, webhook: &serde_json::Value, slack: &serde_json::Value) -> Outcome {
+    let request = http.post(destination.url().expose_secret()).header("content-type", "application/json");
+    let request = match &destination.kind {
+        Kind::Slack => request.body(slack.to_string()),
+        Kind::Webhook { secret } => {
+            let body = webhook.to_string();
+            let timestamp = chrono::Utc::now().timestamp();
+            let id = webhook["id"].as_str().unwrap_or_default().to_string();
+            let event = webhook["event"].as_str().unwrap_or_default().to_string();
+            request
+                .header("x-jit-timestamp", timestamp.to_string())
+                .header("x-jit-signature", signature(secret.expose_secret().as_bytes(), timestamp, body.as_bytes()))
+                .header("x-jit-delivery", id)
+                .header("x-jit-event", event)
+                .body(body)
+        }
+    };
+    match request.send().await {
+        Ok(resp) if resp.status().is_success() => Outcome::Delivered,
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            Outcome::Failed { error: format!("the receiver answered HTTP {status}"), retry: retryable(Some(status)) }
+        }
+        Err(e) => Outcome::Failed { error: host_api::transport(e), retry: true },
+    }
+}

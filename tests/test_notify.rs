@@ -1,0 +1,224 @@
+//! Notifications to real HTTP receivers on loopback: signed webhooks and
+//! Slack messages that say what happened, retries with backoff while a
+//! receiver fails, a refusal given up on and audited, and a receiver that
+//! never answers slowing down nothing.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestBroker, cli_env, eventually, gateway_policy};
+
+const SECRET: &str = "whsec-0123456789abcdef0123456789";
+
+/// How the receiver answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Ok,
+    Unavailable,
+    Gone,
+    /// Never answers (the connection stays open).
+    Hang,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+    answer: Arc<Mutex<Answer>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(Mutex::new(Answer::Ok));
+        let (sink, mode) = (got.clone(), answer.clone());
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let (sink, mode) = (sink.clone(), mode.clone());
+            async move {
+                let answer = *mode.lock().unwrap();
+                sink.lock().unwrap().push((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                match answer {
+                    Answer::Ok => StatusCode::OK,
+                    Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                    Answer::Gone => StatusCode::GONE,
+                    Answer::Hang => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        StatusCode::OK
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, got, answer }
+    }
+
+    fn set(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn got(&self) -> Vec<(HeaderMap, Value)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// What arrived, as (event, id) pairs.
+    fn events(&self) -> Vec<(String, String)> {
+        self.got()
+            .iter()
+            .map(|(_, b)| (b["event"].as_str().unwrap_or("").to_string(), b["id"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+}
+
+/// The gateway policy with a webhook to `webhook` and a Slack destination to `slack`'s `/slack`.
+async fn broker_notifying(webhook: &Receiver, slack: &Receiver, dir: &std::path::Path) -> TestBroker {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = dir.join("webhook-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let slack_url = dir.join("slack-url");
+    std::fs::write(&slack_url, format!("{}/slack", slack.url)).unwrap();
+    for f in [&secret, &slack_url] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = format!(
+        "{}\n[[notify]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nsecret_file = \"{}\"\ntimeout = \"2s\"\n\n[[notify]]\nname = \"chat\"\nkind = \"slack\"\nurl_file = \"{}\"\nevents = [\"requested\", \"denied\"]\nrules = [\"demo-w*\"]\n",
+        gateway_policy("1h"),
+        webhook.url,
+        secret.display(),
+        slack_url.display()
+    );
+    TestBroker::start_with(&config).await
+}
+
+/// Checks a webhook's signature as a receiver would (HMAC-SHA256 of `timestamp.body`), independently of jit's code.
+fn verify(headers: &HeaderMap, body: &Value) -> bool {
+    let ts = headers["x-jit-timestamp"].to_str().unwrap();
+    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let signed = format!("{ts}.{}", serde_json::to_string(body).unwrap());
+    let want = format!("sha256={}", hex::encode(ring::hmac::sign(&key, signed.as_bytes()).as_ref()));
+    age.abs() < 60 && headers["x-jit-signature"] == want.as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_and_say_what_happened_and_slack_gets_its_events() {
+    let (hook, slack) = (Receiver::start().await, Receiver::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_notifying(&hook, &slack, dir.path()).await;
+    let id = b.request("alice", "demo", "write", "1h", Some("hotfix <!channel>")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let read = b.request("alice", "demo", "read", "1h", None).await["id"].as_i64().unwrap();
+
+    let events = eventually(|| async { hook.events() }, |e| e.iter().filter(|(ev, _)| ev == "granted").count() >= 2).await;
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["requested", "approved", "granted", "requested", "granted"], "in the log's order");
+    let ids: std::collections::BTreeSet<_> = events.iter().map(|(_, i)| i.clone()).collect();
+    assert_eq!(ids.len(), events.len(), "each notification has its own id");
+
+    for (headers, body) in hook.got() {
+        assert!(verify(&headers, &body), "a receiver can verify every delivery: {body}");
+        assert_eq!(headers["x-jit-delivery"], body["id"].as_str().unwrap());
+        assert_eq!(headers["x-jit-event"], body["event"].as_str().unwrap());
+    }
+    let (_, requested) = &hook.got()[0];
+    assert_eq!(requested["request"]["id"], id);
+    assert_eq!(requested["request"]["requester"], "alice");
+    assert_eq!(requested["request"]["repo"], "demo");
+    assert_eq!(requested["request"]["level"], "write");
+    assert_eq!(requested["request"]["duration"], "1h");
+    assert_eq!(requested["request"]["reason"], "hotfix <!channel>");
+    assert_eq!(requested["request"]["rule"], "demo-write");
+    assert_eq!(requested["request"]["approvers"], json!(["group:reviewers", "alice"]));
+    assert_eq!(requested["links"]["approve"], format!("jit approve {id}"));
+    assert!(requested["id"].as_str().unwrap().starts_with("siem:"));
+    // A tampered body does not verify.
+    let (headers, mut body) = hook.got()[0].clone();
+    body["request"]["level"] = json!("admin");
+    assert!(!verify(&headers, &body));
+
+    // Slack: only its events of its rules (the write request, not the auto-approved read), escaped.
+    let slack_got = eventually(|| async { slack.got() }, |g| !g.is_empty()).await;
+    assert_eq!(slack_got.len(), 1, "{slack_got:?}");
+    let message = slack_got[0].1.to_string();
+    assert!(message.contains("alice asks for write access to demo for 1h"), "{message}");
+    assert!(message.contains("jit approve") && message.contains("Who can approve"), "{message}");
+    assert!(!message.contains("<!channel>") && message.contains("&lt;!channel&gt;"), "a reason cannot ping a channel: {message}");
+    let _ = read;
+    b.assert_keeps_and_shows_none_of(&[SECRET.to_string(), format!("{}/slack", slack.url)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_is_retried_with_backoff_and_a_refusal_is_given_up() {
+    let (hook, slack) = (Receiver::start().await, Receiver::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_notifying(&hook, &slack, dir.path()).await;
+    let admin = cli_env(&b);
+    admin.login(&b.url, b.token("admin")).success();
+    hook.set(Answer::Unavailable);
+    let id = b.request("alice", "demo", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+
+    let status = || async { admin.run(&["admin", "notifications", "--failing", "--json"]).json() };
+    let failing = eventually(status, |s| s[0]["failures"] == 1).await;
+    assert_eq!(failing[0]["name"], "siem");
+    assert_eq!(failing[0]["last_error"], "the receiver answered HTTP 503");
+    // The next attempt waits its backoff (5 s, then 10 s, with jitter) on the broker's clock.
+    b.advance(Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_millis(400)).await; // the contract: nothing is sent before the backoff ends
+    assert_eq!(hook.got().len(), 1, "no attempt before the backoff ends");
+    b.advance(Duration::from_secs(3));
+    eventually(status, |s| s[0]["failures"] == 2).await;
+    hook.set(Answer::Ok);
+    b.advance(Duration::from_secs(13));
+    let events = eventually(|| async { hook.events() }, |e| e.len() >= 3).await;
+    let first = format!("siem:{}", events[0].1.trim_start_matches("siem:"));
+    assert!(events[..3].iter().all(|(e, i)| e == "requested" && *i == first), "three attempts at one notification: {events:?}");
+    assert_eq!(eventually(status, |s| s.as_array().unwrap().is_empty()).await, json!([]), "no longer failing");
+
+    // A receiver that refuses (410) is not asked again: the event is given up, audited, and the next one goes.
+    hook.set(Answer::Gone);
+    b.deny("bob", id, "not now").await;
+    let given_up = eventually(|| async { b.audit().await.into_iter().find(|e| e["action"] == "notification_failed") }, |e| e.is_some())
+        .await
+        .expect("notification_failed");
+    assert!(given_up["detail"].as_str().unwrap().contains("siem (webhook): event"), "{given_up}");
+    assert!(given_up["detail"].as_str().unwrap().contains("HTTP 410"), "{given_up}");
+    let all = admin.run(&["admin", "notifications", "--json"]).json();
+    let siem = all.as_array().unwrap().iter().find(|d| d["name"] == "siem").unwrap().clone();
+    assert_eq!((siem["given_up"].as_u64(), siem["failures"].as_u64()), (Some(1), Some(0)));
+    admin.run(&["admin", "notifications"]).success().stdout_has("siem").stdout_has("webhook").stdout_has("(secret)");
+}
+
+/// One request and its approval, timed.
+async fn cycle(b: &TestBroker) -> Duration {
+    let started = Instant::now();
+    let id = b.request("alice", "demo", "write", "1h", Some("x")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_slows_down_nothing() {
+    let (hook, slack) = (Receiver::start().await, Receiver::start().await);
+    hook.set(Answer::Hang);
+    slack.set(Answer::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let dead = broker_notifying(&hook, &slack, dir.path()).await;
+    let quiet = TestBroker::start_with(&gateway_policy("1h")).await;
+    let mut with_dead = Vec::new();
+    let mut without = Vec::new();
+    for _ in 0..15 {
+        with_dead.push(cycle(&dead).await);
+        without.push(cycle(&quiet).await);
+    }
+    with_dead.sort();
+    without.sort();
+    let (a, q) = (with_dead[7], without[7]);
+    eprintln!("measured: request+approve median {a:?} with a receiver that never answers, {q:?} without notifications");
+    assert!(a < q * 5 + Duration::from_millis(50), "a dead receiver slowed decisions: {a:?} against {q:?}");
+    assert!(!hook.got().is_empty(), "the broker did try to deliver");
+}
