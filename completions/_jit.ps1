@@ -187,6 +187,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         }
         'jit;admin;user;add' {
             [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'A group the user belongs to (repeatable)')
+            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Where the user is mailed (e-mail notifications to a rule''s approvers)')
             [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Make the user an admin')
             [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'A local user who signs in with this token (a service account, a break-glass admin): required where people sign in through an identity provider, so nobody is made a local user by mistake')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')

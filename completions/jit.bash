@@ -217,13 +217,17 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__user__subcmd__add)
-            opts="-h --group --admin --service --json --help"
+            opts="-h --group --admin --service --email --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --email)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -165,6 +165,7 @@ set edit:completion:arg-completer[jit] = {|@words|
         }
         &'jit;admin;user;add'= {
             cand --group 'A group the user belongs to (repeatable)'
+            cand --email 'Where the user is mailed (e-mail notifications to a rule''s approvers)'
             cand --admin 'Make the user an admin'
             cand --service 'A local user who signs in with this token (a service account, a break-glass admin): required where people sign in through an identity provider, so nobody is made a local user by mistake'
             cand --json 'Print JSON for scripts instead of text'

@@ -66,6 +66,8 @@ pub struct User {
     pub groups: Vec<String>,
     pub admin: bool,
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +80,9 @@ pub struct NewUser {
     /// A local user with a token, where people sign in through an identity provider.
     #[serde(default)]
     pub service: bool,
+    /// Where they are mailed (e-mail notifications to a rule's approvers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A user with their freshly issued token: the only response that carries one.

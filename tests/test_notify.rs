@@ -222,3 +222,64 @@ async fn a_receiver_that_never_answers_slows_down_nothing() {
     assert!(a < q * 5 + Duration::from_millis(50), "a dead receiver slowed decisions: {a:?} against {q:?}");
     assert!(!hook.got().is_empty(), "the broker did try to deliver");
 }
+
+/// A real SMTP server (npm `smtp-server`, `contract/smtp-sink.mjs`) on loopback, keeping every message.
+struct SmtpSink {
+    port: u16,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _child: crate::common::ChildGuard,
+}
+
+impl SmtpSink {
+    fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mail.jsonl");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contract/smtp-sink.mjs");
+        let child = std::process::Command::new("node")
+            .arg(script)
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = crate::common::ChildGuard::new(child);
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no SMTP server: {line:?}")).parse().unwrap();
+        SmtpSink { port, out, _dir: dir, _child: child }
+    }
+
+    fn mail(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_are_mailed_through_a_real_smtp_server() {
+    let smtp = SmtpSink::start();
+    let config = format!(
+        "{}\n[[notify]]\nname = \"approvers-mail\"\nkind = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"jit@example.com\"\nto = [\"approvers\", \"security@example.com\"]\nevents = [\"requested\"]\n",
+        gateway_policy("1h"),
+        smtp.port
+    );
+    let b = TestBroker::start_with(&config).await;
+    let admin = cli_env(&b);
+    admin.login(&b.url, b.token("admin")).success();
+    admin.run_printing_token(&["admin", "user", "add", "rachel", "--group", "reviewers", "--email", "rachel@example.com"], &[]).success();
+    admin.run(&["admin", "user", "add", "quinn", "--email", "not an address"]).code(2).stderr_has("invalid e-mail address");
+    let id = b.request("alice", "demo", "write", "1h", Some("hotfix INC-9")).await["id"].as_i64().unwrap();
+
+    let mail = eventually(|| async { smtp.mail() }, |m| !m.is_empty()).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["from"], "jit@example.com");
+    let mut to: Vec<&str> = mail[0]["to"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(to, ["rachel@example.com", "security@example.com"], "the rule's approvers with an address, and the fixed one");
+    let raw = mail[0]["raw"].as_str().unwrap();
+    assert!(raw.contains(&format!("Subject: [jit] alice asks for write access to demo for 1h (request #{id})")), "{raw}");
+    assert!(raw.contains("multipart/alternative") && raw.contains("text/html"), "plain text and HTML: {raw}");
+    assert!(raw.contains(&format!("jit approve {id}")) && raw.contains("hotfix INC-9"), "{raw}");
+}

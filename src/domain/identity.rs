@@ -42,6 +42,8 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// Groups the IdP sent that jit cannot name (left out).
     pub skipped_groups: Vec<String>,
+    /// The `email` claim, unless the IdP says it is unverified (`email_verified: false`).
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +85,9 @@ pub fn identity_from_claims(claims: &Map<String, Value>, names: &ClaimNames) -> 
         return Err(IdentityError::BadName { name: shown.escape_default().to_string() });
     }
     let (groups, skipped_groups) = groups_from(claims.get(&names.groups));
-    Ok(Identity { subject, name, groups, skipped_groups })
+    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+    let email = text("email").ok().flatten().filter(|e| verified && e.contains('@') && !e.contains(char::is_control));
+    Ok(Identity { subject, name, groups, skipped_groups, email })
 }
 
 /// The groups claim: a list of strings (or one string). Keycloak sends full
@@ -132,6 +136,9 @@ mod tests {
         assert_eq!(id.name, "alice");
         assert_eq!(id.groups, vec!["developers", "reviewers"]);
         assert!(id.skipped_groups.is_empty());
+        assert_eq!(id.email.as_deref(), Some("a@x.org"));
+        let unverified = claims(json!({"sub": "u-1", "preferred_username": "alice", "email": "a@x.org", "email_verified": false}));
+        assert_eq!(identity_from_claims(&unverified, &ClaimNames::default()).unwrap().email, None, "an unverified address is not used");
 
         let names = ClaimNames { username: "email_local".into(), groups: "roles".into(), username_domain: None };
         let c = claims(json!({"sub": "u-1", "email_local": "al.ice", "roles": "admins"}));

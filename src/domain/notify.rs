@@ -146,6 +146,36 @@ impl Notice<'_> {
         }
     }
 
+    /// An e-mail's subject, plain text and HTML (escaped), with the same facts as the webhook.
+    pub fn email(&self) -> (String, String, String) {
+        let subject = format!("[jit] {}", self.summary());
+        let mut lines = vec![self.summary(), String::new()];
+        if let Some(r) = self.request {
+            lines.push(format!("Requester:  {}", r.requester));
+            lines.push(format!("Repo:       {}", r.repo));
+            lines.push(format!("Level:      {}", r.level.as_str()));
+            lines.push(format!("For:        {}", duration_text(r.duration_secs)));
+            if let Some(reason) = &r.reason {
+                lines.push(format!("Reason:     {reason}"));
+            }
+            lines.push(format!("Rule:       {}", r.rule));
+            lines.push(format!("Approvals:  {} of {}", r.approvals.len(), r.approvals_required));
+            if !self.approvers.is_empty() {
+                lines.push(format!("Approvers:  {}", self.approvers.join(", ")));
+            }
+            lines.push(String::new());
+            if self.event.action == "requested" {
+                lines.push(format!("Approve:    jit approve {}", r.id));
+                lines.push(format!("Deny:       jit deny {} --reason TEXT", r.id));
+            }
+            lines.push(format!("API:        {}/v1/requests/{}", self.base_url, r.id));
+        }
+        lines.push(format!("Audit:      event {} ({})", self.event.seq, self.event.hash));
+        let text = lines.join("\n") + "\n";
+        let html = format!("<!DOCTYPE html><html><body><pre style=\"font-family: sans-serif\">{}</pre></body></html>", html_escape(&text));
+        (subject.chars().filter(|c| !c.is_control()).collect(), text, html)
+    }
+
     /// A Slack incoming-webhook message (Block Kit), with a plain-text fallback.
     pub fn slack_body(&self) -> Value {
         let mut blocks =
@@ -177,6 +207,10 @@ impl Notice<'_> {
 fn field(name: &str, value: &str) -> Value {
     let value: String = value.chars().take(500).collect();
     json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(&value))})
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Slack's three control characters in text (`&`, `<`, `>`), so a reason cannot ping or link.
@@ -270,6 +304,16 @@ mod tests {
         assert_eq!(secs(40, 1.0), 1080);
         assert!(retryable(None) && retryable(Some(503)) && retryable(Some(429)));
         assert!(!retryable(Some(400)) && !retryable(Some(404)) && !retryable(Some(410)));
+    }
+
+    #[test]
+    fn an_email_says_it_in_text_and_escaped_html() {
+        let e = event("requested");
+        let notice = Notice { id: "m:7".into(), event: &e, request: None, approvers: vec![], base_url: "https://jit.example.com" };
+        let (subject, text, html) = notice.email();
+        assert_eq!(subject, "[jit] requested: hotfix <@U123>");
+        assert!(text.contains("hotfix <@U123>") && text.contains("Audit:      event 7 (h)"), "{text}");
+        assert!(html.contains("hotfix &lt;@U123&gt;") && !html.contains("<@U123>"), "{html}");
     }
 
     #[test]

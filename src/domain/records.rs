@@ -23,6 +23,8 @@ pub struct UserRecord {
     /// The identity provider that vouches for this person (`None`: a local
     /// user, signed in with a token an admin issued).
     pub issuer: Option<String>,
+    /// Where they are mailed (e-mail notifications), if known.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub struct NewUserRecord {
     pub name: String,
     pub groups: Vec<String>,
     pub admin: bool,
+    pub email: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -261,6 +264,8 @@ pub struct SignIn {
     pub subject: String,
     pub name: String,
     pub groups: Vec<String>,
+    /// The IdP's `email` claim (when it does not say it is unverified).
+    pub email: Option<String>,
     pub token: TokenHash,
     /// The IdP's refresh token, sealed (none: the IdP gave none, and the
     /// session cannot be re-checked, so it ends at its first check).

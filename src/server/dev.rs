@@ -108,7 +108,8 @@ pub async fn seed(broker: &Broker, server_url: &str) -> Result<PathBuf, SeedErro
                 broker.rotate_token_as(BROKER_ACTOR, name, Some("dev mode")).await?.1.expose_secret().to_string()
             }
             _ => {
-                let new = NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin };
+                let new =
+                    NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin, email: None };
                 broker.create_user(BROKER_ACTOR, new, false, Some("dev mode")).await?.1.expose_secret().to_string()
             }
         };

@@ -177,7 +177,8 @@ impl TestBroker {
         let broker = Self::open(policy, dir.path(), &listener, clock.clone()).await;
         let mut tokens = std::collections::BTreeMap::new();
         for (name, groups, admin) in USERS {
-            let new = NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin };
+            let new =
+                NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin, email: None };
             let (_, token) = broker.create_user("test", new, false, None).await.unwrap();
             tokens.insert(name.to_string(), token.expose_secret().to_string());
         }

@@ -464,6 +464,7 @@ const INVOCATIONS: &[(&str, &[&str], &str)] = &[
     ("admin user remove", &["dave"], "admin"),
     ("admin token rotate", &["dave"], "admin"),
     ("admin grants", &["--failing"], "admin"),
+    ("admin notifications", &["--failing"], "admin"),
     ("audit", &["--since", "1h", "--json"], "admin"),
     ("audit verify", &["--file", "{export}"], "admin"),
     ("audit key", &[], "admin"),

@@ -1,4 +1,4 @@
-//! `jit admin user add NAME [--group G]… [--admin] [--service]`: prints the new token once.
+//! `jit admin user add NAME [--group G]… [--admin] [--service] [--email ADDRESS]`: prints the new token once.
 
 use crate::api;
 use crate::client::Client;
@@ -24,13 +24,22 @@ pub struct UserAddArgs {
     /// identity provider, so nobody is made a local user by mistake
     #[arg(long)]
     pub service: bool,
+    /// Where the user is mailed (e-mail notifications to a rule's approvers)
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
     #[command(flatten)]
     pub json: JsonFlag,
 }
 
 pub async fn cmd_user_add(client: &Client, args: &UserAddArgs) -> Result<(), CommandError> {
     let issued = client
-        .add_user(&api::NewUser { name: args.name.clone(), groups: args.groups.clone(), admin: args.admin, service: args.service })
+        .add_user(&api::NewUser {
+            name: args.name.clone(),
+            groups: args.groups.clone(),
+            admin: args.admin,
+            service: args.service,
+            email: args.email.clone(),
+        })
         .await?;
     if args.json.json {
         // The token is the point of this command: it is in the JSON on purpose.

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::{Broker, BrokerResult};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent};
 use crate::domain::notify::{GIVE_UP_AFTER, Notice, next_attempt};
-use crate::domain::records::{NotifyProgress, UserRecord};
-use crate::server::notify::destination::Destination;
+use crate::domain::records::{NotifyProgress, RequestRecord, UserRecord};
+use crate::server::notify::destination::{Destination, Kind};
 
 /// What a delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,11 @@ pub struct DueNotice {
     pub seq: i64,
     pub webhook: Value,
     pub slack: Value,
+    /// Subject, plain text and HTML.
+    pub email: (String, String, String),
+    /// For an e-mail destination mailing approvers: the addresses of the
+    /// request's rule's approvers (not its requester).
+    pub approver_emails: Vec<String>,
 }
 
 pub enum NextNotice {
@@ -87,12 +92,35 @@ impl Broker {
                 approvers: request.as_ref().map(|r| self.approvers_of(&r.rule)).unwrap_or_default(),
                 base_url: &self.config.base_url(),
             };
-            return Ok(NextNotice::Due(Box::new(DueNotice { seq: event.seq, webhook: notice.webhook_body(), slack: notice.slack_body() })));
+            let approver_emails = match (&destination.kind, request.as_ref()) {
+                (Kind::Email { to, .. }, Some(r)) if to.approvers => self.approver_emails(r).await?,
+                _ => Vec::new(),
+            };
+            return Ok(NextNotice::Due(Box::new(DueNotice {
+                seq: event.seq,
+                webhook: notice.webhook_body(),
+                slack: notice.slack_body(),
+                email: notice.email(),
+                approver_emails,
+            })));
         }
         if let Some(seq) = passed {
             self.store.notify_delivered(&destination.name, seq).await?;
         }
         Ok(NextNotice::Idle)
+    }
+
+    /// The addresses of the people who may decide `request` (not its requester).
+    async fn approver_emails(&self, request: &RequestRecord) -> BrokerResult<Vec<String>> {
+        let Some(rule) = self.config.policy.rule(&request.rule) else { return Ok(Vec::new()) };
+        Ok(self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| u.name != request.requester && rule.may_approve(&super::subject(u)))
+            .filter_map(|u| u.email)
+            .collect())
     }
 
     /// Records what delivering event `seq` to `destination` came to.

@@ -111,6 +111,7 @@ impl Broker {
             admin: false,
             created_at: self.now(),
             issuer: None,
+            email: None,
         }))
     }
 

@@ -286,6 +286,7 @@ impl Broker {
             subject: identity.subject.clone(),
             name: identity.name.clone(),
             groups: identity.groups.clone(),
+            email: identity.email.clone(),
             refresh_sealed: tokens.refresh_token.as_ref().map(|r| self.sealing().seal_for(hash.0.as_bytes(), r)),
             token: hash,
             at: now,

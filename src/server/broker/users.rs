@@ -13,6 +13,16 @@ pub struct NewUser {
     pub name: String,
     pub groups: Vec<String>,
     pub admin: bool,
+    /// Where they are mailed (e-mail notifications to a rule's approvers).
+    pub email: Option<String>,
+}
+
+/// An e-mail address as SMTP takes it (lettre's parser), or why not.
+fn check_email(address: &str) -> BrokerResult<String> {
+    address
+        .parse::<lettre::Address>()
+        .map(|a| a.to_string())
+        .map_err(|e| BrokerError::InvalidInput(format!("invalid e-mail address `{}`: {e}", address.escape_default())))
 }
 
 fn check_name(kind: &str, name: &str) -> BrokerResult<()> {
@@ -133,7 +143,8 @@ impl Broker {
         let mut groups = new.groups;
         groups.sort();
         groups.dedup();
-        let record = NewUserRecord { name: new.name, groups, admin: new.admin, created_at: self.now() };
+        let email = new.email.map(|e| check_email(&e)).transpose()?;
+        let record = NewUserRecord { name: new.name, groups, admin: new.admin, created_at: self.now(), email };
         let token = generate(TOKEN_PREFIX);
         let mut event = NewEvent::new(actor, Action::UserAdded);
         let admin = if record.admin { " admin" } else { "" };
@@ -166,7 +177,7 @@ impl Broker {
 
     /// The first admin of an empty broker (`jit server --init-admin NAME`).
     pub async fn init_admin(&self, name: &str) -> BrokerResult<SecretString> {
-        let new = NewUser { name: name.to_string(), groups: Vec::new(), admin: true };
+        let new = NewUser { name: name.to_string(), groups: Vec::new(), admin: true, email: None };
         Ok(self.create_user(BROKER_ACTOR, new, true, Some("first admin, --init-admin")).await?.1)
     }
 
@@ -234,7 +245,15 @@ mod tests {
     #[test]
     fn a_read_that_raced_a_rotation_is_not_remembered() {
         let known = KnownTokens::default();
-        let user = UserRecord { id: 1, name: "alice".into(), groups: vec![], admin: false, created_at: chrono::Utc::now(), issuer: None };
+        let user = UserRecord {
+            id: 1,
+            name: "alice".into(),
+            groups: vec![],
+            admin: false,
+            created_at: chrono::Utc::now(),
+            issuer: None,
+            email: None,
+        };
         let user = Authenticated { user, session: None };
         let hash = TokenHash::of("old");
         let (before, none) = known.lookup(&hash);

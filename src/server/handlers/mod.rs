@@ -65,7 +65,7 @@ pub fn listed<T: Serialize>(uri: &Uri, next_before: Option<i64>, items: Vec<T>) 
 }
 
 pub fn view_user(u: &UserRecord) -> api::User {
-    api::User { name: u.name.clone(), groups: u.groups.clone(), admin: u.admin, created_at: u.created_at }
+    api::User { name: u.name.clone(), groups: u.groups.clone(), admin: u.admin, created_at: u.created_at, email: u.email.clone() }
 }
 
 pub fn view_grant(broker: &Broker, g: &GrantRecord) -> api::Grant {

@@ -23,7 +23,7 @@ pub async fn add(
     Caller(caller): Caller,
     ApiJson(body): ApiJson<api::NewUser>,
 ) -> Result<(StatusCode, Json<api::IssuedToken>), ApiError> {
-    let new = NewUser { name: body.name, groups: body.groups, admin: body.admin };
+    let new = NewUser { name: body.name, groups: body.groups, admin: body.admin, email: body.email };
     let (user, token) = broker.add_user(&caller, new, body.service).await?;
     Ok((StatusCode::CREATED, Json(api::IssuedToken { user: view_user(&user), token })))
 }

@@ -24,6 +24,38 @@ pub struct Section {
     events: Option<Vec<String>>,
     rules: Option<Vec<String>>,
     timeout: Option<String>,
+    smtp_url: Option<String>,
+    credentials_file: Option<PathBuf>,
+    from: Option<String>,
+    to: Option<OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// How the broker reaches its mail server.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    /// `smtps://`: TLS from the first byte; otherwise STARTTLS, required.
+    pub implicit_tls: bool,
+    /// Plain SMTP, allowed to a server on loopback only.
+    pub plain: bool,
+    /// `USER:PASSWORD` from `credentials_file`.
+    pub credentials: Option<(String, SecretString)>,
+}
+
+/// Who is mailed.
+#[derive(Debug, Clone)]
+pub struct Recipients {
+    /// The rule's approvers who have an e-mail address (not the requester).
+    pub approvers: bool,
+    pub addresses: Vec<lettre::Address>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +64,8 @@ pub enum Kind {
     Webhook { secret: SecretString },
     /// A Slack incoming webhook (Block Kit).
     Slack,
+    /// E-mail through an SMTP server.
+    Email { smtp: Smtp, from: lettre::message::Mailbox, to: Recipients },
 }
 
 /// A destination, validated.
@@ -54,13 +88,15 @@ impl Destination {
         match self.kind {
             Kind::Webhook { .. } => "webhook",
             Kind::Slack => "slack",
+            Kind::Email { .. } => "email",
         }
     }
 
     /// Where it goes, as shown to admins: a webhook's host, never a Slack URL (it is the credential).
     pub fn shown_url(&self) -> String {
-        match self.kind {
+        match &self.kind {
             Kind::Slack => "(secret)".to_string(),
+            Kind::Email { smtp, .. } => format!("{}:{}", smtp.host, smtp.port),
             Kind::Webhook { .. } => {
                 url::Url::parse(self.url.expose_secret()).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
             }
@@ -70,6 +106,19 @@ impl Destination {
     pub fn from_section(section: Section, env: impl Fn(&str) -> Option<String>) -> Result<Destination, String> {
         if !crate::domain::policy::is_valid_name(&section.name) {
             return Err(format!("name `{}`: use 1-64 letters, digits, `-`, `_` or `.`", section.name.escape_default()));
+        }
+        if section.kind == "email" {
+            return Self::email(section, env);
+        }
+        for (set, key) in [
+            (section.smtp_url.is_some(), "smtp_url"),
+            (section.credentials_file.is_some(), "credentials_file"),
+            (section.from.is_some(), "from"),
+            (section.to.is_some(), "to"),
+        ] {
+            if set {
+                return Err(format!("{key}: only for kind = \"email\""));
+            }
         }
         let url = match (&section.url, section.kind.as_str()) {
             (Some(_), "slack") => {
@@ -105,7 +154,7 @@ impl Destination {
                 }
                 Kind::Slack
             }
-            other => return Err(format!("kind `{}`: one of webhook, slack", other.escape_default())),
+            other => return Err(format!("kind `{}`: one of webhook, slack, email", other.escape_default())),
         };
         if let Some(path) = &section.url_file {
             crate::fsutil::check_private_file(path).map_err(|e| format!("url_file {e}"))?;
@@ -116,6 +165,65 @@ impl Destination {
             None => Duration::from_secs(10),
         };
         Ok(Destination { name: section.name, kind, url, subscription, timeout })
+    }
+
+    fn email(section: Section, _env: impl Fn(&str) -> Option<String>) -> Result<Destination, String> {
+        if section.url.is_some() || section.url_file.is_some() || section.url_env.is_some() {
+            return Err("url: an e-mail destination has smtp_url instead".into());
+        }
+        if section.secret_file.is_some() || section.secret_env.is_some() {
+            return Err("secret_file / secret_env: e-mail is not signed; leave them out".into());
+        }
+        let raw = section.smtp_url.ok_or("smtp_url: missing (smtp://HOST:587 for STARTTLS, smtps://HOST:465 for TLS)")?;
+        let url = url::Url::parse(&raw).map_err(|e| format!("smtp_url `{raw}`: {e}"))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("smtp_url `{raw}`: no host"))?.to_string();
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("smtp_url: no credentials in the URL; put `USER:PASSWORD` in credentials_file".into());
+        }
+        let loopback = host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let (implicit_tls, plain, default_port) = match url.scheme() {
+            "smtps" => (true, false, 465),
+            // STARTTLS required, except to a relay on this machine (which may not offer it).
+            "smtp" => (false, loopback, 587),
+            other => return Err(format!("smtp_url `{raw}`: scheme `{other}`; use smtp:// (STARTTLS) or smtps:// (TLS)")),
+        };
+        let credentials = match &section.credentials_file {
+            None => None,
+            Some(path) => {
+                crate::fsutil::check_private_file(path).map_err(|e| format!("credentials_file {e}"))?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("credentials_file {}: {e}", path.display()))?;
+                let (user, password) = text
+                    .trim_end_matches(['\r', '\n'])
+                    .split_once(':')
+                    .ok_or_else(|| format!("credentials_file {}: expected one line `USER:PASSWORD`", path.display()))?;
+                Some((user.to_string(), SecretString::from(password.to_string())))
+            }
+        };
+        let from_text = section.from.ok_or("from: missing (the sender address, e.g. jit@example.com)")?;
+        let from = from_text.parse::<lettre::message::Mailbox>().map_err(|e| format!("from `{}`: {e}", from_text.escape_default()))?;
+        let to_list = match section.to {
+            None => return Err("to: missing (\"approvers\", or addresses)".into()),
+            Some(OneOrMany::One(one)) => vec![one],
+            Some(OneOrMany::Many(many)) => many,
+        };
+        if to_list.is_empty() {
+            return Err("to: empty".into());
+        }
+        let mut to = Recipients { approvers: false, addresses: Vec::new() };
+        for entry in to_list {
+            if entry == "approvers" {
+                to.approvers = true;
+            } else {
+                to.addresses.push(entry.parse().map_err(|e| format!("to `{}`: {e}", entry.escape_default()))?);
+            }
+        }
+        let subscription = check_subscription(section.events, section.rules)?;
+        let timeout = match section.timeout {
+            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
+            None => Duration::from_secs(10),
+        };
+        let smtp = Smtp { host, port: url.port().unwrap_or(default_port), implicit_tls, plain, credentials };
+        Ok(Destination { name: section.name, kind: Kind::Email { smtp, from, to }, url: SecretString::from(raw), subscription, timeout })
     }
 }
 
@@ -153,5 +261,30 @@ mod tests {
         assert!(err("name = \"c\"\nkind = \"slack\"\nurl_env = \"SLACK\"\nsecret_env = \"KEY\"").contains("not signed"));
         let short = parse("name = \"w\"\nkind = \"webhook\"\nurl = \"https://x.example\"\nsecret_env = \"SHORT\"");
         assert!(short.unwrap_err().contains("secret"));
+    }
+
+    #[test]
+    fn email_destinations_as_written_and_refused() {
+        let d = parse("name = \"m\"\nkind = \"email\"\nsmtp_url = \"smtp://mail.example.com\"\nfrom = \"jit@example.com\"\nto = [\"approvers\", \"sec@example.com\"]").unwrap();
+        let Kind::Email { smtp, to, .. } = &d.kind else { panic!("email") };
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.implicit_tls, smtp.plain), ("mail.example.com", 587, false, false));
+        assert!(to.approvers && to.addresses.len() == 1);
+        let d =
+            parse("name = \"m\"\nkind = \"email\"\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"jit@example.com\"\nto = \"approvers\"")
+                .unwrap();
+        let Kind::Email { smtp, .. } = &d.kind else { panic!("email") };
+        assert!(smtp.plain, "plain SMTP to loopback only");
+        let err = |text: &str| parse(&format!("name = \"m\"\nkind = \"email\"\n{text}")).unwrap_err();
+        assert!(err("smtp_url = \"http://x\"\nfrom = \"a@b.c\"\nto = \"approvers\"").contains("smtp:// (STARTTLS) or smtps://"));
+        assert!(err("smtp_url = \"smtp://u:p@x\"\nfrom = \"a@b.c\"\nto = \"approvers\"").contains("no credentials in the URL"));
+        assert!(err("smtp_url = \"smtp://x\"\nfrom = \"not an address\"\nto = \"approvers\"").contains("from"));
+        assert!(err("smtp_url = \"smtp://x\"\nfrom = \"a@b.c\"\nto = [\"nobody\"]").contains("to `nobody`"));
+        assert!(err("smtp_url = \"smtp://x\"\nfrom = \"a@b.c\"").contains("to: missing"));
+        assert!(err("from = \"a@b.c\"\nto = \"approvers\"").contains("smtp_url: missing"));
+        assert!(
+            parse("name = \"w\"\nkind = \"slack\"\nurl_env = \"SLACK\"\nfrom = \"a@b.c\"")
+                .unwrap_err()
+                .contains("only for kind = \"email\"")
+        );
     }
 }

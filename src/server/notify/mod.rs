@@ -28,11 +28,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use self::destination::{Destination, Kind};
+use self::destination::{Destination, Kind, Recipients, Smtp};
 use crate::domain::notify::{retryable, signature};
 use crate::domain::token::ExposeSecret;
 use crate::providers::host_api;
-use crate::server::broker::{Broker, NextNotice, Outcome};
+use crate::server::broker::{Broker, DueNotice, NextNotice, Outcome};
 
 /// One loop a destination, until shutdown.
 pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
@@ -65,7 +65,7 @@ async fn deliver(broker: Arc<Broker>, destination: Destination, mut shutdown: wa
         let wait = match broker.next_notice(&destination).await {
             Ok(NextNotice::Due(notice)) => {
                 let outcome = tokio::select! {
-                    outcome = send(&http, &destination, &notice.webhook, &notice.slack) => outcome,
+                    outcome = send(&http, &destination, &notice) => outcome,
                     _ = shutdown.changed() => return,
                 };
                 if let Err(e) = broker.notice_outcome(&destination, notice.seq, outcome).await {
@@ -92,9 +92,11 @@ async fn deliver(broker: Arc<Broker>, destination: Destination, mut shutdown: wa
 }
 
 /// One attempt: the outcome in the broker's terms (never with the URL: it may be a credential).
-async fn send(http: &reqwest::Client, destination: &Destination, webhook: &serde_json::Value, slack: &serde_json::Value) -> Outcome {
+async fn send(http: &reqwest::Client, destination: &Destination, notice: &DueNotice) -> Outcome {
+    let (webhook, slack) = (&notice.webhook, &notice.slack);
     let request = http.post(destination.url().expose_secret()).header("content-type", "application/json");
     let request = match &destination.kind {
+        Kind::Email { smtp, from, to } => return mail(destination, smtp, from, to, notice).await,
         Kind::Slack => request.body(slack.to_string()),
         Kind::Webhook { secret } => {
             let body = webhook.to_string();
@@ -116,5 +118,59 @@ async fn send(http: &reqwest::Client, destination: &Destination, webhook: &serde
             Outcome::Failed { error: format!("the receiver answered HTTP {status}"), retry: retryable(Some(status)) }
         }
         Err(e) => Outcome::Failed { error: host_api::transport(e), retry: true },
+    }
+}
+
+/// One e-mail, plain text and HTML, through the destination's SMTP server.
+/// A transient SMTP answer (4xx) or no answer is tried again; a permanent one
+/// (5xx: an address refused, a relay denied) is given up on.
+async fn mail(destination: &Destination, smtp: &Smtp, from: &lettre::message::Mailbox, to: &Recipients, notice: &DueNotice) -> Outcome {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let mut recipients: Vec<Mailbox> = to.addresses.iter().cloned().map(|a| Mailbox::new(None, a)).collect();
+    for address in &notice.approver_emails {
+        match address.parse::<lettre::Address>() {
+            Ok(a) if !recipients.iter().any(|m| m.email == a) => recipients.push(Mailbox::new(None, a)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(destination = %destination.name, error = %e, "notifications: an approver's e-mail address is not usable")
+            }
+        }
+    }
+    if recipients.is_empty() {
+        tracing::warn!(destination = %destination.name, seq = notice.seq, "notifications: nobody to mail (no approver has an e-mail address)");
+        return Outcome::Delivered;
+    }
+    let (subject, text, html) = &notice.email;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(subject.clone())
+        .message_id(Some(format!("<{}@jit>", notice.webhook["id"].as_str().unwrap_or_default().replace(':', "."))));
+    for r in recipients {
+        builder = builder.to(r);
+    }
+    let message = match builder.multipart(MultiPart::alternative_plain_html(text.clone(), html.clone())) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed { error: format!("cannot build the e-mail: {e}"), retry: false },
+    };
+    let transport = if smtp.plain {
+        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host))
+    } else if smtp.implicit_tls {
+        AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+    };
+    let mut transport = match transport {
+        Ok(t) => t.port(smtp.port).timeout(Some(destination.timeout)),
+        Err(e) => return Outcome::Failed { error: format!("the mail server: {e}"), retry: true },
+    };
+    if let Some((user, password)) = &smtp.credentials {
+        transport = transport
+            .credentials(lettre::transport::smtp::authentication::Credentials::new(user.clone(), password.expose_secret().to_string()));
+    }
+    match transport.build().send(message).await {
+        Ok(_) => Outcome::Delivered,
+        Err(e) => Outcome::Failed { error: format!("the mail server: {e}"), retry: !e.is_permanent() },
     }
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "live grants index", include_str!("../../../migrations/sqlite/0009_live_grants_index.sql")),
     (10, "sessions", include_str!("../../../migrations/sqlite/0010_sessions.sql")),
     (11, "notify progress", include_str!("../../../migrations/sqlite/0011_notify_progress.sql")),
+    (12, "user email", include_str!("../../../migrations/sqlite/0012_user_email.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (

@@ -53,10 +53,10 @@ pub fn sign_in(conn: &Connection, chain: &mut Chain, new: &SignIn) -> StoreResul
         None => {
             let id: i64 = conn
                 .prepare_cached(
-                    "INSERT INTO users (name, groups_json, is_admin, token_hash, created_at, issuer, subject)
-                     VALUES (?, ?, 0, NULL, ?, ?, ?) RETURNING id",
+                    "INSERT INTO users (name, groups_json, is_admin, token_hash, created_at, issuer, subject, email)
+                     VALUES (?, ?, 0, NULL, ?, ?, ?, ?) RETURNING id",
                 )?
-                .query_row(params![new.name, groups_json, ms(new.at), new.issuer, new.subject], |r| r.get(0))?;
+                .query_row(params![new.name, groups_json, ms(new.at), new.issuer, new.subject, new.email], |r| r.get(0))?;
             let mut e = NewEvent::new(OIDC_ACTOR, Action::UserAdded);
             let groups = if new.groups.is_empty() { "no groups".to_string() } else { format!("groups: {}", new.groups.join(", ")) };
             e.detail = Some(format!("{} signed in for the first time through {} ({groups})", new.name, new.issuer));
@@ -68,6 +68,7 @@ pub fn sign_in(conn: &Connection, chain: &mut Chain, new: &SignIn) -> StoreResul
                 admin: false,
                 created_at: new.at,
                 issuer: Some(new.issuer.clone()),
+                email: new.email.clone(),
             };
             (user, true, None)
         }
@@ -77,6 +78,10 @@ pub fn sign_in(conn: &Connection, chain: &mut Chain, new: &SignIn) -> StoreResul
                 return Err(StoreError::AlreadyExists(format!("the name `{}` ({whose} has it)", new.name)));
             }
             let mut user = user;
+            if user.email != new.email {
+                conn.execute("UPDATE users SET email = ? WHERE id = ?", params![new.email, user.id])?;
+                user.email = new.email.clone();
+            }
             let mut groups_were = None;
             if user.groups != new.groups {
                 conn.execute("UPDATE users SET groups_json = ? WHERE id = ?", params![groups_json, user.id])?;

@@ -43,7 +43,7 @@ fn new_request(n: i64) -> NewRequest {
 #[tokio::test]
 async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
     let (_dir, s) = store().await;
-    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2026-11-25T11:00:00Z") };
+    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
     s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
     let grant = |n: i64| {
         let r = new_request(n);
@@ -70,7 +70,7 @@ async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
 #[tokio::test]
 async fn a_grant_ends_only_once_its_host_holds_nothing_of_it() {
     let (_dir, s) = store().await;
-    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2026-11-25T11:00:00Z") };
+    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
     s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
     let start = at("2026-11-25T12:00:01Z");
     let end = start + chrono::Duration::hours(1);
@@ -205,7 +205,7 @@ async fn requests_come_back_whole_in_one_listing() {
 #[tokio::test]
 async fn times_come_from_the_caller() {
     let (_dir, s) = store().await;
-    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, created_at: at("2001-02-03T04:05:06Z") };
+    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2001-02-03T04:05:06Z") };
     s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
     s.set_token("alice", &TokenHash::of("u"), at("2002-02-03T04:05:06Z"), NewEvent::new("test", Action::TokenRotated)).await.unwrap();
     s.remove_user("alice", "test", "removed", at("2003-02-03T04:05:06Z"), NewEvent::new("test", Action::UserRemoved)).await.unwrap();
@@ -247,7 +247,7 @@ async fn a_rolled_back_append_leaves_the_chain_whole_and_each_batch_signs_its_he
 #[tokio::test]
 async fn the_first_admin_is_decided_atomically() {
     let (_dir, s) = store().await;
-    let admin = |name: &str| NewUserRecord { name: name.into(), groups: vec![], admin: true, created_at: Utc::now() };
+    let admin = |name: &str| NewUserRecord { name: name.into(), groups: vec![], admin: true, email: None, created_at: Utc::now() };
     s.add_user(&admin("root"), &TokenHash::of("a"), true, NewEvent::new("broker", Action::UserAdded)).await.unwrap();
     let again = s.add_user(&admin("root2"), &TokenHash::of("b"), true, NewEvent::new("broker", Action::UserAdded)).await;
     assert!(matches!(again, Err(StoreError::Conflict)));

@@ -25,6 +25,7 @@ pub(super) fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
         admin: r.get("is_admin")?,
         created_at: time(r.get("created_at")?)?,
         issuer: r.get("issuer")?,
+        email: r.get("email")?,
     };
     Ok((record, TokenHash(r.get::<_, Option<String>>("token_hash")?.unwrap_or_default())))
 }
@@ -82,8 +83,10 @@ pub fn add(
     }
     let groups = serde_json::to_string(&user.groups).expect("strings serialize");
     let id: i64 = conn
-        .prepare_cached("INSERT INTO users (name, groups_json, is_admin, token_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")?
-        .query_row(params![user.name, groups, user.admin, token.0, ms(user.created_at)], |r| r.get(0))?;
+        .prepare_cached(
+            "INSERT INTO users (name, groups_json, is_admin, token_hash, created_at, email) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(params![user.name, groups, user.admin, token.0, ms(user.created_at), user.email], |r| r.get(0))?;
     append(conn, chain, &[event], user.created_at)?;
     Ok(UserRecord {
         id,
@@ -92,6 +95,7 @@ pub fn add(
         admin: user.admin,
         created_at: user.created_at,
         issuer: None,
+        email: user.email.clone(),
     })
 }
 
