@@ -219,7 +219,10 @@ async fn a_receiver_that_never_answers_slows_down_nothing() {
     without.sort();
     let (a, q) = (with_dead[7], without[7]);
     eprintln!("measured: request+approve median {a:?} with a receiver that never answers, {q:?} without notifications");
-    assert!(a < q * 5 + Duration::from_millis(50), "a dead receiver slowed decisions: {a:?} against {q:?}");
+    // Were delivery on the decision's path, every cycle would wait out the
+    // receiver's 2 s timeout; the bound is far from both that and the normal
+    // figure, so machine load cannot flip it (the benchmark measures precisely).
+    assert!(a < Duration::from_secs(1), "a dead receiver slowed decisions: {a:?} against {q:?}");
     assert!(!hook.got().is_empty(), "the broker did try to deliver");
 }
 
