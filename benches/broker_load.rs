@@ -19,6 +19,10 @@
 //!   long-poll one request; how long those 10,000 take to all
 //!   be woken, and the broker's memory while it holds them and after.
 //!
+//! - in the full run, 8-client cycles on two fresh brokers, one without
+//!   notifications and one whose webhook receiver accepts connections and
+//!   never answers: delivery is off the decision's path, so the two match.
+//!
 //! Every loop is bounded in count and time; traffic goes to 127.0.0.1 only.
 //! With `--quick` it runs shorter and exits 1 when cycles/s falls below a
 //! tenth of the target (150/s), so CI catches a collapse, not noise.
@@ -121,14 +125,18 @@ fn main() {
         let broker = BrokerProcess::start_binary(binary, dir.path(), &config);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         passed &= runtime.block_on(run(&broker, &settings, quick));
+        drop(broker);
+        if !quick {
+            dead_receiver_comparison(binary, &config, settings.cycle_secs);
+        }
     }
     if !passed {
         std::process::exit(1);
     }
 }
 
-async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
-    let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
+/// Eight developers and eight reviewers, their tokens.
+async fn team(api: &Api, broker: &BrokerProcess) -> (Arc<Vec<String>>, Arc<Vec<String>>) {
     let mut devs = Vec::new();
     let mut reviewers = Vec::new();
     for n in 0..8 {
@@ -138,7 +146,65 @@ async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
             into.push(user["token"].as_str().unwrap().to_string());
         }
     }
-    let (devs, reviewers) = (Arc::new(devs), Arc::new(reviewers));
+    (Arc::new(devs), Arc::new(reviewers))
+}
+
+/// 8-client cycles for `secs` on a broker of its own.
+async fn cycles_on(broker: &BrokerProcess, secs: u64) -> LoadResult {
+    let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
+    let (devs, reviewers) = team(&api, broker).await;
+    for _ in 0..20 {
+        api.cycle(&devs[0], &reviewers[0]).await;
+    }
+    load(secs, 8, move |n| {
+        let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
+        async move { api.cycle(&devs[n], &reviewers[n]).await }
+    })
+    .await
+}
+
+/// The same 8-client cycles with no notifications and with a webhook whose
+/// receiver never answers, each on a fresh broker, in this run.
+fn dead_receiver_comparison(binary: &std::path::Path, base_config: &str, secs: u64) {
+    // A receiver that takes connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!();
+    for (label, notify) in [("no notifications", false), ("a webhook receiver that never answers", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = base_config.to_string();
+        if notify {
+            use std::os::unix::fs::PermissionsExt;
+            let secret = dir.path().join("webhook-secret");
+            std::fs::write(&secret, "bench-secret-0123456789").unwrap();
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+            config.push_str(&format!(
+                "\n[[notify]]\nname = \"dead\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_file = \"{}\"\ntimeout = \"30s\"\n",
+                secret.display()
+            ));
+        }
+        let broker = BrokerProcess::start_binary(binary, dir.path(), &config);
+        let cycles = runtime.block_on(cycles_on(&broker, secs));
+        println!(
+            "{:<58} {:>10.0}/s {:>8.3}ms {:>8.3}ms",
+            format!("request → approve → mint, 8 clients, {label}"),
+            cycles.rate,
+            ms(cycles.p50),
+            ms(cycles.p99)
+        );
+    }
+}
+
+async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
+    let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
+    let (devs, reviewers) = team(&api, broker).await;
     for _ in 0..20 {
         api.cycle(&devs[0], &reviewers[0]).await; // warm up
     }
