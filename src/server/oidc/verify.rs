@@ -110,6 +110,7 @@ pub fn verify(token: &str, keys: &JwkSet, expected: &Expected) -> Result<Map<Str
     let key = DecodingKey::from_jwk(jwk).map_err(|_| TokenRefused::UnknownKey(header.kid.clone().unwrap_or_default()))?;
     let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
     validation.set_audience(&[expected.client_id]);
     validation.set_issuer(&[expected.issuer]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -217,9 +218,57 @@ mod tests {
             (sign(&claims(), Some("rotated-away"), PEM), TokenRefused::UnknownKey("rotated-away".into())),
             ("not.a.jwt".to_string(), TokenRefused::Malformed),
         ];
+        let mut codes = Vec::new();
         for (token, want) in cases {
             assert_eq!(check(&token, Some("n-1")), Err(want.clone()), "{want}");
+            codes.push(want.code());
         }
+        // The stable names logs and the audit detail carry.
+        assert_eq!(
+            codes,
+            [
+                "wrong_audience",
+                "wrong_audience",
+                "wrong_issuer",
+                "expired",
+                "issued_in_future",
+                "wrong_nonce",
+                "wrong_nonce",
+                "claim",
+                "bad_signature",
+                "unknown_key",
+                "malformed"
+            ]
+        );
+        assert_eq!(TokenRefused::Algorithm("HS256".into()).code(), "algorithm");
+        // Not before: a token good only later is not good now.
+        let later = with(&[("nbf", json!(now() + 600))]);
+        assert_eq!(check(&later, Some("n-1")), Err(TokenRefused::IssuedInFuture));
+    }
+
+    #[test]
+    fn the_edges_of_the_checks() {
+        // Issued exactly at the skew allowed: still good; a second more is not.
+        check(&with(&[("iat", json!(now() + LEEWAY_SECS))]), Some("n-1")).unwrap();
+        assert_eq!(check(&with(&[("iat", json!(now() + LEEWAY_SECS + 5))]), Some("n-1")), Err(TokenRefused::IssuedInFuture));
+        // One audience in a list needs no azp.
+        check(&with(&[("aud", json!(["jit"]))]), Some("n-1")).unwrap();
+        // No kid: only an IdP with a single key may do that.
+        let mut two = keys();
+        let mut other = two.keys[0].clone();
+        other.common.key_id = Some("test-2".into());
+        two.keys.push(other);
+        let no_kid = sign(&claims(), None, PEM);
+        assert!(has_key(&keys(), &no_kid) && !has_key(&two, &no_kid));
+        let algorithms = ["RS256".to_string()];
+        let expected = Expected { issuer: "https://idp.example", client_id: "jit", algorithms: &algorithms, nonce: None, now: now() };
+        assert_eq!(verify(&no_kid, &two, &expected), Err(TokenRefused::UnknownKey("none given".into())));
+        // A key of another family than the token's algorithm.
+        let ec: JwkSet = serde_json::from_value(json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "ec-1",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+        .unwrap();
+        let err = verify(&sign(&claims(), Some("ec-1"), PEM), &ec, &expected).unwrap_err();
+        assert!(matches!(&err, TokenRefused::Algorithm(a) if a.starts_with("RS256 with a")), "{err:?}");
     }
 
     #[test]
