@@ -288,6 +288,9 @@ pub struct Grant {
     pub status: GrantStatus,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
+    /// Seconds before its end that git warns it is ending (its rule's `warn_before`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_before_secs: Option<u64>,
 }
 
 /// `GET /v1/grants/failing` (admins): a grant that ended but whose host has

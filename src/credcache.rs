@@ -47,6 +47,7 @@ impl CachedGrant {
             username: credential.username.clone(),
             credential_expires_at: credential.expires_at,
             login,
+            warn_before_secs: grant.warn_before_secs,
         })
     }
 }
@@ -73,6 +74,9 @@ pub struct CachedGrant {
     /// answered with it only under that login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+    /// How long before the grant's end git is warned (the rule's `warn_before`; none: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_before_secs: Option<u64>,
 }
 
 impl CachedGrant {
@@ -109,6 +113,7 @@ impl CachedGrant {
             status: crate::domain::request::GrantStatus::Active,
             revoked_at: None,
             revoked_by: None,
+            warn_before_secs: self.warn_before_secs,
         }
     }
 }
@@ -158,6 +163,23 @@ pub struct Index {
     /// The stored login's fingerprint (set by `jit login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+}
+
+/// Whether the ending-soon warning for `repo` may be shown now (at most once
+/// a minute per repo, across every git process), and if so, notes that it is.
+/// Kept in `warnings.json` beside the index (no secrets); any trouble with it
+/// errs on the side of warning.
+pub fn warn_once(repo: &str, now: DateTime<Utc>) -> bool {
+    let Some(path) = crate::fsutil::user_data_dir().map(|d| d.join("warnings.json")) else { return true };
+    let mut shown: std::collections::BTreeMap<String, DateTime<Utc>> =
+        std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    if !crate::domain::expiry::may_repeat(shown.get(repo).copied(), now) {
+        return false;
+    }
+    shown.retain(|_, at| now - *at < chrono::Duration::hours(1));
+    shown.insert(repo.to_string(), now);
+    let _ = crate::fsutil::replace_private(&path, &serde_json::to_vec(&shown).unwrap_or_default());
+    true
 }
 
 pub fn index_path() -> Option<PathBuf> {
@@ -509,6 +531,7 @@ mod tests {
             username: "alice".into(),
             credential_expires_at: now + chrono::Duration::seconds(expires_in),
             login: Some("a1".into()),
+            warn_before_secs: None,
         }
     }
 

@@ -185,3 +185,40 @@ async fn when_the_write_grant_that_superseded_a_read_is_revoked_every_push_says_
     let fetch = alice.git(&repo, &["fetch", "origin"]);
     assert!(fetch.stderr.contains("jit request demo --level read --for 1h (to fetch)"), "{}", fetch.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_warns_once_a_minute_as_a_grant_nears_its_end() {
+    // The demo write rule warns 10 minutes before the end (the default); its read rule 2 minutes before.
+    let policy = crate::common::gateway_policy("1h").replacen(
+        "name = \"demo-read\"\nrepos = [\"demo\"]\nlevels = [\"read\"]\n",
+        "name = \"demo-read\"\nrepos = [\"demo\"]\nlevels = [\"read\"]\nwarn_before = \"2m\"\n",
+        1,
+    );
+    let b = TestBroker::start_with(&policy).await;
+    let alice = cli_env(&b);
+    alice.login(&b.url, b.token("alice")).success();
+    alice.run(&["setup"]).success();
+    let work = alice.work_dir();
+
+    // Five minutes of read: outside its rule's two-minute window, so git is quiet.
+    alice.run(&["request", "demo", "--level", "read", "--for", "5m"]).success();
+    let clone = alice.git(&work, &["clone", &b.demo_url(), "demo"]);
+    clone.success();
+    assert!(!clone.stderr.contains("ends in"), "{}", clone.stderr);
+
+    // Five minutes of write, inside the default ten: the next git command says so, once.
+    let id = b.request("alice", "demo", "write", "5m", Some("fix")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    alice.run(&["wait", &id.to_string()]).success();
+    let repo = work.join("demo");
+    let fetch = alice.git(&repo, &["fetch", "origin"]);
+    fetch.success();
+    assert!(
+        fetch.stderr.contains("jit: write access to demo ends in 5 min; to keep it, ask now: jit request demo --level write --for 1h"),
+        "{}",
+        fetch.stderr
+    );
+    let again = alice.git(&repo, &["fetch", "origin"]);
+    assert!(!again.stderr.contains("ends in"), "not again within the minute: {}", again.stderr);
+    alice.run(&["status"]).success().stderr_has("jit: write access to demo ends in 5 min");
+}

@@ -100,6 +100,7 @@ pub fn answer_from_cache_alone(op: &str, input: impl Read, out: &mut impl Write)
         Pick::Live(grant) if pending.is_empty() => match Keychain::open().ok().and_then(|k| from_keychain(&k, &key, &grant, now)) {
             Some(answer) => {
                 let _ = write_answer(out, &query, &answer);
+                warn_if_ending(&grant, now);
                 Ok(())
             }
             None => Err(input.seen),
@@ -107,6 +108,18 @@ pub fn answer_from_cache_alone(op: &str, input: impl Read, out: &mut impl Write)
         // Not a URL any broker guards: not ours.
         _ if repo.is_none() => Ok(()),
         _ => Err(input.seen),
+    }
+}
+
+/// One line on git's stderr when the grant git is using ends within its
+/// rule's `warn_before`, at most once a minute per repo. Costs nothing
+/// otherwise (no file is read unless a warning is due).
+fn warn_if_ending(grant: &CachedGrant, now: DateTime<Utc>) {
+    let warn_before = grant.warn_before_secs.unwrap_or(crate::domain::expiry::DEFAULT_WARN_BEFORE_SECS);
+    if let Some(line) = crate::domain::expiry::ending_soon(&grant.repo, grant.level, grant.grant_expires_at, now, warn_before)
+        && credcache::warn_once(&grant.repo, now)
+    {
+        eprintln!("{line}");
     }
 }
 
@@ -169,6 +182,7 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
         Pick::Live(grant) if pending.is_empty() => match answer_from_cache(&key, grant, now) {
             Ok(answer) => {
                 let _ = write_answer(out, query, &answer);
+                warn_if_ending(grant, now);
                 return;
             }
             Err(Fallback::Line(line)) => {

@@ -44,5 +44,14 @@ pub async fn cmd_status(json: bool) -> Result<(), CommandError> {
         })
         .collect();
     crate::output::print_table(&["GRANT", "REPO", "LEVEL", "REFS", "UNTIL", "LEFT"], &rows);
+    // What git is also told, for the grants near their end.
+    for g in &grants {
+        let warn_before = g.warn_before_secs.unwrap_or(crate::domain::expiry::DEFAULT_WARN_BEFORE_SECS);
+        if let Ok(level) = g.level.parse()
+            && let Some(line) = crate::domain::expiry::ending_soon(&g.repo, level, g.expires_at, now, warn_before)
+        {
+            eprintln!("{line}");
+        }
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod duration;
+pub mod expiry;
 pub mod identity;
 pub mod level;
 pub mod limits;

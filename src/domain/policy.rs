@@ -112,6 +112,8 @@ pub struct RawRule {
     /// Whether its write grants may delete refs (otherwise deleting needs admin).
     #[serde(default)]
     pub allow_deletes: bool,
+    /// How long before a grant's end git starts warning (default 10m).
+    pub warn_before: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,8 @@ pub struct Rule {
     /// Which refs its grants may update.
     pub refs: super::refs::RefScope,
     pub allow_deletes: bool,
+    /// How long before a grant's end git warns that it is ending.
+    pub warn_before: AccessDuration,
 }
 
 impl Rule {
@@ -287,6 +291,10 @@ impl Policy {
         }
         let from = super::network::parse_networks("from", &raw.from)?;
         let refs = super::refs::RefScope::parse(&raw.refs).map_err(|e| format!("refs: {e}"))?;
+        let warn_before = match &raw.warn_before {
+            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("warn_before: {e}"))?,
+            None => AccessDuration::from_secs(super::expiry::DEFAULT_WARN_BEFORE_SECS).expect("a valid default"),
+        };
         Ok(Rule {
             name,
             line,
@@ -301,6 +309,7 @@ impl Policy {
             from,
             refs,
             allow_deletes: raw.allow_deletes,
+            warn_before,
         })
     }
 
