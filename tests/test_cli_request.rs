@@ -182,7 +182,7 @@ async fn json_shapes_are_stable() {
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["approvals"][0]["comment"], "ok");
     assert_eq!(keys_of(&approved["approvals"][0]), ["at", "by", "comment"]);
-    const GRANT_KEYS: [&str; 12] = [
+    const GRANT_KEYS: [&str; 13] = [
         "clone_url",
         "expires_at",
         "granted_at",
@@ -195,6 +195,7 @@ async fn json_shapes_are_stable() {
         "revoked_by",
         "status",
         "user",
+        "warn_before_secs",
     ];
     assert_eq!(keys_of(&approved["grant"]), GRANT_KEYS);
     assert_eq!((approved["grant"]["status"].as_str(), approved["grant"]["user"].as_str()), (Some("active"), Some("alice")));
