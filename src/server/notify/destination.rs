@@ -37,6 +37,14 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+/// One delivery attempt's limit (`timeout`, default 10 s).
+fn timeout_of(timeout: Option<String>) -> Result<Duration, String> {
+    match timeout {
+        Some(t) => Ok(t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std()),
+        None => Ok(Duration::from_secs(10)),
+    }
+}
+
 /// How the broker reaches its mail server.
 #[derive(Debug, Clone)]
 pub struct Smtp {
@@ -160,10 +168,7 @@ impl Destination {
             crate::fsutil::check_private_file(path).map_err(|e| format!("url_file {e}"))?;
         }
         let subscription = check_subscription(section.events, section.rules)?;
-        let timeout = match section.timeout {
-            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
-            None => Duration::from_secs(10),
-        };
+        let timeout = timeout_of(section.timeout)?;
         Ok(Destination { name: section.name, kind, url, subscription, timeout })
     }
 
@@ -218,10 +223,7 @@ impl Destination {
             }
         }
         let subscription = check_subscription(section.events, section.rules)?;
-        let timeout = match section.timeout {
-            Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("timeout: {e}"))?.as_std(),
-            None => Duration::from_secs(10),
-        };
+        let timeout = timeout_of(section.timeout)?;
         let smtp = Smtp { host, port: url.port().unwrap_or(default_port), implicit_tls, plain, credentials };
         Ok(Destination { name: section.name, kind: Kind::Email { smtp, from, to }, url: SecretString::from(raw), subscription, timeout })
     }
