@@ -26,7 +26,7 @@ pub enum IdpError {
     /// The IdP answered with an OAuth error (`invalid_grant`: the person or the grant is no longer valid).
     #[error("the identity provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { error: String, description: Option<String> },
-    #[error("the identity provider's ID token was refused: {0}")]
+    #[error("the identity provider's ID token was refused ({code}): {0}", code = .0.code())]
     BadIdToken(TokenRefused),
     /// What the IdP publishes does not fit this broker's config.
     #[error("the identity provider does not fit the [oidc] config: {0}")]
@@ -276,5 +276,22 @@ impl Idp {
             now,
         };
         verify::verify(token, set, &expected).map_err(IdpError::BadIdToken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_idp_answer_means() {
+        assert_eq!(
+            IdpError::BadIdToken(TokenRefused::Expired).to_string(),
+            "the identity provider's ID token was refused (expired): it has expired"
+        );
+        let refused = |e: &str| IdpError::Refused { error: e.into(), description: Some("user disabled".into()) };
+        assert!(refused("invalid_grant").person_refused(), "a disabled person's refresh");
+        assert!(!refused("temporarily_unavailable").person_refused() && !IdpError::Unreachable("x".into()).person_refused());
+        assert_eq!(refused("invalid_grant").to_string(), "the identity provider refused: invalid_grant (user disabled)");
     }
 }
