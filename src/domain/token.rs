@@ -74,6 +74,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_is_in_clear_only_where_a_field_says_so() {
+        #[derive(serde::Serialize)]
+        struct Shown {
+            #[serde(serialize_with = "expose_secret")]
+            token: SecretString,
+            #[serde(serialize_with = "expose_optional_secret")]
+            maybe: Option<SecretString>,
+            #[serde(serialize_with = "expose_optional_secret")]
+            none: Option<SecretString>,
+        }
+        let shown = Shown { token: "jit_a".to_string().into(), maybe: Some("jit_b".to_string().into()), none: None };
+        assert_eq!(serde_json::to_string(&shown).unwrap(), r#"{"token":"jit_a","maybe":"jit_b","none":null}"#);
+    }
+
+    #[test]
     fn a_fingerprint_is_short_stable_and_one_per_token() {
         let a = fingerprint("jit_alice_token");
         assert_eq!(a, "55c4bc0ac5bc6ac2", "SHA-256's first 8 bytes, in hex");
