@@ -257,14 +257,32 @@ fn the_dev_broker_refuses_other_interfaces_unless_told() {
     assert!(stderr.contains("refusing to serve the dev broker on 0.0.0.0:0") && stderr.contains("--allow-remote"), "{stderr}");
 }
 
+/// The TCP port process `pid` listens on, from Linux's /proc: its socket
+/// descriptors' inodes matched against the listening sockets.
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // local address, state 0A (LISTEN), inode
+        let (local, state, inode) = (cols.get(1)?, cols.get(3)?, cols.get(9)?);
+        (*state == "0A" && inodes.iter().any(|i| i == inode)).then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())?
+    })
+}
+
 #[test]
 fn a_closed_stdout_neither_kills_the_dev_broker_nor_keeps_it_from_stopping() {
     // Regression: printing to a closed pipe (`jit server --dev | head -1`)
     // panicked the broker, or left it deaf to SIGTERM.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Port 0, and the port read from the kernel: with its output closed the
+    // broker cannot say it, and a port picked beforehand may be taken first.
     let child = Command::new(env!("CARGO_BIN_EXE_jit"))
-        .args(["server", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("JIT_LOG", "info")
         .stdout(Stdio::piped())
@@ -277,12 +295,15 @@ fn a_closed_stdout_neither_kills_the_dev_broker_nor_keeps_it_from_stopping() {
     drop(child.stderr.take());
     let started = Instant::now();
     let healthy = loop {
-        let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut reply = String::new();
-            let _ = s.read_to_string(&mut reply);
-            reply.starts_with("HTTP/1.1 200")
+        let port = listening_port(child.id());
+        let ok = port.is_some_and(|port| {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut reply = String::new();
+                let _ = s.read_to_string(&mut reply);
+                reply.starts_with("HTTP/1.1 200")
+            })
         });
         if ok || started.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some() {
             break ok;
