@@ -172,7 +172,10 @@ impl Notice<'_> {
         }
         lines.push(format!("Audit:      event {} ({})", self.event.seq, self.event.hash));
         let text = lines.join("\n") + "\n";
-        let html = format!("<!DOCTYPE html><html><body><pre style=\"font-family: sans-serif\">{}</pre></body></html>", html_escape(&text));
+        let html = format!(
+            "<!DOCTYPE html><html><body><pre style=\"font-family: sans-serif\">{}</pre></body></html>",
+            crate::domain::text::html_escape(&text)
+        );
         (subject.chars().filter(|c| !c.is_control()).collect(), text, html)
     }
 
@@ -207,10 +210,6 @@ impl Notice<'_> {
 fn field(name: &str, value: &str) -> Value {
     let value: String = value.chars().take(500).collect();
     json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(&value))})
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Slack's three control characters in text (`&`, `<`, `>`), so a reason cannot ping or link.

@@ -19,6 +19,11 @@ pub enum TextError {
     Hidden { field: String, code: String },
 }
 
+/// Text for an HTML page or mail: the four characters that could open markup or an attribute, escaped.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// Characters that change how text is displayed without being seen.
 pub fn is_hidden(c: char) -> bool {
     matches!(c,
@@ -64,6 +69,11 @@ pub fn is_valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_escape_leaves_no_markup() {
+        assert_eq!(html_escape(r#"<a href="x">&amp;</a>"#), "&lt;a href=&quot;x&quot;&gt;&amp;amp;&lt;/a&gt;");
+    }
 
     #[test]
     fn plain_text_passes_trimmed() {

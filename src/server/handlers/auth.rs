@@ -91,7 +91,7 @@ pub async fn callback(State(broker): AppState, ApiQuery(q): ApiQuery<Callback>) 
 
 /// A one-paragraph page; the text is escaped (it may quote the IdP).
 fn page(status: StatusCode, title: &str, text: &str) -> (StatusCode, Html<String>) {
-    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let escape = crate::domain::text::html_escape;
     let body = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jit: {}</title></head><body><h1>{}</h1><p>{}</p></body></html>",
         escape(title),
