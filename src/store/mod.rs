@@ -83,16 +83,17 @@ pub trait Store: Send + Sync {
     async fn sessions_due(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>>;
     /// The earliest check due of a live session.
     async fn next_session_check(&self) -> StoreResult<Option<DateTime<Utc>>>;
-    /// A check the IdP passed: its refresh token (when rotated), the next
-    /// check, and the person's groups now (a change is audited).
+    /// A check done: the refresh token (when the IdP rotated it), the next
+    /// check, and the person's groups as the IdP now has them (none: the IdP
+    /// did not answer, they stay). Returns whether the groups changed (audited).
     async fn session_checked(
         &self,
         id: i64,
         refresh_sealed: Option<Vec<u8>>,
         next_check_at: DateTime<Utc>,
-        groups: &[String],
+        groups: Option<&[String]>,
         at: DateTime<Utc>,
-    ) -> StoreResult<UserRecord>;
+    ) -> StoreResult<bool>;
     /// Ends a live session (else [`StoreError::Conflict`]); with
     /// `whole_person`, every session of that person and every live grant of
     /// theirs too, each with its event by `by` giving `why`.

@@ -406,14 +406,14 @@ impl Broker {
                     }
                 };
                 let sealed = tokens.refresh_token.as_ref().map(|r| self.sealing().seal_for(session.token.0.as_bytes(), r));
-                let before = self.store.user_by_id(session.user_id).await?.map(|u| u.groups);
-                match self.store.session_checked(session.id, sealed, self.next_check(now, session.ends_at), &groups, now).await {
-                    Ok(_) | Err(StoreError::Conflict) => {}
+                match self.store.session_checked(session.id, sealed, self.next_check(now, session.ends_at), Some(&groups), now).await {
+                    Ok(true) => {
+                        // Their groups changed: what they may do changed with them.
+                        self.known_tokens.forget_all();
+                        self.notify_change();
+                    }
+                    Ok(false) | Err(StoreError::Conflict) => {}
                     Err(e) => return Err(e.into()),
-                }
-                if before.as_ref() != Some(&groups) {
-                    self.known_tokens.forget_all();
-                    self.notify_change();
                 }
                 Ok(false)
             }
@@ -425,8 +425,7 @@ impl Broker {
                 // Unreachable or odd: the session lives on (to its end at the latest) and is asked again soon.
                 tracing::warn!(user = %session.user, session = session.id, error = %e, "session check: the identity provider did not answer; trying again");
                 let retry = self.next_check(now, session.ends_at).min(now + RETRY_UNREACHABLE);
-                let groups = self.store.user_by_id(session.user_id).await?.map(|u| u.groups).unwrap_or_default();
-                match self.store.session_checked(session.id, None, retry, &groups, now).await {
+                match self.store.session_checked(session.id, None, retry, None, now).await {
                     Ok(_) | Err(StoreError::Conflict) => Ok(false),
                     Err(e) => Err(e.into()),
                 }

@@ -164,11 +164,13 @@ impl Store for SqliteStore {
         id: i64,
         refresh_sealed: Option<Vec<u8>>,
         next_check_at: DateTime<Utc>,
-        groups: &[String],
+        groups: Option<&[String]>,
         at: DateTime<Utc>,
-    ) -> StoreResult<UserRecord> {
-        let groups = groups.to_vec();
-        self.writer.write(move |tx, chain| sessions::checked(tx, chain, id, refresh_sealed.as_deref(), next_check_at, &groups, at)).await
+    ) -> StoreResult<bool> {
+        let groups = groups.map(<[String]>::to_vec);
+        self.writer
+            .write(move |tx, chain| sessions::checked(tx, chain, id, refresh_sealed.as_deref(), next_check_at, groups.as_deref(), at))
+            .await
     }
 
     async fn end_session(&self, id: i64, by: &str, why: &str, whole_person: bool, at: DateTime<Utc>) -> StoreResult<Removal> {

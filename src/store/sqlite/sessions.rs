@@ -150,17 +150,18 @@ pub fn next_check(conn: &Connection) -> StoreResult<Option<DateTime<Utc>>> {
     at.map(time).transpose()
 }
 
-/// A check the IdP passed: the new refresh token (when it rotated it), the
-/// next check, and the person's groups as the IdP now has them.
+/// A check done: the new refresh token (when the IdP rotated it), the next
+/// check, and the person's groups as the IdP now has them (none: unchanged).
+/// Whether the groups changed.
 pub fn checked(
     conn: &Connection,
     chain: &mut Chain,
     id: i64,
     refresh_sealed: Option<&[u8]>,
     next_check_at: DateTime<Utc>,
-    groups: &[String],
+    groups: Option<&[String]>,
     at: DateTime<Utc>,
-) -> StoreResult<UserRecord> {
+) -> StoreResult<bool> {
     let (user_id,): (i64,) = conn
         .prepare_cached("SELECT user_id FROM sessions WHERE id = ? AND ended_at IS NULL")?
         .query_row([id], |r| Ok((r.get(0)?,)))
@@ -172,15 +173,16 @@ pub fn checked(
         }
         None => conn.execute("UPDATE sessions SET next_check_at = ? WHERE id = ?", params![ms(next_check_at), id])?,
     };
+    let Some(groups) = groups else { return Ok(false) };
     let mut stmt = conn.prepare_cached(&format!("{ACTIVE_USERS} AND id = ?"))?;
-    let (mut user, _) = first(stmt.query([user_id])?, user)?.ok_or(StoreError::Conflict)?;
-    if user.groups != groups {
-        let json = serde_json::to_string(groups).expect("strings serialize");
-        conn.execute("UPDATE users SET groups_json = ? WHERE id = ?", params![json, user.id])?;
-        append(conn, chain, &[groups_event(&user.name, &user.groups, groups)], at)?;
-        user.groups = groups.to_vec();
+    let (user, _) = first(stmt.query([user_id])?, user)?.ok_or(StoreError::Conflict)?;
+    if user.groups == groups {
+        return Ok(false);
     }
-    Ok(user)
+    let json = serde_json::to_string(groups).expect("strings serialize");
+    conn.execute("UPDATE users SET groups_json = ? WHERE id = ?", params![json, user.id])?;
+    append(conn, chain, &[groups_event(&user.name, &user.groups, groups)], at)?;
+    Ok(true)
 }
 
 /// Ends session `id` (already ended: [`StoreError::Conflict`]). With
