@@ -39,14 +39,7 @@ impl SealingKey {
     /// Reads the key file: 64 hex digits, and no permission for others.
     pub fn from_file(path: &Path) -> Result<SealingKey, SealError> {
         let text = std::fs::read_to_string(path).map_err(|e| SealError::Key(format!("{}: {e}", path.display())))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).map_err(|e| SealError::Key(format!("{}: {e}", path.display())))?.permissions().mode();
-            if mode & 0o007 != 0 {
-                return Err(SealError::Key(format!("{}: readable by others (mode {:o}); `chmod 600` it", path.display(), mode & 0o777)));
-            }
-        }
+        crate::fsutil::check_private_file(path).map_err(SealError::Key)?;
         Self::from_hex(text.trim()).map_err(|e| SealError::Key(format!("{}: {e}", path.display())))
     }
 
