@@ -60,6 +60,32 @@ pub fn check(field: &str, value: Option<&str>) -> Result<Option<String>, TextErr
 /// Whether `name` may name a user, a group or a provider: 1-64 letters,
 /// digits, `-`, `_` or `.`, starting with a letter or digit (so never `.`,
 /// `..`, a hidden-file name or something that reads as a flag).
+/// `url` with any password taken out (in its user-info, or a `password=`
+/// query parameter, as PostgreSQL URLs allow), for messages and logs (as git
+/// redacts the URLs it prints).
+pub fn url_without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            format!("{}:<redacted>@{host}", userinfo.split(':').next().unwrap_or_default())
+        }
+        _ => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| if p.split('=').next() == Some("password") { "password=<redacted>".to_string() } else { p.to_string() })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 pub fn is_valid_name(name: &str) -> bool {
     name.len() <= 64
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -69,6 +95,21 @@ pub fn is_valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            url_without_password("postgres://jit:s3cret@db.example.com:5432/jit"),
+            "postgres://jit:<redacted>@db.example.com:5432/jit"
+        );
+        assert_eq!(
+            url_without_password("postgres://db.example.com/jit?user=jit&password=s3cret&sslmode=require"),
+            "postgres://db.example.com/jit?user=jit&password=<redacted>&sslmode=require"
+        );
+        assert_eq!(url_without_password("postgres://jit@localhost/jit"), "postgres://jit@localhost/jit");
+        assert_eq!(url_without_password("https://u:p@host?x=1"), "https://u:<redacted>@host?x=1");
+        assert_eq!(url_without_password("not a url"), "not a url");
+    }
 
     #[test]
     fn html_escape_leaves_no_markup() {

@@ -56,7 +56,7 @@ pub enum SshError {
 
 impl SshTarget {
     pub fn parse(url: &str) -> Result<SshTarget, SshError> {
-        let not_ssh = || SshError::NotSsh(without_password(url));
+        let not_ssh = || SshError::NotSsh(crate::domain::text::url_without_password(url));
         let (user_host, path) = if let Some(rest) = url.strip_prefix("ssh://") {
             let (user_host, path) = rest.split_once('/').ok_or_else(not_ssh)?;
             let path = format!("/{path}");
@@ -87,20 +87,6 @@ impl SshTarget {
     /// The command ssh runs at the host: `git-upload-pack 'acme/api.git'`.
     pub fn remote_command(&self, service: &str) -> String {
         format!("{service} {}", sq_quote(&self.path))
-    }
-}
-
-/// `url` with any password in its user-info taken out, for messages (as
-/// git redacts the URLs it prints).
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:<redacted>@{host}{}", &rest[authority_end..])
-        }
-        _ => url.to_string(),
     }
 }
 

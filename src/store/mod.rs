@@ -11,6 +11,9 @@
 //! caller.
 
 pub mod chain;
+#[cfg(test)]
+mod contract_tests;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

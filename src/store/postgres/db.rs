@@ -1,0 +1,203 @@
+//! The thin edge under the PostgreSQL store's SQL: the connection pool (TLS
+//! with rustls when the URL asks for it, a statement timeout on every
+//! connection), PostgreSQL's errors in the store's terms, reading a column
+//! without a panic, and times as the broker keeps them (to the millisecond).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, ToSql};
+
+use crate::domain::text::url_without_password;
+use crate::store::{StoreError, StoreResult};
+
+/// How the store reaches the database.
+#[derive(Clone)]
+pub struct Connect {
+    /// `postgres://user:password@host:port/db?sslmode=…` (a secret: never logged).
+    pub url: secrecy::SecretString,
+    /// Connections kept open at most.
+    pub pool_size: usize,
+    /// The longest a statement may run before the database cancels it.
+    pub statement_timeout: Duration,
+    /// Certificates trusted for the database's TLS beside the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("url", &url_without_password(secrecy::ExposeSecret::expose_secret(&self.url)))
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// A pool of connections to the database `connect` names (none is opened yet).
+pub fn pool(connect: &Connect) -> StoreResult<Pool> {
+    let url = secrecy::ExposeSecret::expose_secret(&connect.url);
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| StoreError::Unavailable(format!("database_url ({}) does not parse: {e}", url_without_password(url))))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.options(format!("-c statement_timeout={}", connect.statement_timeout.as_millis().max(1)));
+    config.application_name("jit");
+    let tls = tls(connect.ca_file.as_deref())?;
+    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(connect.pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("cannot make the database pool: {e}")))
+}
+
+/// rustls trusting the system's roots and `ca_file`'s; used when the URL's
+/// `sslmode` is `prefer` (the default: TLS when the server offers it) or `require`.
+fn tls(ca_file: Option<&Path>) -> StoreResult<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| StoreError::Unavailable(format!("database_ca_file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(StoreError::Unavailable(format!("database_ca_file {}: no PEM certificate in it", path.display())));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| StoreError::Unavailable(format!("database_ca_file {}: {e}", path.display())))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Unavailable(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A PostgreSQL error in the store's terms.
+pub fn error(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists(e.to_string()),
+        Some(code) if code.code().starts_with("22") || code.code().starts_with("XX") => {
+            // Data exceptions and internal errors (a damaged relation).
+            StoreError::Corrupt(db_message(&e))
+        }
+        Some(_) => StoreError::Unavailable(db_message(&e)),
+        None if e.is_closed() => StoreError::Unavailable("the connection to the database closed".into()),
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// The database's own message (tokio-postgres's `Display` says only "db error").
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+pub fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => error(e),
+        other => StoreError::Unavailable(format!("no database connection: {other}")),
+    }
+}
+
+/// Column `name` of `row`; a value of the wrong type is a corrupt row, never a panic.
+pub fn get<'a, T: FromSql<'a>>(row: &'a Row, name: &str) -> StoreResult<T> {
+    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+/// A time as the store keeps it (to the millisecond), so a record built in
+/// memory equals the one a read would return.
+pub fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+pub fn parsed<T: std::str::FromStr>(what: &str, v: &str) -> StoreResult<T> {
+    v.parse().map_err(|_| StoreError::Corrupt(format!("bad {what} `{v}`")))
+}
+
+/// A count or duration as PostgreSQL keeps it (a signed 64-bit integer).
+pub fn int(v: u64) -> StoreResult<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Unavailable(format!("{v} is too large to store")))
+}
+
+/// A non-negative count read back.
+pub fn count(what: &str, v: i64) -> StoreResult<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("bad {what} {v}")))
+}
+
+/// The filters of a listing: only those asked for are written into its SQL
+/// (so the planner uses an index for each), each with its numbered parameter.
+#[derive(Default)]
+pub struct Filters {
+    clauses: Vec<String>,
+    values: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Filters {
+    /// Adds `clause` (whose one `$` is its parameter) when there is a value.
+    pub fn when<T: ToSql + Sync + Send + 'static>(&mut self, clause: &str, value: Option<T>) -> &mut Filters {
+        if let Some(value) = value {
+            self.values.push(Box::new(value));
+            self.clauses.push(clause.replacen('$', &format!("${}", self.values.len()), 1));
+        }
+        self
+    }
+
+    /// `query` with its `{filters}` and `{limit}` written in.
+    pub fn sql(&self, query: &str, limit: u32) -> String {
+        let filters = if self.clauses.is_empty() { "TRUE".to_string() } else { self.clauses.join(" AND ") };
+        query.replace("{filters}", &filters).replace("{limit}", &limit.to_string())
+    }
+
+    /// The parameters, in the order of their clauses.
+    pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_settings_never_show_the_password() {
+        let connect = Connect {
+            url: "postgres://jit:s3cret@db/jit".to_string().into(),
+            pool_size: 4,
+            statement_timeout: Duration::from_secs(5),
+            ca_file: None,
+        };
+        assert!(!format!("{connect:?}").contains("s3cret"), "{connect:?}");
+    }
+
+    #[test]
+    fn filters_number_their_parameters_in_order() {
+        let mut f = Filters::default();
+        f.when("a = $", Some(1i64)).when("b = $", None::<i64>).when("c < $", Some(3i64));
+        assert_eq!(f.sql("SELECT * FROM t WHERE {filters} LIMIT {limit}", 5), "SELECT * FROM t WHERE a = $1 AND c < $2 LIMIT 5");
+        assert_eq!(f.params().len(), 2);
+        assert_eq!(Filters::default().sql("WHERE {filters}", 1), "WHERE TRUE");
+    }
+
+    #[test]
+    fn times_keep_milliseconds() {
+        let t: DateTime<Utc> = "2026-11-25T12:10:00.123456789Z".parse().unwrap();
+        assert_eq!(stored(t).to_rfc3339(), "2026-11-25T12:10:00.123+00:00");
+    }
+}

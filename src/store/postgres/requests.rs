@@ -1,0 +1,258 @@
+//! Requests on PostgreSQL: created (and approved at once when policy says
+//! so), read whole with their approvals and grant in one query, and decided
+//! by compare-and-set on the request's row, held for the decision so two
+//! replicas deciding at once take turns.
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+use tokio_postgres::{GenericClient, Row, Transaction};
+
+use super::audit::append;
+use super::db::{Filters, count, error, get, int, parsed, stored};
+use super::grants::{self, scope, stored_networks, terms};
+use crate::domain::audit::NewEvent;
+use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
+use crate::domain::request::{POLICY_DECIDER, RequestStatus};
+use crate::store::{StoreError, StoreResult};
+
+/// Requests with their approvals and grant, in one query; `{filters}`
+/// selects the requests before the limit, so a page holds whole requests.
+const REQUESTS_QUERY: &str = "
+SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
+       r.from_networks, r.allow_deletes, r.status,
+       r.created_at, r.decided_at, r.decided_by, r.decision_note,
+       a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
+       g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
+       g.revoked_at AS g_revoked_at, g.revoked_by AS g_revoked_by, g.ended_at AS g_ended_at
+FROM (SELECT * FROM requests WHERE {filters} ORDER BY id DESC LIMIT {limit}) r
+LEFT JOIN approvals a ON a.request_id = r.id
+LEFT JOIN grants g ON g.request_id = r.id
+ORDER BY r.id DESC, a.at, a.approver";
+
+/// The request of a joined row, without its approvals.
+fn request(row: &Row) -> StoreResult<RequestRecord> {
+    let id: i64 = get(row, "id")?;
+    let requester_id: Option<i64> = get(row, "requester_id")?;
+    let requester: String = get(row, "requester")?;
+    let repo: String = get(row, "repo")?;
+    let rule: String = get(row, "rule")?;
+    let level = parsed("level", get(row, "level")?)?;
+    let refs = scope(get(row, "refs")?)?;
+    let terms = terms(get(row, "from_networks")?, get(row, "allow_deletes")?)?;
+    let grant = match get::<Option<i64>>(row, "g_id")? {
+        Some(gid) => Some(GrantRecord {
+            id: gid,
+            request_id: id,
+            user_id: requester_id,
+            user: requester.clone(),
+            repo: repo.clone(),
+            level,
+            rule: Some(rule.clone()),
+            refs: refs.clone(),
+            terms: terms.clone(),
+            granted_at: get(row, "g_granted_at")?,
+            expires_at: get(row, "g_expires_at")?,
+            revoked_at: get(row, "g_revoked_at")?,
+            revoked_by: get(row, "g_revoked_by")?,
+            ended_at: get(row, "g_ended_at")?,
+        }),
+        None => None,
+    };
+    Ok(RequestRecord {
+        id,
+        requester_id,
+        requester,
+        repo,
+        level,
+        duration_secs: u64::try_from(get::<i64>(row, "duration_secs")?).map_err(|_| StoreError::Corrupt("negative duration".into()))?,
+        reason: get(row, "reason")?,
+        rule,
+        approvals_required: count("approval count", get::<i32>(row, "approvals_required")?.into())?,
+        refs,
+        terms,
+        status: parsed("status", get(row, "status")?)?,
+        created_at: get(row, "created_at")?,
+        decided_at: get(row, "decided_at")?,
+        decided_by: get(row, "decided_by")?,
+        decision_note: get(row, "decision_note")?,
+        approvals: Vec::new(),
+        grant,
+    })
+}
+
+/// Requests matching `filter` (or the one with `id`), newest first, each whole.
+pub async fn load_many(c: &impl GenericClient, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
+    let mut filters = Filters::default();
+    filters
+        .when("id = $", id)
+        .when("requester_id = $", filter.requester_id)
+        .when("status = $", filter.status.map(|s| s.as_str().to_string()))
+        .when("id < $", filter.page.before);
+    let rows = c.query(&filters.sql(REQUESTS_QUERY, filter.page.limit), &filters.params()).await.map_err(error)?;
+    // Joined rows come grouped by request: one record per group.
+    let mut out: Vec<RequestRecord> = Vec::new();
+    for row in &rows {
+        let id: i64 = get(row, "id")?;
+        if out.last().is_none_or(|r| r.id != id) {
+            out.push(request(row)?);
+        }
+        let (approver, at): (Option<String>, Option<DateTime<Utc>>) = (get(row, "a_approver")?, get(row, "a_at")?);
+        if let (Some(approver), Some(at)) = (approver, at) {
+            let record = out.last_mut().expect("pushed above");
+            record.approvals.push(ApprovalRecord { approver, comment: get(row, "a_comment")?, at });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn load(c: &impl GenericClient, id: i64) -> StoreResult<Option<RequestRecord>> {
+    Ok(load_many(c, &RequestFilter::default(), Some(id)).await?.pop())
+}
+
+/// Inserts a request; with `grant`, approved at once by policy, superseding
+/// the grants in `superseded` that are still live.
+pub async fn create(
+    tx: &Transaction<'_>,
+    key: &SigningKey,
+    new: &NewRequest,
+    grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    mut events: Vec<NewEvent>,
+    superseded: Vec<Supersede>,
+) -> StoreResult<RequestRecord> {
+    let status = if grant.is_some() { RequestStatus::Approved } else { RequestStatus::Pending };
+    let created_at = stored(new.created_at);
+    let decided_at = grant.map(|_| created_at);
+    let row = tx
+        .query_one(
+            "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs,
+                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+            &[
+                &new.requester_id,
+                &new.requester,
+                &new.repo,
+                &new.level.as_str(),
+                &int(new.duration_secs)?,
+                &new.reason,
+                &new.rule,
+                &i32::try_from(new.approvals_required).map_err(|_| StoreError::Unavailable("too many approvals to store".into()))?,
+                &new.refs.to_stored(),
+                &stored_networks(&new.terms),
+                &new.terms.allow_deletes,
+                &status.as_str(),
+                &created_at,
+                &decided_at,
+                &grant.map(|_| POLICY_DECIDER),
+            ],
+        )
+        .await
+        .map_err(error)?;
+    let id: i64 = get(&row, "id")?;
+    let mut record = RequestRecord {
+        id,
+        requester_id: Some(new.requester_id),
+        requester: new.requester.clone(),
+        repo: new.repo.clone(),
+        level: new.level,
+        duration_secs: new.duration_secs,
+        reason: new.reason.clone(),
+        rule: new.rule.clone(),
+        approvals_required: new.approvals_required,
+        refs: new.refs.clone(),
+        terms: Some(new.terms.clone()),
+        status,
+        created_at,
+        decided_at,
+        decided_by: grant.map(|_| POLICY_DECIDER.to_string()),
+        decision_note: None,
+        approvals: Vec::new(),
+        grant: None,
+    };
+    let grant_id = match grant {
+        Some(window) => {
+            let grant_id = grants::insert(tx, &record, window).await?;
+            record.grant = Some(grants::written(&record, grant_id, window));
+            Some(grant_id)
+        }
+        None => None,
+    };
+    attach_ids(&mut events, id, grant_id);
+    if let Some(grant_id) = grant_id {
+        events.extend(grants::supersede(tx, superseded, grant_id, new.created_at).await?);
+    }
+    append(tx, key, &events, new.created_at).await?;
+    Ok(record)
+}
+
+/// Applies a decision to a request still pending with the approvals it was
+/// decided on; returns the request as a read would now find it.
+pub async fn apply(tx: &Transaction<'_>, key: &SigningKey, change: RequestChange) -> StoreResult<RequestRecord> {
+    // Held to the commit: a decision on another replica waits, then sees this one.
+    let held = tx.query_opt("SELECT id FROM requests WHERE id = $1 FOR UPDATE", &[&change.request_id]).await.map_err(error)?;
+    if held.is_none() {
+        return Err(StoreError::NotFound(format!("request {}", change.request_id)));
+    }
+    let current = load(tx, change.request_id).await?.ok_or_else(|| StoreError::NotFound(format!("request {}", change.request_id)))?;
+    if current.status != RequestStatus::Pending || current.approvals.len() != change.expect_approvals {
+        return Err(StoreError::Conflict);
+    }
+    if let Some(a) = &change.add_approval {
+        tx.execute(
+            "INSERT INTO approvals (request_id, approver, comment, at) VALUES ($1, $2, $3, $4)",
+            &[&change.request_id, &a.approver, &a.comment, &stored(a.at)],
+        )
+        .await
+        .map_err(error)?;
+    }
+    let mut grant_id = None;
+    if let Some((status, by, note)) = &change.decide {
+        tx.execute(
+            "UPDATE requests SET status = $1, decided_at = $2, decided_by = $3, decision_note = $4 WHERE id = $5",
+            &[&status.as_str(), &stored(change.at), by, note, &change.request_id],
+        )
+        .await
+        .map_err(error)?;
+        if let Some(window) = change.grant {
+            grant_id = Some(grants::insert(tx, &current, window).await?);
+        }
+    }
+    let record = after_change(current, &change, grant_id);
+    let mut events = change.events;
+    attach_ids(&mut events, change.request_id, grant_id);
+    if let Some(grant_id) = grant_id {
+        events.extend(grants::supersede(tx, change.supersede, grant_id, change.at).await?);
+    }
+    append(tx, key, &events, change.at).await?;
+    Ok(record)
+}
+
+/// What `req` became once `change` was written (the new grant, if any, has id `grant_id`).
+fn after_change(mut req: RequestRecord, change: &RequestChange, grant_id: Option<i64>) -> RequestRecord {
+    if let Some(a) = &change.add_approval {
+        req.approvals.push(ApprovalRecord { at: stored(a.at), ..a.clone() });
+        // The order a read returns them in.
+        req.approvals.sort_by(|x, y| (x.at, &x.approver).cmp(&(y.at, &y.approver)));
+    }
+    if let Some((status, by, note)) = &change.decide {
+        req.status = *status;
+        req.decided_at = Some(stored(change.at));
+        req.decided_by = Some(by.clone());
+        req.decision_note = note.clone();
+    }
+    if let (Some(id), Some(window)) = (grant_id, change.grant) {
+        req.grant = Some(grants::written(&req, id, window));
+    }
+    req
+}
+
+/// Ids of pending requests created at or before `cutoff`.
+pub async fn stale_pending(c: &impl GenericClient, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+    let rows = c
+        .query(
+            "SELECT id FROM requests WHERE status = $1 AND created_at <= $2 ORDER BY id",
+            &[&RequestStatus::Pending.as_str(), &stored(cutoff)],
+        )
+        .await
+        .map_err(error)?;
+    rows.iter().map(|r| get(r, "id")).collect()
+}
