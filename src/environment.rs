@@ -29,6 +29,7 @@ pub const VARIABLES: &[Variable] = &[
     var("JIT_ALLOW_INSECURE_HTTP", Reader::Client, "1: send the token over plain http to a non-loopback broker anyway (warned)"),
     var("JIT_KEYRING", Reader::Client, "auto | secret-service | keyutils | file: where secrets are kept"),
     var("JIT_KEYRING_NAMESPACE", Reader::Client, "keeps this shell's keychain entries apart from others' of the same OS user"),
+    var("JIT_DATABASE_URL", Reader::Server, "the PostgreSQL database (postgres://…; overrides server.database_url)"),
     var("JIT_LOG", Reader::Server, "log filter (default: info), e.g. jit=debug"),
     var("NO_COLOR", Reader::Both, "no colour in output or logs"),
     var("HOME", Reader::Both, "the default for XDG_DATA_HOME (~/.local/share) and for git's global config (~/.gitconfig)"),

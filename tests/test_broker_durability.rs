@@ -37,12 +37,24 @@ async fn a_killed_broker_restarts_with_every_acknowledged_decision() {
     let data = dir.path().join("data");
 
     // First admin on a fresh broker: --init-admin prints its token once.
-    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
+    let out = crate::common::process::server_on(&data)
+        .args(["server", "--init-admin", "root", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let root = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(root.starts_with("jit_"));
     // A second bootstrap is refused (exit 5): it would be a back door.
-    let again = jit().args(["server", "--init-admin", "root2", "--config"]).arg(&config).arg("--data-dir").arg(&data).output().unwrap();
+    let again = crate::common::process::server_on(&data)
+        .args(["server", "--init-admin", "root2", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(5));
 
     let mut broker = spawn_broker(&config, &data);

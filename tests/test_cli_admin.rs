@@ -73,8 +73,6 @@ async fn audit_lists_exports_and_verifies_and_catches_tampering() {
     env.run(&["audit", "verify", "--file", "/nonexistent/x.jsonl"]).code(2);
 
     // Tampering in the broker's database is caught by the client's own check.
-    b.db()
-        .execute_batch("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor = 'carol' WHERE action = 'approved';")
-        .unwrap();
+    b.tamper_with_audit("actor = 'carol' WHERE action = 'approved'").await;
     env.run_with(&["audit", "verify"], &admin, None).code(1).stderr_has("audit chain broken at event").stderr_has("altered");
 }

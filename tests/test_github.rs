@@ -49,10 +49,8 @@ fn stored_bytes(b: &TestBroker) -> Vec<u8> {
     bytes
 }
 
-fn host_tokens_stored(b: &TestBroker) -> i64 {
-    let out = std::process::Command::new("sqlite3").arg(b.db_path()).arg("SELECT COUNT(*) FROM host_tokens").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+async fn host_tokens_stored(b: &TestBroker) -> i64 {
+    b.query_text("SELECT COUNT(*) FROM host_tokens").await[0][0].as_deref().unwrap().parse().unwrap()
 }
 
 fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
@@ -93,7 +91,7 @@ async fn a_grant_mints_tokens_for_its_one_repo_and_every_one_is_revoked_when_it_
     assert_eq!((second["password"].as_str(), third["password"].as_str()), (Some(issued[1].token.as_str()), Some(issued[2].token.as_str())));
     assert_ne!(issued[0].token.len(), issued[1].token.len(), "tokens of either shape are taken as they come");
     assert!(gh.live_tokens().len() == 3);
-    assert_eq!(host_tokens_stored(&b), 3, "what revoking each needs is kept");
+    assert_eq!(host_tokens_stored(&b).await, 3, "what revoking each needs is kept");
 
     // No token in clear: not on disk, not in the audit log, not in another API answer.
     let disk = stored_bytes(&b);
@@ -116,7 +114,7 @@ async fn a_grant_mints_tokens_for_its_one_repo_and_every_one_is_revoked_when_it_
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["grant_id"], grant);
     assert_eq!(revoked[0]["detail"], "github: 3 credential(s) revoked at the host");
-    assert_eq!(host_tokens_stored(&b), 0);
+    assert_eq!(host_tokens_stored(&b).await, 0);
     assert_eq!(gh.seen().iter().filter(|s| *s == "DELETE /installation/token").count(), 3);
     // The installation was looked up once, then remembered.
     assert_eq!(gh.seen().iter().filter(|s| s.ends_with("/installation")).count(), 1);

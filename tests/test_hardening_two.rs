@@ -250,6 +250,7 @@ async fn stopped_broker_with_history() -> (TestBroker, Vec<i64>) {
 /// then signed the shorter log).
 #[tokio::test]
 async fn a_cut_tail_with_its_checkpoints_deleted_stops_start_up() {
+    crate::sqlite_only!();
     let (b, seqs) = stopped_broker_with_history().await;
     let keep = seqs[seqs.len() - 3];
     let db = b.db();
@@ -275,6 +276,7 @@ async fn a_cut_tail_with_its_checkpoints_deleted_stops_start_up() {
 /// checkpoint row written to match it started.
 #[tokio::test]
 async fn a_checkpoint_the_broker_did_not_sign_stops_start_up() {
+    crate::sqlite_only!();
     let (b, seqs) = stopped_broker_with_history().await;
     let forged = format!("UPDATE audit_checkpoints SET signature = '{}' WHERE seq = {}", "A".repeat(86) + "==", seqs.last().unwrap());
     b.db().execute_batch(&format!("DROP TRIGGER audit_checkpoints_no_update; {forged};")).unwrap();
@@ -284,6 +286,7 @@ async fn a_checkpoint_the_broker_did_not_sign_stops_start_up() {
 
 #[tokio::test]
 async fn an_untouched_log_starts_and_keeps_its_mark() {
+    crate::sqlite_only!();
     let (b, seqs) = stopped_broker_with_history().await;
     open_again(b.dir.path()).await.unwrap();
     let marker = std::fs::read_to_string(b.dir.path().join("jit.db.id")).unwrap();
@@ -315,7 +318,8 @@ async fn private_files_are_never_reached_through_links() {
     assert!(open_again(dir.path()).await.is_err(), "a dangling link must be refused");
     assert!(!planted.exists(), "the key was written through the link");
 
-    // The same for the marker beside the database, and for the data dir itself.
+    // The same for the marker beside SQLite's database, and for the data dir itself.
+    crate::sqlite_only!();
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&target, dir.path().join("jit.db.id")).unwrap();
     let refused = open_again(dir.path()).await.expect_err("a linked marker must be refused");

@@ -102,6 +102,12 @@ struct RawServer {
     auth_failures_per_minute: Option<u32>,
     git_requests_per_second: Option<f64>,
     sealing_key_file: Option<PathBuf>,
+    database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
+    database_pool: Option<usize>,
+    database_statement_timeout: Option<String>,
+    database_ca_file: Option<PathBuf>,
+    audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +156,53 @@ pub struct ServerConfig {
     pub oidc: Option<crate::server::oidc::OidcConfig>,
     /// Where notifications go (`[[notify]]`).
     pub notify: Vec<crate::server::notify::destination::Destination>,
+    /// Where the broker keeps its state: SQLite under the data directory, or
+    /// a PostgreSQL database that several replicas share.
+    pub database: Database,
+    /// The key that signs the audit log's checkpoints (`server.audit_key_file`);
+    /// none: `audit-signing.key` in the data directory, made on first start.
+    /// Replicas on one database must share it.
+    pub audit_key_file: Option<PathBuf>,
+}
+
+/// Where the broker keeps its state.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `jit.db` in the data directory: one broker on one machine.
+    Sqlite,
+    /// A PostgreSQL database (`server.database_url`, `database_url_file` or `JIT_DATABASE_URL`).
+    Postgres(PostgresSettings),
+}
+
+/// How to reach the PostgreSQL database, as the operator wrote it.
+#[derive(Clone)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port/db?sslmode=…`: a secret, never logged.
+    pub url: secrecy::SecretString,
+    /// Connections each replica keeps open at most (`database_pool`, 16).
+    pub pool_size: usize,
+    /// The longest a statement may run (`database_statement_timeout`, 10s).
+    pub statement_timeout: Duration,
+    /// Roots trusted for the database's TLS beside the system's (`database_ca_file`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PostgresSettings {
+    /// The URL without its password, for messages and logs.
+    pub fn shown_url(&self) -> String {
+        crate::domain::text::url_without_password(secrecy::ExposeSecret::expose_secret(&self.url))
+    }
+}
+
+impl std::fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("url", &self.shown_url())
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// The broker's public URL as clients reach it: http or https with a host,
@@ -190,6 +243,8 @@ impl ServerConfig {
             policy: Policy::default(),
             oidc: None,
             notify: Vec::new(),
+            database: Database::Sqlite,
+            audit_key_file: None,
         }
     }
 
@@ -200,8 +255,10 @@ impl ServerConfig {
             let line = e.span().map(|s| format!("line {}: ", line_of(source, s.start))).unwrap_or_default();
             invalid(format!("{line}{}", e.message()))
         })?;
+        let database = database(&raw.server, |v| std::env::var(v).ok()).map_err(invalid)?;
         let data_dir = raw.server.data_dir.or(default_data_dir).ok_or(ConfigError::NoDataDir)?;
         let mut config = ServerConfig::new(data_dir);
+        config.database = database;
         if let Some(listen) = raw.server.listen {
             config.listen = listen.parse().map_err(|e| invalid(format!("server.listen `{listen}`: {e}")))?;
         }
@@ -259,6 +316,10 @@ impl ServerConfig {
         }
         if let Some(path) = raw.server.sealing_key_file {
             config.sealing_key = Some(Arc::new(SealingKey::from_file(&path).map_err(|e| invalid(format!("server.sealing_key_file {e}")))?));
+        }
+        if let Some(path) = raw.server.audit_key_file {
+            crate::fsutil::check_private_file(&path).map_err(|e| invalid(format!("server.audit_key_file {e}")))?;
+            config.audit_key_file = Some(path);
         }
         if let Some(section) = raw.oidc {
             let oidc = crate::server::oidc::OidcConfig::from_section(section, |v| std::env::var(v).ok()).map_err(invalid)?;
@@ -352,6 +413,54 @@ impl ServerConfig {
 }
 
 pub use crate::domain::network::parse_networks;
+
+/// The database `[server]` names: PostgreSQL when a URL is given (in the
+/// file, in a file of its own, or in `JIT_DATABASE_URL`, which wins), else SQLite.
+fn database(server: &RawServer, env: impl Fn(&str) -> Option<String>) -> Result<Database, String> {
+    let url = match (&server.database_url, &server.database_url_file) {
+        (Some(_), Some(_)) => return Err("server.database_url and server.database_url_file: give one, not both".into()),
+        (Some(url), None) => Some(url.clone()),
+        (None, Some(path)) => {
+            crate::fsutil::check_private_file(path).map_err(|e| format!("server.database_url_file {e}"))?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("server.database_url_file {}: {e}", path.display()))?;
+            Some(text.trim().to_string())
+        }
+        (None, None) => None,
+    };
+    let Some(url) = env("JIT_DATABASE_URL").filter(|u| !u.is_empty()).or(url) else {
+        let postgres_only = [
+            ("database_pool", server.database_pool.is_some()),
+            ("database_statement_timeout", server.database_statement_timeout.is_some()),
+            ("database_ca_file", server.database_ca_file.is_some()),
+        ];
+        if let Some((key, _)) = postgres_only.iter().find(|(_, given)| *given) {
+            return Err(format!("server.{key}: only for PostgreSQL, and no server.database_url is given"));
+        }
+        return Ok(Database::Sqlite);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!(
+            "server.database_url `{}`: must be a postgres:// URL (SQLite needs none: it lives in the data directory)",
+            crate::domain::text::url_without_password(&url)
+        ));
+    }
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| format!("server.database_url `{}`: {e}", crate::domain::text::url_without_password(&url)))?;
+    let pool_size = server.database_pool.unwrap_or(16);
+    if pool_size == 0 {
+        return Err("server.database_pool: must be at least 1".into());
+    }
+    let statement_timeout = match &server.database_statement_timeout {
+        Some(t) => t.parse::<AccessDuration>().map_err(|e| format!("server.database_statement_timeout: {e}"))?.as_std(),
+        None => Duration::from_secs(10),
+    };
+    if let Some(path) = &server.database_ca_file
+        && !path.is_file()
+    {
+        return Err(format!("server.database_ca_file {}: no such file", path.display()));
+    }
+    Ok(Database::Postgres(PostgresSettings { url: url.into(), pool_size, statement_timeout, ca_file: server.database_ca_file.clone() }))
+}
 
 /// Splits a `[[provider]]` table into its name, kind and the kind's own fields.
 fn provider_section(mut table: toml::Table, line: usize) -> Result<ProviderSection, String> {

@@ -139,6 +139,14 @@ pub fn config_for(policy: &str, data_dir: &Path) -> ServerConfig {
     // test of the cap is quick; clients poll again, as they would anyway.
     config.max_wait = std::time::Duration::from_secs(1);
     config.auth_summary_every = std::time::Duration::from_millis(200);
+    if crate::common::postgres::enabled() {
+        config.database = jit::server::config::Database::Postgres(jit::server::config::PostgresSettings {
+            url: crate::common::postgres::database_for(data_dir).into(),
+            pool_size: 8,
+            statement_timeout: std::time::Duration::from_secs(30),
+            ca_file: None,
+        });
+    }
     config
 }
 
@@ -272,6 +280,64 @@ impl TestBroker {
         let conn = rusqlite::Connection::open(self.db_path()).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
         conn
+    }
+
+    /// Rows of `sql` (a query both engines read alike), each column as text,
+    /// from whichever database this broker is on.
+    pub async fn query_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        if crate::common::postgres::enabled() {
+            return crate::common::postgres::query_text(self.dir.path(), sql).await;
+        }
+        let db = self.db();
+        let mut stmt = db.prepare(sql).unwrap();
+        let columns = stmt.column_count();
+        let rows = stmt.query_map([], |r| {
+            (0..columns)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+                        rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        rows.unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Runs `sqlite` or `postgres` (whichever engine this broker is on) as
+    /// the database's owner would: how tests tamper with what the broker keeps.
+    pub async fn execute(&self, sqlite: &str, postgres: &str) {
+        if crate::common::postgres::enabled() {
+            crate::common::postgres::execute(self.dir.path(), postgres).await;
+        } else {
+            self.db().execute_batch(sqlite).unwrap();
+        }
+    }
+
+    /// Runs `sql` (alike on both engines); the database's refusal, if any.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), String> {
+        if crate::common::postgres::enabled() {
+            crate::common::postgres::try_execute(self.dir.path(), sql).await
+        } else {
+            self.db().execute_batch(sql).map_err(|e| e.to_string())
+        }
+    }
+
+    /// Rewrites audit events (`UPDATE audit_events SET {change}`) past the
+    /// append-only guard, as someone with the database's keys could.
+    pub async fn tamper_with_audit(&self, change: &str) {
+        self.execute(
+            &format!("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET {change};"),
+            &format!(
+                "ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET {change};
+                 ALTER TABLE audit_events ENABLE TRIGGER USER;"
+            ),
+        )
+        .await;
     }
 
     pub fn token(&self, user: &str) -> &str {

@@ -9,6 +9,7 @@ pub mod fake_github;
 pub mod fake_gitlab;
 pub mod idp;
 pub mod logs;
+pub mod postgres;
 pub mod process;
 pub mod tls;
 pub mod upstream;

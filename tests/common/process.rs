@@ -12,7 +12,7 @@ use serde_json::Value;
 /// The `jit` binary, with no broker or token from the caller's environment.
 pub fn jit() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jit"));
-    cmd.env_remove("JIT_SERVER").env_remove("JIT_TOKEN").env("NO_COLOR", "1");
+    cmd.env_remove("JIT_SERVER").env_remove("JIT_TOKEN").env_remove("JIT_DATABASE_URL").env("NO_COLOR", "1");
     cmd
 }
 
@@ -34,13 +34,24 @@ impl Spawned {
 
 /// Initialises `data` with the first admin, `root`, and returns their token.
 pub fn init_admin(config: &Path, data: &Path) -> String {
-    let out = jit().args(["server", "--init-admin", "root", "--config"]).arg(config).arg("--data-dir").arg(data).output().unwrap();
+    let out =
+        server_on(data).args(["server", "--init-admin", "root", "--config"]).arg(config).arg("--data-dir").arg(data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `jit` to run a broker on `data`: on PostgreSQL when the suite runs on it
+/// (`JIT_DATABASE_URL`, one database per data directory).
+pub fn server_on(data: &Path) -> std::process::Command {
+    let mut command = jit();
+    if crate::common::postgres::enabled() {
+        command.env("JIT_DATABASE_URL", crate::common::postgres::database_for(data));
+    }
+    command
+}
+
 pub fn spawn_broker(config: &Path, data: &Path) -> Spawned {
-    let child = jit()
+    let child = server_on(data)
         .args(["server", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .arg("--data-dir")

@@ -565,7 +565,10 @@ async fn a_broker_killed_during_a_group_committed_burst_keeps_every_acknowledged
             .filter_map(|l| l.split("jobs=").nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
             .max()
             .unwrap_or(0);
-        assert!(largest_batch > 1, "the burst was never group-committed (largest batch {largest_batch})");
+        // SQLite's writer group-commits; PostgreSQL commits each decision on its own connection.
+        if !crate::common::postgres::enabled() {
+            assert!(largest_batch > 1, "the burst was never group-committed (largest batch {largest_batch})");
+        }
 
         broker = spawn_broker(&config, &data);
         let root = client(&http, &broker.url, &root_token);

@@ -26,6 +26,25 @@ pub fn load_or_create_signing_key(path: &std::path::Path) -> std::io::Result<Sig
     }
 }
 
+/// The signing key an operator gave (`server.audit_key_file`): 64 hex
+/// digits (`openssl rand -hex 32`) or the 32 bytes themselves, never made
+/// here, since every replica must read the same one.
+pub fn load_signing_key_file(path: &std::path::Path) -> std::io::Result<SigningKey> {
+    let bytes = crate::fsutil::read_private(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let seed: Option<[u8; 32]> = match hex::decode(text.trim()) {
+        Ok(decoded) => decoded.try_into().ok(),
+        Err(_) => bytes.try_into().ok(),
+    };
+    let seed = seed.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not an Ed25519 key: give 64 hex digits (`openssl rand -hex 32`)", path.display()),
+        )
+    })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
 /// The most events one page holds.
 pub const AUDIT_PAGE: u32 = 1000;
 

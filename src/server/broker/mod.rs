@@ -43,6 +43,8 @@ use crate::domain::records::UserRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec};
 use crate::domain::{AccessDuration, Level};
 use crate::providers::{Provider, ProviderError};
+use crate::server::config::Database;
+use crate::store::postgres::{Connect, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -127,11 +129,33 @@ impl Broker {
         if widened {
             tracing::warn!(dir = %config.data_dir.display(), "the data directory was readable by others; made it owner-only (0700)");
         }
-        let key_path = config.data_dir.join("audit-signing.key");
-        let key = audit::load_or_create_signing_key(&key_path).map_err(|source| OpenError::DataDir { path: key_path, source })?;
+        let key = match &config.audit_key_file {
+            Some(path) => audit::load_signing_key_file(path).map_err(|source| OpenError::DataDir { path: path.clone(), source })?,
+            None => {
+                let path = config.data_dir.join("audit-signing.key");
+                audit::load_or_create_signing_key(&path).map_err(|source| OpenError::DataDir { path, source })?
+            }
+        };
         let audit_key = key.verifying_key();
-        let path = config.database_path();
-        let store = SqliteStore::open(&path, key).await.map_err(|source| OpenError::Store { path, source })?;
+        let store: Arc<dyn Store> = match &config.database {
+            Database::Sqlite => {
+                let path = config.database_path();
+                Arc::new(SqliteStore::open(&path, key).await.map_err(|source| OpenError::Store { path, source })?)
+            }
+            Database::Postgres(settings) => {
+                let connect = Connect {
+                    url: settings.url.clone(),
+                    pool_size: settings.pool_size,
+                    statement_timeout: settings.statement_timeout,
+                    ca_file: settings.ca_file.clone(),
+                };
+                let store = PostgresStore::open(&connect, key)
+                    .await
+                    .map_err(|source| OpenError::Store { path: settings.shown_url().into(), source })?;
+                tracing::info!(database = store.database_id(), "opened the PostgreSQL database");
+                Arc::new(store)
+            }
+        };
         let base = config.base_url();
         // A repo the gateway fronts is cloned from the gateway; its `url` is where the code lives.
         for repo in &mut config.repos {
@@ -152,13 +176,22 @@ impl Broker {
                 config.repos.push(repo);
             }
         }
+        // A destination new to the store gets what happens from this start on
+        // (not the history), so it is placed before anything can happen.
+        let destinations: Vec<String> = config.notify.iter().map(|d| d.name.clone()).collect();
+        if !destinations.is_empty() {
+            store
+                .notify_start(&destinations)
+                .await
+                .map_err(|source| OpenError::Store { path: "(notification progress)".into(), source })?;
+        }
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
             idp,
             browser_sign_ins: Default::default(),
             audit_key,
-            store: Arc::new(store),
+            store,
             config,
             clock,
             changes: watch::Sender::new(0),

@@ -48,12 +48,6 @@ pub enum NextNotice {
 const BATCH: u32 = 200;
 
 impl Broker {
-    /// Destinations new to the store start at the log's head.
-    pub async fn notify_start(&self) -> BrokerResult<()> {
-        let names: Vec<String> = self.config.notify.iter().map(|d| d.name.clone()).collect();
-        Ok(self.store.notify_start(&names).await?)
-    }
-
     async fn progress_of(&self, destination: &str) -> BrokerResult<Option<NotifyProgress>> {
         Ok(self.store.notify_progress().await?.into_iter().find(|p| p.destination == destination))
     }

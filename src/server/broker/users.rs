@@ -36,6 +36,12 @@ fn check_name(kind: &str, name: &str) -> BrokerResult<()> {
     }
 }
 
+/// A name no user can have (every one passed [`check_name`]) is nobody's:
+/// not found, before the store is asked (PostgreSQL refuses a NUL in text).
+fn no_such_name(name: &str) -> BrokerResult<()> {
+    if is_valid_name(name) { Ok(()) } else { Err(BrokerError::NotFound(format!("user `{}`", name.escape_default()))) }
+}
+
 /// Who each recently used token belongs to, so a busy client costs no
 /// database read per call. Emptied whenever a token may have stopped working
 /// (rotation, removal) before that change is acknowledged; a read that raced
@@ -200,6 +206,7 @@ impl Broker {
         if name == caller.name {
             return Err(BrokerError::InvalidInput("you cannot remove yourself; ask another admin".into()));
         }
+        no_such_name(name)?;
         let mut event = NewEvent::new(&caller.name, Action::UserRemoved);
         event.detail = Some(name.to_string());
         let removal = self.store.remove_user(name, &caller.name, &format!("user {name} removed"), self.now(), event).await;
@@ -218,6 +225,7 @@ impl Broker {
 
     /// Rotation by `actor` (an admin, or the broker for `--dev`).
     pub async fn rotate_token_as(&self, actor: &str, name: &str, note: Option<&str>) -> BrokerResult<(UserRecord, SecretString)> {
+        no_such_name(name)?;
         let user = self.store.user(name).await?.ok_or_else(|| BrokerError::NotFound(format!("user `{name}`")))?;
         if let Some(issuer) = &user.issuer {
             return Err(BrokerError::InvalidInput(format!(

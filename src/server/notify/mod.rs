@@ -40,10 +40,6 @@ pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     if destinations.is_empty() {
         return;
     }
-    if let Err(e) = broker.notify_start().await {
-        tracing::error!(error = %e, "notifications: cannot read their progress; none will be sent until the broker restarts");
-        return;
-    }
     let loops = destinations.into_iter().map(|d| deliver(broker.clone(), d, shutdown.clone()));
     futures_util::future::join_all(loops).await;
 }

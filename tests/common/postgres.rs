@@ -1,0 +1,82 @@
+//! The integration suite on PostgreSQL: with `JIT_TEST_STORE=postgres`
+//! (`scripts/test` runs the suite a second time so), every broker a test
+//! starts keeps its state in a database of its own on the server
+//! `JIT_TEST_DATABASE_URL` names, one per data directory, so a restart on the
+//! same directory finds its state again.
+
+use std::path::Path;
+
+/// Whether this run's brokers use PostgreSQL.
+pub fn enabled() -> bool {
+    std::env::var("JIT_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+/// The URL of the database kept for `data_dir` (made on first use).
+pub fn database_for(data_dir: &Path) -> String {
+    let admin_url = std::env::var("JIT_TEST_DATABASE_URL").expect("JIT_TEST_STORE=postgres needs JIT_TEST_DATABASE_URL");
+    use sha2::Digest;
+    let name = format!("jit_it_{}", &hex::encode(sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes()))[..16]);
+    let (admin, db) = (admin_url.clone(), name.clone());
+    // On a runtime of its own: callers are sync, and may be inside a test's runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("the test PostgreSQL server answers");
+            let task = tokio::spawn(connection);
+            let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).await.unwrap().is_some();
+            if !exists {
+                client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+            }
+            drop(client);
+            let _ = task.await;
+        })
+    })
+    .join()
+    .unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn connect(data_dir: &Path) -> tokio_postgres::Client {
+    let url = database_for(data_dir);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("the test database answers");
+    tokio::spawn(connection);
+    client
+}
+
+/// Rows of `sql` on `data_dir`'s database, each column as text.
+pub async fn query_text(data_dir: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    let client = connect(data_dir).await;
+    let mut rows = Vec::new();
+    for message in client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")) {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+            rows.push((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect());
+        }
+    }
+    rows
+}
+
+/// Runs `sql` on `data_dir`'s database.
+pub async fn execute(data_dir: &Path, sql: &str) {
+    connect(data_dir).await.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+/// Runs `sql` on `data_dir`'s database; the database's refusal, if any.
+pub async fn try_execute(data_dir: &Path, sql: &str) -> Result<(), String> {
+    connect(data_dir).await.batch_execute(sql).await.map_err(|e| format!("{e:?}"))
+}
+
+/// Returns from the test when the suite runs on PostgreSQL: for the few
+/// tests of SQLite's own file (its journal, its marker, its mode), which the
+/// SQLite pass of the same run has just run.
+#[macro_export]
+macro_rules! sqlite_only {
+    () => {
+        if $crate::common::postgres::enabled() {
+            eprintln!("about SQLite's own file: run in the SQLite pass, not this one");
+            return;
+        }
+    };
+}
