@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench broker_load            # the full run (~1 min)
 //! cargo bench --bench broker_load -- --quick # CI's regression guard
+//! cargo bench --bench broker_load -- --engines # only SQLite against PostgreSQL
 //! JIT_BENCH_BASELINE=/path/to/older/jit cargo bench --bench broker_load
 //!                                             # an earlier build first, in the same run
 //! ```
@@ -90,6 +91,7 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    let only_engines = std::env::args().any(|a| a == "--engines");
     let mut settings = if quick {
         Settings { cycle_secs: 2, waiters: 500, approvals: 30 }
     } else {
@@ -122,12 +124,17 @@ fn main() {
             max = settings.waiters + 200,
             repos = repos.display()
         );
+        if only_engines {
+            engines_comparison(binary, &config, &settings);
+            continue;
+        }
         let broker = BrokerProcess::start_binary(binary, dir.path(), &config);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         passed &= runtime.block_on(run(&broker, &settings, quick));
         drop(broker);
         if !quick {
             dead_receiver_comparison(binary, &config, settings.cycle_secs);
+            engines_comparison(binary, &config, &settings);
         }
     }
     if !passed {
@@ -161,6 +168,86 @@ async fn cycles_on(broker: &BrokerProcess, secs: u64) -> LoadResult {
         async move { api.cycle(&devs[n], &reviewers[n]).await }
     })
     .await
+}
+
+/// A throwaway PostgreSQL cluster (`scripts/test-postgres`), stopped when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Cluster {
+    fn start() -> Option<Cluster> {
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
+        let out = std::process::Command::new(script).arg("start").arg(dir.path().join("pg")).output().ok()?;
+        if !out.status.success() {
+            eprintln!("PostgreSQL rows skipped: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return None;
+        }
+        Some(Cluster { url: String::from_utf8(out.stdout).unwrap().trim().to_string(), dir })
+    }
+
+    /// A new database's URL.
+    fn database(&self, name: &str) -> String {
+        let out = std::process::Command::new("psql").arg(&self.url).args(["-qc", &format!("CREATE DATABASE {name}")]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.url.replace("/postgres", &format!("/{name}"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
+        let _ = std::process::Command::new(script).arg("stop").arg(self.dir.path().join("pg")).output();
+    }
+}
+
+/// The same 8-client cycles and wake-ups on SQLite and on PostgreSQL (one
+/// broker), each on a fresh broker and database, in this run.
+fn engines_comparison(binary: &std::path::Path, config: &str, settings: &Settings) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let cluster = Cluster::start();
+    println!();
+    let mut engines = vec![("SQLite", None)];
+    if let Some(cluster) = &cluster {
+        engines.push(("PostgreSQL, one broker", Some(cluster.database("bench_one"))));
+    }
+    for (label, url) in engines {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(&str, &str)> = url.as_deref().map(|u| vec![("JIT_DATABASE_URL", u)]).unwrap_or_default();
+        let broker = BrokerProcess::start_binary_with(binary, dir.path(), config, &env);
+        let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
+        let (cycles, (wake, _)) = runtime.block_on(async {
+            let (devs, reviewers) = team(&api, &broker).await;
+            for _ in 0..20 {
+                api.cycle(&devs[0], &reviewers[0]).await;
+            }
+            let cycles = load(settings.cycle_secs, 8, {
+                let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
+                move |n| {
+                    let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
+                    async move { api.cycle(&devs[n], &reviewers[n]).await }
+                }
+            })
+            .await;
+            (cycles, approval_latency(&api, &devs[1], &reviewers[1], settings.approvals).await)
+        });
+        println!(
+            "{:<58} {:>10.0}/s {:>8.3}ms {:>8.3}ms",
+            format!("request → approve → mint, 8 clients, {label}"),
+            cycles.rate,
+            ms(cycles.p50),
+            ms(cycles.p99)
+        );
+        println!(
+            "{:<58} {:>12} {:>8.3}ms {:>8.3}ms",
+            format!("  approve → long-polling requester returns, {label}"),
+            "",
+            ms(wake.0),
+            ms(wake.1)
+        );
+    }
 }
 
 /// The same 8-client cycles with no notifications and with a webhook whose

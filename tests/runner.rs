@@ -28,6 +28,7 @@ mod test_next_steps;
 mod test_notify;
 mod test_policy;
 mod test_ref_scopes;
+mod test_replicas;
 mod test_setup;
 mod test_sign_in;
 mod test_slow_clients;

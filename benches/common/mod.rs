@@ -82,6 +82,11 @@ impl BrokerProcess {
 
     /// As [`BrokerProcess::start`], with the `jit` binary at `jit` (a baseline build, say).
     pub fn start_binary(jit: &Path, dir: &Path, config: &str) -> BrokerProcess {
+        Self::start_binary_with(jit, dir, config, &[])
+    }
+
+    /// As [`BrokerProcess::start_binary`], with `env` set for both runs of `jit server`.
+    pub fn start_binary_with(jit: &Path, dir: &Path, config: &str, env: &[(&str, &str)]) -> BrokerProcess {
         let config_path = dir.join("jit.toml");
         std::fs::write(&config_path, config).unwrap();
         let data = dir.join("broker");
@@ -90,6 +95,7 @@ impl BrokerProcess {
             .arg(&config_path)
             .arg("--data-dir")
             .arg(&data)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
@@ -103,6 +109,7 @@ impl BrokerProcess {
                 .arg("--data-dir")
                 .arg(&data)
                 .env("JIT_LOG", "warn")
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap(),

@@ -84,7 +84,11 @@ CREATE TABLE grants (
     start_retry_at  TIMESTAMPTZ,
     end_failures    INTEGER NOT NULL DEFAULT 0,
     end_error       TEXT,
-    end_retry_at    TIMESTAMPTZ
+    end_retry_at    TIMESTAMPTZ,
+    -- the reaper's claim while it calls the host: which broker, until when
+    -- (another broker skips the grant; a dead broker's claim runs out)
+    claimed_by      TEXT,
+    claimed_until   TIMESTAMPTZ
 );
 CREATE INDEX grants_user_id ON grants (user_id);
 CREATE INDEX grants_open ON grants (ended_at, expires_at);

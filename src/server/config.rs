@@ -130,6 +130,10 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// How often the reaper looks for work when nothing is due sooner.
     pub reaper_interval: Duration,
+    /// With other brokers on the database: how often a long-poll reads its
+    /// request again, and how long a remembered sign-in is trusted, in case
+    /// a change notification was lost (not in the file: 5 s).
+    pub recheck: Duration,
     pub max_body_bytes: usize,
     /// HTTPS: the certificate chain and key (PEM); plain HTTP without.
     pub tls: Option<TlsFiles>,
@@ -229,6 +233,7 @@ impl ServerConfig {
             pending_ttl: AccessDuration::from_secs(3600).expect("valid default"),
             max_wait: Duration::from_secs(60),
             reaper_interval: Duration::from_secs(1),
+            recheck: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             tls: None,
             limits: ConnectionLimits::default(),

@@ -10,7 +10,9 @@
 //! Beside it, on a loop of its own, the sessions of people the identity
 //! provider signed in are checked with the IdP as they fall due: an IdP that
 //! is slow to answer delays those checks, never a grant's end. Notifications
-//! are delivered the same way, a loop per destination (`server::notify`).
+//! are delivered the same way, a loop per destination (`server::notify`), and
+//! what other brokers sharing the database change is heard on one more
+//! (`broker::changes`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +34,8 @@ pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     tokio::join!(
         end_what_time_ended(broker.clone(), shutdown.clone()),
         check_sessions(broker.clone(), shutdown.clone()),
-        super::notify::run(broker, shutdown)
+        broker.follow_changes(shutdown.clone()),
+        super::notify::run(broker.clone(), shutdown)
     );
 }
 

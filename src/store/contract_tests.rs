@@ -245,3 +245,28 @@ async fn the_first_admin_is_decided_atomically() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_grant_is_claimed_by_one_broker_at_a_time_until_its_claim_runs_out() {
+    each_store(|s| async move {
+        let user =
+            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        let start = at("2026-11-25T12:00:01Z");
+        let grant = s.create_request(&new_request(1), Some((start, start + chrono::Duration::hours(1))), vec![], vec![]).await.unwrap();
+        let id = grant.grant.unwrap().id;
+        let (now, until) = (start, start + chrono::Duration::minutes(2));
+        assert!(s.claim_grant(id, "a:1", now, until).await.unwrap(), "unclaimed: a takes it");
+        assert!(!s.claim_grant(id, "b:2", now, until).await.unwrap(), "a holds it: b skips it");
+        assert!(s.claim_grant(id, "a:1", now, until).await.unwrap(), "a's own claim is a's");
+        assert!(s.claim_grant(id, "b:2", until, until + chrono::Duration::minutes(2)).await.unwrap(), "a's ran out: b takes it");
+        // A failed attempt lets go at once (the retry time decides when next).
+        let failure = EndFailure { error: "HTTP 503".into(), at: now, retry_at: now + chrono::Duration::seconds(5) };
+        s.record_host_failure(id, HostPhase::Start, &[], &failure, NewEvent::new("broker", Action::HostRevokeFailed)).await.unwrap();
+        assert!(s.claim_grant(id, "a:1", now, until).await.unwrap(), "released by the failure");
+        assert!(s.mark_grant_ended(id, now, &[], &[], vec![]).await.unwrap());
+        assert!(!s.claim_grant(id, "a:1", now, until).await.unwrap(), "an ended grant is nobody's to claim");
+        assert!(!s.claim_grant(id + 100, "a:1", now, until).await.unwrap(), "nor is one that does not exist");
+    })
+    .await;
+}

@@ -47,6 +47,20 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A change other brokers on the same database must hear of, to drop what
+/// they hold in memory or wake who waits on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A request was made or decided: its waiters read it again.
+    Request(i64),
+    /// A token, user, session or group changed: remembered sign-ins are stale.
+    Identities,
+    /// A grant was revoked or superseded: the reaper looks again.
+    Grants,
+    /// The feed was lost and is back: anything may have changed meanwhile.
+    Resync,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Reads every table and reports the last integrity check: fails when the database does.
@@ -55,6 +69,13 @@ pub trait Store: Send + Sync {
     /// Waits for every connection to finish and closes them (SQLite
     /// checkpoints its journal into the file); called once the server stopped.
     async fn close(&self);
+
+    /// What other brokers sharing this database change, as they commit it
+    /// (this broker's own changes too); `None` when no other broker can
+    /// share it (SQLite), so nothing needs hearing.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 
     // Users. Only users not removed are found, by token, name or id.
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>>;
@@ -143,6 +164,10 @@ pub trait Store: Send + Sync {
         released: &[String],
         events: Vec<NewEvent>,
     ) -> StoreResult<bool>;
+    /// Claims grant `id` for `holder` until `until` while it calls the
+    /// grant's host: true when it is `holder`'s now (no claim, an expired
+    /// one, or its own), false when another holds it or the grant ended.
+    async fn claim_grant(&self, id: i64, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool>;
     /// Failed attempts in a row to start or end a grant at its host.
     async fn host_failures(&self, id: i64, phase: HostPhase) -> StoreResult<u32>;
     /// Records a failed attempt to start or end a grant at its host, with its

@@ -106,6 +106,19 @@ pub struct TestBroker {
     http: reqwest::Client,
     /// Where the shared log stood when this broker started: its drop searches from there.
     log_mark: usize,
+    /// The PostgreSQL database this broker shares with others, if it does.
+    shared: Option<SharedDatabase>,
+}
+
+/// A PostgreSQL database several test brokers share, with the key they all sign with.
+#[derive(Clone)]
+pub struct SharedDatabase {
+    pub url: String,
+    pub key_file: PathBuf,
+    /// The brokers' `recheck`: long, so a test sees what the change feed
+    /// does; short, to see the fallback when a notification never comes.
+    pub recheck: std::time::Duration,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 impl Drop for TestBroker {
@@ -168,6 +181,34 @@ impl TestBroker {
     /// A broker whose gateway serves the demo repo and a bare repo for each of
     /// `repos` (`team/r1` is `<repos_dir>/team/r1.git`, one commit on `main`).
     pub async fn start_with_repos(policy: &str, repos: &[&str]) -> TestBroker {
+        Self::start_on(policy, repos, None, true).await
+    }
+
+    /// `n` brokers on one fresh PostgreSQL database (each with its own data
+    /// dir, clock and replica id), the demo users made once through the first
+    /// (`None`, said on stderr, without a test server).
+    pub async fn start_replicas(n: usize, policy: &str) -> Option<Vec<TestBroker>> {
+        Self::start_replicas_rechecking(n, policy, std::time::Duration::from_secs(600)).await
+    }
+
+    /// [`TestBroker::start_replicas`] whose brokers read their long-polls' requests every `recheck`.
+    pub async fn start_replicas_rechecking(n: usize, policy: &str, recheck: std::time::Duration) -> Option<Vec<TestBroker>> {
+        let url = crate::common::postgres::fresh_database()?;
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("audit.key");
+        std::fs::write(&key_file, hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let shared = SharedDatabase { url, key_file, recheck, _dir: Arc::new(dir) };
+        let mut brokers = vec![Self::start_on(policy, &[], Some(shared.clone()), true).await];
+        for _ in 1..n {
+            let mut b = Self::start_on(policy, &[], Some(shared.clone()), false).await;
+            b.tokens = brokers[0].tokens.clone();
+            brokers.push(b);
+        }
+        Some(brokers)
+    }
+
+    async fn start_on(policy: &str, repos: &[&str], shared: Option<SharedDatabase>, make_users: bool) -> TestBroker {
         let log_mark = crate::common::logs::mark();
         let dir = tempfile::tempdir().unwrap();
         let policy = policy.replace("{data_dir}", &dir.path().display().to_string());
@@ -182,9 +223,9 @@ impl TestBroker {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let clock = Arc::new(ShiftedClock::new());
-        let broker = Self::open(policy, dir.path(), &listener, clock.clone()).await;
+        let broker = Self::open(policy, dir.path(), &shared, &listener, clock.clone()).await;
         let mut tokens = std::collections::BTreeMap::new();
-        for (name, groups, admin) in USERS {
+        for (name, groups, admin) in USERS.iter().filter(|_| make_users) {
             let new =
                 NewUser { name: name.to_string(), groups: groups.iter().map(|g| g.to_string()).collect(), admin: *admin, email: None };
             let (_, token) = broker.create_user("test", new, false, None).await.unwrap();
@@ -199,15 +240,33 @@ impl TestBroker {
             policy: policy.to_string(),
             http: reqwest::Client::new(),
             log_mark,
+            shared,
         };
         b.launch(broker, listener).await;
         b
     }
 
     /// The broker on `data_dir`, its clone URLs on `listener`'s address.
-    async fn open(policy: &str, data_dir: &Path, listener: &tokio::net::TcpListener, clock: Arc<ShiftedClock>) -> Arc<Broker> {
+    async fn open(
+        policy: &str,
+        data_dir: &Path,
+        shared: &Option<SharedDatabase>,
+        listener: &tokio::net::TcpListener,
+        clock: Arc<ShiftedClock>,
+    ) -> Arc<Broker> {
         let mut config = config_for(policy, data_dir);
         config.listen = listener.local_addr().unwrap();
+        if let Some(shared) = shared {
+            config.database = jit::server::config::Database::Postgres(jit::server::config::PostgresSettings {
+                url: shared.url.clone().into(),
+                pool_size: 8,
+                statement_timeout: std::time::Duration::from_secs(30),
+                ca_file: None,
+            });
+            config.audit_key_file = Some(shared.key_file.clone());
+            config.recheck = shared.recheck;
+            config.max_wait = std::time::Duration::from_secs(30);
+        }
         Arc::new(Broker::open_with_clock(config, clock).await.unwrap())
     }
 
@@ -232,7 +291,7 @@ impl TestBroker {
             h.shutdown().await.unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let broker = Self::open(&self.policy, self.dir.path(), &listener, self.clock.clone()).await;
+        let broker = Self::open(&self.policy, self.dir.path(), &self.shared, &listener, self.clock.clone()).await;
         self.launch(broker, listener).await;
     }
 
@@ -282,11 +341,19 @@ impl TestBroker {
         conn
     }
 
+    /// The PostgreSQL database this broker is on, if it is.
+    fn postgres_url(&self) -> Option<String> {
+        match &self.shared {
+            Some(shared) => Some(shared.url.clone()),
+            None => crate::common::postgres::enabled().then(|| crate::common::postgres::database_for(self.dir.path())),
+        }
+    }
+
     /// Rows of `sql` (a query both engines read alike), each column as text,
     /// from whichever database this broker is on.
     pub async fn query_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        if crate::common::postgres::enabled() {
-            return crate::common::postgres::query_text(self.dir.path(), sql).await;
+        if let Some(url) = self.postgres_url() {
+            return crate::common::postgres::query_text(&url, sql).await;
         }
         let db = self.db();
         let mut stmt = db.prepare(sql).unwrap();
@@ -311,8 +378,8 @@ impl TestBroker {
     /// Runs `sqlite` or `postgres` (whichever engine this broker is on) as
     /// the database's owner would: how tests tamper with what the broker keeps.
     pub async fn execute(&self, sqlite: &str, postgres: &str) {
-        if crate::common::postgres::enabled() {
-            crate::common::postgres::execute(self.dir.path(), postgres).await;
+        if let Some(url) = self.postgres_url() {
+            crate::common::postgres::execute(&url, postgres).await;
         } else {
             self.db().execute_batch(sqlite).unwrap();
         }
@@ -320,8 +387,8 @@ impl TestBroker {
 
     /// Runs `sql` (alike on both engines); the database's refusal, if any.
     pub async fn try_execute(&self, sql: &str) -> Result<(), String> {
-        if crate::common::postgres::enabled() {
-            crate::common::postgres::try_execute(self.dir.path(), sql).await
+        if let Some(url) = self.postgres_url() {
+            crate::common::postgres::try_execute(&url, sql).await
         } else {
             self.db().execute_batch(sql).map_err(|e| e.to_string())
         }

@@ -11,6 +11,23 @@ pub fn enabled() -> bool {
     std::env::var("JIT_TEST_STORE").as_deref() == Ok("postgres")
 }
 
+/// A new, empty database's URL, or `None` (said on stderr) when no test
+/// server was given; CI (`JIT_TEST_POSTGRES=required`) fails instead.
+pub fn fresh_database() -> Option<String> {
+    if std::env::var("JIT_TEST_DATABASE_URL").is_err() {
+        assert!(
+            std::env::var("JIT_TEST_POSTGRES").as_deref() != Ok("required"),
+            "JIT_TEST_POSTGRES=required but JIT_TEST_DATABASE_URL is not set"
+        );
+        eprintln!(
+            "skipped: this test needs PostgreSQL and JIT_TEST_DATABASE_URL is not set (scripts/test sets it when PostgreSQL is installed)"
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    Some(database_for(dir.path()))
+}
+
 /// The URL of the database kept for `data_dir` (made on first use).
 pub fn database_for(data_dir: &Path) -> String {
     let admin_url = std::env::var("JIT_TEST_DATABASE_URL").expect("JIT_TEST_STORE=postgres needs JIT_TEST_DATABASE_URL");
@@ -39,16 +56,15 @@ pub fn database_for(data_dir: &Path) -> String {
     url.to_string()
 }
 
-async fn connect(data_dir: &Path) -> tokio_postgres::Client {
-    let url = database_for(data_dir);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("the test database answers");
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("the test database answers");
     tokio::spawn(connection);
     client
 }
 
-/// Rows of `sql` on `data_dir`'s database, each column as text.
-pub async fn query_text(data_dir: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
-    let client = connect(data_dir).await;
+/// Rows of `sql` on the database at `url`, each column as text.
+pub async fn query_text(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    let client = connect(url).await;
     let mut rows = Vec::new();
     for message in client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")) {
         if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
@@ -58,14 +74,14 @@ pub async fn query_text(data_dir: &Path, sql: &str) -> Vec<Vec<Option<String>>> 
     rows
 }
 
-/// Runs `sql` on `data_dir`'s database.
-pub async fn execute(data_dir: &Path, sql: &str) {
-    connect(data_dir).await.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+/// Runs `sql` on the database at `url`.
+pub async fn execute(url: &str, sql: &str) {
+    connect(url).await.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
 }
 
-/// Runs `sql` on `data_dir`'s database; the database's refusal, if any.
-pub async fn try_execute(data_dir: &Path, sql: &str) -> Result<(), String> {
-    connect(data_dir).await.batch_execute(sql).await.map_err(|e| format!("{e:?}"))
+/// Runs `sql` on the database at `url`; the database's refusal, if any.
+pub async fn try_execute(url: &str, sql: &str) -> Result<(), String> {
+    connect(url).await.batch_execute(sql).await.map_err(|e| format!("{e:?}"))
 }
 
 /// Returns from the test when the suite runs on PostgreSQL: for the few

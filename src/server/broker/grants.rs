@@ -11,6 +11,10 @@ use crate::domain::request::{self as request, GrantStatus, GrantWindow, grant_st
 use crate::providers::{Kept, Minted, Provider, ProviderError};
 use crate::store::StoreError;
 
+/// How long a broker's claim on a grant lasts: longer than every call one
+/// start or end makes to a host (each bounded by its provider's timeout).
+pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.
     fn may_see_grant(&self, caller: &UserRecord, grant: &GrantRecord) -> bool {
@@ -167,6 +171,9 @@ impl Broker {
         let now = self.now();
         let mut closed = 0;
         for grant in self.store.grants_to_end(now).await? {
+            if !self.claim(&grant, now).await? {
+                continue; // another broker on this database is ending it
+            }
             let (mut events, mut revoked, mut released) = (Vec::new(), Vec::new(), Vec::new());
             if let Some((repo, provider)) = self.repo_and_provider(&grant.repo) {
                 match self.end_at_host(repo, provider.as_ref(), &grant, &mut revoked, &mut released).await {
@@ -225,6 +232,14 @@ impl Broker {
         provider.revoke(repo, grant).await
     }
 
+    /// Claims `grant` for this broker while it calls the grant's host, so
+    /// brokers sharing a database never call a host twice for one grant; a
+    /// broker that dies mid-call leaves a claim that runs out after [`CLAIM`].
+    async fn claim(&self, grant: &GrantRecord, now: DateTime<Utc>) -> BrokerResult<bool> {
+        let until = now + chrono::Duration::from_std(CLAIM).expect("a short duration");
+        Ok(self.store.claim_grant(grant.id, &self.replica, now, until).await?)
+    }
+
     async fn record_host_failure(
         &self,
         grant: &GrantRecord,
@@ -266,6 +281,9 @@ impl Broker {
         let mut started = 0;
         for grant in self.store.grants_to_start(&repos, now).await? {
             let Some((repo, provider)) = self.repo_and_provider(&grant.repo) else { continue };
+            if !self.claim(&grant, now).await? {
+                continue; // another broker on this database is starting it
+            }
             let added = match provider.membership_key(repo, &grant) {
                 Ok(key) => {
                     let holder = self.store.holder_of(&key, grant.id).await?;

@@ -13,6 +13,7 @@
 //! refusals are [`git::GitRefusal`]s, mapped to responses in `server::error`.
 
 pub mod audit;
+pub mod changes;
 mod error;
 pub mod git;
 mod grants;
@@ -101,6 +102,11 @@ pub struct Broker {
     idp: Option<crate::server::oidc::Idp>,
     /// Browser sign-ins between their start and the CLI collecting them.
     browser_sign_ins: sessions::BrowserSignIns,
+    /// This broker among those sharing a database (`host:data-dir-hash`), for claims and `/healthz`.
+    replica: String,
+    /// Whether other brokers may share the database (PostgreSQL): then what
+    /// they change is heard through the store's change feed (`changes`).
+    shared: bool,
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
@@ -113,6 +119,20 @@ fn event(actor: &str, action: crate::domain::audit::Action, repo: &str, level: L
     e.repo = Some(repo.to_string());
     e.level = Some(level);
     e
+}
+
+/// `host:data-dir-hash`: which broker this is, among those sharing a
+/// database. The same after a restart, so a broker killed mid-call takes its
+/// own claims straight back instead of waiting for them to run out.
+fn replica_id(data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("{host}:{}", &hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()))[..8])
 }
 
 impl Broker {
@@ -185,24 +205,34 @@ impl Broker {
                 .await
                 .map_err(|source| OpenError::Store { path: "(notification progress)".into(), source })?;
         }
+        // Other brokers may share this database: what they change is heard (`changes`).
+        let shared = store.changes().is_some();
+        let recheck = config.recheck;
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
             idp,
             browser_sign_ins: Default::default(),
+            replica: replica_id(&config.data_dir),
             audit_key,
             store,
             config,
             clock,
             changes: watch::Sender::new(0),
             waiters: Default::default(),
-            known_tokens: Default::default(),
+            known_tokens: users::KnownTokens::trusted_for(shared.then_some(recheck)),
+            shared,
             reaper_wake: Notify::new(),
             closing: AtomicBool::new(false),
             fetch_windows: Default::default(),
             refusal_windows: Default::default(),
             guard,
         })
+    }
+
+    /// This broker's name among replicas sharing its database.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     pub fn config(&self) -> &ServerConfig {

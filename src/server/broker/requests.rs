@@ -395,9 +395,19 @@ impl Broker {
             }
             // Wake at the pending deadline too, so a waiter sees `expired` on time.
             let mut wake = deadline;
+            let mut expires = false;
             if req.status == RequestStatus::Pending {
                 let until = (req.created_at + self.pending_ttl() - self.now()).to_std().unwrap_or(Duration::ZERO);
-                wake = wake.min(tokio::time::Instant::now() + until);
+                let at = tokio::time::Instant::now() + until;
+                expires = at < wake;
+                wake = wake.min(at);
+            }
+            // With other brokers on the database, read again now and then: a
+            // decision there arrives by notification, which may be lost.
+            let recheck = self.shares_database().then(|| tokio::time::Instant::now() + self.config.recheck);
+            let recheck = recheck.filter(|at| *at < wake);
+            if let Some(at) = recheck {
+                wake = at;
             }
             tokio::select! {
                 decided = decisions.next() => match decided {
@@ -415,7 +425,9 @@ impl Broker {
                     if wake >= deadline {
                         return self.load_visible(caller, id).await;
                     }
-                    self.expire(id).await?;
+                    if recheck.is_none() && expires {
+                        self.expire(id).await?;
+                    }
                     req = self.load_visible(caller, id).await?;
                 }
             }

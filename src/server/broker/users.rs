@@ -42,22 +42,36 @@ fn no_such_name(name: &str) -> BrokerResult<()> {
     if is_valid_name(name) { Ok(()) } else { Err(BrokerError::NotFound(format!("user `{}`", name.escape_default()))) }
 }
 
+type Remembered = std::collections::HashMap<TokenHash, (Authenticated, std::time::Instant)>;
+
 /// Who each recently used token belongs to, so a busy client costs no
 /// database read per call. Emptied whenever a token may have stopped working
 /// (rotation, removal) before that change is acknowledged; a read that raced
 /// with such a change is not remembered, because the generation moved on.
+/// With other brokers on the database, an entry is trusted for `max_age` at
+/// most: their changes arrive through the change feed, and this bounds what
+/// a lost notification can leave behind.
 #[derive(Default)]
 pub(super) struct KnownTokens {
-    inner: std::sync::Mutex<(u64, std::collections::HashMap<TokenHash, Authenticated>)>,
+    /// The generation (moved on by every forget), and each token's sign-in with when it was read.
+    inner: std::sync::Mutex<(u64, Remembered)>,
+    /// How long an entry is trusted (none: until forgotten; one broker only).
+    max_age: Option<std::time::Duration>,
 }
 
 impl KnownTokens {
     /// More than this many and the map starts over (it holds only valid tokens).
     const MAX: usize = 10_000;
 
+    /// Remembers entries for at most `max_age` (brokers sharing a database).
+    pub(super) fn trusted_for(max_age: Option<std::time::Duration>) -> KnownTokens {
+        KnownTokens { inner: Default::default(), max_age }
+    }
+
     fn lookup(&self, hash: &TokenHash) -> (u64, Option<Authenticated>) {
         let inner = self.inner.lock().expect("known tokens");
-        (inner.0, inner.1.get(hash).cloned())
+        let fresh = |at: &std::time::Instant| self.max_age.is_none_or(|max| at.elapsed() < max);
+        (inner.0, inner.1.get(hash).filter(|(_, at)| fresh(at)).map(|(auth, _)| auth.clone()))
     }
 
     fn remember(&self, generation: u64, hash: TokenHash, user: &Authenticated) {
@@ -66,7 +80,7 @@ impl KnownTokens {
             if inner.1.len() >= Self::MAX {
                 inner.1.clear();
             }
-            inner.1.insert(hash, user.clone());
+            inner.1.insert(hash, (user.clone(), std::time::Instant::now()));
         }
     }
 

@@ -42,6 +42,11 @@ impl Waiters {
         }
     }
 
+    /// Whether anyone here waits on request `id`.
+    pub fn watching(&self, id: i64) -> bool {
+        self.by_request.lock().expect("waiters").contains_key(&id)
+    }
+
     /// Requests someone is waiting on (for tests of the clean-up).
     #[cfg(test)]
     fn watched(&self) -> usize {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use tokio_postgres::Row;
 
-use super::db::{error, get};
+use super::db::{Sql, error, get};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent, timestamp};
 use crate::store::chain::{Chain, ChainHead};
 use crate::store::{StoreError, StoreResult};
@@ -19,23 +19,17 @@ const APPEND_LOCK: i64 = 0x6a69_745f_6175_6474; // "jit_audt"
 /// Appends `events` to the chain inside `tx` (always its last statement, so
 /// the lock is held only for the append and the commit), with a signed
 /// checkpoint of the new head.
-pub async fn append(tx: &tokio_postgres::Transaction<'_>, key: &SigningKey, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
+pub async fn append(tx: &impl Sql, key: &SigningKey, events: &[NewEvent], at: DateTime<Utc>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK]).await.map_err(error)?;
     let head = read_head(tx).await?;
     let mut chain = Chain::new(key.clone());
-    let insert = tx
-        .prepare(
-            "INSERT INTO audit_events (seq, at, actor, action, request_id, grant_id, repo, level, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .await
-        .map_err(error)?;
     for e in chain.link(head, events, at) {
         tx.execute(
-            &insert,
+            "INSERT INTO audit_events (seq, at, actor, action, request_id, grant_id, repo, level, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[&e.seq, &e.at, &e.actor, &e.action, &e.request_id, &e.grant_id, &e.repo, &e.level, &e.detail, &e.prev_hash, &e.hash],
         )
         .await
@@ -51,7 +45,7 @@ pub async fn append(tx: &tokio_postgres::Transaction<'_>, key: &SigningKey, even
     Ok(())
 }
 
-async fn read_head(client: &impl tokio_postgres::GenericClient) -> StoreResult<ChainHead> {
+async fn read_head(client: &impl Sql) -> StoreResult<ChainHead> {
     let row = client.query_opt("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1", &[]).await.map_err(error)?;
     match row {
         Some(r) => Ok(ChainHead { seq: get(&r, "seq")?, hash: get(&r, "hash")?, at: get(&r, "at")? }),
@@ -59,7 +53,7 @@ async fn read_head(client: &impl tokio_postgres::GenericClient) -> StoreResult<C
     }
 }
 
-pub async fn latest_checkpoint(client: &impl tokio_postgres::GenericClient) -> StoreResult<Option<Checkpoint>> {
+pub async fn latest_checkpoint(client: &impl Sql) -> StoreResult<Option<Checkpoint>> {
     let row =
         client.query_opt("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", &[]).await.map_err(error)?;
     row.map(|r| Ok(Checkpoint { seq: get(&r, "seq")?, hash: get(&r, "hash")?, at: get(&r, "at")?, signature: get(&r, "signature")? }))
@@ -84,12 +78,7 @@ fn event(r: &Row) -> StoreResult<AuditEvent> {
 
 /// Events after `after_seq` (at or after `since`), oldest first, at most
 /// `limit`; `at` is fixed-width RFC 3339 in UTC, so text order is time order.
-pub async fn events(
-    client: &impl tokio_postgres::GenericClient,
-    after_seq: i64,
-    since: Option<DateTime<Utc>>,
-    limit: u32,
-) -> StoreResult<Vec<AuditEvent>> {
+pub async fn events(client: &impl Sql, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
     let rows = client
         .query(
             "SELECT * FROM audit_events WHERE seq > $1 AND ($2::text IS NULL OR at >= $2) ORDER BY seq LIMIT $3",
@@ -104,7 +93,7 @@ pub async fn events(
 /// broker's key, and the event it signs with the hash signed: events cut
 /// from its end, or rewritten, stop the broker from starting (and from
 /// signing a shorter log as if it were whole). Every replica checks it.
-pub async fn check_tail(client: &impl tokio_postgres::GenericClient, key: &ed25519_dalek::VerifyingKey) -> StoreResult<()> {
+pub async fn check_tail(client: &impl Sql, key: &ed25519_dalek::VerifyingKey) -> StoreResult<()> {
     let Some(cp) = latest_checkpoint(client).await? else {
         let head = read_head(client).await?;
         if head.seq > 0 {

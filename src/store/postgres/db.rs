@@ -3,6 +3,7 @@
 //! connection), PostgreSQL's errors in the store's terms, reading a column
 //! without a panic, and times as the broker keeps them (to the millisecond).
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +41,16 @@ impl std::fmt::Debug for Connect {
     }
 }
 
-/// A pool of connections to the database `connect` names (none is opened yet).
-pub fn pool(connect: &Connect) -> StoreResult<Pool> {
+/// How every connection to the database is made.
+#[derive(Clone)]
+pub struct Connector {
+    pub config: tokio_postgres::Config,
+    pub tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+/// A pool of connections to the database `connect` names (none is opened
+/// yet), and how to make one more (the change feed's own).
+pub fn pool(connect: &Connect) -> StoreResult<(Pool, Connector)> {
     let url = secrecy::ExposeSecret::expose_secret(&connect.url);
     let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| StoreError::Unavailable(format!("database_url ({}) does not parse: {e}", url_without_password(url))))?;
@@ -51,15 +60,17 @@ pub fn pool(connect: &Connect) -> StoreResult<Pool> {
     config.options(format!("-c statement_timeout={}", connect.statement_timeout.as_millis().max(1)));
     config.application_name("jit");
     let tls = tls(connect.ca_file.as_deref())?;
+    let connector = Connector { config: config.clone(), tls: tls.clone() };
     let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    Pool::builder(manager)
+    let pool = Pool::builder(manager)
         .max_size(connect.pool_size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(10)))
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
-        .map_err(|e| StoreError::Unavailable(format!("cannot make the database pool: {e}")))
+        .map_err(|e| StoreError::Unavailable(format!("cannot make the database pool: {e}")))?;
+    Ok((pool, connector))
 }
 
 /// rustls trusting the system's roots and `ca_file`'s; used when the URL's
@@ -86,6 +97,44 @@ fn tls(ca_file: Option<&Path>) -> StoreResult<tokio_postgres_rustls::MakeRustlsC
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
+
+/// What the store's SQL runs on: a pooled connection or a transaction on
+/// one. Each statement is prepared once per connection and kept (deadpool's
+/// statement cache), so running one costs one round trip, not two.
+pub trait Sql: Sync {
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl Future<Output = Result<Vec<Row>, PgError>> + Send;
+    fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl Future<Output = Result<Row, PgError>> + Send;
+    fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl Future<Output = Result<Option<Row>, PgError>> + Send;
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl Future<Output = Result<u64, PgError>> + Send;
+}
+
+type PgError = tokio_postgres::Error;
+
+macro_rules! cached_sql {
+    ($type:ty, $inner:ty) => {
+        impl Sql for $type {
+            async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, PgError> {
+                let statement = self.prepare_cached(sql).await?;
+                <$inner>::query(self, &statement, params).await
+            }
+            async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, PgError> {
+                let statement = self.prepare_cached(sql).await?;
+                <$inner>::query_one(self, &statement, params).await
+            }
+            async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, PgError> {
+                let statement = self.prepare_cached(sql).await?;
+                <$inner>::query_opt(self, &statement, params).await
+            }
+            async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, PgError> {
+                let statement = self.prepare_cached(sql).await?;
+                <$inner>::execute(self, &statement, params).await
+            }
+        }
+    };
+}
+
+cached_sql!(deadpool_postgres::ClientWrapper, tokio_postgres::Client);
+cached_sql!(deadpool_postgres::Transaction<'_>, tokio_postgres::Transaction<'_>);
 
 /// A PostgreSQL error in the store's terms.
 pub fn error(e: tokio_postgres::Error) -> StoreError {

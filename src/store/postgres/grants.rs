@@ -7,17 +7,18 @@
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use super::audit::append;
-use super::db::{Filters, error, get, parsed, stored};
+use super::db::{Filters, Sql, error, get, parsed, stored};
+use super::feed::announce;
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede, Terms,
 };
 use crate::domain::refs::RefScope;
 use crate::domain::token::TokenHash;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Change, StoreError, StoreResult};
 
 /// Stored terms: both columns, or neither (decided before they were kept).
 pub fn terms(from_networks: Option<String>, allow_deletes: Option<bool>) -> StoreResult<Option<Terms>> {
@@ -62,18 +63,13 @@ fn grants(rows: &[Row]) -> StoreResult<Vec<GrantRecord>> {
     rows.iter().map(grant).collect()
 }
 
-pub async fn load(c: &impl GenericClient, id: i64) -> StoreResult<Option<GrantRecord>> {
+pub async fn load(c: &impl Sql, id: i64) -> StoreResult<Option<GrantRecord>> {
     let row = c.query_opt("SELECT * FROM grants WHERE id = $1", &[&id]).await.map_err(error)?;
     row.as_ref().map(grant).transpose()
 }
 
 /// Grants of `user_id` (all when `None`), live at `live_at` if given, newest first.
-pub async fn list(
-    c: &impl GenericClient,
-    user_id: Option<i64>,
-    live_at: Option<DateTime<Utc>>,
-    page: Page,
-) -> StoreResult<Vec<GrantRecord>> {
+pub async fn list(c: &impl Sql, user_id: Option<i64>, live_at: Option<DateTime<Utc>>, page: Page) -> StoreResult<Vec<GrantRecord>> {
     let mut filters = Filters::default();
     filters.when("user_id = $", user_id).when("revoked_at IS NULL AND expires_at > $", live_at.map(stored)).when("id < $", page.before);
     let sql = filters.sql("SELECT * FROM grants WHERE {filters} ORDER BY id DESC LIMIT {limit}", page.limit);
@@ -81,7 +77,7 @@ pub async fn list(
 }
 
 /// Writes the grant of approved request `req` for `window`; returns its id.
-pub async fn insert(tx: &Transaction<'_>, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
+pub async fn insert(tx: &impl Sql, req: &RequestRecord, window: (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<i64> {
     let row = tx
         .query_one(
             "INSERT INTO grants (request_id, user_id, \"user\", repo, level, rule, refs, from_networks, allow_deletes, granted_at, expires_at)
@@ -128,7 +124,7 @@ pub fn written(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime
 /// Ends each superseded grant still live at `at`, with its event, and moves
 /// its unexpired gateway credentials to the grant `by` that covers it (see
 /// the SQLite store's `supersede` for why). Returns the events of the grants it ended.
-pub async fn supersede(tx: &Transaction<'_>, superseded: Vec<Supersede>, by: i64, at: DateTime<Utc>) -> StoreResult<Vec<NewEvent>> {
+pub async fn supersede(tx: &impl Sql, superseded: Vec<Supersede>, by: i64, at: DateTime<Utc>) -> StoreResult<Vec<NewEvent>> {
     let when = stored(at);
     let mut ended_events = Vec::new();
     for Supersede { grant_id: id, event, ended } in superseded {
@@ -151,14 +147,7 @@ pub async fn supersede(tx: &Transaction<'_>, superseded: Vec<Supersede>, by: i64
 }
 
 /// Revokes grant `id` if it is still live at `at`.
-pub async fn revoke(
-    tx: &Transaction<'_>,
-    key: &SigningKey,
-    id: i64,
-    by: &str,
-    at: DateTime<Utc>,
-    event: NewEvent,
-) -> StoreResult<GrantRecord> {
+pub async fn revoke(tx: &impl Sql, key: &SigningKey, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
     let row = tx
         .query_opt(
             "UPDATE grants SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL AND expires_at > $1 RETURNING *",
@@ -170,12 +159,13 @@ pub async fn revoke(
         let exists = load(tx, id).await?.is_some();
         return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("grant {id}")) });
     };
+    announce(tx, &Change::Grants).await?;
     append(tx, key, &[event], at).await?;
     grant(&row)
 }
 
 /// Ended grants (expired by `now` or revoked) whose provider was not yet told, due for an attempt.
-pub async fn to_end(c: &impl GenericClient, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
+pub async fn to_end(c: &impl Sql, now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
     let rows = c
         .query(
             "SELECT * FROM grants WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= $1)
@@ -189,7 +179,7 @@ pub async fn to_end(c: &impl GenericClient, now: DateTime<Utc>) -> StoreResult<V
 
 /// See [`crate::store::Store::mark_grant_ended`].
 pub async fn mark_ended(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     id: i64,
     at: DateTime<Utc>,
@@ -224,7 +214,21 @@ pub async fn mark_ended(
     Ok(true)
 }
 
-pub async fn host_failures(c: &impl GenericClient, id: i64, phase: HostPhase) -> StoreResult<u32> {
+/// See [`crate::store::Store::claim_grant`]: the `UPDATE` waits for a
+/// claim another broker is writing, then re-checks it.
+pub async fn claim(tx: &impl Sql, id: i64, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool> {
+    let done = tx
+        .execute(
+            "UPDATE grants SET claimed_by = $1, claimed_until = $2
+             WHERE id = $3 AND ended_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $4 OR claimed_by = $1)",
+            &[&holder, &stored(until), &id, &stored(now)],
+        )
+        .await
+        .map_err(error)?;
+    Ok(done == 1)
+}
+
+pub async fn host_failures(c: &impl Sql, id: i64, phase: HostPhase) -> StoreResult<u32> {
     let sql = match phase {
         HostPhase::Start => "SELECT start_failures AS n FROM grants WHERE id = $1",
         HostPhase::End => "SELECT end_failures AS n FROM grants WHERE id = $1",
@@ -235,7 +239,7 @@ pub async fn host_failures(c: &impl GenericClient, id: i64, phase: HostPhase) ->
 
 /// See [`crate::store::Store::record_host_failure`].
 pub async fn record_host_failure(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     id: i64,
     phase: HostPhase,
@@ -248,14 +252,16 @@ pub async fn record_host_failure(
     let done = match phase {
         HostPhase::Start => tx
             .execute(
-                "UPDATE grants SET start_failures = start_failures + 1, start_retry_at = $1 WHERE id = $2 AND ended_at IS NULL",
+                "UPDATE grants SET start_failures = start_failures + 1, start_retry_at = $1, claimed_until = NULL
+                 WHERE id = $2 AND ended_at IS NULL",
                 &[&retry_at, &id],
             )
             .await
             .map_err(error)?,
         HostPhase::End => tx
             .execute(
-                "UPDATE grants SET end_failures = end_failures + 1, end_retry_at = $1, end_error = $2 WHERE id = $3 AND ended_at IS NULL",
+                "UPDATE grants SET end_failures = end_failures + 1, end_retry_at = $1, end_error = $2, claimed_until = NULL
+                 WHERE id = $3 AND ended_at IS NULL",
                 &[&retry_at, &failure.error, &id],
             )
             .await
@@ -268,7 +274,7 @@ pub async fn record_host_failure(
 }
 
 /// Live grants on `repos` not yet given their access at the host, due for an attempt.
-pub async fn to_start(c: &impl GenericClient, repos: &[String], now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
+pub async fn to_start(c: &impl Sql, repos: &[String], now: DateTime<Utc>) -> StoreResult<Vec<GrantRecord>> {
     if repos.is_empty() {
         return Ok(Vec::new());
     }
@@ -284,7 +290,7 @@ pub async fn to_start(c: &impl GenericClient, repos: &[String], now: DateTime<Ut
 }
 
 pub async fn mark_started(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     id: i64,
     at: DateTime<Utc>,
@@ -292,7 +298,10 @@ pub async fn mark_started(
     event: NewEvent,
 ) -> StoreResult<()> {
     let done = tx
-        .execute("UPDATE grants SET host_started_at = $1, start_retry_at = NULL WHERE id = $2 AND ended_at IS NULL", &[&stored(at), &id])
+        .execute(
+            "UPDATE grants SET host_started_at = $1, start_retry_at = NULL, claimed_until = NULL WHERE id = $2 AND ended_at IS NULL",
+            &[&stored(at), &id],
+        )
         .await
         .map_err(error)?;
     if done == 0 {
@@ -308,7 +317,7 @@ fn host_token(r: &Row) -> StoreResult<HostToken> {
     Ok(HostToken { id: get(r, "id")?, grant_id: get(r, "grant_id")?, sealed: get(r, "sealed")?, shared_key: get(r, "shared_key")? })
 }
 
-pub async fn holder_of(c: &impl GenericClient, key: &str, except: i64) -> StoreResult<Option<HostToken>> {
+pub async fn holder_of(c: &impl Sql, key: &str, except: i64) -> StoreResult<Option<HostToken>> {
     let row = c
         .query_opt(
             "SELECT t.id, t.grant_id, t.sealed, t.shared_key FROM host_tokens t JOIN grants g ON g.id = t.grant_id
@@ -320,7 +329,7 @@ pub async fn holder_of(c: &impl GenericClient, key: &str, except: i64) -> StoreR
     row.as_ref().map(host_token).transpose()
 }
 
-pub async fn failing_ends(c: &impl GenericClient) -> StoreResult<Vec<FailingEnd>> {
+pub async fn failing_ends(c: &impl Sql) -> StoreResult<Vec<FailingEnd>> {
     let rows =
         c.query("SELECT * FROM grants WHERE ended_at IS NULL AND end_failures > 0 ORDER BY expires_at, id", &[]).await.map_err(error)?;
     rows.iter()
@@ -337,7 +346,7 @@ pub async fn failing_ends(c: &impl GenericClient) -> StoreResult<Vec<FailingEnd>
 
 /// The earliest end (or retry) of a grant not yet ended: its end, or its
 /// next attempt at the host (to end it, or to give it its access).
-pub async fn next_expiry(c: &impl GenericClient) -> StoreResult<Option<DateTime<Utc>>> {
+pub async fn next_expiry(c: &impl Sql) -> StoreResult<Option<DateTime<Utc>>> {
     let row = c
         .query_one(
             "SELECT MIN(LEAST(COALESCE(end_retry_at, expires_at), COALESCE(start_retry_at, end_retry_at, expires_at))) AS t
@@ -349,7 +358,7 @@ pub async fn next_expiry(c: &impl GenericClient) -> StoreResult<Option<DateTime<
     get(&row, "t")
 }
 
-async fn insert_host_token(tx: &Transaction<'_>, token: &NewHostToken) -> StoreResult<()> {
+async fn insert_host_token(tx: &impl Sql, token: &NewHostToken) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO host_tokens (grant_id, sealed, created_at, expires_at, shared_key) VALUES ($1, $2, $3, $4, $5)",
         &[&token.grant_id, &token.sealed, &stored(token.created_at), &stored(token.expires_at), &token.shared_key],
@@ -361,7 +370,7 @@ async fn insert_host_token(tx: &Transaction<'_>, token: &NewHostToken) -> StoreR
 
 /// Records a host credential if its grant is live when it was made (the
 /// grant's row held, so a revocation on another replica waits for it or wins).
-pub async fn add_host_token(tx: &Transaction<'_>, key: &SigningKey, token: &NewHostToken, event: NewEvent) -> StoreResult<()> {
+pub async fn add_host_token(tx: &impl Sql, key: &SigningKey, token: &NewHostToken, event: NewEvent) -> StoreResult<()> {
     let live = tx
         .query_opt(
             "SELECT id FROM grants WHERE id = $1 AND ended_at IS NULL AND revoked_at IS NULL AND expires_at > $2 FOR UPDATE",
@@ -376,7 +385,7 @@ pub async fn add_host_token(tx: &Transaction<'_>, key: &SigningKey, token: &NewH
     append(tx, key, &[event], token.created_at).await
 }
 
-pub async fn host_tokens(c: &impl GenericClient, grant_id: i64) -> StoreResult<Vec<HostToken>> {
+pub async fn host_tokens(c: &impl Sql, grant_id: i64) -> StoreResult<Vec<HostToken>> {
     let rows = c
         .query("SELECT id, grant_id, sealed, shared_key FROM host_tokens WHERE grant_id = $1 ORDER BY id", &[&grant_id])
         .await
@@ -384,7 +393,7 @@ pub async fn host_tokens(c: &impl GenericClient, grant_id: i64) -> StoreResult<V
     rows.iter().map(host_token).collect()
 }
 
-pub async fn add_credential(tx: &Transaction<'_>, key: &SigningKey, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {
+pub async fn add_credential(tx: &impl Sql, key: &SigningKey, credential: &NewCredential, event: NewEvent) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO credentials (hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         &[&credential.hash.0, &credential.grant_id, &stored(credential.created_at), &stored(credential.expires_at)],
@@ -395,7 +404,7 @@ pub async fn add_credential(tx: &Transaction<'_>, key: &SigningKey, credential: 
 }
 
 /// The grant of a credential that exists, has not expired at `now`, and whose user was not removed.
-pub async fn by_credential(c: &impl GenericClient, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
+pub async fn by_credential(c: &impl Sql, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
     let row = c
         .query_opt(
             "SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = g.user_id

@@ -9,6 +9,7 @@
 
 mod audit;
 pub mod db;
+mod feed;
 mod grants;
 mod migrate;
 mod notify;
@@ -25,7 +26,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ed25519_dalek::SigningKey;
 
-use super::{Store, StoreResult};
+use super::{Change, Store, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
@@ -36,6 +37,10 @@ pub use db::Connect;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// What every broker on this database commits, heard through LISTEN.
+    changes: tokio::sync::broadcast::Sender<Change>,
+    /// Dropped (taken) to stop listening.
+    stop_listening: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Signs a checkpoint with every append; the same key on every replica.
     key: SigningKey,
     /// The database's identity (`meta.database_id`), for `/healthz` and the log.
@@ -58,7 +63,7 @@ macro_rules! in_tx {
 macro_rules! read {
     ($store:expr, |$c:ident| $body:expr) => {{
         let client = $store.client().await?;
-        let $c: &tokio_postgres::Client = &client;
+        let $c: &deadpool_postgres::ClientWrapper = &client;
         $body.await
     }};
 }
@@ -68,7 +73,7 @@ impl PostgresStore {
     /// starting together take turns) and checks that the audit log's tail
     /// is the one signed with `key`.
     pub async fn open(connect: &Connect, key: SigningKey) -> StoreResult<PostgresStore> {
-        let pool = db::pool(connect)?;
+        let (pool, connector) = db::pool(connect)?;
         let mut client = pool.get().await.map_err(db::pool_error)?;
         migrate::run(&mut client).await?;
         let fresh_id = hex::encode(rand::random::<[u8; 16]>());
@@ -78,9 +83,12 @@ impl PostgresStore {
             .map_err(db::error)?;
         let row = client.query_one("SELECT value FROM meta WHERE key = 'database_id'", &[]).await.map_err(db::error)?;
         let id: String = db::get(&row, "value")?;
-        audit::check_tail(&**client, &key.verifying_key()).await?;
+        audit::check_tail(&*client, &key.verifying_key()).await?;
         drop(client);
-        Ok(PostgresStore { pool, key, id })
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let (stop, closed) = tokio::sync::oneshot::channel();
+        tokio::spawn(feed::listen(connector, changes.clone(), closed));
+        Ok(PostgresStore { pool, changes, stop_listening: std::sync::Mutex::new(Some(stop)), key, id })
     }
 
     /// The database's identity.
@@ -104,7 +112,12 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        self.stop_listening.lock().expect("feed").take();
         self.pool.close();
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
     }
 
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
@@ -225,6 +238,10 @@ impl Store for PostgresStore {
         events: Vec<NewEvent>,
     ) -> StoreResult<bool> {
         in_tx!(self, |tx| grants::mark_ended(&tx, &self.key, id, at, revoked, released, events))
+    }
+
+    async fn claim_grant(&self, id: i64, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool> {
+        in_tx!(self, |tx| grants::claim(&tx, id, holder, now, until))
     }
 
     async fn host_failures(&self, id: i64, phase: HostPhase) -> StoreResult<u32> {

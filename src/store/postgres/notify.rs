@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use super::audit::append;
-use super::db::{error, get, stored};
+use super::db::{Sql, error, get, stored};
 use crate::domain::audit::NewEvent;
 use crate::domain::records::NotifyProgress;
 use crate::store::StoreResult;
@@ -25,7 +25,7 @@ fn progress(r: &Row) -> StoreResult<NotifyProgress> {
 
 /// Destinations not yet known start at the log's head: a new destination
 /// gets what happens from now on, not the history.
-pub async fn start(tx: &Transaction<'_>, destinations: &[String]) -> StoreResult<()> {
+pub async fn start(tx: &impl Sql, destinations: &[String]) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO notify_progress (destination, delivered_seq)
          SELECT d, (SELECT COALESCE(MAX(seq), 0) FROM audit_events) FROM UNNEST($1::text[]) AS d
@@ -37,13 +37,13 @@ pub async fn start(tx: &Transaction<'_>, destinations: &[String]) -> StoreResult
     Ok(())
 }
 
-pub async fn list(c: &impl GenericClient) -> StoreResult<Vec<NotifyProgress>> {
+pub async fn list(c: &impl Sql) -> StoreResult<Vec<NotifyProgress>> {
     let rows = c.query("SELECT * FROM notify_progress ORDER BY destination", &[]).await.map_err(error)?;
     rows.iter().map(progress).collect()
 }
 
 /// Everything up to `seq` is done for `destination` (delivered or not wanted).
-pub async fn delivered(tx: &Transaction<'_>, destination: &str, seq: i64) -> StoreResult<()> {
+pub async fn delivered(tx: &impl Sql, destination: &str, seq: i64) -> StoreResult<()> {
     tx.execute(
         "UPDATE notify_progress SET delivered_seq = GREATEST(delivered_seq, $1), failures = 0, first_failed_at = NULL,
          last_error = NULL, next_attempt_at = NULL WHERE destination = $2",
@@ -56,7 +56,7 @@ pub async fn delivered(tx: &Transaction<'_>, destination: &str, seq: i64) -> Sto
 
 /// One more failed attempt at the next event; tried again at `next_attempt_at`.
 pub async fn failed(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     destination: &str,
     failures: u32,
     first_failed_at: DateTime<Utc>,
@@ -74,7 +74,7 @@ pub async fn failed(
 
 /// Event `seq` is given up on for `destination`, with its audit event.
 pub async fn gave_up(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     destination: &str,
     seq: i64,

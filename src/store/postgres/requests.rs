@@ -5,15 +5,16 @@
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use super::audit::append;
-use super::db::{Filters, count, error, get, int, parsed, stored};
+use super::db::{Filters, Sql, count, error, get, int, parsed, stored};
+use super::feed::announce;
 use super::grants::{self, scope, stored_networks, terms};
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Change, StoreError, StoreResult};
 
 /// Requests with their approvals and grant, in one query; `{filters}`
 /// selects the requests before the limit, so a page holds whole requests.
@@ -81,7 +82,7 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
 }
 
 /// Requests matching `filter` (or the one with `id`), newest first, each whole.
-pub async fn load_many(c: &impl GenericClient, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
+pub async fn load_many(c: &impl Sql, filter: &RequestFilter, id: Option<i64>) -> StoreResult<Vec<RequestRecord>> {
     let mut filters = Filters::default();
     filters
         .when("id = $", id)
@@ -105,14 +106,14 @@ pub async fn load_many(c: &impl GenericClient, filter: &RequestFilter, id: Optio
     Ok(out)
 }
 
-pub async fn load(c: &impl GenericClient, id: i64) -> StoreResult<Option<RequestRecord>> {
+pub async fn load(c: &impl Sql, id: i64) -> StoreResult<Option<RequestRecord>> {
     Ok(load_many(c, &RequestFilter::default(), Some(id)).await?.pop())
 }
 
 /// Inserts a request; with `grant`, approved at once by policy, superseding
 /// the grants in `superseded` that are still live.
 pub async fn create(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     new: &NewRequest,
     grant: Option<(DateTime<Utc>, DateTime<Utc>)>,
@@ -180,13 +181,14 @@ pub async fn create(
     if let Some(grant_id) = grant_id {
         events.extend(grants::supersede(tx, superseded, grant_id, new.created_at).await?);
     }
+    announce(tx, &Change::Request(id)).await?;
     append(tx, key, &events, new.created_at).await?;
     Ok(record)
 }
 
 /// Applies a decision to a request still pending with the approvals it was
 /// decided on; returns the request as a read would now find it.
-pub async fn apply(tx: &Transaction<'_>, key: &SigningKey, change: RequestChange) -> StoreResult<RequestRecord> {
+pub async fn apply(tx: &impl Sql, key: &SigningKey, change: RequestChange) -> StoreResult<RequestRecord> {
     // Held to the commit: a decision on another replica waits, then sees this one.
     let held = tx.query_opt("SELECT id FROM requests WHERE id = $1 FOR UPDATE", &[&change.request_id]).await.map_err(error)?;
     if held.is_none() {
@@ -222,6 +224,7 @@ pub async fn apply(tx: &Transaction<'_>, key: &SigningKey, change: RequestChange
     if let Some(grant_id) = grant_id {
         events.extend(grants::supersede(tx, change.supersede, grant_id, change.at).await?);
     }
+    announce(tx, &Change::Request(change.request_id)).await?;
     append(tx, key, &events, change.at).await?;
     Ok(record)
 }
@@ -246,7 +249,7 @@ fn after_change(mut req: RequestRecord, change: &RequestChange, grant_id: Option
 }
 
 /// Ids of pending requests created at or before `cutoff`.
-pub async fn stale_pending(c: &impl GenericClient, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+pub async fn stale_pending(c: &impl Sql, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {
     let rows = c
         .query(
             "SELECT id FROM requests WHERE status = $1 AND created_at <= $2 ORDER BY id",

@@ -4,15 +4,16 @@
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use super::audit::append;
-use super::db::{error, get, stored};
+use super::db::{Sql, error, get, stored};
+use super::feed::announce;
 use super::users::{ACTIVE_USERS, revoke_live_grants, user};
 use crate::domain::audit::{Action, NewEvent, OIDC_ACTOR};
 use crate::domain::records::{Removal, SessionRecord, SignIn, SignedIn, UserRecord};
 use crate::domain::token::TokenHash;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Change, StoreError, StoreResult};
 
 const LIVE_SESSIONS: &str = "SELECT s.*, u.name AS user_name, u.issuer AS user_issuer FROM sessions s
      JOIN users u ON u.id = s.user_id WHERE s.ended_at IS NULL AND u.removed_at IS NULL";
@@ -39,7 +40,7 @@ fn groups_event(name: &str, was: &[String], now: &[String]) -> NewEvent {
 }
 
 /// Records a sign-in (see the SQLite store's `sign_in`).
-pub async fn sign_in(tx: &Transaction<'_>, key: &SigningKey, new: &SignIn) -> StoreResult<SignedIn> {
+pub async fn sign_in(tx: &impl Sql, key: &SigningKey, new: &SignIn) -> StoreResult<SignedIn> {
     let existing = tx.query_opt(&format!("{ACTIVE_USERS} AND name = $1 FOR UPDATE"), &[&new.name]).await.map_err(error)?;
     let existing = existing.map(|r| Ok::<_, StoreError>((user(&r)?.0, get::<Option<String>>(&r, "subject")?))).transpose()?;
     let mut events = Vec::new();
@@ -81,6 +82,7 @@ pub async fn sign_in(tx: &Transaction<'_>, key: &SigningKey, new: &SignIn) -> St
             let mut groups_were = None;
             if user.groups != new.groups {
                 tx.execute("UPDATE users SET groups = $1 WHERE id = $2", &[&new.groups, &user.id]).await.map_err(error)?;
+                announce(tx, &Change::Identities).await?;
                 events.push(groups_event(&user.name, &user.groups, &new.groups));
                 groups_were = Some(std::mem::replace(&mut user.groups, new.groups.clone()));
             }
@@ -116,7 +118,7 @@ pub async fn sign_in(tx: &Transaction<'_>, key: &SigningKey, new: &SignIn) -> St
 }
 
 /// The live session a token opens, with its person (the caller checks `ends_at`).
-pub async fn by_token(c: &impl GenericClient, token: &TokenHash) -> StoreResult<Option<(UserRecord, SessionRecord)>> {
+pub async fn by_token(c: &impl Sql, token: &TokenHash) -> StoreResult<Option<(UserRecord, SessionRecord)>> {
     let row = c.query_opt(&format!("{LIVE_SESSIONS} AND s.token_hash = $1"), &[&token.0]).await.map_err(error)?;
     let Some(session) = row.as_ref().map(session).transpose()? else { return Ok(None) };
     let row = c.query_opt(&format!("{ACTIVE_USERS} AND id = $1"), &[&session.user_id]).await.map_err(error)?;
@@ -124,7 +126,7 @@ pub async fn by_token(c: &impl GenericClient, token: &TokenHash) -> StoreResult<
 }
 
 /// When and why the session a token opened ended, if it did.
-pub async fn end_of(c: &impl GenericClient, token: &TokenHash) -> StoreResult<Option<(DateTime<Utc>, String)>> {
+pub async fn end_of(c: &impl Sql, token: &TokenHash) -> StoreResult<Option<(DateTime<Utc>, String)>> {
     let row = c
         .query_opt("SELECT ended_at, end_reason FROM sessions WHERE token_hash = $1 AND ended_at IS NOT NULL", &[&token.0])
         .await
@@ -133,7 +135,7 @@ pub async fn end_of(c: &impl GenericClient, token: &TokenHash) -> StoreResult<Op
 }
 
 /// Live sessions due for a check at `now` (those past their end are left: they no longer authenticate).
-pub async fn due(c: &impl GenericClient, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>> {
+pub async fn due(c: &impl Sql, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>> {
     let rows = c
         .query(&format!("{LIVE_SESSIONS} AND s.next_check_at <= $1 AND s.ends_at > $1 ORDER BY s.next_check_at LIMIT 100"), &[&stored(now)])
         .await
@@ -142,7 +144,7 @@ pub async fn due(c: &impl GenericClient, now: DateTime<Utc>) -> StoreResult<Vec<
 }
 
 /// The earliest check due of a live session.
-pub async fn next_check(c: &impl GenericClient) -> StoreResult<Option<DateTime<Utc>>> {
+pub async fn next_check(c: &impl Sql) -> StoreResult<Option<DateTime<Utc>>> {
     let row = c
         .query_one(
             "SELECT MIN(s.next_check_at) AS t FROM sessions s JOIN users u ON u.id = s.user_id
@@ -156,7 +158,7 @@ pub async fn next_check(c: &impl GenericClient) -> StoreResult<Option<DateTime<U
 
 /// A check done (see [`crate::store::Store::session_checked`]). Whether the groups changed.
 pub async fn checked(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     id: i64,
     refresh_sealed: Option<&[u8]>,
@@ -181,6 +183,7 @@ pub async fn checked(
         return Ok(false);
     }
     tx.execute("UPDATE users SET groups = $1 WHERE id = $2", &[&groups, &user.id]).await.map_err(error)?;
+    announce(tx, &Change::Identities).await?;
     append(tx, key, &[groups_event(&user.name, &user.groups, groups)], at).await?;
     Ok(true)
 }
@@ -188,7 +191,7 @@ pub async fn checked(
 /// Ends session `id` (already ended: [`StoreError::Conflict`]); with
 /// `whole_person`, every session of theirs and every live grant too.
 pub async fn end(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     id: i64,
     by: &str,
@@ -227,7 +230,9 @@ pub async fn end(
     let mut removal = Removal::default();
     if whole_person {
         removal.grants = revoke_live_grants(tx, user_id, by, why, at, &mut events).await?;
+        announce(tx, &Change::Grants).await?;
     }
+    announce(tx, &Change::Identities).await?;
     append(tx, key, &events, at).await?;
     Ok(removal)
 }

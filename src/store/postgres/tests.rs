@@ -140,6 +140,22 @@ async fn a_grant_ended_by_two_replicas_at_once_ends_once() {
     assert!(stores[1].grants_to_end(later).await.unwrap().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_claiming_one_grant_at_once_give_it_to_one() {
+    let Some((_db, stores)) = replicas(3).await else { return };
+    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-12-01T09:00:00Z") };
+    stores[0].add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+    let start = at("2026-12-01T10:00:00Z");
+    let grant = stores[0].create_request(&request(1), Some((start, start + chrono::Duration::hours(1))), vec![], vec![]).await.unwrap();
+    let id = grant.grant.unwrap().id;
+    let claims = (0..12).map(|i| {
+        let s = stores[i % 3].clone();
+        tokio::spawn(async move { s.claim_grant(id, &format!("replica{i}"), start, start + chrono::Duration::minutes(2)).await.unwrap() })
+    });
+    let won = futures_util::future::join_all(claims).await.into_iter().filter(|c| *c.as_ref().unwrap()).count();
+    assert_eq!(won, 1, "one broker calls the host; the others skip the grant");
+}
+
 #[tokio::test]
 async fn a_replica_with_another_signing_key_is_refused() {
     let Some(db) = testdb::fresh().await else { return };

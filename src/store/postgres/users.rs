@@ -3,16 +3,17 @@
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use super::audit::append;
-use super::db::{error, get, parsed, stored};
+use super::db::{Sql, error, get, parsed, stored};
+use super::feed::announce;
 use super::grants::grant;
 use crate::domain::audit::{Action, NewEvent};
 use crate::domain::records::{GrantRecord, NewUserRecord, Removal, UserRecord};
 use crate::domain::request::RequestStatus;
 use crate::domain::token::TokenHash;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Change, StoreError, StoreResult};
 
 pub(super) fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
     let record = UserRecord {
@@ -30,32 +31,32 @@ pub(super) fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
 /// Active users only: a removed user is kept for history but is nobody now.
 pub(super) const ACTIVE_USERS: &str = "SELECT * FROM users WHERE removed_at IS NULL";
 
-pub async fn by_token(c: &impl GenericClient, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
+pub async fn by_token(c: &impl Sql, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
     let row = c.query_opt(&format!("{ACTIVE_USERS} AND token_hash = $1"), &[&token.0]).await.map_err(error)?;
     row.as_ref().map(user).transpose()
 }
 
-pub async fn by_name(c: &impl GenericClient, name: &str) -> StoreResult<Option<UserRecord>> {
+pub async fn by_name(c: &impl Sql, name: &str) -> StoreResult<Option<UserRecord>> {
     let row = c.query_opt(&format!("{ACTIVE_USERS} AND name = $1"), &[&name]).await.map_err(error)?;
     Ok(row.as_ref().map(user).transpose()?.map(|(u, _)| u))
 }
 
-pub async fn by_id(c: &impl GenericClient, id: i64) -> StoreResult<Option<UserRecord>> {
+pub async fn by_id(c: &impl Sql, id: i64) -> StoreResult<Option<UserRecord>> {
     let row = c.query_opt(&format!("{ACTIVE_USERS} AND id = $1"), &[&id]).await.map_err(error)?;
     Ok(row.as_ref().map(user).transpose()?.map(|(u, _)| u))
 }
 
-pub async fn list(c: &impl GenericClient) -> StoreResult<Vec<UserRecord>> {
+pub async fn list(c: &impl Sql) -> StoreResult<Vec<UserRecord>> {
     let rows = c.query(&format!("{ACTIVE_USERS} ORDER BY name"), &[]).await.map_err(error)?;
     rows.iter().map(|r| user(r).map(|(u, _)| u)).collect()
 }
 
-pub async fn admin_count(c: &impl GenericClient) -> StoreResult<u64> {
+pub async fn admin_count(c: &impl Sql) -> StoreResult<u64> {
     let row = c.query_one("SELECT COUNT(*) AS n FROM users WHERE is_admin AND removed_at IS NULL", &[]).await.map_err(error)?;
     Ok(get::<i64>(&row, "n")?.max(0) as u64)
 }
 
-async fn active_id(c: &impl GenericClient, name: &str) -> StoreResult<i64> {
+async fn active_id(c: &impl Sql, name: &str) -> StoreResult<i64> {
     let row = c.query_opt("SELECT id FROM users WHERE name = $1 AND removed_at IS NULL", &[&name]).await.map_err(error)?;
     match row {
         Some(r) => get(&r, "id"),
@@ -64,7 +65,7 @@ async fn active_id(c: &impl GenericClient, name: &str) -> StoreResult<i64> {
 }
 
 pub async fn add(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     user: &NewUserRecord,
     token: &TokenHash,
@@ -108,7 +109,7 @@ pub async fn add(
 
 /// Removes `name` and ends everything of theirs in the same transaction.
 pub async fn remove(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     name: &str,
     by: &str,
@@ -167,6 +168,8 @@ pub async fn remove(
         events.push(e);
     }
     removal.credentials = delete_credentials_of(tx, user_id).await?;
+    announce(tx, &Change::Identities).await?;
+    announce(tx, &Change::Grants).await?;
     events.push(event);
     append(tx, key, &events, at).await?;
     Ok(removal)
@@ -174,7 +177,7 @@ pub async fn remove(
 
 /// Revokes every grant of `user_id` live at `at`, each with a `revoked` event by `by` giving `why`.
 pub(super) async fn revoke_live_grants(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     user_id: i64,
     by: &str,
     why: &str,
@@ -206,13 +209,13 @@ pub(super) async fn revoke_live_grants(
     Ok(live)
 }
 
-pub(super) async fn delete_credentials_of(tx: &Transaction<'_>, user_id: i64) -> StoreResult<u64> {
+pub(super) async fn delete_credentials_of(tx: &impl Sql, user_id: i64) -> StoreResult<u64> {
     tx.execute("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)", &[&user_id]).await.map_err(error)
 }
 
 /// A new token for `name`; the gateway credentials minted under the old one are revoked.
 pub async fn set_token(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     key: &SigningKey,
     name: &str,
     token: &TokenHash,
@@ -222,6 +225,7 @@ pub async fn set_token(
     let user_id = active_id(tx, name).await?;
     tx.execute("UPDATE users SET token_hash = $1 WHERE id = $2", &[&token.0, &user_id]).await.map_err(error)?;
     let revoked = delete_credentials_of(tx, user_id).await?;
+    announce(tx, &Change::Identities).await?;
     let before = event.detail.take().unwrap_or_default();
     event.detail = Some(format!("{before} ({revoked} git credential(s) minted under the old token revoked)"));
     append(tx, key, &[event], at).await?;

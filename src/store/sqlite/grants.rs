@@ -213,6 +213,16 @@ fn delete_host_tokens(conn: &Connection, grant_id: i64, ids: &[i64]) -> StoreRes
     Ok(())
 }
 
+/// See [`crate::store::Store::claim_grant`].
+pub fn claim(conn: &Connection, id: i64, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool> {
+    let done = conn.execute(
+        "UPDATE grants SET claimed_by = ?1, claimed_until = ?2
+         WHERE id = ?3 AND ended_at IS NULL AND (claimed_until IS NULL OR claimed_until <= ?4 OR claimed_by = ?1)",
+        params![holder, ms(until), id, ms(now)],
+    )?;
+    Ok(done == 1)
+}
+
 pub fn host_failures(conn: &Connection, id: i64, phase: HostPhase) -> StoreResult<u32> {
     let sql = match phase {
         HostPhase::Start => "SELECT start_failures FROM grants WHERE id = ?",
@@ -235,11 +245,12 @@ pub fn record_host_failure(
     delete_host_tokens(conn, id, revoked)?;
     let done = match phase {
         HostPhase::Start => conn.execute(
-            "UPDATE grants SET start_failures = start_failures + 1, start_retry_at = ? WHERE id = ? AND ended_at IS NULL",
+            "UPDATE grants SET start_failures = start_failures + 1, start_retry_at = ?, claimed_until = NULL WHERE id = ? AND ended_at IS NULL",
             params![ms(failure.retry_at), id],
         )?,
         HostPhase::End => conn.execute(
-            "UPDATE grants SET end_failures = end_failures + 1, end_retry_at = ?, end_error = ? WHERE id = ? AND ended_at IS NULL",
+            "UPDATE grants SET end_failures = end_failures + 1, end_retry_at = ?, end_error = ?, claimed_until = NULL
+             WHERE id = ? AND ended_at IS NULL",
             params![ms(failure.retry_at), failure.error, id],
         )?,
     };
@@ -272,8 +283,10 @@ pub fn mark_started(
     held: Option<&NewHostToken>,
     event: NewEvent,
 ) -> StoreResult<()> {
-    let done = conn
-        .execute("UPDATE grants SET host_started_at = ?, start_retry_at = NULL WHERE id = ? AND ended_at IS NULL", params![ms(at), id])?;
+    let done = conn.execute(
+        "UPDATE grants SET host_started_at = ?, start_retry_at = NULL, claimed_until = NULL WHERE id = ? AND ended_at IS NULL",
+        params![ms(at), id],
+    )?;
     if done == 0 {
         return Err(StoreError::Conflict);
     }

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "sessions", include_str!("../../../migrations/sqlite/0010_sessions.sql")),
     (11, "notify progress", include_str!("../../../migrations/sqlite/0011_notify_progress.sql")),
     (12, "user email", include_str!("../../../migrations/sqlite/0012_user_email.sql")),
+    (13, "grant claims", include_str!("../../../migrations/sqlite/0013_grant_claims.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (

@@ -235,6 +235,11 @@ impl Store for SqliteStore {
         self.writer.write(move |tx, chain| grants::mark_ended(tx, chain, id, at, &revoked, &released, events)).await
     }
 
+    async fn claim_grant(&self, id: i64, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool> {
+        let holder = holder.to_string();
+        self.writer.write(move |tx, _| grants::claim(tx, id, &holder, now, until)).await
+    }
+
     async fn host_failures(&self, id: i64, phase: HostPhase) -> StoreResult<u32> {
         self.reads.read(move |c| grants::host_failures(c, id, phase)).await
     }

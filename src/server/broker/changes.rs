@@ -1,0 +1,63 @@
+//! What other brokers sharing the database changed, heard through the
+//! store's change feed (PostgreSQL's LISTEN/NOTIFY), applied to what this
+//! broker holds in memory: a decision wakes this broker's waiters on that
+//! request, a changed token or session drops the remembered sign-ins, a
+//! revoked grant wakes the reaper. A broker alone on its database (SQLite)
+//! hears nothing and needs to.
+//!
+//! Nothing here is trusted to arrive: long-polls read their request again
+//! every `recheck` (5 s) and remembered sign-ins last at most as long, so a
+//! lost notification delays what a broker learns by that much, never more.
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use super::Broker;
+use crate::store::Change;
+
+impl Broker {
+    /// Whether other brokers may share this broker's database.
+    pub fn shares_database(&self) -> bool {
+        self.shared
+    }
+
+    /// Applies what other brokers change until `shutdown`; returns at once
+    /// when the database is this broker's alone.
+    pub async fn follow_changes(&self, mut shutdown: watch::Receiver<bool>) {
+        let Some(mut feed) = self.store.changes() else { return };
+        loop {
+            let heard = tokio::select! {
+                heard = feed.recv() => heard,
+                _ = shutdown.changed() => return,
+            };
+            let change = match heard {
+                Ok(change) => change,
+                // Fell behind: what was missed is unknown, so all of it.
+                Err(RecvError::Lagged(_)) => Change::Resync,
+                Err(RecvError::Closed) => return,
+            };
+            if let Err(e) = self.heard(change).await {
+                tracing::warn!(error = %e, "applying another broker's change failed; long-polls read their requests again soon");
+            }
+        }
+    }
+
+    async fn heard(&self, change: Change) -> crate::server::broker::BrokerResult<()> {
+        match change {
+            Change::Request(id) => {
+                if self.waiters.watching(id)
+                    && let Some(record) = self.store.request(id).await?
+                {
+                    self.waiters.publish(&record);
+                }
+            }
+            Change::Identities => self.known_tokens.forget_all(),
+            Change::Grants => self.reaper_wake.notify_one(),
+            Change::Resync => {
+                self.known_tokens.forget_all();
+                self.notify_change();
+            }
+        }
+        Ok(())
+    }
+}

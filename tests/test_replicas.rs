@@ -1,0 +1,102 @@
+//! Brokers sharing one PostgreSQL database, in one process: what one decides
+//! the others' waiters hear at once (the change feed, not a timer: their
+//! re-check is set to ten minutes here), a token changed on one stops
+//! working on all, two reapers end a grant once, and a decision written
+//! where no notification is sent still reaches a waiter by the re-check.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{POLICY, TestBroker, eventually};
+
+fn id(v: &serde_json::Value) -> i64 {
+    v["id"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_on_one_broker_hears_a_decision_made_on_another() {
+    let Some(brokers) = TestBroker::start_replicas(2, POLICY).await else { return };
+    let (a, b) = (&brokers[0], &brokers[1]);
+    for round in 0..3 {
+        let req = a.request("alice", "demo", "write", "1h", Some("fix")).await;
+        let path = format!("/v1/requests/{}?wait=25s", id(&req));
+        let wait = a.get("alice", &path);
+        let approve = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let r = b.approve("bob", id(&req)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        };
+        let started = std::time::Instant::now();
+        let (waited, ()) = tokio::join!(wait, approve);
+        // Without the feed the waiter would sit out its 25 s (and only then
+        // read the decision): a wake-up, not a speed, is what this bounds.
+        assert!(started.elapsed() < Duration::from_secs(15), "round {round}: the waiter slept through the decision");
+        assert_eq!(waited.body["status"], "approved", "round {round}: {}", waited.body);
+        assert!(waited.body["grant"]["id"].is_i64(), "{}", waited.body);
+    }
+    // Both brokers wrote to one chain, and it verifies from either.
+    for broker in &brokers {
+        let v = broker.get("admin", "/v1/audit/verify").await;
+        assert_eq!(v.body["ok"], true, "{}", v.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotated_on_one_broker_stops_working_on_every_broker() {
+    let Some(mut brokers) = TestBroker::start_replicas(2, POLICY).await else { return };
+    // Alice's token is remembered by the first broker (signed in once).
+    assert_eq!(brokers[0].get("alice", "/v1/grants").await.status, 200);
+    let old = brokers[0].token("alice").to_string();
+    let rotated = brokers[1].post("admin", "/v1/users/alice/token", json!({})).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let a = &brokers[0];
+    let with_old =
+        || async { reqwest::Client::new().get(format!("{}/v1/grants", a.url)).bearer_auth(&old).send().await.unwrap().status().as_u16() };
+    // Remembered sign-ins are trusted for ten minutes here: only the feed can end this one.
+    assert_eq!(eventually(with_old, |s| *s == 401).await, 401);
+    let new = rotated.body["token"].as_str().unwrap().to_string();
+    brokers[0].tokens.insert("alice".into(), new);
+    assert_eq!(brokers[0].get("alice", "/v1/grants").await.status, 200);
+    drop(brokers.pop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reapers_end_a_grant_once() {
+    let Some(brokers) = TestBroker::start_replicas(2, POLICY).await else { return };
+    let req = brokers[0].request("alice", "demo", "read", "1h", None).await;
+    assert_eq!(req["status"], "approved", "{req}");
+    // An hour on, both reapers find the grant ended.
+    for b in &brokers {
+        b.advance(Duration::from_secs(3601));
+    }
+    let expired = || async {
+        brokers[1].audit().await.iter().filter(|e| e["action"] == "grant_expired" && e["grant_id"] == req["grant"]["id"]).count()
+    };
+    assert_eq!(eventually(expired, |n| *n >= 1).await, 1);
+    // Another few reaper rounds on both: still once.
+    for b in &brokers {
+        b.advance(Duration::from_secs(5));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(expired().await, 1, "one broker ended it, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_no_notification_announced_still_reaches_the_waiter() {
+    let Some(brokers) = TestBroker::start_replicas_rechecking(1, POLICY, Duration::from_secs(1)).await else { return };
+    let a = &brokers[0];
+    let req = a.request("alice", "demo", "write", "1h", Some("fix")).await;
+    let path = format!("/v1/requests/{}?wait=25s", id(&req));
+    let wait = a.get("alice", &path);
+    let deny_behind_its_back = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Written straight to the database: no broker announced it.
+        a.execute("", &format!("UPDATE requests SET status = 'denied', decided_by = 'dba' WHERE id = {}", id(&req))).await;
+    };
+    let started = std::time::Instant::now();
+    let (waited, ()) = tokio::join!(wait, deny_behind_its_back);
+    assert_eq!(waited.body["status"], "denied", "{}", waited.body);
+    // Found by the one-second re-check, long before the 25 s wait ends.
+    assert!(started.elapsed() < Duration::from_secs(15), "the waiter slept through the decision");
+}
