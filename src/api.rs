@@ -310,6 +310,12 @@ pub struct Health {
     /// `ok`, or `unhealthy` (with HTTP 503).
     pub status: String,
     pub version: String,
+    /// Which broker answered (`host:data-dir-hash`), among those sharing a database.
+    #[serde(default)]
+    pub replica: String,
+    /// `sqlite` or `postgresql`.
+    #[serde(default)]
+    pub database: String,
     /// What is wrong, when something is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,

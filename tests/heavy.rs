@@ -14,6 +14,8 @@ mod test_crash;
 mod test_github_contract;
 #[path = "heavy/test_host_catch_up.rs"]
 mod test_host_catch_up;
+#[path = "heavy/test_load_balancer.rs"]
+mod test_load_balancer;
 #[path = "heavy/test_properties.rs"]
 mod test_properties;
 #[path = "heavy/test_push_volume.rs"]

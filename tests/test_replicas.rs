@@ -35,6 +35,14 @@ async fn a_waiter_on_one_broker_hears_a_decision_made_on_another() {
         assert_eq!(waited.body["status"], "approved", "round {round}: {}", waited.body);
         assert!(waited.body["grant"]["id"].is_i64(), "{}", waited.body);
     }
+    // Each says who it is, and on what.
+    let mut replicas = std::collections::BTreeSet::new();
+    for broker in &brokers {
+        let health: serde_json::Value = reqwest::get(format!("{}/healthz", broker.url)).await.unwrap().json().await.unwrap();
+        assert_eq!((health["status"].as_str(), health["database"].as_str()), (Some("ok"), Some("postgresql")), "{health}");
+        replicas.insert(health["replica"].as_str().unwrap().to_string());
+    }
+    assert_eq!(replicas.len(), 2, "two brokers, two names: {replicas:?}");
     // Both brokers wrote to one chain, and it verifies from either.
     for broker in &brokers {
         let v = broker.get("admin", "/v1/audit/verify").await;
@@ -99,4 +107,26 @@ async fn a_decision_no_notification_announced_still_reaches_the_waiter() {
     assert_eq!(waited.body["status"], "denied", "{}", waited.body);
     // Found by the one-second re-check, long before the 25 s wait ends.
     assert!(started.elapsed() < Duration::from_secs(15), "the waiter slept through the decision");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_gateway_repos_are_other_storage_is_refused() {
+    let Some(brokers) = TestBroker::start_replicas(1, &crate::common::gateway_policy("1h")).await else { return };
+    let shared = brokers[0].shared.clone().unwrap();
+    let open_with_repos_in = |repos_root: &std::path::Path, data: &std::path::Path| {
+        let policy = crate::common::gateway_policy("1h").replace("{data_dir}", &repos_root.display().to_string());
+        let mut config = crate::common::config_for(&policy, data);
+        shared.apply(&mut config);
+        jit::server::Broker::open(config)
+    };
+    // Its own directory, not the first broker's: it would serve other repos under the same names.
+    let elsewhere = tempfile::tempdir().unwrap();
+    match open_with_repos_in(elsewhere.path(), &elsewhere.path().join("data")).await {
+        Err(e) => assert!(e.to_string().contains("is not the storage the other brokers on this database serve"), "{e}"),
+        Ok(_) => panic!("a broker serving other storage as the same repos must not start"),
+    }
+    // The same storage (here: the same directory) opens.
+    let data = tempfile::tempdir().unwrap();
+    let same = open_with_repos_in(brokers[0].dir.path(), data.path()).await.expect("the same storage is fine");
+    same.close_store().await;
 }

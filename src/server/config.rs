@@ -296,6 +296,7 @@ impl ServerConfig {
         }
         if let Some(nets) = raw.server.trusted_proxies {
             config.trusted_proxies = parse_networks("server.trusted_proxies", &nets).map_err(invalid)?;
+            config.limits.trusted_proxies = config.trusted_proxies.clone();
         }
         if let Some(n) = raw.server.auth_failures_per_minute {
             config.auth_failures_per_minute = positive("auth_failures_per_minute", n as usize)? as u32;

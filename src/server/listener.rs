@@ -8,7 +8,10 @@
 //!   kept for health checkers (`health_from`: loopback by default) and only
 //!   answer `/healthz`, so a broker full of hostile connections still says how
 //!   it is. Past the cap a connection is closed at once, never queued.
-//! - At most `per_address` connections from one client address.
+//! - At most `per_address` connections from one client address, except from
+//!   a `trusted_proxies` address: a load balancer carries everyone's
+//!   connections, so only the total cap holds for it (the limits applied
+//!   after the headers are read use the client it forwards for).
 //! - Every request body must keep coming (`body`: no pause over its idle
 //!   limit, no slower on average than its minimum rate after a grace), so a
 //!   connection that stops sending mid-body is ended, authenticated or not.
@@ -48,6 +51,8 @@ pub struct ConnectionLimits {
     /// Where health checks come from (load balancers, monitoring).
     pub health_from: Vec<ipnet::IpNet>,
     pub per_address: usize,
+    /// Proxies (load balancers) exempt from `per_address`: `server.trusted_proxies`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// For a request head (and a TLS handshake), and for an idle keep-alive connection.
     pub header_timeout: Duration,
     /// How long requests in flight may finish after shutdown begins.
@@ -63,6 +68,7 @@ impl Default for ConnectionLimits {
             health_headroom: 16,
             health_from: vec!["127.0.0.1/32".parse().expect("valid"), "::1/128".parse().expect("valid")],
             per_address: 128,
+            trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
             body: BodyPace { idle: Duration::from_secs(30), grace: Duration::from_secs(10), min_rate: 4096 },
@@ -109,7 +115,8 @@ fn admit(counts: &Arc<Mutex<Counts>>, ip: IpAddr, limits: &ConnectionLimits) -> 
     let from_here = c.by_address.get(&ip).copied().unwrap_or(0);
     let in_headroom = c.total >= limits.max_connections.saturating_sub(limits.health_headroom);
     let health_checker = limits.health_from.iter().any(|net| net.contains(&ip));
-    let admission = if c.total >= limits.max_connections || from_here >= limits.per_address {
+    let proxy = limits.trusted_proxies.iter().any(|net| net.contains(&ip));
+    let admission = if c.total >= limits.max_connections || (from_here >= limits.per_address && !proxy) {
         Admission::Refused
     } else if in_headroom && health_checker {
         Admission::HealthOnly
@@ -284,5 +291,25 @@ mod tests {
         drop(held);
         let counts = counts.lock().unwrap();
         assert_eq!((counts.total, counts.by_address.len()), (0, 0), "every slot given back");
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_only_to_the_total_cap() {
+        let balancer: IpAddr = "10.0.0.5".parse().unwrap();
+        let limits = ConnectionLimits {
+            max_connections: 300,
+            health_headroom: 0,
+            per_address: 2,
+            trusted_proxies: vec!["10.0.0.5/32".parse().unwrap()],
+            ..ConnectionLimits::default()
+        };
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let held: Vec<Slot> = (0..300).filter_map(|_| admit(&counts, balancer, &limits).1).collect();
+        assert_eq!(held.len(), 300, "everyone behind the balancer gets in, up to the total cap");
+        assert_eq!(admit(&counts, balancer, &limits).0, Admission::Refused, "the total cap still holds");
+        drop(held);
+        let other: IpAddr = "10.0.0.6".parse().unwrap();
+        let others: Vec<Slot> = (0..3).filter_map(|_| admit(&counts, other, &limits).1).collect();
+        assert_eq!(others.len(), 2, "any other address keeps its own cap");
     }
 }

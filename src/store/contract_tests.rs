@@ -270,3 +270,13 @@ async fn a_grant_is_claimed_by_one_broker_at_a_time_until_its_claim_runs_out() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_first_value_brought_for_a_key_is_the_one_every_broker_agrees_on() {
+    each_store(|s| async move {
+        assert_eq!(s.agree("gateway_storage", "first").await.unwrap(), "first");
+        assert_eq!(s.agree("gateway_storage", "second").await.unwrap(), "first", "kept, not replaced");
+        assert_eq!(s.agree("another", "second").await.unwrap(), "second", "keys are apart");
+    })
+    .await;
+}

@@ -77,6 +77,10 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// The value every broker on this database agrees on for `key`: `value`
+    /// when none was set yet (it is now), else the one set first.
+    async fn agree(&self, key: &str, value: &str) -> StoreResult<String>;
+
     // Users. Only users not removed are found, by token, name or id.
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>>;
     async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;

@@ -107,7 +107,7 @@ pub struct TestBroker {
     /// Where the shared log stood when this broker started: its drop searches from there.
     log_mark: usize,
     /// The PostgreSQL database this broker shares with others, if it does.
-    shared: Option<SharedDatabase>,
+    pub shared: Option<SharedDatabase>,
 }
 
 /// A PostgreSQL database several test brokers share, with the key they all sign with.
@@ -119,6 +119,21 @@ pub struct SharedDatabase {
     /// does; short, to see the fallback when a notification never comes.
     pub recheck: std::time::Duration,
     _dir: Arc<tempfile::TempDir>,
+}
+
+impl SharedDatabase {
+    /// `config` on this database, with the key and re-check its brokers share.
+    pub fn apply(&self, config: &mut ServerConfig) {
+        config.database = jit::server::config::Database::Postgres(jit::server::config::PostgresSettings {
+            url: self.url.clone().into(),
+            pool_size: 8,
+            statement_timeout: std::time::Duration::from_secs(30),
+            ca_file: None,
+        });
+        config.audit_key_file = Some(self.key_file.clone());
+        config.recheck = self.recheck;
+        config.max_wait = std::time::Duration::from_secs(30);
+    }
 }
 
 impl Drop for TestBroker {
@@ -257,15 +272,7 @@ impl TestBroker {
         let mut config = config_for(policy, data_dir);
         config.listen = listener.local_addr().unwrap();
         if let Some(shared) = shared {
-            config.database = jit::server::config::Database::Postgres(jit::server::config::PostgresSettings {
-                url: shared.url.clone().into(),
-                pool_size: 8,
-                statement_timeout: std::time::Duration::from_secs(30),
-                ca_file: None,
-            });
-            config.audit_key_file = Some(shared.key_file.clone());
-            config.recheck = shared.recheck;
-            config.max_wait = std::time::Duration::from_secs(30);
+            shared.apply(&mut config);
         }
         Arc::new(Broker::open_with_clock(config, clock).await.unwrap())
     }

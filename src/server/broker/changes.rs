@@ -16,6 +16,11 @@ use super::Broker;
 use crate::store::Change;
 
 impl Broker {
+    /// The engine this broker keeps its state in.
+    pub fn database_kind(&self) -> &'static str {
+        if self.shared { "postgresql" } else { "sqlite" }
+    }
+
     /// Whether other brokers may share this broker's database.
     pub fn shares_database(&self) -> bool {
         self.shared

@@ -121,6 +121,40 @@ fn event(actor: &str, action: crate::domain::audit::Action, repo: &str, level: L
     e
 }
 
+/// With other brokers on the database, the gateway's `repos_dir` must be the
+/// same storage on each, or a repo would be one thing here and another
+/// there. The storage carries an id (`.jit-storage-id`, made by the first
+/// broker to see it) and the database keeps the first id any broker
+/// brought: a broker whose `repos_dir` holds another refuses to start.
+/// Returns whether there was anything to check.
+async fn shared_store_guard(store: &Arc<dyn Store>, config: &ServerConfig) -> Result<bool, OpenError> {
+    let (Some(dir), true) = (config.gateway_dir(), store.changes().is_some()) else { return Ok(false) };
+    let marker = dir.join(".jit-storage-id");
+    let fresh = hex::encode(rand::random::<[u8; 16]>());
+    let unreadable = |e: std::io::Error| OpenError::Repos(format!("gateway.repos_dir: {}: {e}", marker.display()));
+    std::fs::create_dir_all(dir).map_err(unreadable)?;
+    let ours = match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+        Ok(mut file) => {
+            std::io::Write::write_all(&mut file, fresh.as_bytes()).map_err(unreadable)?;
+            fresh
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&marker).map_err(unreadable)?.trim().to_string(),
+        Err(e) => return Err(unreadable(e)),
+    };
+    let agreed = store
+        .agree("gateway_storage", &ours)
+        .await
+        .map_err(|source| OpenError::Store { path: "(the gateway's storage id)".into(), source })?;
+    if agreed != ours {
+        return Err(OpenError::Repos(format!(
+            "gateway.repos_dir {} is not the storage the other brokers on this database serve (it is {ours}, theirs is {agreed}): \
+             mount the same storage at repos_dir on every broker, so each serves the same repos",
+            dir.display()
+        )));
+    }
+    Ok(true)
+}
+
 /// `host:data-dir-hash`: which broker this is, among those sharing a
 /// database. The same after a restart, so a broker killed mid-call takes its
 /// own claims straight back instead of waiting for them to run out.
@@ -176,6 +210,9 @@ impl Broker {
                 Arc::new(store)
             }
         };
+        if shared_store_guard(&store, &config).await? {
+            tracing::info!("the gateway's repos_dir is the storage every broker on this database serves");
+        }
         let base = config.base_url();
         // A repo the gateway fronts is cloned from the gateway; its `url` is where the code lives.
         for repo in &mut config.repos {

@@ -120,6 +120,18 @@ impl Store for PostgresStore {
         Some(self.changes.subscribe())
     }
 
+    async fn agree(&self, key: &str, value: &str) -> StoreResult<String> {
+        let client = self.client().await?;
+        let key = format!("agreed:{key}");
+        client
+            .execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value])
+            .await
+            .map_err(db::error)?;
+        // A statement of its own: it sees whichever broker's value committed first.
+        let row = client.query_one("SELECT value FROM meta WHERE key = $1", &[&key]).await.map_err(db::error)?;
+        db::get(&row, "value")
+    }
+
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
         read!(self, |c| users::by_token(c, token))
     }

@@ -99,6 +99,16 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn agree(&self, key: &str, value: &str) -> StoreResult<String> {
+        let (key, value) = (format!("agreed:{key}"), value.to_string());
+        self.writer
+            .write(move |tx, _| {
+                tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", rusqlite::params![key, value])?;
+                Ok(tx.query_row("SELECT value FROM meta WHERE key = ?", [&key], |r| r.get(0))?)
+            })
+            .await
+    }
+
     async fn user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(UserRecord, TokenHash)>> {
         let token = token.clone();
         self.reads.read(move |c| users::by_token(c, &token)).await
