@@ -29,6 +29,8 @@
 //! tenth of the target (150/s), so CI catches a collapse, not noise.
 
 mod common;
+#[path = "broker_load/replicas.rs"]
+mod replicas;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +76,22 @@ impl Api {
     async fn request(&self, dev: &str) -> i64 {
         let r = self.post(dev, "/v1/requests", json!({"repo": "demo", "level": "write", "duration": "1h", "reason": "bench"})).await;
         r["id"].as_i64().expect("a request id")
+    }
+
+    /// One full cycle, as [`Api::cycle`], telling whether it went through instead of panicking.
+    async fn try_cycle(&self, dev: &str, reviewer: &str) -> bool {
+        let call = |token: &str, path: String, body: Value| {
+            self.http.post(format!("{}{path}", self.url)).bearer_auth(token.to_string()).json(&body).send()
+        };
+        let Ok(r) = call(dev, "/v1/requests".into(), json!({"repo": "demo", "level": "write", "duration": "1h", "reason": "bench"})).await
+        else {
+            return false;
+        };
+        let Some(id) = r.json::<Value>().await.ok().and_then(|v| v["id"].as_i64()) else { return false };
+        let Ok(r) = call(reviewer, format!("/v1/requests/{id}/approve"), json!({})).await else { return false };
+        let Some(grant) = r.json::<Value>().await.ok().and_then(|v| v["grant"]["id"].as_i64()) else { return false };
+        let Ok(r) = call(dev, format!("/v1/grants/{grant}/credentials"), json!({})).await else { return false };
+        r.json::<Value>().await.ok().is_some_and(|v| v["password"].is_string())
     }
 
     /// One full cycle: request, approve, mint.
@@ -125,7 +143,7 @@ fn main() {
             repos = repos.display()
         );
         if only_engines {
-            engines_comparison(binary, &config, &settings);
+            replicas::engines_comparison(binary, &config, &settings);
             continue;
         }
         let broker = BrokerProcess::start_binary(binary, dir.path(), &config);
@@ -134,7 +152,7 @@ fn main() {
         drop(broker);
         if !quick {
             dead_receiver_comparison(binary, &config, settings.cycle_secs);
-            engines_comparison(binary, &config, &settings);
+            replicas::engines_comparison(binary, &config, &settings);
         }
     }
     if !passed {
@@ -143,13 +161,13 @@ fn main() {
 }
 
 /// Eight developers and eight reviewers, their tokens.
-async fn team(api: &Api, broker: &BrokerProcess) -> (Arc<Vec<String>>, Arc<Vec<String>>) {
+async fn team(api: &Api, admin_token: &str) -> (Arc<Vec<String>>, Arc<Vec<String>>) {
     let mut devs = Vec::new();
     let mut reviewers = Vec::new();
     for n in 0..8 {
         for (prefix, group, into) in [("dev", "developers", &mut devs), ("rev", "reviewers", &mut reviewers)] {
             let body = json!({"name": format!("{prefix}{n}"), "groups": [group]});
-            let user = api.post(&broker.admin_token, "/v1/users", body).await;
+            let user = api.post(admin_token, "/v1/users", body).await;
             into.push(user["token"].as_str().unwrap().to_string());
         }
     }
@@ -159,7 +177,7 @@ async fn team(api: &Api, broker: &BrokerProcess) -> (Arc<Vec<String>>, Arc<Vec<S
 /// 8-client cycles for `secs` on a broker of its own.
 async fn cycles_on(broker: &BrokerProcess, secs: u64) -> LoadResult {
     let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
-    let (devs, reviewers) = team(&api, broker).await;
+    let (devs, reviewers) = team(&api, &broker.admin_token).await;
     for _ in 0..20 {
         api.cycle(&devs[0], &reviewers[0]).await;
     }
@@ -168,86 +186,6 @@ async fn cycles_on(broker: &BrokerProcess, secs: u64) -> LoadResult {
         async move { api.cycle(&devs[n], &reviewers[n]).await }
     })
     .await
-}
-
-/// A throwaway PostgreSQL cluster (`scripts/test-postgres`), stopped when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Cluster {
-    fn start() -> Option<Cluster> {
-        let dir = tempfile::tempdir().unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
-        let out = std::process::Command::new(script).arg("start").arg(dir.path().join("pg")).output().ok()?;
-        if !out.status.success() {
-            eprintln!("PostgreSQL rows skipped: {}", String::from_utf8_lossy(&out.stderr).trim());
-            return None;
-        }
-        Some(Cluster { url: String::from_utf8(out.stdout).unwrap().trim().to_string(), dir })
-    }
-
-    /// A new database's URL.
-    fn database(&self, name: &str) -> String {
-        let out = std::process::Command::new("psql").arg(&self.url).args(["-qc", &format!("CREATE DATABASE {name}")]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        self.url.replace("/postgres", &format!("/{name}"))
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
-        let _ = std::process::Command::new(script).arg("stop").arg(self.dir.path().join("pg")).output();
-    }
-}
-
-/// The same 8-client cycles and wake-ups on SQLite and on PostgreSQL (one
-/// broker), each on a fresh broker and database, in this run.
-fn engines_comparison(binary: &std::path::Path, config: &str, settings: &Settings) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let cluster = Cluster::start();
-    println!();
-    let mut engines = vec![("SQLite", None)];
-    if let Some(cluster) = &cluster {
-        engines.push(("PostgreSQL, one broker", Some(cluster.database("bench_one"))));
-    }
-    for (label, url) in engines {
-        let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(&str, &str)> = url.as_deref().map(|u| vec![("JIT_DATABASE_URL", u)]).unwrap_or_default();
-        let broker = BrokerProcess::start_binary_with(binary, dir.path(), config, &env);
-        let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
-        let (cycles, (wake, _)) = runtime.block_on(async {
-            let (devs, reviewers) = team(&api, &broker).await;
-            for _ in 0..20 {
-                api.cycle(&devs[0], &reviewers[0]).await;
-            }
-            let cycles = load(settings.cycle_secs, 8, {
-                let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
-                move |n| {
-                    let (api, devs, reviewers) = (api.clone(), devs.clone(), reviewers.clone());
-                    async move { api.cycle(&devs[n], &reviewers[n]).await }
-                }
-            })
-            .await;
-            (cycles, approval_latency(&api, &devs[1], &reviewers[1], settings.approvals).await)
-        });
-        println!(
-            "{:<58} {:>10.0}/s {:>8.3}ms {:>8.3}ms",
-            format!("request → approve → mint, 8 clients, {label}"),
-            cycles.rate,
-            ms(cycles.p50),
-            ms(cycles.p99)
-        );
-        println!(
-            "{:<58} {:>12} {:>8.3}ms {:>8.3}ms",
-            format!("  approve → long-polling requester returns, {label}"),
-            "",
-            ms(wake.0),
-            ms(wake.1)
-        );
-    }
 }
 
 /// The same 8-client cycles with no notifications and with a webhook whose
@@ -291,7 +229,7 @@ fn dead_receiver_comparison(binary: &std::path::Path, base_config: &str, secs: u
 
 async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
     let api = Api { http: reqwest::Client::new(), url: broker.url.clone() };
-    let (devs, reviewers) = team(&api, broker).await;
+    let (devs, reviewers) = team(&api, &broker.admin_token).await;
     for _ in 0..20 {
         api.cycle(&devs[0], &reviewers[0]).await; // warm up
     }
@@ -341,7 +279,7 @@ async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
         busiest_rate = cycles.rate; // the 8-client run's, the headline figure
     }
 
-    let (alone, call) = approval_latency(&api, &devs[1], &reviewers[1], settings.approvals).await;
+    let (alone, call) = approval_latency(&api, &api, &devs[1], &reviewers[1], settings.approvals).await;
     println!("{:<58} {:>12} {:>8.3}ms {:>8.3}ms", "approve → long-polling requester returns", "", ms(alone.0), ms(alone.1));
     println!("{:<58} {:>12} {:>8.3}ms {:>8.3}ms", "  baseline: the approve call itself, to its answer", "", ms(call.0), ms(call.1));
 
@@ -376,7 +314,7 @@ async fn run(broker: &BrokerProcess, settings: &Settings, quick: bool) -> bool {
     tokio::time::sleep(Duration::from_secs(1)).await; // every request read and waiting
     let holding_kib = status_kib(broker.pid(), "VmRSS");
 
-    let (busy, _) = approval_latency(&api, &devs[1], &reviewers[1], settings.approvals).await;
+    let (busy, _) = approval_latency(&api, &api, &devs[1], &reviewers[1], settings.approvals).await;
     let approving = Instant::now();
     api.post(&reviewers[0], &format!("/v1/requests/{held_id}/approve"), json!({})).await;
     let mut last = approving;
@@ -452,13 +390,20 @@ where
 
 /// From the approve call's start to the long-polling requester's answer, and
 /// to the approve call's own answer, `runs` times: (p50, p99) of each.
-async fn approval_latency(api: &Api, dev: &str, reviewer: &str, runs: usize) -> ((Duration, Duration), (Duration, Duration)) {
+/// `api` requests and approves; the requester long-polls `waits_on` (the same broker, or another sharing its database).
+async fn approval_latency(
+    api: &Api,
+    waits_on: &Api,
+    dev: &str,
+    reviewer: &str,
+    runs: usize,
+) -> ((Duration, Duration), (Duration, Duration)) {
     let mut took = Vec::with_capacity(runs);
     let mut calls = Vec::with_capacity(runs);
     for _ in 0..runs {
         let id = api.request(dev).await;
         let waiter = {
-            let (api, dev) = (api.clone(), dev.to_string());
+            let (api, dev) = (waits_on.clone(), dev.to_string());
             tokio::spawn(async move {
                 let r = api.get(&dev, &format!("/v1/requests/{id}?wait=30s")).await;
                 (Instant::now(), r["status"].as_str().unwrap_or("").to_string())

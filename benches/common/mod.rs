@@ -87,6 +87,7 @@ impl BrokerProcess {
 
     /// As [`BrokerProcess::start_binary`], with `env` set for both runs of `jit server`.
     pub fn start_binary_with(jit: &Path, dir: &Path, config: &str, env: &[(&str, &str)]) -> BrokerProcess {
+        std::fs::create_dir_all(dir).unwrap();
         let config_path = dir.join("jit.toml");
         std::fs::write(&config_path, config).unwrap();
         let data = dir.join("broker");
@@ -116,6 +117,30 @@ impl BrokerProcess {
         );
         wait_for_port(port);
         BrokerProcess { child, url: format!("http://127.0.0.1:{port}"), admin_token, data }
+    }
+
+    /// Another broker on `config` (its database given in `env`), on a data
+    /// directory of its own under `dir`, with no admin of its own to make.
+    pub fn join(jit: &Path, dir: &Path, config: &str, env: &[(&str, &str)], admin_token: &str) -> BrokerProcess {
+        std::fs::create_dir_all(dir).unwrap();
+        let config_path = dir.join("jit.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let data = dir.join("broker");
+        let port = free_port();
+        let child = Guard(
+            Command::new(jit)
+                .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+                .arg(&config_path)
+                .arg("--data-dir")
+                .arg(&data)
+                .env("JIT_LOG", "warn")
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_port(port);
+        BrokerProcess { child, url: format!("http://127.0.0.1:{port}"), admin_token: admin_token.to_string(), data }
     }
 
     pub fn pid(&self) -> u32 {
