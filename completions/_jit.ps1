@@ -161,6 +161,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Where the database lives [default: the user data directory, e.g. ~/.local/share/jit]')
             [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The URL clients use to reach this broker [default: http://ADDR]')
             [CompletionResult]::new('--init-admin', '--init-admin', [CompletionResultType]::ParameterName, 'Create the first admin NAME on a broker that has none, print its token once, and exit')
+            [CompletionResult]::new('--migrate-from-sqlite', '--migrate-from-sqlite', [CompletionResultType]::ParameterName, 'Move the one-machine broker''s state in DIR (its jit.db, audit log included and verified) into the empty PostgreSQL database the config names, and exit')
             [CompletionResult]::new('--dev', '--dev', [CompletionResultType]::ParameterName, 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json')
             [CompletionResult]::new('--host-setup', '--host-setup', [CompletionResultType]::ParameterName, 'Print what the config''s repos need created at their hosts (GitHub team mode''s teams, one per level the rules grant, as `gh api` commands), and exit')
             [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP')
@@ -175,6 +176,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage tokens')
             [CompletionResult]::new('grants', 'grants', [CompletionResultType]::ParameterValue, 'List every user''s live grants, or those failing to end at their host')
             [CompletionResult]::new('notifications', 'notifications', [CompletionResultType]::ParameterValue, 'Where each notification destination''s delivery stands')
+            [CompletionResult]::new('replicas', 'replicas', [CompletionResultType]::ParameterValue, 'The brokers on this broker''s database, and which are live')
             break
         }
         'jit;admin;user' {
@@ -228,6 +230,12 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         }
         'jit;admin;notifications' {
             [CompletionResult]::new('--failing', '--failing', [CompletionResultType]::ParameterName, 'Only destinations whose delivery is failing or has given events up')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;admin;replicas' {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

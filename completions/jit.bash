@@ -79,6 +79,9 @@ _jit() {
             jit__subcmd__admin,notifications)
                 cmd="jit__subcmd__admin__subcmd__notifications"
                 ;;
+            jit__subcmd__admin,replicas)
+                cmd="jit__subcmd__admin__subcmd__replicas"
+                ;;
             jit__subcmd__admin,token)
                 cmd="jit__subcmd__admin__subcmd__token"
                 ;;
@@ -133,7 +136,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin)
-            opts="-h --help user token grants notifications"
+            opts="-h --help user token grants notifications replicas"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -162,6 +165,20 @@ _jit() {
             ;;
         jit__subcmd__admin__subcmd__notifications)
             opts="-h --failing --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__admin__subcmd__replicas)
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,7 +632,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__server)
-            opts="-h --config --listen --data-dir --public-url --dev --init-admin --host-setup --allow-remote --help"
+            opts="-h --config --listen --data-dir --public-url --dev --init-admin --host-setup --migrate-from-sqlite --allow-remote --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -638,6 +655,10 @@ _jit() {
                     return 0
                     ;;
                 --init-admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrate-from-sqlite)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

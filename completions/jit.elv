@@ -142,6 +142,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --data-dir 'Where the database lives [default: the user data directory, e.g. ~/.local/share/jit]'
             cand --public-url 'The URL clients use to reach this broker [default: http://ADDR]'
             cand --init-admin 'Create the first admin NAME on a broker that has none, print its token once, and exit'
+            cand --migrate-from-sqlite 'Move the one-machine broker''s state in DIR (its jit.db, audit log included and verified) into the empty PostgreSQL database the config names, and exit'
             cand --dev 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
             cand --host-setup 'Print what the config''s repos need created at their hosts (GitHub team mode''s teams, one per level the rules grant, as `gh api` commands), and exit'
             cand --allow-remote 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP'
@@ -155,6 +156,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand token 'Manage tokens'
             cand grants 'List every user''s live grants, or those failing to end at their host'
             cand notifications 'Where each notification destination''s delivery stands'
+            cand replicas 'The brokers on this broker''s database, and which are live'
         }
         &'jit;admin;user'= {
             cand -h 'Print help (see more with ''--help'')'
@@ -200,6 +202,11 @@ set edit:completion:arg-completer[jit] = {|@words|
         }
         &'jit;admin;notifications'= {
             cand --failing 'Only destinations whose delivery is failing or has given events up'
+            cand --json 'Print JSON for scripts instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;admin;replicas'= {
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

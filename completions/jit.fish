@@ -101,15 +101,17 @@ complete -c jit -n "__fish_jit_using_subcommand server" -l listen -d 'Address to
 complete -c jit -n "__fish_jit_using_subcommand server" -l data-dir -d 'Where the database lives [default: the user data directory, e.g. ~/.local/share/jit]' -r -F
 complete -c jit -n "__fish_jit_using_subcommand server" -l public-url -d 'The URL clients use to reach this broker [default: http://ADDR]' -r
 complete -c jit -n "__fish_jit_using_subcommand server" -l init-admin -d 'Create the first admin NAME on a broker that has none, print its token once, and exit' -r
+complete -c jit -n "__fish_jit_using_subcommand server" -l migrate-from-sqlite -d 'Move the one-machine broker\'s state in DIR (its jit.db, audit log included and verified) into the empty PostgreSQL database the config names, and exit' -r -F
 complete -c jit -n "__fish_jit_using_subcommand server" -l dev -d 'Try jit on one machine: demo users, repo and policy; writes DIR/dev.json'
 complete -c jit -n "__fish_jit_using_subcommand server" -l host-setup -d 'Print what the config\'s repos need created at their hosts (GitHub team mode\'s teams, one per level the rules grant, as `gh api` commands), and exit'
 complete -c jit -n "__fish_jit_using_subcommand server" -l allow-remote -d 'With --dev: listen on an address other hosts can reach, although the demo tokens are public and travel over plain HTTP'
 complete -c jit -n "__fish_jit_using_subcommand server" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications" -f -a "user" -d 'Manage users'
-complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications" -f -a "token" -d 'Manage tokens'
-complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications" -f -a "grants" -d 'List every user\'s live grants, or those failing to end at their host'
-complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications" -f -a "notifications" -d 'Where each notification destination\'s delivery stands'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications replicas" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications replicas" -f -a "user" -d 'Manage users'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications replicas" -f -a "token" -d 'Manage tokens'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications replicas" -f -a "grants" -d 'List every user\'s live grants, or those failing to end at their host'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications replicas" -f -a "notifications" -d 'Where each notification destination\'s delivery stands'
+complete -c jit -n "__fish_jit_using_subcommand admin; and not __fish_seen_subcommand_from user token grants notifications replicas" -f -a "replicas" -d 'The brokers on this broker\'s database, and which are live'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "add" -d 'Add a user and print their token (shown once)'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
@@ -122,6 +124,8 @@ complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcomman
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from notifications" -l failing -d 'Only destinations whose delivery is failing or has given events up'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from notifications" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from notifications" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from replicas" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from replicas" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -l since -d 'Only events at or after T: an RFC 3339 time or a duration ago (`2h`)' -r
 complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -l json -d 'Print events as JSON lines (one object per line)'
 complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -39,6 +39,11 @@ pub struct ServerArgs {
     /// mode's teams, one per level the rules grant, as `gh api` commands), and exit
     #[arg(long, conflicts_with_all = ["dev", "init_admin"])]
     pub host_setup: bool,
+    /// Move the one-machine broker's state in DIR (its jit.db, audit log
+    /// included and verified) into the empty PostgreSQL database the config
+    /// names, and exit
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dev", "init_admin", "host_setup"])]
+    pub migrate_from_sqlite: Option<PathBuf>,
     /// With --dev: listen on an address other hosts can reach, although the
     /// demo tokens are public and travel over plain HTTP
     #[arg(long, requires = "dev")]
@@ -58,6 +63,8 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
             init_admin(args, name).await
         } else if args.host_setup {
             host_setup(args).await
+        } else if let Some(dir) = &args.migrate_from_sqlite {
+            migrate_from_sqlite(args, dir).await
         } else {
             run(args).await
         }
@@ -286,6 +293,28 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     // A closed stdout (`| head -1`) is no reason for a server to stop.
     let _ = writeln!(std::io::stdout(), "{}", dev::next_steps(&server_url, &dev_json));
     serve_until_signal(handle).await
+}
+
+async fn migrate_from_sqlite(args: &ServerArgs, dir: &std::path::Path) -> Result<(), CommandError> {
+    if !dir.join("jit.db").is_file() {
+        return Err(CommandError::bad_input(format!("{}: no jit.db here; give the old broker's data directory", dir.display())));
+    }
+    let config = load_config(args)?;
+    let imported = crate::server::broker::import_sqlite(&config, dir).await.map_err(|e| {
+        if e.already_there() {
+            CommandError::new(ExitKind::NotAllowed, e.to_string()).hint("nothing was written; give an empty database")
+        } else {
+            open_error(e)
+        }
+    })?;
+    let mut out = std::io::stdout();
+    for (table, rows) in &imported.rows {
+        let _ = writeln!(out, "{table:<18} {rows:>8} rows");
+    }
+    let (seq, hash) = &imported.head;
+    let _ = writeln!(out, "audit log verified before and after: {seq} events, head {hash}");
+    let _ = writeln!(out, "next: run every broker with this config (same audit_key_file); keep {} as the backup", dir.display());
+    Ok(())
 }
 
 async fn init_admin(args: &ServerArgs, name: &str) -> Result<(), CommandError> {

@@ -45,6 +45,7 @@ use crate::domain::repo::{CloneUrl, RepoSpec};
 use crate::domain::{AccessDuration, Level};
 use crate::providers::{Provider, ProviderError};
 use crate::server::config::Database;
+use crate::store::postgres::import::Imported;
 use crate::store::postgres::{Connect, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -68,6 +69,11 @@ impl OpenError {
     /// Whether the database is damaged or not a jit database (not merely unreachable).
     pub fn database_damaged(&self) -> bool {
         matches!(self, OpenError::Store { source: StoreError::Corrupt(_), .. })
+    }
+
+    /// Whether the database holds what was to be written anew (a migration's target is not empty).
+    pub fn already_there(&self) -> bool {
+        matches!(self, OpenError::Store { source: StoreError::AlreadyExists(_), .. })
     }
 }
 
@@ -104,6 +110,8 @@ pub struct Broker {
     browser_sign_ins: sessions::BrowserSignIns,
     /// This broker among those sharing a database (`host:data-dir-hash`), for claims and `/healthz`.
     replica: String,
+    /// When this broker opened (for `jit admin replicas`).
+    started_at: DateTime<Utc>,
     /// Whether other brokers may share the database (PostgreSQL): then what
     /// they change is heard through the store's change feed (`changes`).
     shared: bool,
@@ -119,6 +127,44 @@ fn event(actor: &str, action: crate::domain::audit::Action, repo: &str, level: L
     e.repo = Some(repo.to_string());
     e.level = Some(level);
     e
+}
+
+/// Moves the one-machine broker's state in `sqlite_dir` (its `jit.db`,
+/// signed with its `audit-signing.key`) into the empty PostgreSQL database
+/// `config` names; the brokers that will run on it must sign with that same
+/// key (`server.audit_key_file`), so the chain goes on unbroken.
+pub async fn import_sqlite(config: &ServerConfig, sqlite_dir: &std::path::Path) -> Result<Imported, OpenError> {
+    let Database::Postgres(settings) = &config.database else {
+        return Err(OpenError::Repos(
+            "--migrate-from-sqlite needs the PostgreSQL database to move into: server.database_url_file (or JIT_DATABASE_URL)".into(),
+        ));
+    };
+    let key_path = sqlite_dir.join("audit-signing.key");
+    let key = audit::load_signing_key_file(&key_path).map_err(|source| OpenError::DataDir { path: key_path.clone(), source })?;
+    let Some(shared) = &config.audit_key_file else {
+        return Err(OpenError::Repos(format!(
+            "server.audit_key_file is missing: the brokers on PostgreSQL must go on signing the chain {} began (copy it, mode 0600, and name it there)",
+            key_path.display()
+        )));
+    };
+    let theirs = audit::load_signing_key_file(shared).map_err(|source| OpenError::DataDir { path: shared.clone(), source })?;
+    if theirs.verifying_key() != key.verifying_key() {
+        return Err(OpenError::Repos(format!(
+            "server.audit_key_file {} is not the key that signed {}'s audit log ({}): the chain would not verify",
+            shared.display(),
+            sqlite_dir.display(),
+            key_path.display()
+        )));
+    }
+    let connect = Connect {
+        url: settings.url.clone(),
+        pool_size: 2,
+        statement_timeout: std::time::Duration::from_secs(600),
+        ca_file: settings.ca_file.clone(),
+    };
+    crate::store::postgres::import::from_sqlite(&sqlite_dir.join("jit.db"), key, &connect)
+        .await
+        .map_err(|source| OpenError::Store { path: settings.shown_url().into(), source })
 }
 
 /// With other brokers on the database, the gateway's `repos_dir` must be the
@@ -251,6 +297,7 @@ impl Broker {
             idp,
             browser_sign_ins: Default::default(),
             replica: replica_id(&config.data_dir),
+            started_at: clock.now(),
             audit_key,
             store,
             config,

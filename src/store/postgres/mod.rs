@@ -11,6 +11,7 @@ mod audit;
 pub mod db;
 mod feed;
 mod grants;
+pub mod import;
 mod migrate;
 mod notify;
 mod requests;
@@ -30,7 +31,7 @@ use super::{Change, Store, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
-    Page, Removal, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 pub use db::Connect;
@@ -118,6 +119,37 @@ impl Store for PostgresStore {
 
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         Some(self.changes.subscribe())
+    }
+
+    async fn replica_seen(&self, replica: &str, version: &str, started_at: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO replicas (id, version, started_at, seen_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET version = $2, started_at = $3, seen_at = $4",
+                &[&replica, &version, &db::stored(started_at), &db::stored(at)],
+            )
+            .await
+            .map_err(db::error)?;
+        Ok(())
+    }
+
+    async fn replicas(&self) -> StoreResult<Vec<ReplicaRecord>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, version, started_at, seen_at FROM replicas ORDER BY seen_at DESC, id", &[])
+            .await
+            .map_err(db::error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReplicaRecord {
+                    id: db::get(r, "id")?,
+                    version: db::get(r, "version")?,
+                    started_at: db::get(r, "started_at")?,
+                    seen_at: db::get(r, "seen_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn agree(&self, key: &str, value: &str) -> StoreResult<String> {
