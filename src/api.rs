@@ -117,6 +117,20 @@ pub struct DeviceSignIn {
     pub interval: u64,
 }
 
+/// `GET /v1/replicas` (admins): a broker on this database, as it last said it was alive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replica {
+    /// `host:data-dir-hash`, as its `/healthz` says.
+    pub id: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+    /// Seen in the last 15 s.
+    pub live: bool,
+    /// The broker that answered this call.
+    pub answering: bool,
+}
+
 /// `GET /v1/notifications` (admins): one notification destination and where its delivery stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NotificationDestination {

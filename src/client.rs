@@ -231,6 +231,10 @@ impl Client {
         self.get(&["v1", "notifications"], &[]).await
     }
 
+    pub async fn replicas(&self) -> Result<Vec<api::Replica>, ClientError> {
+        self.get(&["v1", "replicas"], &[]).await
+    }
+
     pub async fn start_browser_sign_in(&self) -> Result<api::BrowserSignIn, ClientError> {
         self.post(&["v1", "auth", "browser"], &serde_json::json!({})).await
     }

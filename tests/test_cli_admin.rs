@@ -76,3 +76,23 @@ async fn audit_lists_exports_and_verifies_and_catches_tampering() {
     b.tamper_with_audit("actor = 'carol' WHERE action = 'approved'").await;
     env.run_with(&["audit", "verify"], &admin, None).code(1).stderr_has("audit chain broken at event").stderr_has("altered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_replicas_lists_this_broker_as_live_and_refuses_non_admins() {
+    let b = TestBroker::start().await;
+    let env = cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    // The broker says it is alive as it starts.
+    let listed = crate::common::eventually(
+        || async { env.run_with(&["admin", "replicas", "--json"], &admin, None).success().stdout.clone() },
+        |out: &String| out.contains("\"live\": true") || out.contains("\"live\":true"),
+    )
+    .await;
+    let rows: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "one broker: {rows}");
+    assert_eq!((rows[0]["answering"].as_bool(), rows[0]["version"].as_str()), (Some(true), Some(env!("CARGO_PKG_VERSION"))));
+    let table = env.run_with(&["admin", "replicas"], &admin, None).success().stdout.clone();
+    assert!(table.contains("(this one)") && table.contains("live"), "{table}");
+    let alice = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("alice"))];
+    env.run_with(&["admin", "replicas"], &alice, None).code(5).stderr_has("not an admin");
+}

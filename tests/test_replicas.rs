@@ -43,6 +43,21 @@ async fn a_waiter_on_one_broker_hears_a_decision_made_on_another() {
         replicas.insert(health["replica"].as_str().unwrap().to_string());
     }
     assert_eq!(replicas.len(), 2, "two brokers, two names: {replicas:?}");
+    // And each is listed, live, by either (each says it is alive as it starts).
+    let listed = eventually(
+        || async { brokers[1].get("admin", "/v1/replicas").await.body },
+        |b: &serde_json::Value| b.as_array().is_some_and(|a| a.len() == 2),
+    )
+    .await;
+    let listed: std::collections::BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r["live"], true, "{r}"))
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, replicas, "the brokers /healthz names are the ones listed");
+    assert_eq!(brokers[0].get("alice", "/v1/replicas").await.status, 403, "admins only");
     // Both brokers wrote to one chain, and it verifies from either.
     for broker in &brokers {
         let v = broker.get("admin", "/v1/audit/verify").await;

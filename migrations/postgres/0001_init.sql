@@ -143,6 +143,15 @@ CREATE TABLE notify_progress (
     given_up        BIGINT NOT NULL DEFAULT 0
 );
 
+-- The brokers on this database, as each last said it was alive (every few
+-- seconds, from its reaper): `jit admin replicas` lists them.
+CREATE TABLE replicas (
+    id         TEXT PRIMARY KEY,
+    version    TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    seen_at    TIMESTAMPTZ NOT NULL
+);
+
 -- The audit log, one hash chain. Appends are serialised by an advisory lock
 -- held to the end of the appending transaction, so replicas writing at once
 -- still make one gap-free sequence.

@@ -301,6 +301,17 @@ pub struct SignedIn {
     pub groups_were: Option<Vec<String>>,
 }
 
+/// A broker on the database, as it last said it was alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRecord {
+    /// `host:data-dir-hash`.
+    pub id: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// When it last said it was alive.
+    pub seen_at: DateTime<Utc>,
+}
+
 /// How far one notification destination is along the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyProgress {

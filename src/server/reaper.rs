@@ -35,8 +35,25 @@ pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
         end_what_time_ended(broker.clone(), shutdown.clone()),
         check_sessions(broker.clone(), shutdown.clone()),
         broker.follow_changes(shutdown.clone()),
+        say_alive(broker.clone(), shutdown.clone()),
         super::notify::run(broker.clone(), shutdown)
     );
+}
+
+/// Tells the database this broker is alive, every `ALIVE_EVERY`.
+async fn say_alive(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = broker.say_alive().await {
+            tracing::warn!(error = %e, "cannot record that this broker is alive");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(super::broker::changes::ALIVE_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
 }
 
 async fn check_sessions(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

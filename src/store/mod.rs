@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::audit::{AuditEvent, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
-    Page, Removal, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 
@@ -76,6 +76,11 @@ pub trait Store: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         None
     }
+
+    /// Broker `replica` (running `version` since `started_at`) is alive at `at`.
+    async fn replica_seen(&self, replica: &str, version: &str, started_at: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Every broker that ever said it was alive here, the latest seen first.
+    async fn replicas(&self) -> StoreResult<Vec<ReplicaRecord>>;
 
     /// The value every broker on this database agrees on for `key`: `value`
     /// when none was set yet (it is now), else the one set first.

@@ -2,6 +2,7 @@
 
 mod grants;
 mod notifications;
+mod replicas;
 mod token_rotate;
 mod user_add;
 mod user_list;
@@ -39,6 +40,13 @@ pub enum AdminCommand {
     /// (notification_failed in the audit log).
     #[command(after_long_help = "Examples:\n  jit admin notifications\n  jit admin notifications --failing --json")]
     Notifications(notifications::NotificationsArgs),
+    /// The brokers on this broker's database, and which are live
+    ///
+    /// Each broker says it is alive every 5 s; one not seen for 15 s is not
+    /// live (stopped, dead, or cut off from the database). One broker on
+    /// SQLite lists itself.
+    #[command(after_long_help = "Examples:\n  jit admin replicas\n  jit admin replicas --json")]
+    Replicas(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,5 +95,6 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CommandError> {
         AdminCommand::Token(TokenCommand::Rotate(args)) => token_rotate::cmd_token_rotate(&client, &args).await,
         AdminCommand::Grants(args) => grants::cmd_grants(&client, &args).await,
         AdminCommand::Notifications(args) => notifications::cmd_notifications(&client, &args).await,
+        AdminCommand::Replicas(json) => replicas::cmd_replicas(&client, json.json).await,
     }
 }

@@ -1,4 +1,5 @@
-//! What other brokers sharing the database changed, heard through the
+//! The brokers sharing a database: each says it is alive every 5 s (`jit
+//! admin replicas` lists them), and hears what the others changed through the
 //! store's change feed (PostgreSQL's LISTEN/NOTIFY), applied to what this
 //! broker holds in memory: a decision wakes this broker's waiters on that
 //! request, a changed token or session drops the remembered sign-ins, a
@@ -9,13 +10,44 @@
 //! every `recheck` (5 s) and remembered sign-ins last at most as long, so a
 //! lost notification delays what a broker learns by that much, never more.
 
+use chrono::{DateTime, Utc};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use super::Broker;
+use super::{Broker, BrokerResult};
+use crate::domain::records::{ReplicaRecord, UserRecord};
 use crate::store::Change;
 
+/// How often each broker says it is alive, and how long after the last time
+/// it counts as live no more.
+pub const ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const LIVE_FOR: chrono::Duration = chrono::Duration::seconds(15);
+
 impl Broker {
+    /// Says this broker is alive, in the database every broker shares.
+    pub async fn say_alive(&self) -> BrokerResult<()> {
+        Ok(self.store.replica_seen(&self.replica, env!("CARGO_PKG_VERSION"), self.started_at, self.now()).await?)
+    }
+
+    /// `GET /v1/replicas` (admins): every broker that said it was alive on
+    /// this database, whether it is live now (seen in the last 15 s), and
+    /// which one is answering.
+    pub async fn replicas(&self, caller: &UserRecord) -> BrokerResult<Vec<(ReplicaRecord, bool, bool)>> {
+        self.require_admin(caller)?;
+        let now = self.now();
+        let live = |seen: DateTime<Utc>| now - seen <= LIVE_FOR;
+        Ok(self
+            .store
+            .replicas()
+            .await?
+            .into_iter()
+            .map(|r| {
+                let (is_live, is_me) = (live(r.seen_at), r.id == self.replica);
+                (r, is_live, is_me)
+            })
+            .collect())
+    }
+
     /// The engine this broker keeps its state in.
     pub fn database_kind(&self) -> &'static str {
         if self.shared { "postgresql" } else { "sqlite" }
@@ -47,7 +79,7 @@ impl Broker {
         }
     }
 
-    async fn heard(&self, change: Change) -> crate::server::broker::BrokerResult<()> {
+    async fn heard(&self, change: Change) -> BrokerResult<()> {
         match change {
             Change::Request(id) => {
                 if self.waiters.watching(id)

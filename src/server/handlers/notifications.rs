@@ -1,4 +1,5 @@
-//! `/v1/notifications`: where each notification destination's delivery stands (admins).
+//! `/v1/notifications`: where each notification destination's delivery
+//! stands; `/v1/replicas`: the brokers on this database (admins).
 
 use axum::Json;
 use axum::extract::State;
@@ -24,6 +25,22 @@ pub async fn list(State(broker): AppState, Caller(caller): Caller) -> Result<Jso
                 last_error: p.last_error,
                 next_attempt_at: p.next_attempt_at,
                 given_up: p.given_up,
+            })
+            .collect(),
+    ))
+}
+
+pub async fn replicas(State(broker): AppState, Caller(caller): Caller) -> Result<Json<Vec<api::Replica>>, ApiError> {
+    let rows = broker.replicas(&caller).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(r, live, answering)| api::Replica {
+                id: r.id,
+                version: r.version,
+                started_at: r.started_at,
+                seen_at: r.seen_at,
+                live,
+                answering,
             })
             .collect(),
     ))

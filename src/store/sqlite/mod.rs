@@ -34,7 +34,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
-    Page, Removal, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
 };
 use crate::domain::token::TokenHash;
 use db::Readers;
@@ -97,6 +97,31 @@ impl Store for SqliteStore {
             Some(Err(found)) => Err(StoreError::Corrupt(format!("integrity check: {found}"))),
             _ => Ok(()),
         }
+    }
+
+    async fn replica_seen(&self, replica: &str, version: &str, started_at: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<()> {
+        let (replica, version) = (replica.to_string(), version.to_string());
+        self.writer
+            .write(move |tx, _| {
+                tx.prepare_cached(
+                    "INSERT INTO replicas (id, version, started_at, seen_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET version = ?2, started_at = ?3, seen_at = ?4",
+                )?
+                .execute(rusqlite::params![replica, version, db::ms(started_at), db::ms(at)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn replicas(&self) -> StoreResult<Vec<ReplicaRecord>> {
+        self.reads
+            .read(|c| {
+                let mut stmt = c.prepare_cached("SELECT id, version, started_at, seen_at FROM replicas ORDER BY seen_at DESC, id")?;
+                db::all(stmt.query([])?, |r| {
+                    Ok(ReplicaRecord { id: r.get(0)?, version: r.get(1)?, started_at: db::time(r.get(2)?)?, seen_at: db::time(r.get(3)?)? })
+                })
+            })
+            .await
     }
 
     async fn agree(&self, key: &str, value: &str) -> StoreResult<String> {
