@@ -146,7 +146,11 @@ pub fn error(e: tokio_postgres::Error) -> StoreError {
         }
         Some(_) => StoreError::Unavailable(db_message(&e)),
         None if e.is_closed() => StoreError::Unavailable("the connection to the database closed".into()),
-        None => StoreError::Unavailable(e.to_string()),
+        // "error performing TLS handshake" says nothing without its cause (the certificate, say).
+        None => match std::error::Error::source(&e) {
+            Some(cause) => StoreError::Unavailable(format!("{e}: {cause}")),
+            None => StoreError::Unavailable(e.to_string()),
+        },
     }
 }
 
