@@ -48,6 +48,8 @@ pub mod codes {
     /// A git host's API could not be reached or failed.
     pub const HOST_FAILED: &str = "host_failed";
     pub const INTERNAL: &str = "internal";
+    /// The broker's database cannot be reached just now: try again shortly (HTTP 503, `Retry-After`).
+    pub const UNAVAILABLE: &str = "unavailable";
     /// This broker has no `[oidc]`: people sign in with a token.
     pub const OIDC_NOT_CONFIGURED: &str = "oidc_not_configured";
     /// The person declined the sign-in at the identity provider.

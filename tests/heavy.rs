@@ -10,6 +10,8 @@ mod common;
 mod test_bad_input_sweep;
 #[path = "heavy/test_crash.rs"]
 mod test_crash;
+#[path = "heavy/test_database_outage.rs"]
+mod test_database_outage;
 #[path = "heavy/test_database_tls.rs"]
 mod test_database_tls;
 #[path = "heavy/test_github_contract.rs"]

@@ -144,6 +144,14 @@ impl From<BrokerError> for ApiError {
                     ProviderError::Config { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, message),
                 }
             }
+            BrokerError::Store(ref inner) if e.database_unavailable() => {
+                tracing::error!(error = %inner, "the database is unavailable");
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the broker's database is unavailable just now")
+                        .with_hint("try again shortly; if it lasts, tell your jit admin (GET /healthz says so too)");
+                e.retry_after = Some(std::time::Duration::from_secs(5));
+                e
+            }
             BrokerError::Store(ref inner) => {
                 tracing::error!(error = %inner, "store failure");
                 ApiError::internal()

@@ -96,3 +96,61 @@ macro_rules! sqlite_only {
         }
     };
 }
+
+/// A PostgreSQL cluster of a test's own (`scripts/test-postgres`), for what
+/// the shared one must not see (TLS turned on, the server stopped); stopped
+/// and removed when dropped. `None` (said) when PostgreSQL is not installed,
+/// unless CI requires it.
+pub struct OwnCluster {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
+
+impl OwnCluster {
+    pub fn start() -> Option<OwnCluster> {
+        if std::fs::read_dir("/usr/lib/postgresql").is_err() {
+            assert!(
+                std::env::var("JIT_TEST_POSTGRES").as_deref() != Ok("required"),
+                "JIT_TEST_POSTGRES=required but PostgreSQL is not installed"
+            );
+            eprintln!("skipped: PostgreSQL is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(SCRIPT).arg("start").arg(dir.path().join("pg")).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Some(OwnCluster { url: String::from_utf8(out.stdout).unwrap().trim().to_string(), dir })
+    }
+
+    /// Where the cluster keeps its files.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("pg")
+    }
+
+    /// `pause` (the server stopped, its data kept) or `resume`.
+    pub fn control(&self, what: &str) {
+        let out = std::process::Command::new(SCRIPT).arg(what).arg(self.path()).output().unwrap();
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// One statement through psql, its answer as text.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = std::process::Command::new("psql").arg(&self.url).args(["-Atqc", sql]).output().unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A new database's URL.
+    pub fn database(&self, name: &str) -> String {
+        self.psql(&format!("CREATE DATABASE {name}"));
+        self.url.replace("/postgres", &format!("/{name}"))
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(SCRIPT).arg("stop").arg(self.path()).output();
+    }
+}

@@ -11,26 +11,6 @@ use crate::common::process::jit;
 use crate::common::tls::TestCa;
 use crate::common::{ChildGuard, POLICY};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
-
-/// A cluster of this test's own, stopped and removed when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT).arg("stop").arg(self.dir.path().join("pg")).output();
-    }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql").arg(url).args(["-Atqc", sql]).output().unwrap();
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Gives `path` to the cluster's owner (the `postgres` user when the tests run as root).
 fn hand_to_server(path: &Path) {
     if rustix::process::geteuid().is_root() {
@@ -41,28 +21,16 @@ fn hand_to_server(path: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_reaches_postgresql_over_tls_only_with_the_servers_ca() {
-    let installed = std::fs::read_dir("/usr/lib/postgresql").is_ok();
-    if !installed {
-        assert!(
-            std::env::var("JIT_TEST_POSTGRES").as_deref() != Ok("required"),
-            "JIT_TEST_POSTGRES=required but PostgreSQL is not installed"
-        );
-        eprintln!("skipped: PostgreSQL is not installed");
-        return;
-    }
     if crate::common::postgres::enabled() {
         eprintln!("runs in the SQLite pass (it starts a cluster of its own)");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(SCRIPT).arg("start").arg(dir.path().join("pg")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cluster = Cluster { url: String::from_utf8(out.stdout).unwrap().trim().to_string(), dir };
+    let Some(cluster) = crate::common::postgres::OwnCluster::start() else { return };
 
     // The server's certificate, from a CA the system does not trust.
     let ca = TestCa::new("database CA");
     let (cert, key) = ca.issue();
-    let tls = cluster.dir.path().join("pg/tls");
+    let tls = cluster.path().join("tls");
     std::fs::create_dir_all(&tls).unwrap();
     for (name, pem) in [("server.crt", &cert), ("server.key", &key)] {
         let path = tls.join(name);
@@ -71,22 +39,22 @@ async fn a_broker_reaches_postgresql_over_tls_only_with_the_servers_ca() {
         hand_to_server(&path);
     }
     hand_to_server(&tls);
-    psql(&cluster.url, &format!("ALTER SYSTEM SET ssl_cert_file = '{}'", tls.join("server.crt").display()));
-    psql(&cluster.url, &format!("ALTER SYSTEM SET ssl_key_file = '{}'", tls.join("server.key").display()));
-    psql(&cluster.url, "ALTER SYSTEM SET ssl = on");
-    psql(&cluster.url, "SELECT pg_reload_conf()");
+    cluster.psql(&format!("ALTER SYSTEM SET ssl_cert_file = '{}'", tls.join("server.crt").display()));
+    cluster.psql(&format!("ALTER SYSTEM SET ssl_key_file = '{}'", tls.join("server.key").display()));
+    cluster.psql("ALTER SYSTEM SET ssl = on");
+    cluster.psql("SELECT pg_reload_conf()");
     // The reload is the postmaster's to do, a moment later: new sessions say when it did.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while psql(&cluster.url, "SHOW ssl") != "on" {
+    while cluster.psql("SHOW ssl") != "on" {
         assert!(std::time::Instant::now() < deadline, "the cluster never turned TLS on");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    psql(&cluster.url, "CREATE DATABASE tls_test");
+    let database = cluster.database("tls_test");
 
     let work = tempfile::tempdir().unwrap();
     let ca_file = ca.write(work.path(), "db-ca.pem");
     // The password rides in the URL; trust auth ignores it, and nothing may show it.
-    let url = format!("{}?sslmode=require&password=hunter2-secret", cluster.url.replace("/postgres", "/tls_test"));
+    let url = format!("{database}?sslmode=require&password=hunter2-secret");
     let url_file = work.path().join("database-url");
     std::fs::write(&url_file, &url).unwrap();
     std::fs::set_permissions(&url_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -136,14 +104,10 @@ async fn a_broker_reaches_postgresql_over_tls_only_with_the_servers_ca() {
     let base = child.log().listening_url();
     let health: serde_json::Value = reqwest::get(format!("{base}/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!((health["status"].as_str(), health["database"].as_str()), (Some("ok"), Some("postgresql")), "{health}");
-    let over_tls = psql(
-        &cluster.url,
-        "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'jit' AND s.ssl",
-    );
-    let in_clear = psql(
-        &cluster.url,
-        "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'jit' AND NOT s.ssl",
-    );
+    let over_tls =
+        cluster.psql("SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'jit' AND s.ssl");
+    let in_clear = cluster
+        .psql("SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'jit' AND NOT s.ssl");
     assert!(over_tls.parse::<u32>().unwrap() >= 1, "the broker's connections over TLS: {over_tls}");
     assert_eq!(in_clear, "0", "none of the broker's connections in clear");
     assert!(!child.log().text().contains("hunter2-secret"), "the password is in the broker's log");

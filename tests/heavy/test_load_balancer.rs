@@ -1,11 +1,12 @@
 //! Replicas behind a real load balancer: three `jit server` processes on one
 //! PostgreSQL database behind Debian's haproxy (health-checking `/healthz`,
-//! adding `X-Forwarded-For`), as the README's replicated set-up has them.
+//! adding `X-Forwarded-For`), as docs/operating.md's replicated set-up has them.
 //! A requester waiting on one replica hears an approval made on another; 450
 //! long-polls through the balancer all succeed (more than one address's cap of
 //! 128 at each replica: the balancer is a trusted proxy); concurrent approve
-//! and deny races end with one decision each and one verifying chain; `git`
-//! through the balancer keeps working while a replica is killed and after;
+//! and deny races (200) end with one decision each and one verifying chain;
+//! `git clone` and `git push` through the balancer keep working while a
+//! replica is killed and after it is restarted;
 //! and a grant that ends while its replica is dead is ended by another, once.
 //!
 //! It runs in `scripts/test`'s PostgreSQL pass (it needs the database and
@@ -218,19 +219,24 @@ async fn replicas_behind_haproxy_share_decisions_survive_a_kill_and_end_grants_o
     }
     assert_eq!(answered, 450);
 
-    // 60 requests, each approved and denied at once through the balancer
+    // 200 requests, each approved and denied at once through the balancer
     // (the two calls landing on different replicas): one decision each.
     let mut pending = Vec::new();
-    for n in 0..60 {
+    for n in 0..200 {
         let body = json!({"repo": "demo", "level": "write", "duration": "1h", "reason": format!("race {n}")});
         let (status, req) = call(lb, &tokens["alice"], Method::POST, "/v1/requests", Some(body)).await;
         assert_eq!((status, req["status"].as_str()), (201, Some("pending")), "{req}");
         pending.push(req["id"].as_i64().unwrap());
     }
     let mut races = tokio::task::JoinSet::new();
+    // 32 races at a time (64 calls in flight): enough to land pairs on
+    // different replicas at once, few enough for a loaded 2-core machine.
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
     for id in pending {
         let (lb, bob, carol) = (lb.to_string(), tokens["bob"].clone(), tokens["carol"].clone());
+        let turns = turns.clone();
         races.spawn(async move {
+            let _turn = turns.acquire_owned().await.unwrap();
             let (approve_path, deny_path) = (format!("/v1/requests/{id}/approve"), format!("/v1/requests/{id}/deny"));
             let approve = call(&lb, &bob, Method::POST, &approve_path, Some(json!({})));
             let deny = call(&lb, &carol, Method::POST, &deny_path, Some(json!({"reason": "no"})));
@@ -249,26 +255,52 @@ async fn replicas_behind_haproxy_share_decisions_survive_a_kill_and_end_grants_o
     let (_, verify) = call(lb, &root, Method::GET, "/v1/audit/verify", None).await;
     assert_eq!(verify["ok"], true, "one chain, whole, after writes from three replicas: {verify}");
 
-    // git through the balancer, while one replica is killed and after.
-    let (_, read) =
-        call(lb, &tokens["dave"], Method::POST, "/v1/requests", Some(json!({"repo": "demo", "level": "read", "duration": "1h"}))).await;
-    let grant = read["grant"]["id"].as_i64().unwrap();
+    // git through the balancer (clone and push), while a replica is killed,
+    // and after it comes back.
+    let write = json!({"repo": "demo", "level": "write", "duration": "1h", "reason": "pushes through the balancer"});
+    let (_, wanted) = call(lb, &tokens["dave"], Method::POST, "/v1/requests", Some(write)).await;
+    let wanted = wanted["id"].as_i64().unwrap();
+    let (_, approved) = call(lb, &tokens["bob"], Method::POST, &format!("/v1/requests/{wanted}/approve"), Some(json!({}))).await;
+    let grant = approved["grant"]["id"].as_i64().unwrap();
     let (_, cred) = call(lb, &tokens["dave"], Method::POST, &format!("/v1/grants/{grant}/credentials"), Some(json!({}))).await;
     let clone_url = format!(
         "{}/git/demo.git",
         lb.replacen("http://", &format!("http://{}:{}@", cred["username"].as_str().unwrap(), cred["password"].as_str().unwrap()), 1)
     );
     let work = tempfile::tempdir().unwrap();
-    for round in 0..12 {
+    for round in 0..14 {
         if round == 4 {
             replicas[1].kill();
         }
+        if round == 9 {
+            replicas[1] = start_replica(&config, &data(1), &database);
+            std::thread::sleep(Duration::from_millis(600)); // two health checks: back in the rotation
+        }
         let target = work.path().join(format!("clone{round}"));
         let out = git(&["clone", "-q", &clone_url, target.to_str().unwrap()], work.path());
-        // A clone in flight on the dead replica may fail; haproxy retries
-        // refused connections elsewhere, so none should after the kill.
+        // A request in flight on the replica as it dies may fail; haproxy
+        // retries refused connections on another, so none should here.
         assert!(out.status.success(), "clone {round} through the balancer failed: {}", String::from_utf8_lossy(&out.stderr));
+        let commit = git(
+            &[
+                "-c",
+                "user.name=dave",
+                "-c",
+                "user.email=dave@example.com",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                &format!("round {round}"),
+            ],
+            &target,
+        );
+        assert!(commit.status.success(), "{}", String::from_utf8_lossy(&commit.stderr));
+        let push = git(&["push", "-q", "origin", &format!("HEAD:refs/heads/lb/round{round}")], &target);
+        assert!(push.status.success(), "push {round} through the balancer failed: {}", String::from_utf8_lossy(&push.stderr));
     }
+    let heads = git(&["ls-remote", &clone_url, "refs/heads/lb/*"], work.path());
+    assert_eq!(String::from_utf8_lossy(&heads.stdout).lines().count(), 14, "every push landed on the shared storage");
 
     // A grant that ends while its replica is dead is ended by another, once.
     let expiring = json!({"repo": "demo", "level": "read", "duration": "2s"});

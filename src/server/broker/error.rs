@@ -73,6 +73,11 @@ impl BrokerError {
     pub fn database_damaged(&self) -> bool {
         matches!(self, BrokerError::Store(crate::store::StoreError::Corrupt(_)))
     }
+
+    /// Whether the database could not be reached or answer (a passing state: try again).
+    pub fn database_unavailable(&self) -> bool {
+        matches!(self, BrokerError::Store(crate::store::StoreError::Unavailable(_)))
+    }
 }
 
 impl From<StoreError> for BrokerError {
