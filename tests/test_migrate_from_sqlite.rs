@@ -6,23 +6,19 @@
 //! a directory that holds no broker.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{call, jit};
-use crate::common::{ChildGuard, POLICY, Spawned};
+use crate::common::process::{call, jit, spawn_broker_with};
+use crate::common::{POLICY, Spawned};
 
 fn serve(config: &Path, data: &Path, database: Option<&str>) -> Spawned {
     let mut command = jit();
-    command.args(["server", "--listen", "127.0.0.1:0", "--config"]).arg(config).arg("--data-dir").arg(data);
     if let Some(url) = database {
         command.env("JIT_DATABASE_URL", url);
     }
-    let child = ChildGuard::logged(command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
-    let url = child.log().listening_url();
-    Spawned { child, url }
+    spawn_broker_with(command, config, data)
 }
 
 fn migrate(config: &Path, from: &Path, database: &str) -> std::process::Output {

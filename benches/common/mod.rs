@@ -90,33 +90,22 @@ impl BrokerProcess {
         std::fs::create_dir_all(dir).unwrap();
         let config_path = dir.join("jit.toml");
         std::fs::write(&config_path, config).unwrap();
-        let data = dir.join("broker");
         let init = Command::new(jit)
             .args(["server", "--init-admin", "root", "--config"])
             .arg(&config_path)
             .arg("--data-dir")
-            .arg(&data)
+            .arg(dir.join("broker"))
             .envs(env.iter().copied())
             .output()
             .unwrap();
         assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-        let admin_token =
-            String::from_utf8(init.stdout).unwrap().split_whitespace().find(|w| w.starts_with("jit_")).expect("the admin's token").into();
-        let port = free_port();
-        let child = Guard(
-            Command::new(jit)
-                .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-                .arg(&config_path)
-                .arg("--data-dir")
-                .arg(&data)
-                .env("JIT_LOG", "warn")
-                .envs(env.iter().copied())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_for_port(port);
-        BrokerProcess { child, url: format!("http://127.0.0.1:{port}"), admin_token, data }
+        let admin_token = String::from_utf8(init.stdout)
+            .unwrap()
+            .split_whitespace()
+            .find(|w| w.starts_with("jit_"))
+            .expect("the admin's token")
+            .to_string();
+        Self::join(jit, dir, config, env, &admin_token)
     }
 
     /// Another broker on `config` (its database given in `env`), on a data

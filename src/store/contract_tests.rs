@@ -52,7 +52,8 @@ fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
 }
 
-fn new_request(n: i64) -> NewRequest {
+/// A request for the demo repo's write (two approvals), `n` seconds after noon on 2026-11-25.
+pub(super) fn new_request(n: i64) -> NewRequest {
     NewRequest {
         requester_id: 1,
         requester: "alice".into(),

@@ -14,6 +14,7 @@ pub mod chain;
 #[cfg(test)]
 mod contract_tests;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -51,7 +51,13 @@ pub fn server_on(data: &Path) -> std::process::Command {
 }
 
 pub fn spawn_broker(config: &Path, data: &Path) -> Spawned {
-    let child = server_on(data)
+    spawn_broker_with(server_on(data), config, data)
+}
+
+/// `jit server` from `command` (with what environment it was given: a
+/// database, say) on `config` and `data`, its URL read from its log.
+pub fn spawn_broker_with(mut command: Command, config: &Path, data: &Path) -> Spawned {
+    let child = command
         .args(["server", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .arg("--data-dir")

@@ -3,14 +3,13 @@
 //! is acknowledged); once the database is back the broker recovers by
 //! itself, with no restart, and what it acknowledged before is all there.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{call, jit};
-use crate::common::{ChildGuard, POLICY};
+use crate::common::POLICY;
+use crate::common::process::{call, jit, spawn_broker_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_whose_database_goes_away_says_so_and_recovers_by_itself() {
@@ -33,18 +32,10 @@ async fn a_broker_whose_database_goes_away_says_so_and_recovers_by_itself() {
         .unwrap();
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     let root = String::from_utf8(init.stdout).unwrap().trim().to_string();
-    let child = jit()
-        .args(["server", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("JIT_DATABASE_URL", &database)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let child = ChildGuard::logged(child);
-    let url = child.log().listening_url();
+    let mut command = jit();
+    command.env("JIT_DATABASE_URL", &database);
+    let broker = spawn_broker_with(command, &config, &dir.path().join("data"));
+    let url = broker.url.clone();
     let health = || async { reqwest::get(format!("{url}/healthz")).await.unwrap().status().as_u16() };
     let (status, alice) = call(&url, &root, Method::POST, "/v1/users", Some(json!({"name": "alice", "groups": ["developers"]}))).await;
     assert_eq!(status, 201, "{alice}");

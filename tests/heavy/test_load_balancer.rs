@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::process::jit;
+use crate::common::process::{jit, spawn_broker_with};
 use crate::common::{ChildGuard, Spawned, gateway_policy, init_bare_repo};
 
 /// The replicas' config: the test policy, the gateway's repos on storage
@@ -36,20 +36,9 @@ fn replica_config(shared: &Path) -> String {
 }
 
 fn start_replica(config: &Path, data: &Path, database: &str) -> Spawned {
-    let child = jit()
-        .args(["server", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("JIT_DATABASE_URL", database)
-        .env("JIT_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let child = ChildGuard::logged(child);
-    let url = child.log().listening_url();
-    Spawned { child, url }
+    let mut command = jit();
+    command.env("JIT_DATABASE_URL", database);
+    spawn_broker_with(command, config, data)
 }
 
 /// haproxy in the foreground on a free loopback port, with the config

@@ -14,30 +14,11 @@ use super::db::{Filters, Sql, error, get, parsed, stored};
 use super::feed::announce;
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{
-    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede, Terms,
+    EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede,
 };
-use crate::domain::refs::RefScope;
 use crate::domain::token::TokenHash;
+use crate::store::rows::{scope, stored_networks, terms};
 use crate::store::{Change, StoreError, StoreResult};
-
-/// Stored terms: both columns, or neither (decided before they were kept).
-pub fn terms(from_networks: Option<String>, allow_deletes: Option<bool>) -> StoreResult<Option<Terms>> {
-    let (Some(from), Some(allow_deletes)) = (from_networks, allow_deletes) else { return Ok(None) };
-    let from = from
-        .lines()
-        .map(|n| n.parse::<ipnet::IpNet>().map_err(|_| StoreError::Corrupt(format!("from_networks: `{n}` is not a network"))))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(Terms { from, allow_deletes }))
-}
-
-pub fn stored_networks(terms: &Terms) -> String {
-    terms.from.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-}
-
-/// A stored ref scope; one that no longer parses is a corrupt row.
-pub fn scope(stored: Option<String>) -> StoreResult<RefScope> {
-    RefScope::from_stored(stored.as_deref()).map_err(|e| StoreError::Corrupt(format!("refs: {e}")))
-}
 
 /// A row of `grants` (selected with `*`).
 pub fn grant(r: &Row) -> StoreResult<GrantRecord> {

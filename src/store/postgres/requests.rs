@@ -10,25 +10,12 @@ use tokio_postgres::Row;
 use super::audit::append;
 use super::db::{Filters, Sql, count, error, get, int, parsed, stored};
 use super::feed::announce;
-use super::grants::{self, scope, stored_networks, terms};
+use super::grants;
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
+use crate::store::rows::{REQUESTS_QUERY, scope, stored_networks, terms};
 use crate::store::{Change, StoreError, StoreResult};
-
-/// Requests with their approvals and grant, in one query; `{filters}`
-/// selects the requests before the limit, so a page holds whole requests.
-const REQUESTS_QUERY: &str = "
-SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
-       r.from_networks, r.allow_deletes, r.status,
-       r.created_at, r.decided_at, r.decided_by, r.decision_note,
-       a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
-       g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
-       g.revoked_at AS g_revoked_at, g.revoked_by AS g_revoked_by, g.ended_at AS g_ended_at
-FROM (SELECT * FROM requests WHERE {filters} ORDER BY id DESC LIMIT {limit}) r
-LEFT JOIN approvals a ON a.request_id = r.id
-LEFT JOIN grants g ON g.request_id = r.id
-ORDER BY r.id DESC, a.at, a.approver";
 
 /// The request of a joined row, without its approvals.
 fn request(row: &Row) -> StoreResult<RequestRecord> {

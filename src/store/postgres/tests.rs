@@ -9,10 +9,8 @@ use ed25519_dalek::SigningKey;
 
 use super::testdb::{self, TestDatabase};
 use super::{PostgresStore, Store};
-use crate::domain::Level;
 use crate::domain::audit::{Action, GENESIS, NewEvent, verify_chain};
-use crate::domain::records::{ApprovalRecord, NewRequest, NewUserRecord, RequestChange, Terms};
-use crate::domain::refs::RefScope;
+use crate::domain::records::{ApprovalRecord, NewRequest, NewUserRecord, RequestChange};
 use crate::domain::request::RequestStatus;
 use crate::domain::token::TokenHash;
 use crate::store::StoreError;
@@ -33,20 +31,9 @@ async fn replicas(n: usize) -> Option<(TestDatabase, Vec<Arc<PostgresStore>>)> {
     Some((db, stores))
 }
 
+/// The contract tests' request, needing one approval.
 fn request(n: i64) -> NewRequest {
-    NewRequest {
-        requester_id: 1,
-        requester: "alice".into(),
-        repo: "demo".into(),
-        level: Level::Write,
-        duration_secs: 3600,
-        reason: Some(format!("r{n}")),
-        rule: "prod".into(),
-        approvals_required: 1,
-        refs: RefScope::all(),
-        terms: Terms { from: vec![], allow_deletes: false },
-        created_at: at("2026-12-01T10:00:00Z"),
-    }
+    NewRequest { approvals_required: 1, ..crate::store::contract_tests::new_request(n) }
 }
 
 async fn whole_chain(store: &PostgresStore) -> usize {

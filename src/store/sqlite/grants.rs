@@ -12,28 +12,14 @@ use crate::domain::audit::NewEvent;
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede, Terms,
 };
-use crate::domain::refs::RefScope;
 use crate::domain::token::TokenHash;
 use crate::store::chain::Chain;
+use crate::store::rows::{self, scope, stored_networks};
 use crate::store::{StoreError, StoreResult};
 
-/// Stored terms: both columns, or neither (decided before they were kept).
+/// Stored terms (SQLite keeps `allow_deletes` as 0 or 1).
 pub fn terms(from_networks: Option<String>, allow_deletes: Option<i64>) -> StoreResult<Option<Terms>> {
-    let (Some(from), Some(deletes)) = (from_networks, allow_deletes) else { return Ok(None) };
-    let from = from
-        .lines()
-        .map(|n| n.parse::<ipnet::IpNet>().map_err(|_| StoreError::Corrupt(format!("from_networks: `{n}` is not a network"))))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(Terms { from, allow_deletes: deletes != 0 }))
-}
-
-pub fn stored_networks(terms: &Terms) -> String {
-    terms.from.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-}
-
-/// A stored ref scope; one that no longer parses is a corrupt row.
-pub fn scope(stored: Option<String>) -> StoreResult<RefScope> {
-    RefScope::from_stored(stored.as_deref()).map_err(|e| StoreError::Corrupt(format!("refs: {e}")))
+    rows::terms(from_networks, allow_deletes.map(|d| d != 0))
 }
 
 /// A row of `grants` (selected with `*`).

@@ -2,10 +2,8 @@
 //! and a data dir that is not what it was is refused.
 
 use super::*;
-use crate::domain::Level;
 use crate::domain::audit::{Action, GENESIS};
-use crate::domain::records::Terms;
-use crate::domain::refs::RefScope;
+use crate::store::contract_tests::new_request;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
@@ -21,22 +19,6 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
-}
-
-fn new_request(n: i64) -> NewRequest {
-    NewRequest {
-        requester_id: 1,
-        requester: "alice".into(),
-        repo: "demo".into(),
-        level: Level::Write,
-        duration_secs: 3600,
-        reason: Some(format!("r{n}")),
-        rule: "demo-write".into(),
-        approvals_required: 2,
-        refs: RefScope::all(),
-        terms: Terms { from: vec!["10.0.0.0/8".parse().unwrap()], allow_deletes: true },
-        created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
-    }
 }
 
 #[tokio::test]
@@ -227,7 +209,7 @@ async fn statements_are_prepared_once_whatever_their_values() {
             let mut counts = Vec::new();
             for sql in [
                 // The statements those reads prepared, written the way they write them.
-                db::Filters::default().when("id = ?", Some(Value::Integer(1))).sql(requests::REQUESTS_QUERY, Page::DEFAULT_LIMIT),
+                db::Filters::default().when("id = ?", Some(Value::Integer(1))).sql(crate::store::rows::REQUESTS_QUERY, Page::DEFAULT_LIMIT),
                 db::Filters::default()
                     .when("user_id = ?", Some(Value::Integer(1)))
                     .when("revoked_at IS NULL AND expires_at > ?", Some(Value::Integer(0)))
