@@ -1,7 +1,8 @@
 //! Brokers sharing one PostgreSQL database, in one process: what one decides
 //! the others' waiters hear at once (the change feed, not a timer: their
 //! re-check is set to ten minutes here), a token changed on one stops
-//! working on all, two reapers end a grant once, and a decision written
+//! working on all, two reapers end a grant once (and revoke each of its
+//! GitHub tokens once: one claims it, the other leaves it), and a decision written
 //! where no notification is sent still reaches a waiter by the re-check.
 
 use std::time::Duration;
@@ -144,4 +145,34 @@ async fn a_broker_whose_gateway_repos_are_other_storage_is_refused() {
     let data = tempfile::tempdir().unwrap();
     let same = open_with_repos_in(brokers[0].dir.path(), data.path()).await.expect("the same storage is fine");
     same.close_store().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reapers_revoke_each_github_token_once() {
+    let gh = crate::common::fake_github::FakeGitHub::start().await;
+    let Some(brokers) = TestBroker::start_replicas(2, &gh.policy()).await else { return };
+    let req = brokers[0].request("alice", "acme/api", "write", "1h", Some("hotfix")).await;
+    let approved = brokers[1].approve("carol", id(&req)).await;
+    let grant = approved.body["grant"]["id"].as_i64().unwrap();
+    // Tokens minted through either broker; each kept, sealed, in the one database.
+    for n in 0..4 {
+        let r = brokers[n % 2].post("alice", &format!("/v1/grants/{grant}/credentials"), json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    assert_eq!(gh.live_tokens().len(), 4);
+    // The grant ends for both reapers at once; each looks every 100 ms.
+    for b in &brokers {
+        b.advance(Duration::from_secs(3601));
+    }
+    assert_eq!(eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await, 0);
+    for _ in 0..5 {
+        for b in &brokers {
+            b.advance(Duration::from_secs(1));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let deletes = gh.seen().iter().filter(|s| *s == "DELETE /installation/token").count();
+    assert_eq!(deletes, 4, "each token revoked once: one broker claimed the grant, the other left it");
+    let revoked = brokers[0].audit().await.iter().filter(|e| e["action"] == "host_revoked" && e["grant_id"] == grant).count();
+    assert_eq!(revoked, 1);
 }
