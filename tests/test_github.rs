@@ -37,13 +37,19 @@ fn actions(audit: &[Value], action: &str) -> Vec<Value> {
     audit.iter().filter(|e| e["action"] == action).cloned().collect()
 }
 
-/// Every byte the broker keeps on disk (the database and its journal).
-fn stored_bytes(b: &TestBroker) -> Vec<u8> {
+/// Every byte the broker keeps (its files: the database and its journal; on
+/// PostgreSQL also every row of its tables, as text).
+async fn stored_bytes(b: &TestBroker) -> Vec<u8> {
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(b.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
             bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    if crate::common::postgres::enabled() {
+        for table in ["users", "grants", "credentials", "host_tokens", "sessions", "audit_events"] {
+            bytes.extend(format!("{:?}", b.query_text(&format!("SELECT * FROM {table}")).await).into_bytes());
         }
     }
     bytes
@@ -94,7 +100,7 @@ async fn a_grant_mints_tokens_for_its_one_repo_and_every_one_is_revoked_when_it_
     assert_eq!(host_tokens_stored(&b).await, 3, "what revoking each needs is kept");
 
     // No token in clear: not on disk, not in the audit log, not in another API answer.
-    let disk = stored_bytes(&b);
+    let disk = stored_bytes(&b).await;
     let audit = serde_json::to_string(&b.audit().await).unwrap();
     let grant_view = b.get("alice", &format!("/v1/grants/{grant}")).await.body.to_string();
     for t in &issued {

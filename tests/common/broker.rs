@@ -319,6 +319,18 @@ impl TestBroker {
                 files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
             }
         }
+        // On PostgreSQL what the broker keeps is in its tables: every row as
+        // text (a secret in a bytea column shows as hex, looked for too).
+        if self.postgres_url().is_some() {
+            let tables = self.query_text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").await;
+            for table in tables.iter().filter_map(|t| t[0].clone()) {
+                let rows = self.query_text(&format!("SELECT * FROM {table}")).await;
+                let text = format!("{rows:?}");
+                let hex: String = secrets.iter().filter(|s| text.contains(&hex::encode(s.as_bytes()))).cloned().collect();
+                assert!(hex.is_empty(), "a provider secret is in table {table}, hex-encoded");
+                files.push((format!("PostgreSQL table {table}"), text.into_bytes()));
+            }
+        }
         let mut answers = vec![("the audit log".to_string(), serde_json::to_string(&self.audit().await).unwrap())];
         for path in ["/v1/grants?all=true", "/v1/requests", "/v1/repos", "/v1/grants/failing", "/healthz", "/v1/audit/verify"] {
             answers.push((path.to_string(), self.get("admin", path).await.body.to_string()));
