@@ -496,6 +496,69 @@ mod tests {
         ServerConfig::from_toml(src, Path::new("jit.toml"), Some(PathBuf::from("/tmp/x")))
     }
 
+    /// `database()` with `[server]`'s keys from `toml` and `JIT_DATABASE_URL` as `env` gives it.
+    fn database_of(toml: &str, env: Option<&str>) -> Result<Database, String> {
+        let raw: RawFile = toml::from_str(toml).unwrap();
+        database(&raw.server, |v| (v == "JIT_DATABASE_URL").then(|| env.map(str::to_string)).flatten())
+    }
+
+    fn private_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_database_is_sqlite_unless_a_postgres_url_is_given_and_a_bad_one_is_named() {
+        assert!(matches!(database_of("[server]\n", None), Ok(Database::Sqlite)));
+        let Ok(Database::Postgres(pg)) = database_of(
+            "[server]\ndatabase_url = \"postgres://jit:pw@db/jit\"\ndatabase_pool = 4\ndatabase_statement_timeout = \"3s\"\n",
+            None,
+        ) else {
+            panic!("a postgres URL is PostgreSQL")
+        };
+        assert_eq!((pg.pool_size, pg.statement_timeout), (4, Duration::from_secs(3)));
+        assert!(!format!("{pg:?}").contains("pw"), "the password is not in Debug: {pg:?}");
+        // The environment wins over the file.
+        let Ok(Database::Postgres(pg)) = database_of("[server]\ndatabase_url = \"postgres://a/file\"\n", Some("postgres://b/env")) else {
+            panic!()
+        };
+        assert_eq!(pg.shown_url(), "postgres://b/env");
+        for (toml, says) in [
+            ("[server]\ndatabase_url = \"mysql://x\"\n", "must be a postgres:// URL"),
+            ("[server]\ndatabase_url = \"postgres://jit:s3cret@db/jit?port=notaport\"\n", "database_url"),
+            ("[server]\ndatabase_url = \"postgres://db/jit\"\ndatabase_pool = 0\n", "at least 1"),
+            ("[server]\ndatabase_url = \"postgres://db/jit\"\ndatabase_statement_timeout = \"soon\"\n", "database_statement_timeout"),
+            ("[server]\ndatabase_url = \"postgres://db/jit\"\ndatabase_ca_file = \"/nonexistent/ca.pem\"\n", "no such file"),
+            ("[server]\ndatabase_pool = 4\n", "only for PostgreSQL"),
+            ("[server]\ndatabase_url = \"postgres://db/a\"\ndatabase_url_file = \"/x\"\n", "give one, not both"),
+        ] {
+            let err = database_of(toml, None).expect_err(toml);
+            assert!(err.contains(says), "{toml}: {err}");
+            assert!(!err.contains("s3cret"), "the password is never said: {err}");
+        }
+    }
+
+    #[test]
+    fn the_database_url_file_and_audit_key_file_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = private_file(dir.path(), "url-open", "postgres://jit:pw@db/jit\n", 0o644);
+        let closed = private_file(dir.path(), "url-closed", "postgres://jit:pw@db/jit\n", 0o600);
+        let err = database_of(&format!("[server]\ndatabase_url_file = \"{}\"\n", open.display()), None).unwrap_err();
+        assert!(err.contains("readable by others"), "{err}");
+        let Ok(Database::Postgres(pg)) = database_of(&format!("[server]\ndatabase_url_file = \"{}\"\n", closed.display()), None) else {
+            panic!("a private file is read")
+        };
+        assert_eq!(pg.shown_url(), "postgres://jit:<redacted>@db/jit", "read and trimmed");
+        let key = private_file(dir.path(), "audit.key", &"ab".repeat(32), 0o644);
+        match parse(&format!("[server]\naudit_key_file = \"{}\"\n", key.display())) {
+            Err(e) => assert!(e.to_string().contains("server.audit_key_file") && e.to_string().contains("readable by others"), "{e}"),
+            Ok(_) => panic!("a key others may read is refused"),
+        }
+    }
+
     #[test]
     fn a_full_file_parses() {
         let c = parse(
