@@ -138,8 +138,6 @@ pub struct ServerConfig {
     /// HTTPS: the certificate chain and key (PEM); plain HTTP without.
     pub tls: Option<TlsFiles>,
     pub limits: ConnectionLimits,
-    /// Proxies whose `X-Forwarded-For` is believed (none: the peer is the client).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Failed authentications one address (or one user name) may make per minute.
     pub auth_failures_per_minute: u32,
     /// Git requests one credential may make per second (bursts of 10 s worth).
@@ -237,7 +235,6 @@ impl ServerConfig {
             max_body_bytes: 64 * 1024,
             tls: None,
             limits: ConnectionLimits::default(),
-            trusted_proxies: Vec::new(),
             auth_failures_per_minute: 10,
             git_requests_per_second: 10.0,
             auth_summary_every: Duration::from_secs(60),
@@ -295,8 +292,7 @@ impl ServerConfig {
                 t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.header_timeout: {e}")))?.as_std();
         }
         if let Some(nets) = raw.server.trusted_proxies {
-            config.trusted_proxies = parse_networks("server.trusted_proxies", &nets).map_err(invalid)?;
-            config.limits.trusted_proxies = config.trusted_proxies.clone();
+            config.limits.trusted_proxies = parse_networks("server.trusted_proxies", &nets).map_err(invalid)?;
         }
         if let Some(n) = raw.server.auth_failures_per_minute {
             config.auth_failures_per_minute = positive("auth_failures_per_minute", n as usize)? as u32;

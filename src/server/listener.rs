@@ -51,7 +51,9 @@ pub struct ConnectionLimits {
     /// Where health checks come from (load balancers, monitoring).
     pub health_from: Vec<ipnet::IpNet>,
     pub per_address: usize,
-    /// Proxies (load balancers) exempt from `per_address`: `server.trusted_proxies`.
+    /// Proxies (load balancers), `server.trusted_proxies`: their
+    /// `X-Forwarded-For` is believed (none: the peer is the client), and they
+    /// are exempt from `per_address`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// For a request head (and a TLS handshake), and for an idle keep-alive connection.
     pub header_timeout: Duration,

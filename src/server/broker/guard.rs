@@ -60,7 +60,7 @@ impl Broker {
 
     /// The client's address: the peer, or what a trusted proxy says it saw.
     pub fn client_ip<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>) -> Result<IpAddr, network::UnreadableHop> {
-        network::client_ip(peer, forwarded_for, &self.config.trusted_proxies)
+        network::client_ip(peer, forwarded_for, &self.config.limits.trusted_proxies)
     }
 
     /// Counts and logs a failed authentication (never the secret), and says
