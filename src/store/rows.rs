@@ -1,11 +1,23 @@
-//! What both engines keep alike: the query that reads requests whole, and
-//! the text forms of a grant's terms (its networks, one a line) and of a
-//! ref scope. Each engine reads its own column types; these are the shapes
-//! they share.
+//! What both engines keep alike: times to the millisecond, the query that
+//! reads requests whole, the text forms of a grant's terms (its networks,
+//! one a line) and of a ref scope, the records a write answers with instead
+//! of reading them back, and the events both write the same way. Each
+//! engine reads its own column types; these are the shapes they share.
 
-use crate::domain::records::Terms;
+use chrono::{DateTime, Utc};
+
+use crate::domain::audit::{Action, NewEvent, OIDC_ACTOR};
+use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestRecord, Terms};
 use crate::domain::refs::RefScope;
+use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::store::{StoreError, StoreResult};
+
+/// A time as every store keeps it (to the millisecond), so a record built in
+/// memory equals the one a read would return. (Every `DateTime` fits in
+/// milliseconds since 1970 as an `i64`, so nothing is lost but the rest.)
+pub fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
 
 /// Requests with their approvals and grant, in one query. `{filters}`
 /// selects the requests (before the limit), so a page holds whole requests;
@@ -40,4 +52,100 @@ pub fn stored_networks(terms: &Terms) -> String {
 /// A stored ref scope; one that no longer parses is a corrupt row.
 pub fn scope(stored: Option<String>) -> StoreResult<RefScope> {
     RefScope::from_stored(stored.as_deref()).map_err(|e| StoreError::Corrupt(format!("refs: {e}")))
+}
+
+/// The request `new` as written with `id`: approved by policy at once when
+/// `decided` (its grant is the caller's to add), else pending.
+pub fn created_request(new: &NewRequest, id: i64, decided: bool) -> RequestRecord {
+    let created_at = stored(new.created_at);
+    RequestRecord {
+        id,
+        requester_id: Some(new.requester_id),
+        requester: new.requester.clone(),
+        repo: new.repo.clone(),
+        level: new.level,
+        duration_secs: new.duration_secs,
+        reason: new.reason.clone(),
+        rule: new.rule.clone(),
+        approvals_required: new.approvals_required,
+        refs: new.refs.clone(),
+        terms: Some(new.terms.clone()),
+        status: if decided { RequestStatus::Approved } else { RequestStatus::Pending },
+        created_at,
+        decided_at: decided.then_some(created_at),
+        decided_by: decided.then(|| POLICY_DECIDER.to_string()),
+        decision_note: None,
+        approvals: Vec::new(),
+        grant: None,
+    }
+}
+
+/// The grant of `req` written with `id` for `granted_at..expires_at`, as a read would return it.
+pub fn written_grant(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>)) -> GrantRecord {
+    GrantRecord {
+        id,
+        request_id: req.id,
+        user_id: req.requester_id,
+        user: req.requester.clone(),
+        repo: req.repo.clone(),
+        level: req.level,
+        rule: Some(req.rule.clone()),
+        refs: req.refs.clone(),
+        terms: req.terms.clone(),
+        granted_at: stored(granted_at),
+        expires_at: stored(expires_at),
+        revoked_at: None,
+        revoked_by: None,
+        ended_at: None,
+    }
+}
+
+/// What `req` became once `change` was written (the new grant, if any, has
+/// id `grant_id`): a store answers with it instead of reading it back.
+pub fn after_change(mut req: RequestRecord, change: &RequestChange, grant_id: Option<i64>) -> RequestRecord {
+    if let Some(a) = &change.add_approval {
+        req.approvals.push(ApprovalRecord { at: stored(a.at), ..a.clone() });
+        // The order a read returns them in.
+        req.approvals.sort_by(|x, y| (x.at, &x.approver).cmp(&(y.at, &y.approver)));
+    }
+    if let Some((status, by, note)) = &change.decide {
+        req.status = *status;
+        req.decided_at = Some(stored(change.at));
+        req.decided_by = Some(by.clone());
+        req.decision_note = note.clone();
+    }
+    if let (Some(id), Some(window)) = (grant_id, change.grant) {
+        req.grant = Some(written_grant(&req, id, window));
+    }
+    req
+}
+
+/// A person's groups changed at the identity provider.
+pub fn groups_event(name: &str, was: &[String], now: &[String]) -> NewEvent {
+    let mut e = NewEvent::new(OIDC_ACTOR, Action::GroupsChanged);
+    let list = |g: &[String]| if g.is_empty() { "(none)".to_string() } else { g.join(", ") };
+    e.detail = Some(format!("{name}: {} → {} (from the identity provider)", list(was), list(now)));
+    e
+}
+
+/// `grant` revoked by `by`, giving `why`.
+pub fn revoked_event(grant: &GrantRecord, by: &str, why: &str) -> NewEvent {
+    let mut e = NewEvent::new(by, Action::Revoked);
+    e.request_id = Some(grant.request_id);
+    e.grant_id = Some(grant.id);
+    e.repo = Some(grant.repo.clone());
+    e.level = Some(grant.level);
+    e.detail = Some(why.to_string());
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_keep_milliseconds() {
+        let t: DateTime<Utc> = "2026-11-25T12:10:00.123456789Z".parse().unwrap();
+        assert_eq!(stored(t).to_rfc3339(), "2026-11-25T12:10:00.123+00:00");
+    }
 }

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -174,11 +173,7 @@ pub fn get<'a, T: FromSql<'a>>(row: &'a Row, name: &str) -> StoreResult<T> {
     row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
 }
 
-/// A time as the store keeps it (to the millisecond), so a record built in
-/// memory equals the one a read would return.
-pub fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
-}
+pub use crate::store::rows::stored;
 
 pub fn parsed<T: std::str::FromStr>(what: &str, v: &str) -> StoreResult<T> {
     v.parse().map_err(|_| StoreError::Corrupt(format!("bad {what} `{v}`")))
@@ -246,11 +241,5 @@ mod tests {
         assert_eq!(f.sql("SELECT * FROM t WHERE {filters} LIMIT {limit}", 5), "SELECT * FROM t WHERE a = $1 AND c < $2 LIMIT 5");
         assert_eq!(f.params().len(), 2);
         assert_eq!(Filters::default().sql("WHERE {filters}", 1), "WHERE TRUE");
-    }
-
-    #[test]
-    fn times_keep_milliseconds() {
-        let t: DateTime<Utc> = "2026-11-25T12:10:00.123456789Z".parse().unwrap();
-        assert_eq!(stored(t).to_rfc3339(), "2026-11-25T12:10:00.123+00:00");
     }
 }

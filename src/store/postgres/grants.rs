@@ -82,26 +82,6 @@ pub async fn insert(tx: &impl Sql, req: &RequestRecord, window: (DateTime<Utc>, 
     get(&row, "id")
 }
 
-/// The grant [`insert`] wrote for `req`, as a read would return it.
-pub fn written(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>)) -> GrantRecord {
-    GrantRecord {
-        id,
-        request_id: req.id,
-        user_id: req.requester_id,
-        user: req.requester.clone(),
-        repo: req.repo.clone(),
-        level: req.level,
-        rule: Some(req.rule.clone()),
-        refs: req.refs.clone(),
-        terms: req.terms.clone(),
-        granted_at: stored(granted_at),
-        expires_at: stored(expires_at),
-        revoked_at: None,
-        revoked_by: None,
-        ended_at: None,
-    }
-}
-
 /// Ends each superseded grant still live at `at`, with its event, and moves
 /// its unexpired gateway credentials to the grant `by` that covers it (see
 /// the SQLite store's `supersede` for why). Returns the events of the grants it ended.

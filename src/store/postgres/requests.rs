@@ -14,7 +14,7 @@ use super::grants;
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
-use crate::store::rows::{REQUESTS_QUERY, scope, stored_networks, terms};
+use crate::store::rows::{self, REQUESTS_QUERY, scope, stored_networks, terms};
 use crate::store::{Change, StoreError, StoreResult};
 
 /// The request of a joined row, without its approvals.
@@ -136,30 +136,11 @@ pub async fn create(
         .await
         .map_err(error)?;
     let id: i64 = get(&row, "id")?;
-    let mut record = RequestRecord {
-        id,
-        requester_id: Some(new.requester_id),
-        requester: new.requester.clone(),
-        repo: new.repo.clone(),
-        level: new.level,
-        duration_secs: new.duration_secs,
-        reason: new.reason.clone(),
-        rule: new.rule.clone(),
-        approvals_required: new.approvals_required,
-        refs: new.refs.clone(),
-        terms: Some(new.terms.clone()),
-        status,
-        created_at,
-        decided_at,
-        decided_by: grant.map(|_| POLICY_DECIDER.to_string()),
-        decision_note: None,
-        approvals: Vec::new(),
-        grant: None,
-    };
+    let mut record = rows::created_request(new, id, grant.is_some());
     let grant_id = match grant {
         Some(window) => {
             let grant_id = grants::insert(tx, &record, window).await?;
-            record.grant = Some(grants::written(&record, grant_id, window));
+            record.grant = Some(rows::written_grant(&record, grant_id, window));
             Some(grant_id)
         }
         None => None,
@@ -205,7 +186,7 @@ pub async fn apply(tx: &impl Sql, key: &SigningKey, change: RequestChange) -> St
             grant_id = Some(grants::insert(tx, &current, window).await?);
         }
     }
-    let record = after_change(current, &change, grant_id);
+    let record = rows::after_change(current, &change, grant_id);
     let mut events = change.events;
     attach_ids(&mut events, change.request_id, grant_id);
     if let Some(grant_id) = grant_id {
@@ -214,25 +195,6 @@ pub async fn apply(tx: &impl Sql, key: &SigningKey, change: RequestChange) -> St
     announce(tx, &Change::Request(change.request_id)).await?;
     append(tx, key, &events, change.at).await?;
     Ok(record)
-}
-
-/// What `req` became once `change` was written (the new grant, if any, has id `grant_id`).
-fn after_change(mut req: RequestRecord, change: &RequestChange, grant_id: Option<i64>) -> RequestRecord {
-    if let Some(a) = &change.add_approval {
-        req.approvals.push(ApprovalRecord { at: stored(a.at), ..a.clone() });
-        // The order a read returns them in.
-        req.approvals.sort_by(|x, y| (x.at, &x.approver).cmp(&(y.at, &y.approver)));
-    }
-    if let Some((status, by, note)) = &change.decide {
-        req.status = *status;
-        req.decided_at = Some(stored(change.at));
-        req.decided_by = Some(by.clone());
-        req.decision_note = note.clone();
-    }
-    if let (Some(id), Some(window)) = (grant_id, change.grant) {
-        req.grant = Some(grants::written(&req, id, window));
-    }
-    req
 }
 
 /// Ids of pending requests created at or before `cutoff`.

@@ -13,6 +13,7 @@ use super::users::{ACTIVE_USERS, revoke_live_grants, user};
 use crate::domain::audit::{Action, NewEvent, OIDC_ACTOR};
 use crate::domain::records::{Removal, SessionRecord, SignIn, SignedIn, UserRecord};
 use crate::domain::token::TokenHash;
+use crate::store::rows;
 use crate::store::{Change, StoreError, StoreResult};
 
 const LIVE_SESSIONS: &str = "SELECT s.*, u.name AS user_name, u.issuer AS user_issuer FROM sessions s
@@ -30,13 +31,6 @@ fn session(r: &Row) -> StoreResult<SessionRecord> {
         ends_at: get(r, "ends_at")?,
         next_check_at: get(r, "next_check_at")?,
     })
-}
-
-fn groups_event(name: &str, was: &[String], now: &[String]) -> NewEvent {
-    let mut e = NewEvent::new(OIDC_ACTOR, Action::GroupsChanged);
-    let list = |g: &[String]| if g.is_empty() { "(none)".to_string() } else { g.join(", ") };
-    e.detail = Some(format!("{name}: {} → {} (from the identity provider)", list(was), list(now)));
-    e
 }
 
 /// Records a sign-in (see the SQLite store's `sign_in`).
@@ -83,7 +77,7 @@ pub async fn sign_in(tx: &impl Sql, key: &SigningKey, new: &SignIn) -> StoreResu
             if user.groups != new.groups {
                 tx.execute("UPDATE users SET groups = $1 WHERE id = $2", &[&new.groups, &user.id]).await.map_err(error)?;
                 announce(tx, &Change::Identities).await?;
-                events.push(groups_event(&user.name, &user.groups, &new.groups));
+                events.push(rows::groups_event(&user.name, &user.groups, &new.groups));
                 groups_were = Some(std::mem::replace(&mut user.groups, new.groups.clone()));
             }
             (user, false, groups_were)
@@ -184,7 +178,7 @@ pub async fn checked(
     }
     tx.execute("UPDATE users SET groups = $1 WHERE id = $2", &[&groups, &user.id]).await.map_err(error)?;
     announce(tx, &Change::Identities).await?;
-    append(tx, key, &[groups_event(&user.name, &user.groups, groups)], at).await?;
+    append(tx, key, &[rows::groups_event(&user.name, &user.groups, groups)], at).await?;
     Ok(true)
 }
 

@@ -13,6 +13,7 @@ use crate::domain::audit::{Action, NewEvent};
 use crate::domain::records::{GrantRecord, NewUserRecord, Removal, UserRecord};
 use crate::domain::request::RequestStatus;
 use crate::domain::token::TokenHash;
+use crate::store::rows;
 use crate::store::{Change, StoreError, StoreResult};
 
 pub(super) fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
@@ -198,13 +199,7 @@ pub(super) async fn revoke_live_grants(
         // As they were before this revocation (what the caller ends at the host).
         g.revoked_at = None;
         g.revoked_by = None;
-        let mut e = NewEvent::new(by, Action::Revoked);
-        e.request_id = Some(g.request_id);
-        e.grant_id = Some(g.id);
-        e.repo = Some(g.repo.clone());
-        e.level = Some(g.level);
-        e.detail = Some(why.to_string());
-        events.push(e);
+        events.push(rows::revoked_event(g, by, why));
     }
     Ok(live)
 }

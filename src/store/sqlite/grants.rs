@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::audit::append;
-use super::db::{Filters, all, as_stored, first, ms, opt_time, parsed, time};
+use super::db::{Filters, all, first, ms, opt_time, parsed, time};
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, Page, RequestRecord, Supersede, Terms,
@@ -85,26 +85,6 @@ pub fn insert(conn: &Connection, req: &RequestRecord, window: (DateTime<Utc>, Da
             |r| r.get(0),
         )?;
     Ok(id)
-}
-
-/// The grant [`insert`] wrote for `req`, as a read would return it.
-pub fn written(req: &RequestRecord, id: i64, (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>)) -> StoreResult<GrantRecord> {
-    Ok(GrantRecord {
-        id,
-        request_id: req.id,
-        user_id: req.requester_id,
-        user: req.requester.clone(),
-        repo: req.repo.clone(),
-        level: req.level,
-        rule: Some(req.rule.clone()),
-        refs: req.refs.clone(),
-        terms: req.terms.clone(),
-        granted_at: as_stored(granted_at)?,
-        expires_at: as_stored(expires_at)?,
-        revoked_at: None,
-        revoked_by: None,
-        ended_at: None,
-    })
 }
 
 /// Ends each superseded grant that is still live at `at`, with its event;

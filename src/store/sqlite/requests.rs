@@ -7,13 +7,13 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
 use super::audit::append;
-use super::db::{Filters, as_stored, int, ms, opt_time, parsed, time};
+use super::db::{Filters, int, ms, opt_time, parsed, time};
 use super::grants::{self, terms};
 use crate::domain::audit::NewEvent;
 use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::store::chain::Chain;
-use crate::store::rows::{REQUESTS_QUERY, scope, stored_networks};
+use crate::store::rows::{self, REQUESTS_QUERY, scope, stored_networks};
 use crate::store::{StoreError, StoreResult};
 
 /// The request of a joined row, without its approvals.
@@ -135,30 +135,11 @@ pub fn create(
             ],
             |r| r.get(0),
         )?;
-    let mut record = RequestRecord {
-        id,
-        requester_id: Some(new.requester_id),
-        requester: new.requester.clone(),
-        repo: new.repo.clone(),
-        level: new.level,
-        duration_secs: new.duration_secs,
-        reason: new.reason.clone(),
-        rule: new.rule.clone(),
-        approvals_required: new.approvals_required,
-        refs: new.refs.clone(),
-        terms: Some(new.terms.clone()),
-        status,
-        created_at: as_stored(new.created_at)?,
-        decided_at: grant.map(|_| as_stored(new.created_at)).transpose()?,
-        decided_by: grant.map(|_| POLICY_DECIDER.to_string()),
-        decision_note: None,
-        approvals: Vec::new(),
-        grant: None,
-    };
+    let mut record = rows::created_request(new, id, grant.is_some());
     let grant_id = match grant {
         Some(window) => {
             let grant_id = grants::insert(conn, &record, window)?;
-            record.grant = Some(grants::written(&record, grant_id, window)?);
+            record.grant = Some(rows::written_grant(&record, grant_id, window));
             Some(grant_id)
         }
         None => None,
@@ -196,7 +177,7 @@ pub fn apply(conn: &Connection, chain: &mut Chain, change: RequestChange) -> Sto
             grant_id = Some(grants::insert(conn, &current, window)?);
         }
     }
-    let record = after_change(current, &change, grant_id)?;
+    let record = rows::after_change(current, &change, grant_id);
     let mut events = change.events;
     attach_ids(&mut events, change.request_id, grant_id);
     if let Some(grant_id) = grant_id {
@@ -204,26 +185,6 @@ pub fn apply(conn: &Connection, chain: &mut Chain, change: RequestChange) -> Sto
     }
     append(conn, chain, &events, change.at)?;
     Ok(record)
-}
-
-/// What `req` became once `change` was written (the new grant, if any, has
-/// id `grant_id`): the writer answers with it instead of reading it back.
-fn after_change(mut req: RequestRecord, change: &RequestChange, grant_id: Option<i64>) -> StoreResult<RequestRecord> {
-    if let Some(a) = &change.add_approval {
-        req.approvals.push(ApprovalRecord { at: as_stored(a.at)?, ..a.clone() });
-        // The order a read returns them in.
-        req.approvals.sort_by(|x, y| (x.at, &x.approver).cmp(&(y.at, &y.approver)));
-    }
-    if let Some((status, by, note)) = &change.decide {
-        req.status = *status;
-        req.decided_at = Some(as_stored(change.at)?);
-        req.decided_by = Some(by.clone());
-        req.decision_note = note.clone();
-    }
-    if let (Some(id), Some(window)) = (grant_id, change.grant) {
-        req.grant = Some(grants::written(&req, id, window)?);
-    }
-    Ok(req)
 }
 
 /// Ids of pending requests created at or before `cutoff`.

@@ -12,6 +12,7 @@ use crate::domain::audit::{Action, NewEvent, OIDC_ACTOR};
 use crate::domain::records::{Removal, SessionRecord, SignIn, SignedIn, UserRecord};
 use crate::domain::token::TokenHash;
 use crate::store::chain::Chain;
+use crate::store::rows;
 use crate::store::{StoreError, StoreResult};
 
 const LIVE_SESSIONS: &str = "SELECT s.*, u.name AS user_name, u.issuer AS user_issuer FROM sessions s
@@ -29,13 +30,6 @@ fn session(r: &Row) -> StoreResult<SessionRecord> {
         ends_at: time(r.get("ends_at")?)?,
         next_check_at: time(r.get("next_check_at")?)?,
     })
-}
-
-fn groups_event(name: &str, was: &[String], now: &[String]) -> NewEvent {
-    let mut e = NewEvent::new(OIDC_ACTOR, Action::GroupsChanged);
-    let list = |g: &[String]| if g.is_empty() { "(none)".to_string() } else { g.join(", ") };
-    e.detail = Some(format!("{name}: {} → {} (from the identity provider)", list(was), list(now)));
-    e
 }
 
 /// Records a sign-in: makes the person a user the first time, sets their
@@ -85,7 +79,7 @@ pub fn sign_in(conn: &Connection, chain: &mut Chain, new: &SignIn) -> StoreResul
             let mut groups_were = None;
             if user.groups != new.groups {
                 conn.execute("UPDATE users SET groups_json = ? WHERE id = ?", params![groups_json, user.id])?;
-                events.push(groups_event(&user.name, &user.groups, &new.groups));
+                events.push(rows::groups_event(&user.name, &user.groups, &new.groups));
                 groups_were = Some(std::mem::replace(&mut user.groups, new.groups.clone()));
             }
             (user, false, groups_were)
@@ -181,7 +175,7 @@ pub fn checked(
     }
     let json = serde_json::to_string(groups).expect("strings serialize");
     conn.execute("UPDATE users SET groups_json = ? WHERE id = ?", params![json, user.id])?;
-    append(conn, chain, &[groups_event(&user.name, &user.groups, groups)], at)?;
+    append(conn, chain, &[rows::groups_event(&user.name, &user.groups, groups)], at)?;
     Ok(true)
 }
 

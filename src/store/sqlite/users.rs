@@ -12,6 +12,7 @@ use crate::domain::records::{NewUserRecord, Removal, UserRecord};
 use crate::domain::request::RequestStatus;
 use crate::domain::token::TokenHash;
 use crate::store::chain::Chain;
+use crate::store::rows;
 use crate::store::{StoreError, StoreResult};
 
 pub(super) fn user(r: &Row) -> StoreResult<(UserRecord, TokenHash)> {
@@ -172,13 +173,7 @@ pub(super) fn revoke_live_grants(
     };
     for grant in &live {
         conn.execute("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?", params![ms(at), by, grant.id])?;
-        let mut e = NewEvent::new(by, Action::Revoked);
-        e.request_id = Some(grant.request_id);
-        e.grant_id = Some(grant.id);
-        e.repo = Some(grant.repo.clone());
-        e.level = Some(grant.level);
-        e.detail = Some(why.to_string());
-        events.push(e);
+        events.push(rows::revoked_event(grant, by, why));
     }
     Ok(live)
 }
