@@ -167,14 +167,14 @@ pub async fn import_sqlite(config: &ServerConfig, sqlite_dir: &std::path::Path) 
         .map_err(|source| OpenError::Store { path: settings.shown_url().into(), source })
 }
 
-/// With other brokers on the database, the gateway's `repos_dir` must be the
+/// Called with other brokers on the database: the gateway's `repos_dir` must be the
 /// same storage on each, or a repo would be one thing here and another
 /// there. The storage carries an id (`.jit-storage-id`, made by the first
 /// broker to see it) and the database keeps the first id any broker
 /// brought: a broker whose `repos_dir` holds another refuses to start.
 /// Returns whether there was anything to check.
 async fn shared_store_guard(store: &Arc<dyn Store>, config: &ServerConfig) -> Result<bool, OpenError> {
-    let (Some(dir), true) = (config.gateway_dir(), store.changes().is_some()) else { return Ok(false) };
+    let Some(dir) = config.gateway_dir() else { return Ok(false) };
     let marker = dir.join(".jit-storage-id");
     let fresh = hex::encode(rand::random::<[u8; 16]>());
     let unreadable = |e: std::io::Error| OpenError::Repos(format!("gateway.repos_dir: {}: {e}", marker.display()));
@@ -256,7 +256,9 @@ impl Broker {
                 Arc::new(store)
             }
         };
-        if shared_store_guard(&store, &config).await? {
+        // Other brokers may share this database: what they change is heard (`changes`).
+        let shared = store.changes().is_some();
+        if shared && shared_store_guard(&store, &config).await? {
             tracing::info!("the gateway's repos_dir is the storage every broker on this database serves");
         }
         let base = config.base_url();
@@ -288,8 +290,6 @@ impl Broker {
                 .await
                 .map_err(|source| OpenError::Store { path: "(notification progress)".into(), source })?;
         }
-        // Other brokers may share this database: what they change is heard (`changes`).
-        let shared = store.changes().is_some();
         let recheck = config.recheck;
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
