@@ -12,7 +12,8 @@ pub fn enabled() -> bool {
 }
 
 /// A new, empty database's URL, or `None` (said on stderr) when no test
-/// server was given; CI (`JIT_TEST_POSTGRES=required`) fails instead.
+/// server was given; with `JIT_TEST_POSTGRES=required` (`scripts/test` with a
+/// cluster of its own) it fails instead.
 pub fn fresh_database() -> Option<String> {
     if std::env::var("JIT_TEST_DATABASE_URL").is_err() {
         assert!(

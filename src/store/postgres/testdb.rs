@@ -1,7 +1,7 @@
 //! A fresh database per test on the PostgreSQL server that
 //! `JIT_TEST_DATABASE_URL` names (`scripts/test` starts a throwaway cluster
 //! and sets it when PostgreSQL is installed). Without it the PostgreSQL half
-//! of a test says it was skipped, unless `JIT_TEST_POSTGRES=required` (CI),
+//! of a test says it was skipped, unless `JIT_TEST_POSTGRES=required`,
 //! where it fails.
 
 use std::time::Duration;
