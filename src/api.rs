@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::request::{GrantStatus, RequestStatus};
-use crate::domain::token::{SecretString, expose_optional_secret, expose_secret};
+use crate::domain::token::{AuthScheme, SecretString, expose_optional_secret, expose_secret};
 
 /// Every error response: `{"error": {"code": "...", "message": "...", "hint": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -365,5 +365,9 @@ pub struct Credential {
     #[serde(serialize_with = "expose_secret")]
     pub password: SecretString,
     pub expires_at: DateTime<Utc>,
+    /// How git sends it: `basic` (user name and password), or `bearer` (the
+    /// password alone, as a Bearer token: git 2.46 or later).
+    #[serde(default, skip_serializing_if = "AuthScheme::is_basic")]
+    pub authtype: AuthScheme,
     pub grant: Grant,
 }

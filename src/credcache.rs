@@ -26,7 +26,7 @@ use crate::domain::Level;
 use crate::domain::refs::RefScope;
 use crate::domain::repo::CloneUrl;
 use crate::domain::request::{GrantWindow, supersedes};
-use crate::domain::token::SecretString;
+use crate::domain::token::{AuthScheme, SecretString};
 use crate::keychain::{Keychain, KeychainError};
 
 impl CachedGrant {
@@ -48,6 +48,7 @@ impl CachedGrant {
             credential_expires_at: credential.expires_at,
             login,
             warn_before_secs: grant.warn_before_secs,
+            authtype: credential.authtype,
         })
     }
 }
@@ -77,6 +78,9 @@ pub struct CachedGrant {
     /// How long before the grant's end git is warned (the rule's `warn_before`; none: the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_before_secs: Option<u64>,
+    /// How git sends the cached credential (Basic unless the host takes only Bearer).
+    #[serde(default, skip_serializing_if = "AuthScheme::is_basic")]
+    pub authtype: AuthScheme,
 }
 
 impl CachedGrant {
@@ -229,6 +233,16 @@ impl Index {
     pub fn grants_for(&self, url: &str) -> Vec<CachedGrant> {
         let login = self.current_login();
         self.urls.get(url).map(|l| l.iter().filter(|g| g.minted_by(&login)).cloned().collect()).unwrap_or_default()
+    }
+
+    /// The repos whose cached grants' host takes their credential only as a
+    /// Bearer token (git 2.46 or later sends it).
+    pub fn bearer_repos(&self) -> Vec<String> {
+        let mut repos: Vec<String> =
+            self.urls.values().flatten().filter(|g| g.authtype == AuthScheme::Bearer).map(|g| g.repo.clone()).collect();
+        repos.sort();
+        repos.dedup();
+        repos
     }
 
     /// The repo a URL names, if a broker guards it (or a grant for it was cached).
@@ -532,6 +546,7 @@ mod tests {
             credential_expires_at: now + chrono::Duration::seconds(expires_in),
             login: Some("a1".into()),
             warn_before_secs: None,
+            authtype: AuthScheme::Basic,
         }
     }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod test_architecture;
 mod test_backstops;
+mod test_bitbucket;
 mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;

@@ -29,7 +29,6 @@ use crate::domain::Level;
 use crate::domain::repo::CloneUrl;
 use crate::domain::request::RequestStatus;
 use crate::domain::smart_http::Service;
-use crate::domain::token::SecretString;
 use crate::error::CommandError;
 use crate::git::credential::{Answer, CredentialQuery, parse, target, write_answer, write_quit};
 use crate::keychain::Keychain;
@@ -98,11 +97,14 @@ pub fn answer_from_cache_alone(op: &str, input: impl Read, out: &mut impl Write)
     let Local { cached, repo, pending } = Local::read(&key, now);
     match cached {
         Pick::Live(grant) if pending.is_empty() => match Keychain::open().ok().and_then(|k| from_keychain(&k, &key, &grant, now)) {
-            Some(answer) => {
-                let _ = write_answer(out, &query, &answer);
-                warn_if_ending(&grant, now);
-                Ok(())
-            }
+            // A credential this git cannot send: the full path says why.
+            Some(answer) => match write_answer(out, &query, &answer) {
+                Ok(()) => {
+                    warn_if_ending(&grant, now);
+                    Ok(())
+                }
+                Err(_) => Err(input.seen),
+            },
             None => Err(input.seen),
         },
         // Not a URL any broker guards: not ours.
@@ -181,8 +183,9 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     let ended_because = match &cached {
         Pick::Live(grant) if pending.is_empty() => match answer_from_cache(&key, grant, now) {
             Ok(answer) => {
-                let _ = write_answer(out, query, &answer);
-                warn_if_ending(grant, now);
+                if reply(out, query, &answer, &grant.repo) {
+                    warn_if_ending(grant, now);
+                }
                 return;
             }
             Err(Fallback::Line(line)) => {
@@ -200,13 +203,25 @@ fn get(query: &CredentialQuery, url: &CloneUrl, out: &mut impl Write) {
     let Some(repo) = repo else { return };
     match ask_broker(&key, &repo, &pending, &cached, ended_because, query.service()) {
         Ok(answer) => {
-            let _ = write_answer(out, query, &answer);
+            reply(out, query, &answer, &repo.repo);
         }
         Err(line) => {
             eprintln!("{line}");
             if only_jit_opens(url, &repo.server) {
                 let _ = write_quit(out);
             }
+        }
+    }
+}
+
+/// Hands git the credential, or says on stderr why this git cannot take it
+/// (git then goes on to the person's own helpers). Whether it was handed.
+fn reply(out: &mut impl Write, query: &CredentialQuery, answer: &Answer, repo: &str) -> bool {
+    match write_answer(out, query, answer) {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("jit: your grant on {repo} cannot be used by this git: {why}");
+            false
         }
     }
 }
@@ -238,7 +253,12 @@ fn from_keychain(keychain: &Keychain, key: &str, cached: &CachedGrant, now: Date
     let lasts_the_grant = cached.credential_expires_at >= cached.grant_expires_at;
     let fresh = now < cached.credential_expires_at && (lasts_the_grant || cached.credential_expires_at - RENEW_MARGIN > now);
     let password = credcache::password(keychain, key, cached.grant_id).ok().flatten().filter(|_| fresh)?;
-    Some(Answer { username: cached.username.clone(), password, expires_unix: cached.credential_expires_at.timestamp() })
+    Some(Answer {
+        username: cached.username.clone(),
+        password,
+        expires_unix: cached.credential_expires_at.timestamp(),
+        scheme: cached.authtype,
+    })
 }
 
 /// Answers from the cached credential of a live grant, re-minting it when it
@@ -261,7 +281,7 @@ fn answer_from_cache(key: &str, cached: &CachedGrant, now: DateTime<Utc>) -> Res
             // Under the grant the broker answered for (a superseding one, when this one was superseded).
             let refreshed = CachedGrant::of(&cached.server, &credential, client.login_fingerprint()).map_err(|e| cannot(e.to_string()))?;
             credcache::store(&keychain, key, refreshed, &credential.password).map_err(|e| cannot(e.to_string()))?;
-            Ok(Answer { username: credential.username, password: credential.password, expires_unix: credential.expires_at.timestamp() })
+            Ok(answer_with(credential))
         }
     }
 }
@@ -358,9 +378,7 @@ async fn lookup(client: &Client, keychain: &Keychain, key: &str, repo: &GuardedR
         live.into_iter().filter(|g| g.repo == repo.repo).max_by_key(|g| (g.level.parse::<crate::domain::Level>().ok(), g.expires_at));
     if let Some(grant) = best {
         return match credcache::fetch_and_store(client, keychain, &grant).await {
-            Ok(Some((url, credential))) if url.to_string() == key => {
-                Ok(Found::Credential(answer_with(credential.username, credential.password, credential.expires_at)))
-            }
+            Ok(Some((url, credential))) if url.to_string() == key => Ok(Found::Credential(answer_with(credential))),
             Ok(_) => Ok(Found::Nothing),
             Err(e) => Err(e.to_string()),
         };
@@ -371,8 +389,9 @@ async fn lookup(client: &Client, keychain: &Keychain, key: &str, repo: &GuardedR
     })
 }
 
-fn answer_with(username: String, password: SecretString, expires_at: DateTime<Utc>) -> Answer {
-    Answer { username, password, expires_unix: expires_at.timestamp() }
+fn answer_with(credential: crate::api::Credential) -> Answer {
+    let expires_unix = credential.expires_at.timestamp();
+    Answer { username: credential.username, password: credential.password, expires_unix, scheme: credential.authtype }
 }
 
 /// git says the credential failed: drop the password it was given, and say

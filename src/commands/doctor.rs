@@ -37,13 +37,6 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
     Check { name, ok: false, detail: detail.into(), fix: Some(fix.into()) }
 }
 
-/// `git version 2.47.3` → (2, 47).
-pub fn git_version(text: &str) -> Option<(u32, u32)> {
-    let version = text.split_whitespace().nth(2)?;
-    let mut parts = version.split('.');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
 fn check_keychain() -> Check {
     match Keychain::open().and_then(|k| k.check_writable().map(|_| k)) {
         Ok(k) => pass("keychain", format!("{}, writable", k.describe())),
@@ -56,19 +49,26 @@ fn check_keychain() -> Check {
 }
 
 fn check_git() -> Check {
-    let out = std::process::Command::new("git").arg("--version").output();
-    let Some(out) = out.ok().filter(|o| o.status.success()) else {
+    let Some(text) = crate::git::installed_version() else {
         return fail("git", "git is not on PATH", "install git 2.46 or later");
     };
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    match git_version(&text) {
-        Some(v) if v >= (2, 46) => pass("git", format!("{text}: password_expiry_utc, authtype and ephemeral credentials")),
+    // Grants whose host takes only Bearer tokens (Bitbucket Data Center): unusable before 2.46.
+    let bearer_only = crate::credcache::Index::load().bearer_repos();
+    let needed_by = if bearer_only.is_empty() {
+        String::new()
+    } else {
+        format!("; {} take(s) the credential only as a Bearer token, which needs it", bearer_only.join(", "))
+    };
+    match crate::git::parse_version(&text) {
+        Some(v) if v >= crate::git::AUTHTYPE_VERSION => {
+            pass("git", format!("{text}: password_expiry_utc, authtype and ephemeral credentials"))
+        }
         Some(v) if v >= (2, 41) => fail(
             "git",
-            format!("{text}: no ephemeral credentials (git 2.46)"),
-            "upgrade git; until then a storage helper after jit may keep the short-lived password",
+            format!("{text}: no ephemeral credentials or Bearer tokens (git 2.46){needed_by}"),
+            "upgrade git; until then a storage helper after jit may keep the short-lived password, and Bearer-only hosts are reached through the broker's gateway",
         ),
-        Some(_) => fail("git", format!("{text}: no password_expiry_utc (git 2.41)"), "upgrade git to 2.46 or later"),
+        Some(_) => fail("git", format!("{text}: no password_expiry_utc (git 2.41){needed_by}"), "upgrade git to 2.46 or later"),
         None => fail("git", format!("cannot read `{text}`"), "install git 2.46 or later"),
     }
 }
@@ -202,13 +202,6 @@ fn hosts_of(repos: &[Repo]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn git_versions_are_read() {
-        assert_eq!(git_version("git version 2.47.3"), Some((2, 47)));
-        assert_eq!(git_version("git version 2.39.5 (Apple Git-154)"), Some((2, 39)));
-        assert_eq!(git_version("nonsense"), None);
-    }
 
     #[test]
     fn clock_skew_beyond_five_seconds_fails() {

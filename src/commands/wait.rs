@@ -13,6 +13,7 @@ use crate::client::{Client, ClientError};
 use crate::credcache;
 use crate::domain::AccessDuration;
 use crate::domain::request::RequestStatus;
+use crate::domain::token::AuthScheme;
 use crate::error::{CommandError, ExitKind};
 use crate::keychain::Keychain;
 use crate::output::print_json;
@@ -199,9 +200,18 @@ async fn keep_credential(client: &Client, req: &AccessRequest) -> Result<(), Not
             return Err(if matches!(e.kind, ExitKind::HostFailed | ExitKind::TimedOut) { NotKept::Host(e) } else { NotKept::Local(e) });
         }
     };
-    let Some((url, _)) = fetched else { return Ok(()) };
+    let Some((url, credential)) = fetched else { return Ok(()) };
     if let Some(warning) = keychain.file_warning() {
         eprintln!("{warning}");
+    }
+    if credential.authtype == AuthScheme::Bearer
+        && let Some(text) = crate::git::installed_version()
+        && crate::git::parse_version(&text).is_some_and(|v| v < crate::git::AUTHTYPE_VERSION)
+    {
+        eprintln!(
+            "warning: {} takes this credential only as a Bearer token, which git sends from 2.46 on ({text} here): upgrade git, or ask the broker's operator to front the repo with the gateway",
+            url.host_with_port()
+        );
     }
     let host = format!("{}://{}", url.scheme(), url.host_with_port());
     if !crate::git::config::is_installed(&host) {

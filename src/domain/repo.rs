@@ -5,7 +5,11 @@
 //! `github.com/acme/api` or `https://github.com/acme/api.git`; all resolve to
 //! the same repo. Clone URLs are compared in a normalized form (lower-case
 //! host, default port dropped, no trailing `.git` or `/`) and nothing looser:
-//! the credential helper relies on [`CloneUrl`] equality being exact.
+//! the credential helper relies on [`CloneUrl`] equality being exact. One
+//! host's rule is part of that form: Bitbucket Data Center serves
+//! `…/scm/KEY/slug` whatever the case of its key and slug, and its own clone
+//! URLs show the key in lower case where its pages show it upper, so such a
+//! path is kept in lower case (and `host/KEY/slug` or `KEY/slug` name it too).
 
 use std::fmt;
 
@@ -86,7 +90,17 @@ impl CloneUrl {
         if path.is_empty() || host.is_empty() {
             return Err(RepoError::BadUrl { input: format!("{scheme}://{host}/{path}"), reason: "empty host or path".into() });
         }
-        Ok(CloneUrl { scheme, host: host.to_ascii_lowercase(), port, path: path.to_string() })
+        let path = match scm_split(path) {
+            Some((base, short)) => format!("{base}scm/{}", short.to_ascii_lowercase()),
+            None => path.to_string(),
+        };
+        Ok(CloneUrl { scheme, host: host.to_ascii_lowercase(), port, path })
+    }
+
+    /// `KEY/slug` of a Bitbucket Data Center path (`…/scm/KEY/slug`), the
+    /// way people name its repo without the `scm/`.
+    pub fn scm_short_path(&self) -> Option<&str> {
+        scm_split(&self.path).map(|(_, short)| short)
     }
 
     pub fn scheme(&self) -> &str {
@@ -145,6 +159,21 @@ impl<'de> Deserialize<'de> for CloneUrl {
         let s = String::deserialize(d)?;
         CloneUrl::parse(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// A Bitbucket Data Center path split before its `scm/`: what comes before
+/// (a context path, with its slash) and `KEY/slug` after.
+fn scm_split(path: &str) -> Option<(&str, &str)> {
+    let mut from_end = path.rmatch_indices('/');
+    let (_, _) = from_end.next()?;
+    let (key_start, _) = from_end.next()?;
+    let before = &path[..key_start];
+    let base = match before.rsplit_once('/') {
+        Some((base, scm)) if scm.eq_ignore_ascii_case("scm") => &path[..base.len() + 1],
+        None if before.eq_ignore_ascii_case("scm") => "",
+        _ => return None,
+    };
+    Some((base, &path[key_start + 1..]))
 }
 
 /// A repo the broker knows: its short name, its clone URL when it has one,
@@ -230,12 +259,19 @@ pub fn resolve<'a>(input: &str, repos: &'a [RepoSpec]) -> Result<&'a RepoSpec, R
         Some((host, path)) => format!("{}/{path}", host.to_ascii_lowercase()),
         None => trimmed.to_string(),
     };
-    if let Some(r) = repos.iter().find(|r| r.urls().any(|u| u.host_path() == lowered_host)) {
+    // Bitbucket Data Center's repos, also without their `scm/`, in any case.
+    let scm_named = |u: &CloneUrl, typed: &str| u.scm_short_path().is_some_and(|short| short.eq_ignore_ascii_case(typed));
+    let scm_hosted = |u: &CloneUrl| {
+        let scm_path = |p: &str| scm_named(u, p) || (u.scm_short_path().is_some() && u.path().eq_ignore_ascii_case(p));
+        lowered_host.split_once('/').is_some_and(|(h, p)| h == u.host_with_port() && scm_path(p))
+    };
+    if let Some(r) = repos.iter().find(|r| r.urls().any(|u| u.host_path() == lowered_host || scm_hosted(u))) {
         return Ok(r);
     }
     let suffix = format!("/{trimmed}");
-    let matches: Vec<&RepoSpec> =
-        repos.iter().filter(|r| r.urls().any(|u| u.path() == trimmed || format!("/{}", u.path()).ends_with(&suffix))).collect();
+    let ends_with = |path: &str| path == trimmed || format!("/{path}").ends_with(&suffix);
+    let scm_ends_with = |u: &CloneUrl| u.scm_short_path().is_some_and(|short| format!("/{short}").ends_with(&suffix.to_ascii_lowercase()));
+    let matches: Vec<&RepoSpec> = repos.iter().filter(|r| r.urls().any(|u| ends_with(u.path()) || scm_ends_with(u))).collect();
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(unknown(input, repos)),
@@ -330,6 +366,43 @@ mod tests {
         assert_eq!(resolve("demo", &repos).unwrap().name, "demo");
         assert_eq!(resolve("127.0.0.1:8420/git/demo", &repos).unwrap().name, "demo");
         assert_eq!(resolve("http://127.0.0.1:8420/git/demo.git", &repos).unwrap().name, "demo");
+    }
+
+    #[test]
+    fn a_bitbucket_data_center_repo_is_named_with_or_without_scm_in_any_case() {
+        let repos = vec![
+            spec("acme/api", "https://bitbucket.example.com/scm/ACME/api.git"),
+            spec("tools", "https://git.example.com/bitbucket/scm/OPS/Tools.git"),
+            spec("cloud", "https://bitbucket.org/acme/web.git"),
+        ];
+        for input in [
+            "bitbucket.example.com/ACME/api",
+            "bitbucket.example.com/acme/api",
+            "bitbucket.example.com/scm/ACME/api",
+            "ACME/api",
+            "acme/api",
+            "https://bitbucket.example.com/scm/acme/api.git",
+            "https://bitbucket.example.com/scm/ACME/api.git",
+            "https://Bitbucket.example.com/SCM/Acme/API",
+        ] {
+            assert_eq!(resolve(input, &repos).unwrap().name, "acme/api", "{input}");
+        }
+        for input in ["OPS/tools", "git.example.com/bitbucket/scm/ops/tools", "https://git.example.com/bitbucket/scm/ops/tools.git"] {
+            assert_eq!(resolve(input, &repos).unwrap().name, "tools", "{input}");
+        }
+        for input in ["acme/web", "bitbucket.org/acme/web", "https://bitbucket.org/acme/web.git"] {
+            assert_eq!(resolve(input, &repos).unwrap().name, "cloud", "{input}");
+        }
+        // The canonical form is Data Center's own clone URL; nothing but the `scm/` form is folded.
+        assert_eq!(repos[0].url.as_ref().unwrap().to_string(), "https://bitbucket.example.com/scm/acme/api.git");
+        assert_eq!(repos[1].url.as_ref().unwrap().scm_short_path(), Some("ops/tools"));
+        assert_ne!(
+            CloneUrl::parse("https://github.com/Acme/API.git").unwrap(),
+            CloneUrl::parse("https://github.com/acme/api.git").unwrap()
+        );
+        assert_eq!(CloneUrl::parse("https://github.com/scm/api.git").unwrap().scm_short_path(), None, "two segments are not KEY/slug");
+        assert!(resolve("bitbucket.example.com/ACME/api-evil", &repos).is_err());
+        assert!(resolve("CME/api", &repos).is_err(), "a suffix must start at a path boundary");
     }
 
     #[test]

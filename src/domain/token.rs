@@ -31,6 +31,24 @@ pub fn expose_optional_secret<S: Serializer>(secret: &Option<SecretString>, seri
     }
 }
 
+/// How git sends a credential to its host: as a user name and password
+/// (HTTP Basic, what every host takes), or as the bare token (HTTP Bearer:
+/// Bitbucket Data Center's repository tokens, which it refuses in Basic).
+/// git sends Bearer from 2.46 on (the helper's `authtype` capability).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    #[default]
+    Basic,
+    Bearer,
+}
+
+impl AuthScheme {
+    pub fn is_basic(&self) -> bool {
+        *self == AuthScheme::Basic
+    }
+}
+
 /// The SHA-256 of a token, hex-encoded: what the broker keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenHash(pub String);

@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::domain::repo::CloneUrl;
-use crate::domain::token::{ExposeSecret, SecretString};
+use crate::domain::token::{AuthScheme, ExposeSecret, SecretString};
 
 const MAX_LINE: usize = 8 * 1024;
 const MAX_LINES: usize = 256;
@@ -206,6 +206,26 @@ pub struct Answer {
     pub username: String,
     pub password: SecretString,
     pub expires_unix: i64,
+    /// Basic (user name and password), or Bearer (the password alone).
+    pub scheme: AuthScheme,
+}
+
+/// Tells git to stop: no other helper, no prompt (`quit=1`). For a URL only
+/// jit can open, once jit has said what to do: a username prompt would only
+/// hide that line.
+pub fn write_quit(mut out: impl Write) -> std::io::Result<()> {
+    writeln!(out, "quit=1")
+}
+
+/// Why jit cannot hand git its credential.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unanswerable {
+    /// A Bearer-only host, and a git that cannot send Bearer (it did not
+    /// announce `capability[]=authtype`: older than 2.46).
+    #[error(
+        "this host takes the credential only as a Bearer token, which git sends from version 2.46 on; upgrade git (`jit doctor` checks it), or ask the broker's operator to front the repo with the gateway"
+    )]
+    GitTooOldForBearer,
 }
 
 /// Writes the answer: `username`, `password`, `password_expiry_utc`.
@@ -215,28 +235,35 @@ pub struct Answer {
 /// `credential=…`) instead of as a password: git's storage helpers
 /// (`store`, `cache`) are still asked to store every credential that worked,
 /// and they keep any username and password they are given, ephemeral or not.
-/// Without a password field there is nothing for them to write to disk.
-/// Tells git to stop: no other helper, no prompt (`quit=1`). For a URL only
-/// jit can open, once jit has said what to do: a username prompt would only
-/// hide that line.
-pub fn write_quit(mut out: impl Write) -> std::io::Result<()> {
-    writeln!(out, "quit=1")
-}
-
-pub fn write_answer(mut out: impl Write, query: &CredentialQuery, answer: &Answer) -> std::io::Result<()> {
-    if query.has_capability("authtype") {
-        let encoded = STANDARD.encode(format!("{}:{}", answer.username, answer.password.expose_secret()));
-        writeln!(out, "capability[]=authtype")?;
-        writeln!(out, "authtype=Basic")?;
-        writeln!(out, "credential={encoded}")?;
-        writeln!(out, "ephemeral=1")?;
-        writeln!(out, "password_expiry_utc={}", answer.expires_unix)?;
-    } else {
-        writeln!(out, "username={}", answer.username)?;
-        writeln!(out, "password={}", answer.password.expose_secret())?;
-        writeln!(out, "password_expiry_utc={}", answer.expires_unix)?;
+/// Without a password field there is nothing for them to write to disk. A
+/// Bearer credential can only travel that way.
+pub fn write_answer(mut out: impl Write, query: &CredentialQuery, answer: &Answer) -> Result<(), Unanswerable> {
+    let authtype = query.has_capability("authtype");
+    if answer.scheme == AuthScheme::Bearer && !authtype {
+        return Err(Unanswerable::GitTooOldForBearer);
     }
-    out.flush()
+    // git reads what it can; a helper whose stdout is gone has nothing left to say.
+    let _ = if authtype {
+        let (name, credential) = match answer.scheme {
+            AuthScheme::Basic => ("Basic", STANDARD.encode(format!("{}:{}", answer.username, answer.password.expose_secret()))),
+            AuthScheme::Bearer => ("Bearer", answer.password.expose_secret().to_string()),
+        };
+        write!(
+            out,
+            "capability[]=authtype\nauthtype={name}\ncredential={credential}\nephemeral=1\npassword_expiry_utc={}\n",
+            answer.expires_unix
+        )
+    } else {
+        write!(
+            out,
+            "username={}\npassword={}\npassword_expiry_utc={}\n",
+            answer.username,
+            answer.password.expose_secret(),
+            answer.expires_unix
+        )
+    }
+    .and_then(|()| out.flush());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -402,7 +429,8 @@ mod tests {
 
     #[test]
     fn answer_format() {
-        let answer = Answer { username: "alice".into(), password: SecretString::from("pw"), expires_unix: 1_700_000_000 };
+        let answer =
+            Answer { username: "alice".into(), password: SecretString::from("pw"), expires_unix: 1_700_000_000, scheme: AuthScheme::Basic };
         let mut out = Vec::new();
         write_answer(&mut out, &q("protocol=https\n"), &answer).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "username=alice\npassword=pw\npassword_expiry_utc=1700000000\n");
@@ -412,5 +440,16 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "capability[]=authtype\nauthtype=Basic\ncredential=YWxpY2U6cHc=\nephemeral=1\npassword_expiry_utc=1700000000\n"
         );
+        // A Bearer-only host's token: as git's own Authorization scheme, or not at all.
+        let bearer = Answer { scheme: AuthScheme::Bearer, password: SecretString::from("BBDC-tok"), ..answer };
+        let mut out = Vec::new();
+        write_answer(&mut out, &q("capability[]=authtype\n"), &bearer).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "capability[]=authtype\nauthtype=Bearer\ncredential=BBDC-tok\nephemeral=1\npassword_expiry_utc=1700000000\n"
+        );
+        let mut out = Vec::new();
+        assert_eq!(write_answer(&mut out, &q("protocol=https\n"), &bearer), Err(Unanswerable::GitTooOldForBearer));
+        assert!(out.is_empty(), "no password git would send as Basic");
     }
 }

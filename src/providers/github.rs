@@ -43,7 +43,7 @@ use super::{Access, Kept, Membership, Minted, Provider, ProviderError, host_api}
 use crate::domain::Level;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
-use crate::domain::token::{ExposeSecret, SecretString};
+use crate::domain::token::{AuthScheme, ExposeSecret, SecretString};
 
 pub const KIND: &str = "github";
 
@@ -545,6 +545,7 @@ impl Provider for GitHub {
             username: TOKEN_USERNAME.to_string(),
             password: token.clone(),
             expires_at: answer.expires_at.min(grant.expires_at),
+            scheme: AuthScheme::Basic,
             kept: Kept::HostHandle(token),
         })
     }

@@ -44,7 +44,7 @@ use super::{Access, Kept, Membership, Minted, Provider, ProviderError, host_api}
 use crate::domain::Level;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
-use crate::domain::token::{ExposeSecret, SecretString};
+use crate::domain::token::{AuthScheme, ExposeSecret, SecretString};
 
 pub const KIND: &str = "gitlab";
 
@@ -307,6 +307,7 @@ impl Provider for GitLab {
             username: format!("jit-grant-{}", grant.id),
             password: token,
             expires_at: ends,
+            scheme: AuthScheme::Basic,
             kept: Kept::HostHandle(SecretString::from(created.id.to_string())),
         })
     }

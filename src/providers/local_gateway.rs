@@ -26,7 +26,7 @@ use super::{Access, GitBackend, Kept, Minted, Provider, ProviderError};
 use crate::domain::AccessDuration;
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec, validate_name};
-use crate::domain::token::{ExposeSecret, TokenHash, generate};
+use crate::domain::token::{AuthScheme, ExposeSecret, TokenHash, generate};
 
 pub const KIND: &str = "gateway";
 
@@ -103,7 +103,13 @@ pub fn from_section(name: &str, table: toml::Table) -> Result<Arc<dyn Provider>,
 pub fn mint_password(grant: &GrantRecord, ttl: AccessDuration, now: DateTime<Utc>) -> Minted {
     let password = generate(PASSWORD_PREFIX);
     let kept = Kept::GatewayHash(TokenHash::of(password.expose_secret()));
-    Minted { username: grant.user.clone(), password, expires_at: grant.expires_at.min(now + ttl.as_chrono()), kept }
+    Minted {
+        username: grant.user.clone(),
+        password,
+        expires_at: grant.expires_at.min(now + ttl.as_chrono()),
+        scheme: AuthScheme::Basic,
+        kept,
+    }
 }
 
 /// Finds the bare repositories under `dir` (`NAME.git`, up to three levels deep).

@@ -12,6 +12,7 @@
 //! config section (a `[[provider]]` table with `name` and `kind`), and one line
 //! in [`KINDS`].
 
+pub mod bitbucket;
 pub mod github;
 pub mod gitlab;
 pub mod host_api;
@@ -27,7 +28,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::records::GrantRecord;
 use crate::domain::repo::RepoSpec;
-use crate::domain::token::{SecretString, TokenHash};
+use crate::domain::token::{AuthScheme, SecretString, TokenHash};
 
 /// A credential for one grant. The password is shown to the grantee once and
 /// never stored by the broker in usable form.
@@ -37,6 +38,8 @@ pub struct Minted {
     pub password: SecretString,
     /// Never later than the grant's end.
     pub expires_at: DateTime<Utc>,
+    /// How git must send it (Basic, but for hosts that take only Bearer).
+    pub scheme: AuthScheme,
     /// What the broker keeps of it.
     pub kept: Kept,
 }
@@ -228,6 +231,7 @@ pub const KINDS: &[(&str, Builder)] = &[
     (upstream::KIND, upstream::from_section),
     (github::KIND, github::from_section),
     (gitlab::KIND, gitlab::from_section),
+    (bitbucket::KIND, bitbucket::from_section),
 ];
 
 /// Builds the provider a `[[provider]]` section describes; the message names the field.

@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod env;
+pub mod fake_bitbucket;
 pub mod fake_github;
 pub mod fake_gitlab;
 pub mod idp;

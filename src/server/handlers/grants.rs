@@ -75,6 +75,7 @@ pub async fn mint_credential(
         username: minted.username,
         password: minted.password,
         expires_at: minted.expires_at,
+        authtype: minted.scheme,
         grant: view_grant(&broker, &grant),
     };
     Ok((StatusCode::CREATED, Json(credential)))
