@@ -25,7 +25,7 @@ pub enum ExitKind {
     Denied,
     TimedOut,
     NotAllowed,
-    /// A git host's API (GitHub, GitLab) refused or failed a mint: fixed at the host, not by the caller.
+    /// A git host's API (GitHub, GitLab, Bitbucket) refused or failed a mint: fixed at the host, not by the caller.
     HostFailed,
     /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     Interrupted,

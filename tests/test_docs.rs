@@ -158,7 +158,7 @@ fn accepted(section: &str, kind: Option<&str>) -> BTreeSet<String> {
     keys
 }
 
-const PROVIDER_KINDS: [&str; 4] = ["gateway", "upstream", "github", "gitlab"];
+const PROVIDER_KINDS: [&str; 5] = ["gateway", "upstream", "github", "gitlab", "bitbucket"];
 
 #[test]
 fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented() {
@@ -239,7 +239,7 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
             }
         }
     }
-    for kind in ["upstream", "github", "gitlab"] {
+    for kind in ["upstream", "github", "gitlab", "bitbucket"] {
         for key in accepted("provider", Some(kind)) {
             if !in_docs("provider", Some(kind), &key) {
                 undocumented.push(format!("[[provider]] kind = \"{kind}\": {key}"));

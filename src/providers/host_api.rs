@@ -1,4 +1,4 @@
-//! What the providers that call a git host's REST API (GitHub, GitLab)
+//! What the providers that call a git host's REST API (GitHub, GitLab, Bitbucket)
 //! share: one HTTP client's settings, the rule that the API is reached over
 //! https, reading the broker's secret for the host, and turning transport
 //! failures, rate limits and the host's own messages into words.
