@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::fake_bitbucket::FakeBitbucket;
+use crate::common::fake_host::assert_secrets_kept_nowhere;
 use crate::common::{TestBroker, TestEnvironment, cli_env, eventually};
 
 fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
@@ -245,16 +246,7 @@ async fn no_bitbucket_secret_is_kept_in_clear_or_shown_but_where_it_is_the_point
     alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
     let host = bb.url.trim_start_matches("http://");
     alice.run_helper("get", &format!("protocol=http\nhost={host}\npath=scm/acme/api.git\ncapability[]=authtype\n")).success();
-    alice.run(&["status", "--json"]).success();
-    let secrets = bb.secrets();
-    assert_eq!(secrets.len(), 3, "the broker's token, the sealing key, one repository token");
-    b.assert_keeps_and_shows_none_of(&secrets).await;
-    b.advance(Duration::from_secs(3601));
-    eventually(|| async { bb.live_tokens().len() }, |n| *n == 0).await;
-    b.assert_keeps_and_shows_none_of(&secrets).await;
-    for secret in &secrets {
-        alice.secret(secret);
-    }
+    assert_secrets_kept_nowhere(&b, &alice, || bb.secrets(), || bb.live_tokens().len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -196,16 +196,7 @@ async fn no_gitlab_secret_is_kept_in_clear_or_shown_but_where_it_is_the_point() 
     alice.run(&["setup"]).success();
     alice.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
     alice.run_helper("get", "protocol=https\nhost=gitlab.example.com\npath=acme/api.git\n").success();
-    alice.run(&["status", "--json"]).success();
-    let secrets = gl.secrets();
-    assert_eq!(secrets.len(), 3, "the broker's token, the sealing key, one project token");
-    b.assert_keeps_and_shows_none_of(&secrets).await;
-    b.advance(Duration::from_secs(3601));
-    eventually(|| async { gl.live_tokens().len() }, |n| *n == 0).await;
-    b.assert_keeps_and_shows_none_of(&secrets).await;
-    for secret in &secrets {
-        alice.secret(secret);
-    }
+    crate::common::fake_host::assert_secrets_kept_nowhere(&b, &alice, || gl.secrets(), || gl.live_tokens().len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

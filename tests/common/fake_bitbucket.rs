@@ -84,27 +84,14 @@ pub struct FakeBitbucket {
 impl Drop for FakeBitbucket {
     fn drop(&mut self) {
         self.server.abort();
-        if !std::thread::panicking() {
-            let violations = self.state.lock().unwrap().violations.clone();
-            assert!(violations.is_empty(), "the broker sent Bitbucket requests it should not have: {violations:#?}");
-        }
+        crate::common::fake_host::assert_no_violations("Bitbucket", &self.state.lock().unwrap().violations);
     }
 }
 
 impl FakeBitbucket {
     pub async fn start() -> FakeBitbucket {
-        let dir = tempfile::tempdir().unwrap();
         let broker_token = format!("BBDC-{}", hex::encode(rand::random::<[u8; 16]>()));
-        crate::common::logs::secret(&broker_token);
-        std::fs::write(dir.path().join("bitbucket.token"), format!("{broker_token}\n")).unwrap();
-        let key_path = dir.path().join("sealing.key");
-        let sealing_key = hex::encode(rand::random::<[u8; 32]>());
-        crate::common::logs::secret(&sealing_key);
-        std::fs::write(&key_path, sealing_key).unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        let dir = crate::common::fake_host::secrets_dir("bitbucket.token", &broker_token);
         for repo in DC_REPOS {
             crate::common::init_bare_repo(&dir.path().join("git").join(format!("{repo}.git")));
         }
@@ -209,7 +196,7 @@ impl FakeBitbucket {
     /// Every secret of this Bitbucket and of the broker's config for it.
     pub fn secrets(&self) -> Vec<String> {
         let mut all = vec![self.state.lock().unwrap().broker_token.clone()];
-        all.push(std::fs::read_to_string(self.dir.path().join("sealing.key")).unwrap().trim().to_string());
+        all.push(crate::common::fake_host::sealing_key(&self.dir));
         all.extend(self.tokens().into_iter().map(|t| t.token));
         all
     }
@@ -504,7 +491,17 @@ fn admit_cloud(state: &mut FakeState, headers: &HeaderMap, route: &'static str) 
     (auth != expected).then(|| cloud_error(401, "Unauthorized"))
 }
 
-fn cloud_target(workspace: &str, slug: &str, account: &str) -> Result<(String, String), Box<Response>> {
+/// The (repository, account) a permissions-config request is about, once the broker's credential is checked.
+fn cloud_target(
+    state: &mut FakeState,
+    headers: &HeaderMap,
+    workspace: &str,
+    slug: &str,
+    account: &str,
+) -> Result<(String, String), Box<Response>> {
+    if let Some(refused) = admit_cloud(state, headers, "permissions") {
+        return Err(Box::new(refused));
+    }
     let repo = format!("{workspace}/{slug}");
     if !CLOUD_REPOS.contains(&repo.as_str()) {
         return Err(Box::new(cloud_error(404, &format!("Repository {repo} not found"))));
@@ -530,10 +527,7 @@ async fn cloud_user(State(state): State<Shared>, headers: HeaderMap) -> Response
 
 async fn cloud_get(State(state): State<Shared>, Path((ws, slug, account)): Path<(String, String, String)>, headers: HeaderMap) -> Response {
     let mut state = state.lock().unwrap();
-    if let Some(refused) = admit_cloud(&mut state, &headers, "permissions") {
-        return refused;
-    }
-    let key = match cloud_target(&ws, &slug, &account) {
+    let key = match cloud_target(&mut state, &headers, &ws, &slug, &account) {
         Ok(key) => key,
         Err(refused) => return *refused,
     };
@@ -550,10 +544,7 @@ async fn cloud_put(
     body: String,
 ) -> Response {
     let mut state = state.lock().unwrap();
-    if let Some(refused) = admit_cloud(&mut state, &headers, "permissions") {
-        return refused;
-    }
-    let key = match cloud_target(&ws, &slug, &account) {
+    let key = match cloud_target(&mut state, &headers, &ws, &slug, &account) {
         Ok(key) => key,
         Err(refused) => return *refused,
     };
@@ -572,10 +563,7 @@ async fn cloud_delete(
     headers: HeaderMap,
 ) -> Response {
     let mut state = state.lock().unwrap();
-    if let Some(refused) = admit_cloud(&mut state, &headers, "permissions") {
-        return refused;
-    }
-    let key = match cloud_target(&ws, &slug, &account) {
+    let key = match cloud_target(&mut state, &headers, &ws, &slug, &account) {
         Ok(key) => key,
         Err(refused) => return *refused,
     };

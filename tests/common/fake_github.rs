@@ -84,10 +84,7 @@ pub struct FakeGitHub {
 impl Drop for FakeGitHub {
     fn drop(&mut self) {
         self.server.abort();
-        if !std::thread::panicking() {
-            let violations = self.state.lock().unwrap().violations.clone();
-            assert!(violations.is_empty(), "the broker sent GitHub requests it should not have: {violations:#?}");
-        }
+        crate::common::fake_host::assert_no_violations("GitHub", &self.state.lock().unwrap().violations);
     }
 }
 

@@ -71,27 +71,14 @@ pub struct FakeGitLab {
 impl Drop for FakeGitLab {
     fn drop(&mut self) {
         self.server.abort();
-        if !std::thread::panicking() {
-            let violations = self.state.lock().unwrap().violations.clone();
-            assert!(violations.is_empty(), "the broker sent GitLab requests it should not have: {violations:#?}");
-        }
+        crate::common::fake_host::assert_no_violations("GitLab", &self.state.lock().unwrap().violations);
     }
 }
 
 impl FakeGitLab {
     pub async fn start() -> FakeGitLab {
-        let dir = tempfile::tempdir().unwrap();
         let broker_token = format!("glpat-{}", hex::encode(rand::random::<[u8; 10]>()));
-        crate::common::logs::secret(&broker_token);
-        std::fs::write(dir.path().join("gitlab.token"), format!("{broker_token}\n")).unwrap();
-        let key_path = dir.path().join("sealing.key");
-        let sealing_key = hex::encode(rand::random::<[u8; 32]>());
-        crate::common::logs::secret(&sealing_key);
-        std::fs::write(&key_path, sealing_key).unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        let dir = crate::common::fake_host::secrets_dir("gitlab.token", &broker_token);
         let users = BTreeMap::from([("alice.gl".to_string(), 7), ("dave.gl".to_string(), 8), ("bob.gl".to_string(), 9)]);
         let state = Arc::new(Mutex::new(FakeState {
             broker_token,
@@ -206,7 +193,7 @@ impl FakeGitLab {
     /// broker's token, the sealing key, every token minted.
     pub fn secrets(&self) -> Vec<String> {
         let mut all = vec![self.state.lock().unwrap().broker_token.clone()];
-        all.push(std::fs::read_to_string(self.dir.path().join("sealing.key")).unwrap().trim().to_string());
+        all.push(crate::common::fake_host::sealing_key(&self.dir));
         all.extend(self.tokens().into_iter().map(|t| t.token));
         all
     }

@@ -8,6 +8,7 @@ pub mod env;
 pub mod fake_bitbucket;
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod fake_host;
 pub mod idp;
 pub mod logs;
 pub mod postgres;
