@@ -247,6 +247,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the audit log''s hash chain, from the broker or an exported file')
+            [CompletionResult]::new('grant', 'grant', [CompletionResultType]::ParameterValue, 'Everything that happened during one grant, checked against the signed log')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the public key that verifies the broker''s signed checkpoints')
             break
         }
@@ -254,6 +255,13 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker''s log')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the log itself carries is used')
             [CompletionResult]::new('--pin', '--pin', [CompletionResultType]::ParameterName, 'An earlier export: the log must still hold the event its checkpoint signed')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;audit;grant' {
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key the checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the broker sends along is used')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report and its proof as JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -100,6 +100,9 @@ _jit() {
             jit__subcmd__admin__subcmd__user,remove)
                 cmd="jit__subcmd__admin__subcmd__user__subcmd__remove"
                 ;;
+            jit__subcmd__audit,grant)
+                cmd="jit__subcmd__audit__subcmd__grant"
+                ;;
             jit__subcmd__audit,key)
                 cmd="jit__subcmd__audit__subcmd__key"
                 ;;
@@ -302,13 +305,31 @@ _jit() {
             return 0
             ;;
         jit__subcmd__audit)
-            opts="-h --since --json --help verify key"
+            opts="-h --since --json --help verify grant key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__audit__subcmd__grant)
+            opts="-h --key --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

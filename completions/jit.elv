@@ -217,12 +217,19 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand verify 'Check the audit log''s hash chain, from the broker or an exported file'
+            cand grant 'Everything that happened during one grant, checked against the signed log'
             cand key 'Print the public key that verifies the broker''s signed checkpoints'
         }
         &'jit;audit;verify'= {
             cand --file 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker''s log'
             cand --key 'The public key checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the log itself carries is used'
             cand --pin 'An earlier export: the log must still hold the event its checkpoint signed'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;audit;grant'= {
+            cand --key 'The public key the checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the broker sends along is used'
+            cand --json 'Print the report and its proof as JSON'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

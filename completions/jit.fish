@@ -126,15 +126,19 @@ complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcomman
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from notifications" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from replicas" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from replicas" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -l since -d 'Only events at or after T: an RFC 3339 time or a duration ago (`2h`)' -r
-complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -l json -d 'Print events as JSON lines (one object per line)'
-complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -f -a "verify" -d 'Check the audit log\'s hash chain, from the broker or an exported file'
-complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify key" -f -a "key" -d 'Print the public key that verifies the broker\'s signed checkpoints'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify grant key" -l since -d 'Only events at or after T: an RFC 3339 time or a duration ago (`2h`)' -r
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify grant key" -l json -d 'Print events as JSON lines (one object per line)'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify grant key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify grant key" -f -a "verify" -d 'Check the audit log\'s hash chain, from the broker or an exported file'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify grant key" -f -a "grant" -d 'Everything that happened during one grant, checked against the signed log'
+complete -c jit -n "__fish_jit_using_subcommand audit; and not __fish_seen_subcommand_from verify grant key" -f -a "key" -d 'Print the public key that verifies the broker\'s signed checkpoints'
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -l file -d 'Verify a JSON-lines export (`jit audit --json > FILE`) instead of the broker\'s log' -r -F
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -l key -d 'The public key checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the log itself carries is used' -r
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -l pin -d 'An earlier export: the log must still hold the event its checkpoint signed' -r -F
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from grant" -l key -d 'The public key the checkpoints must verify with (`jit audit key`, kept elsewhere); without it the key the broker sends along is used' -r
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from grant" -l json -d 'Print the report and its proof as JSON'
+complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from grant" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand audit; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand policy; and not __fish_seen_subcommand_from check explain test" -f -a "check" -d 'Validate a config exactly as the broker does at start-up'

@@ -357,6 +357,28 @@ pub struct AuditVerification {
     pub error: Option<String>,
 }
 
+/// One grant's access period, as the audit log holds it (`GET
+/// /v1/grants/{id}/report`, `jit audit grant ID`): its request, every event
+/// naming the grant or its request, and the proof that those events are in
+/// the chain the broker signed ([`crate::domain::audit_proof`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantReport {
+    pub grant: Grant,
+    pub request: Option<AccessRequest>,
+    pub events: Vec<crate::domain::audit::AuditEvent>,
+    pub proof: ReportProof,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportProof {
+    /// The key the checkpoints verify with (`jit audit key`; pass your own copy with `--key`).
+    pub public_key: String,
+    /// For each run of the grant's events, the first checkpoint at or after it.
+    pub checkpoints: Vec<crate::domain::audit::Checkpoint>,
+    /// Other events between the grant's and those checkpoints (one write's others).
+    pub links: Vec<crate::domain::audit::AuditEvent>,
+}
+
 /// A git credential for one grant (`POST /v1/grants/{id}/credentials`): the
 /// one response besides token issuance that carries a secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]

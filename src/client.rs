@@ -320,6 +320,10 @@ impl Client {
         self.post(&["v1", "grants", &grant_id.to_string(), "credentials"], &serde_json::json!({})).await
     }
 
+    pub async fn grant_report(&self, id: i64) -> Result<api::GrantReport, ClientError> {
+        self.get(&["v1", "grants", &id.to_string(), "report"], &[]).await
+    }
+
     pub async fn audit_checkpoint(&self) -> Result<api::AuditCheckpoint, ClientError> {
         self.get(&["v1", "audit", "checkpoint"], &[]).await
     }

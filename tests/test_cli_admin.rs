@@ -96,3 +96,51 @@ async fn admin_replicas_lists_this_broker_as_live_and_refuses_non_admins() {
     let alice = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("alice"))];
     env.run_with(&["admin", "replicas"], &alice, None).code(5).stderr_has("not an admin");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grants_report_holds_its_whole_access_period_and_catches_an_altered_event() {
+    let b = TestBroker::start_gateway("1h").await;
+    let (alice, clone) = crate::common::alice_with_a_write_clone(&b).await;
+    alice.git(&clone, &["commit", "--allow-empty", "-q", "-m", "fix"]).success();
+    alice.git(&clone, &["push", "-q", "origin", "main"]).success();
+    // Another grant's events in between, which the report leaves out.
+    b.request("dave", "demo", "read", "1h", Some("look")).await;
+    assert_eq!(b.post("bob", "/v1/grants/1/revoke", serde_json::json!({"reason": "done"})).await.status, 200);
+
+    let env = cli_env(&b);
+    let admin = [("JIT_SERVER", b.url.as_str()), ("JIT_TOKEN", b.token("admin"))];
+    let json = env.run_with(&["audit", "grant", "1", "--json"], &admin, None).success().json();
+    let actions: Vec<&str> = json["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for expected in ["requested", "approved", "granted", "credential_minted", "git_fetch", "git_push", "revoked"] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+    assert!(json["events"].as_array().unwrap().iter().all(|e| e["grant_id"] == 1 || e["request_id"] == 1), "only grant 1's: {json}");
+    let push = json["events"].as_array().unwrap().iter().find(|e| e["action"] == "git_push").unwrap();
+    assert!(push["detail"].as_str().unwrap().contains("refs/heads/main"), "{push}");
+    assert_eq!((json["grant"]["status"].as_str(), json["request"]["reason"].as_str()), (Some("revoked"), Some("release")));
+    assert!(!json["proof"]["checkpoints"].as_array().unwrap().is_empty());
+
+    let text = env.run_with(&["audit", "grant", "1"], &admin, None);
+    text.success()
+        .stdout_has("Grant 1: alice may write demo (every ref)")
+        .stdout_has("Request 1: by alice for 1h because \"release\", under rule")
+        .stdout_has("approved by bob")
+        .stdout_has("Ended: revoked by bob")
+        .stdout_has(&format!("Proof: all {} events are in the audit log the broker signed", actions.len()));
+    // The key kept elsewhere: this broker's verifies; another's does not.
+    let key = env.run_with(&["audit", "key"], &admin, None).success().stdout.trim().to_string();
+    env.run_with(&["audit", "grant", "1", "--key", &key], &admin, None).success();
+    let other = "A".repeat(43) + "=";
+    env.run_with(&["audit", "grant", "1", "--key", &other], &admin, None).code(1).stderr_has("does not verify with this key");
+    env.run_with(&["audit", "grant", "1", "--key", "not a key"], &admin, None).code(2).stderr_has("--key");
+    // Bad input, and people who may not read the log.
+    env.run_with(&["audit", "grant", "0"], &admin, None).code(2);
+    env.run_with(&["audit", "grant", "x"], &admin, None).code(2);
+    env.run_with(&["audit", "grant", "99"], &admin, None).code(2).stderr_has("grant 99 not found");
+    alice.run(&["audit", "grant", "1"]).code(5);
+
+    // A push rewritten in the database: the report no longer verifies, and says where.
+    b.tamper_with_audit("detail = 'pushed nothing' WHERE action = 'git_push'").await;
+    let altered = env.run_with(&["audit", "grant", "1"], &admin, None);
+    altered.code(1).stderr_has("grant 1's report: event").stderr_has("altered");
+}

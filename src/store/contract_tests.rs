@@ -281,3 +281,30 @@ async fn the_first_value_brought_for_a_key_is_the_one_every_broker_agrees_on() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_grants_events_and_the_checkpoints_that_sign_them_are_found_by_the_grant() {
+    each_store(|s| async move {
+        let event = |action, request: Option<i64>, grant: Option<i64>| {
+            let mut e = NewEvent::new("alice", action);
+            (e.request_id, e.grant_id) = (request, grant);
+            e
+        };
+        let t = at("2026-12-06T12:00:00Z");
+        // One write with two events (the request's approval and its grant), then one each.
+        s.append_events(vec![event(Action::Requested, Some(4), None)], t).await.unwrap();
+        s.append_events(vec![event(Action::Approved, Some(4), None), event(Action::Granted, Some(4), Some(9))], t).await.unwrap();
+        s.append_events(vec![event(Action::Requested, Some(5), None)], t).await.unwrap();
+        s.append_events(vec![event(Action::CredentialMinted, None, Some(9)), event(Action::GitFetch, None, Some(10))], t).await.unwrap();
+        let seqs: Vec<i64> = s.grant_events(9, 4).await.unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 5], "by the request (1, 2, 3) or the grant (3, 5), once each, in order");
+        assert!(s.grant_events(99, 99).await.unwrap().is_empty());
+        let covering = |seq| {
+            let s = s.clone();
+            async move { s.checkpoint_covering(seq).await.unwrap().map(|c| c.seq) }
+        };
+        assert_eq!((covering(1).await, covering(2).await, covering(3).await), (Some(1), Some(3), Some(3)), "one per write, at its head");
+        assert_eq!((covering(5).await, covering(6).await, covering(7).await), (Some(6), Some(6), None));
+    })
+    .await;
+}

@@ -244,4 +244,8 @@ pub trait Store: Send + Sync {
     async fn latest_checkpoint(&self) -> StoreResult<Option<crate::domain::audit::Checkpoint>>;
     /// Events with `seq > after_seq` (and at or after `since`), oldest first, at most `limit`.
     async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// One grant's events: those naming it or the request it came from, oldest first.
+    async fn grant_events(&self, grant_id: i64, request_id: i64) -> StoreResult<Vec<AuditEvent>>;
+    /// The first signed checkpoint at or after event `seq` (the one its write signed).
+    async fn checkpoint_covering(&self, seq: i64) -> StoreResult<Option<crate::domain::audit::Checkpoint>>;
 }

@@ -1,5 +1,6 @@
-//! `jit audit [--since T] [--json]` and `jit audit verify`.
+//! `jit audit [--since T] [--json]`, `jit audit verify` and `jit audit grant`.
 
+mod grant;
 mod list;
 mod verify;
 
@@ -33,6 +34,14 @@ pub enum AuditCommand {
         after_long_help = "Examples:\n  jit audit verify\n  jit audit verify --file audit.jsonl --key \"$(cat audit.pub)\"\n  jit audit verify --file today.jsonl --pin yesterday.jsonl"
     )]
     Verify(verify::AuditVerifyArgs),
+    /// Everything that happened during one grant, checked against the signed log
+    ///
+    /// Its request, approvals, every credential minted, every fetch and push
+    /// with its refs, and how it ended, as the audit log holds them (admins).
+    /// The events are checked here against the checkpoints the broker signed;
+    /// a report that does not verify exits 1 naming the event.
+    #[command(after_long_help = "Examples:\n  jit audit grant 42\n  jit audit grant 42 --json --key \"$(cat audit.pub)\" > grant-42.json")]
+    Grant(grant::AuditGrantArgs),
     /// Print the public key that verifies the broker's signed checkpoints
     ///
     /// Keep it somewhere the broker cannot change, and pass it to
@@ -45,6 +54,7 @@ pub async fn run(args: &AuditArgs) -> Result<(), CommandError> {
     match &args.command {
         None => list::cmd_audit(&super::client()?, args).await,
         Some(AuditCommand::Verify(v)) => verify::cmd_audit_verify(v).await,
+        Some(AuditCommand::Grant(g)) => grant::cmd_audit_grant(g).await,
         Some(AuditCommand::Key) => {
             println!("{}", super::client()?.audit_checkpoint().await?.public_key);
             Ok(())

@@ -57,7 +57,7 @@ fn read_export(path: &Path) -> Result<Export, CommandError> {
     Ok(export)
 }
 
-fn broken(message: impl Into<String>) -> CommandError {
+pub(super) fn broken(message: impl Into<String>) -> CommandError {
     CommandError::new(ExitKind::Unexpected, message).hint("the audit log was altered; treat the broker's database as compromised")
 }
 

@@ -5,7 +5,19 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use super::{Broker, BrokerResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, GENESIS, verify_against, verify_chain};
-use crate::domain::records::UserRecord;
+use crate::domain::records::{GrantRecord, RequestRecord, UserRecord};
+
+/// One grant's access period as the log holds it (see [`Broker::grant_report`]).
+pub struct GrantReport {
+    pub grant: GrantRecord,
+    /// The request it came from (gone only if the database was altered).
+    pub request: Option<RequestRecord>,
+    pub events: Vec<AuditEvent>,
+    /// Other events between the grant's and the checkpoints that sign them.
+    pub links: Vec<AuditEvent>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub public_key: VerifyingKey,
+}
 
 /// The audit signing key under the data dir, created (random, owner-only)
 /// the first time. Only the broker reads it; its public half verifies exports.
@@ -68,6 +80,41 @@ impl Broker {
         self.require_admin(caller)?;
         let limit = limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE);
         Ok(self.store.audit(after.max(0), since, limit).await?)
+    }
+
+    /// Everything the log holds of one grant's access period — its request,
+    /// decisions, credentials, git operations and end — with what proves
+    /// those events are in the signed chain (admins).
+    pub async fn grant_report(&self, caller: &UserRecord, id: i64) -> BrokerResult<GrantReport> {
+        self.require_admin(caller)?;
+        let grant = self.store.grant(id).await?.ok_or_else(|| super::BrokerError::NotFound(format!("grant {id}")))?;
+        let request = self.store.request(grant.request_id).await?;
+        let events = self.store.grant_events(grant.id, grant.request_id).await?;
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
+        for e in &events {
+            if checkpoints.last().is_some_and(|c| c.seq >= e.seq) {
+                continue;
+            }
+            // Every committed write signs one, so only an event written this instant has none yet.
+            if let Some(c) = self.store.checkpoint_covering(e.seq).await? {
+                checkpoints.push(c);
+            }
+        }
+        // The other events between each of the grant's and its checkpoint (one write's others).
+        let mut links: std::collections::BTreeMap<i64, AuditEvent> = std::collections::BTreeMap::new();
+        for e in &events {
+            let Some(c) = checkpoints.iter().find(|c| c.seq >= e.seq) else { continue };
+            let between = u32::try_from(c.seq - e.seq).unwrap_or(AUDIT_PAGE).min(AUDIT_PAGE);
+            if between > 0 {
+                for link in self.store.audit(e.seq, None, between).await? {
+                    if !events.iter().any(|g| g.seq == link.seq) {
+                        links.insert(link.seq, link);
+                    }
+                }
+            }
+        }
+        let links = links.into_values().collect();
+        Ok(GrantReport { grant, request, events, links, checkpoints, public_key: self.audit_key })
     }
 
     /// The latest signed checkpoint and the key that verifies it.

@@ -51,6 +51,26 @@ pub async fn get(State(broker): AppState, Caller(user): Caller, ApiPath(id): Api
     Ok(Json(view_grant(&broker, &broker.get_grant(&user, id).await?)))
 }
 
+/// One grant's access period with its proof (admins).
+pub async fn report(
+    State(broker): AppState,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<api::GrantReport>, ApiError> {
+    let id = parse_id("grant", &id)?;
+    let report = broker.grant_report(&user, id).await?;
+    Ok(Json(api::GrantReport {
+        grant: view_grant(&broker, &report.grant),
+        request: report.request.as_ref().map(|r| super::view_request(&broker, r)),
+        events: report.events,
+        proof: api::ReportProof {
+            public_key: crate::domain::audit::public_key_text(&report.public_key),
+            checkpoints: report.checkpoints,
+            links: report.links,
+        },
+    }))
+}
+
 pub async fn revoke(
     State(broker): AppState,
     Caller(user): Caller,

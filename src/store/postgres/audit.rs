@@ -60,6 +60,28 @@ pub async fn latest_checkpoint(client: &impl Sql) -> StoreResult<Option<Checkpoi
         .transpose()
 }
 
+/// The first checkpoint at or after event `seq`.
+pub async fn checkpoint_covering(client: &impl Sql, seq: i64) -> StoreResult<Option<Checkpoint>> {
+    let row = client
+        .query_opt("SELECT seq, hash, at, signature FROM audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT 1", &[&seq])
+        .await
+        .map_err(error)?;
+    row.map(|r| Ok(Checkpoint { seq: get(&r, "seq")?, hash: get(&r, "hash")?, at: get(&r, "at")?, signature: get(&r, "signature")? }))
+        .transpose()
+}
+
+/// One grant's events, by the grant's id or its request's.
+pub async fn grant_events(client: &impl Sql, grant_id: i64, request_id: i64) -> StoreResult<Vec<AuditEvent>> {
+    let rows = client
+        .query(
+            "SELECT * FROM audit_events WHERE grant_id = $1 UNION SELECT * FROM audit_events WHERE request_id = $2 ORDER BY seq",
+            &[&grant_id, &request_id],
+        )
+        .await
+        .map_err(error)?;
+    rows.iter().map(event).collect()
+}
+
 fn event(r: &Row) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
         seq: get(r, "seq")?,

@@ -12,7 +12,10 @@ use super::db::{error, get};
 use crate::store::{StoreError, StoreResult};
 
 /// `(version, description, sql)`, in order; a test checks it lists every file.
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../../migrations/postgres/0001_init.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
+    (2, "audit by grant", include_str!("../../../migrations/postgres/0002_audit_by_grant.sql")),
+];
 
 /// Held while migrating, by whichever replica got it first.
 const MIGRATE_LOCK: i64 = 0x6a69_745f_6d69_6772; // "jit_migr"

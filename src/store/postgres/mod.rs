@@ -377,4 +377,12 @@ impl Store for PostgresStore {
     async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         read!(self, |c| audit::events(c, after_seq, since, limit))
     }
+
+    async fn grant_events(&self, grant_id: i64, request_id: i64) -> StoreResult<Vec<AuditEvent>> {
+        read!(self, |c| audit::grant_events(c, grant_id, request_id))
+    }
+
+    async fn checkpoint_covering(&self, seq: i64) -> StoreResult<Option<Checkpoint>> {
+        read!(self, |c| audit::checkpoint_covering(c, seq))
+    }
 }

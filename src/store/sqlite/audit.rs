@@ -66,6 +66,20 @@ pub fn latest_checkpoint(conn: &Connection) -> StoreResult<Option<Checkpoint>> {
     first(stmt.query([])?, |r| Ok(Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at: r.get(2)?, signature: r.get(3)? }))
 }
 
+/// The first checkpoint at or after event `seq`.
+pub fn checkpoint_covering(conn: &Connection, seq: i64) -> StoreResult<Option<Checkpoint>> {
+    let mut stmt = conn.prepare_cached("SELECT seq, hash, at, signature FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT 1")?;
+    first(stmt.query([seq])?, |r| Ok(Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at: r.get(2)?, signature: r.get(3)? }))
+}
+
+/// One grant's events, by the grant's id or its request's.
+pub fn grant_events(conn: &Connection, grant_id: i64, request_id: i64) -> StoreResult<Vec<AuditEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT * FROM audit_events WHERE grant_id = ?1 UNION SELECT * FROM audit_events WHERE request_id = ?2 ORDER BY seq",
+    )?;
+    all(stmt.query(params![grant_id, request_id])?, event)
+}
+
 fn event(r: &Row) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
         seq: r.get("seq")?,

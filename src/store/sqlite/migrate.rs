@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "user email", include_str!("../../../migrations/sqlite/0012_user_email.sql")),
     (13, "grant claims", include_str!("../../../migrations/sqlite/0013_grant_claims.sql")),
     (14, "replicas", include_str!("../../../migrations/sqlite/0014_replicas.sql")),
+    (15, "audit by grant", include_str!("../../../migrations/sqlite/0015_audit_by_grant.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (

@@ -374,6 +374,14 @@ impl Store for SqliteStore {
     async fn audit(&self, after_seq: i64, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         self.reads.read(move |c| audit::events(c, after_seq, since, limit)).await
     }
+
+    async fn grant_events(&self, grant_id: i64, request_id: i64) -> StoreResult<Vec<AuditEvent>> {
+        self.reads.read(move |c| audit::grant_events(c, grant_id, request_id)).await
+    }
+
+    async fn checkpoint_covering(&self, seq: i64) -> StoreResult<Option<Checkpoint>> {
+        self.reads.read(move |c| audit::checkpoint_covering(c, seq)).await
+    }
 }
 
 #[cfg(test)]
