@@ -5,6 +5,7 @@
 mod common;
 
 mod test_architecture;
+mod test_audit_archive;
 mod test_backstops;
 mod test_bitbucket;
 mod test_broker_api;

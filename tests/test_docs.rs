@@ -232,7 +232,7 @@ fn every_config_key_in_the_docs_is_accepted_and_every_accepted_key_is_documented
     let in_docs = |section: &str, kind: Option<&str>, key: &str| {
         documented.iter().any(|((s, k), keys)| s == section && (kind.is_none() || k.as_deref() == kind) && keys.contains(key))
     };
-    for section in ["server", "gateway", "repo", "rule", "oidc", "notify"] {
+    for section in ["server", "gateway", "repo", "rule", "oidc", "notify", "audit"] {
         for key in accepted(section, None) {
             if !in_docs(section, None, &key) {
                 undocumented.push(format!("[{section}] {key}"));

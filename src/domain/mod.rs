@@ -3,6 +3,7 @@
 //! unit-tested in place; the broker and the CLI call it and never re-implement it.
 
 pub mod audit;
+pub mod audit_archive;
 pub mod audit_proof;
 pub mod duration;
 pub mod expiry;

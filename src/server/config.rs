@@ -80,6 +80,14 @@ struct RawFile {
     oidc: Option<crate::server::oidc::Section>,
     #[serde(default)]
     notify: Vec<Spanned<crate::server::notify::destination::Section>>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    archive_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +173,8 @@ pub struct ServerConfig {
     /// none: `audit-signing.key` in the data directory, made on first start.
     /// Replicas on one database must share it.
     pub audit_key_file: Option<PathBuf>,
+    /// Where the audit log is archived as daily JSON-lines files (`[audit] archive_dir`).
+    pub archive_dir: Option<PathBuf>,
 }
 
 /// Where the broker keeps its state.
@@ -247,6 +257,7 @@ impl ServerConfig {
             notify: Vec::new(),
             database: Database::Sqlite,
             audit_key_file: None,
+            archive_dir: None,
         }
     }
 
@@ -318,6 +329,12 @@ impl ServerConfig {
         }
         if let Some(path) = raw.server.sealing_key_file {
             config.sealing_key = Some(Arc::new(SealingKey::from_file(&path).map_err(|e| invalid(format!("server.sealing_key_file {e}")))?));
+        }
+        if let Some(dir) = raw.audit.archive_dir {
+            if dir.as_os_str().is_empty() || dir.is_file() {
+                return Err(invalid(format!("audit.archive_dir `{}`: not a directory", dir.display())));
+            }
+            config.archive_dir = Some(dir);
         }
         if let Some(path) = raw.server.audit_key_file {
             crate::fsutil::check_private_file(&path).map_err(|e| invalid(format!("server.audit_key_file {e}")))?;

@@ -4,6 +4,7 @@
 //! [`Broker`] on a temp dir, bind `127.0.0.1:0`, launch the real server
 //! in-process and drive it over HTTP.
 
+pub mod archive;
 pub mod auth;
 pub mod broker;
 pub mod config;

@@ -36,6 +36,8 @@ pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
         check_sessions(broker.clone(), shutdown.clone()),
         broker.follow_changes(shutdown.clone()),
         say_alive(broker.clone(), shutdown.clone()),
+        // Not the reaper's own work, but joined with it so shutdown waits for the last of it.
+        super::archive::run(broker.clone(), shutdown.clone()),
         super::notify::run(broker.clone(), shutdown)
     );
 }

@@ -31,16 +31,18 @@ pub struct AuditVerifyArgs {
     pub pin: Option<PathBuf>,
 }
 
-/// An export read back: its events, and the checkpoint line it ends with.
+/// An export read back: its events, the checkpoint line it ends with, and
+/// (an archive file) the checkpoint of the event before its first.
 struct Export {
     events: Vec<AuditEvent>,
     checkpoint: Option<AuditCheckpoint>,
+    anchor: Option<Checkpoint>,
 }
 
 fn read_export(path: &Path) -> Result<Export, CommandError> {
     let cannot = |e: std::io::Error| CommandError::bad_input(format!("cannot read {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(cannot)?;
-    let mut export = Export { events: Vec::new(), checkpoint: None };
+    let mut export = Export { events: Vec::new(), checkpoint: None, anchor: None };
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(cannot)?;
         if line.trim().is_empty() {
@@ -48,7 +50,9 @@ fn read_export(path: &Path) -> Result<Export, CommandError> {
         }
         let bad = |e: serde_json::Error| CommandError::bad_input(format!("{}:{}: not an audit event: {e}", path.display(), i + 1));
         let value: serde_json::Value = serde_json::from_str(&line).map_err(bad)?;
-        if value.get("public_key").is_some() {
+        if let Some(anchor) = value.get("anchor") {
+            export.anchor = Some(serde_json::from_value(anchor.clone()).map_err(bad)?);
+        } else if value.get("public_key").is_some() {
             export.checkpoint = Some(serde_json::from_value(value).map_err(bad)?);
         } else {
             export.events.push(serde_json::from_value(value).map_err(bad)?);
@@ -68,7 +72,7 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
             let client = crate::commands::client()?;
             // The checkpoint first: events written while the pages are read come after it.
             let checkpoint = client.audit_checkpoint().await?;
-            Export { events: super::fetch_all(&client, None).await?, checkpoint: Some(checkpoint) }
+            Export { events: super::fetch_all(&client, None).await?, checkpoint: Some(checkpoint), anchor: None }
         }
     };
     let events = &export.events;
@@ -93,10 +97,21 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
         }
         None => None,
     };
-    // Where the chain starts: event 1, or right after the pinned checkpoint.
+    // An archive file's own anchor: the signed checkpoint of the event before its first.
+    let anchored_on_file = match &export.anchor {
+        Some(anchor) => {
+            anchor.verify(&key).map_err(|e| broken(format!("the file's anchor (event {}): {e}", anchor.seq)))?;
+            if !anchors(events, anchor) {
+                return Err(broken(format!("the file's anchor signs event {}, not the one before its first", anchor.seq)));
+            }
+            true
+        }
+        None => false,
+    };
+    // Where the chain starts: event 1, or right after the pinned checkpoint (or the file's anchor).
     let start = events.first().map(|e| e.seq).unwrap_or(1);
     let anchored_on_pin = pinned.as_ref().is_some_and(|p| anchors(events, p));
-    if start != 1 && !anchored_on_pin {
+    if start != 1 && !anchored_on_pin && !anchored_on_file {
         return Err(broken(format!(
             "the events start at {start}, not 1, and no signed checkpoint vouches for the one before them (pin the earlier export that ends there with --pin)"
         )));
@@ -109,7 +124,11 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
     {
         verify_against(events, earlier).map_err(|e| broken(format!("against {}: {e}", pin.display())))?;
     }
-    let origin = if start == 1 { String::new() } else { format!(" from {start} (anchored on the pinned checkpoint)") };
+    let origin = match (start, anchored_on_file) {
+        (1, _) => String::new(),
+        (_, true) => format!(" from {start} (anchored on the file's signed checkpoint of event {})", start - 1),
+        _ => format!(" from {start} (anchored on the pinned checkpoint)"),
+    };
     let key_note = if args.key.is_some() { "the given key" } else { "the key the log carries; pin it with --key" };
     let unsigned = events.iter().filter(|e| e.seq > checkpoint.seq).count();
     let unsigned = if unsigned == 0 { String::new() } else { format!("; {unsigned} events after it are not signed yet") };

@@ -117,6 +117,21 @@ impl Broker {
         Ok(GrantReport { grant, request, events, links, checkpoints, public_key: self.audit_key })
     }
 
+    /// Events after `after`, oldest first, at most `limit` (for the archive: no caller).
+    pub async fn events_after(&self, after: i64, limit: u32) -> BrokerResult<Vec<AuditEvent>> {
+        Ok(self.store.audit(after, None, limit.clamp(1, AUDIT_PAGE)).await?)
+    }
+
+    /// The signed checkpoint of event `seq` itself, when its write signed one there.
+    pub async fn checkpoint_of(&self, seq: i64) -> BrokerResult<Option<Checkpoint>> {
+        Ok(self.store.checkpoint_covering(seq).await?.filter(|c| c.seq == seq))
+    }
+
+    /// The key the audit log's checkpoints verify with.
+    pub fn audit_public_key(&self) -> VerifyingKey {
+        self.audit_key
+    }
+
     /// The latest signed checkpoint and the key that verifies it.
     pub async fn audit_checkpoint(&self, caller: &UserRecord) -> BrokerResult<(Option<Checkpoint>, VerifyingKey)> {
         self.require_admin(caller)?;
