@@ -150,3 +150,80 @@ fn test_checks_the_shipped_cases_against_the_dev_policy_and_names_each_that_fail
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: expect `maybe`"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_puts_a_new_policy_in_force_records_it_and_keeps_the_old_when_the_file_is_bad() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("jit.toml");
+    std::fs::write(&config, crate::common::POLICY).unwrap();
+    let root = crate::common::init_admin(&config, &data);
+    let broker = crate::common::spawn_broker(&config, &data);
+    let url = broker.url.clone();
+    let call = |token: String, method: Method, path: &'static str, body: Option<serde_json::Value>| {
+        let url = url.clone();
+        async move { crate::common::call(&url, &token, method, path, body).await }
+    };
+    let mut tokens = std::collections::BTreeMap::new();
+    for (name, groups) in [("alice", vec!["developers"]), ("bob", vec!["reviewers"]), ("carol", vec![])] {
+        let (status, user) = call(root.clone(), Method::POST, "/v1/users", Some(serde_json::json!({"name": name, "groups": groups}))).await;
+        assert_eq!(status, 201, "{user}");
+        tokens.insert(name, user["token"].as_str().unwrap().to_string());
+    }
+    let hup = || assert!(std::process::Command::new("kill").args(["-HUP", &broker.child.id().to_string()]).status().unwrap().success());
+    let ask = |level: &'static str| serde_json::json!({"repo": "demo", "level": level, "duration": "1h", "reason": "fix"});
+    // Before: demo's write needs bob's approval; a request waits on it.
+    let (status, pending) = call(tokens["alice"].clone(), Method::POST, "/v1/requests", Some(ask("write"))).await;
+    assert_eq!((status, pending["status"].as_str()), (201, Some("pending")), "{pending}");
+
+    // A file that does not parse: logged, nothing changes, nothing recorded.
+    std::fs::write(&config, format!("{}\n[[rule]]\nname = \"broken\"\n", crate::common::POLICY)).unwrap();
+    hup();
+    broker.child.log().until("config not reloaded: the policy in force is unchanged");
+    // The same policy, reformatted with a comment: unchanged.
+    std::fs::write(&config, format!("# reviewed 2026-12-06\n{}", crate::common::POLICY.replace("approvals = 2", "approvals  =  2")))
+        .unwrap();
+    hup();
+    broker.child.log().until("policy unchanged");
+
+    // Writes become auto-approved, and reviewers no longer approve them.
+    let relaxed = crate::common::POLICY.replace(
+        "approvers = [\"group:reviewers\", \"alice\"]\napprovals = 1\nreason_required = true",
+        "auto_approve = true\nreason_required = true",
+    );
+    assert_ne!(relaxed, crate::common::POLICY);
+    std::fs::write(&config, &relaxed).unwrap();
+    hup();
+    broker.child.log().until("policy reloaded");
+    let (_, audit) = call(root.clone(), Method::GET, "/v1/audit", None).await;
+    let changed: Vec<&serde_json::Value> = audit.as_array().unwrap().iter().filter(|e| e["action"] == "policy_changed").collect();
+    assert_eq!(changed.len(), 1, "one change, recorded once: {audit}");
+    let detail = changed[0]["detail"].as_str().unwrap();
+    let hash = jit::server::config::policy_hash(&relaxed);
+    let was = jit::server::config::policy_hash(crate::common::POLICY);
+    assert!(detail.starts_with(&format!("{hash} (4 rules, ")) && detail.ends_with(&format!("on SIGHUP; was {was}")), "{detail}");
+    assert_eq!(changed[0]["actor"], "broker");
+    // In force at once: a new write is granted by the policy; the pending one is decided under the new rule.
+    let (status, granted) = call(tokens["alice"].clone(), Method::POST, "/v1/requests", Some(ask("write"))).await;
+    assert_eq!((status, granted["status"].as_str()), (201, Some("approved")), "{granted}");
+    let (status, refused) = call(tokens["bob"].clone(), Method::POST, "/v1/requests/1/approve", Some(serde_json::json!({}))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (404, Some("not_found")), "bob is no approver under the new rule: {refused}");
+
+    // A repo naming a provider the broker did not start with is refused, and the policy stays.
+    let password = dir.path().join("up.password");
+    std::fs::write(&password, "secret\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let provider = format!(
+        "[[provider]]\nname = \"up\"\nkind = \"upstream\"\nusername = \"bot\"\npassword_file = \"{}\"\n\n[[repo]]\nname = \"new\"\nurl = \"https://git.example.com/new.git\"\nprovider = \"up\"\n",
+        password.display()
+    );
+    std::fs::write(&config, format!("{relaxed}\n{provider}")).unwrap();
+    hup();
+    broker.child.log().until("which this broker did not start with");
+    let (_, repos) = call(tokens["alice"].clone(), Method::GET, "/v1/repos", None).await;
+    assert!(!repos.as_array().unwrap().iter().any(|r| r["name"] == "new"), "{repos}");
+}

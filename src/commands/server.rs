@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Config file (TOML): server settings, repos and policy rules
     #[arg(long, value_name = "FILE")]
@@ -201,16 +201,28 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, CommandError> {
     })
 }
 
-async fn serve_until_signal(handle: crate::server::ServerHandle) -> Result<(), CommandError> {
+/// How the broker re-reads its config on SIGHUP: the file it started from,
+/// and the command line's overrides (none for the dev broker, whose policy is built in).
+type Reread = Box<dyn Fn() -> Result<ServerConfig, CommandError> + Send + Sync>;
+
+async fn serve_until_signal(handle: crate::server::ServerHandle, reread: Option<(Reread, String)>) -> Result<(), CommandError> {
+    // SIGHUP re-reads the certificate and key (live connections keep theirs),
+    // and the policy and repos; what fails to load is logged and the old kept.
     #[cfg(unix)]
-    if let Some(tls) = handle.tls.clone() {
-        // SIGHUP re-reads the certificate and key; live connections keep theirs.
+    {
+        let tls = handle.tls.clone();
+        let broker = handle.broker.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => tracing::info!(cert = %tls.files().cert.display(), "TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "TLS reload failed; still serving the previous certificate"),
+                if let Some(tls) = &tls {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!(cert = %tls.files().cert.display(), "TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "TLS reload failed; still serving the previous certificate"),
+                    }
+                }
+                if let Some((reread, source)) = &reread {
+                    reload_policy(&broker, reread, source).await;
                 }
             }
         });
@@ -235,6 +247,29 @@ async fn serve_until_signal(handle: crate::server::ServerHandle) -> Result<(), C
     handle.wait().await.map_err(|e| CommandError::unexpected(format!("server failed: {e}")))
 }
 
+/// Re-reads the config and puts its policy in force, saying what happened.
+async fn reload_policy(broker: &crate::server::broker::Broker, reread: &Reread, source: &str) {
+    let config = match reread() {
+        Ok(config) => config,
+        Err(e) => {
+            return tracing::error!(file = %source, error = %e.message, "config not reloaded: the policy in force is unchanged");
+        }
+    };
+    match broker.reload_policy(config, source).await {
+        Ok(r) => {
+            if r.providers_differ {
+                tracing::warn!(file = %source, "the file's [[provider]] sections differ from the running ones; providers are read at start-up, so restart to apply them");
+            }
+            if r.changed {
+                tracing::info!(file = %source, policy = %r.hash, "policy reloaded");
+            } else {
+                tracing::info!(file = %source, policy = %r.hash, "policy unchanged");
+            }
+        }
+        Err(e) => tracing::error!(file = %source, error = %e, "config not reloaded: the policy in force is unchanged"),
+    }
+}
+
 async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     let mut config = load_config(args)?;
     // Bound first, so clone URLs name the real port (`--listen 127.0.0.1:0`).
@@ -244,7 +279,7 @@ async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     if broker.admin_count().await.map_err(broker_error)? == 0 {
         tracing::warn!("this broker has no admin yet; create one with `jit server --init-admin NAME` (same --data-dir/--config)");
     }
-    if broker.config().policy.rules().is_empty() {
+    if broker.live().policy.rules().is_empty() {
         tracing::warn!("the policy has no rules: every request will be refused (default deny)");
     }
     // The providers' own credentials, checked once in the background: a host
@@ -258,7 +293,13 @@ async fn run(args: &ServerArgs) -> Result<(), CommandError> {
     }
     let handle = launch_with_listener(broker, listener).await?;
     tracing::info!(url = %handle.url(), "jit broker listening");
-    serve_until_signal(handle).await
+    // Only a broker started from a file re-reads it.
+    let reread = args.config.as_ref().map(|path| {
+        let args = args.clone();
+        let reread: Reread = Box::new(move || load_config(&args));
+        (reread, path.display().to_string())
+    });
+    serve_until_signal(handle, reread).await
 }
 
 async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
@@ -292,7 +333,7 @@ async fn run_dev(args: &ServerArgs) -> Result<(), CommandError> {
     let handle = launch_with_listener(broker, listener).await?;
     // A closed stdout (`| head -1`) is no reason for a server to stop.
     let _ = writeln!(std::io::stdout(), "{}", dev::next_steps(&server_url, &dev_json));
-    serve_until_signal(handle).await
+    serve_until_signal(handle, None).await
 }
 
 async fn migrate_from_sqlite(args: &ServerArgs, dir: &std::path::Path) -> Result<(), CommandError> {

@@ -86,6 +86,8 @@ pub enum Action {
     SessionEnded,
     /// A notification given up on: a day of failed deliveries, or the receiver refused it.
     NotificationFailed,
+    /// The rules and repos were re-read (SIGHUP): the new policy's hash, and the old one's.
+    PolicyChanged,
 }
 
 impl Action {
@@ -121,6 +123,7 @@ impl Action {
             Action::GroupsChanged => "groups_changed",
             Action::SessionEnded => "session_ended",
             Action::NotificationFailed => "notification_failed",
+            Action::PolicyChanged => "policy_changed",
         }
     }
 }

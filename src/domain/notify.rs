@@ -23,6 +23,7 @@ pub const EVENTS: &[&str] = &[
     "revoked",
     "host_revoke_failed",
     "session_ended",
+    "policy_changed",
 ];
 
 /// Where notifications go, and which.

@@ -175,6 +175,19 @@ pub struct ServerConfig {
     pub audit_key_file: Option<PathBuf>,
     /// Where the audit log is archived as daily JSON-lines files (`[audit] archive_dir`).
     pub archive_dir: Option<PathBuf>,
+    /// `sha256:…` of the `[[rule]]` and `[[repo]]` entries as read (not
+    /// their formatting or comments): what a `policy_changed` event names.
+    pub policy_hash: String,
+}
+
+/// The hash of a config's policy: its `[[rule]]` and `[[repo]]` tables,
+/// canonical (keys sorted), so reformatting or a comment changes nothing.
+pub fn policy_hash(source: &str) -> String {
+    use sha2::Digest;
+    let table: toml::Table = source.parse().unwrap_or_default();
+    let policy: toml::Table = table.into_iter().filter(|(k, _)| k == "rule" || k == "repo").collect();
+    let canonical = serde_json::to_string(&policy).unwrap_or_default();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(canonical.as_bytes())))
 }
 
 /// Where the broker keeps its state.
@@ -258,6 +271,7 @@ impl ServerConfig {
             database: Database::Sqlite,
             audit_key_file: None,
             archive_dir: None,
+            policy_hash: policy_hash(""),
         }
     }
 
@@ -272,6 +286,7 @@ impl ServerConfig {
         let data_dir = raw.server.data_dir.or(default_data_dir).ok_or(ConfigError::NoDataDir)?;
         let mut config = ServerConfig::new(data_dir);
         config.database = database;
+        config.policy_hash = policy_hash(source);
         if let Some(listen) = raw.server.listen {
             config.listen = listen.parse().map_err(|e| invalid(format!("server.listen `{listen}`: {e}")))?;
         }

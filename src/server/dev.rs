@@ -124,7 +124,7 @@ pub async fn seed(broker: &Broker, server_url: &str) -> Result<PathBuf, SeedErro
     for (name, token) in &users {
         write(&tokens.join(name), format!("{token}\n").as_bytes())?;
     }
-    let repos = broker.repos().iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
+    let repos = broker.live().repos.iter().map(|r| (r.name.clone(), r.url.as_ref().map(|u| u.to_string()))).collect();
     let file = DevFile { server_url: server_url.to_string(), users, repos };
     write(&path, &serde_json::to_vec_pretty(&file).expect("dev file serializes"))?;
     Ok(path)

@@ -227,7 +227,7 @@ impl Broker {
     ) -> Result<GitAccess, GitRefusal> {
         let backend = self
             .repo(&route.repo)
-            .and_then(|spec| self.config.providers.for_repo(spec).and_then(|p| p.git_backend(spec)))
+            .and_then(|spec| self.config.providers.for_repo(&spec).and_then(|p| p.git_backend(&spec)))
             .ok_or_else(|| GitRefusal::NoSuchRepo(route.repo.clone()))?;
         let (user, password) = credentials.ok_or(GitRefusal::NoCredentials)?;
         let now = self.now();
@@ -302,7 +302,7 @@ impl Broker {
         let rule_name = grant.rule.clone().unwrap_or_default();
         let from = match &grant.terms {
             Some(terms) => terms.from.clone(),
-            None => self.config.policy.rule(grant.rule.as_deref()?)?.from.clone(),
+            None => self.live().policy.rule(grant.rule.as_deref()?)?.from.clone(),
         };
         (!from.is_empty()).then_some((rule_name, from))
     }
@@ -312,7 +312,7 @@ impl Broker {
     fn deletes_allowed(&self, grant: &GrantRecord) -> bool {
         match &grant.terms {
             Some(terms) => terms.allow_deletes,
-            None => grant.rule.as_deref().and_then(|r| self.config.policy.rule(r)).is_some_and(|r| r.allow_deletes),
+            None => grant.rule.as_deref().is_some_and(|r| self.live().policy.rule(r).is_some_and(|r| r.allow_deletes)),
         }
     }
 
@@ -385,7 +385,7 @@ impl Broker {
     pub async fn suggest_request(&self, user: &str, repo: &str, level: Level) -> String {
         let groups = self.store.user(user).await.ok().flatten().map(|u| u.groups).unwrap_or_default();
         let who = crate::domain::policy::Subject { name: user, groups: &groups };
-        match self.config.policy.rule_for(repo, level, &who) {
+        match self.live().policy.rule_for(repo, level, &who) {
             Ok(rule) => {
                 let hour = crate::domain::AccessDuration::from_secs(3600).expect("an hour is valid");
                 let reason = if rule.reason_required { " --reason '…'" } else { "" };

@@ -18,7 +18,7 @@ pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(120);
 impl Broker {
     /// The grantee, an admin, or an approver of the grant's repo and level.
     fn may_see_grant(&self, caller: &UserRecord, grant: &GrantRecord) -> bool {
-        caller.admin || grant.user_id == Some(caller.id) || self.config.policy.is_approver_for(&grant.repo, grant.level, &subject(caller))
+        caller.admin || grant.user_id == Some(caller.id) || self.live().policy.is_approver_for(&grant.repo, grant.level, &subject(caller))
     }
 
     pub fn grant_status(&self, grant: &GrantRecord) -> GrantStatus {
@@ -119,7 +119,7 @@ impl Broker {
                 grant.repo
             )));
         }
-        let minted = match provider.mint(repo, &grant, now).await {
+        let minted = match provider.mint(&repo, &grant, now).await {
             Ok(minted) => minted,
             Err(e) => {
                 tracing::error!(grant = id, error = %e, "mint failed");
@@ -146,7 +146,7 @@ impl Broker {
                 let token = NewHostToken { grant_id: grant.id, sealed, created_at: now, expires_at, shared_key: None };
                 if let Err(e) = self.store.add_host_token(&token, record).await {
                     // Not recorded, so the reaper would never revoke it: revoke it now.
-                    if let Err(undo) = provider.revoke_minted(repo, &grant, handle).await {
+                    if let Err(undo) = provider.revoke_minted(&repo, &grant, handle).await {
                         tracing::error!(grant = id, error = %undo, "a credential minted for a grant that ended meanwhile could not be revoked");
                     }
                     return Err(match e {
@@ -176,7 +176,7 @@ impl Broker {
             }
             let (mut events, mut revoked, mut released) = (Vec::new(), Vec::new(), Vec::new());
             if let Some((repo, provider)) = self.repo_and_provider(&grant.repo) {
-                match self.end_at_host(repo, provider.as_ref(), &grant, &mut revoked, &mut released).await {
+                match self.end_at_host(&repo, provider.as_ref(), &grant, &mut revoked, &mut released).await {
                     Ok(()) if provider.access().revokes_at_host() => {
                         let failures = self.store.host_failures(grant.id, HostPhase::End).await?;
                         let mut done = self.grant_event(&grant, Action::HostRevoked);
@@ -272,7 +272,8 @@ impl Broker {
     /// which case this grant shares it. Failures are retried like ends.
     pub async fn start_grants(&self) -> BrokerResult<usize> {
         let repos: Vec<String> = self
-            .repos()
+            .live()
+            .repos
             .iter()
             .filter(|r| self.config.providers.for_repo(r).is_some_and(|p| p.access().grants_membership()))
             .map(|r| r.name.clone())
@@ -284,10 +285,10 @@ impl Broker {
             if !self.claim(&grant, now).await? {
                 continue; // another broker on this database is starting it
             }
-            let added = match provider.membership_key(repo, &grant) {
+            let added = match provider.membership_key(&repo, &grant) {
                 Ok(key) => {
                     let holder = self.store.holder_of(&key, grant.id).await?;
-                    provider.add_membership(repo, &grant, holder.is_some()).await.map(|m| (key, holder, m))
+                    provider.add_membership(&repo, &grant, holder.is_some()).await.map(|m| (key, holder, m))
                 }
                 Err(e) => Err(e),
             };
@@ -330,7 +331,7 @@ impl Broker {
                 Ok(()) => started += 1,
                 // Ended meanwhile: the next end pass finds nothing of it held; take back what was added.
                 Err(StoreError::Conflict) if membership.added => {
-                    if let Err(e) = provider.revoke_minted(repo, &grant, &membership.handle).await {
+                    if let Err(e) = provider.revoke_minted(&repo, &grant, &membership.handle).await {
                         tracing::error!(grant = grant.id, error = %e, "a membership added for a grant that ended meanwhile could not be removed");
                     }
                 }

@@ -38,7 +38,7 @@ pub use self::sessions::{Authenticated, DeviceSignIn, SignInPoll};
 pub use self::users::NewUser;
 use super::config::ServerConfig;
 use crate::clock::{Clock, SystemClock};
-use crate::domain::audit::NewEvent;
+use crate::domain::audit::{BROKER_ACTOR, NewEvent};
 use crate::domain::policy::{Rule, Subject};
 use crate::domain::records::UserRecord;
 use crate::domain::repo::{CloneUrl, RepoSpec};
@@ -86,6 +86,8 @@ pub struct Listing<T> {
 
 pub struct Broker {
     store: Arc<dyn Store>,
+    /// The rules and repos in force: swapped whole when the config is re-read (SIGHUP).
+    live: std::sync::RwLock<Arc<Live>>,
     /// Verifies the checkpoints the store signs (the private half stays in the store).
     audit_key: ed25519_dalek::VerifyingKey,
     config: ServerConfig,
@@ -115,6 +117,57 @@ pub struct Broker {
     /// Whether other brokers may share the database (PostgreSQL): then what
     /// they change is heard through the store's change feed (`changes`).
     shared: bool,
+}
+
+/// What re-reading the config changes while the broker runs: the policy
+/// and the repos (with those the providers bring), and the policy's hash.
+/// Everything else in the config is read once, at start.
+#[derive(Debug)]
+pub struct Live {
+    pub policy: crate::domain::policy::Policy,
+    pub repos: Vec<RepoSpec>,
+    pub policy_hash: String,
+}
+
+impl Live {
+    pub fn repo(&self, name: &str) -> Option<&RepoSpec> {
+        self.repos.iter().find(|r| r.name == name)
+    }
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// Whether the policy differs from the one in force (else nothing was done).
+    pub changed: bool,
+    /// Whether the file's providers differ from the running ones (which stay until a restart).
+    pub providers_differ: bool,
+    pub hash: String,
+}
+
+/// The repos a broker serves: the `[[repo]]`s (those the gateway fronts
+/// cloned from the gateway, their `url` kept as where the code lives), and
+/// the repos the providers bring.
+fn effective_repos(mut repos: Vec<RepoSpec>, providers: &crate::providers::Registry, base: &str) -> Result<Vec<RepoSpec>, OpenError> {
+    for repo in &mut repos {
+        if providers.for_repo(repo).is_some_and(|p| p.access().fronts_listed_repos()) {
+            let gateway_url = CloneUrl::parse(&format!("{base}/git/{}.git", repo.name)).map_err(|e| OpenError::Repos(e.to_string()))?;
+            repo.upstream = repo.url.replace(gateway_url);
+        }
+    }
+    for provider in providers.all() {
+        for repo in provider.discover(base)? {
+            if repos.iter().any(|r| r.name == repo.name) {
+                return Err(OpenError::Repos(format!(
+                    "repo `{}` is both a [[repo]] and a repo of provider `{}`",
+                    repo.name,
+                    provider.name()
+                )));
+            }
+            repos.push(repo);
+        }
+    }
+    Ok(repos)
 }
 
 fn subject(user: &UserRecord) -> Subject<'_> {
@@ -261,26 +314,10 @@ impl Broker {
         if shared && shared_store_guard(&store, &config).await? {
             tracing::info!("the gateway's repos_dir is the storage every broker on this database serves");
         }
-        let base = config.base_url();
-        // A repo the gateway fronts is cloned from the gateway; its `url` is where the code lives.
-        for repo in &mut config.repos {
-            if config.providers.for_repo(repo).is_some_and(|p| p.access().fronts_listed_repos()) {
-                let gateway_url = CloneUrl::parse(&format!("{base}/git/{}.git", repo.name)).map_err(|e| OpenError::Repos(e.to_string()))?;
-                repo.upstream = repo.url.replace(gateway_url);
-            }
-        }
-        for provider in config.providers.all().cloned().collect::<Vec<_>>() {
-            for repo in provider.discover(&base)? {
-                if config.repos.iter().any(|r| r.name == repo.name) {
-                    return Err(OpenError::Repos(format!(
-                        "repo `{}` is both a [[repo]] and a repo of provider `{}`",
-                        repo.name,
-                        provider.name()
-                    )));
-                }
-                config.repos.push(repo);
-            }
-        }
+        let repos = effective_repos(std::mem::take(&mut config.repos), &config.providers, &config.base_url())?;
+        // The policy lives in `live` from here on, where SIGHUP may replace it.
+        let policy = std::mem::take(&mut config.policy);
+        let live = Live { policy, repos, policy_hash: config.policy_hash.clone() };
         // A destination new to the store gets what happens from this start on
         // (not the history), so it is placed before anything can happen.
         let destinations: Vec<String> = config.notify.iter().map(|d| d.name.clone()).collect();
@@ -294,6 +331,7 @@ impl Broker {
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
+            live: std::sync::RwLock::new(Arc::new(live)),
             idp,
             browser_sign_ins: Default::default(),
             replica: replica_id(&config.data_dir),
@@ -368,19 +406,60 @@ impl Broker {
         self.config.pending_ttl.as_chrono()
     }
 
-    pub fn repos(&self) -> &[RepoSpec] {
-        &self.config.repos
+    /// Puts `config`'s rules and repos in force in place of the running ones
+    /// (SIGHUP re-read `source`), after recording it as a `policy_changed`
+    /// event. Only those change: everything else is read at start, and a
+    /// repo naming a provider this broker did not start with is refused.
+    /// Requests still pending are decided under the policy in force when
+    /// they are decided; live grants keep the terms they were granted with.
+    pub async fn reload_policy(&self, mut config: ServerConfig, source: &str) -> Result<Reloaded, String> {
+        let running = &self.config.providers;
+        if let Some(repo) = config.repos.iter().find(|r| r.provider.as_deref().is_some_and(|p| running.get(p).is_none())) {
+            return Err(format!(
+                "repo `{}` names provider `{}`, which this broker did not start with: providers are read at start-up; restart to add one",
+                repo.name,
+                repo.provider.as_deref().unwrap_or_default()
+            ));
+        }
+        let providers_differ = {
+            let kinds = |r: &crate::providers::Registry| r.all().map(|p| (p.name().to_string(), p.kind())).collect::<Vec<_>>();
+            kinds(running) != kinds(&config.providers)
+        };
+        let repos = effective_repos(std::mem::take(&mut config.repos), running, &self.config.base_url()).map_err(|e| e.to_string())?;
+        let old = self.live();
+        if old.policy_hash == config.policy_hash {
+            return Ok(Reloaded { changed: false, providers_differ, hash: old.policy_hash.clone() });
+        }
+        let policy = std::mem::take(&mut config.policy);
+        let mut event = NewEvent::new(BROKER_ACTOR, crate::domain::audit::Action::PolicyChanged);
+        event.detail = Some(format!(
+            "{} ({} rules, {} repos) re-read from {source} on SIGHUP; was {}",
+            config.policy_hash,
+            policy.rules().len(),
+            repos.len(),
+            old.policy_hash
+        ));
+        // Recorded first: a change the log does not hold never takes effect.
+        self.store.append_events(vec![event], self.now()).await.map_err(|e| format!("cannot record the change: {e}"))?;
+        let hash = config.policy_hash.clone();
+        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Live { policy, repos, policy_hash: hash.clone() });
+        Ok(Reloaded { changed: true, providers_differ, hash })
     }
 
-    pub fn repo(&self, name: &str) -> Option<&RepoSpec> {
-        self.config.repos.iter().find(|r| r.name == name)
+    /// The rules and repos in force now (a snapshot: a reload swaps in new ones).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn repo(&self, name: &str) -> Option<RepoSpec> {
+        self.live().repo(name).cloned()
     }
 
     /// The clone URL of a known repo for which git uses jit's credentials;
     /// `None` where grants are memberships at the host (git uses the
     /// person's own credentials there, and jit's helper stays out of the way).
     pub fn clone_url(&self, repo: &str) -> Option<String> {
-        self.repo(repo).filter(|r| !self.by_membership(r)).and_then(|r| r.url.as_ref()).map(|u| u.to_string())
+        self.repo(repo).filter(|r| !self.by_membership(r)).and_then(|r| r.url).map(|u| u.to_string())
     }
 
     /// Whether grants on `repo` are memberships at its host.
@@ -389,19 +468,20 @@ impl Broker {
     }
 
     /// The provider that makes grants on `repo` real, if any does.
-    fn provider_for(&self, repo: &str) -> Option<&Arc<dyn Provider>> {
+    fn provider_for(&self, repo: &str) -> Option<Arc<dyn Provider>> {
         self.repo_and_provider(repo).map(|(_, p)| p)
     }
 
     /// A known repo and the provider that makes grants on it real.
-    fn repo_and_provider(&self, repo: &str) -> Option<(&RepoSpec, &Arc<dyn Provider>)> {
+    fn repo_and_provider(&self, repo: &str) -> Option<(RepoSpec, Arc<dyn Provider>)> {
         let spec = self.repo(repo)?;
-        Some((spec, self.config.providers.for_repo(spec)?))
+        let provider = self.config.providers.for_repo(&spec)?.clone();
+        Some((spec, provider))
     }
 
     /// The approvers a rule names (users and `group:NAME`), for "who can approve".
     pub fn approvers_of(&self, rule: &str) -> Vec<String> {
-        self.config.policy.rule(rule).map(Rule::approvers_display).unwrap_or_default()
+        self.live().policy.rule(rule).map(Rule::approvers_display).unwrap_or_default()
     }
 
     /// A request's canonical duration text (`1h30m`).

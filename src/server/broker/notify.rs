@@ -106,7 +106,8 @@ impl Broker {
 
     /// The addresses of the people who may decide `request` (not its requester).
     async fn approver_emails(&self, request: &RequestRecord) -> BrokerResult<Vec<String>> {
-        let Some(rule) = self.config.policy.rule(&request.rule) else { return Ok(Vec::new()) };
+        let in_force = self.live();
+        let Some(rule) = in_force.policy.rule(&request.rule) else { return Ok(Vec::new()) };
         Ok(self
             .store
             .users()

@@ -116,13 +116,13 @@ impl Broker {
     }
 
     /// The rule that governs a stored request under the current policy.
-    fn rule_governing(&self, req: &RequestRecord, requester: &UserRecord) -> BrokerResult<&Rule> {
-        self.config.policy.rule_for(&req.repo, req.level, &subject(requester)).map_err(BrokerError::PolicyChanged)
+    fn rule_governing(&self, req: &RequestRecord, requester: &UserRecord) -> BrokerResult<Rule> {
+        self.live().policy.rule_for(&req.repo, req.level, &subject(requester)).cloned().map_err(BrokerError::PolicyChanged)
     }
 
     /// Whether `caller` may see a request: its requester, an admin, or an approver of its repo and level.
     fn may_view(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
-        caller.admin || req.requester_id == Some(caller.id) || self.config.policy.is_approver_for(&req.repo, req.level, &subject(caller))
+        caller.admin || req.requester_id == Some(caller.id) || self.live().policy.is_approver_for(&req.repo, req.level, &subject(caller))
     }
 
     /// A request the caller may not see does not exist for them: approving,
@@ -160,10 +160,12 @@ impl Broker {
     ) -> BrokerResult<Created> {
         let reason = check_text("reason", reason)?;
         let asked = RefScope::parse(refs).map_err(|e| BrokerError::InvalidInput(e.to_string()))?;
-        let repo = repo::resolve(repo, &self.config.repos)?.name.clone();
+        // One snapshot of the rules and repos for the whole request.
+        let in_force = self.live();
+        let repo = repo::resolve(repo, &in_force.repos)?.name.clone();
         let now = self.now();
         // What the grant would cover: the rule's refs, or fewer as asked.
-        let scope = match self.config.policy.rule_for(&repo, level, &subject(caller)) {
+        let scope = match in_force.policy.rule_for(&repo, level, &subject(caller)) {
             Ok(rule) => RefScope::narrow(&rule.refs, asked).map_err(|source| Refusal::Refs { rule: rule.name.clone(), source })?,
             Err(_) => asked,
         };
@@ -184,7 +186,7 @@ impl Broker {
             tracing::info!(request = record.id, grant = grant.id, requester = %caller.name, %repo, "request covered by a live grant");
             return Ok(Created { record, existing: true });
         }
-        let rule = self.config.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
+        let rule = in_force.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
         let new = NewRequest {
             requester_id: caller.id,
             requester: caller.name.clone(),
@@ -233,9 +235,10 @@ impl Broker {
         let groups: HashMap<i64, Vec<String>> =
             if query.reviewable { self.store.users().await?.into_iter().map(|u| (u.id, u.groups)).collect() } else { HashMap::new() };
         let me = subject(caller);
+        let in_force = self.live();
         let reviewable = |r: &RequestRecord| {
             let requester_groups = r.requester_id.and_then(|id| groups.get(&id)).map(Vec::as_slice).unwrap_or_default();
-            let rule = self.config.policy.rule_for(&r.repo, r.level, &Subject { name: &r.requester, groups: requester_groups });
+            let rule = in_force.policy.rule_for(&r.repo, r.level, &Subject { name: &r.requester, groups: requester_groups });
             r.requester != caller.name && rule.is_ok_and(|rule| rule.may_approve(&me))
         };
         let items = records.into_iter().filter(|r| self.may_view(caller, r) && (!query.reviewable || reviewable(r))).collect();
@@ -292,7 +295,7 @@ impl Broker {
                 let rule = self.rule_governing(&req, requester)?;
                 let approvers = req.approver_names();
                 let state = state_of(&req, &approvers);
-                let outcome = request::approve(&state, rule, &subject(caller), self.pending_ttl(), now)?;
+                let outcome = request::approve(&state, &rule, &subject(caller), self.pending_ttl(), now)?;
                 let mut vote = request_event(&caller.name, Action::Approved, &req);
                 let mut change = change_for(&req, now, None, vec![]);
                 change.add_approval = Some(ApprovalRecord { approver: caller.name.clone(), comment: comment.clone(), at: now });
@@ -329,7 +332,7 @@ impl Broker {
                 let rule = self.rule_governing(&req, requester)?;
                 let approvers = req.approver_names();
                 let state = state_of(&req, &approvers);
-                request::deny(&state, rule, &subject(caller), self.pending_ttl(), now)?;
+                request::deny(&state, &rule, &subject(caller), self.pending_ttl(), now)?;
                 let mut denied = request_event(&caller.name, Action::Denied, &req);
                 denied.detail = Some(reason.clone());
                 let decision = (RequestStatus::Denied, caller.name.clone(), Some(reason.clone()));

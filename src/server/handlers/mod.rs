@@ -82,7 +82,7 @@ pub fn view_grant(broker: &Broker, g: &GrantRecord) -> api::Grant {
         status: broker.grant_status(g),
         revoked_at: g.revoked_at,
         revoked_by: g.revoked_by.clone(),
-        warn_before_secs: g.rule.as_deref().and_then(|r| broker.config().policy.rule(r)).map(|r| r.warn_before.as_std().as_secs()),
+        warn_before_secs: g.rule.as_deref().and_then(|r| broker.live().policy.rule(r).map(|r| r.warn_before.as_std().as_secs())),
     }
 }
 

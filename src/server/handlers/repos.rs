@@ -22,5 +22,5 @@ pub async fn list(State(broker): AppState, Caller(_): Caller) -> Json<Vec<api::R
             own_credentials_url: None,
         },
     };
-    Json(broker.repos().iter().map(view).collect())
+    Json(broker.live().repos.iter().map(view).collect())
 }
