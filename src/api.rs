@@ -24,6 +24,10 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The id the broker gave this HTTP request (also its `X-Request-Id`
+    /// header, and `request_id` in its log lines): quote it to an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The error codes the API returns. Clients branch on these, never on messages.

@@ -31,6 +31,7 @@ pub const VARIABLES: &[Variable] = &[
     var("JIT_KEYRING_NAMESPACE", Reader::Client, "keeps this shell's keychain entries apart from others' of the same OS user"),
     var("JIT_DATABASE_URL", Reader::Server, "the PostgreSQL database (postgres://…; overrides server.database_url)"),
     var("JIT_LOG", Reader::Server, "log filter (default: info), e.g. jit=debug"),
+    var("JIT_LOG_FORMAT", Reader::Server, "text (default) | json: one JSON object a log line, with the HTTP request's id"),
     var("NO_COLOR", Reader::Both, "no colour in output or logs"),
     var("HOME", Reader::Both, "the default for XDG_DATA_HOME (~/.local/share) and for git's global config (~/.gitconfig)"),
     var("XDG_DATA_HOME", Reader::Both, "where jit keeps its local index (no secrets) and the dev broker its data"),

@@ -467,3 +467,63 @@ async fn the_audit_log_pages_and_filters_by_time_on_the_broker() {
     assert_eq!(page.as_array().unwrap().len(), 2);
     assert_eq!(page[0]["seq"], recent[1]["seq"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_names_its_request_and_an_error_says_the_same_id() {
+    let b = TestBroker::start().await;
+    let header = |r: &crate::common::Resp| r.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ok = b.get("alice", "/v1/whoami").await;
+    assert_eq!(ok.status, 200);
+    let first = header(&ok);
+    assert!(first.len() == 16 && first.bytes().all(|c| c.is_ascii_hexdigit()), "{first:?}");
+    let missing = b.get("alice", "/v1/requests/999").await;
+    assert_eq!(missing.status, 404);
+    let id = header(&missing);
+    assert_eq!(missing.body["error"]["request_id"].as_str(), Some(id.as_str()), "{}", missing.body);
+    assert_ne!(id, first, "each request its own");
+    // A client's own header names nothing on the broker.
+    let sent = reqwest::Client::new().get(format!("{}/v1/whoami", b.url)).header("x-request-id", "mine").send().await.unwrap();
+    assert_ne!(sent.headers()["x-request-id"], "mine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_a_line_carrying_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("jit.toml");
+    std::fs::write(&config, crate::common::POLICY).unwrap();
+    let root = crate::common::init_admin(&config, &data);
+    let start = |format: &str| {
+        crate::common::server_on(&data)
+            .args(["server", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("JIT_LOG_FORMAT", format)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A format it does not know: refused by name, before anything starts.
+    let refused = start("xml").wait_with_output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("JIT_LOG_FORMAT `xml`: expected text or json"));
+
+    let broker = crate::common::ChildGuard::logged(start("json"));
+    let listening: serde_json::Value = serde_json::from_str(&broker.log().until("jit broker listening")).unwrap();
+    let url = listening["fields"]["url"].as_str().unwrap().trim_end_matches('/').to_string();
+    let resp = reqwest::Client::new().get(format!("{url}/v1/users")).bearer_auth(&root).send().await.unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body = serde_json::json!({"name": "alice", "groups": ["developers"]});
+    let added = reqwest::Client::new().post(format!("{url}/v1/users")).bearer_auth(&root).json(&body).send().await.unwrap();
+    let added_id = added.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(id, added_id);
+    let line = broker.log().until("\"user added\"");
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["span"]["request_id"], added_id.as_str(), "{line}");
+    assert_eq!((line["span"]["method"].as_str(), line["span"]["path"].as_str()), (Some("POST"), Some("/v1/users")));
+    for text in broker.log().text().lines() {
+        serde_json::from_str::<serde_json::Value>(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    }
+}

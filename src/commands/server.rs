@@ -51,7 +51,7 @@ pub struct ServerArgs {
 }
 
 pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
-    init_logging();
+    init_logging()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,16 +71,28 @@ pub fn cmd_server(args: &ServerArgs) -> Result<(), CommandError> {
     })
 }
 
-fn init_logging() {
+/// The broker's log on stderr: lines for people, or one JSON object a line
+/// for a log pipeline (`JIT_LOG_FORMAT=json`), each carrying the HTTP
+/// request's id (`request_id`, also in the API's error answers) when it was
+/// written for one.
+fn init_logging() -> Result<(), CommandError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JIT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match std::env::var("JIT_LOG_FORMAT").ok().as_deref() {
+        None | Some("" | "text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(CommandError::bad_input(format!("JIT_LOG_FORMAT `{}`: expected text or json", other.escape_default())));
+        }
+    };
     // A closed stderr loses log lines, never the broker: tracing-subscriber
     // would otherwise report each failed write with `eprintln!`, which panics.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(crate::ui::color())
-        .log_internal_errors(false)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    let _ = if json {
+        builder.json().with_current_span(true).with_span_list(false).try_init()
+    } else {
+        builder.with_ansi(crate::ui::color()).try_init()
+    };
+    Ok(())
 }
 
 /// A config the broker cannot read: bad input, and why it matters (also `jit policy check`'s answer).

@@ -72,9 +72,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, hint: self.hint } }))
-                .into_response();
+        let detail =
+            ErrorDetail { code: self.code.to_string(), message: self.message, hint: self.hint, request_id: super::request_id::current() };
+        let mut response = (self.status, Json(ErrorBody { error: detail })).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"jit\""));
         }

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod notify;
 pub mod oidc;
 pub mod reaper;
+pub mod request_id;
 pub mod router;
 pub mod sealing;
 pub mod tls;

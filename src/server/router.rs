@@ -48,5 +48,5 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .layer(DefaultBodyLimit::max(max_body));
     // Git traffic streams packs of any size, so it has no body limit.
     let git = Router::new().route("/git/{*path}", get(gateway::serve).post(gateway::serve)).layer(DefaultBodyLimit::disable());
-    api.merge(git).with_state(broker)
+    api.merge(git).layer(axum::middleware::from_fn(super::request_id::layer)).with_state(broker)
 }
