@@ -1,7 +1,7 @@
 //! The heavy suites, in a test binary of their own so they are timed and
 //! reported apart from the everyday suite (`tests/runner.rs`): the crash loop,
 //! the bad-input sweep, the property-based fuzzing and the upstream proxy's
-//! volume tests (protocol v2, gzip, a push of more than 100 MB), a large refused push, and the GitHub contract tests (Prism). `cargo test` runs both.
+//! volume tests (protocol v2, gzip, a push of more than 100 MB), a large refused push, the GitHub contract tests (Prism), and Debian's Prometheus scraping `/metrics`. `cargo test` runs both.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -20,6 +20,8 @@ mod test_github_contract;
 mod test_host_catch_up;
 #[path = "heavy/test_load_balancer.rs"]
 mod test_load_balancer;
+#[path = "heavy/test_prometheus_scrape.rs"]
+mod test_prometheus_scrape;
 #[path = "heavy/test_properties.rs"]
 mod test_properties;
 #[path = "heavy/test_push_volume.rs"]

@@ -26,6 +26,7 @@ mod test_github;
 mod test_gitlab;
 mod test_hardening;
 mod test_hardening_two;
+mod test_metrics;
 mod test_migrate_from_sqlite;
 mod test_next_steps;
 mod test_notify;

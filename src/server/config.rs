@@ -106,6 +106,7 @@ struct RawServer {
     body_idle_timeout: Option<String>,
     body_min_rate: Option<u64>,
     health_from: Option<Vec<String>>,
+    metrics_from: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     auth_failures_per_minute: Option<u32>,
     git_requests_per_second: Option<f64>,
@@ -175,6 +176,8 @@ pub struct ServerConfig {
     pub audit_key_file: Option<PathBuf>,
     /// Where the audit log is archived as daily JSON-lines files (`[audit] archive_dir`).
     pub archive_dir: Option<PathBuf>,
+    /// Who may read `/metrics` without a token (`server.metrics_from`; loopback by default).
+    pub metrics_from: Vec<ipnet::IpNet>,
     /// `sha256:…` of the `[[rule]]` and `[[repo]]` entries as read (not
     /// their formatting or comments): what a `policy_changed` event names.
     pub policy_hash: String,
@@ -271,6 +274,7 @@ impl ServerConfig {
             database: Database::Sqlite,
             audit_key_file: None,
             archive_dir: None,
+            metrics_from: vec!["127.0.0.1/32".parse().expect("valid"), "::1/128".parse().expect("valid")],
             policy_hash: policy_hash(""),
         }
     }
@@ -328,6 +332,9 @@ impl ServerConfig {
                 return Err(invalid("server.git_requests_per_second: must be more than 0".into()));
             }
             config.git_requests_per_second = r;
+        }
+        if let Some(nets) = raw.server.metrics_from {
+            config.metrics_from = parse_networks("server.metrics_from", &nets).map_err(invalid)?;
         }
         if let Some(nets) = raw.server.health_from {
             config.limits.health_from = parse_networks("server.health_from", &nets).map_err(invalid)?;

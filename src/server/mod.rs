@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod handlers;
 pub mod listener;
+pub mod metrics;
 pub mod notify;
 pub mod oidc;
 pub mod reaper;

@@ -38,6 +38,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
         say_alive(broker.clone(), shutdown.clone()),
         // Not the reaper's own work, but joined with it so shutdown waits for the last of it.
         super::archive::run(broker.clone(), shutdown.clone()),
+        broker.follow_audit_log(shutdown.clone()),
         super::notify::run(broker.clone(), shutdown)
     );
 }

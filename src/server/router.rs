@@ -16,6 +16,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
     let max_body = broker.config().max_body_bytes;
     let api = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/v1/whoami", get(users::whoami))
         .route("/v1/auth", get(auth::methods))
         .route("/v1/auth/device", post(auth::start_device))
@@ -48,5 +49,5 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .layer(DefaultBodyLimit::max(max_body));
     // Git traffic streams packs of any size, so it has no body limit.
     let git = Router::new().route("/git/{*path}", get(gateway::serve).post(gateway::serve)).layer(DefaultBodyLimit::disable());
-    api.merge(git).layer(axum::middleware::from_fn(super::request_id::layer)).with_state(broker)
+    api.merge(git).layer(axum::middleware::from_fn_with_state(broker.clone(), super::request_id::layer)).with_state(broker)
 }

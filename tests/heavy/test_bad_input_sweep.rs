@@ -16,6 +16,7 @@ use crate::common::{TestBroker, cli_env, gateway_policy};
 /// Every route the router serves (a test below checks the list is complete).
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/v1/whoami"),
     ("GET", "/v1/auth"),
     ("POST", "/v1/auth/device"),

@@ -19,6 +19,7 @@ pub mod git;
 mod grants;
 mod guard;
 mod notify;
+mod observe;
 mod requests;
 mod sessions;
 mod users;
@@ -86,6 +87,8 @@ pub struct Listing<T> {
 
 pub struct Broker {
     store: Arc<dyn Store>,
+    /// What `/metrics` reports.
+    metrics: crate::server::metrics::Metrics,
     /// The rules and repos in force: swapped whole when the config is re-read (SIGHUP).
     live: std::sync::RwLock<Arc<Live>>,
     /// Verifies the checkpoints the store signs (the private half stays in the store).
@@ -331,6 +334,7 @@ impl Broker {
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
+            metrics: Default::default(),
             live: std::sync::RwLock::new(Arc::new(live)),
             idp,
             browser_sign_ins: Default::default(),
@@ -444,6 +448,56 @@ impl Broker {
         let hash = config.policy_hash.clone();
         *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Live { policy, repos, policy_hash: hash.clone() });
         Ok(Reloaded { changed: true, providers_differ, hash })
+    }
+
+    pub fn metrics(&self) -> &crate::server::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Every grant live now (for `/metrics`), page by page.
+    pub async fn live_grants_now(&self) -> BrokerResult<Vec<crate::domain::records::GrantRecord>> {
+        use crate::domain::records::Page;
+        let now = self.now();
+        let mut all: Vec<crate::domain::records::GrantRecord> = Vec::new();
+        loop {
+            let page = Page { before: all.last().map(|g| g.id), limit: Page::MAX_LIMIT };
+            let rows = self.store.grants(None, Some(now), page).await?;
+            let done = rows.len() < Page::MAX_LIMIT as usize;
+            all.extend(rows);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// How many ended grants a host has not yet agreed to end (for `/metrics`).
+    pub async fn failing_ends_count(&self) -> BrokerResult<usize> {
+        Ok(self.store.failing_ends().await?.len())
+    }
+
+    /// How far behind the log each `[[notify]]` destination is (for `/metrics`).
+    pub async fn notification_backlogs(&self) -> BrokerResult<Vec<(String, i64)>> {
+        let progress = self.store.notify_progress().await?;
+        let head = self.audit_head().await?;
+        Ok(self
+            .config
+            .notify
+            .iter()
+            .map(|d| {
+                let delivered = progress.iter().find(|p| p.destination == d.name).map_or(head, |p| p.delivered_seq);
+                (d.name.clone(), (head - delivered).max(0))
+            })
+            .collect())
+    }
+
+    /// The sequence number of the audit log's last signed event (0: empty).
+    pub async fn audit_head(&self) -> BrokerResult<i64> {
+        Ok(self.store.latest_checkpoint().await?.map_or(0, |c| c.seq))
+    }
+
+    /// When request `id` was made, and whether the policy granted it alone (for `/metrics`).
+    pub async fn request_created(&self, id: i64) -> BrokerResult<Option<(DateTime<Utc>, bool)>> {
+        Ok(self.store.request(id).await?.map(|r| (r.created_at, r.approvals.is_empty())))
     }
 
     /// The rules and repos in force now (a snapshot: a reload swaps in new ones).

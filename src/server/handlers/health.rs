@@ -3,6 +3,7 @@
 //! cannot be reached), so a load balancer or an operator sees the truth; and
 //! which broker answered, on which engine. Grants whose end a host has
 //! not yet agreed to are a warning (the broker still works; an admin acts).
+//! `GET /metrics`: the Prometheus metrics (`server::metrics`).
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +11,8 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use crate::api;
+use crate::server::auth::{Caller, ClientAddr};
+use crate::server::error::ApiError;
 
 pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>) {
     let version = env!("CARGO_PKG_VERSION").to_string();
@@ -32,4 +35,21 @@ pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>)
             )
         }
     }
+}
+
+/// `GET /metrics`: from `metrics_from` networks (loopback by default), or
+/// with an admin's token from anywhere else.
+pub async fn metrics(State(broker): AppState, request: axum::extract::Request) -> Result<axum::response::Response, ApiError> {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, _) = request.into_parts();
+    let ClientAddr(ip) = ClientAddr::of(&parts, &broker)?;
+    if !broker.config().metrics_from.iter().any(|net| net.contains(&ip)) {
+        let Caller(user) = Caller::from_request_parts(&mut parts, &broker).await?;
+        if !user.admin {
+            return Err(ApiError::forbidden("only admins, or clients in server.metrics_from, may read /metrics"));
+        }
+    }
+    let text = broker.metrics_text().await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
