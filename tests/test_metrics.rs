@@ -72,3 +72,19 @@ async fn outside_metrics_from_only_an_admin_reads_metrics() {
     .to_string();
     assert!(bad.contains("server.metrics_from"), "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_git_traffic_is_counted_both_ways() {
+    let b = TestBroker::start_gateway("1h").await;
+    let (alice, clone) = crate::common::alice_with_a_write_clone(&b).await;
+    std::fs::write(clone.join("big.bin"), vec![7u8; 200_000]).unwrap();
+    alice.git(&clone, &["add", "big.bin"]).success();
+    alice.git(&clone, &["commit", "-q", "-m", "big"]).success();
+    alice.git(&clone, &["push", "-q", "origin", "main"]).success();
+    let text = scrape(&b).await;
+    let received = sample(&text, "jit_git_bytes_total{direction=\"received\"}").unwrap_or(0.0);
+    let sent = sample(&text, "jit_git_bytes_total{direction=\"sent\"}").unwrap_or(0.0);
+    // The push's pack (the file compresses to about a kilobyte) came in; the clone's pack and every ref advertisement went out.
+    assert!(received > 500.0, "{text}");
+    assert!(sent > 500.0, "{text}");
+}

@@ -11,7 +11,8 @@
 //!   cluster's events: query one, or take `max` across them, never `sum`.
 //! - `jit_http_requests_total{route, method, status}` and
 //!   `jit_http_request_seconds{route}` count what this broker answered;
-//!   `jit_rate_limited_total` what it refused for speed.
+//!   `jit_rate_limited_total` what it refused for speed;
+//!   `jit_git_bytes_total{direction}` the git traffic its gateway carried.
 //! - `jit_live_grants{provider, level}`, `jit_revocations_pending` and
 //!   `jit_notification_backlog{destination}` are read from the store when
 //!   scraped.
@@ -54,6 +55,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BytesLabels {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GrantLabels {
     provider: String,
     level: String,
@@ -72,6 +78,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<RouteLabels, Histogram>,
     rate_limited: Counter,
+    git_bytes: Family<BytesLabels, Counter>,
     live_grants: Family<GrantLabels, Gauge>,
     revocations_pending: Gauge,
     notification_backlog: Family<DestinationLabels, Gauge>,
@@ -110,6 +117,12 @@ impl Default for Metrics {
         registry.register("http_request_seconds", "Time to answer an HTTP request, by route", http_seconds.clone());
         let rate_limited = Counter::default();
         registry.register("rate_limited", "Requests refused with 429 (failed logins, git credentials too fast)", rate_limited.clone());
+        let git_bytes = Family::<BytesLabels, Counter>::default();
+        registry.register(
+            "git_bytes",
+            "Bytes of git traffic through the gateway: received from git clients, sent to them",
+            git_bytes.clone(),
+        );
         let live_grants = Family::<GrantLabels, Gauge>::default();
         registry.register("live_grants", "Grants live now, by provider and level", live_grants.clone());
         let revocations_pending = Gauge::default();
@@ -131,6 +144,7 @@ impl Default for Metrics {
             http_requests,
             http_seconds,
             rate_limited,
+            git_bytes,
             live_grants,
             revocations_pending,
             notification_backlog,
@@ -151,6 +165,11 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// The counter of git bytes `received` from clients or `sent` to them, to count a body with as it streams.
+    pub fn git_bytes(&self, direction: &'static str) -> Counter {
+        self.git_bytes.get_or_create(&BytesLabels { direction }).clone()
+    }
+
     /// One audit event (`provider` and `level`: from the config and the log, empty when none).
     pub fn event(&self, action: &str, provider: &str, level: &str) {
         let labels = EventLabels { action: counted_action(action), provider: provider.to_string(), level: level.to_string() };

@@ -78,11 +78,22 @@ pub async fn serve(
         }
         _ => body,
     };
+    let body = counted(body, broker.metrics().git_bytes("received"));
     let answer = forward(&broker, &grant, &route, backend, (&method, &headers), body).await;
+    let (parts, answer_body) = answer.into_parts();
+    let answer = Response::from_parts(parts, counted(answer_body, broker.metrics().git_bytes("sent")));
     match push {
         Some(push) if answer.status().is_success() => push::with_outcome_recorded(answer, broker, grant, push),
         _ => answer,
     }
+}
+
+/// `body`, counting its bytes into `counter` as they pass (for `/metrics`).
+fn counted(body: Body, counter: prometheus_client::metrics::counter::Counter) -> Body {
+    use futures_util::TryStreamExt;
+    Body::from_stream(body.into_data_stream().inspect_ok(move |chunk| {
+        counter.inc_by(chunk.len() as u64);
+    }))
 }
 
 /// Hands an admitted request to its repository: `git http-backend` here, or the repo's own host.
