@@ -22,4 +22,5 @@ pub mod providers;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod tls_client;
 pub mod ui;

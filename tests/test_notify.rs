@@ -286,3 +286,105 @@ async fn approvers_are_mailed_through_a_real_smtp_server() {
     assert!(raw.contains("multipart/alternative") && raw.contains("text/html"), "plain text and HTML: {raw}");
     assert!(raw.contains(&format!("jit approve {id}")) && raw.contains("hotfix INC-9"), "{raw}");
 }
+
+/// A syslog receiver over TLS (RFC 5425) on loopback: each connection read to
+/// its end, split into octet-counted frames; a frame whose length is wrong fails the test.
+struct SyslogReceiver {
+    port: u16,
+    got: Arc<Mutex<Vec<String>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl SyslogReceiver {
+    async fn start(cert: (String, String)) -> SyslogReceiver {
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::AsyncReadExt;
+        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert.0.as_bytes()).map(Result::unwrap).collect();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(cert.1.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, sink) = (acceptor.clone(), sink.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut bytes = Vec::new();
+                    let _ = tls.read_to_end(&mut bytes).await;
+                    let mut rest = bytes.as_slice();
+                    while !rest.is_empty() {
+                        let space = rest.iter().position(|b| *b == b' ').expect("a frame starts with its length");
+                        let len: usize = std::str::from_utf8(&rest[..space]).unwrap().parse().unwrap();
+                        let message = std::str::from_utf8(&rest[space + 1..space + 1 + len]).unwrap().to_string();
+                        sink.lock().unwrap().push(message);
+                        rest = &rest[space + 1 + len..];
+                    }
+                });
+            }
+        });
+        SyslogReceiver { port, got, _task: task }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_siem_gets_every_audit_event_as_rfc5424_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::common::tls::TestCa::new("siem ca");
+    let receiver = SyslogReceiver::start(ca.issue()).await;
+    let ca_file = ca.write(dir.path(), "siem-ca.pem");
+    let config = format!(
+        "{}\n[[notify]]\nname = \"siem\"\nkind = \"syslog\"\nurl = \"tcp+tls://127.0.0.1:{}\"\nca_file = \"{}\"\n",
+        gateway_policy("1h"),
+        receiver.port,
+        ca_file.display()
+    );
+    let b = TestBroker::start_with(&config).await;
+    let id = b.request("alice", "demo", "write", "1h", Some("hotfix INC-9")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("bob", id).await.status, 200);
+    let got = eventually(|| async { receiver.got.lock().unwrap().clone() }, |m| m.iter().any(|m| m.contains(" granted "))).await;
+    let audit = b.audit().await;
+    let approved = audit.iter().find(|e| e["action"] == "approved").unwrap();
+    let message = got.iter().find(|m| m.contains(" approved ")).unwrap();
+    let expected_head = format!("<85>1 {} ", approved["at"].as_str().unwrap());
+    assert!(message.starts_with(&expected_head), "{message}");
+    assert!(
+        message.contains(&format!(
+            "jit - approved [jit@32473 seq=\"{}\" actor=\"bob\" repo=\"demo\" level=\"write\" request=\"{id}\" hash=\"{}\"]",
+            approved["seq"],
+            approved["hash"].as_str().unwrap()
+        )),
+        "{message}"
+    );
+    assert!(message.ends_with(&format!("\u{feff}bob approved #{id}: alice write access to demo for 1h")), "{message}");
+    // Every event, in order (events no webhook subscribes to, too: user_added from the broker's set-up).
+    let seqs: Vec<i64> = got.iter().map(|m| m.split("seq=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().parse().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "every event once, in order");
+    assert!(got.iter().any(|m| m.contains(" user_added ")), "{got:?}");
+}
+
+#[test]
+fn a_syslog_destination_is_checked_as_written() {
+    let check = |extra: &str| {
+        let config = format!("[[notify]]\nname = \"siem\"\nkind = \"syslog\"\n{extra}");
+        jit::server::ServerConfig::from_toml(&config, std::path::Path::new("jit.toml"), Some("/nonexistent".into()))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    assert!(check("url = \"tcp+tls://siem.example.com:6514\"\n").is_ok());
+    assert!(check("url = \"tcp://127.0.0.1:514\"\n").is_ok());
+    assert!(check("url = \"tcp://siem.example.com:514\"\n").unwrap_err().contains("plain tcp only to a receiver on loopback"));
+    assert!(check("url = \"tcp+tls://siem.example.com\"\n").unwrap_err().contains("give the port"));
+    assert!(check("url = \"udp://siem.example.com:514\"\n").unwrap_err().contains("scheme `udp`"));
+    assert!(check("").unwrap_err().contains("url: missing"));
+    assert!(check("url = \"tcp+tls://h:6514\"\nsecret_env = \"X\"\n").unwrap_err().contains("not signed"));
+    assert!(check("url = \"tcp+tls://h:6514\"\nca_file = \"/nonexistent/ca.pem\"\n").unwrap_err().contains("ca_file /nonexistent/ca.pem"));
+    assert!(check("url = \"tcp+tls://h:6514\"\nevents = [\"requested\"]\n").is_ok());
+}

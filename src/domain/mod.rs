@@ -20,6 +20,7 @@ pub mod repo;
 pub mod request;
 pub mod retry;
 pub mod smart_http;
+pub mod syslog;
 pub mod text;
 pub mod token;
 pub mod transport;

@@ -26,6 +26,9 @@ pub const EVENTS: &[&str] = &[
     "policy_changed",
 ];
 
+/// In `events`: every audit event, not only those above (a log sink's default).
+pub const EVERY: &str = "*";
+
 /// Where notifications go, and which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
@@ -38,7 +41,7 @@ pub struct Subscription {
 impl Subscription {
     /// Whether `event` (of a request governed by `rule`, if any) goes to this destination.
     pub fn wants(&self, event: &AuditEvent, rule: Option<&str>) -> bool {
-        if !self.events.contains(&event.action) {
+        if !self.events.iter().any(|e| e == EVERY || *e == event.action) {
             return false;
         }
         if self.rules.is_empty() {
@@ -56,8 +59,12 @@ pub fn check_subscription(events: Option<Vec<String>>, rules: Option<Vec<String>
             if list.is_empty() {
                 return Err("events: empty (leave it out for every event)".into());
             }
-            if let Some(bad) = list.iter().find(|e| !EVENTS.contains(&e.as_str())) {
-                return Err(format!("events: `{}` is not an event; known: {}", bad.escape_default(), EVENTS.join(", ")));
+            if let Some(bad) = list.iter().find(|e| !EVENTS.contains(&e.as_str()) && e.as_str() != EVERY) {
+                return Err(format!(
+                    "events: `{}` is not an event; known: {}, or \"*\" for every audit event",
+                    bad.escape_default(),
+                    EVENTS.join(", ")
+                ));
             }
             list
         }

@@ -34,6 +34,8 @@ pub struct DueNotice {
     /// For an e-mail destination mailing approvers: the addresses of the
     /// request's rule's approvers (not its requester).
     pub approver_emails: Vec<String>,
+    /// For a syslog destination: the event as an RFC 5424 message.
+    pub syslog: Option<String>,
 }
 
 pub enum NextNotice {
@@ -90,12 +92,17 @@ impl Broker {
                 (Kind::Email { to, .. }, Some(r)) if to.approvers => self.approver_emails(r).await?,
                 _ => Vec::new(),
             };
+            let syslog = matches!(destination.kind, Kind::Syslog(_)).then(|| {
+                let host = self.replica().split(':').next().unwrap_or_default().to_string();
+                crate::domain::syslog::message(event, &host, &notice.summary())
+            });
             return Ok(NextNotice::Due(Box::new(DueNotice {
                 seq: event.seq,
                 webhook: notice.webhook_body(),
                 slack: notice.slack_body(),
                 email: notice.email(),
                 approver_emails,
+                syslog,
             })));
         }
         if let Some(seq) = passed {

@@ -28,6 +28,7 @@ pub struct Section {
     credentials_file: Option<PathBuf>,
     from: Option<String>,
     to: Option<OneOrMany>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +75,19 @@ pub enum Kind {
     Slack,
     /// E-mail through an SMTP server.
     Email { smtp: Smtp, from: lettre::message::Mailbox, to: Recipients },
+    /// RFC 5424 messages to a syslog receiver (a SIEM), over TLS or, on loopback, plain TCP.
+    Syslog(SyslogTarget),
+}
+
+/// Where a syslog destination sends.
+#[derive(Debug, Clone)]
+pub struct SyslogTarget {
+    pub host: String,
+    pub port: u16,
+    /// `tcp+tls://` (RFC 5425); plain `tcp://` only to a receiver on loopback.
+    pub tls: bool,
+    /// PEM roots trusted beside the system's (a receiver behind a company CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A destination, validated.
@@ -97,6 +111,7 @@ impl Destination {
             Kind::Webhook { .. } => "webhook",
             Kind::Slack => "slack",
             Kind::Email { .. } => "email",
+            Kind::Syslog(_) => "syslog",
         }
     }
 
@@ -105,6 +120,7 @@ impl Destination {
         match &self.kind {
             Kind::Slack => "(secret)".to_string(),
             Kind::Email { smtp, .. } => format!("{}:{}", smtp.host, smtp.port),
+            Kind::Syslog(t) => format!("{}:{}", t.host, t.port),
             Kind::Webhook { .. } => {
                 url::Url::parse(self.url.expose_secret()).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
             }
@@ -117,6 +133,12 @@ impl Destination {
         }
         if section.kind == "email" {
             return Self::email(section, env);
+        }
+        if section.kind == "syslog" {
+            return Self::syslog(section);
+        }
+        if section.ca_file.is_some() {
+            return Err("ca_file: only for kind = \"syslog\"".into());
         }
         for (set, key) in [
             (section.smtp_url.is_some(), "smtp_url"),
@@ -162,7 +184,7 @@ impl Destination {
                 }
                 Kind::Slack
             }
-            other => return Err(format!("kind `{}`: one of webhook, slack, email", other.escape_default())),
+            other => return Err(format!("kind `{}`: one of webhook, slack, email, syslog", other.escape_default())),
         };
         if let Some(path) = &section.url_file {
             crate::fsutil::check_private_file(path).map_err(|e| format!("url_file {e}"))?;
@@ -172,12 +194,59 @@ impl Destination {
         Ok(Destination { name: section.name, kind, url, subscription, timeout })
     }
 
+    fn syslog(section: Section) -> Result<Destination, String> {
+        let only_for_others = [
+            (
+                section.url_file.is_some() || section.url_env.is_some(),
+                "url_file / url_env: a syslog receiver's address is no secret; give url",
+            ),
+            (
+                section.secret_file.is_some() || section.secret_env.is_some(),
+                "secret_file / secret_env: syslog messages are not signed (the audit log's own hashes are in them)",
+            ),
+            (
+                section.smtp_url.is_some() || section.credentials_file.is_some() || section.from.is_some() || section.to.is_some(),
+                "smtp_url, credentials_file, from, to: only for kind = \"email\"",
+            ),
+        ];
+        if let Some((_, why)) = only_for_others.iter().find(|(set, _)| *set) {
+            return Err(why.to_string());
+        }
+        let raw = section.url.ok_or("url: missing (tcp+tls://HOST:6514; tcp://127.0.0.1:514 only on loopback)")?;
+        let url = url::Url::parse(&raw).map_err(|e| format!("url `{raw}`: {e}"))?;
+        let host =
+            url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("url `{raw}`: no host"))?.trim_matches(['[', ']']).to_string();
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let tls = match url.scheme() {
+            "tcp+tls" => true,
+            "tcp" if loopback => false,
+            "tcp" => return Err(format!("url `{raw}`: plain tcp only to a receiver on loopback; use tcp+tls://")),
+            other => return Err(format!("url `{raw}`: scheme `{other}`; use tcp+tls:// (RFC 5425), or tcp:// on loopback")),
+        };
+        let port = url.port().ok_or_else(|| format!("url `{raw}`: give the port (6514 is syslog over TLS)"))?;
+        if !url.path().trim_matches('/').is_empty() || url.query().is_some() || !url.username().is_empty() {
+            return Err(format!("url `{raw}`: only tcp+tls://HOST:PORT"));
+        }
+        if let Some(path) = &section.ca_file {
+            crate::tls_client::config(Some(path)).map_err(|e| format!("ca_file {e}"))?;
+        }
+        // A log sink wants every event unless told otherwise.
+        let events = section.events.or_else(|| Some(vec![crate::domain::notify::EVERY.to_string()]));
+        let subscription = check_subscription(events, section.rules)?;
+        let timeout = timeout_of(section.timeout)?;
+        let target = SyslogTarget { host, port, tls, ca_file: section.ca_file };
+        Ok(Destination { name: section.name, kind: Kind::Syslog(target), url: SecretString::from(raw), subscription, timeout })
+    }
+
     fn email(section: Section, _env: impl Fn(&str) -> Option<String>) -> Result<Destination, String> {
         if section.url.is_some() || section.url_file.is_some() || section.url_env.is_some() {
             return Err("url: an e-mail destination has smtp_url instead".into());
         }
         if section.secret_file.is_some() || section.secret_env.is_some() {
             return Err("secret_file / secret_env: e-mail is not signed; leave them out".into());
+        }
+        if section.ca_file.is_some() {
+            return Err("ca_file: only for kind = \"syslog\"".into());
         }
         let raw = section.smtp_url.ok_or("smtp_url: missing (smtp://HOST:587 for STARTTLS, smtps://HOST:465 for TLS)")?;
         let url = url::Url::parse(&raw).map_err(|e| format!("smtp_url `{raw}`: {e}"))?;

@@ -93,6 +93,7 @@ async fn send(http: &reqwest::Client, destination: &Destination, notice: &DueNot
     let request = http.post(destination.url().expose_secret()).header("content-type", "application/json");
     let request = match &destination.kind {
         Kind::Email { smtp, from, to } => return mail(destination, smtp, from, to, notice).await,
+        Kind::Syslog(target) => return syslog(destination, target, notice).await,
         Kind::Slack => request.body(slack.to_string()),
         Kind::Webhook { secret } => {
             let body = webhook.to_string();
@@ -114,6 +115,37 @@ async fn send(http: &reqwest::Client, destination: &Destination, notice: &DueNot
             Outcome::Failed { error: format!("the receiver answered HTTP {status}"), retry: retryable(Some(status)) }
         }
         Err(e) => Outcome::Failed { error: host_api::transport(e), retry: true },
+    }
+}
+
+/// One RFC 5424 message, framed by its length (RFC 5425), on a connection of
+/// its own: a receiver that is down or slow fails this attempt only (the
+/// outbox tries again), never the broker.
+async fn syslog(destination: &Destination, target: &destination::SyslogTarget, notice: &DueNotice) -> Outcome {
+    use tokio::io::AsyncWriteExt;
+    let frame = crate::domain::syslog::framed(notice.syslog.as_deref().unwrap_or_default());
+    let attempt = async {
+        let tcp =
+            tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|e| format!("could not connect: {e}"))?;
+        if target.tls {
+            let config = crate::tls_client::config(target.ca_file.as_deref()).map_err(|e| format!("ca_file {e}"))?;
+            let name = rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| format!("{}: {e}", target.host))?;
+            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| host_api::tls_problem(&e).unwrap_or_else(|| format!("TLS handshake failed: {e}")))?;
+            tls.write_all(&frame).await.map_err(|e| e.to_string())?;
+            tls.shutdown().await.map_err(|e| e.to_string())
+        } else {
+            let mut tcp = tcp;
+            tcp.write_all(&frame).await.map_err(|e| e.to_string())?;
+            tcp.shutdown().await.map_err(|e| e.to_string())
+        }
+    };
+    match tokio::time::timeout(destination.timeout, attempt).await {
+        Ok(Ok(())) => Outcome::Delivered,
+        Ok(Err(error)) => Outcome::Failed { error, retry: true },
+        Err(_) => Outcome::Failed { error: "timed out".into(), retry: true },
     }
 }
 

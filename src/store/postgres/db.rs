@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -75,25 +74,7 @@ pub fn pool(connect: &Connect) -> StoreResult<(Pool, Connector)> {
 /// rustls trusting the system's roots and `ca_file`'s; used when the URL's
 /// `sslmode` is `prefer` (the default: TLS when the server offers it) or `require`.
 fn tls(ca_file: Option<&Path>) -> StoreResult<tokio_postgres_rustls::MakeRustlsConnect> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = ca_file {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| StoreError::Unavailable(format!("database_ca_file {}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(StoreError::Unavailable(format!("database_ca_file {}: no PEM certificate in it", path.display())));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| StoreError::Unavailable(format!("database_ca_file {}: {e}", path.display())))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Unavailable(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::tls_client::config(ca_file).map_err(|e| StoreError::Unavailable(format!("database_ca_file {e}")))?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
