@@ -12,12 +12,12 @@ use crate::domain::request::{GrantStatus, RequestStatus};
 use crate::domain::token::{AuthScheme, SecretString, expose_optional_secret, expose_secret};
 
 /// Every error response: `{"error": {"code": "...", "message": "...", "hint": "..."}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: see [`codes`].
     pub code: String,
@@ -66,7 +66,7 @@ pub mod codes {
     pub const IDP_FAILED: &str = "idp_failed";
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
@@ -76,7 +76,7 @@ pub struct User {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub name: String,
     #[serde(default)]
@@ -92,15 +92,16 @@ pub struct NewUser {
 }
 
 /// A user with their freshly issued token: the only response that carries one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     pub user: User,
+    #[schema(value_type = String)]
     #[serde(serialize_with = "expose_secret")]
     pub token: SecretString,
 }
 
 /// `GET /v1/auth` (no login needed): how people sign in to this broker.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AuthMethods {
     /// `oidc` (the identity provider, device sign-in) and/or `token`.
     pub methods: Vec<String>,
@@ -110,7 +111,7 @@ pub struct AuthMethods {
 }
 
 /// `POST /v1/auth/device`: a device sign-in started at the identity provider.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceSignIn {
     /// The handle to finish it with (the device code, sealed: useless elsewhere).
     pub login: String,
@@ -124,7 +125,7 @@ pub struct DeviceSignIn {
 }
 
 /// `GET /v1/replicas` (admins): a broker on this database, as it last said it was alive.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Replica {
     /// `host:data-dir-hash`, as its `/healthz` says.
     pub id: String,
@@ -138,7 +139,7 @@ pub struct Replica {
 }
 
 /// `GET /v1/notifications` (admins): one notification destination and where its delivery stands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotificationDestination {
     pub name: String,
     /// `webhook` or `slack`.
@@ -159,7 +160,7 @@ pub struct NotificationDestination {
 }
 
 /// `POST /v1/auth/browser`: a browser sign-in started (authorization code with PKCE).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BrowserSignIn {
     /// The handle to collect it with.
     pub login: String,
@@ -169,13 +170,13 @@ pub struct BrowserSignIn {
 }
 
 /// `POST /v1/auth/device/token`'s and `/v1/auth/browser/token`'s body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceLogin {
     pub login: String,
 }
 
 /// A broker session: how a person signed in through the identity provider.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: i64,
     pub issuer: String,
@@ -184,20 +185,21 @@ pub struct SessionInfo {
 
 /// `POST /v1/auth/device/token`'s answer: 202 `pending`/`slow_down`, or 200
 /// `signed_in` with the session's token (shown this once).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignInStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionInfo>,
+    #[schema(value_type = Option<String>)]
     #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "expose_optional_secret")]
     pub token: Option<SecretString>,
 }
 
 /// `GET /v1/whoami`: the caller, and how they signed in (`session` only
 /// through the identity provider).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WhoAmI {
     #[serde(flatten)]
     pub user: User,
@@ -205,7 +207,7 @@ pub struct WhoAmI {
     pub session: Option<SessionInfo>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Repo {
     pub name: String,
     /// The URL git uses (the gateway's, for repos it fronts).
@@ -221,7 +223,7 @@ pub struct Repo {
     pub own_credentials_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
     pub repo: String,
     pub level: String,
@@ -234,24 +236,24 @@ pub struct CreateRequest {
     pub refs: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApproveBody {
     #[serde(default)]
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DenyBody {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevokeBody {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Approval {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -259,7 +261,7 @@ pub struct Approval {
 }
 
 /// A request as the API shows it. Stable JSON: `jit request --json` prints this.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessRequest {
     pub id: i64,
     pub status: RequestStatus,
@@ -292,7 +294,7 @@ pub struct AccessRequest {
     pub existing: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Grant {
     pub id: i64,
     pub request_id: i64,
@@ -315,7 +317,7 @@ pub struct Grant {
 
 /// `GET /v1/grants/failing` (admins): a grant that ended but whose host has
 /// not yet revoked what it holds; the broker keeps trying.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailingGrant {
     pub grant: Grant,
     /// Failed attempts in a row.
@@ -325,7 +327,7 @@ pub struct FailingGrant {
     pub next_attempt_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`, or `unhealthy` (with HTTP 503).
     pub status: String,
@@ -346,7 +348,7 @@ pub struct Health {
 
 /// `GET /v1/audit/checkpoint`, and the last line of every export: the latest
 /// signed checkpoint of the log's head, and the key that verifies it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditCheckpoint {
     pub checkpoint: Option<crate::domain::audit::Checkpoint>,
     /// Base64 Ed25519 public key (`jit audit key`).
@@ -354,7 +356,7 @@ pub struct AuditCheckpoint {
 }
 
 /// The result of `GET /v1/audit/verify`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditVerification {
     pub ok: bool,
     pub events: u64,
@@ -365,7 +367,7 @@ pub struct AuditVerification {
 /// /v1/grants/{id}/report`, `jit audit grant ID`): its request, every event
 /// naming the grant or its request, and the proof that those events are in
 /// the chain the broker signed ([`crate::domain::audit_proof`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GrantReport {
     pub grant: Grant,
     pub request: Option<AccessRequest>,
@@ -373,7 +375,7 @@ pub struct GrantReport {
     pub proof: ReportProof,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportProof {
     /// The key the checkpoints verify with (`jit audit key`; pass your own copy with `--key`).
     pub public_key: String,
@@ -385,9 +387,10 @@ pub struct ReportProof {
 
 /// A git credential for one grant (`POST /v1/grants/{id}/credentials`): the
 /// one response besides token issuance that carries a secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Credential {
     pub username: String,
+    #[schema(value_type = String)]
     #[serde(serialize_with = "expose_secret")]
     pub password: SecretString,
     pub expires_at: DateTime<Utc>,

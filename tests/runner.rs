@@ -30,6 +30,7 @@ mod test_metrics;
 mod test_migrate_from_sqlite;
 mod test_next_steps;
 mod test_notify;
+mod test_openapi;
 mod test_policy;
 mod test_ref_scopes;
 mod test_replicas;

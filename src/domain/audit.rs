@@ -148,7 +148,7 @@ impl NewEvent {
 }
 
 /// A stored event, as served by `GET /v1/audit` and exported as JSON lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub seq: i64,
     pub at: String,
@@ -380,7 +380,7 @@ mod tests {
 }
 
 /// The broker's signed statement that the log reached event `seq` with hash `hash`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     pub seq: i64,
     pub hash: String,

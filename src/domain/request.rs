@@ -24,7 +24,7 @@ use super::policy::{Rule, Subject};
 /// Who `decided_by` names when a rule auto-approved a request.
 pub const POLICY_DECIDER: &str = "policy";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestStatus {
     Pending,
@@ -173,7 +173,7 @@ pub fn cancel(state: &RequestState, who: &str) -> Result<(), DecisionError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantStatus {
     Active,

@@ -35,7 +35,7 @@ pub fn expose_optional_secret<S: Serializer>(secret: &Option<SecretString>, seri
 /// (HTTP Basic, what every host takes), or as the bare token (HTTP Bearer:
 /// Bitbucket Data Center's repository tokens, which it refuses in Basic).
 /// git sends Bearer from 2.46 on (the helper's `authtype` capability).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthScheme {
     #[default]

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod metrics;
 pub mod notify;
 pub mod oidc;
+pub mod openapi;
 pub mod reaper;
 pub mod request_id;
 pub mod router;

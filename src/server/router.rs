@@ -17,6 +17,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
     let api = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(super::openapi::openapi_json))
         .route("/v1/whoami", get(users::whoami))
         .route("/v1/auth", get(auth::methods))
         .route("/v1/auth/device", post(auth::start_device))

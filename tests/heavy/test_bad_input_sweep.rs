@@ -17,6 +17,7 @@ use crate::common::{TestBroker, cli_env, gateway_policy};
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("GET", "/v1/openapi.json"),
     ("GET", "/v1/whoami"),
     ("GET", "/v1/auth"),
     ("POST", "/v1/auth/device"),

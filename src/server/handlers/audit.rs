@@ -10,7 +10,8 @@ use crate::domain::audit::AuditEvent;
 use crate::server::auth::Caller;
 use crate::server::error::{ApiError, ApiQuery};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Events after this sequence number (for paging); default 0.
     #[serde(default)]
@@ -21,6 +22,7 @@ pub struct PageQuery {
     since: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(PageQuery), responses((status = 200, description = "a page of the audit log, oldest first", body = Vec<crate::domain::audit::AuditEvent>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn page(
     State(broker): AppState,
     Caller(user): Caller,
@@ -38,11 +40,13 @@ pub async fn page(
     Ok(Json(broker.audit_page(&user, q.after, since, q.limit).await?))
 }
 
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", security(("bearer" = [])), responses((status = 200, description = "the latest signed checkpoint and the key that verifies it", body = crate::api::AuditCheckpoint), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn checkpoint(State(broker): AppState, Caller(user): Caller) -> Result<Json<api::AuditCheckpoint>, ApiError> {
     let (checkpoint, key) = broker.audit_checkpoint(&user).await?;
     Ok(Json(api::AuditCheckpoint { checkpoint, public_key: crate::domain::audit::public_key_text(&key) }))
 }
 
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])), responses((status = 200, description = "the chain checked on the broker", body = crate::api::AuditVerification), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn verify(State(broker): AppState, Caller(user): Caller) -> Result<Json<api::AuditVerification>, ApiError> {
     let report = broker.verify_audit(&user).await?;
     Ok(Json(api::AuditVerification { ok: report.error.is_none(), events: report.events, error: report.error }))

@@ -17,6 +17,7 @@ pub fn view_session(session: &SessionRecord) -> api::SessionInfo {
     api::SessionInfo { id: session.id, issuer: session.issuer.clone(), ends_at: session.ends_at }
 }
 
+#[utoipa::path(get, path = "/v1/auth", tag = "auth", responses((status = 200, description = "how people sign in here", body = crate::api::AuthMethods)))]
 pub async fn methods(State(broker): AppState) -> Json<api::AuthMethods> {
     let issuer = broker.oidc_issuer().map(str::to_string);
     let mut methods = Vec::new();
@@ -27,6 +28,7 @@ pub async fn methods(State(broker): AppState) -> Json<api::AuthMethods> {
     Json(api::AuthMethods { methods, issuer })
 }
 
+#[utoipa::path(post, path = "/v1/auth/device", tag = "auth", responses((status = 200, description = "a device sign-in started at the identity provider", body = crate::api::DeviceSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn start_device(State(broker): AppState) -> Result<Json<api::DeviceSignIn>, ApiError> {
     let d = broker.start_device_sign_in().await?;
     Ok(Json(api::DeviceSignIn {
@@ -39,6 +41,7 @@ pub async fn start_device(State(broker): AppState) -> Result<Json<api::DeviceSig
     }))
 }
 
+#[utoipa::path(post, path = "/v1/auth/device/token", tag = "auth", request_body = crate::api::DeviceLogin, responses((status = 200, description = "signed in: the token, once", body = crate::api::SignInStatus), (status = 202, description = "still pending", body = crate::api::SignInStatus), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn finish_device(
     State(broker): AppState,
     ApiJson(body): ApiJson<api::DeviceLogin>,
@@ -46,11 +49,13 @@ pub async fn finish_device(
     Ok(status_of(broker.finish_device_sign_in(&body.login).await?))
 }
 
+#[utoipa::path(post, path = "/v1/auth/browser", tag = "auth", responses((status = 200, description = "a browser sign-in started", body = crate::api::BrowserSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn start_browser(State(broker): AppState) -> Result<Json<api::BrowserSignIn>, ApiError> {
     let b = broker.start_browser_sign_in().await?;
     Ok(Json(api::BrowserSignIn { login: b.login, url: b.url, expires_in: b.expires_in }))
 }
 
+#[utoipa::path(post, path = "/v1/auth/browser/token", tag = "auth", request_body = crate::api::DeviceLogin, responses((status = 200, description = "signed in: the token, once", body = crate::api::SignInStatus), (status = 202, description = "still pending", body = crate::api::SignInStatus), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn finish_browser(
     State(broker): AppState,
     ApiJson(body): ApiJson<api::DeviceLogin>,
@@ -59,7 +64,8 @@ pub async fn finish_browser(
 }
 
 /// What the IdP sends the browser back with.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Callback {
     state: Option<String>,
     code: Option<String>,
@@ -68,6 +74,7 @@ pub struct Callback {
 
 /// `GET /v1/auth/callback`: a page for the person, not JSON; the terminal
 /// that started the sign-in learns the outcome by polling.
+#[utoipa::path(get, path = "/v1/auth/callback", tag = "auth", params(Callback), responses((status = 200, description = "an HTML page: signed in", content_type = "text/html", body = String), (status = 400, description = "an HTML page: why not", content_type = "text/html", body = String), (status = 403, description = "an HTML page: a replayed or unknown state", content_type = "text/html", body = String)))]
 pub async fn callback(State(broker): AppState, ApiQuery(q): ApiQuery<Callback>) -> (StatusCode, Html<String>) {
     let Some(state) = q.state else {
         return page(
@@ -119,6 +126,7 @@ fn status_of(poll: SignInPoll) -> (StatusCode, Json<api::SignInStatus>) {
     }
 }
 
+#[utoipa::path(delete, path = "/v1/auth/session", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "signed out"), (status = 401, description = "no valid token", body = crate::api::ErrorBody)))]
 pub async fn sign_out(State(broker): AppState, CallerSession(auth): CallerSession) -> Result<StatusCode, ApiError> {
     broker.sign_out(&auth).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -14,6 +14,7 @@ use crate::api;
 use crate::server::auth::{Caller, ClientAddr};
 use crate::server::error::ApiError;
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the broker can do its job", body = crate::api::Health), (status = 503, description = "it cannot, and why", body = crate::api::Health)))]
 pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>) {
     let version = env!("CARGO_PKG_VERSION").to_string();
     let (replica, database) = (broker.replica().to_string(), broker.database_kind().to_string());
@@ -39,6 +40,7 @@ pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>)
 
 /// `GET /metrics`: from `metrics_from` networks (loopback by default), or
 /// with an admin's token from anywhere else.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn metrics(State(broker): AppState, request: axum::extract::Request) -> Result<axum::response::Response, ApiError> {
     use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;

@@ -18,6 +18,7 @@ fn parse_status(raw: &str) -> Result<RequestStatus, ApiError> {
     raw.parse().map_err(ApiError::bad_input)
 }
 
+#[utoipa::path(post, path = "/v1/requests", tag = "requests", security(("bearer" = [])), request_body = crate::api::CreateRequest, responses((status = 201, description = "the request (approved at once when the policy says so)", body = crate::api::AccessRequest), (status = 200, description = "a live grant already covers it: that grant's request", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn create(
     State(broker): AppState,
     Caller(user): Caller,
@@ -33,7 +34,8 @@ pub async fn create(
     Ok((status, Json(view)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     mine: bool,
@@ -45,6 +47,7 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "requests the caller may see, newest first (next page in the Link header)", body = Vec<crate::api::AccessRequest>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody)))]
 pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
     let query = RequestQuery { mine: q.mine, reviewable: q.reviewable, status };
@@ -52,7 +55,8 @@ pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQu
     Ok(listed(&uri, listing.next_before, listing.items.iter().map(|r| view_request(&broker, r)).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Hold the call open up to this long (`30s`, `2m`) for the status to change.
     wait: Option<String>,
@@ -60,6 +64,7 @@ pub struct WaitQuery {
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id"), WaitQuery), responses((status = 200, description = "the request (with wait: once its status differs, or when the wait ends)", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn get(
     State(broker): AppState,
     Caller(user): Caller,
@@ -79,6 +84,7 @@ pub async fn get(
     Ok(Json(view_request(&broker, &record)))
 }
 
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), request_body(content = Option<crate::api::ApproveBody>, description = "optional"), responses((status = 200, description = "the request after the approval", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn approve(
     State(broker): AppState,
     Caller(user): Caller,
@@ -90,6 +96,7 @@ pub async fn approve(
     Ok(Json(view_request(&broker, &record)))
 }
 
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), request_body = crate::api::DenyBody, responses((status = 200, description = "the request, denied", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn deny(
     State(broker): AppState,
     Caller(user): Caller,
@@ -101,6 +108,7 @@ pub async fn deny(
     Ok(Json(view_request(&broker, &record)))
 }
 
+#[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), responses((status = 200, description = "the request, canceled", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn cancel(
     State(broker): AppState,
     Caller(user): Caller,
