@@ -387,4 +387,13 @@ fn a_syslog_destination_is_checked_as_written() {
     assert!(check("url = \"tcp+tls://h:6514\"\nsecret_env = \"X\"\n").unwrap_err().contains("not signed"));
     assert!(check("url = \"tcp+tls://h:6514\"\nca_file = \"/nonexistent/ca.pem\"\n").unwrap_err().contains("ca_file /nonexistent/ca.pem"));
     assert!(check("url = \"tcp+tls://h:6514\"\nevents = [\"requested\"]\n").is_ok());
+    // The shorthand: `[audit] syslog`, checked the same way.
+    let audit = |url: &str| {
+        let config = format!("[audit]\nsyslog = \"{url}\"\n");
+        jit::server::ServerConfig::from_toml(&config, std::path::Path::new("jit.toml"), Some("/nonexistent".into()))
+            .map_err(|e| e.to_string())
+    };
+    let config = audit("tcp+tls://siem.example.com:6514").unwrap();
+    assert_eq!(config.notify.iter().map(|d| (d.name.as_str(), d.kind_name())).collect::<Vec<_>>(), [("audit-syslog", "syslog")]);
+    assert!(audit("tcp://siem.example.com:514").unwrap_err().contains("audit.syslog: url `tcp://siem.example.com:514`: plain tcp only"));
 }

@@ -88,6 +88,8 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     archive_dir: Option<PathBuf>,
+    /// Shorthand for a `[[notify]]` of kind syslog named `audit-syslog`, with every event.
+    syslog: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +184,9 @@ pub struct ServerConfig {
     /// their formatting or comments): what a `policy_changed` event names.
     pub policy_hash: String,
 }
+
+/// The destination `[audit] syslog` makes.
+pub const AUDIT_SYSLOG: &str = "audit-syslog";
 
 /// The hash of a config's policy: its `[[rule]]` and `[[repo]]` tables,
 /// canonical (keys sorted), so reformatting or a comment changes nothing.
@@ -378,6 +383,15 @@ impl ServerConfig {
                     .map_err(|e| invalid(format!("notify at line {line}: {e}")))?;
             if config.notify.iter().any(|d| d.name == destination.name) {
                 return Err(invalid(format!("notify at line {line}: duplicate name `{}`", destination.name)));
+            }
+            config.notify.push(destination);
+        }
+        if let Some(url) = raw.audit.syslog {
+            let section = crate::server::notify::destination::Section::syslog_sink(AUDIT_SYSLOG, &url);
+            let destination = crate::server::notify::destination::Destination::from_section(section, |_| None)
+                .map_err(|e| invalid(format!("audit.syslog: {e}")))?;
+            if config.notify.iter().any(|d| d.name == AUDIT_SYSLOG) {
+                return Err(invalid(format!("audit.syslog: a [[notify]] is already named `{AUDIT_SYSLOG}`")));
             }
             config.notify.push(destination);
         }

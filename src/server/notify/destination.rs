@@ -31,6 +31,29 @@ pub struct Section {
     ca_file: Option<PathBuf>,
 }
 
+impl Section {
+    /// A syslog destination sending every audit event to `url` (`[audit] syslog`).
+    pub fn syslog_sink(name: &str, url: &str) -> Section {
+        Section {
+            name: name.to_string(),
+            kind: "syslog".to_string(),
+            url: Some(url.to_string()),
+            url_file: None,
+            url_env: None,
+            secret_file: None,
+            secret_env: None,
+            events: None,
+            rules: None,
+            timeout: None,
+            smtp_url: None,
+            credentials_file: None,
+            from: None,
+            to: None,
+            ca_file: None,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
