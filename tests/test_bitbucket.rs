@@ -154,12 +154,7 @@ async fn bitbucket_refusals_reach_the_requester_in_one_line_and_a_failed_deletio
     bob.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
     assert_eq!(bb.live_tokens().len(), 1);
     bb.fail_next("delete", 2, 502);
-    b.advance(Duration::from_secs(3601));
-    eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == 1).await;
-    b.advance(Duration::from_secs(5));
-    eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == 2).await;
-    b.advance(Duration::from_secs(10));
-    assert_eq!(eventually(|| async { bb.live_tokens().len() }, |n| *n == 0).await, 0);
+    crate::common::fake_host::a_revocation_failing_twice_is_retried(&b, || bb.live_tokens().len()).await;
     let audit = eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 1).await;
     assert_eq!(details(&audit, "host_revoked"), ["bitbucket: 1 credential(s) revoked at the host, after 2 failed attempts"]);
 }

@@ -109,13 +109,7 @@ async fn gitlabs_refusals_reach_the_requester_and_a_failed_revocation_is_retried
     bob.run(&["request", "acme/api", "--level", "read", "--for", "1h"]).success();
     assert_eq!(gl.live_tokens().len(), 1);
     gl.fail_next("revoke", 2, 502);
-    b.advance(Duration::from_secs(3601));
-    eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == 1).await;
-    b.advance(Duration::from_secs(5));
-    eventually(|| b.audit(), |a| actions(a, "host_revoke_failed").len() == 2).await;
-    b.advance(Duration::from_secs(10));
-    let live = eventually(|| async { gl.live_tokens().len() }, |n| *n == 0).await;
-    assert_eq!(live, 0);
+    crate::common::fake_host::a_revocation_failing_twice_is_retried(&b, || gl.live_tokens().len()).await;
     let audit = eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 3).await;
     let revoked = actions(&audit, "host_revoked");
     let details: Vec<&str> = revoked.iter().map(|e| e["detail"].as_str().unwrap()).collect();

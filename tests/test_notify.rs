@@ -297,17 +297,8 @@ struct SyslogReceiver {
 
 impl SyslogReceiver {
     async fn start(cert: (String, String)) -> SyslogReceiver {
-        use rustls_pki_types::pem::PemObject;
         use tokio::io::AsyncReadExt;
-        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert.0.as_bytes()).map(Result::unwrap).collect();
-        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(cert.1.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = crate::common::tls::acceptor(cert);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));

@@ -54,3 +54,16 @@ pub async fn assert_secrets_kept_nowhere(
         cli.secret(secret);
     }
 }
+
+/// After the test scripted the host to fail the next two revocations: the
+/// grant's end (an hour in) is retried, after 5 s and 10 s, until the host
+/// holds nothing (`live_at_host` reaches 0), each failure audited.
+pub async fn a_revocation_failing_twice_is_retried(b: &TestBroker, live_at_host: impl Fn() -> usize) {
+    let failures = |a: &Vec<serde_json::Value>| a.iter().filter(|e| e["action"] == "host_revoke_failed").count();
+    b.advance(Duration::from_secs(3601));
+    eventually(|| b.audit(), |a| failures(a) == 1).await;
+    b.advance(Duration::from_secs(5));
+    eventually(|| b.audit(), |a| failures(a) == 2).await;
+    b.advance(Duration::from_secs(10));
+    assert_eq!(eventually(|| async { live_at_host() }, |n| *n == 0).await, 0, "the host still honours an ended grant");
+}

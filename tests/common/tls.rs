@@ -47,6 +47,19 @@ impl TestCa {
     }
 }
 
+/// A TLS server side with `(cert, key)` (PEM), for a test's own listener.
+pub fn acceptor((cert, key): (String, String)) -> tokio_rustls::TlsAcceptor {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes()).map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 /// HTTPS on a loopback port, each connection passed on in clear to `backend`.
 pub struct TlsFront {
     pub addr: SocketAddr,
@@ -54,16 +67,8 @@ pub struct TlsFront {
 }
 
 impl TlsFront {
-    pub async fn start(backend: SocketAddr, (cert, key): (String, String)) -> TlsFront {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes()).map(Result::unwrap).collect();
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    pub async fn start(backend: SocketAddr, cert: (String, String)) -> TlsFront {
+        let acceptor = acceptor(cert);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
