@@ -94,8 +94,8 @@ async fn an_archive_dir_that_is_a_file_is_refused_by_name() {
     let config = format!("[audit]\narchive_dir = \"{}\"\n", file.display());
     let err = jit::server::ServerConfig::from_toml(&config, Path::new("jit.toml"), Some("/nonexistent".into())).unwrap_err().to_string();
     assert!(err.contains("audit.archive_dir") && err.contains("not a directory"), "{err}");
-    let unknown = jit::server::ServerConfig::from_toml("[audit]\nsyslog = \"x\"\n", Path::new("jit.toml"), Some("/nonexistent".into()))
+    let unknown = jit::server::ServerConfig::from_toml("[audit]\nretention = \"x\"\n", Path::new("jit.toml"), Some("/nonexistent".into()))
         .unwrap_err()
         .to_string();
-    assert!(unknown.contains("unknown field `syslog`"), "{unknown}");
+    assert!(unknown.contains("unknown field `retention`"), "{unknown}");
 }
