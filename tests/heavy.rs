@@ -20,6 +20,8 @@ mod test_github_contract;
 mod test_host_catch_up;
 #[path = "heavy/test_load_balancer.rs"]
 mod test_load_balancer;
+#[path = "heavy/test_openapi_contract.rs"]
+mod test_openapi_contract;
 #[path = "heavy/test_prometheus_scrape.rs"]
 mod test_prometheus_scrape;
 #[path = "heavy/test_properties.rs"]

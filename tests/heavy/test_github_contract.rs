@@ -20,26 +20,31 @@ fn contract_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contract")
 }
 
-/// Prism serving GitHub's description as a proxy to `upstream`, logging
-/// every request's validation.
-struct Prism {
-    url: String,
+/// Prism serving an OpenAPI description as a proxy to `upstream`, logging
+/// every request's and answer's validation.
+pub struct Prism {
+    pub url: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
     _child: ChildGuard,
 }
 
 impl Prism {
+    /// GitHub's description in front of `upstream`.
     fn proxy(upstream: &str) -> Prism {
+        Self::proxy_with(&contract_dir().join("node_modules/@octokit/openapi/generated/api.github.com.json"), upstream)
+    }
+
+    /// The description in `spec` in front of `upstream`.
+    pub fn proxy_with(spec: &std::path::Path, upstream: &str) -> Prism {
         let prism = contract_dir().join("node_modules/.bin/prism");
-        let spec = contract_dir().join("node_modules/@octokit/openapi/generated/api.github.com.json");
         assert!(prism.exists() && spec.exists(), "the contract tools are not installed: run scripts/contract-tools (scripts/test does)");
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("prism.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&prism)
             .args(["proxy", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .arg(&spec)
+            .arg(spec)
             .arg(upstream)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
@@ -57,7 +62,7 @@ impl Prism {
         Prism { url: format!("http://127.0.0.1:{port}"), log, _dir: dir, _child: child }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
 }
