@@ -11,18 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::fake_bitbucket::FakeBitbucket;
-use crate::common::fake_host::assert_secrets_kept_nowhere;
-use crate::common::{TestBroker, TestEnvironment, cli_env, eventually};
-
-fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
-    let env = cli_env(b);
-    env.login(&b.url, b.token(user)).success();
-    env
-}
-
-fn actions(audit: &[Value], action: &str) -> Vec<Value> {
-    audit.iter().filter(|e| e["action"] == action).cloned().collect()
-}
+use crate::common::fake_host::{actions, assert_secrets_kept_nowhere, logged_in};
+use crate::common::{TestBroker, eventually};
 
 fn details(audit: &[Value], action: &str) -> Vec<String> {
     actions(audit, action).iter().map(|e| e["detail"].as_str().unwrap_or("").to_string()).collect()

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::fake_github::{FakeGitHub, Route};
-use crate::common::{TestBroker, TestEnvironment, cli_env, eventually};
+use crate::common::fake_host::{actions, logged_in};
+use crate::common::{TestBroker, eventually};
 
 const API_QUERY: &str = "protocol=https\nhost=github.com\npath=acme/api.git\n";
 
@@ -33,10 +34,6 @@ async fn mint(b: &TestBroker, user: &str, grant: i64) -> Value {
     r.body
 }
 
-fn actions(audit: &[Value], action: &str) -> Vec<Value> {
-    audit.iter().filter(|e| e["action"] == action).cloned().collect()
-}
-
 /// Every byte the broker keeps (its files: the database and its journal; on
 /// PostgreSQL also every row of its tables, as text).
 async fn stored_bytes(b: &TestBroker) -> Vec<u8> {
@@ -57,12 +54,6 @@ async fn stored_bytes(b: &TestBroker) -> Vec<u8> {
 
 async fn host_tokens_stored(b: &TestBroker) -> i64 {
     b.query_text("SELECT COUNT(*) FROM host_tokens").await[0][0].as_deref().unwrap().parse().unwrap()
-}
-
-fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
-    let env = cli_env(b);
-    env.login(&b.url, b.token(user)).success();
-    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

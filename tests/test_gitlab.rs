@@ -9,22 +9,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::fake_gitlab::FakeGitLab;
-use crate::common::{TestBroker, TestEnvironment, cli_env, eventually};
+use crate::common::fake_host::{actions, logged_in};
+use crate::common::{TestBroker, cli_env, eventually};
 
 async fn gitlab() -> (FakeGitLab, TestBroker) {
     let gl = FakeGitLab::start().await;
     let b = TestBroker::start_with(&gl.policy()).await;
     (gl, b)
-}
-
-fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
-    let env = cli_env(b);
-    env.login(&b.url, b.token(user)).success();
-    env
-}
-
-fn actions(audit: &[Value], action: &str) -> Vec<Value> {
-    audit.iter().filter(|e| e["action"] == action).cloned().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,18 @@ use std::time::Duration;
 
 use crate::common::{TestBroker, TestEnvironment, eventually};
 
+/// `user`'s CLI environment, logged in to `b` (the host tests' usual start).
+pub fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
+    let env = crate::common::cli_env(b);
+    env.login(&b.url, b.token(user)).success();
+    env
+}
+
+/// The audit events with `action`, in order.
+pub fn actions(audit: &[serde_json::Value], action: &str) -> Vec<serde_json::Value> {
+    audit.iter().filter(|e| e["action"] == action).cloned().collect()
+}
+
 /// A directory with the broker's secret for the host in `token_file` and a
 /// sealing key in `sealing.key` (0600), both registered as secrets no log may show.
 pub fn secrets_dir(token_file: &str, token: &str) -> tempfile::TempDir {
