@@ -477,17 +477,7 @@ impl Broker {
 
     /// How far behind the log each `[[notify]]` destination is (for `/metrics`).
     pub async fn notification_backlogs(&self) -> BrokerResult<Vec<(String, i64)>> {
-        let progress = self.store.notify_progress().await?;
-        let head = self.audit_head().await?;
-        Ok(self
-            .config
-            .notify
-            .iter()
-            .map(|d| {
-                let delivered = progress.iter().find(|p| p.destination == d.name).map_or(head, |p| p.delivered_seq);
-                (d.name.clone(), (head - delivered).max(0))
-            })
-            .collect())
+        Ok(self.delivery_progress().await?.into_iter().map(|(d, _, behind)| (d.name, behind)).collect())
     }
 
     /// The sequence number of the audit log's last signed event (0: empty).

@@ -155,8 +155,13 @@ impl Broker {
     /// `GET /v1/notifications` (admins): each destination and where its delivery stands.
     pub async fn notifications(&self, caller: &UserRecord) -> BrokerResult<Vec<(Destination, NotifyProgress, i64)>> {
         self.require_admin(caller)?;
+        self.delivery_progress().await
+    }
+
+    /// Each destination, where its delivery stands, and how many events it is behind.
+    pub(super) async fn delivery_progress(&self) -> BrokerResult<Vec<(Destination, NotifyProgress, i64)>> {
         let progress = self.store.notify_progress().await?;
-        let head = self.store.latest_checkpoint().await?.map(|c| c.seq).unwrap_or(0);
+        let head = self.audit_head().await?;
         Ok(self
             .config
             .notify

@@ -122,31 +122,33 @@ async fn send(http: &reqwest::Client, destination: &Destination, notice: &DueNot
 /// its own: a receiver that is down or slow fails this attempt only (the
 /// outbox tries again), never the broker.
 async fn syslog(destination: &Destination, target: &destination::SyslogTarget, notice: &DueNotice) -> Outcome {
-    use tokio::io::AsyncWriteExt;
     let frame = crate::domain::syslog::framed(notice.syslog.as_deref().unwrap_or_default());
     let attempt = async {
         let tcp =
             tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|e| format!("could not connect: {e}"))?;
-        if target.tls {
-            let config = crate::tls_client::config(target.ca_file.as_deref()).map_err(|e| format!("ca_file {e}"))?;
-            let name = rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| format!("{}: {e}", target.host))?;
-            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| host_api::tls_problem(&e).unwrap_or_else(|| format!("TLS handshake failed: {e}")))?;
-            tls.write_all(&frame).await.map_err(|e| e.to_string())?;
-            tls.shutdown().await.map_err(|e| e.to_string())
-        } else {
-            let mut tcp = tcp;
-            tcp.write_all(&frame).await.map_err(|e| e.to_string())?;
-            tcp.shutdown().await.map_err(|e| e.to_string())
+        if !target.tls {
+            return write_frame(tcp, &frame).await;
         }
+        let config = crate::tls_client::config(target.ca_file.as_deref()).map_err(|e| format!("ca_file {e}"))?;
+        let name = rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| format!("{}: {e}", target.host))?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| host_api::tls_problem(&e).unwrap_or_else(|| format!("TLS handshake failed: {e}")))?;
+        write_frame(tls, &frame).await
     };
     match tokio::time::timeout(destination.timeout, attempt).await {
         Ok(Ok(())) => Outcome::Delivered,
         Ok(Err(error)) => Outcome::Failed { error, retry: true },
         Err(_) => Outcome::Failed { error: "timed out".into(), retry: true },
     }
+}
+
+/// Writes one frame and closes the stream (over TLS, with its close notification).
+async fn write_frame(mut stream: impl tokio::io::AsyncWrite + Unpin, frame: &[u8]) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(frame).await.map_err(|e| e.to_string())?;
+    stream.shutdown().await.map_err(|e| e.to_string())
 }
 
 /// One e-mail, plain text and HTML, through the destination's SMTP server.
