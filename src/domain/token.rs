@@ -106,6 +106,23 @@ mod tests {
         assert_eq!(serde_json::to_string(&shown).unwrap(), r#"{"token":"jit_a","maybe":"jit_b","none":null}"#);
     }
 
+    /// Basic is the default and is left off the wire, so an answer reads as it
+    /// did before Bearer existed; Bearer is always said, in lower case.
+    #[test]
+    fn only_bearer_is_named_on_the_wire() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Answer {
+            #[serde(default, skip_serializing_if = "AuthScheme::is_basic")]
+            authtype: AuthScheme,
+        }
+        assert!(AuthScheme::Basic.is_basic());
+        assert!(!AuthScheme::Bearer.is_basic());
+        assert_eq!(serde_json::to_string(&Answer { authtype: AuthScheme::Basic }).unwrap(), "{}");
+        assert_eq!(serde_json::to_string(&Answer { authtype: AuthScheme::Bearer }).unwrap(), r#"{"authtype":"bearer"}"#);
+        let old: Answer = serde_json::from_str("{}").unwrap();
+        assert_eq!(old.authtype, AuthScheme::Basic, "an answer without it is Basic");
+    }
+
     #[test]
     fn a_fingerprint_is_short_stable_and_one_per_token() {
         let a = fingerprint("jit_alice_token");
