@@ -78,8 +78,10 @@ pub struct User {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
+    #[schema(schema_with = schema::name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = schema::names)]
     pub groups: Vec<String>,
     #[serde(default)]
     pub admin: bool,
@@ -88,6 +90,7 @@ pub struct NewUser {
     pub service: bool,
     /// Where they are mailed (e-mail notifications to a rule's approvers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::email)]
     pub email: Option<String>,
 }
 
@@ -225,31 +228,40 @@ pub struct Repo {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
+    /// A configured repo's name or any of its URLs.
+    #[schema(min_length = 1)]
     pub repo: String,
+    #[schema(schema_with = schema::level)]
     pub level: String,
+    #[schema(schema_with = schema::duration)]
     pub duration: String,
     #[serde(default)]
+    #[schema(schema_with = schema::optional_text)]
     pub reason: Option<String>,
     /// Refs the grant may update, within what the rule allows (`hotfix/*` is
     /// `refs/heads/hotfix/*`); none: all the rule allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = schema::ref_patterns)]
     pub refs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApproveBody {
     #[serde(default)]
+    #[schema(schema_with = schema::optional_text)]
     pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DenyBody {
+    #[schema(schema_with = schema::required_text)]
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevokeBody {
     #[serde(default)]
+    #[schema(schema_with = schema::optional_text)]
     pub reason: Option<String>,
 }
 
@@ -399,4 +411,69 @@ pub struct Credential {
     #[serde(default, skip_serializing_if = "AuthScheme::is_basic")]
     pub authtype: AuthScheme,
     pub grant: Grant,
+}
+
+/// What the broker's own checks accept, said in the description, so a client
+/// (or Schemathesis) can tell a valid value from one that will be refused
+/// before sending it. Each pattern restates a check in `domain`, named beside it.
+pub mod schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::{KnownFormat, RefOr};
+
+    /// `domain::text::is_valid_name`: users, groups.
+    pub const NAME: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+    /// `domain::text::check`: no control character but newline and tab,
+    /// nothing `is_hidden`; at most `MAX_TEXT` characters.
+    pub const TEXT: &str = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB]*$";
+    /// `TEXT` with something in it besides white space.
+    pub const REQUIRED_TEXT: &str = r"^(?!\s*$)[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB]*$";
+    /// `domain::duration`: days, hours, minutes, seconds, largest first, each
+    /// once, one space at most between; not zero. (The parser takes up to
+    /// 366 days in any units; the pattern says less, `360d 99h 99m 99s` at
+    /// most, to stay inside it.)
+    pub const DURATION: &str =
+        r"^(?=.*[1-9])(?:(?:360|3[0-5][0-9]|[12][0-9]{2}|[0-9]{1,2})d ?)?(?:[0-9]{1,2}h ?)?(?:[0-9]{1,2}m ?)?(?:[0-9]{1,2}s)?$";
+    /// `domain::refs::RefPattern::parse`: a branch (`hotfix/*`) or a full
+    /// ref, as git would name it, `*` standing for any name characters.
+    pub const REF_PATTERN: &str = r"^(?!.*\.\.)(?!.*@\{)(?!.*\.lock$)(?!.*[/.]$)(?!\.)(?!/)(?!.*/\.)(?!.*//)[^\u0000-\u0020\u007F~^:?\[\\\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB]{1,60}$";
+
+    fn string(pattern: &str) -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern))
+    }
+
+    fn nullable(inner: ObjectBuilder) -> ObjectBuilder {
+        inner.schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+    }
+
+    pub fn name() -> Schema {
+        string(NAME).into()
+    }
+
+    pub fn names() -> RefOr<Schema> {
+        ArrayBuilder::new().items(string(NAME)).into()
+    }
+
+    pub fn level() -> Schema {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["read", "write", "admin"])).into()
+    }
+
+    pub fn duration() -> Schema {
+        string(DURATION).description(Some("`2h`, `45m`, `1h30m`, `1d`")).into()
+    }
+
+    pub fn optional_text() -> Schema {
+        nullable(string(TEXT)).max_length(Some(crate::domain::text::MAX_TEXT)).into()
+    }
+
+    pub fn required_text() -> Schema {
+        string(REQUIRED_TEXT).max_length(Some(crate::domain::text::MAX_TEXT)).into()
+    }
+
+    pub fn ref_patterns() -> RefOr<Schema> {
+        ArrayBuilder::new().items(string(REF_PATTERN)).into()
+    }
+
+    pub fn email() -> Schema {
+        nullable(ObjectBuilder::new()).min_length(Some(3)).format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))).into()
+    }
 }

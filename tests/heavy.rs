@@ -1,7 +1,7 @@
 //! The heavy suites, in a test binary of their own so they are timed and
 //! reported apart from the everyday suite (`tests/runner.rs`): the crash loop,
 //! the bad-input sweep, the property-based fuzzing and the upstream proxy's
-//! volume tests (protocol v2, gzip, a push of more than 100 MB), a large refused push, the GitHub contract tests (Prism), and Debian's Prometheus scraping `/metrics`. `cargo test` runs both.
+//! volume tests (protocol v2, gzip, a push of more than 100 MB), a large refused push, the GitHub contract tests (Prism), Schemathesis fuzzing the broker's own API, and Debian's Prometheus scraping `/metrics`. `cargo test` runs both.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -30,6 +30,8 @@ mod test_properties;
 mod test_push_volume;
 #[path = "heavy/test_receive_pack_oracle.rs"]
 mod test_receive_pack_oracle;
+#[path = "heavy/test_schemathesis.rs"]
+mod test_schemathesis;
 #[path = "heavy/test_upstream_keepalive.rs"]
 mod test_upstream_keepalive;
 #[path = "heavy/test_upstream_volume.rs"]

@@ -58,7 +58,7 @@ async fn unknown_level_bad_duration_and_unknown_repo_say_what_is_accepted() {
         assert!(r.message().contains("duration"), "{}", r.message());
     }
     let r = b.post("alice", "/v1/requests", json!({"repo": "acme/nope", "level": "read", "duration": "1h"})).await;
-    assert_eq!((r.status, r.code()), (400, "unknown_repo"));
+    assert_eq!((r.status, r.code()), (404, "unknown_repo"));
     assert!(r.message().contains("acme/nope"));
 }
 

@@ -6,12 +6,12 @@
 //! characters (zero-width spaces and joiners, word joiners, BOMs, tags) are
 //! refused, each named by its code point.
 
-/// The longest free-text field, in bytes.
+/// The longest free-text field, in characters (as a JSON Schema `maxLength` counts).
 pub const MAX_TEXT: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
-    #[error("{field} is too long (at most {MAX_TEXT} bytes)")]
+    #[error("{field} is too long (at most {MAX_TEXT} characters)")]
     TooLong { field: String },
     #[error("{field} contains a control character ({code})")]
     Control { field: String, code: String },
@@ -41,10 +41,10 @@ pub fn is_hidden(c: char) -> bool {
 }
 
 /// Checks a free-text field: trimmed, empty is none, at most [`MAX_TEXT`]
-/// bytes, nothing that hides or reorders what a reader sees.
+/// characters, nothing that hides or reorders what a reader sees.
 pub fn check(field: &str, value: Option<&str>) -> Result<Option<String>, TextError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    if v.len() > MAX_TEXT {
+    if v.chars().count() > MAX_TEXT {
         return Err(TextError::TooLong { field: field.to_string() });
     }
     let code = |c: char| format!("U+{:04X}", c as u32);
@@ -57,9 +57,6 @@ pub fn check(field: &str, value: Option<&str>) -> Result<Option<String>, TextErr
     Ok(Some(v.to_string()))
 }
 
-/// Whether `name` may name a user, a group or a provider: 1-64 letters,
-/// digits, `-`, `_` or `.`, starting with a letter or digit (so never `.`,
-/// `..`, a hidden-file name or something that reads as a flag).
 /// `url` with any password taken out (in its user-info, or a `password=`
 /// query parameter, as PostgreSQL URLs allow), for messages and logs (as git
 /// redacts the URLs it prints).
@@ -86,6 +83,9 @@ pub fn url_without_password(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// Whether `name` may name a user, a group or a provider: 1-64 letters,
+/// digits, `-`, `_` or `.`, starting with a letter or digit (so never `.`,
+/// `..`, a hidden-file name or something that reads as a flag).
 pub fn is_valid_name(name: &str) -> bool {
     name.len() <= 64
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -144,6 +144,8 @@ mod tests {
         assert_eq!(err, TextError::Control { field: "reason".into(), code: "U+0007".into() });
         assert!(matches!(check("reason", Some(&"x".repeat(MAX_TEXT + 1))), Err(TextError::TooLong { .. })));
         assert!(check("reason", Some(&"x".repeat(MAX_TEXT))).is_ok());
+        assert!(check("reason", Some(&"é".repeat(MAX_TEXT))).is_ok(), "characters, not bytes");
+        assert!(matches!(check("reason", Some(&"é".repeat(MAX_TEXT + 1))), Err(TextError::TooLong { .. })));
     }
 
     #[test]

@@ -106,6 +106,7 @@ struct RawServer {
     header_timeout: Option<String>,
     shutdown_grace: Option<String>,
     body_idle_timeout: Option<String>,
+    max_wait: Option<String>,
     body_min_rate: Option<u64>,
     health_from: Option<Vec<String>>,
     metrics_from: Option<Vec<String>>,
@@ -343,6 +344,9 @@ impl ServerConfig {
         }
         if let Some(nets) = raw.server.health_from {
             config.limits.health_from = parse_networks("server.health_from", &nets).map_err(invalid)?;
+        }
+        if let Some(t) = raw.server.max_wait {
+            config.max_wait = t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.max_wait: {e}")))?.as_std();
         }
         if let Some(t) = raw.server.body_idle_timeout {
             config.limits.body.idle = t.parse::<AccessDuration>().map_err(|e| invalid(format!("server.body_idle_timeout: {e}")))?.as_std();
@@ -660,8 +664,12 @@ max_duration = "2h"
 
     #[test]
     fn body_limits_are_read_and_bad_ones_named() {
-        let c = parse("[server]\nbody_idle_timeout = \"5s\"\nbody_min_rate = 100\n").unwrap();
+        let c = parse("[server]\nbody_idle_timeout = \"5s\"\nbody_min_rate = 100\nmax_wait = \"25s\"\n").unwrap();
         assert_eq!((c.limits.body.idle, c.limits.body.min_rate), (std::time::Duration::from_secs(5), 100));
+        assert_eq!(c.max_wait, std::time::Duration::from_secs(25));
+        assert_eq!(parse("").unwrap().max_wait, std::time::Duration::from_secs(60), "the default");
+        let err = parse("[server]\nmax_wait = \"0s\"\n").unwrap_err().to_string();
+        assert!(err.contains("server.max_wait"), "{err}");
         let err = parse("[server]\nbody_idle_timeout = \"soon\"\n").unwrap_err().to_string();
         assert!(err.contains("server.body_idle_timeout") && err.contains("`soon`"), "{err}");
         let err = parse("[server]\nbody_min_rate = 0\n").unwrap_err().to_string();

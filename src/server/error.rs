@@ -92,11 +92,14 @@ impl From<BrokerError> for ApiError {
         match e {
             BrokerError::InvalidInput(_) => ApiError::bad_input(message),
             BrokerError::Repo(repo) => {
-                let code = match repo {
-                    RepoError::Unknown { .. } | RepoError::Ambiguous { .. } => codes::UNKNOWN_REPO,
-                    _ => codes::INVALID_INPUT,
+                // A well-formed name that names no repo is a thing not found;
+                // one that could name none is bad input.
+                let (status, code) = match repo {
+                    RepoError::Unknown { .. } => (StatusCode::NOT_FOUND, codes::UNKNOWN_REPO),
+                    RepoError::Ambiguous { .. } => (StatusCode::BAD_REQUEST, codes::UNKNOWN_REPO),
+                    _ => (StatusCode::BAD_REQUEST, codes::INVALID_INPUT),
                 };
-                ApiError::new(StatusCode::BAD_REQUEST, code, message).with_hint("`jit repos` lists the repos this broker knows")
+                ApiError::new(status, code, message).with_hint("`jit repos` lists the repos this broker knows")
             }
             BrokerError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message),
             BrokerError::InvalidToken => ApiError::unauthenticated(message)
@@ -319,8 +322,9 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
+        // `null` is no body too, as the description's optional body says.
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|body| OptionalJson(body.unwrap_or_default()))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_JSON, format!("malformed JSON: {e}")))
     }
 }

@@ -52,7 +52,7 @@ use super::handlers::{audit, auth, grants, health, notifications, repos, request
         audit::checkpoint,
     ),
     components(schemas(crate::api::ErrorBody, crate::api::ErrorDetail)),
-    modifiers(&BearerTokens)
+    modifiers(&BearerTokens, &CommonAnswers)
 )]
 pub struct ApiDoc;
 
@@ -64,6 +64,43 @@ impl utoipa::Modify for BearerTokens {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     }
+}
+
+/// The answers the layers in front of every handler give, added to each
+/// operation they apply to rather than repeated in each annotation: the
+/// token check (401, and 429 once a source has failed too often) on every
+/// operation that takes a token, and the JSON body reader (413, 415) on
+/// every operation that takes a body.
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten() {
+                let answers = &mut op.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    answers.entry(status.to_string()).or_insert_with(|| error_answer(description));
+                };
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add("401", "no valid token");
+                    add("429", "too many failed logins from this address: wait as Retry-After says");
+                }
+                if let Some(body) = &op.request_body {
+                    add("413", "the body is too large");
+                    // An optional body is read whatever its type says.
+                    if body.required == Some(utoipa::openapi::Required::True) {
+                        add("415", "the body is not JSON (`Content-Type: application/json`)");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn error_answer(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    ResponseBuilder::new().description(description).content("application/json", body).build().into()
 }
 
 /// The description, built once.

@@ -28,7 +28,7 @@ pub async fn methods(State(broker): AppState) -> Json<api::AuthMethods> {
     Json(api::AuthMethods { methods, issuer })
 }
 
-#[utoipa::path(post, path = "/v1/auth/device", tag = "auth", responses((status = 200, description = "a device sign-in started at the identity provider", body = crate::api::DeviceSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/auth/device", tag = "auth", responses((status = 200, description = "a device sign-in started at the identity provider", body = crate::api::DeviceSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 404, description = "this broker does not sign people in through an identity provider", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn start_device(State(broker): AppState) -> Result<Json<api::DeviceSignIn>, ApiError> {
     let d = broker.start_device_sign_in().await?;
     Ok(Json(api::DeviceSignIn {
@@ -49,7 +49,7 @@ pub async fn finish_device(
     Ok(status_of(broker.finish_device_sign_in(&body.login).await?))
 }
 
-#[utoipa::path(post, path = "/v1/auth/browser", tag = "auth", responses((status = 200, description = "a browser sign-in started", body = crate::api::BrowserSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/auth/browser", tag = "auth", responses((status = 200, description = "a browser sign-in started", body = crate::api::BrowserSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 404, description = "this broker does not sign people in through an identity provider", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn start_browser(State(broker): AppState) -> Result<Json<api::BrowserSignIn>, ApiError> {
     let b = broker.start_browser_sign_in().await?;
     Ok(Json(api::BrowserSignIn { login: b.login, url: b.url, expires_in: b.expires_in }))
@@ -67,6 +67,8 @@ pub async fn finish_browser(
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Callback {
+    /// The sign-in this answers (what the broker sent the IdP).
+    #[param(required = true, value_type = String)]
     state: Option<String>,
     code: Option<String>,
     error: Option<String>,
@@ -74,7 +76,7 @@ pub struct Callback {
 
 /// `GET /v1/auth/callback`: a page for the person, not JSON; the terminal
 /// that started the sign-in learns the outcome by polling.
-#[utoipa::path(get, path = "/v1/auth/callback", tag = "auth", params(Callback), responses((status = 200, description = "an HTML page: signed in", content_type = "text/html", body = String), (status = 400, description = "an HTML page: why not", content_type = "text/html", body = String), (status = 403, description = "an HTML page: a replayed or unknown state", content_type = "text/html", body = String)))]
+#[utoipa::path(get, path = "/v1/auth/callback", tag = "auth", params(Callback), responses((status = 200, description = "an HTML page: signed in", content_type = "text/html", body = String), (status = 400, description = "an HTML page: why not", content_type = "text/html", body = String), (status = 403, description = "an HTML page: a replayed or unknown state", content_type = "text/html", body = String), (status = 404, description = "an HTML page: this broker signs nobody in through an identity provider", content_type = "text/html", body = String)))]
 pub async fn callback(State(broker): AppState, ApiQuery(q): ApiQuery<Callback>) -> (StatusCode, Html<String>) {
     let Some(state) = q.state else {
         return page(
@@ -126,7 +128,7 @@ fn status_of(poll: SignInPoll) -> (StatusCode, Json<api::SignInStatus>) {
     }
 }
 
-#[utoipa::path(delete, path = "/v1/auth/session", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "signed out"), (status = 401, description = "no valid token", body = crate::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/auth/session", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "signed out")))]
 pub async fn sign_out(State(broker): AppState, CallerSession(auth): CallerSession) -> Result<StatusCode, ApiError> {
     broker.sign_out(&auth).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -22,18 +22,21 @@ pub struct ListQuery {
     #[serde(default)]
     live: bool,
     /// Paging: grants older than this id (from the `Link` header).
+    #[param(minimum = 1)]
     before: Option<i64>,
+    /// At most this many (default 500).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/v1/grants", tag = "grants", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "grants the caller may see, newest first (next page in the Link header)", body = Vec<crate::api::Grant>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "grants the caller may see, newest first (next page in the Link header)", body = Vec<crate::api::Grant>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let listing = broker.list_grants(&user, q.all, q.live, page(q.before, q.limit)?).await?;
     Ok(listed(&uri, listing.next_before, listing.items.iter().map(|g| view_grant(&broker, g)).collect()))
 }
 
 /// Admins: grants that ended but whose host has not yet agreed.
-#[utoipa::path(get, path = "/v1/grants/failing", tag = "grants", security(("bearer" = [])), responses((status = 200, description = "grants whose end a host has not yet agreed to", body = Vec<crate::api::FailingGrant>), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/grants/failing", tag = "grants", security(("bearer" = [])), responses((status = 200, description = "grants whose end a host has not yet agreed to", body = Vec<crate::api::FailingGrant>), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn failing(State(broker): AppState, Caller(user): Caller) -> Result<Json<Vec<api::FailingGrant>>, ApiError> {
     let failing = broker.failing_ends(&user).await?;
     Ok(Json(
@@ -49,14 +52,14 @@ pub async fn failing(State(broker): AppState, Caller(user): Caller) -> Result<Js
     ))
 }
 
-#[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), responses((status = 200, description = "the grant", body = crate::api::Grant), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), responses((status = 200, description = "the grant", body = crate::api::Grant), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn get(State(broker): AppState, Caller(user): Caller, ApiPath(id): ApiPath<String>) -> Result<Json<api::Grant>, ApiError> {
     let id = parse_id("grant", &id)?;
     Ok(Json(view_grant(&broker, &broker.get_grant(&user, id).await?)))
 }
 
 /// One grant's access period with its proof (admins).
-#[utoipa::path(get, path = "/v1/grants/{id}/report", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), responses((status = 200, description = "the grant's access period with its proof", body = crate::api::GrantReport), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/grants/{id}/report", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), responses((status = 200, description = "the grant's access period with its proof", body = crate::api::GrantReport), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn report(
     State(broker): AppState,
     Caller(user): Caller,
@@ -76,7 +79,7 @@ pub async fn report(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), request_body(content = Option<crate::api::RevokeBody>, description = "optional"), responses((status = 200, description = "the grant, ended", body = crate::api::Grant), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body(content = Option<crate::api::RevokeBody>, description = "optional"), responses((status = 200, description = "the grant, ended", body = crate::api::Grant), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn revoke(
     State(broker): AppState,
     Caller(user): Caller,
@@ -89,7 +92,7 @@ pub async fn revoke(
 }
 
 /// Mints a git credential for the caller's own live grant.
-#[utoipa::path(post, path = "/v1/grants/{id}/credentials", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), responses((status = 201, description = "a git credential for the caller's live grant", body = crate::api::Credential), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody), (status = 429, description = "too many requests (Retry-After)", body = crate::api::ErrorBody), (status = 502, description = "the git host refused or failed", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/grants/{id}/credentials", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), responses((status = 201, description = "a git credential for the caller's live grant", body = crate::api::Credential), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody), (status = 429, description = "too many requests (Retry-After)", body = crate::api::ErrorBody), (status = 502, description = "the git host refused or failed", body = crate::api::ErrorBody)))]
 pub async fn mint_credential(
     State(broker): AppState,
     ClientAddr(client): ClientAddr,

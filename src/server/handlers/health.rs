@@ -40,7 +40,7 @@ pub async fn healthz(State(broker): AppState) -> (StatusCode, Json<api::Health>)
 
 /// `GET /metrics`: from `metrics_from` networks (loopback by default), or
 /// with an admin's token from anywhere else.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn metrics(State(broker): AppState, request: axum::extract::Request) -> Result<axum::response::Response, ApiError> {
     use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;

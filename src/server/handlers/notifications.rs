@@ -9,7 +9,7 @@ use crate::api;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 
-#[utoipa::path(get, path = "/v1/notifications", tag = "operations", security(("bearer" = [])), responses((status = 200, description = "each [[notify]] destination's delivery", body = Vec<crate::api::NotificationDestination>), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/notifications", tag = "operations", security(("bearer" = [])), responses((status = 200, description = "each [[notify]] destination's delivery", body = Vec<crate::api::NotificationDestination>), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn list(State(broker): AppState, Caller(caller): Caller) -> Result<Json<Vec<api::NotificationDestination>>, ApiError> {
     let rows = broker.notifications(&caller).await?;
     Ok(Json(
@@ -31,7 +31,7 @@ pub async fn list(State(broker): AppState, Caller(caller): Caller) -> Result<Jso
     ))
 }
 
-#[utoipa::path(get, path = "/v1/replicas", tag = "operations", security(("bearer" = [])), responses((status = 200, description = "the brokers on this database", body = Vec<crate::api::Replica>), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/replicas", tag = "operations", security(("bearer" = [])), responses((status = 200, description = "the brokers on this database", body = Vec<crate::api::Replica>), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn replicas(State(broker): AppState, Caller(caller): Caller) -> Result<Json<Vec<api::Replica>>, ApiError> {
     let rows = broker.replicas(&caller).await?;
     Ok(Json(

@@ -7,7 +7,7 @@ use super::AppState;
 use crate::api;
 use crate::server::auth::Caller;
 
-#[utoipa::path(get, path = "/v1/repos", tag = "repos", security(("bearer" = [])), responses((status = 200, description = "known repos and their clone URLs", body = Vec<crate::api::Repo>), (status = 401, description = "no valid token", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/repos", tag = "repos", security(("bearer" = [])), responses((status = 200, description = "known repos and their clone URLs", body = Vec<crate::api::Repo>)))]
 pub async fn list(State(broker): AppState, Caller(_): Caller) -> Json<Vec<api::Repo>> {
     let view = |r: &crate::domain::repo::RepoSpec| match broker.by_membership(r) {
         true => api::Repo {

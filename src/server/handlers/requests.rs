@@ -18,7 +18,7 @@ fn parse_status(raw: &str) -> Result<RequestStatus, ApiError> {
     raw.parse().map_err(ApiError::bad_input)
 }
 
-#[utoipa::path(post, path = "/v1/requests", tag = "requests", security(("bearer" = [])), request_body = crate::api::CreateRequest, responses((status = 201, description = "the request (approved at once when the policy says so)", body = crate::api::AccessRequest), (status = 200, description = "a live grant already covers it: that grant's request", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/requests", tag = "requests", security(("bearer" = [])), request_body = crate::api::CreateRequest, responses((status = 201, description = "the request (approved at once when the policy says so)", body = crate::api::AccessRequest), (status = 200, description = "a live grant already covers it: that grant's request", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn create(
     State(broker): AppState,
     Caller(user): Caller,
@@ -41,13 +41,17 @@ pub struct ListQuery {
     mine: bool,
     #[serde(default)]
     reviewable: bool,
+    #[param(value_type = Option<crate::domain::request::RequestStatus>)]
     status: Option<String>,
     /// Paging: requests older than this id (from the `Link` header).
+    #[param(minimum = 1)]
     before: Option<i64>,
+    /// At most this many (default 500).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/v1/requests", tag = "requests", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "requests the caller may see, newest first (next page in the Link header)", body = Vec<crate::api::AccessRequest>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "requests the caller may see, newest first (next page in the Link header)", body = Vec<crate::api::AccessRequest>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody)))]
 pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
     let query = RequestQuery { mine: q.mine, reviewable: q.reviewable, status };
@@ -59,12 +63,14 @@ pub async fn list(State(broker): AppState, Caller(user): Caller, uri: Uri, ApiQu
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Hold the call open up to this long (`30s`, `2m`) for the status to change.
+    #[param(schema_with = crate::api::schema::duration, required = false)]
     wait: Option<String>,
     /// The status the client last saw; the call returns once it differs. Default `pending`.
+    #[param(value_type = Option<crate::domain::request::RequestStatus>)]
     status: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id"), WaitQuery), responses((status = 200, description = "the request (with wait: once its status differs, or when the wait ends)", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id"), WaitQuery), responses((status = 200, description = "the request (with wait: once its status differs, or when the wait ends)", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn get(
     State(broker): AppState,
     Caller(user): Caller,
@@ -72,19 +78,22 @@ pub async fn get(
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
+    // A bad `status` is refused with or without a wait to go with it.
+    let seen = parse_status(q.status.as_deref().unwrap_or("pending"))?;
     let record = match q.wait {
         None => broker.get_request(&user, id).await?,
         Some(wait) => {
-            let timeout = humantime::parse_duration(&wait)
-                .map_err(|e| ApiError::bad_input(format!("invalid wait `{wait}`: {e}; expected e.g. 30s")))?;
-            let status = parse_status(q.status.as_deref().unwrap_or("pending"))?;
-            broker.wait(&user, id, status, timeout).await?
+            let timeout = wait
+                .parse::<AccessDuration>()
+                .map_err(|e| ApiError::bad_input(format!("invalid wait `{wait}`: {e}; expected e.g. 30s")))?
+                .as_std();
+            broker.wait(&user, id, seen, timeout).await?
         }
     };
     Ok(Json(view_request(&broker, &record)))
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), request_body(content = Option<crate::api::ApproveBody>, description = "optional"), responses((status = 200, description = "the request after the approval", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body(content = Option<crate::api::ApproveBody>, description = "optional"), responses((status = 200, description = "the request after the approval", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn approve(
     State(broker): AppState,
     Caller(user): Caller,
@@ -96,7 +105,7 @@ pub async fn approve(
     Ok(Json(view_request(&broker, &record)))
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), request_body = crate::api::DenyBody, responses((status = 200, description = "the request, denied", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body = crate::api::DenyBody, responses((status = 200, description = "the request, denied", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn deny(
     State(broker): AppState,
     Caller(user): Caller,
@@ -108,7 +117,7 @@ pub async fn deny(
     Ok(Json(view_request(&broker, &record)))
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, description = "its id")), responses((status = 200, description = "the request, canceled", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), responses((status = 200, description = "the request, canceled", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn cancel(
     State(broker): AppState,
     Caller(user): Caller,

@@ -10,17 +10,17 @@ use crate::server::auth::{Caller, CallerSession};
 use crate::server::broker::NewUser;
 use crate::server::error::{ApiError, ApiJson, ApiPath};
 
-#[utoipa::path(get, path = "/v1/whoami", tag = "users", security(("bearer" = [])), responses((status = 200, description = "who the token is", body = crate::api::WhoAmI), (status = 401, description = "no valid token", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/whoami", tag = "users", security(("bearer" = [])), responses((status = 200, description = "who the token is", body = crate::api::WhoAmI)))]
 pub async fn whoami(CallerSession(auth): CallerSession) -> Json<api::WhoAmI> {
     Json(api::WhoAmI { user: view_user(&auth.user), session: auth.session.as_ref().map(super::auth::view_session) })
 }
 
-#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])), responses((status = 200, description = "every user", body = Vec<crate::api::User>), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])), responses((status = 200, description = "every user", body = Vec<crate::api::User>), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
 pub async fn list(State(broker): AppState, Caller(caller): Caller) -> Result<Json<Vec<api::User>>, ApiError> {
     Ok(Json(broker.users(&caller).await?.iter().map(view_user).collect()))
 }
 
-#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = crate::api::NewUser, responses((status = 201, description = "the user and their token, shown once", body = crate::api::IssuedToken), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = crate::api::NewUser, responses((status = 201, description = "the user and their token, shown once", body = crate::api::IssuedToken), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn add(
     State(broker): AppState,
     Caller(caller): Caller,
@@ -31,13 +31,13 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(api::IssuedToken { user: view_user(&user), token })))
 }
 
-#[utoipa::path(delete, path = "/v1/users/{name}", tag = "users", security(("bearer" = [])), params(("name" = String, Path, description = "the user's name")), responses((status = 204, description = "removed: their grants revoked, requests canceled, credentials ended"), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/users/{name}", tag = "users", security(("bearer" = [])), params(("name" = String, Path, description = "the user's name")), responses((status = 204, description = "removed: their grants revoked, requests canceled, credentials ended"), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn remove(State(broker): AppState, Caller(caller): Caller, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
     broker.remove_user(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/users/{name}/token", tag = "users", security(("bearer" = [])), params(("name" = String, Path, description = "the user's name")), responses((status = 200, description = "the new token, shown once", body = crate::api::IssuedToken), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 401, description = "no valid token", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/users/{name}/token", tag = "users", security(("bearer" = [])), params(("name" = String, Path, description = "the user's name")), responses((status = 200, description = "the new token, shown once", body = crate::api::IssuedToken), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody)))]
 pub async fn rotate_token(
     State(broker): AppState,
     Caller(caller): Caller,
