@@ -1,6 +1,6 @@
 //! `GET /metrics`: what the broker counts (audit events by action, provider
 //! and level; time to decision; HTTP answers by route; live grants; pending
-//! revocations; notification backlog), and who may read it. A real
+//! revocations; notification backlog; the store's latency), and who may read it. A real
 //! Prometheus scrapes it in `tests/heavy/test_prometheus_scrape.rs`.
 
 use crate::common::{TestBroker, eventually};
@@ -45,6 +45,27 @@ async fn metrics_count_events_decisions_answers_and_live_grants() {
     // Routes, never raw paths: the 999 typed above is nowhere.
     assert!(!text.contains("requests/999"), "{text}");
     assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_reads_and_writes_are_timed() {
+    let b = TestBroker::start().await;
+    let writes = |t: &str| sample(t, "jit_store_seconds_count{op=\"write\"}").unwrap_or(0.0);
+    let reads = |t: &str| sample(t, "jit_store_seconds_count{op=\"read\"}").unwrap_or(0.0);
+    let before = scrape(&b).await;
+    assert!(writes(&before) >= 7.0, "the test's seven users were written: {before}");
+    let id = b.request("alice", "demo", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    assert_eq!(b.get("alice", &format!("/v1/requests/{id}")).await.status, 200);
+    let after = scrape(&b).await;
+    assert!(writes(&after) > writes(&before), "a request is a write:\n{before}\n{after}");
+    assert!(reads(&after) > reads(&before), "reading it back is a read:\n{before}\n{after}");
+    let sum = sample(&after, "jit_store_seconds_sum{op=\"write\"}").unwrap();
+    assert!(sum > 0.0, "{after}");
+    assert_eq!(
+        sample(&after, "jit_store_seconds_bucket{le=\"+Inf\",op=\"write\"}"),
+        Some(writes(&after)),
+        "every write falls in some bucket"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,8 @@
 //!   `jit_git_bytes_total{direction}` the git traffic its gateway carried.
 //! - `jit_live_grants{provider, level}`, `jit_revocations_pending` and
 //!   `jit_notification_backlog{destination}` are read from the store when
-//!   scraped.
+//!   scraped; `jit_store_seconds{op}` is the store's own timing of its reads
+//!   and writes (`store::latency`).
 //!
 //! Labels never carry what a user typed: actions are the audit log's names,
 //! providers, repos' levels, routes and destinations come from the config
@@ -100,8 +101,10 @@ fn http_buckets() -> Histogram {
     Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0])
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The registry, with the store's own histograms of how long its reads
+    /// and writes take (the store observes them; they are reported here).
+    pub fn new(store_seconds: impl prometheus_client::registry::Metric) -> Self {
         let mut registry = Registry::with_prefix("jit");
         let events = Family::<EventLabels, Counter>::default();
         registry.register("events", "Audit events by action, the repo's provider and level", events.clone());
@@ -136,6 +139,11 @@ impl Default for Metrics {
             "notification_backlog",
             "Audit events not yet delivered to a [[notify]] destination",
             notification_backlog.clone(),
+        );
+        registry.register(
+            "store_seconds",
+            "Time the database took for a read, or a write until committed (waiting for a connection included)",
+            store_seconds,
         );
         Metrics {
             registry,
@@ -215,7 +223,7 @@ mod tests {
 
     #[test]
     fn http_requests_are_counted_by_route_and_status_class_and_429s_as_rate_limited() {
-        let m = Metrics::default();
+        let m = Metrics::new(Family::<RouteLabels, Histogram>::new_with_constructor(http_buckets as fn() -> Histogram));
         m.http_request("/v1/requests/{id}", "GET", 200, Duration::from_millis(3));
         m.http_request("/v1/requests/{id}", "GET", 404, Duration::from_millis(1));
         m.http_request("/git/{*path}", "POST", 429, Duration::from_millis(1));

@@ -13,6 +13,7 @@
 pub mod chain;
 #[cfg(test)]
 mod contract_tests;
+pub mod latency;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -66,6 +67,9 @@ pub enum Change {
 pub trait Store: Send + Sync {
     /// Reads every table and reports the last integrity check: fails when the database does.
     async fn check(&self) -> StoreResult<()>;
+
+    /// How long its reads and writes take (for `/metrics`).
+    fn latency(&self) -> &latency::Latency;
 
     /// Waits for every connection to finish and closes them (SQLite
     /// checkpoints its journal into the file); called once the server stopped.

@@ -334,7 +334,7 @@ impl Broker {
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
         Ok(Broker {
-            metrics: Default::default(),
+            metrics: crate::server::metrics::Metrics::new(store.latency().family()),
             live: std::sync::RwLock::new(Arc::new(live)),
             idp,
             browser_sign_ins: Default::default(),

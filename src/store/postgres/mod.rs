@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ed25519_dalek::SigningKey;
 
+use super::latency::{Latency, Op};
 use super::{Change, Store, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
@@ -46,12 +47,14 @@ pub struct PostgresStore {
     key: SigningKey,
     /// The database's identity (`meta.database_id`), for `/healthz` and the log.
     id: String,
+    latency: Latency,
 }
 
 /// Runs `$body` (an expression of the transaction `$tx`) in one transaction,
 /// committed only when it succeeds.
 macro_rules! in_tx {
     ($store:expr, |$tx:ident| $body:expr) => {{
+        let _timer = $store.latency.time(Op::Write);
         let mut client = $store.client().await?;
         let $tx = client.transaction().await.map_err(db::error)?;
         let out = $body.await?;
@@ -63,6 +66,7 @@ macro_rules! in_tx {
 /// Runs `$body` (an expression of the connection `$c`) on a pooled connection.
 macro_rules! read {
     ($store:expr, |$c:ident| $body:expr) => {{
+        let _timer = $store.latency.time(Op::Read);
         let client = $store.client().await?;
         let $c: &deadpool_postgres::ClientWrapper = &client;
         $body.await
@@ -89,7 +93,7 @@ impl PostgresStore {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let (stop, closed) = tokio::sync::oneshot::channel();
         tokio::spawn(feed::listen(connector, changes.clone(), closed));
-        Ok(PostgresStore { pool, changes, stop_listening: std::sync::Mutex::new(Some(stop)), key, id })
+        Ok(PostgresStore { pool, changes, stop_listening: std::sync::Mutex::new(Some(stop)), key, id, latency: Latency::default() })
     }
 
     /// The database's identity.
@@ -110,6 +114,10 @@ impl Store for PostgresStore {
             client.query(&format!("SELECT 1 FROM {table} LIMIT 1"), &[]).await.map_err(db::error)?;
         }
         Ok(())
+    }
+
+    fn latency(&self) -> &Latency {
+        &self.latency
     }
 
     async fn close(&self) {

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row, Rows};
 
+use crate::store::latency::{Latency, Op};
 use crate::store::{StoreError, StoreResult};
 
 /// Opens `path` (creating it) as every connection of the store is opened.
@@ -38,6 +39,7 @@ pub struct Readers {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Option<Vec<Connection>>>>,
     turns: Arc<tokio::sync::Semaphore>,
+    latency: Latency,
 }
 
 /// Reads at once, and connections kept open for them.
@@ -46,11 +48,12 @@ const READERS: usize = 8;
 const CLOSED: &str = "the database is closed";
 
 impl Readers {
-    pub fn new(path: &Path) -> Readers {
+    pub fn new(path: &Path, latency: Latency) -> Readers {
         Readers {
             path: Arc::new(path.to_path_buf()),
             idle: Arc::new(Mutex::new(Some(Vec::new()))),
             turns: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            latency,
         }
     }
 
@@ -60,6 +63,7 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let _timer = self.latency.time(Op::Read);
         let turn = self.turns.clone().acquire_owned().await.map_err(|_| StoreError::Unavailable(CLOSED.into()))?;
         let (path, idle) = (self.path.clone(), self.idle.clone());
         let ran = tokio::task::spawn_blocking(move || {
@@ -211,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn reads_reuse_their_connections_and_keep_at_most_eight() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(&dir.path().join("t.db"));
+        let readers = Readers::new(&dir.path().join("t.db"), Latency::default());
         let one = |c: &Connection| -> StoreResult<i64> { Ok(c.query_row("SELECT 1", [], |r| r.get(0))?) };
         for _ in 0..3 {
             assert_eq!(readers.read(one).await.unwrap(), 1);

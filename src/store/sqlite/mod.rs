@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
 use super::chain::Chain;
+use super::latency::Latency;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
@@ -50,6 +51,7 @@ pub struct SqliteStore {
     writer: Writer,
     /// When the last integrity check ran, and what it found (for `/healthz`).
     integrity: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    latency: Latency,
 }
 
 /// How often `/healthz` re-runs SQLite's integrity check; in between it reports the last result.
@@ -72,14 +74,19 @@ impl SqliteStore {
         }
         let high_water = HighWater::start(marker_path(path), opened.id);
         let chain = Chain::new(key).on_commit(Box::new(move |cp| high_water.committed(cp)));
-        let writer =
-            Writer::start(opened.conn, chain).map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?;
-        Ok(SqliteStore { reads: Readers::new(path), writer, integrity: tokio::sync::Mutex::new(None) })
+        let latency = Latency::default();
+        let writer = Writer::start(opened.conn, chain, latency.clone())
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?;
+        Ok(SqliteStore { reads: Readers::new(path, latency.clone()), writer, integrity: tokio::sync::Mutex::new(None), latency })
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn latency(&self) -> &Latency {
+        &self.latency
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.reads.close();

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::audit;
 use crate::domain::audit::Checkpoint;
 use crate::store::chain::Chain;
+use crate::store::latency::{Latency, Op};
 use crate::store::{StoreError, StoreResult};
 
 /// The most jobs one transaction takes; more wait for the next.
@@ -73,16 +74,17 @@ enum Message {
 /// The handle writes go through; cheap to share.
 pub struct Writer {
     queue: mpsc::Sender<Message>,
+    latency: Latency,
 }
 
 pub const STOPPED: &str = "the database writer has stopped";
 
 impl Writer {
     /// Starts the writer thread on `conn` (opened like every connection).
-    pub fn start(conn: Connection, chain: Chain) -> std::io::Result<Writer> {
+    pub fn start(conn: Connection, chain: Chain, latency: Latency) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new().name("jit-db-writer".into()).spawn(move || run(conn, chain, jobs))?;
-        Ok(Writer { queue })
+        Ok(Writer { queue, latency })
     }
 
     /// Runs `work` in a transaction shared with whatever else is queued, and
@@ -93,6 +95,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Chain) -> StoreResult<T> + Send + 'static,
     {
+        let _timer = self.latency.time(Op::Write);
         let (reply, answer) = oneshot::channel();
         self.queue.send(Message::Job(Box::new(Work { work, reply }))).map_err(|_| StoreError::Unavailable(STOPPED.into()))?;
         answer.await.map_err(|_| StoreError::Unavailable(STOPPED.into()))?
@@ -226,7 +229,7 @@ mod tests {
         )
         .unwrap();
         let reads = super::super::db::open_connection(&path).unwrap();
-        (dir, Writer::start(conn, Chain::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]))).unwrap(), reads)
+        (dir, Writer::start(conn, Chain::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32])), Latency::default()).unwrap(), reads)
     }
 
     fn insert(n: i64, then: StoreResult<i64>) -> impl FnOnce(&Connection, &mut Chain) -> StoreResult<i64> {
