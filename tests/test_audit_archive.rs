@@ -62,14 +62,20 @@ async fn each_days_file_verifies_on_its_own_and_a_cut_line_is_written_again() {
     verify(middle).success().stdout_has("anchored on the file's signed checkpoint");
     assert!(three[1].1[0].get("anchor").is_some(), "{:?}", three[1].1[0]);
     assert!(three.iter().all(|(p, _)| p.file_name().unwrap().to_str().unwrap().starts_with("audit-20")), "{three:?}");
-    // Altered, cut at the end, or missing its anchor: it does not verify.
+    // Altered, an event removed or two swapped, cut at the end, or missing
+    // its anchor: it does not verify, and the event where it breaks is named.
     let original = std::fs::read_to_string(middle).unwrap();
+    let (first_seq, second_seq) = (three[1].1[1]["seq"].as_i64().unwrap(), three[1].1[2]["seq"].as_i64().unwrap());
+    assert!(original.lines().nth(1).unwrap().contains("day two"), "{original}");
     std::fs::write(middle, original.replace("day two", "routine")).unwrap();
-    verify(middle).code(1).stderr_has("altered");
+    verify(middle).code(1).stderr_has(&format!("event {first_seq}")).stderr_has("altered");
     let mut lines: Vec<&str> = original.lines().collect();
     let without_first_event: Vec<&str> = [&lines[..1], &lines[2..]].concat();
     std::fs::write(middle, without_first_event.join("\n") + "\n").unwrap();
-    verify(middle).code(1);
+    verify(middle).code(1).stderr_has(&format!("expected event {first_seq} here"));
+    let swapped: Vec<&str> = [&lines[..1], &[lines[2], lines[1]], &lines[3..]].concat();
+    std::fs::write(middle, swapped.join("\n") + "\n").unwrap();
+    verify(middle).code(1).stderr_has(&format!("event {second_seq}: expected event {first_seq} here"));
     lines.remove(0);
     std::fs::write(middle, lines.join("\n") + "\n").unwrap();
     verify(middle).code(1).stderr_has("no signed checkpoint vouches for the one before them");

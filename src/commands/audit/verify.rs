@@ -102,7 +102,16 @@ pub async fn cmd_audit_verify(args: &AuditVerifyArgs) -> Result<(), CommandError
         Some(anchor) => {
             anchor.verify(&key).map_err(|e| broken(format!("the file's anchor (event {}): {e}", anchor.seq)))?;
             if !anchors(events, anchor) {
-                return Err(broken(format!("the file's anchor signs event {}, not the one before its first", anchor.seq)));
+                let first = events.first().map_or(anchor.seq + 1, |e| e.seq);
+                let why = if first > anchor.seq + 1 {
+                    format!("expected event {} here; events are missing", anchor.seq + 1)
+                } else {
+                    "it does not follow from the anchor".to_string()
+                };
+                return Err(broken(format!(
+                    "event {first}: {why} (the file's anchor signs event {}, the one before its first)",
+                    anchor.seq
+                )));
             }
             true
         }
