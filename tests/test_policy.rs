@@ -54,12 +54,53 @@ fn check_says_whether_the_broker_would_start_and_names_what_is_wrong() {
     assert_eq!(code, Some(0));
     assert!(out.contains("the broker would start on it (2 rules, 1 repos"), "{out}");
     // Broken the ways the broker refuses: each is exit 2, naming the line.
+    let broken = |from: &str, to: &str| {
+        assert!(CONFIG.contains(from), "{from}");
+        CONFIG.replacen(from, to, 1)
+    };
+    let write_rule = "name = \"api-write\"";
+    let read_rule = "repos = [\"acme/*\"]\nlevels = [\"read\"]";
+    let repo_url = "url = \"https://git.example.com/acme/api.git\"";
     for (broken, says) in [
         // Two approvals from one possible approver: it could never be met.
-        (CONFIG.replace("approvers = [\"group:reviewers\", \"carol\"]", "approvers = [\"carol\"]"), "line 19"),
-        (CONFIG.replace("auto_approve = true", "auto_aprove = true"), "auto_aprove"),
-        (CONFIG.replace("levels = [\"read\"]", "levels = [\"reed\"]"), "reed"),
-        (CONFIG.replace("max_duration = \"4h\"", "max_duration = \"4 hours\""), "4 hours"),
+        (broken("approvers = [\"group:reviewers\", \"carol\"]", "approvers = [\"carol\"]"), "line 19"),
+        (broken("auto_approve = true", "auto_aprove = true"), "auto_aprove"),
+        (broken("levels = [\"read\"]", "levels = [\"reed\"]"), "reed"),
+        (broken("max_duration = \"4h\"", "max_duration = \"4 hours\""), "4 hours"),
+        (broken("[server]\n", "[servr]\n"), "line 1: unknown field `servr`"),
+        (broken("approvals = 2", "approvals = 0"), "rule at line 19: `approvals` must be at least 1"),
+        (broken("approvals = 2", "approvals = -1"), "line 25"),
+        (broken(read_rule, "levels = [\"read\"]"), "line 11: missing field `repos`"),
+        (broken(read_rule, "repos = []\nlevels = [\"read\"]"), "rule at line 11: `repos` must name at least one"),
+        (broken("requesters = [\"group:developers\"]\nauto_approve = true", "auto_approve = true"), "line 11: missing field `requesters`"),
+        (broken(write_rule, "name = \"api-read\""), "rule at line 19: duplicate rule name `api-read`"),
+        (broken("from = [\"10.0.0.0/8\"]", "from = [\"10.0.0.0/33\"]"), "rule at line 19: from: `10.0.0.0/33` is not a network"),
+        (broken("refs = [\"refs/heads/hotfix/*\"]", "refs = [\"refs/heads/a..b\"]"), "rule at line 19: refs: invalid ref pattern"),
+        (broken(repo_url, "url = \"ftp://git.example.com/acme/api.git\""), "repo at line 7: invalid clone URL"),
+        (broken("[server]\n", "[server]\nlisten = \"nowhere\"\n"), "server.listen `nowhere`"),
+        (broken("[server]\n", "[server]\npending_ttl = \"0s\"\n"), "server.pending_ttl: invalid duration `0s`"),
+        (broken("[gateway]\n", "[gateway]\ncredential_ttl = \"forever\"\n"), "gateway.credential_ttl: invalid duration `forever`"),
+        (broken("name = \"acme/api\"", "name = \"acme/api"), "line 8"),
+        (broken("max_duration = \"8h\"", "max_duration = \"400d\""), "rule at line 11: max_duration: invalid duration `400d`"),
+        (broken(repo_url, &format!("{repo_url}\nprovider = \"nope\"")), "repo at line 7: provider `nope` is not configured"),
+        (broken("[server]\n", "[[notify]]\nname = \"x\"\nkind = \"pager\"\n\n[server]\n"), "notify at line 1: kind `pager`"),
+        (broken("[server]\n", "[oidc]\nclient_id = \"jit\"\n\n[server]\n"), "line 1: missing field `issuer`"),
+        (broken("[server]\n", "[server]\nauth_failures_per_minute = 0\n"), "server.auth_failures_per_minute: must be at least 1"),
+        (broken("[server]\n", "[server]\nmax_wait = \"never\"\n"), "server.max_wait: invalid duration `never`"),
+        (broken("approvers = [\"group:reviewers\", \"carol\"]", "approvers = [\"group:\", \"carol\"]"), "rule at line 19: bad group name"),
+        (
+            broken("requesters = [\"group:developers\"]\nauto_approve = true", "requesters = [\"bob smith\"]\nauto_approve = true"),
+            "rule at line 11: bad principal `bob smith`",
+        ),
+        (
+            broken(
+                "[[repo]]\nname = \"acme/api\"",
+                "[[repo]]\nname = \"acme/api\"\nurl = \"https://x.example.com/a.git\"\n\n[[repo]]\nname = \"acme/api\"",
+            ),
+            "repo at line 11: duplicate repo name `acme/api`",
+        ),
+        (broken("levels = [\"read\"]", "levels = \"read\""), "line 14: invalid type"),
+        (broken("[server]\n", "[server]\ntrusted_proxies = [\"not-a-net\"]\n"), "server.trusted_proxies: `not-a-net` is not a network"),
     ] {
         let config = write(dir.path(), &broken);
         let (code, _, err) = run(&["policy", "check"], &config);

@@ -154,8 +154,10 @@ impl Destination {
         if !crate::domain::policy::is_valid_name(&section.name) {
             return Err(format!("name `{}`: use 1-64 letters, digits, `-`, `_` or `.`", section.name.escape_default()));
         }
-        if section.kind == "email" {
-            return Self::email(section, env);
+        match section.kind.as_str() {
+            "email" => return Self::email(section, env),
+            "webhook" | "slack" | "syslog" => {}
+            other => return Err(format!("kind `{}`: one of webhook, slack, email, syslog", other.escape_default())),
         }
         if section.kind == "syslog" {
             return Self::syslog(section);
@@ -207,7 +209,7 @@ impl Destination {
                 }
                 Kind::Slack
             }
-            other => return Err(format!("kind `{}`: one of webhook, slack, email, syslog", other.escape_default())),
+            other => unreachable!("kind `{other}` was refused above"),
         };
         if let Some(path) = &section.url_file {
             crate::fsutil::check_private_file(path).map_err(|e| format!("url_file {e}"))?;
