@@ -223,7 +223,8 @@ async fn a_receiver_that_never_answers_slows_down_nothing() {
     // receiver's 2 s timeout; the bound is far from both that and the normal
     // figure, so machine load cannot flip it (the benchmark measures precisely).
     assert!(a < Duration::from_secs(1), "a dead receiver slowed decisions: {a:?} against {q:?}");
-    assert!(!hook.got().is_empty(), "the broker did try to deliver");
+    // Delivery runs beside the decisions, so it may still be on its way.
+    crate::common::eventually(|| async { hook.got().len() }, |n| *n > 0).await;
 }
 
 /// A real SMTP server (npm `smtp-server`, `contract/smtp-sink.mjs`) on loopback, keeping every message.
