@@ -247,9 +247,11 @@ async fn long_poll_times_out_with_the_current_state() {
     let b = TestBroker::start().await;
     let req = b.request("alice", "demo", "write", "1h", Some("fix")).await;
     let started = Instant::now();
-    let r = b.get("alice", &format!("/v1/requests/{}?wait=300ms", id(&req))).await;
+    // Waits are whole seconds, as every duration jit reads.
+    assert_eq!(b.get("alice", &format!("/v1/requests/{}?wait=300ms", id(&req))).await.status, 400);
+    let r = b.get("alice", &format!("/v1/requests/{}?wait=1s", id(&req))).await;
     assert_eq!(r.body["status"], "pending");
-    assert!(started.elapsed() >= Duration::from_millis(290));
+    assert!(started.elapsed() >= Duration::from_millis(990));
 }
 
 #[tokio::test]
