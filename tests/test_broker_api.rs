@@ -298,7 +298,7 @@ async fn grants_end_on_time_and_the_expiry_is_logged_once() {
     assert_eq!(actions, ["requested", "granted", "grant_expired"]);
     // Once: the reaper's later passes add nothing.
     b.advance(Duration::from_secs(60));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.reaper_caught_up().await;
     assert_eq!(b.actions_for(id(&req)).await, ["requested", "granted", "grant_expired"]);
 }
 

@@ -231,7 +231,7 @@ async fn a_revocation_github_keeps_failing_is_retried_audited_and_listed_until_i
         assert_eq!(gh.live_tokens().len(), 1, "GitHub still honours it, and that is visible");
         // Not before its time: the attempt count holds until the wait has passed.
         b.advance(Duration::from_secs(wait - 1));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.reaper_caught_up().await;
         assert_eq!(actions(&b.audit().await, "host_revoke_failed").len(), attempt, "retried before its backoff");
         b.advance(Duration::from_secs(1));
     }
@@ -256,7 +256,6 @@ async fn a_broker_down_when_a_grant_ends_revokes_its_tokens_on_restart() {
     mint(&b, "alice", grant).await;
     b.handle.take().unwrap().shutdown().await.unwrap();
     b.advance(Duration::from_secs(2 * 3600));
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(gh.live_tokens().len(), 2, "nobody was there to revoke them");
     b.restart().await;
     let live = eventually(|| async { gh.live_tokens().len() }, |n| *n == 0).await;
@@ -317,7 +316,7 @@ async fn team_mode_adds_the_person_on_approval_and_removes_only_what_jit_added()
     assert_eq!(members, ["bob-gh"]);
     b.advance(Duration::from_secs(3601));
     eventually(|| b.audit(), |a| actions(a, "grant_expired").len() == 1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.reaper_caught_up().await;
     assert_eq!(gh.team_members("jit-api-write"), ["bob-gh"], "jit removes only what it added");
     assert!(!gh.seen().contains(&"DELETE /orgs/acme/teams/jit-api-write/memberships/bob-gh".to_string()));
     // Every organization token minted for a change was revoked after it.

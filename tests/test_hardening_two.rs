@@ -556,7 +556,7 @@ async fn a_folded_fetch_count_is_written_even_when_no_fetch_follows() {
     // A minute on, with no fetch since, the reaper writes alice's count out, and only hers.
     b.advance(std::time::Duration::from_secs(61));
     crate::common::eventually(|| b.audit(), |events| fetches(events).len() >= 3).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    b.reaper_caught_up().await;
     let written = fetches(&b.audit().await);
     assert_eq!(written.len(), 3, "{written:?}");
     assert_eq!(written[2]["detail"], "git-upload-pack (the previous event stood for 3 fetches); none since");

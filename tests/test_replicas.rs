@@ -102,7 +102,9 @@ async fn two_reapers_end_a_grant_once() {
     for b in &brokers {
         b.advance(Duration::from_secs(5));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for b in &brokers {
+        b.reaper_caught_up().await;
+    }
     assert_eq!(expired().await, 1, "one broker ended it, once");
 }
 

@@ -127,7 +127,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     // A broken pair on disk is refused and the working one kept.
     std::fs::write(&cert, "not a certificate").unwrap();
     let _ = Command::new("sh").args(["-c", &format!("kill -HUP {}", broker.id())]).status();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.log().until("TLS reload failed; still serving the previous certificate");
     assert_eq!(presented(&addr, &ca_file).await.0, second);
 }
 

@@ -83,6 +83,7 @@ pub struct Metrics {
     live_grants: Family<GrantLabels, Gauge>,
     revocations_pending: Gauge,
     notification_backlog: Family<DestinationLabels, Gauge>,
+    reaper_rounds: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -140,6 +141,12 @@ impl Metrics {
             "Audit events not yet delivered to a [[notify]] destination",
             notification_backlog.clone(),
         );
+        let reaper_rounds = Counter::default();
+        registry.register(
+            "reaper_rounds",
+            "Rounds the reaper finished (expiring, starting and ending grants): flat for long means it is stuck",
+            reaper_rounds.clone(),
+        );
         registry.register(
             "store_seconds",
             "Time the database took for a read, or a write until committed (waiting for a connection included)",
@@ -156,6 +163,7 @@ impl Metrics {
             live_grants,
             revocations_pending,
             notification_backlog,
+            reaper_rounds,
         }
     }
 }
@@ -173,6 +181,16 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// The reaper finished a round.
+    pub fn reaper_round(&self) {
+        self.reaper_rounds.inc();
+    }
+
+    /// Rounds the reaper has finished since the broker started.
+    pub fn reaper_rounds(&self) -> u64 {
+        self.reaper_rounds.get()
+    }
+
     /// The counter of git bytes `received` from clients or `sent` to them, to count a body with as it streams.
     pub fn git_bytes(&self, direction: &'static str) -> Counter {
         self.git_bytes.get_or_create(&BytesLabels { direction }).clone()

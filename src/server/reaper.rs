@@ -101,6 +101,7 @@ async fn end_what_time_ended(broker: Arc<Broker>, mut shutdown: watch::Receiver<
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),
             Err(e) => tracing::warn!(error = %e, "reaper: ending grants failed"),
         }
+        broker.metrics().reaper_round();
         let sleep_for = nap(&broker, broker.next_grant_expiry().await.ok().flatten());
         tokio::select! {
             _ = tokio::time::sleep(sleep_for) => {}

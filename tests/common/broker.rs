@@ -286,6 +286,21 @@ impl TestBroker {
         }
     }
 
+    /// Waits until the reaper has finished a whole round begun after this
+    /// call (the one under way, if any, may have started before): whatever
+    /// it would do about the state as it is now, it has done. How a test
+    /// shows that something did *not* happen, without sleeping a guess.
+    pub async fn reaper_caught_up(&self) {
+        let broker = &self.handle.as_ref().expect("a running broker").broker;
+        let start = broker.metrics().reaper_rounds();
+        broker.notify_change();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while broker.metrics().reaper_rounds() < start + 2 {
+            assert!(std::time::Instant::now() < deadline, "the reaper finished no round in 20 s");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     async fn launch(&mut self, broker: Arc<Broker>, listener: tokio::net::TcpListener) {
         let handle = launch_with_listener(broker, listener).await.unwrap();
         self.url = handle.url();
