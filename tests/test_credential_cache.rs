@@ -43,8 +43,8 @@ async fn eight_requests_finishing_at_once_keep_all_eight_credentials() {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         assert_eq!(pending.len(), 8);
-        // Let every waiter settle into its long-poll before the decisions land.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Every waiter in its long-poll before the decisions land.
+        b.long_polls_open(8).await;
         let approvals = futures_util::future::join_all(pending.iter().map(|id| b.approve("bob", *id))).await;
         assert!(approvals.iter().all(|r| r.status == 200));
         for child in children {

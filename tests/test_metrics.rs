@@ -40,6 +40,8 @@ async fn metrics_count_events_decisions_answers_and_live_grants() {
     assert_eq!(sample(&text, "jit_live_grants{provider=\"none\",level=\"write\"}"), Some(1.0));
     assert_eq!(sample(&text, "jit_live_grants{provider=\"none\",level=\"read\"}"), Some(1.0));
     assert_eq!(sample(&text, "jit_revocations_pending"), Some(0.0));
+    assert_eq!(sample(&text, "jit_long_polls"), Some(0.0), "none waits now");
+    assert!(sample(&text, "jit_reaper_rounds_total").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "jit_http_requests_total{route=\"/v1/requests/{id}\",method=\"GET\",status=\"4xx\"}"), Some(1.0));
     assert!(sample(&text, "jit_http_requests_total{route=\"/v1/requests\",method=\"POST\",status=\"2xx\"}").is_some_and(|n| n >= 3.0));
     // Routes, never raw paths: the 999 typed above is nowhere.

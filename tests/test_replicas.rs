@@ -116,7 +116,7 @@ async fn a_decision_no_notification_announced_still_reaches_the_waiter() {
     let path = format!("/v1/requests/{}?wait=25s", id(&req));
     let wait = a.get("alice", &path);
     let deny_behind_its_back = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.long_polls_open(1).await;
         // Written straight to the database: no broker announced it.
         a.execute("", &format!("UPDATE requests SET status = 'denied', decided_by = 'dba' WHERE id = {}", id(&req))).await;
     };

@@ -84,6 +84,7 @@ pub struct Metrics {
     revocations_pending: Gauge,
     notification_backlog: Family<DestinationLabels, Gauge>,
     reaper_rounds: Counter,
+    long_polls: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -147,6 +148,8 @@ impl Metrics {
             "Rounds the reaper finished (expiring, starting and ending grants): flat for long means it is stuck",
             reaper_rounds.clone(),
         );
+        let long_polls = Gauge::default();
+        registry.register("long_polls", "Clients waiting on a request's decision now (long-polls held open)", long_polls.clone());
         registry.register(
             "store_seconds",
             "Time the database took for a read, or a write until committed (waiting for a connection included)",
@@ -164,6 +167,7 @@ impl Metrics {
             revocations_pending,
             notification_backlog,
             reaper_rounds,
+            long_polls,
         }
     }
 }
@@ -189,6 +193,17 @@ impl Metrics {
     /// Rounds the reaper has finished since the broker started.
     pub fn reaper_rounds(&self) -> u64 {
         self.reaper_rounds.get()
+    }
+
+    /// A long-poll held open until the returned guard is dropped.
+    pub fn long_poll(&self) -> LongPoll {
+        self.long_polls.inc();
+        LongPoll(self.long_polls.clone())
+    }
+
+    /// Long-polls open now.
+    pub fn long_polls(&self) -> i64 {
+        self.long_polls.get()
     }
 
     /// The counter of git bytes `received` from clients or `sent` to them, to count a body with as it streams.
@@ -232,6 +247,16 @@ fn counted_action(action: &str) -> String {
     match known {
         Ok(a) => a.as_str().to_string(),
         Err(_) => "other".to_string(),
+    }
+}
+
+/// One long-poll counted in `jit_long_polls` while it lives.
+#[must_use = "the long-poll is counted while the guard lives"]
+pub struct LongPoll(Gauge);
+
+impl Drop for LongPoll {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -301,6 +301,17 @@ impl TestBroker {
         }
     }
 
+    /// Waits until at least `n` long-polls are held open on this broker, so
+    /// what a test does next happens while they wait.
+    pub async fn long_polls_open(&self, n: i64) {
+        let broker = &self.handle.as_ref().expect("a running broker").broker;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while broker.metrics().long_polls() < n {
+            assert!(std::time::Instant::now() < deadline, "never {n} long-polls open: {}", broker.metrics().long_polls());
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     async fn launch(&mut self, broker: Arc<Broker>, listener: tokio::net::TcpListener) {
         let handle = launch_with_listener(broker, listener).await.unwrap();
         self.url = handle.url();

@@ -392,6 +392,7 @@ impl Broker {
         let mut decisions = self.waiters.subscribe(id);
         let deadline = tokio::time::Instant::now() + timeout.min(self.config.max_wait);
         let mut req = self.load_visible(caller, id).await?;
+        let _open = self.metrics.long_poll();
         loop {
             if req.status != while_status || self.is_closing() {
                 return Ok(req);
