@@ -28,7 +28,12 @@ async fn metrics_count_events_decisions_answers_and_live_grants() {
     assert_eq!(b.post("bob", &format!("/v1/requests/{denied}/deny"), serde_json::json!({"reason": "no"})).await.status, 200);
     assert_eq!(b.get("alice", "/v1/requests/999").await.status, 404);
 
-    let text = eventually(|| scrape(&b), |t| sample(t, "jit_request_decision_seconds_count{outcome=\"denied\"}") == Some(1.0)).await;
+    // The counters follow the audit log: wait until it has reached the last event.
+    let caught_up = |t: &String| {
+        sample(t, "jit_request_decision_seconds_count{outcome=\"denied\"}") == Some(1.0)
+            && sample(t, "jit_events_total{action=\"denied\",provider=\"none\",level=\"write\"}") == Some(1.0)
+    };
+    let text = eventually(|| scrape(&b), caught_up).await;
     let event =
         |action: &str, level: &str| sample(&text, &format!("jit_events_total{{action=\"{action}\",provider=\"none\",level=\"{level}\"}}"));
     assert_eq!(event("requested", "write"), Some(2.0), "{text}");
