@@ -37,6 +37,9 @@ _jit() {
             jit,doctor)
                 cmd="jit__subcmd__doctor"
                 ;;
+            jit,extend)
+                cmd="jit__subcmd__extend"
+                ;;
             jit,login)
                 cmd="jit__subcmd__login"
                 ;;
@@ -125,7 +128,7 @@ _jit() {
 
     case "${cmd}" in
         jit)
-            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status revoke repos doctor setup credential server admin audit policy"
+            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status extend revoke repos doctor setup credential server admin audit policy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,6 +436,32 @@ _jit() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__extend)
+            opts="-h --for --reason --no-wait --timeout --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -32,6 +32,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand approve 'Approve a request (with no ID: pick from the pending ones)'
             cand deny 'Deny a request'
             cand status 'Your live grants and the time they have left'
+            cand extend 'Ask to keep a live grant longer, and wait for the decision'
             cand revoke 'End a grant now (by grant id, or every live grant of yours on a repo)'
             cand repos 'List the repos the broker knows'
             cand doctor 'Check this machine: keychain, git, git''s config, broker, token, clock'
@@ -106,6 +107,15 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'jit;status'= {
+            cand --json 'Print JSON for scripts instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;extend'= {
+            cand --for 'How much longer: 30m, 1h, 2h30m (added to the grant''s end)'
+            cand --reason 'Why you need it longer (some policies require one)'
+            cand --timeout 'Stop waiting after this long (the request stays pending; the grant ends when it would have)'
+            cand --no-wait 'Print the request and return without waiting'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

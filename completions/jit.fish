@@ -36,6 +36,7 @@ complete -c jit -n "__fish_jit_needs_command" -f -a "requests" -d 'List requests
 complete -c jit -n "__fish_jit_needs_command" -f -a "approve" -d 'Approve a request (with no ID: pick from the pending ones)'
 complete -c jit -n "__fish_jit_needs_command" -f -a "deny" -d 'Deny a request'
 complete -c jit -n "__fish_jit_needs_command" -f -a "status" -d 'Your live grants and the time they have left'
+complete -c jit -n "__fish_jit_needs_command" -f -a "extend" -d 'Ask to keep a live grant longer, and wait for the decision'
 complete -c jit -n "__fish_jit_needs_command" -f -a "revoke" -d 'End a grant now (by grant id, or every live grant of yours on a repo)'
 complete -c jit -n "__fish_jit_needs_command" -f -a "repos" -d 'List the repos the broker knows'
 complete -c jit -n "__fish_jit_needs_command" -f -a "doctor" -d 'Check this machine: keychain, git, git\'s config, broker, token, clock'
@@ -85,6 +86,12 @@ complete -c jit -n "__fish_jit_using_subcommand deny" -l json -d 'Print JSON for
 complete -c jit -n "__fish_jit_using_subcommand deny" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand status" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand extend" -l for -d 'How much longer: 30m, 1h, 2h30m (added to the grant\'s end)' -r
+complete -c jit -n "__fish_jit_using_subcommand extend" -l reason -d 'Why you need it longer (some policies require one)' -r
+complete -c jit -n "__fish_jit_using_subcommand extend" -l timeout -d 'Stop waiting after this long (the request stays pending; the grant ends when it would have)' -r
+complete -c jit -n "__fish_jit_using_subcommand extend" -l no-wait -d 'Print the request and return without waiting'
+complete -c jit -n "__fish_jit_using_subcommand extend" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand extend" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand revoke" -l reason -d 'Why, for the audit log' -r
 complete -c jit -n "__fish_jit_using_subcommand revoke" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -258,6 +258,17 @@ pub struct DenyBody {
     pub reason: String,
 }
 
+/// `POST /v1/grants/{id}/extend`: how much longer, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExtendBody {
+    /// Added to the grant's end: `1h`, `30m`.
+    #[schema(schema_with = schema::duration)]
+    pub duration: String,
+    #[serde(default)]
+    #[schema(schema_with = schema::optional_text)]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevokeBody {
     #[serde(default)]
@@ -304,6 +315,9 @@ pub struct AccessRequest {
     /// covers what was asked, and this is that grant's request.
     #[serde(default)]
     pub existing: bool,
+    /// The grant this request lengthens (`jit extend`), if it is an extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends_grant: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

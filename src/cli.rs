@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::args::JsonFlag;
 use crate::commands::{
-    admin, approve, audit, block_on, cancel, credential, deny, doctor, login, logout, policy, repos, request, requests, revoke, server,
-    setup, status, util, wait, whoami,
+    admin, approve, audit, block_on, cancel, credential, deny, doctor, extend, login, logout, policy, repos, request, requests, revoke,
+    server, setup, status, util, wait, whoami,
 };
 use crate::environment::Reader;
 use crate::error::{CommandError, ExitKind};
@@ -102,6 +102,14 @@ pub enum Command {
     /// From the broker, or from the local cache when the broker is out of reach.
     #[command(after_long_help = help("  jit status\n  jit status --json"))]
     Status(JsonFlag),
+    /// Ask to keep a live grant longer, and wait for the decision
+    ///
+    /// The policy decides an extension as it decides a request (the rule's
+    /// longest duration counts from now). Approved, the longer grant takes
+    /// the old one's place and its credentials, so git never sees a gap;
+    /// denied, or undecided, the grant ends when it would have.
+    #[command(after_long_help = help("  jit extend acme/api --for 1h --reason 'release still running'\n  jit extend 34 --for 30m --no-wait"))]
+    Extend(extend::ExtendArgs),
     /// End a grant now (by grant id, or every live grant of yours on a repo)
     ///
     /// The credential stops working at the host at once.
@@ -182,6 +190,7 @@ impl Cli {
             Command::Approve(args) => block_on(approve::cmd_approve(&args)),
             Command::Deny(args) => block_on(deny::cmd_deny(&args)),
             Command::Status(json) => block_on(status::cmd_status(json.json)),
+            Command::Extend(args) => block_on(extend::cmd_extend(&args)),
             Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),
             Command::Repos(json) => block_on(repos::cmd_repos(json.json)),
             Command::Setup(args) => block_on(setup::cmd_setup(&args)),

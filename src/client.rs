@@ -316,6 +316,11 @@ impl Client {
         self.post(&["v1", "grants", &id.to_string(), "revoke"], &api::RevokeBody { reason: reason.map(str::to_string) }).await
     }
 
+    /// Asks to lengthen grant `id` (`jit extend`): the extension request.
+    pub async fn extend_grant(&self, id: i64, body: &api::ExtendBody) -> Result<api::AccessRequest, ClientError> {
+        self.post(&["v1", "grants", &id.to_string(), "extend"], body).await
+    }
+
     pub async fn mint_credential(&self, grant_id: i64) -> Result<api::Credential, ClientError> {
         self.post(&["v1", "grants", &grant_id.to_string(), "credentials"], &serde_json::json!({})).await
     }

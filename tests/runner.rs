@@ -18,6 +18,7 @@ mod test_cli_session;
 mod test_credential_cache;
 mod test_credential_helper;
 mod test_docs;
+mod test_extend;
 mod test_faults;
 mod test_first_day;
 mod test_generated;

@@ -214,7 +214,7 @@ async fn git_warns_once_a_minute_as_a_grant_nears_its_end() {
     let fetch = alice.git(&repo, &["fetch", "origin"]);
     fetch.success();
     assert!(
-        fetch.stderr.contains("jit: write access to demo ends in 5 min; to keep it, ask now: jit request demo --level write --for 1h"),
+        fetch.stderr.contains("jit: write access to demo ends in 5 min; to keep it, ask now: jit extend demo --for 1h"),
         "{}",
         fetch.stderr
     );

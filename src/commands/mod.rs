@@ -11,6 +11,7 @@ pub mod cancel;
 pub mod credential;
 pub mod deny;
 pub mod doctor;
+pub mod extend;
 pub mod login;
 pub mod logout;
 pub mod policy;
@@ -51,6 +52,28 @@ pub fn parse_id(kind: &str, raw: &str) -> Result<i64, CommandError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| CommandError::bad_input(format!("invalid {kind} id `{raw}`: expected a number like 12")))
+}
+
+/// The caller's live grants a target names: a grant id (that grant,
+/// whatever its state: the broker judges it), or a repo in any spelling
+/// `jit repos` accepts (every live grant of theirs on it; none is an error).
+pub async fn my_live_grants(client: &Client, target: &str) -> Result<Vec<i64>, CommandError> {
+    use crate::domain::repo::{CloneUrl, RepoSpec, resolve};
+    if target.trim().chars().all(|c| c.is_ascii_digit() || c == '#') {
+        return Ok(vec![parse_id("grant", target)?]);
+    }
+    let repos: Vec<RepoSpec> = client
+        .repos()
+        .await?
+        .into_iter()
+        .map(|r| RepoSpec { name: r.name, url: r.clone_url.and_then(|u| CloneUrl::parse(&u).ok()), provider: None, upstream: None })
+        .collect();
+    let repo = resolve(target, &repos).map_err(|e| CommandError::bad_input(e.to_string()))?;
+    let live: Vec<i64> = client.grants(false, true).await?.into_iter().filter(|g| g.repo == repo.name).map(|g| g.id).collect();
+    if live.is_empty() {
+        return Err(CommandError::bad_input(format!("you have no live grant on {}", repo.name)).hint("`jit status` lists your live grants"));
+    }
+    Ok(live)
 }
 
 /// One line about a request, for people.

@@ -88,6 +88,9 @@ pub enum Action {
     NotificationFailed,
     /// The rules and repos were re-read (SIGHUP): the new policy's hash, and the old one's.
     PolicyChanged,
+    /// A request to lengthen a live grant (`jit extend`); approved, its grant
+    /// takes the old one's place (and its credentials) without a gap.
+    ExtensionRequested,
 }
 
 impl Action {
@@ -124,6 +127,7 @@ impl Action {
             Action::SessionEnded => "session_ended",
             Action::NotificationFailed => "notification_failed",
             Action::PolicyChanged => "policy_changed",
+            Action::ExtensionRequested => "extension_requested",
         }
     }
 }

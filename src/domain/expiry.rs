@@ -22,11 +22,7 @@ pub fn ending_soon(repo: &str, level: Level, expires_at: DateTime<Utc>, now: Dat
         s if s < 60 => "in under a minute".to_string(),
         s => format!("in {} min", (s + 59) / 60),
     };
-    Some(format!(
-        "jit: {} access to {repo} ends {when}; to keep it, ask now: jit request {repo} --level {} --for 1h",
-        level.as_str(),
-        level.as_str()
-    ))
+    Some(format!("jit: {} access to {repo} ends {when}; to keep it, ask now: jit extend {repo} --for 1h", level.as_str()))
 }
 
 /// Whether a warning last given at `last` may be given again at `now`.
@@ -45,7 +41,7 @@ mod tests {
         assert_eq!(at(601), None, "not yet");
         assert_eq!(
             at(600).as_deref(),
-            Some("jit: write access to acme/api ends in 10 min; to keep it, ask now: jit request acme/api --level write --for 1h")
+            Some("jit: write access to acme/api ends in 10 min; to keep it, ask now: jit extend acme/api --for 1h")
         );
         assert!(at(361).unwrap().contains("ends in 7 min"), "minutes round up");
         assert!(at(59).unwrap().contains("ends in under a minute"));

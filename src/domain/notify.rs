@@ -14,6 +14,7 @@ use crate::domain::records::RequestRecord;
 /// The audit actions a destination may subscribe to (its `events`; all by default).
 pub const EVENTS: &[&str] = &[
     "requested",
+    "extension_requested",
     "approved",
     "granted",
     "denied",
@@ -41,7 +42,10 @@ pub struct Subscription {
 impl Subscription {
     /// Whether `event` (of a request governed by `rule`, if any) goes to this destination.
     pub fn wants(&self, event: &AuditEvent, rule: Option<&str>) -> bool {
-        if !self.events.iter().any(|e| e == EVERY || *e == event.action) {
+        // An extension asks for a decision as a request does: whoever hears
+        // of requests hears of extensions too.
+        let asked_as = |e: &str| e == event.action || (e == "requested" && event.action == "extension_requested");
+        if !self.events.iter().any(|e| e == EVERY || asked_as(e)) {
             return false;
         }
         if self.rules.is_empty() {
@@ -131,6 +135,11 @@ impl Notice<'_> {
         })
     }
 
+    /// Whether the event asks for a decision (a request, or an extension).
+    fn asks(&self) -> bool {
+        matches!(self.event.action.as_str(), "requested" | "extension_requested")
+    }
+
     /// One line: who did what to which request.
     pub fn summary(&self) -> String {
         let e = self.event;
@@ -139,6 +148,10 @@ impl Notice<'_> {
                 let what = format!("{} access to {} for {}", r.level.as_str(), r.repo, duration_text(r.duration_secs));
                 match e.action.as_str() {
                     "requested" => format!("{} asks for {what} (request #{})", r.requester, r.id),
+                    "extension_requested" => match r.extends_grant {
+                        Some(g) => format!("{} asks to extend grant #{g}: {what} from now (request #{})", r.requester, r.id),
+                        None => format!("{} asks to extend their access: {what} (request #{})", r.requester, r.id),
+                    },
                     "approved" => format!("{} approved #{}: {} {what}", e.actor, r.id, r.requester),
                     "granted" => format!("#{} granted: {} has {what}", r.id, r.requester),
                     "denied" => format!("{} denied #{}: {} {what}", e.actor, r.id, r.requester),
@@ -172,7 +185,7 @@ impl Notice<'_> {
                 lines.push(format!("Approvers:  {}", self.approvers.join(", ")));
             }
             lines.push(String::new());
-            if self.event.action == "requested" {
+            if self.asks() {
                 lines.push(format!("Approve:    jit approve {}", r.id));
                 lines.push(format!("Deny:       jit deny {} --reason TEXT", r.id));
             }
@@ -203,11 +216,11 @@ impl Notice<'_> {
             if let Some(reason) = &r.reason {
                 fields.push(field("Reason", reason));
             }
-            if !self.approvers.is_empty() && self.event.action == "requested" {
+            if !self.approvers.is_empty() && self.asks() {
                 fields.push(field("Who can approve", &self.approvers.join(", ")));
             }
             blocks.push(json!({"type": "section", "fields": fields}));
-            if self.event.action == "requested" {
+            if self.asks() {
                 blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&format!("jit approve {}   ·   jit deny {} --reason …", r.id, r.id))}]}));
             }
         }
@@ -277,6 +290,12 @@ mod tests {
     fn a_subscription_takes_its_events_and_rules_only() {
         let all = check_subscription(None, None).unwrap();
         assert!(all.wants(&event("requested"), None));
+        assert!(all.wants(&event("extension_requested"), None));
+        let requests = check_subscription(Some(vec!["requested".into()]), None).unwrap();
+        assert!(requests.wants(&event("extension_requested"), None), "an extension asks for a decision too");
+        assert!(!requests.wants(&event("granted"), None));
+        let extensions = check_subscription(Some(vec!["extension_requested".into()]), None).unwrap();
+        assert!(!extensions.wants(&event("requested"), None), "not the other way round");
         assert!(!all.wants(&event("git_fetch"), Some("x")), "git traffic is never a notification");
         let prod = check_subscription(Some(vec!["requested".into(), "denied".into()]), Some(vec!["prod-*".into()])).unwrap();
         assert!(prod.wants(&event("requested"), Some("prod-write")));

@@ -68,6 +68,8 @@ pub struct NewRequest {
     pub refs: RefScope,
     pub terms: Terms,
     pub created_at: DateTime<Utc>,
+    /// The live grant this request would lengthen (`jit extend`), if any.
+    pub extends_grant: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub struct RequestRecord {
     pub decision_note: Option<String>,
     pub approvals: Vec<ApprovalRecord>,
     pub grant: Option<GrantRecord>,
+    /// The grant this request was made to lengthen (`jit extend`), if any.
+    pub extends_grant: Option<i64>,
 }
 
 impl RequestRecord {

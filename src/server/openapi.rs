@@ -45,6 +45,7 @@ use super::handlers::{audit, auth, grants, health, notifications, repos, request
         grants::revoke,
         grants::report,
         grants::mint_credential,
+        grants::extend,
         notifications::list,
         notifications::replicas,
         audit::page,

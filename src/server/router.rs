@@ -41,6 +41,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/grants/{id}/revoke", post(grants::revoke))
         .route("/v1/grants/{id}/report", get(grants::report))
         .route("/v1/grants/{id}/credentials", post(grants::mint_credential))
+        .route("/v1/grants/{id}/extend", post(grants::extend))
         .route("/v1/notifications", get(notifications::list))
         .route("/v1/replicas", get(notifications::replicas))
         .route("/v1/audit", get(audit::page))

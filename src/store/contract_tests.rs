@@ -66,6 +66,7 @@ pub(super) fn new_request(n: i64) -> NewRequest {
         refs: RefScope::all(),
         terms: Terms { from: vec!["10.0.0.0/8".parse().unwrap()], allow_deletes: true },
         created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
+        extends_grant: None,
     }
 }
 
@@ -95,6 +96,26 @@ async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
         assert!(second.revoked_at.is_some() && second.ended_at.is_none(), "{second:?}");
         let to_end: Vec<i64> = s.grants_to_end(now).await.unwrap().iter().map(|g| g.id).collect();
         assert_eq!(to_end, vec![second.id]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_extension_names_the_grant_it_lengthens_as_written_and_as_read() {
+    each_store(|s| async move {
+        let user =
+            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        let r = new_request(1);
+        let first = s.create_request(&r, Some((r.created_at, r.created_at + chrono::Duration::hours(1))), vec![], vec![]).await.unwrap();
+        let grant = first.grant.unwrap().id;
+        let extension = NewRequest { extends_grant: Some(grant), ..new_request(2) };
+        let written = s.create_request(&extension, None, vec![], vec![]).await.unwrap();
+        assert_eq!(written.extends_grant, Some(grant));
+        assert_eq!(s.request(written.id).await.unwrap().unwrap(), written);
+        let listed = s.requests(&RequestFilter { requester_id: None, status: None, page: Page { before: None, limit: 10 } }).await.unwrap();
+        let extends: Vec<Option<i64>> = listed.iter().map(|r| r.extends_grant).collect();
+        assert_eq!(extends, [Some(grant), None], "newest first");
     })
     .await;
 }

@@ -24,7 +24,7 @@ pub fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
 /// each engine writes in its filters (with its own placeholders) and the limit.
 pub const REQUESTS_QUERY: &str = "
 SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
-       r.from_networks, r.allow_deletes, r.status,
+       r.from_networks, r.allow_deletes, r.status, r.extends_grant,
        r.created_at, r.decided_at, r.decided_by, r.decision_note,
        a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
        g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
@@ -77,6 +77,7 @@ pub fn created_request(new: &NewRequest, id: i64, decided: bool) -> RequestRecor
         decision_note: None,
         approvals: Vec::new(),
         grant: None,
+        extends_grant: new.extends_grant,
     }
 }
 

@@ -42,6 +42,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/grants/{id}"),
     ("POST", "/v1/grants/{id}/revoke"),
     ("POST", "/v1/grants/{id}/credentials"),
+    ("POST", "/v1/grants/{id}/extend"),
     ("GET", "/v1/grants/{id}/report"),
     ("GET", "/v1/notifications"),
     ("GET", "/v1/replicas"),
@@ -150,6 +151,7 @@ fn template(path: &str) -> Option<Value> {
         "/v1/requests/{id}/approve" => json!({"comment": "ok"}),
         "/v1/requests/{id}/deny" => json!({"reason": "no"}),
         "/v1/grants/{id}/revoke" => json!({"reason": "done"}),
+        "/v1/grants/{id}/extend" => json!({"duration": "30m", "reason": "sweep"}),
         _ => return None,
     })
 }
@@ -457,6 +459,7 @@ const INVOCATIONS: &[(&str, &[&str], &str)] = &[
     ("approve", &["{pending}", "--comment", "ok", "--yes"], "bob"),
     ("deny", &["{pending}", "--reason", "no"], "bob"),
     ("status", &["--json"], "alice"),
+    ("extend", &["{grant}", "--for", "30m", "--reason", "sweep", "--no-wait", "--json"], "alice"),
     ("revoke", &["{grant}", "--reason", "done"], "alice"),
     ("repos", &["--json"], "alice"),
     ("setup", &[], "alice"),

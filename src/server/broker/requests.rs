@@ -158,6 +158,44 @@ impl Broker {
         reason: Option<&str>,
         refs: &[String],
     ) -> BrokerResult<Created> {
+        self.create(caller, repo, level, duration, reason, refs, None).await
+    }
+
+    /// Asks to lengthen the caller's live grant `id` by `added` (`jit
+    /// extend`): a request for the same repo, level and refs that lasts from
+    /// now until `added` past the grant's end, decided by the policy like any
+    /// other (the rule's `max_duration` counts from now). Approved, its grant
+    /// supersedes this one and takes over its credentials, so git never
+    /// sees a gap.
+    pub async fn extend_grant(&self, caller: &UserRecord, id: i64, added: AccessDuration, reason: Option<&str>) -> BrokerResult<Created> {
+        let grant = match self.store.grant(id).await? {
+            Some(g) if g.user_id == Some(caller.id) => g,
+            _ => return Err(BrokerError::NotFound(format!("grant {id}"))),
+        };
+        let now = self.now();
+        let status = request::grant_status(grant.expires_at, grant.revoked_at, now);
+        if status != crate::domain::request::GrantStatus::Active {
+            return Err(BrokerError::GrantEnded { id, status, repo: grant.repo, level: grant.level, superseded: false });
+        }
+        // What is left of it, to the second above, and then the time asked for.
+        let left_ms = (grant.expires_at - now).num_milliseconds().max(0) as u64;
+        let total = AccessDuration::from_secs(left_ms.div_ceil(1000) + added.secs())
+            .map_err(|e| BrokerError::InvalidInput(format!("extending grant {id} by {added}: {e}")))?;
+        let refs = grant.refs.to_vec();
+        self.create(caller, &grant.repo, grant.level, total, reason, &refs, Some((&grant, added))).await
+    }
+
+    #[allow(clippy::too_many_arguments)] // the request's fields, each named at both call sites
+    async fn create(
+        &self,
+        caller: &UserRecord,
+        repo: &str,
+        level: Level,
+        duration: AccessDuration,
+        reason: Option<&str>,
+        refs: &[String],
+        extends: Option<(&GrantRecord, AccessDuration)>,
+    ) -> BrokerResult<Created> {
         let reason = check_text("reason", reason)?;
         let asked = RefScope::parse(refs).map_err(|e| BrokerError::InvalidInput(e.to_string()))?;
         // One snapshot of the rules and repos for the whole request.
@@ -199,11 +237,21 @@ impl Broker {
             refs: scope.clone(),
             terms: crate::domain::records::Terms { from: rule.from.clone(), allow_deletes: rule.allow_deletes },
             created_at: now,
+            extends_grant: extends.map(|(g, _)| g.id),
         };
-        let mut requested = event(&caller.name, Action::Requested, &repo, level);
-        requested.detail = Some(match &reason {
-            Some(r) => format!("for {duration}: {r}"),
+        let mut requested = match extends {
+            None => event(&caller.name, Action::Requested, &repo, level),
+            Some(_) => event(&caller.name, Action::ExtensionRequested, &repo, level),
+        };
+        let asked = match extends {
             None => format!("for {duration}"),
+            Some((g, added)) => {
+                format!("grant {} by {added}, to {} (for {duration} from now)", g.id, timestamp(now + duration.as_chrono()))
+            }
+        };
+        requested.detail = Some(match &reason {
+            Some(r) => format!("{asked}: {r}"),
+            None => asked,
         });
         let mut events = vec![requested];
         let expires_at = now + duration.as_chrono();

@@ -115,6 +115,7 @@ mod tests {
             decision_note: None,
             approvals: vec![approval; approvals],
             grant: None,
+            extends_grant: None,
         }
     }
 

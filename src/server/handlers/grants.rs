@@ -7,10 +7,11 @@ use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{AppState, listed, page, parse_id, view_grant};
+use super::{AppState, listed, page, parse_id, view_grant, view_request};
 use crate::api;
+use crate::domain::AccessDuration;
 use crate::server::auth::{Caller, ClientAddr};
-use crate::server::error::{ApiError, ApiPath, ApiQuery, OptionalJson};
+use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -89,6 +90,26 @@ pub async fn revoke(
     let id = parse_id("grant", &id)?;
     let grant = broker.revoke(&user, id, body.reason.as_deref()).await?;
     Ok(Json(view_grant(&broker, &grant)))
+}
+
+/// Asks to lengthen the caller's own live grant (`jit extend`): a request
+/// decided by the policy like any other; approved, its grant takes the old
+/// one's place and credentials.
+#[utoipa::path(post, path = "/v1/grants/{id}/extend", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body = crate::api::ExtendBody, responses((status = 201, description = "the extension request (approved at once when the policy says so)", body = crate::api::AccessRequest), (status = 200, description = "a live grant already covers it: that grant's request", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the grant has ended", body = crate::api::ErrorBody)))]
+pub async fn extend(
+    State(broker): AppState,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<api::ExtendBody>,
+) -> Result<(StatusCode, Json<api::AccessRequest>), ApiError> {
+    let id = parse_id("grant", &id)?;
+    let added: AccessDuration =
+        body.duration.parse().map_err(|e: crate::domain::duration::DurationError| ApiError::bad_input(e.to_string()))?;
+    let created = broker.extend_grant(&user, id, added, body.reason.as_deref()).await?;
+    let mut view = view_request(&broker, &created.record);
+    view.existing = created.existing;
+    let status = if created.existing { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(view)))
 }
 
 /// Mints a git credential for the caller's own live grant.

@@ -108,5 +108,6 @@ pub fn view_request(broker: &Broker, r: &RequestRecord) -> api::AccessRequest {
         decision_note: r.decision_note.clone(),
         grant: r.grant.as_ref().map(|g| view_grant(broker, g)),
         existing: false,
+        extends_grant: r.extends_grant,
     }
 }

@@ -77,6 +77,7 @@ const TABLES: &[Table] = &[
             ("decided_at", "decided_at", Time),
             ("decided_by", "decided_by", Text),
             ("decision_note", "decision_note", Text),
+            ("extends_grant", "extends_grant", Int),
         ],
         "id",
     ),

@@ -15,6 +15,7 @@ use crate::store::{StoreError, StoreResult};
 pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, "audit by grant", include_str!("../../../migrations/postgres/0002_audit_by_grant.sql")),
+    (3, "extensions", include_str!("../../../migrations/postgres/0003_extensions.sql")),
 ];
 
 /// Held while migrating, by whichever replica got it first.

@@ -65,6 +65,7 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
         decision_note: get(row, "decision_note")?,
         approvals: Vec::new(),
         grant,
+        extends_grant: get(row, "extends_grant")?,
     })
 }
 
@@ -113,8 +114,8 @@ pub async fn create(
     let row = tx
         .query_one(
             "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs,
-                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by, extends_grant)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
             &[
                 &new.requester_id,
                 &new.requester,
@@ -131,6 +132,7 @@ pub async fn create(
                 &created_at,
                 &decided_at,
                 &grant.map(|_| POLICY_DECIDER),
+                &new.extends_grant,
             ],
         )
         .await

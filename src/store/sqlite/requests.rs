@@ -65,6 +65,7 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
         decision_note: row.get("decision_note")?,
         approvals: Vec::new(),
         grant,
+        extends_grant: row.get("extends_grant")?,
     })
 }
 
@@ -112,8 +113,8 @@ pub fn create(
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs,
-                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by, extends_grant)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )?
         .query_row(
             params![
@@ -131,7 +132,8 @@ pub fn create(
                 status.as_str(),
                 ms(new.created_at),
                 grant.map(|_| ms(new.created_at)),
-                grant.map(|_| POLICY_DECIDER)
+                grant.map(|_| POLICY_DECIDER),
+                new.extends_grant
             ],
             |r| r.get(0),
         )?;
