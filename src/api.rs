@@ -318,6 +318,10 @@ pub struct AccessRequest {
     /// The grant this request lengthens (`jit extend`), if it is an extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extends_grant: Option<i64>,
+    /// What a pending request still lacks where its rule asks several groups
+    /// (`needs 1 more from group:security`); on the answers for one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

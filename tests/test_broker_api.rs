@@ -90,6 +90,41 @@ async fn n_of_m_needs_distinct_approvers_and_counts_a_repeat_once() {
     assert_eq!(b.actions_for(rid).await, ["requested", "approved", "approved", "granted"]);
 }
 
+/// A rule that asks each of two principals: another reviewer does not stand
+/// in for the missing one, and every answer says what is still missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_from_several_groups_need_each_and_say_what_is_missing() {
+    let policy = format!(
+        "{}\n[[rule]]\nname = \"secret\"\nrepos = [\"acme/secret\"]\nlevels = [\"write\"]\nrequesters = [\"alice\"]\napprovals = [{{ from = \"group:reviewers\" }}, {{ from = \"mallory\" }}]\nmax_duration = \"1h\"\n",
+        crate::common::POLICY
+    );
+    let b = TestBroker::start_with(&policy).await;
+    let req = b.request("alice", "acme/secret", "write", "1h", Some("rotate keys")).await;
+    let rid = id(&req);
+    assert_eq!(req["approvers"], json!(["group:reviewers", "mallory"]));
+    assert_eq!(req["approvals_required"], 2);
+    let asked = b.get("alice", &format!("/v1/requests/{rid}")).await.body;
+    assert_eq!(asked["needs"], "needs 1 more from group:reviewers and 1 more from mallory");
+    let bob = b.approve("bob", rid).await.body;
+    assert_eq!((bob["status"].as_str(), bob["needs"].as_str()), (Some("pending"), Some("needs 1 more from mallory")), "{bob}");
+    let carol = b.approve("carol", rid).await.body;
+    assert_eq!((carol["status"].as_str(), carol["needs"].as_str()), (Some("pending"), Some("needs 1 more from mallory")), "{carol}");
+    let r = b.approve("dave", rid).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "dave is no approver of it, so cannot see it");
+    let done = b.approve("mallory", rid).await.body;
+    assert_eq!(done["status"], "approved", "{done}");
+    assert!(done.get("needs").is_none(), "{done}");
+    assert_eq!(b.actions_for(rid).await, ["requested", "approved", "approved", "approved", "granted"]);
+    let details: Vec<String> = b
+        .audit()
+        .await
+        .iter()
+        .filter(|e| e["action"] == "approved" && e["request_id"] == rid)
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(details[..2], ["approval 1 of 2; needs 1 more from mallory", "approval 1 of 2; needs 1 more from mallory"]);
+}
+
 #[tokio::test]
 async fn nobody_approves_their_own_request() {
     let b = TestBroker::start().await;

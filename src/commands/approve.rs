@@ -123,7 +123,10 @@ pub async fn cmd_approve(args: &ApproveArgs) -> Result<(), CommandError> {
             after.approvals_required as usize - after.approvals.len(),
             after.approvals_required
         ),
-        _ => eprintln!("recorded your approval of #{} ({} of {} needed)", after.id, after.approvals.len(), after.approvals_required),
+        _ => {
+            let needs = after.needs.as_deref().map(|n| format!("; it {n}")).unwrap_or_default();
+            eprintln!("recorded your approval of #{} ({} of {} needed{needs})", after.id, after.approvals.len(), after.approvals_required)
+        }
     }
     Ok(())
 }

@@ -220,6 +220,9 @@ fn explain(args: &ExplainArgs) -> Result<(), CommandError> {
     println!("  rule `{}` (line {}) applies", rule.name, rule.line);
     if rule.auto_approve {
         println!("    approved at once (auto_approve)");
+    } else if !rule.quorums.is_empty() {
+        let each: Vec<String> = rule.quorums.iter().map(|q| format!("{} from {}", q.count, q.from.display())).collect();
+        println!("    needs {} (each approver counts once, in one of them; never the requester's own)", each.join(" and "));
     } else {
         println!(
             "    needs {} approval(s) from {} (never the requester's own)",

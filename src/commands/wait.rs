@@ -99,7 +99,9 @@ pub async fn wait_for_decision(client: &Client, mut req: AccessRequest, timeout:
                 unreachable_since = None;
                 if let Some(s) = &spinner {
                     let n = req.approvals.len();
-                    if n > 0 {
+                    if let Some(needs) = &req.needs {
+                        s.set_message(format!("Waiting for approval of #{} ({n} of {} approvals; {needs})", req.id, req.approvals_required));
+                    } else if n > 0 {
                         s.set_message(format!("Waiting for approval of #{} ({n} of {} approvals; {who} can approve)", req.id, req.approvals_required));
                     }
                 }

@@ -87,6 +87,113 @@ pub struct Subject<'a> {
     pub groups: &'a [String],
 }
 
+/// `approvals` as written: a number of distinct approvers, or so many from
+/// each of several principals (`[{ from = "group:security", count = 1 }, …]`).
+#[derive(Debug, Clone)]
+pub enum RawApprovals {
+    Count(u32),
+    From(Vec<RawQuorum>),
+}
+
+/// By hand, so a wrong value is named as what it is (serde's untagged enums
+/// say only that nothing matched).
+impl<'de> Deserialize<'de> for RawApprovals {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, Unexpected};
+        struct Approvals;
+        impl<'de> de::Visitor<'de> for Approvals {
+            type Value = RawApprovals;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of approvals, or a list of { from = \"group:NAME\", count = N }")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RawApprovals, E> {
+                u32::try_from(n).map(RawApprovals::Count).map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RawApprovals, E> {
+                u32::try_from(n).map(RawApprovals::Count).map_err(|_| E::invalid_value(Unexpected::Unsigned(n), &self))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<RawApprovals, A::Error> {
+                Vec::<RawQuorum>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawApprovals::From)
+            }
+        }
+        d.deserialize_any(Approvals)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuorum {
+    pub from: String,
+    pub count: Option<u32>,
+}
+
+/// So many approvals from one principal, each approver counted once, in one
+/// quorum ([`missing`] places them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quorum {
+    pub from: Principal,
+    pub count: u32,
+}
+
+impl Principal {
+    /// As written in a rule: `carol`, `group:reviewers`, `*`.
+    pub fn display(&self) -> String {
+        match self {
+            Principal::User(u) => u.clone(),
+            Principal::Group(g) => format!("group:{g}"),
+            Principal::Anyone => "*".to_string(),
+        }
+    }
+}
+
+/// What `quorums` still lack, given who approved: `(principal, how many
+/// more)`, none when every quorum is met. Each approver counts once, in one
+/// quorum, placed so that as many quorums as possible are met (a largest
+/// matching of approvers to the quorums' places, by augmenting paths: a
+/// handful of approvers, so simple is fast).
+pub fn missing(quorums: &[Quorum], approvers: &[Subject]) -> Vec<(String, u32)> {
+    let places: Vec<usize> = quorums.iter().enumerate().flat_map(|(q, quorum)| std::iter::repeat_n(q, quorum.count as usize)).collect();
+    let mut holder: Vec<Option<usize>> = vec![None; places.len()];
+    fn place(
+        a: usize,
+        approvers: &[Subject],
+        quorums: &[Quorum],
+        places: &[usize],
+        holder: &mut [Option<usize>],
+        seen: &mut [bool],
+    ) -> bool {
+        for p in 0..places.len() {
+            if seen[p] || !quorums[places[p]].from.includes(&approvers[a]) {
+                continue;
+            }
+            seen[p] = true;
+            if holder[p].is_none_or(|other| place(other, approvers, quorums, places, holder, seen)) {
+                holder[p] = Some(a);
+                return true;
+            }
+        }
+        false
+    }
+    for a in 0..approvers.len() {
+        let mut seen = vec![false; places.len()];
+        place(a, approvers, quorums, &places, &mut holder, &mut seen);
+    }
+    quorums
+        .iter()
+        .enumerate()
+        .filter_map(|(q, quorum)| {
+            let filled = places.iter().zip(&holder).filter(|(at, h)| **at == q && h.is_some()).count() as u32;
+            (filled < quorum.count).then(|| (quorum.from.display(), quorum.count - filled))
+        })
+        .collect()
+}
+
+/// `needs 1 more from group:security and 2 more from group:reviewers`.
+pub fn missing_text(missing: &[(String, u32)]) -> String {
+    let parts: Vec<String> = missing.iter().map(|(from, n)| format!("{n} more from {from}")).collect();
+    format!("needs {}", parts.join(" and "))
+}
+
 /// One rule as written in the config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +204,7 @@ pub struct RawRule {
     pub requesters: Vec<String>,
     #[serde(default)]
     pub approvers: Vec<String>,
-    pub approvals: Option<u32>,
+    pub approvals: Option<RawApprovals>,
     #[serde(default)]
     pub auto_approve: bool,
     pub max_duration: String,
@@ -126,6 +233,9 @@ pub struct Rule {
     requesters: Vec<Principal>,
     approvers: Vec<Principal>,
     pub approvals_required: u32,
+    /// Approvals needed from each of several principals (`approvals = [{ from, count }, …]`);
+    /// empty: any `approvals_required` distinct approvers.
+    pub quorums: Vec<Quorum>,
     pub auto_approve: bool,
     pub max_duration: AccessDuration,
     pub reason_required: bool,
@@ -159,14 +269,7 @@ impl Rule {
 
     /// The approvers as written, for "who can approve" hints.
     pub fn approvers_display(&self) -> Vec<String> {
-        self.approvers
-            .iter()
-            .map(|p| match p {
-                Principal::User(u) => u.clone(),
-                Principal::Group(g) => format!("group:{g}"),
-                Principal::Anyone => "*".to_string(),
-            })
-            .collect()
+        self.approvers.iter().map(Principal::display).collect()
     }
 }
 
@@ -271,17 +374,46 @@ impl Policy {
             return Err("`requesters` must name at least one user, `group:NAME` or `*`".into());
         }
         let requesters = raw.requesters.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
-        let approvers = raw.approvers.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let mut approvers = raw.approvers.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
         let max_duration = raw.max_duration.parse::<AccessDuration>().map_err(|e| format!("max_duration: {e}"))?;
+        let mut quorums = Vec::new();
         let approvals_required = match (raw.auto_approve, raw.approvals) {
-            (true, Some(n)) if n > 0 => {
+            (true, Some(RawApprovals::Count(0))) => 0,
+            (true, Some(_)) => {
                 return Err("`auto_approve = true` cannot also require approvals".into());
             }
-            (true, _) => 0,
-            (false, Some(0)) => {
+            (true, None) => 0,
+            (false, Some(RawApprovals::Count(0))) => {
                 return Err("`approvals` must be at least 1 (or set `auto_approve = true`)".into());
             }
-            (false, n) => n.unwrap_or(1),
+            (false, Some(RawApprovals::Count(n))) => n,
+            (false, None) => 1,
+            (false, Some(RawApprovals::From(list))) => {
+                if !approvers.is_empty() {
+                    return Err("with `approvals = [{ from, count }, …]` the `from`s are the approvers: leave out `approvers`".into());
+                }
+                if list.is_empty() {
+                    return Err("`approvals` names no `from`: give at least one `{ from = \"group:NAME\", count = 1 }`".into());
+                }
+                for q in list {
+                    let from = Principal::parse(&q.from).map_err(|e| format!("approvals: {e}"))?;
+                    let count = q.count.unwrap_or(1);
+                    if count == 0 {
+                        return Err(format!("approvals: `count` for `{}` must be at least 1", q.from));
+                    }
+                    if matches!(from, Principal::User(_)) && count > 1 {
+                        return Err(format!("approvals: `{}` is one person, who counts once; `count` must be 1", q.from));
+                    }
+                    if quorums.iter().any(|o: &Quorum| o.from == from) {
+                        return Err(format!("approvals: `{}` is named twice; give its count once", q.from));
+                    }
+                    if !approvers.contains(&from) {
+                        approvers.push(from.clone());
+                    }
+                    quorums.push(Quorum { from, count });
+                }
+                quorums.iter().map(|q| q.count).sum()
+            }
         };
         if !raw.auto_approve && approvers.is_empty() {
             return Err("a rule that is not auto-approved needs `approvers`".into());
@@ -303,6 +435,7 @@ impl Policy {
             requesters,
             approvers,
             approvals_required,
+            quorums,
             auto_approve: raw.auto_approve,
             max_duration,
             reason_required: raw.reason_required,
@@ -428,6 +561,74 @@ mod tests {
     fn policy(src: &str) -> Result<Policy, PolicyError> {
         let file: File = toml::from_str(src).expect("test toml parses");
         Policy::from_raw(file.rule, src)
+    }
+
+    fn subject<'a>(name: &'a str, groups: &'a [String]) -> Subject<'a> {
+        Subject { name, groups }
+    }
+
+    #[test]
+    fn each_approver_counts_once_in_the_quorum_that_lets_most_be_met() {
+        let q = |from: &str, count: u32| Quorum { from: Principal::parse(from).unwrap(), count };
+        let quorums = [q("group:reviewers", 1), q("group:security", 1)];
+        let (both, reviewers, security) = (vec!["reviewers".into(), "security".into()], vec!["reviewers".into()], vec!["security".into()]);
+        assert_eq!(missing(&quorums, &[]), [("group:reviewers".to_string(), 1), ("group:security".to_string(), 1)]);
+        // One person in both groups meets one of them, not both.
+        assert_eq!(missing(&quorums, &[subject("x", &both)]).len(), 1);
+        // X in both, then Y in reviewers only: X is placed in security, so both are met
+        // (a first-come placement would put X in reviewers and leave security short).
+        assert_eq!(missing(&quorums, &[subject("x", &both), subject("y", &reviewers)]), []);
+        assert_eq!(missing(&quorums, &[subject("y", &reviewers), subject("z", &reviewers)]), [("group:security".to_string(), 1)]);
+        assert_eq!(missing(&quorums, &[subject("s", &security), subject("y", &reviewers)]), []);
+        let two = [q("group:reviewers", 2), q("carol", 1)];
+        assert_eq!(
+            missing(&two, &[subject("y", &reviewers)]),
+            [("group:reviewers".to_string(), 1), ("carol".to_string(), 1)],
+            "a user quorum is met by that user alone"
+        );
+        assert_eq!(missing(&two, &[subject("y", &reviewers), subject("z", &reviewers), subject("carol", &[])]), []);
+        assert_eq!(missing_text(&missing(&two, &[])), "needs 2 more from group:reviewers and 1 more from carol");
+    }
+
+    #[test]
+    fn approvals_from_several_groups_are_read_and_bad_ones_named() {
+        let rule = |approvals: &str| {
+            policy(&format!(
+                "[[rule]]\nname = \"prod\"\nrepos = [\"prod/*\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\n{approvals}\nmax_duration = \"1h\"\n"
+            ))
+        };
+        let p = rule("approvals = [{ from = \"group:reviewers\", count = 2 }, { from = \"group:security\" }]").unwrap();
+        let r = &p.rules()[0];
+        assert_eq!(r.approvals_required, 3);
+        assert_eq!(r.approvers_display(), ["group:reviewers", "group:security"], "the froms are the approvers");
+        assert_eq!(r.quorums.len(), 2);
+        let sec = vec!["security".to_string()];
+        assert!(r.may_approve(&subject("s", &sec)));
+        assert!(!r.may_approve(&subject("x", &[])));
+        for (approvals, says) in [
+            ("approvers = [\"bob\"]\napprovals = [{ from = \"group:security\" }]", "leave out `approvers`"),
+            ("approvals = []", "names no `from`"),
+            ("approvals = [{ from = \"group:security\", count = 0 }]", "must be at least 1"),
+            ("approvals = [{ from = \"carol\", count = 2 }]", "one person, who counts once"),
+            ("approvals = [{ from = \"group:a\" }, { from = \"group:a\" }]", "named twice"),
+            ("approvals = [{ from = \"group:\" }]", "bad group name"),
+            ("auto_approve = true\napprovals = [{ from = \"group:a\" }]", "cannot also require approvals"),
+        ] {
+            let err = rule(approvals).unwrap_err().to_string();
+            assert!(err.contains(says), "{approvals}: {err}");
+        }
+        // Wrong shapes, named by the TOML reader with their line.
+        for (approvals, says) in [
+            ("approvals = [{ from = \"group:a\", cnt = 1 }]", "unknown field `cnt`"),
+            ("approvals = -1", "a number of approvals, or a list of { from"),
+            ("approvals = \"two\"", "a number of approvals, or a list of { from"),
+        ] {
+            let src =
+                format!("[[rule]]\nrepos = [\"x\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\n{approvals}\nmax_duration = \"1h\"\n");
+            let Err(err) = toml::from_str::<File>(&src) else { panic!("{approvals} parsed") };
+            let err = err.to_string();
+            assert!(err.contains(says) && err.contains("line 5"), "{approvals}: {err}");
+        }
     }
 
     const DEMO: &str = r#"

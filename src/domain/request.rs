@@ -91,10 +91,11 @@ pub enum DecisionError {
     NotRequester,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalOutcome {
-    /// The approval is recorded; more are needed.
-    Recorded { have: u32, need: u32 },
+    /// The approval is recorded; more are needed (`missing`: from whom, for
+    /// a rule that asks each of several principals; else empty).
+    Recorded { have: u32, need: u32, missing: Vec<(String, u32)> },
     /// This approver had already approved; nothing changes.
     AlreadyCounted { have: u32, need: u32 },
     /// The last needed approval: the request is approved and the grant is born.
@@ -127,16 +128,34 @@ pub fn is_pending_expired(created_at: DateTime<Utc>, pending_ttl: chrono::Durati
 }
 
 /// An approval by `who` under `rule` (the rule that governs the request now).
+/// `earlier`: who approved before, with their groups now, for a rule that
+/// asks several principals (each approver counts once, in one of them).
 pub fn approve(
     state: &RequestState,
     rule: &Rule,
     who: &Subject,
+    earlier: &[Subject],
     pending_ttl: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<ApprovalOutcome, DecisionError> {
     check_open(state, pending_ttl, now)?;
     check_decider(state, rule, who)?;
     let need = rule.approvals_required.max(1);
+    if !rule.quorums.is_empty() {
+        let mut all: Vec<Subject> = earlier.iter().filter(|s| s.name != state.requester).copied().collect();
+        let have = |missing: &[(String, u32)]| need - missing.iter().map(|(_, n)| n).sum::<u32>();
+        if state.approvals.iter().any(|a| a == who.name) {
+            let before = crate::domain::policy::missing(&rule.quorums, &all);
+            return Ok(ApprovalOutcome::AlreadyCounted { have: have(&before), need });
+        }
+        all.push(*who);
+        let after = crate::domain::policy::missing(&rule.quorums, &all);
+        return Ok(if after.is_empty() {
+            ApprovalOutcome::Approved
+        } else {
+            ApprovalOutcome::Recorded { have: have(&after), need, missing: after }
+        });
+    }
     let distinct = |names: &[String]| {
         let mut v: Vec<&String> = names.iter().filter(|n| n.as_str() != state.requester).collect();
         v.sort();
@@ -147,7 +166,11 @@ pub fn approve(
     if state.approvals.iter().any(|a| a == who.name) {
         return Ok(ApprovalOutcome::AlreadyCounted { have, need });
     }
-    if have + 1 >= need { Ok(ApprovalOutcome::Approved) } else { Ok(ApprovalOutcome::Recorded { have: have + 1, need }) }
+    if have + 1 >= need {
+        Ok(ApprovalOutcome::Approved)
+    } else {
+        Ok(ApprovalOutcome::Recorded { have: have + 1, need, missing: Vec::new() })
+    }
 }
 
 /// A denial by `who`: one approver's no ends the request.
@@ -257,6 +280,36 @@ mod tests {
         "2026-11-25T12:00:00Z".parse().unwrap()
     }
 
+    #[test]
+    fn where_a_rule_asks_several_groups_each_must_be_met() {
+        let src = "[[rule]]\nname = \"prod\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\napprovals = [{ from = \"group:reviewers\" }, { from = \"group:security\" }]\nmax_duration = \"8h\"\n";
+        #[derive(serde::Deserialize)]
+        struct F {
+            rule: Vec<toml::Spanned<RawRule>>,
+        }
+        let f: F = toml::from_str(src).unwrap();
+        let r = Policy::from_raw(f.rule, src).unwrap().rules()[0].clone();
+        let (reviewers, security) = (vec!["reviewers".to_string()], vec!["security".to_string()]);
+        let bob = Subject { name: "bob", groups: &reviewers };
+        let carol = Subject { name: "carol", groups: &reviewers };
+        let sam = Subject { name: "sam", groups: &security };
+        let security_short = vec![("group:security".to_string(), 1)];
+        assert_eq!(
+            approve(&pending(&[]), &r, &bob, &[], TTL, now()),
+            Ok(ApprovalOutcome::Recorded { have: 1, need: 2, missing: security_short.clone() })
+        );
+        let after_bob = ["bob".to_string()];
+        assert_eq!(
+            approve(&pending(&after_bob), &r, &carol, &[bob], TTL, now()),
+            Ok(ApprovalOutcome::Recorded { have: 1, need: 2, missing: security_short.clone() }),
+            "a second reviewer does not stand in for security"
+        );
+        assert_eq!(approve(&pending(&after_bob), &r, &sam, &[bob], TTL, now()), Ok(ApprovalOutcome::Approved));
+        assert_eq!(approve(&pending(&after_bob), &r, &bob, &[bob], TTL, now()), Ok(ApprovalOutcome::AlreadyCounted { have: 1, need: 2 }));
+        let nobody = Subject { name: "mallory", groups: &[] };
+        assert!(matches!(approve(&pending(&[]), &r, &nobody, &[], TTL, now()), Err(DecisionError::NotApprover(_))));
+    }
+
     const TTL: chrono::Duration = chrono::Duration::hours(1);
 
     fn pending<'a>(approvals: &'a [String]) -> RequestState<'a> {
@@ -271,7 +324,7 @@ mod tests {
     fn one_approval_approves_a_one_of_m_rule() {
         let (bob, g) = reviewer("bob");
         let who = Subject { name: &bob, groups: &g };
-        assert_eq!(approve(&pending(&[]), &rule(1), &who, TTL, now()), Ok(ApprovalOutcome::Approved));
+        assert_eq!(approve(&pending(&[]), &rule(1), &who, &[], TTL, now()), Ok(ApprovalOutcome::Approved));
     }
 
     #[test]
@@ -281,10 +334,13 @@ mod tests {
         let (carol, _) = reviewer("carol");
         let bob_s = Subject { name: &bob, groups: &g };
         let carol_s = Subject { name: &carol, groups: &g };
-        assert_eq!(approve(&pending(&[]), &r, &bob_s, TTL, now()), Ok(ApprovalOutcome::Recorded { have: 1, need: 2 }));
+        assert_eq!(
+            approve(&pending(&[]), &r, &bob_s, &[], TTL, now()),
+            Ok(ApprovalOutcome::Recorded { have: 1, need: 2, missing: vec![] })
+        );
         let after_bob = vec!["bob".to_string()];
-        assert_eq!(approve(&pending(&after_bob), &r, &bob_s, TTL, now()), Ok(ApprovalOutcome::AlreadyCounted { have: 1, need: 2 }));
-        assert_eq!(approve(&pending(&after_bob), &r, &carol_s, TTL, now()), Ok(ApprovalOutcome::Approved));
+        assert_eq!(approve(&pending(&after_bob), &r, &bob_s, &[], TTL, now()), Ok(ApprovalOutcome::AlreadyCounted { have: 1, need: 2 }));
+        assert_eq!(approve(&pending(&after_bob), &r, &carol_s, &[], TTL, now()), Ok(ApprovalOutcome::Approved));
     }
 
     #[test]
@@ -292,7 +348,7 @@ mod tests {
         // alice is named as an approver in the rule, and still cannot approve her own request.
         let g = vec!["reviewers".to_string()];
         let alice = Subject { name: "alice", groups: &g };
-        assert_eq!(approve(&pending(&[]), &rule(1), &alice, TTL, now()), Err(DecisionError::SelfDecision));
+        assert_eq!(approve(&pending(&[]), &rule(1), &alice, &[], TTL, now()), Err(DecisionError::SelfDecision));
         assert_eq!(deny(&pending(&[]), &rule(1), &alice, TTL, now()), Err(DecisionError::SelfDecision));
     }
 
@@ -300,7 +356,7 @@ mod tests {
     fn outsiders_cannot_decide() {
         let g: Vec<String> = vec!["developers".into()];
         let dave = Subject { name: "dave", groups: &g };
-        let err = approve(&pending(&[]), &rule(1), &dave, TTL, now()).unwrap_err();
+        let err = approve(&pending(&[]), &rule(1), &dave, &[], TTL, now()).unwrap_err();
         assert!(matches!(err, DecisionError::NotApprover(ref who) if who.contains("group:reviewers")), "{err}");
         assert!(deny(&pending(&[]), &rule(1), &dave, TTL, now()).is_err());
     }
@@ -311,7 +367,7 @@ mod tests {
         let who = Subject { name: &bob, groups: &g };
         for status in [RequestStatus::Approved, RequestStatus::Denied, RequestStatus::Canceled, RequestStatus::Expired] {
             let state = RequestState { status, ..pending(&[]) };
-            assert_eq!(approve(&state, &rule(1), &who, TTL, now()), Err(DecisionError::NotPending(status)));
+            assert_eq!(approve(&state, &rule(1), &who, &[], TTL, now()), Err(DecisionError::NotPending(status)));
             assert_eq!(deny(&state, &rule(1), &who, TTL, now()), Err(DecisionError::NotPending(status)));
             assert_eq!(cancel(&state, "alice"), Err(DecisionError::NotPending(status)));
         }
@@ -322,7 +378,7 @@ mod tests {
         let (bob, g) = reviewer("bob");
         let who = Subject { name: &bob, groups: &g };
         let old = RequestState { created_at: now() - chrono::Duration::minutes(61), ..pending(&[]) };
-        assert_eq!(approve(&old, &rule(1), &who, TTL, now()), Err(DecisionError::PendingExpired));
+        assert_eq!(approve(&old, &rule(1), &who, &[], TTL, now()), Err(DecisionError::PendingExpired));
         assert!(is_pending_expired(now() - TTL, TTL, now()));
         assert!(!is_pending_expired(now() - TTL + chrono::Duration::seconds(1), TTL, now()));
     }

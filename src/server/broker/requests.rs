@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Broker, BrokerError, BrokerResult, Listing, event, subject};
 use crate::domain::audit::{Action, BROKER_ACTOR, NewEvent, timestamp};
-use crate::domain::policy::{Refusal, Rule, Subject};
+use crate::domain::policy::{self, Refusal, Rule, Subject};
 use crate::domain::records::{
     ApprovalRecord, GrantRecord, NewRequest, Page, RequestChange, RequestFilter, RequestRecord, Supersede, UserRecord,
 };
@@ -118,6 +118,28 @@ impl Broker {
     /// The rule that governs a stored request under the current policy.
     fn rule_governing(&self, req: &RequestRecord, requester: &UserRecord) -> BrokerResult<Rule> {
         self.live().policy.rule_for(&req.repo, req.level, &subject(requester)).cloned().map_err(BrokerError::PolicyChanged)
+    }
+
+    /// What a pending request still lacks under a rule that asks several
+    /// principals (`needs 1 more from group:security`); none otherwise.
+    pub async fn still_needed(&self, req: &RequestRecord) -> BrokerResult<Option<String>> {
+        if req.status != RequestStatus::Pending {
+            return Ok(None);
+        }
+        let Some(requester) = self.store.user(&req.requester).await? else { return Ok(None) };
+        let Ok(rule) = self.rule_governing(req, &requester) else { return Ok(None) };
+        if rule.quorums.is_empty() {
+            return Ok(None);
+        }
+        let mut approvers = Vec::new();
+        for name in req.approver_names() {
+            if let Some(user) = self.store.user(&name).await? {
+                approvers.push((name, user.groups));
+            }
+        }
+        let subjects: Vec<Subject> = approvers.iter().map(|(name, groups)| Subject { name, groups }).collect();
+        let missing = policy::missing(&rule.quorums, &subjects);
+        Ok((!missing.is_empty()).then(|| policy::missing_text(&missing)))
     }
 
     /// Whether `caller` may see a request: its requester, an admin, or an approver of its repo and level.
@@ -337,21 +359,33 @@ impl Broker {
 
     pub async fn approve(&self, caller: &UserRecord, id: i64, comment: Option<&str>) -> BrokerResult<RequestRecord> {
         let comment = check_text("comment", comment)?;
+        // Where a rule asks several groups, who approved before counts by
+        // their groups now: one read of everyone's, only then.
+        let groups: HashMap<String, Vec<String>> = if self.live().policy.rules().iter().any(|r| !r.quorums.is_empty()) {
+            self.store.users().await?.into_iter().map(|u| (u.name, u.groups)).collect()
+        } else {
+            HashMap::new()
+        };
         let record = self
             .decide_and_apply(id, |req, requester, live, now| {
                 self.check_visible(caller, &req)?;
                 let rule = self.rule_governing(&req, requester)?;
                 let approvers = req.approver_names();
                 let state = state_of(&req, &approvers);
-                let outcome = request::approve(&state, &rule, &subject(caller), self.pending_ttl(), now)?;
+                let earlier: Vec<Subject> = approvers
+                    .iter()
+                    .map(|name| Subject { name, groups: groups.get(name).map(Vec::as_slice).unwrap_or_default() })
+                    .collect();
+                let outcome = request::approve(&state, &rule, &subject(caller), &earlier, self.pending_ttl(), now)?;
                 let mut vote = request_event(&caller.name, Action::Approved, &req);
                 let mut change = change_for(&req, now, None, vec![]);
                 change.add_approval = Some(ApprovalRecord { approver: caller.name.clone(), comment: comment.clone(), at: now });
                 match outcome {
                     ApprovalOutcome::AlreadyCounted { .. } => return Ok(Step::Keep(req)),
-                    ApprovalOutcome::Recorded { have, need } => {
+                    ApprovalOutcome::Recorded { have, need, missing } => {
                         let note = comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
-                        vote.detail = Some(format!("approval {have} of {need}{note}"));
+                        let still = if missing.is_empty() { String::new() } else { format!("; {}", policy::missing_text(&missing)) };
+                        vote.detail = Some(format!("approval {have} of {need}{still}{note}"));
                         change.events.push(vote);
                     }
                     ApprovalOutcome::Approved => {

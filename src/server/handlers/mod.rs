@@ -109,5 +109,6 @@ pub fn view_request(broker: &Broker, r: &RequestRecord) -> api::AccessRequest {
         grant: r.grant.as_ref().map(|g| view_grant(broker, g)),
         existing: false,
         extends_grant: r.extends_grant,
+        needs: None,
     }
 }

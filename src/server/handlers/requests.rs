@@ -14,6 +14,17 @@ use crate::server::auth::Caller;
 use crate::server::broker::RequestQuery;
 use crate::server::error::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
+/// One request as answered on its own: with what it still lacks where its
+/// rule asks several groups.
+async fn view_with_needs(
+    broker: &crate::server::Broker,
+    record: &crate::domain::records::RequestRecord,
+) -> Result<api::AccessRequest, ApiError> {
+    let mut view = view_request(broker, record);
+    view.needs = broker.still_needed(record).await?;
+    Ok(view)
+}
+
 fn parse_status(raw: &str) -> Result<RequestStatus, ApiError> {
     raw.parse().map_err(ApiError::bad_input)
 }
@@ -90,7 +101,7 @@ pub async fn get(
             broker.wait(&user, id, seen, timeout).await?
         }
     };
-    Ok(Json(view_request(&broker, &record)))
+    Ok(Json(view_with_needs(&broker, &record).await?))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body(content = Option<crate::api::ApproveBody>, description = "optional"), responses((status = 200, description = "the request after the approval", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
@@ -102,7 +113,7 @@ pub async fn approve(
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let id = parse_id("request", &id)?;
     let record = broker.approve(&user, id, body.comment.as_deref()).await?;
-    Ok(Json(view_request(&broker, &record)))
+    Ok(Json(view_with_needs(&broker, &record).await?))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body = crate::api::DenyBody, responses((status = 200, description = "the request, denied", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
