@@ -45,6 +45,7 @@ mod tests {
         );
         assert!(at(361).unwrap().contains("ends in 7 min"), "minutes round up");
         assert!(at(59).unwrap().contains("ends in under a minute"));
+        assert!(at(60).unwrap().contains("ends in 1 min"), "a whole minute is a minute");
         assert_eq!(at(0), None, "ended: git is told by the broker instead");
         assert_eq!(ending_soon("r", Level::Read, now + Duration::seconds(100), now, 60), None, "the rule's own warn_before");
     }

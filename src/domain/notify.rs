@@ -343,6 +343,45 @@ mod tests {
     }
 
     #[test]
+    fn only_what_asks_for_a_decision_says_how_to_decide_it() {
+        let request = RequestRecord {
+            id: 12,
+            requester_id: Some(1),
+            requester: "alice".into(),
+            repo: "acme/api".into(),
+            level: crate::domain::Level::Write,
+            duration_secs: 3600,
+            reason: Some("hotfix".into()),
+            rule: "api-write".into(),
+            approvals_required: 1,
+            refs: crate::domain::refs::RefScope::all(),
+            terms: None,
+            status: crate::domain::request::RequestStatus::Pending,
+            created_at: Utc::now(),
+            decided_at: None,
+            decided_by: None,
+            decision_note: None,
+            approvals: vec![],
+            grant: None,
+            extends_grant: Some(5),
+        };
+        for (action, asks) in [("requested", true), ("extension_requested", true), ("approved", false), ("denied", false)] {
+            let e = event(action);
+            let approvers = vec!["group:reviewers".to_string()];
+            let notice = Notice { id: "n:7".into(), event: &e, request: Some(&request), approvers, base_url: "https://jit.example.com" };
+            let (_, text, _) = notice.email();
+            assert_eq!(text.contains("Approve:    jit approve 12"), asks, "{action}: {text}");
+            assert!(text.contains("Approvers:  group:reviewers"), "{action}: who may approve is always said");
+            let slack = notice.slack_body().to_string();
+            assert_eq!(slack.contains("jit approve 12"), asks, "{action}: {slack}");
+            assert_eq!(slack.contains("Who can approve"), asks, "{action}: {slack}");
+        }
+        let e = event("extension_requested");
+        let notice = Notice { id: "n:7".into(), event: &e, request: Some(&request), approvers: vec![], base_url: "" };
+        assert_eq!(notice.summary(), "alice asks to extend grant #5: write access to acme/api for 1h from now (request #12)");
+    }
+
+    #[test]
     fn slack_text_cannot_ping_or_link() {
         let e = event("requested");
         let notice = Notice { id: "s:7".into(), event: &e, request: None, approvers: vec![], base_url: "https://jit.example.com" };
