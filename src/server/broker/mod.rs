@@ -117,6 +117,9 @@ pub struct Broker {
     replica: String,
     /// When this broker opened (for `jit admin replicas`).
     started_at: DateTime<Utc>,
+    /// The audit log's head when this broker opened, before it served
+    /// anything: `/metrics` counts the events after it, every one of them.
+    head_at_start: i64,
     /// Whether other brokers may share the database (PostgreSQL): then what
     /// they change is heard through the store's change feed (`changes`).
     shared: bool,
@@ -333,7 +336,13 @@ impl Broker {
         let recheck = config.recheck;
         let guard = std::sync::Mutex::new(guard::Guard::new(config.auth_failures_per_minute, config.git_requests_per_second));
         let idp = config.oidc.clone().map(crate::server::oidc::Idp::new).transpose().map_err(OpenError::Oidc)?;
+        let head_at_start = store
+            .latest_checkpoint()
+            .await
+            .map_err(|source| OpenError::Store { path: "(the audit log's head)".into(), source })?
+            .map_or(0, |c| c.seq);
         Ok(Broker {
+            head_at_start,
             metrics: crate::server::metrics::Metrics::new(store.latency().family()),
             live: std::sync::RwLock::new(Arc::new(live)),
             idp,
@@ -481,6 +490,11 @@ impl Broker {
     }
 
     /// The sequence number of the audit log's last signed event (0: empty).
+    /// The audit log's head when this broker opened.
+    pub fn head_at_start(&self) -> i64 {
+        self.head_at_start
+    }
+
     pub async fn audit_head(&self) -> BrokerResult<i64> {
         Ok(self.store.latest_checkpoint().await?.map_or(0, |c| c.seq))
     }

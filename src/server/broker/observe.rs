@@ -24,14 +24,10 @@ impl Broker {
     /// Follows the audit log from this broker's start, counting each event
     /// and timing each decision, until shutdown.
     pub async fn follow_audit_log(&self, mut shutdown: watch::Receiver<bool>) {
-        // From the head at start: counters begin at zero, as any process's do.
-        let mut after = match self.audit_head().await {
-            Ok(seq) => seq,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics: cannot read the audit log's head; counting from its start");
-                0
-            }
-        };
+        // From the head when the broker opened (read before it served
+        // anything, so no event of this run is missed): counters begin at
+        // zero, as any process's do.
+        let mut after = self.head_at_start();
         loop {
             match self.events_after(after, 1000).await {
                 Ok(events) if !events.is_empty() => {
