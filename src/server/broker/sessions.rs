@@ -341,8 +341,9 @@ impl Broker {
     /// approved for the person, not the session.
     pub async fn sign_out(&self, auth: &crate::server::broker::Authenticated) -> BrokerResult<bool> {
         let Some(session) = &auth.session else { return Ok(false) };
+        let changing = self.known_tokens.changing();
         let result = self.store.end_session(session.id, &auth.user.name, "signed out", false, self.now()).await;
-        self.known_tokens.forget_all(); // even on an error: the end may have committed
+        drop(changing); // even on an error: the end may have committed
         match result {
             Ok(_) | Err(StoreError::Conflict) => Ok(true),
             Err(e) => Err(e.into()),
@@ -436,8 +437,9 @@ impl Broker {
     /// Ends a session the IdP no longer backs; with `whole_person`, all of
     /// theirs and their live grants (the reaper then ends those at the host).
     async fn end_for_idp(&self, session: &SessionRecord, why: &str, whole_person: bool) -> BrokerResult<bool> {
+        let changing = self.known_tokens.changing();
         let result = self.store.end_session(session.id, OIDC_ACTOR, why, whole_person, self.now()).await;
-        self.known_tokens.forget_all();
+        drop(changing);
         match result {
             Ok(removal) => {
                 tracing::warn!(user = %session.user, session = session.id, grants = removal.grants.len(), reason = %why, "session ended");

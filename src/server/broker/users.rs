@@ -53,8 +53,9 @@ type Remembered = std::collections::HashMap<TokenHash, (Authenticated, std::time
 /// a lost notification can leave behind.
 #[derive(Default)]
 pub(super) struct KnownTokens {
-    /// The generation (moved on by every forget), and each token's sign-in with when it was read.
-    inner: std::sync::Mutex<(u64, Remembered)>,
+    /// The generation (moved on by every forget), each token's sign-in with
+    /// when it was read, and how many changes to who a token is are under way.
+    inner: std::sync::Mutex<(u64, Remembered, usize)>,
     /// How long an entry is trusted (none: until forgotten; one broker only).
     max_age: Option<std::time::Duration>,
 }
@@ -71,12 +72,13 @@ impl KnownTokens {
     fn lookup(&self, hash: &TokenHash) -> (u64, Option<Authenticated>) {
         let inner = self.inner.lock().expect("known tokens");
         let fresh = |at: &std::time::Instant| self.max_age.is_none_or(|max| at.elapsed() < max);
-        (inner.0, inner.1.get(hash).filter(|(_, at)| fresh(at)).map(|(auth, _)| auth.clone()))
+        let served = (inner.2 == 0).then(|| inner.1.get(hash).filter(|(_, at)| fresh(at)).map(|(auth, _)| auth.clone())).flatten();
+        (inner.0, served)
     }
 
     fn remember(&self, generation: u64, hash: TokenHash, user: &Authenticated) {
         let mut inner = self.inner.lock().expect("known tokens");
-        if inner.0 == generation {
+        if inner.0 == generation && inner.2 == 0 {
             if inner.1.len() >= Self::MAX {
                 inner.1.clear();
             }
@@ -88,6 +90,32 @@ impl KnownTokens {
         let mut inner = self.inner.lock().expect("known tokens");
         inner.0 += 1;
         inner.1.clear();
+    }
+
+    /// A change to who a token is (a session ended, a user removed, a token
+    /// rotated) about to be written: until the guard is dropped, after the
+    /// write, nothing is served from memory or remembered — every sign-in is
+    /// read from the store, which has the change or not — and then all is
+    /// forgotten. (Forgetting only after the write left a moment in which
+    /// an ended session's token still worked from memory.)
+    pub(super) fn changing(&self) -> Changing<'_> {
+        let mut inner = self.inner.lock().expect("known tokens");
+        inner.0 += 1;
+        inner.1.clear();
+        inner.2 += 1;
+        Changing(self)
+    }
+}
+
+/// See [`KnownTokens::changing`].
+pub(super) struct Changing<'a>(&'a KnownTokens);
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.inner.lock().expect("known tokens");
+        inner.0 += 1;
+        inner.1.clear();
+        inner.2 -= 1;
     }
 }
 
@@ -223,8 +251,9 @@ impl Broker {
         no_such_name(name)?;
         let mut event = NewEvent::new(&caller.name, Action::UserRemoved);
         event.detail = Some(name.to_string());
+        let changing = self.known_tokens.changing();
         let removal = self.store.remove_user(name, &caller.name, &format!("user {name} removed"), self.now(), event).await;
-        self.known_tokens.forget_all(); // even on an error: the removal may have committed
+        drop(changing); // even on an error: the removal may have committed
         let removal = removal?;
         tracing::info!(user = %name, by = %caller.name, grants = removal.grants.len(), requests = removal.requests.len(), "user removed");
         self.notify_change();
@@ -252,8 +281,9 @@ impl Broker {
             Some(n) => format!("{name} ({n})"),
             None => name.to_string(),
         });
+        let changing = self.known_tokens.changing();
         let revoked = self.store.set_token(name, &TokenHash::of(token.expose_secret()), self.now(), event).await;
-        self.known_tokens.forget_all(); // even on an error: the rotation may have committed
+        drop(changing); // even on an error: the rotation may have committed
         let revoked = revoked?;
         tracing::info!(user = %name, by = %actor, credentials = revoked, "token rotated");
         Ok((user, token))
@@ -288,5 +318,34 @@ mod tests {
         assert_eq!(known.lookup(&hash).1, Some(user));
         known.forget_all();
         assert!(known.lookup(&hash).1.is_none());
+    }
+
+    #[test]
+    fn while_a_change_is_written_nothing_is_served_from_memory() {
+        let known = KnownTokens::default();
+        let user = UserRecord {
+            id: 1,
+            name: "olivia".into(),
+            groups: vec![],
+            admin: false,
+            created_at: chrono::Utc::now(),
+            issuer: None,
+            email: None,
+        };
+        let user = Authenticated { user, session: None };
+        let hash = TokenHash::of("session");
+        let (generation, _) = known.lookup(&hash);
+        known.remember(generation, hash.clone(), &user);
+        assert!(known.lookup(&hash).1.is_some());
+        let changing = known.changing(); // the session is being ended
+        assert!(known.lookup(&hash).1.is_none(), "read from the store, which has the end or not");
+        let (during, _) = known.lookup(&hash);
+        known.remember(during, hash.clone(), &user);
+        assert!(known.lookup(&hash).1.is_none(), "a read before the commit is not kept");
+        drop(changing);
+        assert!(known.lookup(&hash).1.is_none(), "and the read made meanwhile is gone with the rest");
+        let (after, _) = known.lookup(&hash);
+        known.remember(after, hash.clone(), &user);
+        assert!(known.lookup(&hash).1.is_some(), "remembered again once the change is written");
     }
 }
