@@ -128,7 +128,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         'jit;extend' {
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'How much longer: 30m, 1h, 2h30m (added to the grant''s end)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you need it longer (some policies require one)')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop waiting after this long (the request stays pending; the grant ends when it would have)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop waiting after this long (the request stays pending)')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Print the request and return without waiting')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

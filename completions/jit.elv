@@ -114,7 +114,7 @@ set edit:completion:arg-completer[jit] = {|@words|
         &'jit;extend'= {
             cand --for 'How much longer: 30m, 1h, 2h30m (added to the grant''s end)'
             cand --reason 'Why you need it longer (some policies require one)'
-            cand --timeout 'Stop waiting after this long (the request stays pending; the grant ends when it would have)'
+            cand --timeout 'Stop waiting after this long (the request stays pending)'
             cand --no-wait 'Print the request and return without waiting'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'

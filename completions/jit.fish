@@ -88,7 +88,7 @@ complete -c jit -n "__fish_jit_using_subcommand status" -l json -d 'Print JSON f
 complete -c jit -n "__fish_jit_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand extend" -l for -d 'How much longer: 30m, 1h, 2h30m (added to the grant\'s end)' -r
 complete -c jit -n "__fish_jit_using_subcommand extend" -l reason -d 'Why you need it longer (some policies require one)' -r
-complete -c jit -n "__fish_jit_using_subcommand extend" -l timeout -d 'Stop waiting after this long (the request stays pending; the grant ends when it would have)' -r
+complete -c jit -n "__fish_jit_using_subcommand extend" -l timeout -d 'Stop waiting after this long (the request stays pending)' -r
 complete -c jit -n "__fish_jit_using_subcommand extend" -l no-wait -d 'Print the request and return without waiting'
 complete -c jit -n "__fish_jit_using_subcommand extend" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand extend" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -16,6 +16,20 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// How a command that asks for a decision waits for it (`jit request`, `jit extend`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WaitFlags {
+    /// Print the request and return without waiting
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Stop waiting after this long (the request stays pending)
+    #[arg(long, value_name = "DURATION", value_parser = duration_parser(), allow_hyphen_values = true)]
+    pub timeout: Option<AccessDuration>,
+    /// Print JSON for scripts instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `--level`: `read`, `write` or `admin` (any case), with the domain's message on a typo.
 #[derive(Debug, Clone, Copy)]
 pub struct LevelParser;

@@ -6,10 +6,9 @@ use crate::domain::AccessDuration;
 use crate::domain::request::RequestStatus;
 use crate::error::CommandError;
 use crate::keychain::Keychain;
-use crate::output::print_json;
 use clap::Args;
 
-use crate::commands::args::duration_parser;
+use crate::commands::args::{WaitFlags, duration_parser};
 
 #[derive(Debug, Args)]
 pub struct ExtendArgs {
@@ -21,15 +20,8 @@ pub struct ExtendArgs {
     /// Why you need it longer (some policies require one)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// Print the request and return without waiting
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Stop waiting after this long (the request stays pending; the grant ends when it would have)
-    #[arg(long, value_name = "DURATION", value_parser = duration_parser(), allow_hyphen_values = true)]
-    pub timeout: Option<AccessDuration>,
-    /// Print JSON for scripts instead of text
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub wait: WaitFlags,
 }
 
 pub async fn cmd_extend(args: &ExtendArgs) -> Result<(), CommandError> {
@@ -40,24 +32,15 @@ pub async fn cmd_extend(args: &ExtendArgs) -> Result<(), CommandError> {
         return Err(CommandError::bad_input(format!("you hold {} live grants on {} ({listed}): which one?", ids.len(), args.target))
             .hint(format!("name it: jit extend {} --for {}", ids[0], args.duration)));
     };
-    if !args.no_wait {
+    if !args.wait.no_wait {
         // The longer grant's credential is kept here, as `jit request` keeps one.
         Keychain::open()?.check_writable()?;
     }
     let body = api::ExtendBody { duration: args.duration.to_string(), reason: args.reason.clone() };
     let req = client.extend_grant(id, &body).await?;
-    if req.status == RequestStatus::Pending && args.no_wait {
-        super::wait::follow_up_later(&client, &req).await;
-        if args.json {
-            return print_json(&req);
-        }
-        println!("{}", req.id);
-        eprintln!("asked to extend grant {id} by {} (#{}); wait with `jit wait {}`", args.duration, req.id, req.id);
-        return Ok(());
-    }
-    let req = super::wait::wait_for_decision(&client, req, args.timeout.map(|t| t.as_std())).await?;
-    super::wait::finish(&client, &req, args.json).await?;
-    if !args.json
+    let asked = format!("asked to extend grant {id} by {}", args.duration);
+    let Some(req) = super::wait::after_asking(&client, req, &args.wait, &asked).await? else { return Ok(()) };
+    if !args.wait.json
         && let (RequestStatus::Approved, Some(grant)) = (req.status, &req.grant)
         && grant.id != id
     {

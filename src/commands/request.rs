@@ -2,14 +2,12 @@
 //! approval keep the credential in the keychain.
 
 use crate::api;
-use crate::domain::request::RequestStatus;
 use crate::domain::{AccessDuration, Level};
 use crate::error::CommandError;
 use crate::keychain::Keychain;
-use crate::output::print_json;
 use clap::Args;
 
-use crate::commands::args::{LevelParser, duration_parser};
+use crate::commands::args::{LevelParser, WaitFlags, duration_parser};
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
@@ -27,15 +25,8 @@ pub struct RequestArgs {
     /// Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows
     #[arg(long = "ref", value_name = "PATTERN", value_parser = ref_parser)]
     pub refs: Vec<String>,
-    /// Print the request and return without waiting
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Stop waiting after this long (the request stays pending)
-    #[arg(long, value_name = "DURATION", value_parser = duration_parser(), allow_hyphen_values = true)]
-    pub timeout: Option<AccessDuration>,
-    /// Print JSON for scripts instead of text
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub wait: WaitFlags,
 }
 
 /// A ref pattern, checked before it travels (the broker checks it against the rule).
@@ -78,7 +69,7 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
     let origin = if args.repo.is_none() { Some(origin_url()?) } else { None };
     let repo = args.repo.clone().or_else(|| origin.clone()).expect("a repo or an origin");
     let client = super::client()?;
-    if !args.no_wait {
+    if !args.wait.no_wait {
         // Before asking: a grant whose credential cannot be kept here would
         // leave git without access, and invite a second request.
         Keychain::open()?.check_writable()?;
@@ -94,15 +85,6 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
     if let Some(origin) = &origin {
         warn_if_ssh_cannot_use(&client, origin, &req.repo).await;
     }
-    if req.status == RequestStatus::Pending && args.no_wait {
-        super::wait::follow_up_later(&client, &req).await;
-        if args.json {
-            return print_json(&req);
-        }
-        println!("{}", req.id);
-        eprintln!("requested #{}: {} on {} for {}; wait with `jit wait {}`", req.id, req.level, req.repo, req.duration, req.id);
-        return Ok(());
-    }
-    let req = super::wait::wait_for_decision(&client, req, args.timeout.map(|t| t.as_std())).await?;
-    super::wait::finish(&client, &req, args.json).await
+    let asked = format!("requested {} on {} for {}", req.level, req.repo, req.duration);
+    super::wait::after_asking(&client, req, &args.wait, &asked).await.map(|_| ())
 }

@@ -20,7 +20,7 @@ use crate::output::print_json;
 use crate::ui;
 use clap::Args;
 
-use crate::commands::args::duration_parser;
+use crate::commands::args::{WaitFlags, duration_parser};
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
@@ -38,6 +38,31 @@ pub struct WaitArgs {
 const POLL: Duration = Duration::from_secs(50);
 /// How long a waiting command keeps trying a broker it cannot reach.
 const RIDE_OUT: Duration = Duration::from_secs(3);
+
+/// What `jit request` and `jit extend` do once they asked: with `--no-wait`
+/// and the request pending, remember it for git's helper and print its id
+/// (`asked` says what was asked, for people); else wait for the decision
+/// and keep the credential. `Some` with the decided request when it waited.
+pub async fn after_asking(
+    client: &Client,
+    req: AccessRequest,
+    flags: &WaitFlags,
+    asked: &str,
+) -> Result<Option<AccessRequest>, CommandError> {
+    if req.status == RequestStatus::Pending && flags.no_wait {
+        follow_up_later(client, &req).await;
+        if flags.json {
+            print_json(&req)?;
+        } else {
+            println!("{}", req.id);
+            eprintln!("{asked} (#{}); wait with `jit wait {}`", req.id, req.id);
+        }
+        return Ok(None);
+    }
+    let req = wait_for_decision(client, req, flags.timeout.map(|t| t.as_std())).await?;
+    finish(client, &req, flags.json).await?;
+    Ok(Some(req))
+}
 
 /// Remembers a request left pending, so git's helper picks up its grant once
 /// approved (no `jit wait` needed). Best effort: the request stands either way.

@@ -294,19 +294,23 @@ impl Broker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_read_that_raced_a_rotation_is_not_remembered() {
-        let known = KnownTokens::default();
+    fn someone(name: &str) -> Authenticated {
         let user = UserRecord {
             id: 1,
-            name: "alice".into(),
+            name: name.into(),
             groups: vec![],
             admin: false,
             created_at: chrono::Utc::now(),
             issuer: None,
             email: None,
         };
-        let user = Authenticated { user, session: None };
+        Authenticated { user, session: None }
+    }
+
+    #[test]
+    fn a_read_that_raced_a_rotation_is_not_remembered() {
+        let known = KnownTokens::default();
+        let user = someone("alice");
         let hash = TokenHash::of("old");
         let (before, none) = known.lookup(&hash);
         assert!(none.is_none());
@@ -323,16 +327,7 @@ mod tests {
     #[test]
     fn while_a_change_is_written_nothing_is_served_from_memory() {
         let known = KnownTokens::default();
-        let user = UserRecord {
-            id: 1,
-            name: "olivia".into(),
-            groups: vec![],
-            admin: false,
-            created_at: chrono::Utc::now(),
-            issuer: None,
-            email: None,
-        };
-        let user = Authenticated { user, session: None };
+        let user = someone("olivia");
         let hash = TokenHash::of("session");
         let (generation, _) = known.lookup(&hash);
         known.remember(generation, hash.clone(), &user);
