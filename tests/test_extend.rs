@@ -111,6 +111,28 @@ async fn a_denied_extension_leaves_the_grant_to_end_on_time() {
     assert!(late.stderr.contains("jit: "), "{}", late.stderr);
 }
 
+/// However long the approval takes, the grant ends where the extension asked:
+/// the time asked for past the old end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_ends_where_it_was_asked_to_however_late_approved() {
+    let b = TestBroker::start_gateway("1h").await;
+    let first = b.request("alice", "demo", "write", "2h", Some("fix")).await;
+    let approved = b.approve("bob", first["id"].as_i64().unwrap()).await.body;
+    let (grant, old_end) = (approved["grant"]["id"].as_i64().unwrap(), approved["grant"]["expires_at"].as_str().unwrap().to_string());
+    let old_end: DateTime<Utc> = old_end.parse().unwrap();
+    let asked = b.post("alice", &format!("/v1/grants/{grant}/extend"), serde_json::json!({"duration": "1h", "reason": "more"})).await;
+    assert_eq!(asked.status, 201, "{}", asked.body);
+    assert_eq!(asked.body["extends_grant"], grant);
+    b.advance(Duration::from_secs(20 * 60)); // the approver gets to it twenty minutes later
+    let done = b.approve("bob", asked.body["id"].as_i64().unwrap()).await.body;
+    let new_end: DateTime<Utc> = done["grant"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let past_the_old = new_end - old_end;
+    assert!(
+        (past_the_old - chrono::Duration::hours(1)).num_seconds().abs() <= 1,
+        "an hour past the old end, not an hour and twenty minutes: {past_the_old}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extend_refuses_what_it_cannot_do_each_with_its_exit_code() {
     let b = TestBroker::start_gateway("1h").await;

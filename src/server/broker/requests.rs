@@ -389,7 +389,13 @@ impl Broker {
                         change.events.push(vote);
                     }
                     ApprovalOutcome::Approved => {
-                        let expires_at = now + chrono::Duration::seconds(req.duration_secs as i64);
+                        let lasts = chrono::Duration::seconds(req.duration_secs as i64);
+                        // An extension ends where it was asked to (D past the old end),
+                        // however long the approval took; a request lasts from its approval.
+                        let expires_at = match req.extends_grant {
+                            Some(_) => (req.created_at + lasts).max(now),
+                            None => now + lasts,
+                        };
                         vote.detail = comment.clone();
                         let mut granted = request_event(BROKER_ACTOR, Action::Granted, &req);
                         granted.detail = Some(format!("to {} until {}", req.requester, timestamp(expires_at)));
