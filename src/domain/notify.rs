@@ -27,6 +27,11 @@ pub const EVENTS: &[&str] = &[
     "policy_changed",
 ];
 
+/// Whether an event asks someone to decide: a request, or an extension.
+fn asks_for_decision(action: &str) -> bool {
+    matches!(action, "requested" | "extension_requested")
+}
+
 /// In `events`: every audit event, not only those above (a log sink's default).
 pub const EVERY: &str = "*";
 
@@ -44,7 +49,7 @@ impl Subscription {
     pub fn wants(&self, event: &AuditEvent, rule: Option<&str>) -> bool {
         // An extension asks for a decision as a request does: whoever hears
         // of requests hears of extensions too.
-        let asked_as = |e: &str| e == event.action || (e == "requested" && event.action == "extension_requested");
+        let asked_as = |e: &str| e == event.action || (e == "requested" && asks_for_decision(&event.action));
         if !self.events.iter().any(|e| e == EVERY || asked_as(e)) {
             return false;
         }
@@ -135,9 +140,8 @@ impl Notice<'_> {
         })
     }
 
-    /// Whether the event asks for a decision (a request, or an extension).
     fn asks(&self) -> bool {
-        matches!(self.event.action.as_str(), "requested" | "extension_requested")
+        asks_for_decision(&self.event.action)
     }
 
     /// One line: who did what to which request.

@@ -450,6 +450,11 @@ impl Policy {
         &self.rules
     }
 
+    /// Whether any rule asks approvals of several principals (`approvals = [{ from, count }, …]`).
+    pub fn has_quorums(&self) -> bool {
+        self.rules.iter().any(|r| !r.quorums.is_empty())
+    }
+
     /// Every level some rule can grant on `repo`.
     pub fn levels_for(&self, repo: &str) -> BTreeSet<Level> {
         self.rules.iter().flat_map(|r| r.levels.iter().copied().filter(|l| r.covers(repo, *l))).collect()
@@ -602,6 +607,8 @@ mod tests {
         assert_eq!(r.approvals_required, 3);
         assert_eq!(r.approvers_display(), ["group:reviewers", "group:security"], "the froms are the approvers");
         assert_eq!(r.quorums.len(), 2);
+        assert!(p.has_quorums());
+        assert!(!policy(DEMO).unwrap().has_quorums(), "none asks several principals");
         let sec = vec!["security".to_string()];
         assert!(r.may_approve(&subject("s", &sec)));
         assert!(!r.may_approve(&subject("x", &[])));

@@ -80,13 +80,19 @@ impl Broker {
             .max_by_key(|g| (g.level, g.expires_at)))
     }
 
+    /// Grant `id` when it is the caller's own; someone else's is not found,
+    /// exactly as one that does not exist.
+    pub(super) async fn own_grant(&self, caller: &UserRecord, id: i64) -> BrokerResult<GrantRecord> {
+        match self.store.grant(id).await? {
+            Some(g) if g.user_id == Some(caller.id) => Ok(g),
+            _ => Err(BrokerError::NotFound(format!("grant {id}"))),
+        }
+    }
+
     /// Mints a git credential for the caller's own live grant, through the
     /// repo's provider, and records it (hash only) with its audit event.
     pub async fn mint_credential(&self, caller: &UserRecord, id: i64, client: std::net::IpAddr) -> BrokerResult<(GrantRecord, Minted)> {
-        let grant = match self.store.grant(id).await? {
-            Some(g) if g.user_id == Some(caller.id) => g,
-            _ => return Err(BrokerError::NotFound(format!("grant {id}"))),
-        };
+        let grant = self.own_grant(caller, id).await?;
         let now = self.now();
         let grant = match grant_status(grant.expires_at, grant.revoked_at, now) {
             GrantStatus::Active => grant,

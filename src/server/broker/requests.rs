@@ -123,7 +123,8 @@ impl Broker {
     /// What a pending request still lacks under a rule that asks several
     /// principals (`needs 1 more from group:security`); none otherwise.
     pub async fn still_needed(&self, req: &RequestRecord) -> BrokerResult<Option<String>> {
-        if req.status != RequestStatus::Pending {
+        // Every read of a request (long-polls too) asks: no store read unless a rule could need it.
+        if req.status != RequestStatus::Pending || !self.live().policy.has_quorums() {
             return Ok(None);
         }
         let Some(requester) = self.store.user(&req.requester).await? else { return Ok(None) };
@@ -190,10 +191,7 @@ impl Broker {
     /// supersedes this one and takes over its credentials, so git never
     /// sees a gap.
     pub async fn extend_grant(&self, caller: &UserRecord, id: i64, added: AccessDuration, reason: Option<&str>) -> BrokerResult<Created> {
-        let grant = match self.store.grant(id).await? {
-            Some(g) if g.user_id == Some(caller.id) => g,
-            _ => return Err(BrokerError::NotFound(format!("grant {id}"))),
-        };
+        let grant = self.own_grant(caller, id).await?;
         let now = self.now();
         let status = request::grant_status(grant.expires_at, grant.revoked_at, now);
         if status != crate::domain::request::GrantStatus::Active {
@@ -361,7 +359,7 @@ impl Broker {
         let comment = check_text("comment", comment)?;
         // Where a rule asks several groups, who approved before counts by
         // their groups now: one read of everyone's, only then.
-        let groups: HashMap<String, Vec<String>> = if self.live().policy.rules().iter().any(|r| !r.quorums.is_empty()) {
+        let groups: HashMap<String, Vec<String>> = if self.live().policy.has_quorums() {
             self.store.users().await?.into_iter().map(|u| (u.name, u.groups)).collect()
         } else {
             HashMap::new()

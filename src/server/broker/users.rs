@@ -87,7 +87,11 @@ impl KnownTokens {
     }
 
     pub(super) fn forget_all(&self) {
-        let mut inner = self.inner.lock().expect("known tokens");
+        Self::forget(&mut self.inner.lock().expect("known tokens"));
+    }
+
+    /// Moves the generation on (a read in flight is not remembered) and drops every entry.
+    fn forget(inner: &mut (u64, Remembered, usize)) {
         inner.0 += 1;
         inner.1.clear();
     }
@@ -100,8 +104,7 @@ impl KnownTokens {
     /// an ended session's token still worked from memory.)
     pub(super) fn changing(&self) -> Changing<'_> {
         let mut inner = self.inner.lock().expect("known tokens");
-        inner.0 += 1;
-        inner.1.clear();
+        Self::forget(&mut inner);
         inner.2 += 1;
         Changing(self)
     }
@@ -113,8 +116,7 @@ pub(super) struct Changing<'a>(&'a KnownTokens);
 impl Drop for Changing<'_> {
     fn drop(&mut self) {
         let mut inner = self.0.inner.lock().expect("known tokens");
-        inner.0 += 1;
-        inner.1.clear();
+        KnownTokens::forget(&mut inner);
         inner.2 -= 1;
     }
 }
