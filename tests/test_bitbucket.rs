@@ -261,3 +261,136 @@ async fn the_brokers_credential_is_checked_before_any_grant() {
     let out = String::from_utf8_lossy(&said.stdout);
     assert!(out.contains("provider `bitbucket`: cannot check the broker's credential") && out.contains("HTTP 401"), "{out}");
 }
+
+/// A write grant for alice on `repo`, approved by carol; its id.
+async fn write_grant(b: &TestBroker, repo: &str, duration: &str) -> i64 {
+    let id = b.request("alice", repo, "write", duration, Some("hotfix")).await["id"].as_i64().unwrap();
+    let approved = b.approve("carol", id).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    approved.body["grant"]["id"].as_i64().unwrap()
+}
+
+async fn mint(b: &TestBroker, grant: i64) {
+    let minted = b.post("alice", &format!("/v1/grants/{grant}/credentials"), serde_json::json!({})).await;
+    assert_eq!(minted.status, 201, "{:?}", minted.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jit_revoke_deletes_the_tokens_and_takes_back_the_permission_at_once() {
+    // Data Center, token mode: both of the grant's tokens deleted, with no clock moved.
+    let bb = FakeBitbucket::start().await;
+    let b = TestBroker::start_with(&bb.policy()).await;
+    let grant = write_grant(&b, "acme/api", "2h").await;
+    mint(&b, grant).await;
+    mint(&b, grant).await;
+    assert_eq!(bb.live_tokens().len(), 2);
+    let carol = logged_in(&b, "carol");
+    carol.run(&["revoke", &grant.to_string(), "--reason", "done"]).success();
+    assert_eq!(eventually(|| async { bb.live_tokens().len() }, |n| *n == 0).await, 0, "a revoked grant's token still works at Bitbucket");
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_revoked").is_empty()).await;
+    assert_eq!(details(&audit, "host_revoked"), ["bitbucket: 2 credential(s) revoked at the host"]);
+    assert!(actions(&audit, "grant_expired").is_empty(), "revoked, not expired");
+
+    // Data Center, member mode: the permission jit gave is taken back, bob's own is put back.
+    let bb = FakeBitbucket::start().await;
+    let b = TestBroker::start_with(&bb.member_policy()).await;
+    bb.set_permission("ACME/api", "bob", "REPO_READ");
+    let grant = write_grant(&b, "acme/api", "2h").await;
+    let id = b.request("bob", "acme/api", "write", "2h", Some("fix")).await["id"].as_i64().unwrap();
+    let bobs = b.approve("carol", id).await.body["grant"]["id"].as_i64().unwrap();
+    eventually(|| b.audit(), |a| actions(a, "host_granted").len() == 2).await;
+    let carol = logged_in(&b, "carol");
+    for g in [grant, bobs] {
+        carol.run(&["revoke", &g.to_string(), "--reason", "done"]).success();
+    }
+    eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 2).await;
+    assert_eq!(bb.permission("ACME/api", "alice"), None);
+    assert_eq!(bb.permission("ACME/api", "bob").as_deref(), Some("REPO_READ"));
+
+    // Cloud: the same, by account id.
+    let bb = FakeBitbucket::start().await;
+    let b = TestBroker::start_with(&bb.cloud_policy(None)).await;
+    let grant = write_grant(&b, "acme/web", "2h").await;
+    eventually(|| async { bb.permission("acme/web", "557058:a11ce") }, |p| p.is_some()).await;
+    logged_in(&b, "carol").run(&["revoke", &grant.to_string(), "--reason", "done"]).success();
+    assert_eq!(eventually(|| async { bb.permission("acme/web", "557058:a11ce") }, Option::is_none).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_when_grants_end_takes_everything_back_on_restart() {
+    // Token mode: the tokens of a grant that ended while no broker ran are deleted when one starts.
+    let bb = FakeBitbucket::start().await;
+    let mut b = TestBroker::start_with(&bb.policy()).await;
+    let grant = write_grant(&b, "acme/api", "1h").await;
+    mint(&b, grant).await;
+    mint(&b, grant).await;
+    b.handle.take().unwrap().shutdown().await.unwrap();
+    b.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(bb.live_tokens().len(), 2, "nobody was there to delete them");
+    b.restart().await;
+    assert_eq!(eventually(|| async { bb.live_tokens().len() }, |n| *n == 0).await, 0, "the restarted broker caught up");
+    let audit = eventually(|| b.audit(), |a| !actions(a, "host_revoked").is_empty()).await;
+    assert_eq!(details(&audit, "host_revoked"), ["bitbucket: 2 credential(s) revoked at the host"]);
+
+    // Member mode: the raise undone and the added permission removed, from what was kept on disk.
+    let bb = FakeBitbucket::start().await;
+    let mut b = TestBroker::start_with(&bb.member_policy()).await;
+    bb.set_permission("ACME/api", "bob", "REPO_READ");
+    write_grant(&b, "acme/api", "1h").await;
+    let id = b.request("bob", "acme/api", "write", "1h", Some("fix")).await["id"].as_i64().unwrap();
+    assert_eq!(b.approve("carol", id).await.status, 200);
+    eventually(|| b.audit(), |a| actions(a, "host_granted").len() == 2).await;
+    b.handle.take().unwrap().shutdown().await.unwrap();
+    b.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(bb.permission("ACME/api", "bob").as_deref(), Some("REPO_WRITE"));
+    b.restart().await;
+    eventually(|| b.audit(), |a| actions(a, "host_revoked").len() == 2).await;
+    assert_eq!(bb.permission("ACME/api", "alice"), None);
+    assert_eq!(bb.permission("ACME/api", "bob").as_deref(), Some("REPO_READ"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_grants_each_keep_what_they_need_until_their_own_end() {
+    // Token mode: a read grant for 4h and a write grant for 1h hold a token each; the first
+    // to end takes only its own, and real git keeps fetching on the other.
+    let bb = FakeBitbucket::start().await;
+    let b = TestBroker::start_with(&bb.policy()).await;
+    let alice = logged_in(&b, "alice");
+    alice.run(&["setup"]).success();
+    alice.run(&["request", "acme/api", "--level", "read", "--for", "4h"]).success();
+    let write = write_grant(&b, "acme/api", "1h").await;
+    mint(&b, write).await;
+    assert_eq!(bb.live_tokens().len(), 2);
+    let work = alice.work_dir();
+    alice.git(&work, &["clone", &format!("{}/scm/ACME/api.git", bb.url), "api"]).success();
+    b.advance(Duration::from_secs(3601));
+    let live = eventually(|| async { bb.live_tokens() }, |l| l.len() == 1).await;
+    assert_eq!(live[0].permissions, ["REPO_READ"], "the write grant's end deleted the read grant's token");
+    alice.git(&work.join("api"), &["fetch", "-q", "origin"]).success();
+    b.advance(Duration::from_secs(3 * 3600));
+    assert_eq!(eventually(|| async { bb.live_tokens().len() }, |n| *n == 0).await, 0);
+
+    // Member mode, Data Center and Cloud: read for 4h, admin for 1h — raised, lowered back to
+    // what the read grant gives when the admin grant ends, and removed at the last end.
+    for cloud in [false, true] {
+        let bb = FakeBitbucket::start().await;
+        let policy = if cloud { bb.cloud_policy(None) } else { bb.member_policy() };
+        let b = TestBroker::start_with(&policy).await;
+        let (repo, at, who, [read, admin]) = if cloud {
+            ("acme/web", "acme/web", "557058:a11ce", ["read", "admin"])
+        } else {
+            ("acme/api", "ACME/api", "alice", ["REPO_READ", "REPO_ADMIN"])
+        };
+        b.request("alice", repo, "read", "4h", None).await;
+        eventually(|| async { bb.permission(at, who) }, |p| p.as_deref() == Some(read)).await;
+        let id = b.request("alice", repo, "admin", "1h", Some("settings")).await["id"].as_i64().unwrap();
+        assert_eq!(b.approve("carol", id).await.status, 200);
+        let raised = eventually(|| async { bb.permission(at, who) }, |p| p.as_deref() == Some(admin)).await;
+        assert_eq!(raised.as_deref(), Some(admin), "cloud: {cloud}");
+        b.advance(Duration::from_secs(3601));
+        let back = eventually(|| async { bb.permission(at, who) }, |p| p.as_deref() == Some(read)).await;
+        assert_eq!(back.as_deref(), Some(read), "cloud: {cloud}: the admin grant's end left its level behind or took the read away");
+        b.advance(Duration::from_secs(3 * 3600));
+        assert_eq!(eventually(|| async { bb.permission(at, who) }, Option::is_none).await, None, "cloud: {cloud}");
+    }
+}

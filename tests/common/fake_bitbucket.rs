@@ -18,6 +18,14 @@
 //!
 //! A request the provider should not send is a violation, and dropping the
 //! fake fails the test if there is any.
+//!
+//! No registry (npm, PyPI, crates.io, Debian) carries an official
+//! machine-readable description of either API — Atlassian publishes Data
+//! Center's OpenAPI and Cloud's on its own sites only — so no contract test
+//! validates against one. The shapes here follow Atlassian's reference pages;
+//! the token request (`name`, `permissions`, `expiryDays`) and the permission
+//! paths were cross-checked by hand against the types generated from Data
+//! Center's description in the npm package `@coderabbitai/bitbucket` 1.1.4.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -69,13 +69,23 @@ pub async fn assert_secrets_kept_nowhere(
 
 /// After the test scripted the host to fail the next two revocations: the
 /// grant's end (an hour in) is retried, after 5 s and 10 s, until the host
-/// holds nothing (`live_at_host` reaches 0), each failure audited.
+/// holds nothing (`live_at_host` reaches 0), each failure audited, and the
+/// grant listed by `jit admin grants --failing` (with its failure count)
+/// until it has ended at the host.
 pub async fn a_revocation_failing_twice_is_retried(b: &TestBroker, live_at_host: impl Fn() -> usize) {
     let failures = |a: &Vec<serde_json::Value>| a.iter().filter(|e| e["action"] == "host_revoke_failed").count();
+    let admin = logged_in(b, "admin");
+    let failing = || admin.run(&["admin", "grants", "--failing", "--json"]).success().json();
     b.advance(Duration::from_secs(3601));
-    eventually(|| b.audit(), |a| failures(a) == 1).await;
-    b.advance(Duration::from_secs(5));
-    eventually(|| b.audit(), |a| failures(a) == 2).await;
-    b.advance(Duration::from_secs(10));
+    for (attempt, wait) in [(1, 5), (2, 10)] {
+        eventually(|| b.audit(), |a| failures(a) == attempt).await;
+        let listed = failing();
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+        assert_eq!(listed[0]["failures"].as_u64(), Some(attempt as u64), "{listed}");
+        assert!(live_at_host() > 0, "the host still honours it, and that is what the list says");
+        b.advance(Duration::from_secs(wait));
+    }
     assert_eq!(eventually(|| async { live_at_host() }, |n| *n == 0).await, 0, "the host still honours an ended grant");
+    let listed = eventually(|| async { failing() }, |l| l.as_array().is_some_and(Vec::is_empty)).await;
+    assert_eq!(listed, serde_json::json!([]), "ended at the host, so no longer failing");
 }
