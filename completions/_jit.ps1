@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('requests', 'requests', [CompletionResultType]::ParameterValue, 'List requests you made or can review')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a request (with no ID: pick from the pending ones)')
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a request')
+            [CompletionResult]::new('review', 'review', [CompletionResultType]::ParameterValue, 'Review a break-glass grant afterwards (with no grant: list those waiting for you)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Your live grants and the time they have left')
             [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Ask to keep a live grant longer, and wait for the decision')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'End a grant now (by grant id, or every live grant of yours on a repo)')
@@ -76,6 +77,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you need it (some policies require one)')
             [CompletionResult]::new('--ref', '--ref', [CompletionResultType]::ParameterName, 'Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop waiting after this long (the request stays pending)')
+            [CompletionResult]::new('--break-glass', '--break-glass', [CompletionResultType]::ParameterName, 'An emergency: granted at once under a break-glass rule (needs --reason), announced loudly and reviewed afterwards')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Print the request and return without waiting')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -114,6 +116,15 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         }
         'jit;deny' {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why (the requester sees it)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'jit;review' {
+            [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'What you found, for the audit log')
+            [CompletionResult]::new('--approve', '--approve', [CompletionResultType]::ParameterName, 'The emergency and the access were right')
+            [CompletionResult]::new('--flag', '--flag', [CompletionResultType]::ParameterName, 'Something was wrong (needs --comment saying what)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -234,6 +245,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
         }
         'jit;admin;grants' {
             [CompletionResult]::new('--failing', '--failing', [CompletionResultType]::ParameterName, 'Only grants that ended but whose host has not yet revoked them')
+            [CompletionResult]::new('--unreviewed', '--unreviewed', [CompletionResultType]::ParameterName, 'Only break-glass grants not yet reviewed by an approver of their rule')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

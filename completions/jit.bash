@@ -58,6 +58,9 @@ _jit() {
             jit,requests)
                 cmd="jit__subcmd__requests"
                 ;;
+            jit,review)
+                cmd="jit__subcmd__review"
+                ;;
             jit,revoke)
                 cmd="jit__subcmd__revoke"
                 ;;
@@ -128,7 +131,7 @@ _jit() {
 
     case "${cmd}" in
         jit)
-            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny status extend revoke repos doctor setup credential server admin audit policy"
+            opts="-h -V --help --version login logout whoami request wait cancel requests approve deny review status extend revoke repos doctor setup credential server admin audit policy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -156,7 +159,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__admin__subcmd__grants)
-            opts="-h --failing --json --help"
+            opts="-h --failing --unreviewed --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -616,7 +619,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__request)
-            opts="-h --level --for --reason --ref --no-wait --timeout --json --help"
+            opts="-h --level --for --reason --ref --break-glass --no-wait --timeout --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -656,6 +659,24 @@ _jit() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jit__subcmd__review)
+            opts="-h --approve --flag --comment --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --comment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

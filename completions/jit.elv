@@ -31,6 +31,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand requests 'List requests you made or can review'
             cand approve 'Approve a request (with no ID: pick from the pending ones)'
             cand deny 'Deny a request'
+            cand review 'Review a break-glass grant afterwards (with no grant: list those waiting for you)'
             cand status 'Your live grants and the time they have left'
             cand extend 'Ask to keep a live grant longer, and wait for the decision'
             cand revoke 'End a grant now (by grant id, or every live grant of yours on a repo)'
@@ -69,6 +70,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --reason 'Why you need it (some policies require one)'
             cand --ref 'Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows'
             cand --timeout 'Stop waiting after this long (the request stays pending)'
+            cand --break-glass 'An emergency: granted at once under a break-glass rule (needs --reason), announced loudly and reviewed afterwards'
             cand --no-wait 'Print the request and return without waiting'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
@@ -102,6 +104,14 @@ set edit:completion:arg-completer[jit] = {|@words|
         }
         &'jit;deny'= {
             cand --reason 'Why (the requester sees it)'
+            cand --json 'Print JSON for scripts instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'jit;review'= {
+            cand --comment 'What you found, for the audit log'
+            cand --approve 'The emergency and the access were right'
+            cand --flag 'Something was wrong (needs --comment saying what)'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -206,6 +216,7 @@ set edit:completion:arg-completer[jit] = {|@words|
         }
         &'jit;admin;grants'= {
             cand --failing 'Only grants that ended but whose host has not yet revoked them'
+            cand --unreviewed 'Only break-glass grants not yet reviewed by an approver of their rule'
             cand --json 'Print JSON for scripts instead of text'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

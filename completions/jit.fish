@@ -35,6 +35,7 @@ complete -c jit -n "__fish_jit_needs_command" -f -a "cancel" -d 'Cancel your pen
 complete -c jit -n "__fish_jit_needs_command" -f -a "requests" -d 'List requests you made or can review'
 complete -c jit -n "__fish_jit_needs_command" -f -a "approve" -d 'Approve a request (with no ID: pick from the pending ones)'
 complete -c jit -n "__fish_jit_needs_command" -f -a "deny" -d 'Deny a request'
+complete -c jit -n "__fish_jit_needs_command" -f -a "review" -d 'Review a break-glass grant afterwards (with no grant: list those waiting for you)'
 complete -c jit -n "__fish_jit_needs_command" -f -a "status" -d 'Your live grants and the time they have left'
 complete -c jit -n "__fish_jit_needs_command" -f -a "extend" -d 'Ask to keep a live grant longer, and wait for the decision'
 complete -c jit -n "__fish_jit_needs_command" -f -a "revoke" -d 'End a grant now (by grant id, or every live grant of yours on a repo)'
@@ -65,6 +66,7 @@ complete -c jit -n "__fish_jit_using_subcommand request" -l for -d 'How long the
 complete -c jit -n "__fish_jit_using_subcommand request" -l reason -d 'Why you need it (some policies require one)' -r
 complete -c jit -n "__fish_jit_using_subcommand request" -l ref -d 'Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows' -r
 complete -c jit -n "__fish_jit_using_subcommand request" -l timeout -d 'Stop waiting after this long (the request stays pending)' -r
+complete -c jit -n "__fish_jit_using_subcommand request" -l break-glass -d 'An emergency: granted at once under a break-glass rule (needs --reason), announced loudly and reviewed afterwards'
 complete -c jit -n "__fish_jit_using_subcommand request" -l no-wait -d 'Print the request and return without waiting'
 complete -c jit -n "__fish_jit_using_subcommand request" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -84,6 +86,11 @@ complete -c jit -n "__fish_jit_using_subcommand approve" -s h -l help -d 'Print 
 complete -c jit -n "__fish_jit_using_subcommand deny" -l reason -d 'Why (the requester sees it)' -r
 complete -c jit -n "__fish_jit_using_subcommand deny" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand deny" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jit -n "__fish_jit_using_subcommand review" -l comment -d 'What you found, for the audit log' -r
+complete -c jit -n "__fish_jit_using_subcommand review" -l approve -d 'The emergency and the access were right'
+complete -c jit -n "__fish_jit_using_subcommand review" -l flag -d 'Something was wrong (needs --comment saying what)'
+complete -c jit -n "__fish_jit_using_subcommand review" -l json -d 'Print JSON for scripts instead of text'
+complete -c jit -n "__fish_jit_using_subcommand review" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand status" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand extend" -l for -d 'How much longer: 30m, 1h, 2h30m (added to the grant\'s end)' -r
@@ -126,6 +133,7 @@ complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcomman
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from token" -f -a "rotate" -d 'Issue a new token for a user, invalidating the old one (shown once)'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from grants" -l failing -d 'Only grants that ended but whose host has not yet revoked them'
+complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from grants" -l unreviewed -d 'Only break-glass grants not yet reviewed by an approver of their rule'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from grants" -l json -d 'Print JSON for scripts instead of text'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from grants" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand admin; and __fish_seen_subcommand_from notifications" -l failing -d 'Only destinations whose delivery is failing or has given events up'

@@ -243,6 +243,29 @@ pub struct CreateRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(schema_with = schema::ref_patterns)]
     pub refs: Vec<String>,
+    /// Break-glass: granted at once under a break-glass rule (a reason is
+    /// required), and reviewed afterwards by the rule's approvers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+}
+
+/// A review of a break-glass grant (`jit review`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewBody {
+    pub outcome: crate::domain::request::ReviewOutcome,
+    /// Required to flag: what was wrong.
+    #[serde(default)]
+    #[schema(schema_with = schema::optional_text)]
+    pub comment: Option<String>,
+}
+
+/// A break-glass grant's review, once given.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Review {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub outcome: crate::domain::request::ReviewOutcome,
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -322,6 +345,12 @@ pub struct AccessRequest {
     /// (`needs 1 more from group:security`); on the answers for one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs: Option<String>,
+    /// Granted at once under a break-glass rule, for review afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// A break-glass request's review, once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

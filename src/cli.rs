@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::args::JsonFlag;
 use crate::commands::{
-    admin, approve, audit, block_on, cancel, credential, deny, doctor, extend, login, logout, policy, repos, request, requests, revoke,
-    server, setup, status, util, wait, whoami,
+    admin, approve, audit, block_on, cancel, credential, deny, doctor, extend, login, logout, policy, repos, request, requests, review,
+    revoke, server, setup, status, util, wait, whoami,
 };
 use crate::environment::Reader;
 use crate::error::{CommandError, ExitKind};
@@ -97,6 +97,15 @@ pub enum Command {
     /// One approver's denial ends the request; the requester sees the reason.
     #[command(after_long_help = help("  jit deny 12 --reason 'not during the freeze'"))]
     Deny(deny::DenyArgs),
+    /// Review a break-glass grant afterwards (with no grant: list those waiting for you)
+    ///
+    /// A break-glass request is granted at once, without approval; the
+    /// approvers of its rule look back and record approved, or flagged with
+    /// a comment. Until then it is listed here and reminded of daily.
+    #[command(after_long_help = help("  jit review
+  jit review 41 --approve --comment 'INC-77 confirmed'
+  jit review 41 --flag --comment 'no incident on record'"))]
+    Review(review::ReviewArgs),
     /// Your live grants and the time they have left
     ///
     /// From the broker, or from the local cache when the broker is out of reach.
@@ -189,6 +198,7 @@ impl Cli {
             Command::Requests(args) => block_on(requests::cmd_requests(&args)),
             Command::Approve(args) => block_on(approve::cmd_approve(&args)),
             Command::Deny(args) => block_on(deny::cmd_deny(&args)),
+            Command::Review(args) => block_on(review::cmd_review(&args)),
             Command::Status(json) => block_on(status::cmd_status(json.json)),
             Command::Extend(args) => block_on(extend::cmd_extend(&args)),
             Command::Revoke(args) => block_on(revoke::cmd_revoke(&args)),

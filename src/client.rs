@@ -312,6 +312,17 @@ impl Client {
         self.get(&["v1", "grants", "failing"], &[]).await
     }
 
+    /// Break-glass grants not yet reviewed (as their requests), every page.
+    /// With `all` (admins), every one; else those the caller may review.
+    pub async fn unreviewed(&self, all: bool) -> Result<Vec<api::AccessRequest>, ClientError> {
+        self.get_all(&["v1", "grants", "unreviewed"], &[("all", all.to_string())]).await
+    }
+
+    /// Reviews break-glass grant `id` (`jit review`).
+    pub async fn review(&self, id: i64, body: &api::ReviewBody) -> Result<api::AccessRequest, ClientError> {
+        self.post(&["v1", "grants", &id.to_string(), "review"], body).await
+    }
+
     pub async fn revoke(&self, id: i64, reason: Option<&str>) -> Result<api::Grant, ClientError> {
         self.post(&["v1", "grants", &id.to_string(), "revoke"], &api::RevokeBody { reason: reason.map(str::to_string) }).await
     }

@@ -8,6 +8,7 @@ mod test_architecture;
 mod test_audit_archive;
 mod test_backstops;
 mod test_bitbucket;
+mod test_break_glass;
 mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;

@@ -6,74 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::common::receiver::{Answer, Receiver};
 use crate::common::{TestBroker, cli_env, eventually, gateway_policy};
 
 const SECRET: &str = "whsec-0123456789abcdef0123456789";
-
-/// How the receiver answers.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Answer {
-    Ok,
-    Unavailable,
-    Gone,
-    /// Never answers (the connection stays open).
-    Hang,
-}
-
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-    answer: Arc<Mutex<Answer>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let answer = Arc::new(Mutex::new(Answer::Ok));
-        let (sink, mode) = (got.clone(), answer.clone());
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let (sink, mode) = (sink.clone(), mode.clone());
-            async move {
-                let answer = *mode.lock().unwrap();
-                sink.lock().unwrap().push((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-                match answer {
-                    Answer::Ok => StatusCode::OK,
-                    Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                    Answer::Gone => StatusCode::GONE,
-                    Answer::Hang => {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        StatusCode::OK
-                    }
-                }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, got, answer }
-    }
-
-    fn set(&self, answer: Answer) {
-        *self.answer.lock().unwrap() = answer;
-    }
-
-    fn got(&self) -> Vec<(HeaderMap, Value)> {
-        self.got.lock().unwrap().clone()
-    }
-
-    /// What arrived, as (event, id) pairs.
-    fn events(&self) -> Vec<(String, String)> {
-        self.got()
-            .iter()
-            .map(|(_, b)| (b["event"].as_str().unwrap_or("").to_string(), b["id"].as_str().unwrap_or("").to_string()))
-            .collect()
-    }
-}
 
 /// The gateway policy with a webhook to `webhook` and a Slack destination to `slack`'s `/slack`.
 async fn broker_notifying(webhook: &Receiver, slack: &Receiver, dir: &std::path::Path) -> TestBroker {

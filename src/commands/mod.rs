@@ -18,6 +18,7 @@ pub mod policy;
 pub mod repos;
 pub mod request;
 pub mod requests;
+pub mod review;
 pub mod revoke;
 pub mod server;
 pub mod setup;

@@ -1,5 +1,6 @@
-//! `jit request [REPO] --level L --for D [--reason R]`: ask, wait, and on
-//! approval keep the credential in the keychain.
+//! `jit request [REPO] --level L --for D [--reason R] [--break-glass]`: ask,
+//! wait, and on approval keep the credential in the keychain. Break-glass
+//! asks a break-glass rule, which grants at once and is reviewed afterwards.
 
 use crate::api;
 use crate::domain::{AccessDuration, Level};
@@ -25,6 +26,9 @@ pub struct RequestArgs {
     /// Only these refs (repeatable; `hotfix/*` is refs/heads/hotfix/*), within what the rule allows
     #[arg(long = "ref", value_name = "PATTERN", value_parser = ref_parser)]
     pub refs: Vec<String>,
+    /// An emergency: granted at once under a break-glass rule (needs --reason), announced loudly and reviewed afterwards
+    #[arg(long)]
+    pub break_glass: bool,
     #[command(flatten)]
     pub wait: WaitFlags,
 }
@@ -80,8 +84,17 @@ pub async fn cmd_request(args: &RequestArgs) -> Result<(), CommandError> {
         duration: args.duration.to_string(),
         reason: args.reason.clone(),
         refs: args.refs.clone(),
+        break_glass: args.break_glass,
     };
     let req = client.create_request(&body).await?;
+    if req.break_glass && !req.existing {
+        eprintln!(
+            "jit: BREAK-GLASS: {} on {} granted at once without approval; it is announced, audited, and reviewed afterwards by {}",
+            req.level,
+            req.repo,
+            req.approvers.join(", ")
+        );
+    }
     if let Some(origin) = &origin {
         warn_if_ssh_cannot_use(&client, origin, &req.repo).await;
     }

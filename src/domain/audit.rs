@@ -91,6 +91,13 @@ pub enum Action {
     /// A request to lengthen a live grant (`jit extend`); approved, its grant
     /// takes the old one's place (and its credentials) without a gap.
     ExtensionRequested,
+    /// A break-glass request, granted at once under a break-glass rule; its
+    /// approvers review it afterwards.
+    BreakGlass,
+    /// An approver's review of a break-glass grant: approved or flagged.
+    BreakGlassReviewed,
+    /// A break-glass grant still unreviewed, brought up again (daily).
+    ReviewReminder,
 }
 
 impl Action {
@@ -128,6 +135,9 @@ impl Action {
             Action::NotificationFailed => "notification_failed",
             Action::PolicyChanged => "policy_changed",
             Action::ExtensionRequested => "extension_requested",
+            Action::BreakGlass => "break_glass",
+            Action::BreakGlassReviewed => "break_glass_reviewed",
+            Action::ReviewReminder => "review_reminder",
         }
     }
 }

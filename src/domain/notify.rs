@@ -25,6 +25,9 @@ pub const EVENTS: &[&str] = &[
     "host_revoke_failed",
     "session_ended",
     "policy_changed",
+    "break_glass",
+    "break_glass_reviewed",
+    "review_reminder",
 ];
 
 /// Whether an event asks someone to decide: a request, or an extension.
@@ -144,6 +147,17 @@ impl Notice<'_> {
         asks_for_decision(&self.event.action)
     }
 
+    /// Whether the event asks the rule's approvers to review a break-glass grant.
+    fn asks_review(&self) -> bool {
+        matches!(self.event.action.as_str(), "break_glass" | "review_reminder")
+    }
+
+    /// The command that reviews this notice's break-glass grant.
+    fn review_command(&self) -> Option<String> {
+        let grant = self.request?.grant.as_ref()?;
+        Some(format!("jit review {} --approve | --flag --comment TEXT", grant.id))
+    }
+
     /// One line: who did what to which request.
     pub fn summary(&self) -> String {
         let e = self.event;
@@ -164,6 +178,14 @@ impl Notice<'_> {
                     "grant_expired" => format!("#{}'s grant ended: {} {what}", r.id, r.requester),
                     "revoked" => format!("{} revoked #{}'s grant: {} {what}", e.actor, r.id, r.requester),
                     "host_revoke_failed" => format!("the host has not yet taken back #{}'s access: {} {what}", r.id, r.requester),
+                    "break_glass" => {
+                        format!("BREAK-GLASS: {} took {what} at once, without approval (request #{}); review afterwards", r.requester, r.id)
+                    }
+                    "break_glass_reviewed" => {
+                        let how = r.review.as_ref().map(|v| v.outcome.as_str()).unwrap_or("reviewed");
+                        format!("{} {how} break-glass #{}: {} {what}", e.actor, r.id, r.requester)
+                    }
+                    "review_reminder" => format!("Break-glass #{} is still unreviewed: {} took {what}", r.id, r.requester),
                     other => format!("{other}: #{} {} {what}", r.id, r.requester),
                 }
             }
@@ -193,6 +215,9 @@ impl Notice<'_> {
                 lines.push(format!("Approve:    jit approve {}", r.id));
                 lines.push(format!("Deny:       jit deny {} --reason TEXT", r.id));
             }
+            if let Some(review) = self.review_command().filter(|_| self.asks_review()) {
+                lines.push(format!("Review:     {review}"));
+            }
             lines.push(format!("API:        {}/v1/requests/{}", self.base_url, r.id));
         }
         lines.push(format!("Audit:      event {} ({})", self.event.seq, self.event.hash));
@@ -206,8 +231,12 @@ impl Notice<'_> {
 
     /// A Slack incoming-webhook message (Block Kit), with a plain-text fallback.
     pub fn slack_body(&self) -> Value {
-        let mut blocks =
-            vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", slack_escape(&self.summary()))}})];
+        let mut blocks = Vec::new();
+        if self.event.action == "break_glass" {
+            // Loud on purpose: access was taken without anyone deciding.
+            blocks.push(json!({"type": "header", "text": {"type": "plain_text", "text": ":rotating_light: Break-glass access taken", "emoji": true}}));
+        }
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", slack_escape(&self.summary()))}}));
         if let Some(r) = self.request {
             let mut fields = vec![
                 field("Requester", &r.requester),
@@ -223,9 +252,15 @@ impl Notice<'_> {
             if !self.approvers.is_empty() && self.asks() {
                 fields.push(field("Who can approve", &self.approvers.join(", ")));
             }
+            if !self.approvers.is_empty() && self.asks_review() {
+                fields.push(field("Who reviews", &self.approvers.join(", ")));
+            }
             blocks.push(json!({"type": "section", "fields": fields}));
             if self.asks() {
                 blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&format!("jit approve {}   ·   jit deny {} --reason …", r.id, r.id))}]}));
+            }
+            if let Some(review) = self.review_command().filter(|_| self.asks_review()) {
+                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&review)}]}));
             }
         }
         json!({"text": slack_escape(&self.summary()), "blocks": blocks})
@@ -368,6 +403,9 @@ mod tests {
             approvals: vec![],
             grant: None,
             extends_grant: Some(5),
+            break_glass: false,
+            review: None,
+            reminded_at: None,
         };
         for (action, asks) in [("requested", true), ("extension_requested", true), ("approved", false), ("denied", false)] {
             let e = event(action);
@@ -383,6 +421,74 @@ mod tests {
         let e = event("extension_requested");
         let notice = Notice { id: "n:7".into(), event: &e, request: Some(&request), approvers: vec![], base_url: "" };
         assert_eq!(notice.summary(), "alice asks to extend grant #5: write access to acme/api for 1h from now (request #12)");
+    }
+
+    #[test]
+    fn break_glass_is_loud_and_tells_its_reviewers_how_to_review() {
+        let now = Utc::now();
+        let grant = crate::domain::records::GrantRecord {
+            id: 40,
+            request_id: 12,
+            user_id: Some(1),
+            user: "erin".into(),
+            repo: "acme/api".into(),
+            level: crate::domain::Level::Write,
+            rule: Some("prod-break-glass".into()),
+            refs: crate::domain::refs::RefScope::all(),
+            terms: None,
+            granted_at: now,
+            expires_at: now,
+            revoked_at: None,
+            revoked_by: None,
+            ended_at: None,
+        };
+        let mut request = RequestRecord {
+            id: 12,
+            requester_id: Some(1),
+            requester: "erin".into(),
+            repo: "acme/api".into(),
+            level: crate::domain::Level::Write,
+            duration_secs: 3600,
+            reason: Some("INC-77 prod down".into()),
+            rule: "prod-break-glass".into(),
+            approvals_required: 0,
+            refs: crate::domain::refs::RefScope::all(),
+            terms: None,
+            status: crate::domain::request::RequestStatus::Approved,
+            created_at: now,
+            decided_at: Some(now),
+            decided_by: Some("policy".into()),
+            decision_note: None,
+            approvals: vec![],
+            grant: Some(grant),
+            extends_grant: None,
+            break_glass: true,
+            review: None,
+            reminded_at: None,
+        };
+        let approvers = vec!["group:sre".to_string()];
+        for (action, asks_review) in [("break_glass", true), ("review_reminder", true), ("break_glass_reviewed", false)] {
+            let e = event(action);
+            let notice = Notice { id: "n:7".into(), event: &e, request: Some(&request), approvers: approvers.clone(), base_url: "" };
+            let (subject, text, _) = notice.email();
+            assert_eq!(text.contains("Review:     jit review 40 --approve"), asks_review, "{action}: {text}");
+            assert!(!text.contains("jit approve"), "{action}: nothing to approve: {text}");
+            let slack = notice.slack_body().to_string();
+            assert_eq!(slack.contains("Who reviews"), asks_review, "{action}: {slack}");
+            assert_eq!(slack.contains(":rotating_light:"), action == "break_glass", "{action}: {slack}");
+            if action == "break_glass" {
+                assert!(subject.starts_with("[jit] BREAK-GLASS: erin took write access to acme/api for 1h at once"), "{subject}");
+            }
+        }
+        request.review = Some(crate::domain::records::Review {
+            by: "carol".into(),
+            at: now,
+            outcome: crate::domain::request::ReviewOutcome::Flagged,
+            comment: Some("no incident".into()),
+        });
+        let e = AuditEvent { actor: "carol".into(), ..event("break_glass_reviewed") };
+        let notice = Notice { id: "n:7".into(), event: &e, request: Some(&request), approvers, base_url: "" };
+        assert_eq!(notice.summary(), "carol flagged break-glass #12: erin write access to acme/api for 1h");
     }
 
     #[test]

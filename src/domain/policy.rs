@@ -221,6 +221,10 @@ pub struct RawRule {
     pub allow_deletes: bool,
     /// How long before a grant's end git starts warning (default 10m).
     pub warn_before: Option<String>,
+    /// Granted at once to `--break-glass` requests (and only to them), its
+    /// `approvers` reviewing afterwards.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +250,8 @@ pub struct Rule {
     pub allow_deletes: bool,
     /// How long before a grant's end git warns that it is ending.
     pub warn_before: AccessDuration,
+    /// For `--break-glass` requests only: granted at once, reviewed afterwards by its approvers.
+    pub break_glass: bool,
 }
 
 impl Rule {
@@ -282,6 +288,8 @@ pub enum Passed {
     OtherLevels,
     /// It covers repo and level, but the person is not among its requesters.
     NotARequester,
+    /// It is a break-glass rule, for `--break-glass` requests only.
+    BreakGlassOnly,
 }
 
 impl Passed {
@@ -290,6 +298,7 @@ impl Passed {
             Passed::OtherRepos => "its repos do not include this one",
             Passed::OtherLevels => "it does not grant this level here",
             Passed::NotARequester => "this person is not among its requesters",
+            Passed::BreakGlassOnly => "it is for break-glass requests only (--break-glass)",
         }
     }
 }
@@ -324,6 +333,10 @@ pub enum Refusal {
     ReasonRequired { rule: String, level: Level, repo: String },
     #[error("rule `{rule}`: {source}")]
     Refs { rule: String, source: super::refs::RefError },
+    #[error("no break-glass rule covers {level} access to `{repo}`")]
+    NoBreakGlass { repo: String, level: Level },
+    #[error("a break-glass request needs a reason naming the emergency (--reason \"INC-77 prod down\")")]
+    BreakGlassReason,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -376,8 +389,21 @@ impl Policy {
         let requesters = raw.requesters.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
         let mut approvers = raw.approvers.iter().map(|p| Principal::parse(p)).collect::<Result<Vec<_>, _>>()?;
         let max_duration = raw.max_duration.parse::<AccessDuration>().map_err(|e| format!("max_duration: {e}"))?;
+        if raw.break_glass {
+            if raw.auto_approve {
+                return Err("a break-glass rule grants at once already: leave out `auto_approve`".into());
+            }
+            if raw.approvals.is_some() {
+                return Err("a break-glass rule grants without approvals, its `approvers` review afterwards: leave out `approvals`".into());
+            }
+            if approvers.is_empty() {
+                return Err("a break-glass rule needs `approvers`: they review its grants afterwards".into());
+            }
+            // Nobody reviews their own: someone else must be able to.
+            check_satisfiable(&requesters, &approvers, 1).map_err(|e| format!("its grants could never be reviewed: {e}"))?;
+        }
         let mut quorums = Vec::new();
-        let approvals_required = match (raw.auto_approve, raw.approvals) {
+        let approvals_required = match (raw.auto_approve || raw.break_glass, raw.approvals) {
             (true, Some(RawApprovals::Count(0))) => 0,
             (true, Some(_)) => {
                 return Err("`auto_approve = true` cannot also require approvals".into());
@@ -418,7 +444,7 @@ impl Policy {
         if !raw.auto_approve && approvers.is_empty() {
             return Err("a rule that is not auto-approved needs `approvers`".into());
         }
-        if !raw.auto_approve {
+        if !raw.auto_approve && !raw.break_glass {
             check_satisfiable(&requesters, &approvers, approvals_required)?;
         }
         let from = super::network::parse_networks("from", &raw.from)?;
@@ -443,6 +469,7 @@ impl Policy {
             refs,
             allow_deletes: raw.allow_deletes,
             warn_before,
+            break_glass: raw.break_glass,
         })
     }
 
@@ -469,7 +496,9 @@ impl Policy {
     pub fn explain(&self, repo: &str, level: Level, who: &Subject) -> Explanation<'_> {
         let mut passed = Vec::new();
         for rule in &self.rules {
-            let why = if !rule.covers_repo(repo) {
+            let why = if rule.break_glass {
+                Passed::BreakGlassOnly
+            } else if !rule.covers_repo(repo) {
                 Passed::OtherRepos
             } else if !rule.levels.contains(&level) {
                 Passed::OtherLevels
@@ -483,10 +512,29 @@ impl Policy {
         Explanation { passed, applies: None }
     }
 
-    /// The rule that governs `who` asking for `level` on `repo`.
+    /// The rule that governs `who` asking for `level` on `repo` (break-glass
+    /// rules govern only break-glass requests: [`Policy::break_glass_rule_for`]).
     pub fn rule_for(&self, repo: &str, level: Level, who: &Subject) -> Result<&Rule, Refusal> {
+        self.first_rule(repo, level, who, false)
+    }
+
+    /// The break-glass rule that governs `who` asking for `level` on `repo`
+    /// with `--break-glass`.
+    pub fn break_glass_rule_for(&self, repo: &str, level: Level, who: &Subject) -> Result<&Rule, Refusal> {
+        self.first_rule(repo, level, who, true).map_err(|e| match e {
+            Refusal::NoRule { repo, level } => Refusal::NoBreakGlass { repo, level },
+            other => other,
+        })
+    }
+
+    /// Whether any rule is a break-glass rule (whose grants wait for review).
+    pub fn has_break_glass(&self) -> bool {
+        self.rules.iter().any(|r| r.break_glass)
+    }
+
+    fn first_rule(&self, repo: &str, level: Level, who: &Subject, break_glass: bool) -> Result<&Rule, Refusal> {
         let mut covered = false;
-        for rule in self.rules.iter().filter(|r| r.covers(repo, level)) {
+        for rule in self.rules.iter().filter(|r| r.break_glass == break_glass && r.covers(repo, level)) {
             covered = true;
             if rule.may_request(who) {
                 return Ok(rule);
@@ -509,6 +557,33 @@ impl Policy {
         who: &Subject,
     ) -> Result<&Rule, Refusal> {
         let rule = self.rule_for(repo, level, who)?;
+        Self::check_terms(rule, repo, level, duration, reason)
+    }
+
+    /// Checks a break-glass request: a break-glass rule, its duration cap,
+    /// and a reason (always: it is what the reviewers read).
+    pub fn check_break_glass(
+        &self,
+        repo: &str,
+        level: Level,
+        duration: AccessDuration,
+        reason: Option<&str>,
+        who: &Subject,
+    ) -> Result<&Rule, Refusal> {
+        let rule = self.break_glass_rule_for(repo, level, who)?;
+        if reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(Refusal::BreakGlassReason);
+        }
+        Self::check_terms(rule, repo, level, duration, reason)
+    }
+
+    fn check_terms<'r>(
+        rule: &'r Rule,
+        repo: &str,
+        level: Level,
+        duration: AccessDuration,
+        reason: Option<&str>,
+    ) -> Result<&'r Rule, Refusal> {
         if duration > rule.max_duration {
             return Err(Refusal::TooLong {
                 asked: duration,
@@ -570,6 +645,47 @@ mod tests {
 
     fn subject<'a>(name: &'a str, groups: &'a [String]) -> Subject<'a> {
         Subject { name, groups }
+    }
+
+    #[test]
+    fn a_break_glass_rule_governs_only_break_glass_requests_and_needs_a_reason() {
+        let p = policy(
+            "[[rule]]\nname = \"prod-bg\"\nrepos = [\"prod/*\"]\nlevels = [\"write\"]\nrequesters = [\"group:oncall\"]\napprovers = [\"group:sre\"]\nmax_duration = \"1h\"\nbreak_glass = true\n\n\
+             [[rule]]\nname = \"prod-write\"\nrepos = [\"prod/*\"]\nlevels = [\"write\"]\nrequesters = [\"*\"]\napprovers = [\"group:sre\"]\nmax_duration = \"8h\"\n",
+        )
+        .unwrap();
+        let oncall = vec!["oncall".to_string()];
+        let erin = subject("erin", &oncall);
+        let hour = AccessDuration::from_secs(3600).unwrap();
+        assert_eq!(
+            p.rule_for("prod/api", Level::Write, &erin).unwrap().name,
+            "prod-write",
+            "an ordinary request passes the break-glass rule by"
+        );
+        let e = p.explain("prod/api", Level::Write, &erin);
+        assert_eq!(e.passed[0].1, Passed::BreakGlassOnly);
+        assert_eq!(p.check_break_glass("prod/api", Level::Write, hour, Some("INC-77"), &erin).unwrap().name, "prod-bg");
+        assert_eq!(p.check_break_glass("prod/api", Level::Write, hour, None, &erin).unwrap_err(), Refusal::BreakGlassReason);
+        assert_eq!(p.check_break_glass("prod/api", Level::Write, hour, Some("  "), &erin).unwrap_err(), Refusal::BreakGlassReason);
+        let two_hours = AccessDuration::from_secs(7200).unwrap();
+        assert!(matches!(p.check_break_glass("prod/api", Level::Write, two_hours, Some("INC-77"), &erin), Err(Refusal::TooLong { .. })));
+        let dev = subject("dave", &[]);
+        assert!(matches!(p.check_break_glass("prod/api", Level::Write, hour, Some("x"), &dev), Err(Refusal::NotRequester { .. })));
+        assert!(matches!(p.check_break_glass("prod/api", Level::Admin, hour, Some("x"), &erin), Err(Refusal::NoBreakGlass { .. })));
+        assert!(p.has_break_glass());
+        assert!(p.rule("prod-bg").unwrap().approvals_required == 0);
+
+        let bad = |extra: &str| {
+            policy(&format!(
+                "[[rule]]\nrepos = [\"prod/*\"]\nlevels = [\"write\"]\nrequesters = [\"erin\"]\nmax_duration = \"1h\"\nbreak_glass = true\n{extra}"
+            ))
+            .unwrap_err()
+            .message
+        };
+        assert!(bad("approvers = [\"carol\"]\nauto_approve = true\n").contains("leave out `auto_approve`"));
+        assert!(bad("approvers = [\"carol\"]\napprovals = 2\n").contains("leave out `approvals`"));
+        assert!(bad("").contains("needs `approvers`"));
+        assert!(bad("approvers = [\"erin\"]\n").contains("could never be reviewed"), "{}", bad("approvers = [\"erin\"]\n"));
     }
 
     #[test]

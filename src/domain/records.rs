@@ -70,6 +70,8 @@ pub struct NewRequest {
     pub created_at: DateTime<Utc>,
     /// The live grant this request would lengthen (`jit extend`), if any.
     pub extends_grant: Option<i64>,
+    /// Granted at once under a break-glass rule, to be reviewed afterwards.
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +98,21 @@ pub struct RequestRecord {
     pub grant: Option<GrantRecord>,
     /// The grant this request was made to lengthen (`jit extend`), if any.
     pub extends_grant: Option<i64>,
+    /// Granted at once under a break-glass rule (`jit request --break-glass`).
+    pub break_glass: bool,
+    /// A break-glass request's review by an approver of its rule, once given.
+    pub review: Option<Review>,
+    /// When the last daily reminder of an unreviewed break-glass request was sent.
+    pub reminded_at: Option<DateTime<Utc>>,
+}
+
+/// An approver's after-the-fact review of a break-glass grant (`jit review`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub outcome: crate::domain::request::ReviewOutcome,
+    pub comment: Option<String>,
 }
 
 impl RequestRecord {
@@ -161,6 +178,8 @@ pub struct Supersede {
 pub struct RequestFilter {
     pub requester_id: Option<i64>,
     pub status: Option<RequestStatus>,
+    /// Only break-glass requests not yet reviewed.
+    pub unreviewed: bool,
     pub page: Page,
 }
 

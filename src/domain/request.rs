@@ -89,6 +89,93 @@ pub enum DecisionError {
     NotApprover(String),
     #[error("only the requester can cancel a request")]
     NotRequester,
+    #[error("grant {0} was not break-glass: it was approved before it was given, so there is nothing to review")]
+    NotBreakGlass(i64),
+    #[error("already reviewed by {by} ({outcome})")]
+    AlreadyReviewed { by: String, outcome: ReviewOutcome },
+    #[error("you cannot review your own break-glass grant")]
+    SelfReview,
+    #[error("flagging a break-glass grant needs --comment saying what was wrong")]
+    CommentRequired,
+}
+
+/// What an approver of a break-glass rule found, looking back at a grant
+/// that was given without them (`jit review`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewOutcome {
+    /// The emergency was real and the access fitting.
+    Approved,
+    /// Something was wrong: the comment says what, for whoever follows up.
+    Flagged,
+}
+
+impl ReviewOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewOutcome::Approved => "approved",
+            ReviewOutcome::Flagged => "flagged",
+        }
+    }
+}
+
+impl fmt::Display for ReviewOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReviewOutcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "approved" => Ok(ReviewOutcome::Approved),
+            "flagged" => Ok(ReviewOutcome::Flagged),
+            other => Err(format!("unknown review `{other}`: expected approved or flagged")),
+        }
+    }
+}
+
+/// What a review needs to know about a break-glass request.
+#[derive(Debug, Clone, Copy)]
+pub struct ReviewState<'a> {
+    pub id: i64,
+    pub requester: &'a str,
+    pub break_glass: bool,
+    /// Who reviewed it already, and how.
+    pub reviewed: Option<(&'a str, ReviewOutcome)>,
+}
+
+/// A review by `who` under `rule` (the break-glass rule that governs the
+/// request now): only of a break-glass request, once, by one of the rule's
+/// approvers who is not the requester; a flag says why.
+pub fn review(state: &ReviewState, rule: &Rule, who: &Subject, outcome: ReviewOutcome, comment: Option<&str>) -> Result<(), DecisionError> {
+    if !state.break_glass {
+        return Err(DecisionError::NotBreakGlass(state.id));
+    }
+    if let Some((by, outcome)) = state.reviewed {
+        return Err(DecisionError::AlreadyReviewed { by: by.to_string(), outcome });
+    }
+    if who.name == state.requester {
+        return Err(DecisionError::SelfReview);
+    }
+    if !rule.may_approve(who) {
+        return Err(DecisionError::NotApprover(rule.approvers_display().join(", ")));
+    }
+    if outcome == ReviewOutcome::Flagged && comment.is_none_or(|c| c.trim().is_empty()) {
+        return Err(DecisionError::CommentRequired);
+    }
+    Ok(())
+}
+
+/// How often an unreviewed break-glass grant is brought up again.
+pub const REVIEW_REMINDER_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+/// Whether an unreviewed break-glass grant given at `granted_at`, last
+/// reminded of at `reminded_at`, is due for its daily reminder at `now`.
+pub fn review_reminder_due(granted_at: DateTime<Utc>, reminded_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    now >= reminded_at.unwrap_or(granted_at) + REVIEW_REMINDER_EVERY
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +365,43 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2026-11-25T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_break_glass_grant_is_reviewed_once_by_another_approver_and_a_flag_says_why() {
+        let r = rule(1);
+        let reviewers = vec!["reviewers".to_string()];
+        let bob = Subject { name: "bob", groups: &reviewers };
+        let open = ReviewState { id: 7, requester: "erin", break_glass: true, reviewed: None };
+        assert_eq!(review(&open, &r, &bob, ReviewOutcome::Approved, None), Ok(()));
+        assert_eq!(review(&open, &r, &bob, ReviewOutcome::Flagged, Some("no incident INC-77")), Ok(()));
+        assert_eq!(review(&open, &r, &bob, ReviewOutcome::Flagged, None), Err(DecisionError::CommentRequired));
+        assert_eq!(review(&open, &r, &bob, ReviewOutcome::Flagged, Some("  ")), Err(DecisionError::CommentRequired));
+        let erin = Subject { name: "erin", groups: &reviewers };
+        assert_eq!(review(&open, &r, &erin, ReviewOutcome::Approved, None), Err(DecisionError::SelfReview));
+        let mallory = Subject { name: "mallory", groups: &[] };
+        assert!(matches!(review(&open, &r, &mallory, ReviewOutcome::Approved, None), Err(DecisionError::NotApprover(_))));
+        let done = ReviewState { reviewed: Some(("alice", ReviewOutcome::Flagged)), ..open };
+        assert_eq!(
+            review(&done, &r, &bob, ReviewOutcome::Approved, None),
+            Err(DecisionError::AlreadyReviewed { by: "alice".into(), outcome: ReviewOutcome::Flagged })
+        );
+        let ordinary = ReviewState { break_glass: false, ..open };
+        assert_eq!(review(&ordinary, &r, &bob, ReviewOutcome::Approved, None), Err(DecisionError::NotBreakGlass(7)));
+    }
+
+    #[test]
+    fn an_unreviewed_break_glass_grant_is_brought_up_once_a_day() {
+        let granted = now();
+        let day = chrono::Duration::hours(24);
+        assert!(!review_reminder_due(granted, None, granted + day - chrono::Duration::seconds(1)));
+        assert!(review_reminder_due(granted, None, granted + day));
+        let reminded = granted + day;
+        assert!(!review_reminder_due(granted, Some(reminded), reminded + chrono::Duration::hours(23)));
+        assert!(review_reminder_due(granted, Some(reminded), reminded + day));
+        assert_eq!(ReviewOutcome::from_str("flagged"), Ok(ReviewOutcome::Flagged));
+        assert_eq!(ReviewOutcome::Approved.to_string(), "approved");
+        assert!(ReviewOutcome::from_str("ok").unwrap_err().contains("approved or flagged"));
     }
 
     #[test]

@@ -110,6 +110,7 @@ impl From<BrokerError> for ApiError {
                 let hint = match refusal {
                     Refusal::NoRule { .. } => Some("ask an operator to add a policy rule for this repo and level"),
                     Refusal::TooLong { .. } => Some("ask for a shorter duration with --for"),
+                    Refusal::NoBreakGlass { .. } => Some("ask without --break-glass, or ask an operator for a break-glass rule"),
                     _ => None,
                 };
                 let e = ApiError::new(StatusCode::FORBIDDEN, codes::POLICY_DENIED, message);
@@ -125,6 +126,9 @@ impl From<BrokerError> for ApiError {
                     DecisionError::PendingExpired => (StatusCode::CONFLICT, codes::REQUEST_EXPIRED),
                     DecisionError::SelfDecision => (StatusCode::FORBIDDEN, codes::SELF_APPROVAL),
                     DecisionError::NotApprover(_) | DecisionError::NotRequester => (StatusCode::FORBIDDEN, codes::NOT_APPROVER),
+                    DecisionError::SelfReview => (StatusCode::FORBIDDEN, codes::SELF_APPROVAL),
+                    DecisionError::NotBreakGlass(_) | DecisionError::AlreadyReviewed { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
+                    DecisionError::CommentRequired => (StatusCode::BAD_REQUEST, codes::INVALID_INPUT),
                 };
                 ApiError::new(status, code, message)
             }

@@ -3,7 +3,8 @@
 //! It expires requests nobody decided within the pending TTL, gives new
 //! grants their access at hosts that grant by membership, and tells the
 //! provider about every grant that expired or was revoked, recording each
-//! expiry in the audit log exactly once. It runs at start-up first, so a broker
+//! expiry in the audit log exactly once; once a day it brings up each
+//! break-glass grant still unreviewed. It runs at start-up first, so a broker
 //! that was down catches up, then sleeps until the next grant expiry, a change,
 //! or its interval, whichever comes first.
 //!
@@ -100,6 +101,11 @@ async fn end_what_time_ended(broker: Arc<Broker>, mut shutdown: watch::Receiver<
             Ok(0) => {}
             Ok(n) => tracing::info!(grants = n, "reaper: ended grants"),
             Err(e) => tracing::warn!(error = %e, "reaper: ending grants failed"),
+        }
+        match broker.remind_unreviewed().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(grants = n, "reaper: reminded of unreviewed break-glass grants"),
+            Err(e) => tracing::warn!(error = %e, "reaper: reminding of unreviewed break-glass grants failed"),
         }
         broker.metrics().reaper_round();
         let sleep_for = nap(&broker, broker.next_grant_expiry().await.ok().flatten());

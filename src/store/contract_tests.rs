@@ -14,10 +14,11 @@ use super::{Store, StoreError};
 use crate::domain::Level;
 use crate::domain::audit::{Action, NewEvent};
 use crate::domain::records::{
-    ApprovalRecord, EndFailure, HostPhase, NewHostToken, NewRequest, NewUserRecord, Page, RequestChange, RequestFilter, Supersede, Terms,
+    ApprovalRecord, EndFailure, HostPhase, NewHostToken, NewRequest, NewUserRecord, Page, RequestChange, RequestFilter, RequestRecord,
+    Review, Supersede, Terms,
 };
 use crate::domain::refs::RefScope;
-use crate::domain::request::RequestStatus;
+use crate::domain::request::{RequestStatus, ReviewOutcome};
 use crate::domain::token::TokenHash;
 
 fn test_key() -> SigningKey {
@@ -67,6 +68,7 @@ pub(super) fn new_request(n: i64) -> NewRequest {
         terms: Terms { from: vec!["10.0.0.0/8".parse().unwrap()], allow_deletes: true },
         created_at: at("2026-11-25T12:00:00Z") + chrono::Duration::seconds(n),
         extends_grant: None,
+        break_glass: false,
     }
 }
 
@@ -113,9 +115,53 @@ async fn an_extension_names_the_grant_it_lengthens_as_written_and_as_read() {
         let written = s.create_request(&extension, None, vec![], vec![]).await.unwrap();
         assert_eq!(written.extends_grant, Some(grant));
         assert_eq!(s.request(written.id).await.unwrap().unwrap(), written);
-        let listed = s.requests(&RequestFilter { requester_id: None, status: None, page: Page { before: None, limit: 10 } }).await.unwrap();
+        let listed = s.requests(&RequestFilter { page: Page { before: None, limit: 10 }, ..RequestFilter::default() }).await.unwrap();
         let extends: Vec<Option<i64>> = listed.iter().map(|r| r.extends_grant).collect();
         assert_eq!(extends, [Some(grant), None], "newest first");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_break_glass_request_is_reviewed_once_and_reminded_of_once_per_turn() {
+    each_store(|s| async move {
+        let user =
+            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        let window = |r: &NewRequest| Some((r.created_at, r.created_at + chrono::Duration::hours(1)));
+        let ordinary = new_request(1);
+        let ordinary = s.create_request(&ordinary, window(&ordinary), vec![], vec![]).await.unwrap();
+        let urgent = NewRequest { break_glass: true, ..new_request(2) };
+        let urgent = s.create_request(&urgent, window(&urgent), vec![], vec![]).await.unwrap();
+        assert!(urgent.break_glass && urgent.review.is_none());
+        assert_eq!(s.request(urgent.id).await.unwrap().unwrap(), urgent, "as written, as read");
+        let unreviewed = RequestFilter { unreviewed: true, page: Page { before: None, limit: 10 }, ..RequestFilter::default() };
+        let ids = |list: Vec<RequestRecord>| list.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.requests(&unreviewed).await.unwrap()), [urgent.id], "only the break-glass one waits");
+
+        // Reminded once per turn: a second broker holding the old `last` changes nothing.
+        let day = at("2026-11-26T12:00:02Z");
+        let remind = || NewEvent::new("broker", Action::ReviewReminder);
+        assert!(s.remind(urgent.id, None, day, remind()).await.unwrap());
+        assert!(!s.remind(urgent.id, None, day, remind()).await.unwrap(), "the same turn twice");
+        assert_eq!(s.request(urgent.id).await.unwrap().unwrap().reminded_at, Some(stored(day)));
+        assert!(!s.remind(ordinary.id, None, day, remind()).await.unwrap(), "not break-glass");
+
+        let review = Review { by: "carol".into(), at: day, outcome: ReviewOutcome::Flagged, comment: Some("no incident".into()) };
+        let reviewed = s.review(urgent.id, &review, NewEvent::new("carol", Action::BreakGlassReviewed)).await.unwrap();
+        assert_eq!(reviewed.review, Some(Review { at: stored(day), ..review.clone() }));
+        assert_eq!(s.request(urgent.id).await.unwrap().unwrap(), reviewed);
+        assert!(s.requests(&unreviewed).await.unwrap().is_empty());
+        assert!(matches!(s.review(urgent.id, &review, NewEvent::new("bob", Action::BreakGlassReviewed)).await, Err(StoreError::Conflict)));
+        assert!(matches!(
+            s.review(ordinary.id, &review, NewEvent::new("bob", Action::BreakGlassReviewed)).await,
+            Err(StoreError::Conflict)
+        ));
+        assert!(matches!(s.review(999, &review, NewEvent::new("bob", Action::BreakGlassReviewed)).await, Err(StoreError::NotFound(_))));
+        assert!(!s.remind(urgent.id, Some(stored(day)), day + chrono::Duration::days(1), remind()).await.unwrap(), "reviewed: no more");
+        let actions: Vec<String> = s.audit(0, None, 100).await.unwrap().iter().map(|e| e.action.clone()).collect();
+        assert_eq!(actions.iter().filter(|a| *a == "review_reminder").count(), 1, "{actions:?}");
+        assert_eq!(actions.iter().filter(|a| *a == "break_glass_reviewed").count(), 1, "{actions:?}");
     })
     .await;
 }

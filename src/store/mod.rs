@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::audit::{AuditEvent, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
-    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, Review, SessionRecord, SignIn, SignedIn, Supersede,
+    UserRecord,
 };
 use crate::domain::token::TokenHash;
 
@@ -153,6 +154,13 @@ pub trait Store: Send + Sync {
     /// Applies a decision to a request that must still be pending with the
     /// expected number of approvals, or fails with [`StoreError::Conflict`].
     async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord>;
+    /// Records the review of break-glass request `id` with `event`, unless it
+    /// is not break-glass or was reviewed already ([`StoreError::Conflict`]).
+    async fn review(&self, id: i64, review: &Review, event: NewEvent) -> StoreResult<RequestRecord>;
+    /// Marks unreviewed break-glass request `id` reminded of at `now` with
+    /// `event`, if its last reminder is still `last` (so brokers sharing a
+    /// database remind once); whether it did.
+    async fn remind(&self, id: i64, last: Option<DateTime<Utc>>, now: DateTime<Utc>, event: NewEvent) -> StoreResult<bool>;
     /// Ids of pending requests created before `cutoff`.
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>>;
 

@@ -25,6 +25,7 @@ pub fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
 pub const REQUESTS_QUERY: &str = "
 SELECT r.id, r.requester_id, r.requester, r.repo, r.level, r.duration_secs, r.reason, r.rule, r.approvals_required, r.refs,
        r.from_networks, r.allow_deletes, r.status, r.extends_grant,
+       r.break_glass, r.reviewed_by, r.reviewed_at, r.review, r.review_comment, r.reminded_at,
        r.created_at, r.decided_at, r.decided_by, r.decision_note,
        a.approver AS a_approver, a.comment AS a_comment, a.at AS a_at,
        g.id AS g_id, g.granted_at AS g_granted_at, g.expires_at AS g_expires_at,
@@ -78,7 +79,22 @@ pub fn created_request(new: &NewRequest, id: i64, decided: bool) -> RequestRecor
         approvals: Vec::new(),
         grant: None,
         extends_grant: new.extends_grant,
+        break_glass: new.break_glass,
+        review: None,
+        reminded_at: None,
     }
+}
+
+/// A stored review: its columns all set, or none (not yet reviewed).
+pub fn review(
+    by: Option<String>,
+    at: Option<DateTime<Utc>>,
+    outcome: Option<String>,
+    comment: Option<String>,
+) -> StoreResult<Option<crate::domain::records::Review>> {
+    let (Some(by), Some(at), Some(outcome)) = (by, at, outcome) else { return Ok(None) };
+    let outcome = outcome.parse().map_err(|e: String| StoreError::Corrupt(format!("review: {e}")))?;
+    Ok(Some(crate::domain::records::Review { by, at, outcome, comment }))
 }
 
 /// The grant of `req` written with `id` for `granted_at..expires_at`, as a read would return it.

@@ -13,6 +13,7 @@ pub mod idp;
 pub mod logs;
 pub mod postgres;
 pub mod process;
+pub mod receiver;
 pub mod tls;
 pub mod upstream;
 

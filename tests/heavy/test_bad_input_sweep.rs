@@ -39,10 +39,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/requests/{id}/cancel"),
     ("GET", "/v1/grants"),
     ("GET", "/v1/grants/failing"),
+    ("GET", "/v1/grants/unreviewed"),
     ("GET", "/v1/grants/{id}"),
     ("POST", "/v1/grants/{id}/revoke"),
     ("POST", "/v1/grants/{id}/credentials"),
     ("POST", "/v1/grants/{id}/extend"),
+    ("POST", "/v1/grants/{id}/review"),
     ("GET", "/v1/grants/{id}/report"),
     ("GET", "/v1/notifications"),
     ("GET", "/v1/replicas"),
@@ -152,6 +154,7 @@ fn template(path: &str) -> Option<Value> {
         "/v1/requests/{id}/deny" => json!({"reason": "no"}),
         "/v1/grants/{id}/revoke" => json!({"reason": "done"}),
         "/v1/grants/{id}/extend" => json!({"duration": "30m", "reason": "sweep"}),
+        "/v1/grants/{id}/review" => json!({"outcome": "approved", "comment": "sweep"}),
         _ => return None,
     })
 }
@@ -458,6 +461,7 @@ const INVOCATIONS: &[(&str, &[&str], &str)] = &[
     ("requests", &["--pending", "--json"], "alice"),
     ("approve", &["{pending}", "--comment", "ok", "--yes"], "bob"),
     ("deny", &["{pending}", "--reason", "no"], "bob"),
+    ("review", &["{grant}", "--approve", "--comment", "sweep"], "bob"),
     ("status", &["--json"], "alice"),
     ("extend", &["{grant}", "--for", "30m", "--reason", "sweep", "--no-wait", "--json"], "alice"),
     ("revoke", &["{grant}", "--reason", "done"], "alice"),

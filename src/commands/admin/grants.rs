@@ -1,6 +1,7 @@
-//! `jit admin grants [--failing] [--json]`: every user's live grants, or
-//! those that ended while their git host still holds them (the broker keeps
-//! retrying the revocation; each attempt is in the audit log).
+//! `jit admin grants [--failing | --unreviewed] [--json]`: every user's live
+//! grants; or those that ended while their git host still holds them (the
+//! broker keeps retrying the revocation; each attempt is in the audit log);
+//! or the break-glass grants nobody has reviewed yet.
 
 use clap::Args;
 
@@ -12,13 +13,24 @@ use crate::ui;
 #[derive(Debug, Args)]
 pub struct GrantsArgs {
     /// Only grants that ended but whose host has not yet revoked them
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unreviewed")]
     pub failing: bool,
+    /// Only break-glass grants not yet reviewed by an approver of their rule
+    #[arg(long)]
+    pub unreviewed: bool,
     #[command(flatten)]
     pub json: crate::commands::args::JsonFlag,
 }
 
 pub async fn cmd_grants(client: &Client, args: &GrantsArgs) -> Result<(), CommandError> {
+    if args.unreviewed {
+        let waiting = client.unreviewed(true).await?;
+        if args.json.json {
+            return print_json(&waiting);
+        }
+        crate::commands::review::print_unreviewed(&waiting, "No break-glass grant waits for review.");
+        return Ok(());
+    }
     if args.failing {
         let failing = client.failing_grants().await?;
         if args.json.json {

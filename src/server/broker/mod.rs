@@ -21,6 +21,7 @@ mod guard;
 mod notify;
 mod observe;
 mod requests;
+mod reviews;
 mod sessions;
 mod users;
 mod waiters;
@@ -105,6 +106,8 @@ pub struct Broker {
     closing: AtomicBool,
     /// Per grant, the fetch window that folds repeated fetches into one audit event.
     fetch_windows: std::sync::Mutex<std::collections::HashMap<i64, git::FetchWindow>>,
+    /// When the reaper last looked for unreviewed break-glass grants due a reminder.
+    reminders_checked: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Per (source, kind of refusal), when a git refusal was last audited.
     refusal_windows: std::sync::Mutex<std::collections::HashMap<git::RefusalKey, DateTime<Utc>>>,
     /// Failed-login limits, per-credential git limits, and the failure tally.
@@ -360,6 +363,7 @@ impl Broker {
             reaper_wake: Notify::new(),
             closing: AtomicBool::new(false),
             fetch_windows: Default::default(),
+            reminders_checked: Default::default(),
             refusal_windows: Default::default(),
             guard,
         })

@@ -84,6 +84,15 @@ fn superseded(live: &[GrantRecord], level: Level, refs: &RefScope, expires_at: D
         .collect()
 }
 
+/// What a new request is: an ordinary one, an extension of a live grant
+/// (`jit extend`: the grant and the time added), or break-glass.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Ordinary,
+    Extends(&'a GrantRecord, AccessDuration),
+    BreakGlass,
+}
+
 /// A new request, or the live grant's request that already covers it.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -172,6 +181,9 @@ impl Broker {
 
     /// Creates a request, unless a live grant of the caller already covers it:
     /// then that grant's request comes back (`existing`) and nothing piles up.
+    /// With `break_glass`, only a break-glass rule may govern it, and it is
+    /// granted at once, to be reviewed afterwards by the rule's approvers.
+    #[allow(clippy::too_many_arguments)] // the request's fields, as the API names them
     pub async fn create_request(
         &self,
         caller: &UserRecord,
@@ -180,8 +192,10 @@ impl Broker {
         duration: AccessDuration,
         reason: Option<&str>,
         refs: &[String],
+        break_glass: bool,
     ) -> BrokerResult<Created> {
-        self.create(caller, repo, level, duration, reason, refs, None).await
+        let kind = if break_glass { Kind::BreakGlass } else { Kind::Ordinary };
+        self.create(caller, repo, level, duration, reason, refs, kind).await
     }
 
     /// Asks to lengthen the caller's live grant `id` by `added` (`jit
@@ -202,7 +216,7 @@ impl Broker {
         let total = AccessDuration::from_secs(left_ms.div_ceil(1000) + added.secs())
             .map_err(|e| BrokerError::InvalidInput(format!("extending grant {id} by {added}: {e}")))?;
         let refs = grant.refs.to_vec();
-        self.create(caller, &grant.repo, grant.level, total, reason, &refs, Some((&grant, added))).await
+        self.create(caller, &grant.repo, grant.level, total, reason, &refs, Kind::Extends(&grant, added)).await
     }
 
     #[allow(clippy::too_many_arguments)] // the request's fields, each named at both call sites
@@ -214,8 +228,13 @@ impl Broker {
         duration: AccessDuration,
         reason: Option<&str>,
         refs: &[String],
-        extends: Option<(&GrantRecord, AccessDuration)>,
+        kind: Kind<'_>,
     ) -> BrokerResult<Created> {
+        let extends = match kind {
+            Kind::Extends(grant, added) => Some((grant, added)),
+            _ => None,
+        };
+        let break_glass = matches!(kind, Kind::BreakGlass);
         let reason = check_text("reason", reason)?;
         let asked = RefScope::parse(refs).map_err(|e| BrokerError::InvalidInput(e.to_string()))?;
         // One snapshot of the rules and repos for the whole request.
@@ -223,7 +242,11 @@ impl Broker {
         let repo = repo::resolve(repo, &in_force.repos)?.name.clone();
         let now = self.now();
         // What the grant would cover: the rule's refs, or fewer as asked.
-        let scope = match in_force.policy.rule_for(&repo, level, &subject(caller)) {
+        let governing = match break_glass {
+            true => in_force.policy.break_glass_rule_for(&repo, level, &subject(caller)),
+            false => in_force.policy.rule_for(&repo, level, &subject(caller)),
+        };
+        let scope = match governing {
             Ok(rule) => RefScope::narrow(&rule.refs, asked).map_err(|source| Refusal::Refs { rule: rule.name.clone(), source })?,
             Err(_) => asked,
         };
@@ -244,7 +267,10 @@ impl Broker {
             tracing::info!(request = record.id, grant = grant.id, requester = %caller.name, %repo, "request covered by a live grant");
             return Ok(Created { record, existing: true });
         }
-        let rule = in_force.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?;
+        let rule = match break_glass {
+            true => in_force.policy.check_break_glass(&repo, level, duration, reason.as_deref(), &subject(caller))?,
+            false => in_force.policy.check_request(&repo, level, duration, reason.as_deref(), &subject(caller))?,
+        };
         let new = NewRequest {
             requester_id: caller.id,
             requester: caller.name.clone(),
@@ -258,10 +284,12 @@ impl Broker {
             terms: crate::domain::records::Terms { from: rule.from.clone(), allow_deletes: rule.allow_deletes },
             created_at: now,
             extends_grant: extends.map(|(g, _)| g.id),
+            break_glass,
         };
-        let mut requested = match extends {
-            None => event(&caller.name, Action::Requested, &repo, level),
-            Some(_) => event(&caller.name, Action::ExtensionRequested, &repo, level),
+        let mut requested = match kind {
+            Kind::Ordinary => event(&caller.name, Action::Requested, &repo, level),
+            Kind::Extends(..) => event(&caller.name, Action::ExtensionRequested, &repo, level),
+            Kind::BreakGlass => event(&caller.name, Action::BreakGlass, &repo, level),
         };
         let asked = match extends {
             None => format!("for {duration}"),
@@ -275,9 +303,17 @@ impl Broker {
         });
         let mut events = vec![requested];
         let expires_at = now + duration.as_chrono();
-        let (grant, supersede) = if rule.auto_approve {
+        let (grant, supersede) = if rule.auto_approve || break_glass {
             let mut granted = event(BROKER_ACTOR, Action::Granted, &repo, level);
-            granted.detail = Some(format!("auto-approved by rule `{}` until {}", rule.name, timestamp(expires_at)));
+            granted.detail = Some(match break_glass {
+                true => format!(
+                    "break-glass, at once, by rule `{}` until {}; to be reviewed by {}",
+                    rule.name,
+                    timestamp(expires_at),
+                    rule.approvers_display().join(", ")
+                ),
+                false => format!("auto-approved by rule `{}` until {}", rule.name, timestamp(expires_at)),
+            });
             events.push(granted);
             (Some((now, expires_at)), superseded(&live, level, &scope, expires_at, !self.revokes_at_host(&repo)))
         } else {
@@ -294,7 +330,7 @@ impl Broker {
     /// that the governing rule lets the caller decide.
     pub async fn list_requests(&self, caller: &UserRecord, query: &RequestQuery, page: Page) -> BrokerResult<Listing<RequestRecord>> {
         self.expire_stale().await?;
-        let filter = RequestFilter { requester_id: query.mine.then_some(caller.id), status: query.status, page };
+        let filter = RequestFilter { requester_id: query.mine.then_some(caller.id), status: query.status, unreviewed: false, page };
         let records = self.store.requests(&filter).await?;
         // The next page is decided before filtering what the caller may see,
         // so a page of someone else's requests does not end the listing.

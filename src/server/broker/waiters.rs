@@ -116,6 +116,9 @@ mod tests {
             approvals: vec![approval; approvals],
             grant: None,
             extends_grant: None,
+            break_glass: false,
+            review: None,
+            reminded_at: None,
         }
     }
 

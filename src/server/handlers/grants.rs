@@ -112,6 +112,47 @@ pub async fn extend(
     Ok((status, Json(view)))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnreviewedQuery {
+    /// Admins only: every unreviewed break-glass grant, not only those the caller may review.
+    #[serde(default)]
+    all: bool,
+    /// Paging: older than this request id (from the `Link` header).
+    #[param(minimum = 1)]
+    before: Option<i64>,
+    /// At most this many (default 500).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Break-glass grants not yet reviewed, as their requests: those the caller
+/// may review (`jit review`), or every one (`all`, admins: `jit admin grants --unreviewed`).
+#[utoipa::path(get, path = "/v1/grants/unreviewed", tag = "grants", security(("bearer" = [])), params(UnreviewedQuery), responses((status = 200, description = "unreviewed break-glass requests with their grants, newest first (next page in the Link header)", body = Vec<crate::api::AccessRequest>), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody)))]
+pub async fn unreviewed(
+    State(broker): AppState,
+    Caller(user): Caller,
+    uri: Uri,
+    ApiQuery(q): ApiQuery<UnreviewedQuery>,
+) -> Result<Response, ApiError> {
+    let listing = broker.unreviewed(&user, q.all, page(q.before, q.limit)?).await?;
+    Ok(listed(&uri, listing.next_before, listing.items.iter().map(|r| view_request(&broker, r)).collect()))
+}
+
+/// Records an approver's review of a break-glass grant: approved, or
+/// flagged with a comment saying what was wrong.
+#[utoipa::path(post, path = "/v1/grants/{id}/review", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), request_body = crate::api::ReviewBody, responses((status = 200, description = "the grant's request, with its review", body = crate::api::AccessRequest), (status = 400, description = "bad input (a malformed id, body or query; a flag without a comment)", body = crate::api::ErrorBody), (status = 403, description = "not a reviewer of this grant, or the caller's own", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "not break-glass, or reviewed already", body = crate::api::ErrorBody)))]
+pub async fn review(
+    State(broker): AppState,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<api::ReviewBody>,
+) -> Result<Json<api::AccessRequest>, ApiError> {
+    let id = parse_id("grant", &id)?;
+    let record = broker.review_grant(&user, id, body.outcome, body.comment.as_deref()).await?;
+    Ok(Json(view_request(&broker, &record)))
+}
+
 /// Mints a git credential for the caller's own live grant.
 #[utoipa::path(post, path = "/v1/grants/{id}/credentials", tag = "grants", security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "its id")), responses((status = 201, description = "a git credential for the caller's live grant", body = crate::api::Credential), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 403, description = "not allowed", body = crate::api::ErrorBody), (status = 404, description = "not found, or not the caller's to see", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody), (status = 429, description = "too many requests (Retry-After)", body = crate::api::ErrorBody), (status = 502, description = "the git host refused or failed", body = crate::api::ErrorBody)))]
 pub async fn mint_credential(

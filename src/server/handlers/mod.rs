@@ -110,5 +110,7 @@ pub fn view_request(broker: &Broker, r: &RequestRecord) -> api::AccessRequest {
         existing: false,
         extends_grant: r.extends_grant,
         needs: None,
+        break_glass: r.break_glass,
+        review: r.review.as_ref().map(|v| api::Review { by: v.by.clone(), at: v.at, outcome: v.outcome, comment: v.comment.clone() }),
     }
 }

@@ -38,7 +38,7 @@ pub async fn create(
     let level: Level = body.level.trim().parse().map_err(|e: crate::domain::level::UnknownLevel| ApiError::bad_input(e.to_string()))?;
     let duration: AccessDuration =
         body.duration.parse().map_err(|e: crate::domain::duration::DurationError| ApiError::bad_input(e.to_string()))?;
-    let created = broker.create_request(&user, &body.repo, level, duration, body.reason.as_deref(), &body.refs).await?;
+    let created = broker.create_request(&user, &body.repo, level, duration, body.reason.as_deref(), &body.refs, body.break_glass).await?;
     let mut view = view_request(&broker, &created.record);
     view.existing = created.existing;
     let status = if created.existing { StatusCode::OK } else { StatusCode::CREATED };

@@ -32,7 +32,8 @@ use super::{Change, Store, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
-    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, Review, SessionRecord, SignIn, SignedIn, Supersede,
+    UserRecord,
 };
 use crate::domain::token::TokenHash;
 pub use db::Connect;
@@ -259,6 +260,14 @@ impl Store for PostgresStore {
 
     async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord> {
         in_tx!(self, |tx| requests::apply(&tx, &self.key, change))
+    }
+
+    async fn review(&self, id: i64, review: &Review, event: NewEvent) -> StoreResult<RequestRecord> {
+        in_tx!(self, |tx| requests::review(&tx, &self.key, id, review, event))
+    }
+
+    async fn remind(&self, id: i64, last: Option<DateTime<Utc>>, now: DateTime<Utc>, event: NewEvent) -> StoreResult<bool> {
+        in_tx!(self, |tx| requests::remind(&tx, &self.key, id, last, now, event))
     }
 
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {

@@ -12,7 +12,9 @@ use super::db::{Filters, Sql, count, error, get, int, parsed, stored};
 use super::feed::announce;
 use super::grants;
 use crate::domain::audit::NewEvent;
-use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
+use crate::domain::records::{
+    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Review, Supersede, attach_ids,
+};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::store::rows::{self, REQUESTS_QUERY, scope, stored_networks, terms};
 use crate::store::{Change, StoreError, StoreResult};
@@ -66,6 +68,9 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
         approvals: Vec::new(),
         grant,
         extends_grant: get(row, "extends_grant")?,
+        break_glass: get(row, "break_glass")?,
+        review: rows::review(get(row, "reviewed_by")?, get(row, "reviewed_at")?, get(row, "review")?, get(row, "review_comment")?)?,
+        reminded_at: get(row, "reminded_at")?,
     })
 }
 
@@ -76,6 +81,7 @@ pub async fn load_many(c: &impl Sql, filter: &RequestFilter, id: Option<i64>) ->
         .when("id = $", id)
         .when("requester_id = $", filter.requester_id)
         .when("status = $", filter.status.map(|s| s.as_str().to_string()))
+        .when("break_glass = $ AND reviewed_at IS NULL", filter.unreviewed.then_some(true))
         .when("id < $", filter.page.before);
     let rows = c.query(&filters.sql(REQUESTS_QUERY, filter.page.limit), &filters.params()).await.map_err(error)?;
     // Joined rows come grouped by request: one record per group.
@@ -114,8 +120,8 @@ pub async fn create(
     let row = tx
         .query_one(
             "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs,
-                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by, extends_grant)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by, extends_grant, break_glass)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
             &[
                 &new.requester_id,
                 &new.requester,
@@ -133,6 +139,7 @@ pub async fn create(
                 &decided_at,
                 &grant.map(|_| POLICY_DECIDER),
                 &new.extends_grant,
+                &new.break_glass,
             ],
         )
         .await
@@ -197,6 +204,49 @@ pub async fn apply(tx: &impl Sql, key: &SigningKey, change: RequestChange) -> St
     announce(tx, &Change::Request(change.request_id)).await?;
     append(tx, key, &events, change.at).await?;
     Ok(record)
+}
+
+/// See [`crate::store::Store::review`].
+pub async fn review(tx: &impl Sql, key: &SigningKey, id: i64, review: &Review, event: NewEvent) -> StoreResult<RequestRecord> {
+    let done = tx
+        .execute(
+            "UPDATE requests SET reviewed_by = $1, reviewed_at = $2, review = $3, review_comment = $4
+             WHERE id = $5 AND break_glass AND reviewed_at IS NULL",
+            &[&review.by, &stored(review.at), &review.outcome.as_str(), &review.comment, &id],
+        )
+        .await
+        .map_err(error)?;
+    if done == 0 {
+        let exists = load(tx, id).await?.is_some();
+        return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("request {id}")) });
+    }
+    announce(tx, &Change::Request(id)).await?;
+    append(tx, key, &[event], review.at).await?;
+    load(tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))
+}
+
+/// See [`crate::store::Store::remind`].
+pub async fn remind(
+    tx: &impl Sql,
+    key: &SigningKey,
+    id: i64,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    event: NewEvent,
+) -> StoreResult<bool> {
+    let done = tx
+        .execute(
+            "UPDATE requests SET reminded_at = $1
+             WHERE id = $2 AND break_glass AND reviewed_at IS NULL AND reminded_at IS NOT DISTINCT FROM $3",
+            &[&stored(now), &id, &last.map(stored)],
+        )
+        .await
+        .map_err(error)?;
+    if done == 0 {
+        return Ok(false);
+    }
+    append(tx, key, &[event], now).await?;
+    Ok(true)
 }
 
 /// Ids of pending requests created at or before `cutoff`.

@@ -35,7 +35,8 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::audit::{AuditEvent, Checkpoint, NewEvent};
 use crate::domain::records::{
     EndFailure, FailingEnd, GrantRecord, HostPhase, HostToken, NewCredential, NewHostToken, NewRequest, NewUserRecord, NotifyProgress,
-    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, SessionRecord, SignIn, SignedIn, Supersede, UserRecord,
+    Page, Removal, ReplicaRecord, RequestChange, RequestFilter, RequestRecord, Review, SessionRecord, SignIn, SignedIn, Supersede,
+    UserRecord,
 };
 use crate::domain::token::TokenHash;
 use db::Readers;
@@ -242,6 +243,15 @@ impl Store for SqliteStore {
 
     async fn apply(&self, change: RequestChange) -> StoreResult<RequestRecord> {
         self.writer.write(move |tx, chain| requests::apply(tx, chain, change)).await
+    }
+
+    async fn review(&self, id: i64, review: &Review, event: NewEvent) -> StoreResult<RequestRecord> {
+        let review = review.clone();
+        self.writer.write(move |tx, chain| requests::review(tx, chain, id, &review, event)).await
+    }
+
+    async fn remind(&self, id: i64, last: Option<DateTime<Utc>>, now: DateTime<Utc>, event: NewEvent) -> StoreResult<bool> {
+        self.writer.write(move |tx, chain| requests::remind(tx, chain, id, last, now, event)).await
     }
 
     async fn stale_pending(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<i64>> {

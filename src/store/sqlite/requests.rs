@@ -10,7 +10,9 @@ use super::audit::append;
 use super::db::{Filters, int, ms, opt_time, parsed, time};
 use super::grants::{self, terms};
 use crate::domain::audit::NewEvent;
-use crate::domain::records::{ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Supersede, attach_ids};
+use crate::domain::records::{
+    ApprovalRecord, GrantRecord, NewRequest, RequestChange, RequestFilter, RequestRecord, Review, Supersede, attach_ids,
+};
 use crate::domain::request::{POLICY_DECIDER, RequestStatus};
 use crate::store::chain::Chain;
 use crate::store::rows::{self, REQUESTS_QUERY, scope, stored_networks};
@@ -66,6 +68,9 @@ fn request(row: &Row) -> StoreResult<RequestRecord> {
         approvals: Vec::new(),
         grant,
         extends_grant: row.get("extends_grant")?,
+        break_glass: row.get("break_glass")?,
+        review: rows::review(row.get("reviewed_by")?, opt_time(row.get("reviewed_at")?)?, row.get("review")?, row.get("review_comment")?)?,
+        reminded_at: opt_time(row.get("reminded_at")?)?,
     })
 }
 
@@ -76,6 +81,7 @@ pub fn load_many(conn: &Connection, filter: &RequestFilter, id: Option<i64>) -> 
         .when("id = ?", id.map(Value::Integer))
         .when("requester_id = ?", filter.requester_id.map(Value::Integer))
         .when("status = ?", filter.status.map(|s| Value::Text(s.as_str().to_string())))
+        .when("break_glass = ? AND reviewed_at IS NULL", filter.unreviewed.then_some(Value::Integer(1)))
         .when("id < ?", filter.page.before.map(Value::Integer));
     let mut stmt = conn.prepare_cached(&filters.sql(REQUESTS_QUERY, filter.page.limit))?;
     let mut rows = stmt.query(params_from_iter(filters.values()))?;
@@ -113,8 +119,8 @@ pub fn create(
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO requests (requester_id, requester, repo, level, duration_secs, reason, rule, approvals_required, refs,
-                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by, extends_grant)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                                   from_networks, allow_deletes, status, created_at, decided_at, decided_by, extends_grant, break_glass)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )?
         .query_row(
             params![
@@ -133,7 +139,8 @@ pub fn create(
                 ms(new.created_at),
                 grant.map(|_| ms(new.created_at)),
                 grant.map(|_| POLICY_DECIDER),
-                new.extends_grant
+                new.extends_grant,
+                new.break_glass
             ],
             |r| r.get(0),
         )?;
@@ -187,6 +194,43 @@ pub fn apply(conn: &Connection, chain: &mut Chain, change: RequestChange) -> Sto
     }
     append(conn, chain, &events, change.at)?;
     Ok(record)
+}
+
+/// See [`crate::store::Store::review`].
+pub fn review(conn: &Connection, chain: &mut Chain, id: i64, review: &Review, event: NewEvent) -> StoreResult<RequestRecord> {
+    let done = conn
+        .prepare_cached(
+            "UPDATE requests SET reviewed_by = ?, reviewed_at = ?, review = ?, review_comment = ?
+             WHERE id = ? AND break_glass = 1 AND reviewed_at IS NULL",
+        )?
+        .execute(params![review.by, ms(review.at), review.outcome.as_str(), review.comment, id])?;
+    if done == 0 {
+        let exists = load(conn, id)?.is_some();
+        return Err(if exists { StoreError::Conflict } else { StoreError::NotFound(format!("request {id}")) });
+    }
+    append(conn, chain, &[event], review.at)?;
+    load(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("request {id}")))
+}
+
+/// See [`crate::store::Store::remind`].
+pub fn remind(
+    conn: &Connection,
+    chain: &mut Chain,
+    id: i64,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    event: NewEvent,
+) -> StoreResult<bool> {
+    let done = conn
+        .prepare_cached(
+            "UPDATE requests SET reminded_at = ? WHERE id = ? AND break_glass = 1 AND reviewed_at IS NULL AND reminded_at IS ?",
+        )?
+        .execute(params![ms(now), id, last.map(ms)])?;
+    if done == 0 {
+        return Ok(false);
+    }
+    append(conn, chain, &[event], now)?;
+    Ok(true)
 }
 
 /// Ids of pending requests created at or before `cutoff`.
