@@ -6,6 +6,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "heavy/test_approval_page.rs"]
+mod test_approval_page;
 #[path = "heavy/test_bad_input_sweep.rs"]
 mod test_bad_input_sweep;
 #[path = "heavy/test_crash.rs"]

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod test_approval_pages;
 mod test_architecture;
 mod test_audit_archive;
 mod test_backstops;

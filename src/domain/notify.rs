@@ -127,7 +127,7 @@ impl Notice<'_> {
             })
         });
         let links = self.request.map(|r| {
-            json!({"api": format!("{}/v1/requests/{}", self.base_url, r.id), "approve": format!("jit approve {}", r.id), "deny": format!("jit deny {} --reason …", r.id)})
+            json!({"api": format!("{}/v1/requests/{}", self.base_url, r.id), "page": self.page_url(r), "approve": format!("jit approve {}", r.id), "deny": format!("jit deny {} --reason …", r.id)})
         });
         json!({
             "id": self.id,
@@ -145,6 +145,11 @@ impl Notice<'_> {
 
     fn asks(&self) -> bool {
         asks_for_decision(&self.event.action)
+    }
+
+    /// The request's approval page (sign-in, then Approve or Deny in the browser).
+    fn page_url(&self, r: &RequestRecord) -> String {
+        format!("{}/requests/{}", self.base_url, r.id)
     }
 
     /// Whether the event asks the rule's approvers to review a break-glass grant.
@@ -212,6 +217,7 @@ impl Notice<'_> {
             }
             lines.push(String::new());
             if self.asks() {
+                lines.push(format!("Decide:     {}", self.page_url(r)));
                 lines.push(format!("Approve:    jit approve {}", r.id));
                 lines.push(format!("Deny:       jit deny {} --reason TEXT", r.id));
             }
@@ -257,6 +263,8 @@ impl Notice<'_> {
             }
             blocks.push(json!({"type": "section", "fields": fields}));
             if self.asks() {
+                // A link button: it opens the approval page, so no Slack app is needed.
+                blocks.push(json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Approve / Deny"}, "url": self.page_url(r), "style": "primary"}]}));
                 blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(&format!("jit approve {}   ·   jit deny {} --reason …", r.id, r.id))}]}));
             }
             if let Some(review) = self.review_command().filter(|_| self.asks_review()) {
@@ -417,6 +425,9 @@ mod tests {
             let slack = notice.slack_body().to_string();
             assert_eq!(slack.contains("jit approve 12"), asks, "{action}: {slack}");
             assert_eq!(slack.contains("Who can approve"), asks, "{action}: {slack}");
+            assert_eq!(slack.contains(r#""url":"https://jit.example.com/requests/12""#), asks, "{action}: the page's button: {slack}");
+            assert_eq!(text.contains("Decide:     https://jit.example.com/requests/12"), asks, "{action}: {text}");
+            assert_eq!(notice.webhook_body()["links"]["page"], "https://jit.example.com/requests/12");
         }
         let e = event("extension_requested");
         let notice = Notice { id: "n:7".into(), event: &e, request: Some(&request), approvers: vec![], base_url: "" };

@@ -22,6 +22,7 @@ pub mod request_id;
 pub mod router;
 pub mod sealing;
 pub mod tls;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use super::broker::Broker;
 use super::error::ApiError;
 use super::gateway;
 use super::handlers::{audit, auth, grants, health, notifications, repos, requests, users};
+use super::web;
 
 pub fn router(broker: Arc<Broker>) -> Router {
     let max_body = broker.config().max_body_bytes;
@@ -51,6 +52,15 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body));
+    // The approval pages: HTML for people, beside the API.
+    let pages = Router::new()
+        .route("/requests", get(web::list))
+        .route("/requests/{id}", get(web::detail).post(web::decide))
+        .route("/sign-in", get(web::sign_in_page).post(web::sign_in_with_token))
+        .route("/sign-in/idp", post(web::sign_in_with_idp))
+        .route("/sign-out", post(web::sign_out))
+        .layer(DefaultBodyLimit::max(16 * 1024));
+    let api = pages.merge(api);
     // Git traffic streams packs of any size, so it has no body limit.
     let git = Router::new().route("/git/{*path}", get(gateway::serve).post(gateway::serve)).layer(DefaultBodyLimit::disable());
     api.merge(git).layer(axum::middleware::from_fn_with_state(broker.clone(), super::request_id::layer)).with_state(broker)

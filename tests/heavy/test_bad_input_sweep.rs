@@ -51,6 +51,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/audit/checkpoint"),
+    ("GET", "/requests"),
+    ("GET", "/requests/{id}"),
+    ("POST", "/requests/{id}"),
+    ("GET", "/sign-in"),
+    ("POST", "/sign-in"),
+    ("POST", "/sign-in/idp"),
+    ("POST", "/sign-out"),
     ("GET", "/git/{*path}"),
     ("POST", "/git/{*path}"),
 ];

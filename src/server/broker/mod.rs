@@ -36,7 +36,7 @@ use tokio::sync::{Notify, watch};
 pub use self::error::{BrokerError, BrokerResult, SignInError};
 pub use self::notify::{DueNotice, NextNotice, Outcome};
 pub use self::requests::RequestQuery;
-pub use self::sessions::{Authenticated, DeviceSignIn, SignInPoll};
+pub use self::sessions::{Authenticated, CalledBack, DeviceSignIn, SignInPoll};
 pub use self::users::NewUser;
 use super::config::ServerConfig;
 use crate::clock::{Clock, SystemClock};

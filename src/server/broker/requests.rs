@@ -152,6 +152,17 @@ impl Broker {
         Ok((!missing.is_empty()).then(|| policy::missing_text(&missing)))
     }
 
+    /// Whether `caller` may approve or deny `req` now: pending, someone
+    /// else's, and the governing rule names them (what the approval page
+    /// offers buttons for; the decision itself checks again).
+    pub async fn may_decide(&self, caller: &UserRecord, req: &RequestRecord) -> BrokerResult<bool> {
+        if req.status != RequestStatus::Pending || req.requester == caller.name {
+            return Ok(false);
+        }
+        let requester = self.requester(req).await?;
+        Ok(self.rule_governing(req, &requester).is_ok_and(|rule| rule.may_approve(&subject(caller))))
+    }
+
     /// Whether `caller` may see a request: its requester, an admin, or an approver of its repo and level.
     fn may_view(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
         caller.admin || req.requester_id == Some(caller.id) || self.live().policy.is_approver_for(&req.repo, req.level, &subject(caller))

@@ -72,6 +72,17 @@ struct BrowserState {
     verifier: String,
     nonce: String,
     expires: i64,
+    /// Started by the approval pages: where the browser goes once signed in
+    /// (the session then lands in a cookie, not with a polling CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    web_next: Option<String>,
+}
+
+/// What a browser sign-in's callback came to: who signed in, and for one the
+/// approval pages started, the session's token and where to go next.
+pub struct CalledBack {
+    pub user: UserRecord,
+    pub web: Option<(SecretString, String)>,
 }
 
 /// A browser sign-in started: the address to open, and the handle the CLI polls with.
@@ -156,11 +167,19 @@ impl Broker {
 
     /// `POST /v1/auth/browser`: a sign-in in the browser (authorization code
     /// with PKCE, the IdP sending the browser back to `/v1/auth/callback`).
-    pub async fn start_browser_sign_in(&self) -> BrokerResult<BrowserSignIn> {
+    /// With `web_next`, the approval pages started it: the callback keeps the
+    /// session for the browser and sends it on to `web_next`.
+    pub async fn start_browser_sign_in(&self, web_next: Option<String>) -> BrokerResult<BrowserSignIn> {
         let idp = self.idp()?;
         let now = self.now();
         let random = || generate("").expose_secret().to_string();
-        let state = BrowserState { login: random(), verifier: random(), nonce: random(), expires: (now + BROWSER_SIGN_IN_TTL).timestamp() };
+        let state = BrowserState {
+            login: random(),
+            verifier: random(),
+            nonce: random(),
+            expires: (now + BROWSER_SIGN_IN_TTL).timestamp(),
+            web_next,
+        };
         let sealed = self.sealing().seal_for(STATE_CONTEXT, &SecretString::from(serde_json::to_string(&state).expect("serializes")));
         let url = idp
             .authorize_url(
@@ -192,7 +211,7 @@ impl Broker {
     /// (or an error). The `state` must be one this broker sealed, not expired,
     /// and not used before; the code is exchanged with the sign-in's PKCE
     /// verifier and the ID token must carry its nonce. Returns who signed in.
-    pub async fn browser_callback(&self, state: &str, code: Option<&str>, error: Option<&str>) -> BrokerResult<UserRecord> {
+    pub async fn browser_callback(&self, state: &str, code: Option<&str>, error: Option<&str>) -> BrokerResult<CalledBack> {
         let idp = self.idp()?;
         let not_ours = || BrokerError::InvalidInput("this is not a sign-in this broker started".into());
         let sealed = URL_SAFE_NO_PAD.decode(state.trim()).map_err(|_| not_ours())?;
@@ -225,8 +244,16 @@ impl Broker {
             (_, Some(other)) => Err(SignInError::Idp(IdpError::Refused { error: other.chars().take(64).collect(), description: None })),
             (None, None) => return Err(BrokerError::InvalidInput("the identity provider sent neither a code nor an error".into())),
         };
+        if let Some(next) = state.web_next {
+            // The browser itself keeps the session: nothing is left to collect.
+            self.browser_sign_ins.lock().remove(&state.login);
+            return match outcome {
+                Ok(done) => Ok(CalledBack { user: done.user.clone(), web: Some((done.token.clone(), next)) }),
+                Err(e) => Err(BrokerError::SignIn(e)),
+            };
+        }
         let answer = match &outcome {
-            Ok(done) => Ok(done.user.clone()),
+            Ok(done) => Ok(CalledBack { user: done.user.clone(), web: None }),
             Err(e) => Err(BrokerError::SignIn(e.clone())),
         };
         if let Some(s) = self.browser_sign_ins.lock().get_mut(&state.login) {

@@ -10,7 +10,7 @@ use super::{AppState, view_user};
 use crate::api;
 use crate::domain::records::SessionRecord;
 use crate::server::auth::CallerSession;
-use crate::server::broker::SignInPoll;
+use crate::server::broker::{CalledBack, SignInPoll};
 use crate::server::error::{ApiError, ApiJson, ApiQuery};
 
 pub fn view_session(session: &SessionRecord) -> api::SessionInfo {
@@ -51,7 +51,7 @@ pub async fn finish_device(
 
 #[utoipa::path(post, path = "/v1/auth/browser", tag = "auth", responses((status = 200, description = "a browser sign-in started", body = crate::api::BrowserSignIn), (status = 400, description = "bad input (a malformed id, body or query)", body = crate::api::ErrorBody), (status = 404, description = "this broker does not sign people in through an identity provider", body = crate::api::ErrorBody), (status = 409, description = "the state does not allow it", body = crate::api::ErrorBody)))]
 pub async fn start_browser(State(broker): AppState) -> Result<Json<api::BrowserSignIn>, ApiError> {
-    let b = broker.start_browser_sign_in().await?;
+    let b = broker.start_browser_sign_in(None).await?;
     Ok(Json(api::BrowserSignIn { login: b.login, url: b.url, expires_in: b.expires_in }))
 }
 
@@ -77,23 +77,28 @@ pub struct Callback {
 /// `GET /v1/auth/callback`: a page for the person, not JSON; the terminal
 /// that started the sign-in learns the outcome by polling.
 #[utoipa::path(get, path = "/v1/auth/callback", tag = "auth", params(Callback), responses((status = 200, description = "an HTML page: signed in", content_type = "text/html", body = String), (status = 400, description = "an HTML page: why not", content_type = "text/html", body = String), (status = 403, description = "an HTML page: a replayed or unknown state", content_type = "text/html", body = String), (status = 404, description = "an HTML page: this broker signs nobody in through an identity provider", content_type = "text/html", body = String)))]
-pub async fn callback(State(broker): AppState, ApiQuery(q): ApiQuery<Callback>) -> (StatusCode, Html<String>) {
+pub async fn callback(State(broker): AppState, ApiQuery(q): ApiQuery<Callback>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let Some(state) = q.state else {
         return page(
             StatusCode::BAD_REQUEST,
             "Not signed in",
             "This address is missing its sign-in state; start again with `jit login --flow browser`.",
-        );
+        )
+        .into_response();
     };
     match broker.browser_callback(&state, q.code.as_deref(), q.error.as_deref()).await {
-        Ok(user) => page(
+        // Started by the approval pages: the browser keeps the session and goes back to them.
+        Ok(CalledBack { web: Some((token, next)), .. }) => crate::server::web::signed_in(&broker, &token, &next),
+        Ok(CalledBack { user, web: None }) => page(
             StatusCode::OK,
             "Signed in",
             &format!("You are signed in to jit as {}. You can close this page and return to the terminal.", user.name),
-        ),
+        )
+        .into_response(),
         Err(e) => {
             let e = ApiError::from(e);
-            page(e.status, "Not signed in", &format!("{} {}", e.message, e.hint.unwrap_or_default()))
+            page(e.status, "Not signed in", &format!("{} {}", e.message, e.hint.unwrap_or_default())).into_response()
         }
     }
 }
