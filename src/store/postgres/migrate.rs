@@ -16,7 +16,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, "audit by grant", include_str!("../../../migrations/postgres/0002_audit_by_grant.sql")),
     (3, "extensions", include_str!("../../../migrations/postgres/0003_extensions.sql")),
-    (4, "break-glass", include_str!("../../../migrations/postgres/0004_break_glass.sql")),
+    (4, "break glass", include_str!("../../../migrations/postgres/0004_break_glass.sql")),
 ];
 
 /// Held while migrating, by whichever replica got it first.
