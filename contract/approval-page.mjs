@@ -3,11 +3,12 @@
 // never a downloaded browser), headless, with a phone's viewport.
 //
 // Usage: node approval-page.mjs SCENARIO.json
-// SCENARIO: {"base": URL, "approve": ID, "deny": ID, "comment": TEXT,
+// SCENARIO: {"base": URL, "open": URL, "deny": ID, "comment": TEXT,
 //            "reason": TEXT, "screenshots": DIR,
 //            "signIn": {"token": T} | {"idp": {"username": U, "password": P}}}
-// Opens /requests/APPROVE signed out, signs in (with the token form, or
-// through the identity provider's login page), approves with the comment;
+// Opens OPEN (a request's page, as a Slack button or a mail links it)
+// signed out, signs in (with the token form, or through the identity
+// provider's login page), approves with the comment;
 // opens /requests/DENY, presses Deny with no comment, then with the reason;
 // opens /requests. Prints one JSON object of what each page showed.
 
@@ -38,7 +39,7 @@ try {
     if (scenario.screenshots) await page.screenshot({ path: `${scenario.screenshots}/${name}.png`, fullPage: true });
   };
 
-  await page.goto(`${scenario.base}/requests/${scenario.approve}`);
+  await page.goto(scenario.open);
   await look('signedOut');
   if (scenario.signIn.token) {
     await page.fill('#token', scenario.signIn.token);
@@ -49,7 +50,7 @@ try {
     await page.fill('input[name=password]', scenario.signIn.idp.password);
     await page.click('button');
   }
-  await page.waitForURL(`**/requests/${scenario.approve}`);
+  await page.waitForURL(scenario.open);
   await look('signedIn');
   seen.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
 

@@ -4,51 +4,10 @@
 //! browser plays the whole page in `heavy/test_approval_page.rs`.)
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 
 use crate::common::TestBroker;
-
-/// A client that follows no redirect (the tests read each one).
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-async fn page(r: reqwest::RequestBuilder) -> Page {
-    let r = r.send().await.unwrap();
-    let (status, headers) = (r.status(), r.headers().clone());
-    Page { status, headers, text: r.text().await.unwrap() }
-}
-
-fn location(p: &Page) -> &str {
-    p.headers.get(LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
-}
-
-/// Signs `token` in through the form; the cookie header to send after.
-async fn sign_in(b: &TestBroker, token: &str, next: &str) -> (Page, String) {
-    let p = page(client().post(format!("{}/sign-in", b.url)).form(&[("token", token), ("next", next)])).await;
-    let cookie = p.headers.get(SET_COOKIE).map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string()).unwrap_or_default();
-    (p, cookie)
-}
-
-async fn get(b: &TestBroker, path: &str, cookie: &str) -> Page {
-    page(client().get(format!("{}{path}", b.url)).header("cookie", cookie)).await
-}
-
-async fn post(b: &TestBroker, path: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
-    page(client().post(format!("{}{path}", b.url)).header("cookie", cookie).form(form)).await
-}
-
-/// The CSRF token a page's forms carry.
-fn csrf(p: &Page) -> String {
-    let at = p.text.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + "name=\"csrf\" value=\"".len();
-    p.text[at..at + 64].to_string()
-}
+use crate::common::web::{csrf, get, location, post, sign_in};
 
 async fn status_of(b: &TestBroker, id: i64) -> String {
     b.get("admin", &format!("/v1/requests/{id}")).await.body["status"].as_str().unwrap().to_string()
@@ -154,4 +113,30 @@ async fn a_decision_needs_the_forms_own_token_and_follows_the_policy() {
     let out = post(&b, "/sign-out", &bob, &[("csrf", &token)]).await;
     assert_eq!((out.status, location(&out)), (StatusCode::SEE_OTHER, "/sign-in"));
     assert!(out.headers[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_needs_two_groups_says_what_it_lacks_until_both_approve_on_the_page() {
+    let policy = crate::common::POLICY.replace(
+        "approvers = [\"group:reviewers\", \"alice\"]\napprovals = 1\n",
+        "approvals = [{ from = \"group:reviewers\" }, { from = \"group:developers\" }]\n",
+    );
+    assert_ne!(policy, crate::common::POLICY);
+    let b = TestBroker::start_with(&policy).await;
+    let id = b.request("alice", "demo", "write", "1h", Some("release")).await["id"].as_i64().unwrap();
+    let path = format!("/requests/{id}");
+    let (_, bob) = sign_in(&b, b.token("bob"), &path).await;
+    let view = get(&b, &path, &bob).await;
+    assert!(view.text.contains("needs 1 more from group:reviewers and 1 more from group:developers"), "{}", view.text);
+    let p = post(&b, &path, &bob, &[("csrf", &csrf(&view)), ("decision", "approve"), ("text", "reviewed")]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    let after = get(&b, &path, &bob).await;
+    assert!(after.text.contains("needs 1 more from group:developers") && after.text.contains(">pending<"), "{}", after.text);
+    assert!(!after.text.contains(">Approve<"), "bob has approved: no second vote");
+    let (_, dave) = sign_in(&b, b.token("dave"), &path).await;
+    let view = get(&b, &path, &dave).await;
+    post(&b, &path, &dave, &[("csrf", &csrf(&view)), ("decision", "approve")]).await;
+    assert_eq!(status_of(&b, id).await, "approved");
+    let actions = b.actions_for(id).await;
+    assert_eq!(actions, ["requested", "approved", "approved", "granted"], "{actions:?}");
 }

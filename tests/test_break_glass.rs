@@ -186,3 +186,41 @@ async fn break_glass_refuses_what_its_rule_does_not_allow_and_review_its_bad_inp
     assert_eq!((bad.status, bad.code()), (400, "invalid_json"), "{:?}", bad.body);
     assert!(bad.message().contains("unknown variant `fine`, expected `approved` or `flagged`"), "{}", bad.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_glass_grant_is_reviewed_on_its_page_too() {
+    use crate::common::web::{csrf, get, location, post, sign_in};
+    let slack = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(&slack, dir.path()).await;
+    let alice = logged_in(&b, "alice");
+    break_glass(&alice);
+    let path = "/requests/1";
+    let (_, own) = sign_in(&b, b.token("alice"), path).await;
+    let mine = get(&b, path, &own).await;
+    assert!(mine.text.contains("not yet reviewed") && !mine.text.contains("Flag it"), "nobody reviews their own: {}", mine.text);
+    let (_, bob) = sign_in(&b, b.token("bob"), path).await;
+    let view = get(&b, path, &bob).await;
+    assert!(view.text.contains("granted at once, without approval; not yet reviewed") && view.text.contains("Flag it"), "{}", view.text);
+    assert!(!view.text.contains(">Approve<"), "nothing to approve: it was granted");
+    let review = format!("{path}/review");
+    let token = csrf(&view);
+    assert_eq!(post(&b, &review, &bob, &[("csrf", "x"), ("outcome", "flagged"), ("text", "no")]).await.status, 403);
+    let bare = post(&b, &review, &bob, &[("csrf", &token), ("outcome", "flagged")]).await;
+    assert_eq!(bare.status, 400);
+    assert!(bare.text.contains("needs --comment saying what was wrong"), "{}", bare.text);
+    assert_eq!(post(&b, &review, &bob, &[("csrf", &token), ("outcome", "fine")]).await.status, 400);
+    let done = post(&b, &review, &bob, &[("csrf", &token), ("outcome", "flagged"), ("text", "no incident on record")]).await;
+    assert_eq!(location(&done), "/requests/1?said=reviewed");
+    let shown = get(&b, "/requests/1?said=reviewed", &bob).await;
+    assert!(
+        shown.text.contains("Your review is recorded.") && shown.text.contains("flagged by bob: no incident on record"),
+        "{}",
+        shown.text
+    );
+    let audit = b.audit().await;
+    let reviewed = &actions(&audit, "break_glass_reviewed")[0];
+    assert_eq!((reviewed["actor"].as_str(), reviewed["detail"].as_str()), (Some("bob"), Some("flagged: no incident on record")));
+    let again = post(&b, &review, &bob, &[("csrf", &token), ("outcome", "approved")]).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+}

@@ -225,6 +225,16 @@ async fn approvers_are_mailed_through_a_real_smtp_server() {
     assert!(raw.contains(&format!("Subject: [jit] alice asks for write access to demo for 1h (request #{id})")), "{raw}");
     assert!(raw.contains("multipart/alternative") && raw.contains("text/html"), "plain text and HTML: {raw}");
     assert!(raw.contains(&format!("jit approve {id}")) && raw.contains("hotfix INC-9"), "{raw}");
+    // The mail's link leads to the request's approval page, through sign-in.
+    let link = raw.split("Decide:").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("a Decide: link").to_string();
+    assert_eq!(link, format!("{}/requests/{id}", b.url));
+    let path = link.trim_start_matches(&b.url).to_string();
+    let signed_out = crate::common::web::get(&b, &path, "").await;
+    assert_eq!(crate::common::web::location(&signed_out), format!("/sign-in?next=%2Frequests%2F{id}"));
+    let (signed_in, cookie) = crate::common::web::sign_in(&b, b.token("bob"), &path).await;
+    assert_eq!(crate::common::web::location(&signed_in), path);
+    let page = crate::common::web::get(&b, &path, &cookie).await;
+    assert!(page.text.contains("hotfix INC-9") && page.text.contains(">Approve<"), "{}", page.text);
 }
 
 /// A syslog receiver over TLS (RFC 5425) on loopback: each connection read to

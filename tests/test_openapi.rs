@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::common::TestBroker;
 
 /// The approval pages: HTML for people, not part of the API (`server::web`).
-const PAGES: &[&str] = &["/requests", "/requests/{id}", "/sign-in", "/sign-in/idp", "/sign-out"];
+const PAGES: &[&str] = &["/requests", "/requests/{id}", "/requests/{id}/review", "/sign-in", "/sign-in/idp", "/sign-out"];
 
 /// (METHOD, path) for every route in src/server/router.rs, git's own protocol and the approval pages aside.
 fn routed() -> BTreeSet<(String, String)> {

@@ -101,6 +101,13 @@ fn check_says_whether_the_broker_would_start_and_names_what_is_wrong() {
         ),
         (broken("levels = [\"read\"]", "levels = \"read\""), "line 14: invalid type"),
         (broken("[server]\n", "[server]\ntrusted_proxies = [\"not-a-net\"]\n"), "server.trusted_proxies: `not-a-net` is not a network"),
+        // Break-glass rules: granted at once, so nothing to approve; reviewed afterwards, so someone must be able to.
+        (
+            broken("auto_approve = true", "auto_approve = true\nbreak_glass = true"),
+            "rule at line 11: a break-glass rule grants at once already",
+        ),
+        (broken(write_rule, &format!("{write_rule}\nbreak_glass = true")), "rule at line 19: a break-glass rule grants without approvals"),
+        (broken(write_rule, &format!("{write_rule}\nbreak_glass = \"yes\"")), "line 21: invalid type: string \"yes\", expected a boolean"),
     ] {
         let config = write(dir.path(), &broken);
         let (code, _, err) = run(&["policy", "check"], &config);

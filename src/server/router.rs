@@ -56,6 +56,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
     let pages = Router::new()
         .route("/requests", get(web::list))
         .route("/requests/{id}", get(web::detail).post(web::decide))
+        .route("/requests/{id}/review", post(web::review))
         .route("/sign-in", get(web::sign_in_page).post(web::sign_in_with_token))
         .route("/sign-in/idp", post(web::sign_in_with_idp))
         .route("/sign-out", post(web::sign_out))

@@ -16,6 +16,7 @@ pub mod process;
 pub mod receiver;
 pub mod tls;
 pub mod upstream;
+pub mod web;
 
 pub use broker::*;
 pub use env::*;

@@ -54,6 +54,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/requests"),
     ("GET", "/requests/{id}"),
     ("POST", "/requests/{id}"),
+    ("POST", "/requests/{id}/review"),
     ("GET", "/sign-in"),
     ("POST", "/sign-in"),
     ("POST", "/sign-in/idp"),

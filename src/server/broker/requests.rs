@@ -153,10 +153,11 @@ impl Broker {
     }
 
     /// Whether `caller` may approve or deny `req` now: pending, someone
-    /// else's, and the governing rule names them (what the approval page
-    /// offers buttons for; the decision itself checks again).
+    /// else's, not yet approved by them, and the governing rule names them
+    /// (what the approval page offers buttons for; the decision itself checks again).
     pub async fn may_decide(&self, caller: &UserRecord, req: &RequestRecord) -> BrokerResult<bool> {
-        if req.status != RequestStatus::Pending || req.requester == caller.name {
+        let approved_already = req.approvals.iter().any(|a| a.approver == caller.name);
+        if req.status != RequestStatus::Pending || req.requester == caller.name || approved_already {
             return Ok(false);
         }
         let requester = self.requester(req).await?;

@@ -71,6 +71,15 @@ impl Broker {
         }
     }
 
+    /// Whether `caller` may review break-glass request `req` now (what the
+    /// approval page offers a review form for; the review checks again).
+    pub fn may_review(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
+        req.break_glass
+            && req.review.is_none()
+            && req.requester != caller.name
+            && self.live().policy.rule(&req.rule).is_some_and(|rule| rule.break_glass && rule.may_approve(&subject(caller)))
+    }
+
     /// Break-glass requests not yet reviewed: those someone else made that
     /// the caller may review, or with `all` (admins only) every one.
     pub async fn unreviewed(&self, caller: &UserRecord, all: bool, page: Page) -> BrokerResult<Listing<RequestRecord>> {

@@ -117,14 +117,20 @@ pub fn signed_in(broker: &Broker, token: &SecretString, next: &str) -> Response 
     r
 }
 
-/// A broker refusal as a page: its message and hint.
-fn refusal(e: BrokerError, viewer: Option<&Viewer>) -> Response {
+/// A broker refusal's status, and its message with the hint.
+fn refusal_text(e: BrokerError) -> (StatusCode, String) {
     let e = ApiError::from(e);
     let text = match &e.hint {
         Some(h) => format!("{} ({h})", e.message),
         None => e.message.clone(),
     };
-    html(e.status, pages::message("Not done", &text, viewer))
+    (e.status, text)
+}
+
+/// A broker refusal as a page of its own.
+fn refusal(e: BrokerError, viewer: Option<&Viewer>) -> Response {
+    let (status, text) = refusal_text(e);
+    html(status, pages::message("Not done", &text, viewer))
 }
 
 /// Who the cookie signs in, with the token's CSRF value; `Err` is the page
@@ -185,6 +191,7 @@ pub async fn detail(
     let said = said.said.and_then(|s| match s.as_str() {
         "approved" => Some((true, "Your approval is recorded.".to_string())),
         "denied" => Some((true, "You denied it.".to_string())),
+        "reviewed" => Some((true, "Your review is recorded.".to_string())),
         _ => None,
     });
     render_detail(&broker, &me, &user, id, said, StatusCode::OK).await
@@ -203,6 +210,7 @@ async fn render_detail(
         Ok(r) => r,
         Err(e) => return refusal(e, Some(me)),
     };
+    let may_review = broker.may_review(user, &request);
     let (needs, may_decide) = match (broker.still_needed(&request).await, broker.may_decide(user, &request).await) {
         (Ok(needs), Ok(may)) => (needs, may),
         (Err(e), _) | (_, Err(e)) => return refusal(e, Some(me)),
@@ -213,6 +221,7 @@ async fn render_detail(
         approvers: broker.approvers_of(&request.rule),
         needs,
         may_decide,
+        may_review,
         pending_until: request.created_at + broker.pending_ttl(),
         now: broker.now(),
         said,
@@ -244,11 +253,8 @@ pub async fn decide(
         Err(page) => return page,
     };
     let me = Viewer { name: &user.name, csrf: &csrf };
-    if !constant_time_eq(form.csrf.as_bytes(), csrf.as_bytes()) {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::message("Not done", "This form is stale or not from this site; open the request again.", Some(&me)),
-        );
+    if let Some(refused) = forged(&form.csrf, &me) {
+        return refused;
     }
     let Some(id) = request_id(&id) else {
         return html(StatusCode::NOT_FOUND, pages::message("Not found", "There is no such request.", Some(&me)));
@@ -268,23 +274,77 @@ pub async fn decide(
     match decided {
         // After a POST, a GET: reloading the page does not decide twice.
         Ok(said) => see_other(&format!("/requests/{id}?said={said}")),
-        Err(e) => {
-            let e = ApiError::from(e);
-            let text = match &e.hint {
-                Some(h) => format!("{} ({h})", e.message),
-                None => e.message.clone(),
-            };
-            if e.status == StatusCode::NOT_FOUND {
-                return html(e.status, pages::message("Not found", &text, Some(&me)));
-            }
-            render_detail(&broker, &me, &user, id, Some((false, text)), e.status).await
-        }
+        Err(e) => match refusal_text(e) {
+            (StatusCode::NOT_FOUND, text) => html(StatusCode::NOT_FOUND, pages::message("Not found", &text, Some(&me))),
+            (status, text) => render_detail(&broker, &me, &user, id, Some((false, text)), status).await,
+        },
     }
+}
+
+/// The answer to a form whose CSRF token is not the session's, if it is not.
+fn forged(sent: &str, me: &Viewer) -> Option<Response> {
+    (!constant_time_eq(sent.as_bytes(), me.csrf.as_bytes())).then(|| {
+        html(
+            StatusCode::FORBIDDEN,
+            pages::message("Not done", "This form is stale or not from this site; open the request again.", Some(me)),
+        )
+    })
 }
 
 /// A request id in a page's path: a positive number, else no such page.
 fn request_id(raw: &str) -> Option<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+#[derive(Deserialize)]
+pub struct ReviewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST /requests/ID/review`: a break-glass grant reviewed afterwards (`jit review`'s page form).
+pub async fn review(
+    State(broker): AppState,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    let here = format!("/requests/{id}");
+    let (user, csrf) = match viewer(&broker, addr, &headers, &here).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let me = Viewer { name: &user.name, csrf: &csrf };
+    if let Some(refused) = forged(&form.csrf, &me) {
+        return refused;
+    }
+    let Some(id) = request_id(&id) else {
+        return html(StatusCode::NOT_FOUND, pages::message("Not found", "There is no such request.", Some(&me)));
+    };
+    let Ok(outcome) = form.outcome.parse::<crate::domain::request::ReviewOutcome>() else {
+        return html(StatusCode::BAD_REQUEST, pages::message("Not done", "Choose approved or flagged.", Some(&me)));
+    };
+    let grant = match broker.get_request(&user, id).await {
+        Ok(r) => r.grant.map(|g| g.id),
+        Err(e) => return refusal(e, Some(&me)),
+    };
+    let Some(grant) = grant else {
+        return render_detail(&broker, &me, &user, id, Some((false, "This request has no grant to review.".into())), StatusCode::CONFLICT)
+            .await;
+    };
+    let text = Some(form.text.trim()).filter(|t| !t.is_empty());
+    match broker.review_grant(&user, grant, outcome, text).await {
+        Ok(_) => see_other(&format!("/requests/{id}?said=reviewed")),
+        Err(e) => {
+            let (status, text) = refusal_text(e);
+            render_detail(&broker, &me, &user, id, Some((false, text)), status).await
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

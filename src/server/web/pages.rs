@@ -93,6 +93,8 @@ pub struct Detail<'a> {
     pub needs: Option<String>,
     /// Whether the viewer may decide it now (buttons shown).
     pub may_decide: bool,
+    /// Whether the viewer may review it (a break-glass grant not yet reviewed).
+    pub may_review: bool,
     pub pending_until: DateTime<Utc>,
     pub now: DateTime<Utc>,
     /// What the viewer's last decision came to, or why it was refused.
@@ -129,6 +131,29 @@ pub fn detail(viewer: &Viewer, d: &Detail) -> Markup {
             }
             @if let Some(by) = &r.decided_by {
                 tr { th { "Decided by" } td { (by) @if let Some(note) = &r.decision_note { ": " (note) } } }
+            }
+            @if r.break_glass {
+                tr {
+                    th { "Break-glass" }
+                    td {
+                        "granted at once, without approval; "
+                        @match &r.review {
+                            Some(v) => { (v.outcome.as_str()) " by " (v.by) @if let Some(c) = &v.comment { ": " (c) } }
+                            None => { "not yet reviewed" }
+                        }
+                    }
+                }
+            }
+        }
+        @if d.may_review {
+            form method="post" action={ "/requests/" (r.id) "/review" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                p {
+                    label for="text" { "What you found (a flag needs it)" }
+                    textarea id="text" name="text" rows="3" maxlength="2000" {}
+                }
+                button.approve type="submit" name="outcome" value="approved" { "Reviewed: approved" }
+                button.deny type="submit" name="outcome" value="flagged" { "Flag it" }
             }
         }
         @if d.may_decide {
