@@ -4,15 +4,17 @@
 
 mod common;
 
+mod test_accounts;
 mod test_approval_pages;
 mod test_architecture;
 mod test_audit_archive;
-mod test_backstops;
+mod test_audit_integrity;
 mod test_bitbucket;
 mod test_break_glass;
 mod test_broker_api;
 mod test_broker_bad_input;
 mod test_broker_durability;
+mod test_broker_files;
 mod test_cli_admin;
 mod test_cli_interactive;
 mod test_cli_request;
@@ -23,12 +25,13 @@ mod test_docs;
 mod test_extend;
 mod test_faults;
 mod test_first_day;
+mod test_gateway_guards;
 mod test_generated;
 mod test_git_e2e;
 mod test_github;
 mod test_gitlab;
-mod test_hardening;
-mod test_hardening_two;
+mod test_grant_terms;
+mod test_input_checks;
 mod test_metrics;
 mod test_migrate_from_sqlite;
 mod test_next_steps;

@@ -2,13 +2,11 @@
 //! than the cap, from several addresses; the broker keeps answering `/healthz`
 //! and serving git, and SIGTERM still ends it within its bound.
 
+use crate::common::{ChildGuard, POLICY, TestBroker, cli_env};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
-
-use crate::common::{ChildGuard, POLICY, TestBroker, cli_env};
 
 const LIMITS: &str = "max_connections = 24\nconnections_per_address = 8\nheader_timeout = \"1s\"\nshutdown_grace = \"1s\"\n";
 
@@ -123,4 +121,60 @@ async fn sigterm_ends_the_broker_within_its_grace_while_clients_hold_connections
     };
     assert_eq!(status.code(), Some(0));
     assert!(asked.elapsed() < Duration::from_secs(4), "took {:?}", asked.elapsed());
+}
+
+/// Writes a request head and part of its body, then waits for the broker to
+/// answer or close: how long that took, or `None` past `limit`.
+async fn held_for(url: &str, head: &str, body_part: &[u8], limit: std::time::Duration) -> Option<std::time::Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body_part).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    // Whatever the broker does first — answer or close — ends the hold.
+    match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+        Ok(_) => Some(started.elapsed()),
+        Err(_) => None,
+    }
+}
+
+/// Regression (finding 6): git's probe path read its 4-byte body with no
+/// timeout, so unauthenticated connections could be held open for nothing.
+#[tokio::test]
+async fn an_unauthenticated_probe_that_stops_is_not_waited_for() {
+    let b = TestBroker::start_gateway("1h").await;
+    let limit = std::time::Duration::from_secs(15);
+    let probe = "POST /git/demo.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 4\r\n\r\n";
+    let held = held_for(&b.url, probe, b"00", limit).await.expect("the probe's connection was held past 15 s");
+    assert!(held <= std::time::Duration::from_secs(8), "unauthenticated: the shortest wait, {held:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_coming_is_not_waited_for() {
+    let policy = crate::common::gateway_policy("1h").replace("[server]\n", "[server]\nbody_idle_timeout = \"1s\"\n");
+    let b = TestBroker::start_with(&policy).await;
+    let limit = std::time::Duration::from_secs(15);
+    // An API body that stops halfway (the idle limit here is 1 s).
+    let token = b.token("alice").to_string();
+    let api = format!(
+        "POST /v1/requests HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    );
+    let held = held_for(&b.url, &api, b"{\"repo\": \"demo\",", limit).await.expect("a stalled body was waited for past 15 s");
+    assert!(held <= std::time::Duration::from_secs(8), "{held:?}");
+}
+
+#[tokio::test]
+async fn a_long_poll_is_held_no_longer_than_the_cap() {
+    let b = TestBroker::start().await;
+    let id = b.request("alice", "demo", "write", "1h", Some("x")).await["id"].as_i64().unwrap();
+    // A broker holds a long-poll a minute at most; the test broker, a second.
+    assert_eq!(jit::server::ServerConfig::new("/tmp".into()).max_wait, Duration::from_secs(60));
+    let cap = Duration::from_secs(1);
+    let started = Instant::now();
+    let path = format!("/v1/requests/{id}?wait=3600s");
+    let r = tokio::time::timeout(cap + Duration::from_secs(10), b.get("alice", &path)).await.expect("the cap did not hold");
+    assert_eq!(r.body["status"], "pending");
+    let held = started.elapsed();
+    assert!(held >= cap && held < cap + Duration::from_secs(5), "held {held:?}");
 }

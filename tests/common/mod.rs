@@ -9,6 +9,7 @@ pub mod fake_bitbucket;
 pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_host;
+pub mod gateway;
 pub mod idp;
 pub mod logs;
 pub mod postgres;
