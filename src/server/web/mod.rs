@@ -247,18 +247,11 @@ pub async fn decide(
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    let here = format!("/requests/{id}");
-    let (user, csrf) = match viewer(&broker, addr, &headers, &here).await {
-        Ok(v) => v,
+    let (user, csrf, id) = match form_sender(&broker, addr, &headers, &id, &form.csrf).await {
+        Ok(sender) => sender,
         Err(page) => return page,
     };
     let me = Viewer { name: &user.name, csrf: &csrf };
-    if let Some(refused) = forged(&form.csrf, &me) {
-        return refused;
-    }
-    let Some(id) = request_id(&id) else {
-        return html(StatusCode::NOT_FOUND, pages::message("Not found", "There is no such request.", Some(&me)));
-    };
     let text = Some(form.text.trim()).filter(|t| !t.is_empty());
     let decided = match form.decision.as_str() {
         "approve" => broker.approve(&user, id, text).await.map(|_| "approved"),
@@ -278,6 +271,26 @@ pub async fn decide(
             (StatusCode::NOT_FOUND, text) => html(StatusCode::NOT_FOUND, pages::message("Not found", &text, Some(&me))),
             (status, text) => render_detail(&broker, &me, &user, id, Some((false, text)), status).await,
         },
+    }
+}
+
+/// Who sent a page's form about request `raw_id`, checked: signed in, with
+/// the form's own CSRF token, about a request id; `Err` is the page to answer with.
+async fn form_sender(
+    broker: &Broker,
+    addr: ClientAddr,
+    headers: &HeaderMap,
+    raw_id: &str,
+    sent_csrf: &str,
+) -> Result<(UserRecord, String, i64), Response> {
+    let (user, csrf) = viewer(broker, addr, headers, &format!("/requests/{raw_id}")).await?;
+    let me = Viewer { name: &user.name, csrf: &csrf };
+    if let Some(refused) = forged(sent_csrf, &me) {
+        return Err(refused);
+    }
+    match request_id(raw_id) {
+        Some(id) => Ok((user, csrf, id)),
+        None => Err(html(StatusCode::NOT_FOUND, pages::message("Not found", "There is no such request.", Some(&me)))),
     }
 }
 
@@ -314,18 +327,11 @@ pub async fn review(
     Path(id): Path<String>,
     Form(form): Form<ReviewForm>,
 ) -> Response {
-    let here = format!("/requests/{id}");
-    let (user, csrf) = match viewer(&broker, addr, &headers, &here).await {
-        Ok(v) => v,
+    let (user, csrf, id) = match form_sender(&broker, addr, &headers, &id, &form.csrf).await {
+        Ok(sender) => sender,
         Err(page) => return page,
     };
     let me = Viewer { name: &user.name, csrf: &csrf };
-    if let Some(refused) = forged(&form.csrf, &me) {
-        return refused;
-    }
-    let Some(id) = request_id(&id) else {
-        return html(StatusCode::NOT_FOUND, pages::message("Not found", "There is no such request.", Some(&me)));
-    };
     let Ok(outcome) = form.outcome.parse::<crate::domain::request::ReviewOutcome>() else {
         return html(StatusCode::BAD_REQUEST, pages::message("Not done", "Choose approved or flagged.", Some(&me)));
     };
