@@ -527,11 +527,6 @@ impl Policy {
         })
     }
 
-    /// Whether any rule is a break-glass rule (whose grants wait for review).
-    pub fn has_break_glass(&self) -> bool {
-        self.rules.iter().any(|r| r.break_glass)
-    }
-
     fn first_rule(&self, repo: &str, level: Level, who: &Subject, break_glass: bool) -> Result<&Rule, Refusal> {
         let mut covered = false;
         for rule in self.rules.iter().filter(|r| r.break_glass == break_glass && r.covers(repo, level)) {
@@ -672,7 +667,6 @@ mod tests {
         let dev = subject("dave", &[]);
         assert!(matches!(p.check_break_glass("prod/api", Level::Write, hour, Some("x"), &dev), Err(Refusal::NotRequester { .. })));
         assert!(matches!(p.check_break_glass("prod/api", Level::Admin, hour, Some("x"), &erin), Err(Refusal::NoBreakGlass { .. })));
-        assert!(p.has_break_glass());
         assert!(p.rule("prod-bg").unwrap().approvals_required == 0);
 
         let bad = |extra: &str| {
