@@ -316,6 +316,7 @@ Register-ArgumentCompleter -Native -CommandName 'jit' -ScriptBlock {
             [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Access level')
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'How long: checked against the rule''s longest')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'An address git would come from: checked against the rule''s networks')
+            [CompletionResult]::new('--break-glass', '--break-glass', [CompletionResultType]::ParameterName, 'As a `jit request --break-glass`: only break-glass rules govern it')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

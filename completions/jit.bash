@@ -545,7 +545,7 @@ _jit() {
             return 0
             ;;
         jit__subcmd__policy__subcmd__explain)
-            opts="-h --config --user --group --repo --level --for --from --help"
+            opts="-h --config --user --group --repo --level --for --from --break-glass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

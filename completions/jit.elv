@@ -278,6 +278,7 @@ set edit:completion:arg-completer[jit] = {|@words|
             cand --level 'Access level'
             cand --for 'How long: checked against the rule''s longest'
             cand --from 'An address git would come from: checked against the rule''s networks'
+            cand --break-glass 'As a `jit request --break-glass`: only break-glass rules govern it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

@@ -170,6 +170,7 @@ write\t''
 admin\t''"
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l for -d 'How long: checked against the rule\'s longest' -r
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l from -d 'An address git would come from: checked against the rule\'s networks' -r
+complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -l break-glass -d 'As a `jit request --break-glass`: only break-glass rules govern it'
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from test" -l config -d 'The broker\'s config file (TOML)' -r -F
 complete -c jit -n "__fish_jit_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -90,6 +90,8 @@ async fn break_glass_pushes_at_once_is_announced_and_stays_listed_until_reviewed
     let waiting = bob.run(&["review", "--json"]).success().json();
     assert_eq!(waiting.as_array().unwrap().len(), 1, "{waiting}");
     assert_eq!((waiting[0]["grant"]["id"].as_i64(), waiting[0]["break_glass"].as_bool()), (Some(grant), Some(true)));
+    let listed = bob.run(&["requests"]).success().stdout.clone();
+    assert!(listed.contains("approved (break-glass)"), "{listed}");
     let table = bob.run(&["review"]).success().stdout.clone();
     assert!(table.contains("INC-77 prod down") && table.contains("demo-break-glass"), "{table}");
     assert!(alice.run(&["review", "--json"]).success().json().as_array().unwrap().is_empty(), "nobody reviews their own");

@@ -153,6 +153,26 @@ fn explain_walks_the_rules_and_says_who_approves_what_and_for_how_long() {
     assert_eq!(code, Some(5));
     assert!(out.contains("rule `api-write` (line 19): passed over: this person is not among its requesters"), "{out}");
     assert!(out.contains("no rule applies: refused (default deny)"), "{out}");
+    // As a --break-glass request: only break-glass rules govern it, and one that does says how.
+    let (code, out, _) = ask(&["--user", "alice", "--group", "developers", "--level", "write", "--break-glass"]);
+    assert_eq!(code, Some(5));
+    assert!(out.contains("rule `api-write` (line 19): passed over: it is not a break-glass rule"), "{out}");
+    let with_break_glass = write(
+        dir.path(),
+        &format!(
+            "{CONFIG}\n[[rule]]\nname = \"api-break-glass\"\nrepos = [\"acme/*\"]\nlevels = [\"write\"]\nrequesters = [\"group:developers\"]\napprovers = [\"group:sre\"]\nmax_duration = \"1h\"\nbreak_glass = true\n"
+        ),
+    );
+    let args = ["policy", "explain", "--repo", "acme/api", "--user", "alice", "--group", "developers", "--level", "write"];
+    let (code, out, err) = run(&[&args[..], &["--break-glass"]].concat(), &with_break_glass);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("rule `api-break-glass`")
+            && out.contains("granted at once (break-glass; a reason is required), reviewed afterwards by group:sre"),
+        "{out}"
+    );
+    let (_, out, _) = run(&args, &with_break_glass);
+    assert!(out.contains("rule `api-write` (line 19) applies"), "without --break-glass the ordinary rule decides: {out}");
     // Bad input is named by the flag.
     let (code, _, err) = ask(&["--user", "alice", "--level", "owner"]);
     assert_eq!(code, Some(2), "{err}");

@@ -102,6 +102,9 @@ pub struct ExplainArgs {
     /// An address git would come from: checked against the rule's networks
     #[arg(long, value_name = "IP")]
     pub from: Option<std::net::IpAddr>,
+    /// As a `jit request --break-glass`: only break-glass rules govern it
+    #[arg(long)]
+    pub break_glass: bool,
 }
 
 fn load(path: &std::path::Path) -> Result<ServerConfig, CommandError> {
@@ -163,7 +166,7 @@ fn test(args: &TestArgs) -> Result<(), CommandError> {
             other => return Err(bad(format!("line {line}: expect `{other}`: \"allowed\" or \"denied\""))),
         };
         let who = Subject { name: &case.user, groups: &case.groups };
-        let rule = config.policy.explain(&case.repo, level, &who).applies;
+        let rule = config.policy.explain(&case.repo, level, &who, false).applies;
         let allowed = rule.is_some_and(|r| refusals(r, duration, case.from).is_empty());
         let what = format!("case at line {line} ({} {} on {})", case.user, level, case.repo);
         let mut wrong = Vec::new();
@@ -206,7 +209,7 @@ fn explain(args: &ExplainArgs) -> Result<(), CommandError> {
     let who = Subject { name: &args.user, groups: &args.groups };
     let groups = if args.groups.is_empty() { "no groups".to_string() } else { format!("groups: {}", args.groups.join(", ")) };
     println!("{} on {} for {} ({groups}):", args.level, args.repo, args.user);
-    let explanation = config.policy.explain(&args.repo, args.level, &who);
+    let explanation = config.policy.explain(&args.repo, args.level, &who, args.break_glass);
     for (rule, why) in &explanation.passed {
         println!("  rule `{}` (line {}): passed over: {}", rule.name, rule.line, why.describe());
     }
@@ -218,7 +221,12 @@ fn explain(args: &ExplainArgs) -> Result<(), CommandError> {
         ));
     };
     println!("  rule `{}` (line {}) applies", rule.name, rule.line);
-    if rule.auto_approve {
+    if rule.break_glass {
+        println!(
+            "    granted at once (break-glass; a reason is required), reviewed afterwards by {} (never the requester)",
+            rule.approvers_display().join(", ")
+        );
+    } else if rule.auto_approve {
         println!("    approved at once (auto_approve)");
     } else if !rule.quorums.is_empty() {
         let each: Vec<String> = rule.quorums.iter().map(|q| format!("{} from {}", q.count, q.from.display())).collect();

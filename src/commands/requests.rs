@@ -35,7 +35,8 @@ pub async fn cmd_requests(args: &RequestsArgs) -> Result<(), CommandError> {
         .map(|r| {
             vec![
                 r.id.to_string(),
-                r.status.to_string(),
+                // Break-glass: granted at once, reviewed afterwards; said where the status is.
+                if r.break_glass { format!("{} (break-glass)", r.status) } else { r.status.to_string() },
                 r.requester.clone(),
                 r.repo.clone(),
                 r.level.clone(),

@@ -290,6 +290,8 @@ pub enum Passed {
     NotARequester,
     /// It is a break-glass rule, for `--break-glass` requests only.
     BreakGlassOnly,
+    /// A `--break-glass` request: only break-glass rules govern it.
+    NotBreakGlass,
 }
 
 impl Passed {
@@ -299,6 +301,7 @@ impl Passed {
             Passed::OtherLevels => "it does not grant this level here",
             Passed::NotARequester => "this person is not among its requesters",
             Passed::BreakGlassOnly => "it is for break-glass requests only (--break-glass)",
+            Passed::NotBreakGlass => "it is not a break-glass rule",
         }
     }
 }
@@ -492,12 +495,15 @@ impl Policy {
     }
 
     /// Every rule, in order, up to the one that governs `who` asking for
-    /// `level` on `repo`, each with why it did not apply.
-    pub fn explain(&self, repo: &str, level: Level, who: &Subject) -> Explanation<'_> {
+    /// `level` on `repo` (with `break_glass`, as a `--break-glass` request),
+    /// each with why it did not apply.
+    pub fn explain(&self, repo: &str, level: Level, who: &Subject, break_glass: bool) -> Explanation<'_> {
         let mut passed = Vec::new();
         for rule in &self.rules {
-            let why = if rule.break_glass {
+            let why = if rule.break_glass && !break_glass {
                 Passed::BreakGlassOnly
+            } else if !rule.break_glass && break_glass {
+                Passed::NotBreakGlass
             } else if !rule.covers_repo(repo) {
                 Passed::OtherRepos
             } else if !rule.levels.contains(&level) {
@@ -616,13 +622,13 @@ mod tests {
         .unwrap();
         let groups = vec!["dev".to_string()];
         let alice = Subject { name: "alice", groups: &groups };
-        let e = p.explain("acme/api", Level::Write, &alice);
+        let e = p.explain("acme/api", Level::Write, &alice, false);
         let passed: Vec<(&str, Passed)> = e.passed.iter().map(|(r, why)| (r.name.as_str(), *why)).collect();
         assert_eq!(passed, [("web", Passed::OtherRepos), ("api-read", Passed::OtherLevels), ("api-write-ops", Passed::NotARequester)]);
         assert_eq!(e.applies.map(|r| r.name.as_str()), Some("api-write"));
         assert_eq!(p.rule_for("acme/api", Level::Write, &alice).unwrap().name, "api-write", "the same answer as the decision");
         let nobody = Subject { name: "mallory", groups: &[] };
-        let e = p.explain("acme/api", Level::Write, &nobody);
+        let e = p.explain("acme/api", Level::Write, &nobody, false);
         assert!(e.applies.is_none() && e.passed.len() == 4);
         assert!(p.rule_for("acme/api", Level::Write, &nobody).is_err());
     }
@@ -657,8 +663,13 @@ mod tests {
             "prod-write",
             "an ordinary request passes the break-glass rule by"
         );
-        let e = p.explain("prod/api", Level::Write, &erin);
+        let e = p.explain("prod/api", Level::Write, &erin, false);
         assert_eq!(e.passed[0].1, Passed::BreakGlassOnly);
+        let e = p.explain("prod/api", Level::Write, &erin, true);
+        assert_eq!(e.applies.map(|r| r.name.as_str()), Some("prod-bg"), "the same answer as check_break_glass");
+        let e = p.explain("prod/api", Level::Admin, &erin, true);
+        assert_eq!(e.passed.iter().map(|(_, why)| *why).collect::<Vec<_>>(), [Passed::OtherLevels, Passed::NotBreakGlass]);
+        assert!(e.applies.is_none());
         assert_eq!(p.check_break_glass("prod/api", Level::Write, hour, Some("INC-77"), &erin).unwrap().name, "prod-bg");
         assert_eq!(p.check_break_glass("prod/api", Level::Write, hour, None, &erin).unwrap_err(), Refusal::BreakGlassReason);
         assert_eq!(p.check_break_glass("prod/api", Level::Write, hour, Some("  "), &erin).unwrap_err(), Refusal::BreakGlassReason);
