@@ -56,10 +56,9 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Where to go after signing in: only one of these pages, never elsewhere.
+/// Where to go after signing in: a request's page, else the list; never elsewhere.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n == "/requests" => n.to_string(),
         Some(n) if n.strip_prefix("/requests/").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())) => n.to_string(),
         _ => "/requests".to_string(),
     }
