@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::fake_host::{actions, logged_in};
 use crate::common::receiver::Receiver;
-use crate::common::{TestBroker, TestEnvironment, cli_env, eventually, gateway_policy};
+use crate::common::{TestBroker, TestEnvironment, eventually, gateway_policy};
 
 const BREAK_GLASS_RULE: &str = "[[rule]]\nname = \"demo-break-glass\"\nrepos = [\"demo\"]\nlevels = [\"write\"]\nrequesters = [\"group:developers\"]\napprovers = [\"group:reviewers\"]\nmax_duration = \"1h\"\nbreak_glass = true\n";
 
@@ -28,19 +29,9 @@ async fn broker(slack: &Receiver, dir: &std::path::Path) -> TestBroker {
     TestBroker::start_with(&policy).await
 }
 
-fn logged_in(b: &TestBroker, user: &str) -> TestEnvironment {
-    let env = cli_env(b);
-    env.login(&b.url, b.token(user)).success();
-    env
-}
-
 /// The Slack messages' plain-text fallbacks, in order.
 fn said(slack: &Receiver) -> Vec<String> {
     slack.got().iter().map(|(_, body)| body["text"].as_str().unwrap_or("").to_string()).collect()
-}
-
-fn actions(audit: &[Value], action: &str) -> Vec<Value> {
-    audit.iter().filter(|e| e["action"] == action).cloned().collect()
 }
 
 /// alice breaks the glass for write on demo; the grant's id.

@@ -15,6 +15,16 @@ use crate::store::StoreError;
 /// How often the reaper looks for break-glass grants due a reminder.
 const REMINDER_PASS_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 
+/// The domain's view of a stored request under review (`grant_id` names it in refusals).
+fn review_state(req: &RequestRecord, grant_id: i64) -> ReviewState<'_> {
+    ReviewState {
+        id: grant_id,
+        requester: &req.requester,
+        break_glass: req.break_glass,
+        reviewed: req.review.as_ref().map(|r| (r.by.as_str(), r.outcome)),
+    }
+}
+
 impl Broker {
     /// Records `caller`'s review of break-glass grant `grant_id`.
     pub async fn review_grant(
@@ -38,13 +48,7 @@ impl Broker {
             .rule(&req.rule)
             .filter(|r| r.break_glass)
             .ok_or_else(|| BrokerError::PolicyChanged(Refusal::NoBreakGlass { repo: req.repo.clone(), level: req.level }))?;
-        let state = ReviewState {
-            id: grant_id,
-            requester: &req.requester,
-            break_glass: req.break_glass,
-            reviewed: req.review.as_ref().map(|r| (r.by.as_str(), r.outcome)),
-        };
-        request::review(&state, rule, &subject(caller), outcome, comment.as_deref())?;
+        request::review(&review_state(&req, grant_id), rule, &subject(caller), outcome, comment.as_deref())?;
         let now = self.now();
         let mut reviewed = event(&caller.name, Action::BreakGlassReviewed, &req.repo, req.level);
         reviewed.request_id = Some(req.id);
@@ -74,10 +78,13 @@ impl Broker {
     /// Whether `caller` may review break-glass request `req` now (what the
     /// approval page offers a review form for; the review checks again).
     pub fn may_review(&self, caller: &UserRecord, req: &RequestRecord) -> bool {
-        req.break_glass
-            && req.review.is_none()
-            && req.requester != caller.name
-            && self.live().policy.rule(&req.rule).is_some_and(|rule| rule.break_glass && rule.may_approve(&subject(caller)))
+        let state = review_state(req, req.grant.as_ref().map_or(req.id, |g| g.id));
+        // The review's own rule, asked of an approval (which needs no comment).
+        self.live()
+            .policy
+            .rule(&req.rule)
+            .filter(|rule| rule.break_glass)
+            .is_some_and(|rule| request::review(&state, rule, &subject(caller), ReviewOutcome::Approved, None).is_ok())
     }
 
     /// Break-glass requests not yet reviewed: those someone else made that
@@ -89,12 +96,7 @@ impl Broker {
         let filter = RequestFilter { unreviewed: true, page, ..RequestFilter::default() };
         let records = self.store.requests(&filter).await?;
         let next_before = page.next(records.iter().map(|r| r.id));
-        let in_force = self.live();
-        let me = subject(caller);
-        let reviewer = |r: &RequestRecord| {
-            r.requester != caller.name && in_force.policy.rule(&r.rule).is_some_and(|rule| rule.break_glass && rule.may_approve(&me))
-        };
-        let items = records.into_iter().filter(|r| all || reviewer(r)).collect();
+        let items = records.into_iter().filter(|r| all || self.may_review(caller, r)).collect();
         Ok(Listing { items, next_before })
     }
 

@@ -263,12 +263,18 @@ pub async fn decide(
         },
         _ => return html(StatusCode::BAD_REQUEST, pages::message("Not done", "Choose Approve or Deny.", Some(&me))),
     };
-    match decided {
-        // After a POST, a GET: reloading the page does not decide twice.
+    answered(&broker, &me, &user, id, decided).await
+}
+
+/// What a page's form came to: on success a GET of the request's page
+/// saying so (reloading it decides nothing twice); a refusal on the page,
+/// or a page of its own when there is no such request.
+async fn answered(broker: &Broker, me: &Viewer<'_>, user: &UserRecord, id: i64, done: Result<&str, BrokerError>) -> Response {
+    match done {
         Ok(said) => see_other(&format!("/requests/{id}?said={said}")),
         Err(e) => match refusal_text(e) {
-            (StatusCode::NOT_FOUND, text) => html(StatusCode::NOT_FOUND, pages::message("Not found", &text, Some(&me))),
-            (status, text) => render_detail(&broker, &me, &user, id, Some((false, text)), status).await,
+            (StatusCode::NOT_FOUND, text) => html(StatusCode::NOT_FOUND, pages::message("Not found", &text, Some(me))),
+            (status, text) => render_detail(broker, me, user, id, Some((false, text)), status).await,
         },
     }
 }
@@ -343,17 +349,13 @@ pub async fn review(
             .await;
     };
     let text = Some(form.text.trim()).filter(|t| !t.is_empty());
-    match broker.review_grant(&user, grant, outcome, text).await {
-        Ok(_) => see_other(&format!("/requests/{id}?said=reviewed")),
-        Err(e) => {
-            let (status, text) = refusal_text(e);
-            render_detail(&broker, &me, &user, id, Some((false, text)), status).await
-        }
-    }
+    let reviewed = broker.review_grant(&user, grant, outcome, text).await.map(|_| "reviewed");
+    answered(&broker, &me, &user, id, reviewed).await
 }
 
+/// Whether two secrets are the same, in time that does not depend on where they differ (`subtle`, as token hashes are compared).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 #[derive(Deserialize)]

@@ -146,32 +146,44 @@ pub fn detail(viewer: &Viewer, d: &Detail) -> Markup {
             }
         }
         @if d.may_review {
-            form method="post" action={ "/requests/" (r.id) "/review" } {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                p {
-                    label for="text" { "What you found (a flag needs it)" }
-                    textarea id="text" name="text" rows="3" maxlength="2000" {}
-                }
-                button.approve type="submit" name="outcome" value="approved" { "Reviewed: approved" }
-                button.deny type="submit" name="outcome" value="flagged" { "Flag it" }
-            }
+            (choice_form(
+                &format!("/requests/{}/review", r.id),
+                viewer.csrf,
+                "What you found (a flag needs it)",
+                "outcome",
+                [("approved", "Reviewed: approved"), ("flagged", "Flag it")],
+            ))
         }
         @if d.may_decide {
-            form method="post" action={ "/requests/" (r.id) } {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                p {
-                    label for="text" { "Comment (a denial needs one: the requester reads it)" }
-                    textarea id="text" name="text" rows="3" maxlength="2000" {}
-                }
-                button.approve type="submit" name="decision" value="approve" { "Approve" }
-                button.deny type="submit" name="decision" value="deny" { "Deny" }
-            }
+            (choice_form(
+                &format!("/requests/{}", r.id),
+                viewer.csrf,
+                "Comment (a denial needs one: the requester reads it)",
+                "decision",
+                [("approve", "Approve"), ("deny", "Deny")],
+            ))
             p.note { "Undecided, it expires " (d.pending_until.format("%Y-%m-%d %H:%M UTC")) "." }
         } @else if r.status == crate::domain::request::RequestStatus::Pending {
             p.note { "Waiting for " (d.approvers.join(", ")) "." }
         }
     };
     layout(&format!("Request #{}", r.id), Some(viewer), body)
+}
+
+/// A form with a comment box (`text`) and two buttons naming `field`: the
+/// first a yes (green), the second a no (red); with the session's CSRF token.
+fn choice_form(action: &str, csrf: &str, label: &str, field: &str, [(yes, yes_text), (no, no_text)]: [(&str, &str); 2]) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            p {
+                label for="text" { (label) }
+                textarea id="text" name="text" rows="3" maxlength="2000" {}
+            }
+            button.approve type="submit" name=(field) value=(yes) { (yes_text) }
+            button.deny type="submit" name=(field) value=(no) { (no_text) }
+        }
+    }
 }
 
 /// Sign-in: with the identity provider where one is configured, and with a
