@@ -73,14 +73,29 @@ impl TestIdp {
         });
         let path = self.dir.path().join("idp.json");
         std::fs::write(&path, config.to_string()).unwrap();
-        let child = Command::new("node").arg(&script).arg(&path).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let mut child = ChildGuard::new(child);
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        // Drained to the end: a closed pipe would kill the IdP at its next line of output.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let issuer = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("the IdP did not start: {line:?}")).to_string();
+        let errors = self.dir.path().join("idp-stderr.log");
+        // A restart listens on the port the broker was configured with, which
+        // another process (a client's outgoing connection) may hold for a
+        // moment after the old IdP let it go: tried again for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (child, issuer) = loop {
+            let stderr = std::fs::File::create(&errors).unwrap();
+            let child = Command::new("node").arg(&script).arg(&path).stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+            let mut child = ChildGuard::new(child);
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+            // Drained to the end: a closed pipe would kill the IdP at its next line of output.
+            std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+            if let Some(issuer) = line.trim().strip_prefix("listening on ") {
+                break (child, issuer.to_string());
+            }
+            let said = std::fs::read_to_string(&errors).unwrap_or_default();
+            if self.port == 0 || !said.contains("EADDRINUSE") || std::time::Instant::now() > deadline {
+                panic!("the IdP did not start: {line:?}\n{said}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
         self.port = issuer.rsplit(':').next().unwrap().parse().unwrap();
         self.issuer = issuer;
         self.child = Some(child);
