@@ -14,8 +14,8 @@ use super::{Store, StoreError};
 use crate::domain::Level;
 use crate::domain::audit::{Action, NewEvent};
 use crate::domain::records::{
-    ApprovalRecord, EndFailure, HostPhase, NewHostToken, NewRequest, NewUserRecord, Page, RequestChange, RequestFilter, RequestRecord,
-    Review, Supersede, Terms,
+    ApprovalRecord, EndFailure, HostPhase, NewCredential, NewHostToken, NewRequest, NewUserRecord, Page, RequestChange, RequestFilter,
+    RequestRecord, Review, Supersede, Terms,
 };
 use crate::domain::refs::RefScope;
 use crate::domain::request::{RequestStatus, ReviewOutcome};
@@ -98,6 +98,80 @@ async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
         assert!(second.revoked_at.is_some() && second.ended_at.is_none(), "{second:?}");
         let to_end: Vec<i64> = s.grants_to_end(now).await.unwrap().iter().map(|g| g.id).collect();
         assert_eq!(to_end, vec![second.id]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_credential_answers_to_the_newest_grant_of_its_lineage_until_that_one_ends() {
+    each_store(|s| async move {
+        let user =
+            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
+        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        let window = |n: i64| {
+            let r = new_request(n);
+            (r.created_at, r.created_at + chrono::Duration::hours(1))
+        };
+        let grant = |n: i64, supersede: Vec<Supersede>| {
+            let s = s.clone();
+            async move { s.create_request(&new_request(n), Some(window(n)), vec![], supersede).await.unwrap().grant.unwrap().id }
+        };
+        let mint = |grant_id: i64, name: &'static str| {
+            let s = s.clone();
+            async move {
+                let (created_at, expires_at) = window(0);
+                let credential = NewCredential { grant_id, hash: TokenHash::of(name), created_at, expires_at };
+                s.add_credential(&credential, NewEvent::new("alice", Action::CredentialMinted)).await.unwrap();
+            }
+        };
+        let superseded = |id: i64, ended: bool| Supersede { grant_id: id, event: NewEvent::new("broker", Action::Revoked), ended };
+        let now = at("2026-11-25T12:00:30Z");
+        let answers = |name: &'static str| {
+            let s = s.clone();
+            async move { s.grant_by_credential(&TokenHash::of(name), now).await.unwrap().map(|g| g.id) }
+        };
+
+        let one = grant(1, vec![]).await;
+        mint(one, "c1").await;
+        assert_eq!(answers("c1").await, Some(one));
+        let two = grant(2, vec![superseded(one, true)]).await;
+        mint(two, "c2").await;
+        let three = grant(3, vec![superseded(two, false)]).await;
+        assert_eq!((answers("c1").await, answers("c2").await), (Some(three), Some(three)), "each answers to the newest");
+        // Another lineage; then one grant covering both joins them.
+        let four = grant(4, vec![]).await;
+        mint(four, "c4").await;
+        let five = grant(5, vec![superseded(three, true), superseded(four, true)]).await;
+        for c in ["c1", "c2", "c4"] {
+            assert_eq!(answers(c).await, Some(five), "{c}");
+        }
+        assert_eq!(answers("nobody's").await, None);
+        // An older grant ending takes nothing with it...
+        assert!(s.mark_grant_ended(two, now, &[], &[], vec![]).await.unwrap());
+        assert_eq!(answers("c2").await, Some(five));
+        // ...the newest takes every credential of its lineage.
+        assert!(s.mark_grant_ended(five, now, &[], &[], vec![]).await.unwrap());
+        for c in ["c1", "c2", "c4"] {
+            assert_eq!(answers(c).await, None, "{c} outlived its lineage");
+        }
+        // A superseded grant that had expired is not joined: its credentials stay its own.
+        let six = grant(6, vec![]).await;
+        mint(six, "c6").await;
+        let late = NewRequest { created_at: at("2026-11-25T14:00:00Z"), ..new_request(7) };
+        let seven = s
+            .create_request(
+                &late,
+                Some((late.created_at, late.created_at + chrono::Duration::hours(1))),
+                vec![],
+                vec![superseded(six, true)],
+            )
+            .await
+            .unwrap()
+            .grant
+            .unwrap()
+            .id;
+        assert_ne!(seven, six);
+        assert_eq!(answers("c6").await, Some(six));
     })
     .await;
 }

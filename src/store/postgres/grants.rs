@@ -82,27 +82,37 @@ pub async fn insert(tx: &impl Sql, req: &RequestRecord, window: (DateTime<Utc>, 
     get(&row, "id")
 }
 
-/// Ends each superseded grant still live at `at`, with its event, and moves
-/// its unexpired gateway credentials to the grant `by` that covers it (see
-/// the SQLite store's `supersede` for why). Returns the events of the grants it ended.
+/// Ends each superseded grant still live at `at`, with its event, and has
+/// the grant `by` that covers it join its lineage, so the credentials it
+/// minted answer to `by` (see the SQLite store's `supersede` for why).
+/// Returns the events of the grants it ended.
 pub async fn supersede(tx: &impl Sql, superseded: Vec<Supersede>, by: i64, at: DateTime<Utc>) -> StoreResult<Vec<NewEvent>> {
     let when = stored(at);
     let mut ended_events = Vec::new();
+    let mut joined: Option<i64> = None;
     for Supersede { grant_id: id, event, ended } in superseded {
-        let done = tx
-            .execute(
+        let row = tx
+            .query_opt(
                 "UPDATE grants SET revoked_at = $1, revoked_by = $2, ended_at = $3
-                 WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1",
+                 WHERE id = $4 AND revoked_at IS NULL AND expires_at > $1 RETURNING COALESCE(lineage, id) AS lineage",
                 &[&when, &event.actor, &ended.then_some(when), &id],
             )
             .await
             .map_err(error)?;
-        if done == 1 {
-            tx.execute("UPDATE credentials SET grant_id = $1 WHERE grant_id = $2 AND expires_at > $3", &[&by, &id, &when])
-                .await
-                .map_err(error)?;
-            ended_events.push(event);
+        let Some(row) = row else { continue };
+        let lineage: i64 = get(&row, "lineage")?;
+        match joined {
+            None => {
+                tx.execute("UPDATE grants SET lineage = $1 WHERE id = $2", &[&lineage, &by]).await.map_err(error)?;
+                joined = Some(lineage);
+            }
+            // Two lineages meet (a grant covering two): the second joins the first.
+            Some(into) if into != lineage => {
+                tx.execute("UPDATE grants SET lineage = $1 WHERE lineage = $2 OR id = $2", &[&into, &lineage]).await.map_err(error)?;
+            }
+            Some(_) => {}
         }
+        ended_events.push(event);
     }
     Ok(ended_events)
 }
@@ -160,7 +170,23 @@ pub async fn mark_ended(
         return Ok(false);
     }
     tx.execute("UPDATE grants SET ended_at = $1, end_retry_at = NULL WHERE id = $2", &[&stored(at), &id]).await.map_err(error)?;
-    tx.execute("DELETE FROM credentials WHERE grant_id = $1", &[&id]).await.map_err(error)?;
+    // The newest grant of a lineage takes its credentials with it; an older
+    // one (superseded) leaves them to the grant they answer to now.
+    let lineage = tx
+        .query_one(
+            "SELECT COALESCE(e.lineage, e.id) AS lineage,
+                    NOT EXISTS (SELECT 1 FROM grants n WHERE n.lineage = COALESCE(e.lineage, e.id) AND n.id > e.id) AS newest
+             FROM grants e WHERE e.id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(error)?;
+    if get::<bool>(&lineage, "newest")? {
+        let lineage: i64 = get(&lineage, "lineage")?;
+        tx.execute("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE id = $1 OR lineage = $1)", &[&lineage])
+            .await
+            .map_err(error)?;
+    }
     for key in released {
         tx.execute(
             "UPDATE grants SET host_started_at = NULL, start_retry_at = NULL
@@ -364,11 +390,15 @@ pub async fn add_credential(tx: &impl Sql, key: &SigningKey, credential: &NewCre
     append(tx, key, &[event], credential.created_at).await
 }
 
-/// The grant of a credential that exists, has not expired at `now`, and whose user was not removed.
+/// The grant a credential answers to (the newest of its minting grant's
+/// lineage), if the credential exists, has not expired at `now`, and its
+/// user was not removed.
 pub async fn by_credential(c: &impl Sql, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
     let row = c
         .query_opt(
-            "SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = g.user_id
+            "SELECT g.* FROM credentials c JOIN grants m ON m.id = c.grant_id
+                 JOIN grants g ON g.id = COALESCE((SELECT MAX(n.id) FROM grants n WHERE n.lineage = COALESCE(m.lineage, m.id)), m.id)
+                 JOIN users u ON u.id = g.user_id
                  WHERE c.hash = $1 AND c.expires_at > $2 AND u.removed_at IS NULL",
             &[&hash.0, &stored(now)],
         )

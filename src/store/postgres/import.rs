@@ -116,6 +116,7 @@ const TABLES: &[Table] = &[
             ("end_failures", "end_failures", Int32),
             ("end_error", "end_error", Text),
             ("end_retry_at", "end_retry_at", Time),
+            ("lineage", "lineage", Int),
         ],
         "id",
     ),

@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "audit by grant", include_str!("../../../migrations/postgres/0002_audit_by_grant.sql")),
     (3, "extensions", include_str!("../../../migrations/postgres/0003_extensions.sql")),
     (4, "break glass", include_str!("../../../migrations/postgres/0004_break_glass.sql")),
+    (5, "grant lineage", include_str!("../../../migrations/postgres/0005_grant_lineage.sql")),
 ];
 
 /// Held while migrating, by whichever replica got it first.

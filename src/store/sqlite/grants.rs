@@ -88,32 +88,47 @@ pub fn insert(conn: &Connection, req: &RequestRecord, window: (DateTime<Utc>, Da
 }
 
 /// Ends each superseded grant that is still live at `at`, with its event;
-/// one that ended meanwhile is left as it is. Its gateway credentials now
-/// answer to the grant `by` that covers it (same user and repo, a level at
-/// least as high, ending no earlier; each keeps its own expiry), so a
-/// credential git already holds keeps working, with the new level, instead
-/// of failing once before git asks for another. Returns the events of the
-/// grants it ended, for the caller's one append.
+/// one that ended meanwhile is left as it is. The grant `by` that covers it
+/// (same user and repo, a level at least as high, ending no earlier) joins
+/// its lineage, so the gateway credentials it minted now answer to `by`
+/// (each keeps its own expiry): a credential git already holds keeps
+/// working, with the new level, instead of failing once before git asks for
+/// another. One row is written however many credentials there are. Returns
+/// the events of the grants it ended, for the caller's one append.
 pub fn supersede(conn: &Connection, grants: Vec<Supersede>, by: i64, at: DateTime<Utc>) -> StoreResult<Vec<NewEvent>> {
     let mut ended_events = Vec::new();
+    let mut joined: Option<i64> = None;
     for Supersede { grant_id: id, event, ended } in grants {
-        let done = conn
+        let lineage: Option<i64> = conn
             .prepare_cached(
-                "UPDATE grants SET revoked_at = ?, revoked_by = ?, ended_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+                "UPDATE grants SET revoked_at = ?, revoked_by = ?, ended_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
+                 RETURNING COALESCE(lineage, id)",
             )?
-            .execute(params![ms(at), event.actor, ended.then(|| ms(at)), id, ms(at)])?;
-        if done == 1 {
-            // Expired ones stay where they are: nothing answers to them any more.
-            conn.prepare_cached("UPDATE credentials SET grant_id = ? WHERE grant_id = ? AND expires_at > ?")?.execute(params![
-                by,
-                id,
-                ms(at)
-            ])?;
-            ended_events.push(event);
+            .query_row(params![ms(at), event.actor, ended.then(|| ms(at)), id, ms(at)], |r| r.get(0))
+            .optional()?;
+        // Expired ones stay where they are: nothing answers to them any more.
+        let Some(lineage) = lineage else { continue };
+        match joined {
+            None => {
+                conn.prepare_cached("UPDATE grants SET lineage = ? WHERE id = ?")?.execute(params![lineage, by])?;
+                joined = Some(lineage);
+            }
+            // Two lineages meet (a grant covering two): the second joins the first.
+            Some(into) if into != lineage => {
+                conn.prepare_cached("UPDATE grants SET lineage = ? WHERE lineage = ? OR id = ?")?
+                    .execute(params![into, lineage, lineage])?;
+            }
+            Some(_) => {}
         }
+        ended_events.push(event);
     }
     Ok(ended_events)
 }
+
+/// A grant's lineage, and whether it is the newest grant of it.
+const LINEAGE_OF: &str = "SELECT COALESCE(e.lineage, e.id),
+        NOT EXISTS (SELECT 1 FROM grants n WHERE n.lineage = COALESCE(e.lineage, e.id) AND n.id > e.id)
+     FROM grants e WHERE e.id = ?";
 
 /// Revokes grant `id` if it is still live at `at`.
 pub fn revoke(conn: &Connection, chain: &mut Chain, id: i64, by: &str, at: DateTime<Utc>, event: NewEvent) -> StoreResult<GrantRecord> {
@@ -158,7 +173,13 @@ pub fn mark_ended(
     if done == 0 {
         return Ok(false);
     }
-    conn.execute("DELETE FROM credentials WHERE grant_id = ?", [id])?;
+    // The newest grant of a lineage takes its credentials with it; an older
+    // one (superseded) leaves them to the grant they answer to now.
+    let (lineage, newest): (i64, bool) = conn.prepare_cached(LINEAGE_OF)?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if newest {
+        conn.prepare_cached("DELETE FROM credentials WHERE grant_id IN (SELECT id FROM grants WHERE id = ?1 OR lineage = ?1)")?
+            .execute([lineage])?;
+    }
     for key in released {
         conn.execute(
             "UPDATE grants SET host_started_at = NULL, start_retry_at = NULL
@@ -330,10 +351,14 @@ pub fn add_credential(conn: &Connection, chain: &mut Chain, credential: &NewCred
     append(conn, chain, &[event], credential.created_at)
 }
 
-/// The grant of a credential that exists, has not expired at `now`, and whose user was not removed.
+/// The grant a credential answers to (the newest of its minting grant's
+/// lineage), if the credential exists, has not expired at `now`, and its
+/// user was not removed.
 pub fn by_credential(conn: &Connection, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<GrantRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT g.* FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = g.user_id
+        "SELECT g.* FROM credentials c JOIN grants m ON m.id = c.grant_id
+             JOIN grants g ON g.id = COALESCE((SELECT MAX(n.id) FROM grants n WHERE n.lineage = COALESCE(m.lineage, m.id)), m.id)
+             JOIN users u ON u.id = g.user_id
              WHERE c.hash = ? AND c.expires_at > ? AND u.removed_at IS NULL",
     )?;
     first(stmt.query(params![hash.0, ms(now)])?, grant)

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "audit by grant", include_str!("../../../migrations/sqlite/0015_audit_by_grant.sql")),
     (16, "extensions", include_str!("../../../migrations/sqlite/0016_extensions.sql")),
     (17, "break glass", include_str!("../../../migrations/sqlite/0017_break_glass.sql")),
+    (18, "grant lineage", include_str!("../../../migrations/sqlite/0018_grant_lineage.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
