@@ -30,11 +30,18 @@ pub fn open_connection(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// Connections that read, beside the one that writes (WAL lets them). Each
-/// read runs on tokio's blocking pool with a connection of its own, kept for
-/// the next read; at most [`READERS`] run at once, the rest wait their turn
-/// without holding a thread (ten thousand long-polls arriving together would
-/// otherwise be ten thousand threads, each opening a connection with its own cache).
+/// Connections that read, beside the one that writes (WAL lets them), each
+/// kept for the next read. Two kinds of read:
+/// - [`Readers::lookup`], a read bounded by a key (a request, a grant, a
+///   user, a token's hash): a few rows from an index, tens of microseconds,
+///   run where it is asked. Handing it to another thread and back costs
+///   more than the read (two thread wake-ups; on the request → approve →
+///   mint bench, half the broker's CPU went to those hand-offs).
+/// - [`Readers::read`], a listing or a scan (up to a page of rows, a check of
+///   the whole file): on tokio's blocking pool, so the async threads stay
+///   free; at most [`READERS`] at once, the rest wait their turn without
+///   holding a thread (ten thousand long-polls arriving together would
+///   otherwise be ten thousand threads, each opening a connection with its own cache).
 pub struct Readers {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Option<Vec<Connection>>>>,
@@ -42,7 +49,7 @@ pub struct Readers {
     latency: Latency,
 }
 
-/// Reads at once, and connections kept open for them.
+/// Listings at once, and connections kept open for reads.
 const READERS: usize = 8;
 
 const CLOSED: &str = "the database is closed";
@@ -57,7 +64,7 @@ impl Readers {
         }
     }
 
-    /// Runs `read` with a connection of its own, off the async threads.
+    /// Runs `read`, a listing or a scan, with a connection of its own, off the async threads.
     pub async fn read<T, F>(&self, read: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -68,21 +75,16 @@ impl Readers {
         let (path, idle) = (self.path.clone(), self.idle.clone());
         let ran = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            let kept = idle.lock().expect("readers").as_mut().ok_or_else(|| StoreError::Unavailable(CLOSED.into()))?.pop();
-            let conn = match kept {
-                Some(conn) => conn,
-                None => open_connection(&path)?,
-            };
-            let result = read(&conn);
-            if let Some(idle) = idle.lock().expect("readers").as_mut()
-                && idle.len() < READERS
-            {
-                idle.push(conn);
-            }
-            result
+            with_connection(&path, &idle, read)
         })
         .await;
         ran.map_err(|e| StoreError::Unavailable(format!("a database read failed: {e}")))?
+    }
+
+    /// Runs `read`, bounded by a key, here and now (see [`Readers`]).
+    pub fn lookup<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let _timer = self.latency.time(Op::Read);
+        with_connection(&self.path, &self.idle, read)
     }
 
     /// Connections kept for the next read (for tests of the pool).
@@ -96,6 +98,26 @@ impl Readers {
         self.idle.lock().expect("readers").take();
         self.turns.close();
     }
+}
+
+/// Runs `read` on a kept connection (or a new one), keeping it again afterwards.
+fn with_connection<T>(
+    path: &Path,
+    idle: &Mutex<Option<Vec<Connection>>>,
+    read: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let kept = idle.lock().expect("readers").as_mut().ok_or_else(|| StoreError::Unavailable(CLOSED.into()))?.pop();
+    let conn = match kept {
+        Some(conn) => conn,
+        None => open_connection(path)?,
+    };
+    let result = read(&conn);
+    if let Some(idle) = idle.lock().expect("readers").as_mut()
+        && idle.len() < READERS
+    {
+        idle.push(conn);
+    }
+    result
 }
 
 impl From<rusqlite::Error> for StoreError {
