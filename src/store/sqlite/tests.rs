@@ -25,18 +25,23 @@ fn at(s: &str) -> DateTime<Utc> {
 async fn every_connection_writes_durably_in_wal_mode() {
     // FULL, not NORMAL or OFF: in WAL mode only FULL syncs each commit, so
     // an acknowledged decision survives power loss (a kill test cannot see this).
+    // Temporary storage in memory: the writer's savepoints journal there, not in a file per batch.
     let (_dir, s) = store().await;
-    let pragmas = |c: &Connection| -> StoreResult<(i64, String)> {
-        Ok((c.query_row("PRAGMA synchronous", [], |r| r.get(0))?, c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+    let pragmas = |c: &Connection| -> StoreResult<(i64, String, i64)> {
+        let read = |pragma: &str| c.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, rusqlite::types::Value>(0));
+        match (read("synchronous")?, read("journal_mode")?, read("temp_store")?) {
+            (Value::Integer(sync), Value::Text(journal), Value::Integer(temp)) => Ok((sync, journal, temp)),
+            other => panic!("{other:?}"),
+        }
     };
     // Three reads at once: three connections.
     let (a, b, c) = tokio::join!(s.reads.read(pragmas), s.reads.read(pragmas), s.reads.read(pragmas));
-    for (sync, journal) in [a.unwrap(), b.unwrap(), c.unwrap()] {
-        assert_eq!((sync, journal.as_str()), (2, "wal"));
+    for (sync, journal, temp) in [a.unwrap(), b.unwrap(), c.unwrap()] {
+        assert_eq!((sync, journal.as_str(), temp), (2, "wal", 2));
     }
     // And the one connection that writes.
     let writer = s.writer.write(move |tx, _| pragmas(tx)).await.unwrap();
-    assert_eq!((writer.0, writer.1.as_str()), (2, "wal"));
+    assert_eq!((writer.0, writer.1.as_str(), writer.2), (2, "wal", 2));
 }
 
 #[tokio::test]
