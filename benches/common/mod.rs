@@ -122,7 +122,8 @@ impl BrokerProcess {
                 .arg(&config_path)
                 .arg("--data-dir")
                 .arg(&data)
-                .env("JIT_LOG", "warn")
+                // JIT_BENCH_LOG (e.g. `jit::store::sqlite::writer=debug`) to look inside a run.
+                .env("JIT_LOG", std::env::var("JIT_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
                 .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .spawn()
