@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "extensions", include_str!("../../../migrations/sqlite/0016_extensions.sql")),
     (17, "break glass", include_str!("../../../migrations/sqlite/0017_break_glass.sql")),
     (18, "grant lineage", include_str!("../../../migrations/sqlite/0018_grant_lineage.sql")),
+    (19, "drop name indexes", include_str!("../../../migrations/sqlite/0019_drop_name_indexes.sql")),
 ];
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
