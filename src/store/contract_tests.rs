@@ -53,6 +53,12 @@ fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
 }
 
+/// alice, the requester of [`new_request`], as the store's user 1.
+async fn add_alice(s: &Arc<dyn Store>) {
+    let user = NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
+    s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+}
+
 /// A request for the demo repo's write (two approvals), `n` seconds after noon on 2026-11-25.
 pub(super) fn new_request(n: i64) -> NewRequest {
     NewRequest {
@@ -75,9 +81,7 @@ pub(super) fn new_request(n: i64) -> NewRequest {
 #[tokio::test]
 async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
     each_store(|s| async move {
-        let user =
-            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
-        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        add_alice(&s).await;
         let grant = |n: i64| {
             let r = new_request(n);
             (r.created_at, r.created_at + chrono::Duration::hours(1))
@@ -105,9 +109,7 @@ async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
 #[tokio::test]
 async fn a_credential_answers_to_the_newest_grant_of_its_lineage_until_that_one_ends() {
     each_store(|s| async move {
-        let user =
-            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
-        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        add_alice(&s).await;
         let window = |n: i64| {
             let r = new_request(n);
             (r.created_at, r.created_at + chrono::Duration::hours(1))
@@ -179,9 +181,7 @@ async fn a_credential_answers_to_the_newest_grant_of_its_lineage_until_that_one_
 #[tokio::test]
 async fn an_extension_names_the_grant_it_lengthens_as_written_and_as_read() {
     each_store(|s| async move {
-        let user =
-            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
-        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        add_alice(&s).await;
         let r = new_request(1);
         let first = s.create_request(&r, Some((r.created_at, r.created_at + chrono::Duration::hours(1))), vec![], vec![]).await.unwrap();
         let grant = first.grant.unwrap().id;
@@ -199,9 +199,7 @@ async fn an_extension_names_the_grant_it_lengthens_as_written_and_as_read() {
 #[tokio::test]
 async fn a_break_glass_request_is_reviewed_once_and_reminded_of_once_per_turn() {
     each_store(|s| async move {
-        let user =
-            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
-        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        add_alice(&s).await;
         let window = |r: &NewRequest| Some((r.created_at, r.created_at + chrono::Duration::hours(1)));
         let ordinary = new_request(1);
         let ordinary = s.create_request(&ordinary, window(&ordinary), vec![], vec![]).await.unwrap();
@@ -243,9 +241,7 @@ async fn a_break_glass_request_is_reviewed_once_and_reminded_of_once_per_turn() 
 #[tokio::test]
 async fn a_grant_ends_only_once_its_host_holds_nothing_of_it() {
     each_store(|s| async move {
-        let user =
-            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
-        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        add_alice(&s).await;
         let start = at("2026-11-25T12:00:01Z");
         let end = start + chrono::Duration::hours(1);
         let grant = s.create_request(&new_request(1), Some((start, end)), vec![], vec![]).await.unwrap().grant.unwrap();
@@ -391,9 +387,7 @@ async fn the_first_admin_is_decided_atomically() {
 #[tokio::test]
 async fn a_grant_is_claimed_by_one_broker_at_a_time_until_its_claim_runs_out() {
     each_store(|s| async move {
-        let user =
-            NewUserRecord { name: "alice".into(), groups: vec![], admin: false, email: None, created_at: at("2026-11-25T11:00:00Z") };
-        s.add_user(&user, &TokenHash::of("t"), false, NewEvent::new("test", Action::UserAdded)).await.unwrap();
+        add_alice(&s).await;
         let start = at("2026-11-25T12:00:01Z");
         let grant = s.create_request(&new_request(1), Some((start, start + chrono::Duration::hours(1))), vec![], vec![]).await.unwrap();
         let id = grant.grant.unwrap().id;
