@@ -106,11 +106,12 @@ pub async fn supersede(tx: &impl Sql, superseded: Vec<Supersede>, by: i64, at: D
                 tx.execute("UPDATE grants SET lineage = $1 WHERE id = $2", &[&lineage, &by]).await.map_err(error)?;
                 joined = Some(lineage);
             }
-            // Two lineages meet (a grant covering two): the second joins the first.
-            Some(into) if into != lineage => {
+            // Two lineages meet (a grant covering two): the second joins the
+            // first. (Two live grants are never of one lineage: joining it
+            // ends the grant joined.)
+            Some(into) => {
                 tx.execute("UPDATE grants SET lineage = $1 WHERE lineage = $2 OR id = $2", &[&into, &lineage]).await.map_err(error)?;
             }
-            Some(_) => {}
         }
         ended_events.push(event);
     }

@@ -237,10 +237,10 @@ mod tests {
         assert!(matches!(null, StoreError::Unavailable(_)), "{null:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_reuse_their_connections_and_keep_at_most_eight() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(&dir.path().join("t.db"), Latency::default());
+        let readers = Arc::new(Readers::new(&dir.path().join("t.db"), Latency::default()));
         let one = |c: &Connection| -> StoreResult<i64> { Ok(c.query_row("SELECT 1", [], |r| r.get(0))?) };
         for _ in 0..3 {
             assert_eq!(readers.read(one).await.unwrap(), 1);
@@ -255,6 +255,25 @@ mod tests {
             assert_eq!(answer.unwrap(), 1);
         }
         assert_eq!(readers.kept(), READERS, "at most {READERS} at once, all kept");
+        // A lookup beside eight listings is a ninth connection at once; eight are kept.
+        let together = Arc::new(std::sync::Barrier::new(READERS + 1));
+        let held = |together: Arc<std::sync::Barrier>| {
+            move |c: &Connection| -> StoreResult<i64> {
+                together.wait();
+                Ok(c.query_row("SELECT 1", [], |r| r.get(0))?)
+            }
+        };
+        let listings: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (readers, together) = (readers.clone(), together.clone());
+                tokio::spawn(async move { readers.read(held(together)).await })
+            })
+            .collect();
+        assert_eq!(readers.lookup(held(together.clone())).unwrap(), 1);
+        for listing in listings {
+            assert_eq!(listing.await.unwrap().unwrap(), 1);
+        }
+        assert_eq!(readers.kept(), READERS, "never more than {READERS} kept");
         readers.close();
         assert!(matches!(readers.read(one).await, Err(StoreError::Unavailable(_))), "closed is closed");
     }

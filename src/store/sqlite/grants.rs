@@ -113,12 +113,13 @@ pub fn supersede(conn: &Connection, grants: Vec<Supersede>, by: i64, at: DateTim
                 conn.prepare_cached("UPDATE grants SET lineage = ? WHERE id = ?")?.execute(params![lineage, by])?;
                 joined = Some(lineage);
             }
-            // Two lineages meet (a grant covering two): the second joins the first.
-            Some(into) if into != lineage => {
+            // Two lineages meet (a grant covering two): the second joins the
+            // first. (Two live grants are never of one lineage: joining it
+            // ends the grant joined.)
+            Some(into) => {
                 conn.prepare_cached("UPDATE grants SET lineage = ? WHERE lineage = ? OR id = ?")?
                     .execute(params![into, lineage, lineage])?;
             }
-            Some(_) => {}
         }
         ended_events.push(event);
     }
