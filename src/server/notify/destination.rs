@@ -154,14 +154,14 @@ impl Destination {
         if !crate::domain::policy::is_valid_name(&section.name) {
             return Err(format!("name `{}`: use 1-64 letters, digits, `-`, `_` or `.`", section.name.escape_default()));
         }
-        match section.kind.as_str() {
+        // What is left after e-mail and syslog is a web hook: Slack's or a signed one.
+        let slack = match section.kind.as_str() {
             "email" => return Self::email(section, env),
-            "webhook" | "slack" | "syslog" => {}
+            "syslog" => return Self::syslog(section),
+            "webhook" => false,
+            "slack" => true,
             other => return Err(format!("kind `{}`: one of webhook, slack, email, syslog", other.escape_default())),
-        }
-        if section.kind == "syslog" {
-            return Self::syslog(section);
-        }
+        };
         if section.ca_file.is_some() {
             return Err("ca_file: only for kind = \"syslog\"".into());
         }
@@ -175,8 +175,8 @@ impl Destination {
                 return Err(format!("{key}: only for kind = \"email\""));
             }
         }
-        let url = match (&section.url, section.kind.as_str()) {
-            (Some(_), "slack") => {
+        let url = match (&section.url, slack) {
+            (Some(_), true) => {
                 return Err("url: a Slack webhook URL is a secret; give it in url_file or url_env".into());
             }
             (Some(u), _) => {
@@ -191,25 +191,21 @@ impl Destination {
             // Never echo a URL that may be a credential.
             if section.url.is_some() { e.replace("api_url", "url") } else { "url: must be https (plain http only on loopback)".into() }
         })?;
-        let kind = match section.kind.as_str() {
-            "webhook" => {
-                if let Some(path) = &section.secret_file {
-                    crate::fsutil::check_private_file(path).map_err(|e| format!("secret_file {e}"))?;
-                }
-                let secret = host_api::secret_from("secret", section.secret_file.as_ref(), section.secret_env.as_deref(), &env)
-                    .map_err(|e| format!("{e}: a webhook is signed with it (`openssl rand -hex 32`)"))?;
-                if secret.expose_secret().len() < 16 {
-                    return Err("secret: shorter than 16 characters (`openssl rand -hex 32` makes a good one)".into());
-                }
-                Kind::Webhook { secret }
+        let kind = if slack {
+            if section.secret_file.is_some() || section.secret_env.is_some() {
+                return Err("secret_file / secret_env: Slack messages are not signed; leave them out".into());
             }
-            "slack" => {
-                if section.secret_file.is_some() || section.secret_env.is_some() {
-                    return Err("secret_file / secret_env: Slack messages are not signed; leave them out".into());
-                }
-                Kind::Slack
+            Kind::Slack
+        } else {
+            if let Some(path) = &section.secret_file {
+                crate::fsutil::check_private_file(path).map_err(|e| format!("secret_file {e}"))?;
             }
-            other => unreachable!("kind `{other}` was refused above"),
+            let secret = host_api::secret_from("secret", section.secret_file.as_ref(), section.secret_env.as_deref(), &env)
+                .map_err(|e| format!("{e}: a webhook is signed with it (`openssl rand -hex 32`)"))?;
+            if secret.expose_secret().len() < 16 {
+                return Err("secret: shorter than 16 characters (`openssl rand -hex 32` makes a good one)".into());
+            }
+            Kind::Webhook { secret }
         };
         if let Some(path) = &section.url_file {
             crate::fsutil::check_private_file(path).map_err(|e| format!("url_file {e}"))?;
