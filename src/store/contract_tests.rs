@@ -78,23 +78,29 @@ pub(super) fn new_request(n: i64) -> NewRequest {
     }
 }
 
+/// The hour a grant of [`new_request`]`(n)` lasts, from its request.
+fn hour_from(n: i64) -> (DateTime<Utc>, DateTime<Utc>) {
+    let r = new_request(n);
+    (r.created_at, r.created_at + chrono::Duration::hours(1))
+}
+
+/// Grant `id` superseded by the broker; `ended` when no host holds anything of it.
+fn superseded(id: i64, ended: bool) -> Supersede {
+    Supersede { grant_id: id, event: NewEvent::new("broker", Action::Revoked), ended }
+}
+
 #[tokio::test]
 async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
     each_store(|s| async move {
         add_alice(&s).await;
-        let grant = |n: i64| {
-            let r = new_request(n);
-            (r.created_at, r.created_at + chrono::Duration::hours(1))
-        };
-        let first = s.create_request(&new_request(1), Some(grant(1)), vec![], vec![]).await.unwrap();
+        let first = s.create_request(&new_request(1), Some(hour_from(1)), vec![], vec![]).await.unwrap();
         assert_eq!(s.request(first.id).await.unwrap().unwrap(), first, "an auto-approved request comes back as a read finds it");
         let first = first.grant.unwrap();
-        let second = s.create_request(&new_request(2), Some(grant(2)), vec![], vec![]).await.unwrap().grant.unwrap();
-        let revoked = |id: i64, ended: bool| Supersede { grant_id: id, event: NewEvent::new("broker", Action::Revoked), ended };
+        let second = s.create_request(&new_request(2), Some(hour_from(2)), vec![], vec![]).await.unwrap().grant.unwrap();
         // The first is superseded where no host holds anything: ended with it.
-        s.create_request(&new_request(3), Some(grant(3)), vec![], vec![revoked(first.id, true)]).await.unwrap();
+        s.create_request(&new_request(3), Some(hour_from(3)), vec![], vec![superseded(first.id, true)]).await.unwrap();
         // The second, where a host must be told: left for the reaper.
-        s.create_request(&new_request(4), Some(grant(4)), vec![], vec![revoked(second.id, false)]).await.unwrap();
+        s.create_request(&new_request(4), Some(hour_from(4)), vec![], vec![superseded(second.id, false)]).await.unwrap();
         let now = at("2026-11-25T12:00:10Z");
         let first = s.grant(first.id).await.unwrap().unwrap();
         assert!(first.revoked_at.is_some() && first.ended_at.is_some(), "{first:?}");
@@ -110,23 +116,18 @@ async fn a_superseded_grant_is_ended_at_once_only_when_no_host_must_be_told() {
 async fn a_credential_answers_to_the_newest_grant_of_its_lineage_until_that_one_ends() {
     each_store(|s| async move {
         add_alice(&s).await;
-        let window = |n: i64| {
-            let r = new_request(n);
-            (r.created_at, r.created_at + chrono::Duration::hours(1))
-        };
         let grant = |n: i64, supersede: Vec<Supersede>| {
             let s = s.clone();
-            async move { s.create_request(&new_request(n), Some(window(n)), vec![], supersede).await.unwrap().grant.unwrap().id }
+            async move { s.create_request(&new_request(n), Some(hour_from(n)), vec![], supersede).await.unwrap().grant.unwrap().id }
         };
         let mint = |grant_id: i64, name: &'static str| {
             let s = s.clone();
             async move {
-                let (created_at, expires_at) = window(0);
+                let (created_at, expires_at) = hour_from(0);
                 let credential = NewCredential { grant_id, hash: TokenHash::of(name), created_at, expires_at };
                 s.add_credential(&credential, NewEvent::new("alice", Action::CredentialMinted)).await.unwrap();
             }
         };
-        let superseded = |id: i64, ended: bool| Supersede { grant_id: id, event: NewEvent::new("broker", Action::Revoked), ended };
         let now = at("2026-11-25T12:00:30Z");
         let answers = |name: &'static str| {
             let s = s.clone();
