@@ -39,7 +39,7 @@ pub fn open_connection(path: &Path) -> StoreResult<Connection> {
 ///   user, a token's hash): a few rows from an index, tens of microseconds,
 ///   run where it is asked. Handing it to another thread and back costs
 ///   more than the read (two thread wake-ups; on the request → approve →
-///   mint bench, half the broker's CPU went to those hand-offs).
+///   mint bench, 28 % of the broker's CPU went to those hand-offs).
 /// - [`Readers::read`], a listing or a scan (up to a page of rows, a check of
 ///   the whole file): on tokio's blocking pool, so the async threads stay
 ///   free; at most [`READERS`] at once, the rest wait their turn without
